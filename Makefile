@@ -1,0 +1,43 @@
+# NetWatch — the commands people and CI run. `make demo` and `make test` are the two to know.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: help setup demo test lint fmt bench lab-up lab-down clean
+
+help:
+	@echo "make demo   - build the lab network and run NetWatch against it (Ctrl-C stops and cleans up)"
+	@echo "make test   - install what the tests need and run the whole suite (lint included)"
+	@echo "make lint   - ruff, ruff format --check, mypy --strict, import contracts"
+	@echo "make bench  - benchmarks against the tools users would pick instead"
+
+setup:
+	@scripts/bootstrap.sh
+
+demo: setup
+	@scripts/demo.sh
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+fmt: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: setup lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: setup
+	@scripts/bench.sh
+
+lab-up: setup
+	$(VENV)/bin/netwatch lab up
+
+lab-down: setup
+	$(VENV)/bin/netwatch lab down
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
