@@ -1,0 +1,521 @@
+"""The inventory as frozen, typed objects: what provincial IT staff write, validated once."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from netwatch.inventory.divisions import Divisions, describe, fold
+from netwatch.inventory.secrets import Secret
+
+LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+IPAddress = IPv4Address | IPv6Address
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class Model(BaseModel):
+    """Base of every config type: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+
+def _address(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return ip_address(value.strip())
+        except ValueError:
+            raise PydanticCustomError(
+                "ip_address", "expected an IPv4 or IPv6 address, got '{value}'", {"value": value}
+            ) from None
+    return value
+
+
+class Thresholds(Model):
+    """When a link counts as degraded. Defaults follow QCVN 34 where it gives a figure."""
+
+    rtt_ms: float = Field(50.0, gt=0, le=10_000)  # QCVN 34: mean latency <= 50 ms
+    loss_pct: float = Field(2.0, ge=0, le=100)
+    utilization_pct: float = Field(85.0, gt=0, le=100)
+    availability_pct: float = Field(99.5, ge=0, le=100)  # QCVN 34: availability >= 99.5 %
+    enter_rounds: int = Field(3, ge=1, le=100)
+    exit_rounds: int = Field(5, ge=1, le=100)
+
+
+class ThresholdOverrides(Model):
+    """Per-commune overrides; an omitted field keeps the default."""
+
+    rtt_ms: float | None = Field(None, gt=0, le=10_000)
+    loss_pct: float | None = Field(None, ge=0, le=100)
+    utilization_pct: float | None = Field(None, gt=0, le=100)
+    availability_pct: float | None = Field(None, ge=0, le=100)
+    enter_rounds: int | None = Field(None, ge=1, le=100)
+    exit_rounds: int | None = Field(None, ge=1, le=100)
+
+    def apply(self, base: Thresholds) -> Thresholds:
+        """The defaults with these overrides applied."""
+        return base.model_copy(update=self.model_dump(exclude_none=True))
+
+
+class Intervals(Model):
+    """How often each kind of probe runs."""
+
+    icmp_s: float = Field(30.0, ge=1, le=3600)
+    icmp_echoes: int = Field(5, ge=1, le=50)
+    snmp_s: float = Field(60.0, ge=5, le=3600)
+    http_s: float = Field(60.0, ge=5, le=3600)
+
+
+class Contact(Model):
+    """One escalation level of an ISP (or of provincial IT)."""
+
+    level: int = Field(ge=1, le=9)
+    name: Text
+    email: str | None = None
+    webhook: str | None = None
+    telegram_chat_id: str | None = None
+    escalate_after_min: float = Field(0, ge=0, le=7 * 24 * 60)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise PydanticCustomError("email", "expected an e-mail address like noc@vnpt.vn")
+        return value
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise PydanticCustomError("url", "expected an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Contact:
+        if not (self.email or self.webhook or self.telegram_chat_id):
+            raise PydanticCustomError(
+                "contact_channel",
+                "a contact needs at least one of email, webhook, telegram_chat_id",
+            )
+        return self
+
+
+class Isp(Model):
+    """An Internet service provider and whom to tell about its faults."""
+
+    name: Text
+    contacts: tuple[Contact, ...] = ()
+    capacity_requests: bool = False
+
+    @field_validator("contacts")
+    @classmethod
+    def _levels(cls, value: tuple[Contact, ...]) -> tuple[Contact, ...]:
+        levels = [c.level for c in value]
+        if len(set(levels)) != len(levels):
+            raise PydanticCustomError("contacts", "two contacts have the same escalation level")
+        return value
+
+
+class SnmpCredentials(Model):
+    """SNMP v2c community or v3 USM user; every secret comes from the environment."""
+
+    version: Literal["2c", "3"]
+    community: Secret | None = None
+    user: str | None = None
+    auth_protocol: Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"] | None = None
+    auth_key: Secret | None = None
+    priv_protocol: Literal["des", "aes", "aes192", "aes256"] | None = None
+    priv_key: Secret | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+    @model_validator(mode="after")
+    def _complete(self) -> SnmpCredentials:
+        if self.version == "2c":
+            if self.community is None:
+                raise PydanticCustomError("snmp", "SNMP v2c needs `community`")
+            if self.user or self.auth_key or self.priv_key:
+                raise PydanticCustomError("snmp", "SNMP v2c takes only `community`")
+        else:
+            if self.community is not None:
+                raise PydanticCustomError("snmp", "SNMP v3 uses `user` and keys, not `community`")
+            if not self.user:
+                raise PydanticCustomError("snmp", "SNMP v3 needs `user`")
+            if (self.auth_protocol is None) != (self.auth_key is None):
+                raise PydanticCustomError(
+                    "snmp", "give both auth_protocol and auth_key, or neither"
+                )
+            if (self.priv_protocol is None) != (self.priv_key is None):
+                raise PydanticCustomError(
+                    "snmp", "give both priv_protocol and priv_key, or neither"
+                )
+            if self.priv_key is not None and self.auth_key is None:
+                raise PydanticCustomError("snmp", "SNMP v3 privacy needs authentication too")
+        return self
+
+
+class Upstream(Model):
+    """An upstream node (district POP) that communes hang off."""
+
+    name: Text
+    isp: Slug
+    address: IPAddress | None = None  # None: not pinged; its state is inferred from its communes
+    parent: Slug | None = None
+
+    _addr = field_validator("address", mode="before")(_address)
+
+
+class Portal(Model):
+    """A web service commune staff depend on, timed end to end."""
+
+    name: Text
+    url: str
+    expect_status: tuple[int, ...] = (200,)
+    expect_text: str | None = None
+    ca_file: str | None = None
+    dns_resolver: IPAddress | None = None
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+    _resolver = field_validator("dns_resolver", mode="before")(_address)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+            raise PydanticCustomError("url", "expected an http:// or https:// URL")
+        return value
+
+    @field_validator("expect_status")
+    @classmethod
+    def _statuses(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        for status in value:
+            if not 100 <= status <= 599:
+                raise PydanticCustomError("status", "HTTP status codes are 100-599")
+        return value
+
+
+class Router(Model):
+    """The commune's router, polled by SNMP."""
+
+    address: IPAddress
+    snmp: Slug
+    port: int = Field(161, ge=1, le=65535)
+
+    _addr = field_validator("address", mode="before")(_address)
+
+
+class Link(Model):
+    """One WAN circuit of a commune."""
+
+    id: Slug
+    isp: Slug
+    circuit: Text
+    bandwidth_mbps: float = Field(gt=0, le=100_000)
+    path: Literal["tslcd", "internet"]
+    address: IPAddress
+    upstream: Slug | None = None
+    interface: str | None = None
+
+    _addr = field_validator("address", mode="before")(_address)
+
+
+class Device(Model):
+    """A front-office device (kiosk, queue machine, ...) worth pinging."""
+
+    name: Text
+    kind: Literal["kiosk", "queue", "printer", "camera", "other"] = "other"
+    address: IPAddress
+
+    _addr = field_validator("address", mode="before")(_address)
+
+
+class Coordinates(Model):
+    """Where the commune center is, for the map."""
+
+    lat: float = Field(ge=8, le=24)  # Vietnam spans ~8.2-23.4 N
+    lon: float = Field(ge=102, le=118)  # ~102.1-109.5 E (and the islands further east)
+
+
+class Commune(Model):
+    """A commune Public Administration Service Center: its links, router and devices."""
+
+    # Field order matters: validators read the fields validated before them.
+    name_hint: str | None = Field(None, exclude=True, repr=False)  # `name:` as written, a check
+    code: str
+    name: str = Field("", validate_default=True)  # official, from vietnam-provinces; never typed
+    province_code: int = Field(0, validate_default=True)
+    coordinates: Coordinates | None = None
+    router: Router | None = None
+    links: tuple[Link, ...] = Field(min_length=1)
+    devices: tuple[Device, ...] = ()
+    thresholds: ThresholdOverrides = ThresholdOverrides()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inputs(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            if "province_code" in data:
+                raise PydanticCustomError(
+                    "derived", "province_code comes from the official commune code; remove it"
+                )
+            if "name_hint" in data:
+                raise PydanticCustomError("extra_forbidden", "unknown key 'name_hint'")
+            if "name" in data:
+                data["name_hint"] = str(data.pop("name"))
+        return data
+
+    @field_validator("code", mode="before")
+    @classmethod
+    def _code(cls, raw: Any, info: ValidationInfo) -> Any:
+        divisions: Divisions | None = (info.context or {}).get("divisions")
+        province = (info.context or {}).get("province")
+        text = str(raw).strip()
+        if isinstance(raw, bool) or not text.isdigit():
+            if divisions is None:
+                raise PydanticCustomError("commune_code", "expected an official commune code")
+            found = divisions.search(text, province=province) or divisions.search(text)
+            raise PydanticCustomError(
+                "commune_code",
+                "'{text}' is not an official commune code{suggest}",
+                {"text": text, "suggest": _suggest(found)},
+            )
+        code = f"{int(text):05d}"
+        if divisions is not None and divisions.commune(code) is None:
+            hint = info.data.get("name_hint")
+            found = divisions.search(hint, province=province) if hint else []
+            found = found or divisions.nearest_codes(code, province=province)
+            raise PydanticCustomError(
+                "commune_code",
+                "no commune has the official code {code}{suggest}",
+                {"code": code, "suggest": _suggest(found)},
+            )
+        return code
+
+    @field_validator("name")
+    @classmethod
+    def _official_name(cls, value: str, info: ValidationInfo) -> str:
+        divisions: Divisions | None = (info.context or {}).get("divisions")
+        code = info.data.get("code")
+        if divisions is None or code is None:
+            return value
+        official = divisions.commune(code)
+        if official is None:
+            return value
+        hint = info.data.get("name_hint")
+        if hint is not None and fold(hint) not in {fold(official.name), _bare_name(official.name)}:
+            province = (info.context or {}).get("province")
+            raise PydanticCustomError(
+                "commune_name",
+                "code {code} is {official}, not '{hint}'{suggest}",
+                {
+                    "code": code,
+                    "official": official.name,
+                    "hint": hint,
+                    "suggest": _suggest(divisions.search(hint, province=province)),
+                },
+            )
+        return official.name
+
+    @field_validator("province_code")
+    @classmethod
+    def _province_code(cls, value: int, info: ValidationInfo) -> int:
+        divisions: Divisions | None = (info.context or {}).get("divisions")
+        code = info.data.get("code")
+        official = divisions.commune(code) if divisions is not None and code else None
+        return official.province_code if official is not None else value
+
+    def effective_thresholds(self, defaults: Thresholds) -> Thresholds:
+        """Thresholds for this commune: defaults with its overrides."""
+        return self.thresholds.apply(defaults)
+
+
+def _bare_name(name: str) -> str:
+    return fold(name).split(" ", 1)[-1]
+
+
+def _suggest(found: list[Any]) -> str:
+    if not found:
+        return ""
+    return "; did you mean " + ", ".join(describe(c) for c in found) + "?"
+
+
+class Scope(Model):
+    """What a maintenance window covers: exactly one of province, commune, link, isp."""
+
+    province: int | None = None
+    commune: str | None = None
+    link: str | None = None  # "CODE/LINK-ID"
+    isp: Slug | None = None
+
+    @field_validator("commune", mode="before")
+    @classmethod
+    def _code(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{value:05d}"
+        return value
+
+    @model_validator(mode="after")
+    def _one(self) -> Scope:
+        given = [k for k in ("province", "commune", "link", "isp") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise PydanticCustomError(
+                "scope", "a scope names exactly one of province, commune, link, isp"
+            )
+        if self.link is not None and not re.match(r"^\d{1,5}/[a-z0-9][a-z0-9-]*$", self.link):
+            raise PydanticCustomError(
+                "scope", "a link scope is written CODE/LINK-ID, e.g. 24848/vnpt"
+            )
+        return self
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Maintenance(Model):
+    """A maintenance window in local time: one-off (start, end) or recurring (every, at)."""
+
+    scope: Scope
+    reason: Text
+    start: datetime | None = None
+    end: datetime | None = None
+    every: Literal["daily", "weekly"] | None = None
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = ()
+    at: time | None = None
+    duration_min: float | None = Field(None, gt=0, le=7 * 24 * 60)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _local(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise PydanticCustomError(
+                    "datetime", "expected a local date and time like 2026-11-22 22:00"
+                ) from None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=LOCAL_TZ)
+        return value
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at(cls, value: Any) -> Any:
+        match = re.match(r"^(\d{1,2}):(\d{2})$", value.strip()) if isinstance(value, str) else None
+        if match is None or int(match[1]) > 23 or int(match[2]) > 59:
+            raise PydanticCustomError("time", "expected a local time like 23:00")
+        return time(int(match[1]), int(match[2]))
+
+    @model_validator(mode="after")
+    def _shape(self) -> Maintenance:
+        one_off = self.start is not None or self.end is not None
+        recurring = self.every is not None
+        if one_off and recurring:
+            raise PydanticCustomError(
+                "window", "a window is one-off (start, end) or recurring (every), not both"
+            )
+        if one_off:
+            if self.start is None or self.end is None:
+                raise PydanticCustomError("window", "a one-off window needs both start and end")
+            if self.end <= self.start:
+                raise PydanticCustomError("window", "the window ends before it starts")
+        elif recurring:
+            if self.at is None or self.duration_min is None:
+                raise PydanticCustomError(
+                    "window", "a recurring window needs `at` and `duration_min`"
+                )
+            if self.every == "weekly" and not self.days:
+                raise PydanticCustomError("window", "a weekly window needs `days`, e.g. [sun]")
+        else:
+            raise PydanticCustomError("window", "give start and end, or every/at/duration_min")
+        return self
+
+
+class Inventory(Model):
+    """Everything NetWatch watches, validated and cross-checked."""
+
+    province: int | None = None
+    reference_targets: tuple[IPAddress, ...] = ()
+    intervals: Intervals = Intervals()
+    thresholds: Thresholds = Thresholds()
+    isps: dict[Slug, Isp] = Field(default_factory=dict)
+    snmp_credentials: dict[Slug, SnmpCredentials] = Field(default_factory=dict)
+    upstreams: dict[Slug, Upstream] = Field(default_factory=dict)
+    portals: dict[Slug, Portal] = Field(default_factory=dict)
+    communes: tuple[Commune, ...] = ()
+    maintenance: tuple[Maintenance, ...] = ()
+
+    @field_validator("reference_targets", mode="before")
+    @classmethod
+    def _targets(cls, value: Any) -> Any:
+        return [_address(v) for v in value] if isinstance(value, list) else value
+
+    @field_validator("province", mode="before")
+    @classmethod
+    def _province(cls, value: Any, info: ValidationInfo) -> Any:
+        divisions: Divisions | None = (info.context or {}).get("divisions")
+        if divisions is not None and isinstance(value, int) and value not in divisions.provinces:
+            codes = ", ".join(f"{k:02d} {v}" for k, v in sorted(divisions.provinces.items())[:5])
+            raise PydanticCustomError(
+                "province",
+                "no province has the official code {value} (codes look like: {codes}, ...)",
+                {"value": value, "codes": codes},
+            )
+        return value
+
+    def commune(self, code: str) -> Commune | None:
+        """The commune with this code, or None."""
+        for commune in self.communes:
+            if commune.code == code:
+                return commune
+        return None
+
+    def warnings(self) -> list[str]:
+        """Things that are valid but probably not what was meant."""
+        out = [
+            f"ISP {isp_id} has no contacts: its tickets reach provincial IT only"
+            for isp_id, isp in self.isps.items()
+            if not isp.contacts
+        ]
+        out += [
+            f"commune {c.code} {c.name}: link {link.id} names router interface "
+            f"{link.interface!r} but the commune has no router"
+            for c in self.communes
+            for link in c.links
+            if link.interface and c.router is None
+        ]
+        if not self.portals:
+            out.append("no portals: the National Public Service Portal is not timed")
+        return out
+
+    def summary(self) -> dict[str, int]:
+        """Counts shown by `check-config`."""
+        return {
+            "provinces": len({c.province_code for c in self.communes}),
+            "communes": len(self.communes),
+            "links": sum(len(c.links) for c in self.communes),
+            "routers": sum(1 for c in self.communes if c.router is not None),
+            "devices": sum(len(c.devices) for c in self.communes),
+            "upstreams": len(self.upstreams),
+            "portals": len(self.portals),
+            "isps": len(self.isps),
+            "maintenance_windows": len(self.maintenance),
+        }

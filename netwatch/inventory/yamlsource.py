@@ -1,0 +1,119 @@
+"""YAML reading that remembers where every value came from (file, line, column)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A place in a config file; lines and columns are 1-based, as editors show them."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class YamlSyntaxError(Exception):
+    """The file is not YAML at all; carries the position the parser stopped at."""
+
+    def __init__(self, position: Position, message: str) -> None:
+        super().__init__(f"{position}: {message}")
+        self.position = position
+        self.message = message
+
+
+# YAML 1.1 reads `00070` as octal 56 and `12:30` as a base-60 integer: both would silently
+# corrupt commune codes and times, so integers are accepted in plain decimal form only.
+_DECIMAL_INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.positions: dict[Loc, Position] = {}
+
+    def _pos(self, node: yaml.Node) -> Position:
+        mark = node.start_mark
+        return Position(self.file, mark.line + 1, mark.column + 1)
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        self.positions[loc] = self._pos(node)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+                if not isinstance(key, str | int):
+                    raise YamlSyntaxError(self._pos(key_node), "a mapping key must be a plain word")
+                if key in out:
+                    raise YamlSyntaxError(
+                        self._pos(key_node),
+                        f"key {key!r} appears twice in the same mapping "
+                        f"(first at line {self.positions[(*loc, key)].line})",
+                    )
+                self.positions[(*loc, key)] = self._pos(value_node)
+                out[key] = self.build(value_node, (*loc, key))
+                # keep the key's own position: errors about the key point at the key
+                self.positions[(*loc, key, "__key__")] = self._pos(key_node)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        assert isinstance(node, yaml.ScalarNode)
+        return self._scalar(node)
+
+    def _scalar(self, node: yaml.ScalarNode) -> Any:
+        if node.tag == "tag:yaml.org,2002:int" and not _DECIMAL_INT.match(node.value):
+            return node.value  # keep "00070" or "12:30" as written
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            return node.value  # dates are parsed by the schema, in Asia/Ho_Chi_Minh
+        return yaml.SafeLoader.construct_object(_LOADER_FOR_SCALARS, node)
+
+
+class _ScalarLoader(yaml.SafeLoader):
+    def __init__(self) -> None:
+        super().__init__("")
+
+
+_LOADER_FOR_SCALARS = _ScalarLoader()
+
+
+@dataclass(frozen=True, slots=True)
+class YamlDocument:
+    """Plain Python data of one file plus the position of every value in it."""
+
+    file: str
+    data: Any
+    positions: dict[Loc, Position]
+
+
+def read_yaml(path: Path, display_name: str | None = None) -> YamlDocument:
+    """Parse one YAML file, keeping positions; raise YamlSyntaxError if it is not YAML."""
+    name = display_name or str(path)
+    text = path.read_text(encoding="utf-8")
+    return parse_yaml(text, name)
+
+
+def parse_yaml(text: str, name: str) -> YamlDocument:
+    """Parse YAML text named `name` in messages."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or exc.context or "not valid YAML"
+        raise YamlSyntaxError(Position(name, line, col), f"YAML syntax: {problem}") from exc
+    builder = _Builder(name)
+    if node is None:
+        return YamlDocument(name, {}, {(): Position(name, 1, 1)})
+    data = builder.build(node, ())
+    return YamlDocument(name, data, builder.positions)

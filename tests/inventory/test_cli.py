@@ -1,0 +1,44 @@
+"""`netwatch check-config`: summary on success, every error and exit 1 otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from netwatch.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "examples" / "lam-dong.yaml"
+
+
+def test_check_config_summarises(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NETWATCH_SNMP_COMMUNITY", "secret-community-value")
+    monkeypatch.setenv("NETWATCH_SNMP_AUTH_KEY", "secret-auth-value")
+    monkeypatch.setenv("NETWATCH_SNMP_PRIV_KEY", "secret-priv-value")
+    assert main(["check-config", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert f"{EXAMPLE}: OK" in out
+    assert "provinces       1  Lâm Đồng" in out
+    assert "communes        9" in out
+    assert "links          11" in out
+    assert "vnpt         VNPT Lâm Đồng: 9 links, 3 contact levels" in out
+    assert "secret-" not in out
+
+
+def test_check_config_without_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("NETWATCH_SNMP_COMMUNITY", "NETWATCH_SNMP_AUTH_KEY", "NETWATCH_SNMP_PRIV_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["check-config", str(EXAMPLE)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("3 errors in the configuration:")
+    assert "environment variable NETWATCH_SNMP_AUTH_KEY is not set" in err
+    assert main(["check-config", "--ignore-missing-secrets", str(EXAMPLE)]) == 0
+
+
+def test_check_config_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["check-config", str(tmp_path / "nope.yaml")]) == 1
+    assert f"{tmp_path / 'nope.yaml'}:1:1: no such file or folder" in capsys.readouterr().err
