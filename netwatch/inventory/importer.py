@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from dataclasses import dataclass, field
 from ipaddress import ip_address
@@ -105,7 +106,7 @@ def import_csv(
     communes: dict[str, _Commune] = {}
     isps: dict[str, str] = {}
     seen_addresses: dict[str, int] = {}
-    upstreams: dict[str, str] = {}
+    upstreams: dict[str, tuple[str, str]] = {}  # id -> (name as written, ISP id)
     for number, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
@@ -174,7 +175,7 @@ def import_csv(
         upstream = cell("upstream")
         if upstream:
             upstream_id = _slug(upstream)
-            upstreams.setdefault(upstream_id, isp_id)
+            upstreams.setdefault(upstream_id, (upstream, isp_id))
             link["upstream"] = upstream_id
         if cell("interface"):
             link["interface"] = cell("interface")
@@ -224,7 +225,7 @@ def _render(
     source: Path,
     province: int | None,
     isps: dict[str, str],
-    upstreams: dict[str, str],
+    upstreams: dict[str, tuple[str, str]],
     communes: dict[str, _Commune],
 ) -> str:
     def dump(value: object) -> str:
@@ -240,7 +241,7 @@ def _render(
     out.append("isps:")
     for isp_id, name in isps.items():
         out.append(f"  {isp_id}:")
-        out.append(f"    name: {dump(name)}")
+        out.append(f"    name: {json.dumps(name, ensure_ascii=False)}")
         out.append("    contacts: []   # TODO: add the NOC's e-mail, escalation levels")
     if any(c.router for c in communes.values()):
         out += [
@@ -251,10 +252,10 @@ def _render(
         ]
     if upstreams:
         out.append("upstreams:")
-        for upstream_id, isp_id in upstreams.items():
+        for upstream_id, (name, isp_id) in upstreams.items():
             out += [
                 f"  {upstream_id}:",
-                f"    name: {dump(upstream_id)}",
+                f"    name: {json.dumps(name, ensure_ascii=False)}",
                 f"    isp: {isp_id}",
                 "    # address: the node's own address, if NetWatch should ping it",
             ]

@@ -63,6 +63,7 @@ def test_import_writes_a_config_that_loads(
     assert hiep_thanh.links[0].upstream == "pop-duc-trong"
     assert hiep_thanh.links[0].path == "tslcd"
     assert inventory.isps["vnpt"].name == "VNPT"
+    assert inventory.upstreams["pop-da-lat"].name == "POP Đà Lạt"
     assert "ISP vnpt has no contacts: its tickets reach provincial IT only" in inventory.warnings()
 
 
