@@ -1,0 +1,245 @@
+"""The probe engine: rounds per probe kind on their own schedule, feeding observation sinks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from netwatch.observations import (
+    IcmpObservation,
+    InterfaceReading,
+    Kind,
+    Observation,
+    ObservationSink,
+    PortalObservation,
+    RoundReport,
+    SnmpObservation,
+)
+from netwatch.plan import Plan, PortalJob, SnmpJob
+from probes.dns import probe_dns
+from probes.http import HttpProber
+from probes.icmp import IcmpPinger
+from probes.snmp import SnmpPoller
+from probes.snmp_rates import compute_rates
+from probes.snmp_types import RouterSample, SnmpFailure
+
+log = logging.getLogger("netwatch.engine")
+
+
+@dataclass(slots=True)
+class _RouterState:
+    """What the engine remembers of one router between rounds."""
+
+    if_indexes: dict[str, int] | None = None  # interface name -> ifIndex, resolved once
+    resolve_after: float = 0.0  # monotonic time of the next resolution attempt after a failure
+    previous: RouterSample | None = None
+
+
+@dataclass(slots=True)
+class EngineOptions:
+    """Knobs that are not in the inventory (they are about this process, not the network)."""
+
+    icmp_spacing_s: float = 1.0
+    icmp_timeout_s: float = 2.0
+    snmp_concurrency: int = 256
+    http_concurrency: int = 16
+    start_jitter_s: float = 2.0  # first rounds of the kinds start spread over this window
+    resolve_retry_s: float = 300.0
+
+
+@dataclass(slots=True)
+class Engine:
+    """Runs every probe kind's rounds until stopped; never overlaps a round with the next."""
+
+    plan: Plan
+    pinger: IcmpPinger | None
+    snmp: SnmpPoller | None
+    http: HttpProber | None
+    sinks: Sequence[ObservationSink]
+    options: EngineOptions = field(default_factory=EngineOptions)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _routers: dict[str, _RouterState] = field(default_factory=dict)
+    _rng: random.Random = field(default_factory=random.Random)
+
+    def start(self) -> None:
+        """Start one scheduling loop per probe kind that has targets."""
+        loops: list[tuple[Kind, float, Callable[[], Awaitable[list[Observation]]], int]] = []
+        if self.pinger is not None and self.plan.icmp:
+            loops.append(("icmp", self.plan.icmp_interval_s, self.icmp_round, len(self.plan.icmp)))
+        if self.snmp is not None and self.plan.snmp:
+            loops.append(("snmp", self.plan.snmp_interval_s, self.snmp_round, len(self.plan.snmp)))
+        if self.http is not None and self.plan.portals:
+            loops.append(
+                ("http", self.plan.http_interval_s, self.http_round, len(self.plan.portals))
+            )
+        for kind, interval, run, targets in loops:
+            offset = self._rng.uniform(0, self.options.start_jitter_s)
+            task = asyncio.create_task(
+                self._loop(kind, interval, offset, run, targets), name=f"netwatch-{kind}-rounds"
+            )
+            self._tasks.append(task)
+
+    async def stop(self) -> None:
+        """Cancel the loops and wait for them: no orphan tasks."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def _loop(
+        self,
+        kind: Kind,
+        interval_s: float,
+        offset_s: float,
+        run: Callable[[], Awaitable[list[Observation]]],
+        targets: int,
+    ) -> None:
+        # Drift-free schedule: slot k starts at origin + k * interval. A round that overruns
+        # makes the loop skip the slots it covered instead of stacking rounds.
+        origin = time.monotonic() + offset_s
+        wall_origin = datetime.now(UTC) + timedelta(seconds=offset_s)
+        slot = 0
+        while True:
+            scheduled = origin + slot * interval_s
+            delay = scheduled - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            started = time.monotonic()
+            started_at = datetime.now(UTC)
+            try:
+                batch = await run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug in one round must not stop monitoring
+                log.exception("round failed kind=%s", kind)
+                batch = []
+            for sink in self.sinks:
+                sink.observe(batch)
+            finished = time.monotonic()
+            next_slot = slot + 1
+            while origin + next_slot * interval_s < finished:
+                next_slot += 1
+            report = RoundReport(
+                kind=kind,
+                scheduled_at=wall_origin + timedelta(seconds=slot * interval_s),
+                started_at=started_at,
+                lag_s=max(0.0, started - scheduled),
+                duration_s=finished - started,
+                targets=targets,
+                skipped_rounds=next_slot - slot - 1,
+            )
+            if report.skipped_rounds:
+                log.warning(
+                    "round overran kind=%s duration_s=%.1f interval_s=%.1f skipped=%d",
+                    kind,
+                    report.duration_s,
+                    interval_s,
+                    report.skipped_rounds,
+                )
+            for sink in self.sinks:
+                sink.round_done(report)
+            slot = next_slot
+
+    async def icmp_round(self) -> list[Observation]:
+        """Ping every target once per echo, SmokePing style."""
+        assert self.pinger is not None
+        targets = self.plan.icmp
+        results = await self.pinger.round(
+            [t.address for t in targets],
+            echoes=self.plan.icmp_echoes,
+            spacing_s=self.options.icmp_spacing_s,
+            timeout_s=self.options.icmp_timeout_s,
+        )
+        return [IcmpObservation(t, r) for t, r in zip(targets, results, strict=True)]
+
+    async def snmp_round(self) -> list[Observation]:
+        """Poll every router once (one GET each), with bounded concurrency."""
+        assert self.snmp is not None
+        gate = asyncio.Semaphore(self.options.snmp_concurrency)
+
+        async def one(job: SnmpJob) -> Observation:
+            async with gate:
+                return await self._poll_router(job)
+
+        return list(await asyncio.gather(*(one(job) for job in self.plan.snmp)))
+
+    async def _poll_router(self, job: SnmpJob) -> SnmpObservation:
+        assert self.snmp is not None
+        state = self._routers.setdefault(job.key, _RouterState())
+        names = [i.interface for i in job.interfaces]
+        if state.if_indexes is None and names and time.monotonic() >= state.resolve_after:
+            resolved = await self.snmp.resolve_interfaces(job.target, names)
+            if isinstance(resolved, SnmpFailure):
+                state.resolve_after = time.monotonic() + self.options.resolve_retry_s
+                log.info(
+                    "interface names not resolved router=%s reason=%s", job.key, resolved.value
+                )
+            else:
+                state.if_indexes = dict(resolved)
+        indexes = state.if_indexes or {}
+        wanted = sorted({indexes[n] for n in names if n in indexes})
+        sample = await self.snmp.poll(job.target, wanted)
+        bandwidth = {
+            indexes[i.interface]: i.link.bandwidth_bps
+            for i in job.interfaces
+            if i.interface in indexes
+        }
+        rebooted = False
+        rates_by_index = {}
+        if sample.failure is None and state.previous is not None and state.previous.failure is None:
+            rates, rebooted = compute_rates(state.previous, sample, bandwidth)
+            rates_by_index = {r.if_index: r for r in rates}
+        if sample.failure is None:
+            state.previous = sample
+            if rebooted:
+                # ifIndex numbering may change across a reboot (RFC 2863 3.1.5): resolve again.
+                state.if_indexes = None
+        samples = {s.if_index: s for s in sample.interfaces}
+        readings = []
+        for iface in job.interfaces:
+            index = indexes.get(iface.interface)
+            s = samples.get(index) if index is not None else None
+            r = rates_by_index.get(index) if index is not None else None
+            readings.append(
+                InterfaceReading(
+                    link_key=f"link:{iface.link.commune}/{iface.link.link}",
+                    if_index=index,
+                    oper_up=s.oper_up if s is not None else None,
+                    in_bps=r.in_bps if r is not None else None,
+                    out_bps=r.out_bps if r is not None else None,
+                    in_utilization_ratio=r.in_utilization_ratio if r is not None else None,
+                    out_utilization_ratio=r.out_utilization_ratio if r is not None else None,
+                    in_octets=_int(s.in_octets) if s is not None else None,
+                    out_octets=_int(s.out_octets) if s is not None else None,
+                    in_errors=_int(s.in_errors) if s is not None else None,
+                    out_errors=_int(s.out_errors) if s is not None else None,
+                    in_discards=_int(s.in_discards) if s is not None else None,
+                    out_discards=_int(s.out_discards) if s is not None else None,
+                )
+            )
+        return SnmpObservation(job, sample, tuple(readings), rebooted)
+
+    async def http_round(self) -> list[Observation]:
+        """Time every portal (fresh connection each) and resolve its name."""
+        assert self.http is not None
+        gate = asyncio.Semaphore(self.options.http_concurrency)
+
+        async def one(job: PortalJob) -> Observation:
+            async with gate:
+                dns = None
+                if job.dns_name is not None and job.dns_resolver is not None:
+                    dns = await probe_dns(job.dns_name, job.dns_resolver)
+                assert self.http is not None
+                result = await self.http.probe(job.check)
+                return PortalObservation(job, result, dns)
+
+        return list(await asyncio.gather(*(one(job) for job in self.plan.portals)))
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) else None

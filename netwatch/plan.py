@@ -1,0 +1,203 @@
+"""The inventory compiled into a flat plan of checks, so the probe rounds do no lookups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+from netwatch.inventory import Inventory
+from netwatch.inventory.models import SnmpCredentials
+from probes.http import HttpCheck
+from probes.snmp_types import SnmpTarget, SnmpV2c, SnmpV3
+
+Role = Literal["link", "upstream", "reference", "device"]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRef:
+    """Who a measurement is about, as the metrics and the health evaluator name it."""
+
+    province: str  # two-digit official province code
+    commune: str  # five-digit official commune code
+    commune_name: str
+    link: str
+    isp: str
+    path: str
+    circuit: str
+    bandwidth_bps: float
+    upstream: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IcmpTarget:
+    """One address pinged every ICMP round."""
+
+    key: str  # stable id: "link:24848/vnpt-tslcd", "upstream:pop-1", "reference:10.0.0.1", ...
+    role: Role
+    address: str
+    link: LinkRef | None = None
+    name: str = ""  # upstream / device / reference display name
+    commune: str = ""  # device: its commune's code
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpInterface:
+    """A router interface that carries one WAN link."""
+
+    link: LinkRef
+    interface: str  # ifName or ifDescr as configured
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpJob:
+    """One commune router polled every SNMP round."""
+
+    key: str  # "router:24848"
+    commune: str
+    commune_name: str
+    province: str
+    target: SnmpTarget
+    interfaces: tuple[SnmpInterface, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PortalJob:
+    """One portal timed every HTTP round (and its name resolved through its resolver)."""
+
+    key: str  # "portal:dvcqg"
+    portal: str
+    name: str
+    check: HttpCheck
+    dns_name: str | None  # host name to resolve in the DNS probe (None for IP-literal URLs)
+    dns_resolver: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything one NetWatch process measures, and how often."""
+
+    icmp: tuple[IcmpTarget, ...]
+    snmp: tuple[SnmpJob, ...]
+    portals: tuple[PortalJob, ...]
+    icmp_interval_s: float
+    icmp_echoes: int
+    snmp_interval_s: float
+    http_interval_s: float
+
+    def counts(self) -> dict[str, int]:
+        """Targets per kind, for NetWatch's own health metrics."""
+        return {"icmp": len(self.icmp), "snmp": len(self.snmp), "http": len(self.portals)}
+
+
+def _credentials(creds: SnmpCredentials) -> SnmpV2c | SnmpV3:
+    if creds.version == "2c":
+        assert creds.community is not None  # the model guarantees it
+        return SnmpV2c(creds.community.reveal())
+    assert creds.user is not None
+    return SnmpV3(
+        user=creds.user,
+        auth_protocol=creds.auth_protocol or "sha",
+        auth_key=creds.auth_key.reveal() if creds.auth_key else "",
+        priv_protocol=creds.priv_protocol,
+        priv_key=creds.priv_key.reveal() if creds.priv_key else None,
+    )
+
+
+def compile_plan(inventory: Inventory) -> Plan:
+    """Flatten the inventory into the lists the probe rounds iterate over."""
+    icmp: list[IcmpTarget] = []
+    snmp: list[SnmpJob] = []
+    creds = {name: _credentials(c) for name, c in inventory.snmp_credentials.items()}
+    for commune in inventory.communes:
+        province = f"{commune.province_code:02d}"
+        interfaces: list[SnmpInterface] = []
+        for link in commune.links:
+            ref = LinkRef(
+                province=province,
+                commune=commune.code,
+                commune_name=commune.name,
+                link=link.id,
+                isp=link.isp,
+                path=link.path,
+                circuit=link.circuit,
+                bandwidth_bps=link.bandwidth_mbps * 1e6,
+                upstream=link.upstream,
+            )
+            icmp.append(
+                IcmpTarget(f"link:{commune.code}/{link.id}", "link", str(link.address), link=ref)
+            )
+            if link.interface and commune.router is not None:
+                interfaces.append(SnmpInterface(ref, link.interface))
+        for device in commune.devices:
+            icmp.append(
+                IcmpTarget(
+                    f"device:{commune.code}/{device.address}",
+                    "device",
+                    str(device.address),
+                    name=device.name,
+                    commune=commune.code,
+                )
+            )
+        if commune.router is not None:
+            target = SnmpTarget(
+                address=str(commune.router.address),
+                credentials=creds[commune.router.snmp],
+                port=commune.router.port,
+            )
+            snmp.append(
+                SnmpJob(
+                    f"router:{commune.code}",
+                    commune.code,
+                    commune.name,
+                    province,
+                    target,
+                    tuple(interfaces),
+                )
+            )
+    for upstream_id, upstream in inventory.upstreams.items():
+        if upstream.address is not None:
+            icmp.append(
+                IcmpTarget(
+                    f"upstream:{upstream_id}", "upstream", str(upstream.address), name=upstream.name
+                )
+            )
+    for address in inventory.reference_targets:
+        icmp.append(
+            IcmpTarget(f"reference:{address}", "reference", str(address), name=str(address))
+        )
+    portals = []
+    for portal_id, portal in inventory.portals.items():
+        resolver = str(portal.dns_resolver) if portal.dns_resolver is not None else None
+        check = HttpCheck(
+            url=portal.url,
+            timeout_s=portal.timeout_s,
+            expect_status=portal.expect_status,
+            expect_text=portal.expect_text,
+            ca_file=portal.ca_file,
+            dns_resolver=resolver,
+        )
+        host = urlsplit(portal.url).hostname
+        dns_name = host if host and not _is_ip(host) else None
+        portals.append(
+            PortalJob(f"portal:{portal_id}", portal_id, portal.name, check, dns_name, resolver)
+        )
+    return Plan(
+        icmp=tuple(icmp),
+        snmp=tuple(snmp),
+        portals=tuple(portals),
+        icmp_interval_s=inventory.intervals.icmp_s,
+        icmp_echoes=inventory.intervals.icmp_echoes,
+        snmp_interval_s=inventory.intervals.snmp_s,
+        http_interval_s=inventory.intervals.http_s,
+    )
+
+
+def _is_ip(host: str) -> bool:
+    from ipaddress import ip_address
+
+    try:
+        ip_address(host)
+    except ValueError:
+        return False
+    return True

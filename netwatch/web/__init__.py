@@ -1,0 +1,1 @@
+"""The web side: /metrics, the JSON API and the public status page."""

@@ -1,0 +1,111 @@
+"""The FastAPI application and its lifespan: the one place long-lived things are built."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from netwatch import __version__
+from netwatch.engine import Engine, EngineOptions
+from netwatch.inventory import Inventory, load_inventory
+from netwatch.metrics import MetricsCollector
+from netwatch.plan import Plan, compile_plan
+from netwatch.state import LatestState
+from netwatch.web import api, status
+from probes.http import HttpProber
+from probes.icmp import IcmpPinger, IcmpUnavailableError
+from probes.snmp import SnmpPoller
+
+log = logging.getLogger("netwatch.web")
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything a request handler may read; lives on app.state.runtime."""
+
+    inventory: Inventory
+    plan: Plan
+    state: LatestState
+    registry: CollectorRegistry
+    engine: Engine
+
+
+def create_app(
+    config: Path | str,
+    *,
+    probing: bool = True,
+    options: EngineOptions | None = None,
+    inventory: Inventory | None = None,
+) -> FastAPI:
+    """Build the app; the inventory is loaded (and validated) before anything starts."""
+    inventory = inventory if inventory is not None else load_inventory(config)
+    plan = compile_plan(inventory)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry = CollectorRegistry(auto_describe=True)
+        collector = MetricsCollector(plan)
+        collector.register(registry)
+        latest = LatestState()
+        pinger: IcmpPinger | None = None
+        snmp: SnmpPoller | None = None
+        http: HttpProber | None = None
+        async with AsyncExitStack() as stack:
+            if probing:
+                try:
+                    pinger = await stack.enter_async_context(await IcmpPinger.open())
+                except IcmpUnavailableError as exc:
+                    log.error("ICMP probing disabled: %s", exc)
+                snmp = await stack.enter_async_context(await SnmpPoller.open())
+                http = await stack.enter_async_context(HttpProber())
+                http.prepare([job.check for job in plan.portals])
+            engine = Engine(
+                plan, pinger, snmp, http, [collector, latest], options or EngineOptions()
+            )
+            app.state.runtime = Runtime(inventory, plan, latest, registry, engine)
+            engine.start()
+            stack.push_async_callback(engine.stop)
+            log.info(
+                "netwatch started communes=%d icmp_targets=%d routers=%d portals=%d",
+                len(inventory.communes),
+                len(plan.icmp),
+                len(plan.snmp),
+                len(plan.portals),
+            )
+            yield
+
+    app = FastAPI(
+        title="NetWatch",
+        version=__version__,
+        description=(
+            "Network health of commune Public Administration Service Centers: links, routers "
+            "and the National Public Service Portal."
+        ),
+        lifespan=lifespan,
+    )
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        return Response(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> HTMLResponse:
+        return HTMLResponse(status.redirect_page("/status"))
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz(request: Request) -> dict[str, str]:
+        if not hasattr(request.app.state, "runtime"):
+            raise HTTPException(503, "starting")
+        return {"status": "ok"}
+
+    app.include_router(api.router)
+    app.include_router(status.router)
+    return app
