@@ -112,9 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         register_lab(sub)
 
+    from netwatch.probe_cli import register as register_probe
     from netwatch.runner import register as register_run
 
     register_run(sub)
+    register_probe(sub)
     return parser
 
 

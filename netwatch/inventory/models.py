@@ -170,6 +170,13 @@ class SnmpCredentials(Model):
                 )
             if self.priv_key is not None and self.auth_key is None:
                 raise PydanticCustomError("snmp", "SNMP v3 privacy needs authentication too")
+            for key in (self.auth_key, self.priv_key):
+                # RFC 3414 11.2: USM pass phrases are at least 8 characters.
+                if key is not None and len(key.reveal()) < 8:
+                    raise PydanticCustomError(
+                        "snmp", "the key in {env} is shorter than 8 characters (RFC 3414)",
+                        {"env": key.source},
+                    )
         return self
 
 

@@ -296,3 +296,17 @@ def test_search_is_diacritics_insensitive(divisions: Divisions) -> None:
     assert divisions.search("SÔNG CÔNG")[0].code == "05518"
     assert len(divisions.communes) == 3321
     assert len(divisions.provinces) == 34
+
+
+def test_short_snmpv3_keys_are_refused(tmp_path: Path, divisions: Divisions) -> None:
+    path = write(
+        tmp_path,
+        MINIMAL
+        + 'snmp_credentials:\n  v3: {version: "3", user: u, auth_protocol: sha, '
+        "auth_key: {env: SHORT_KEY}}\n",
+    )
+    errors = errors_of(path, divisions, env={"SHORT_KEY": "1234567"})
+    assert errors == [
+        "F:10:7: snmp_credentials.v3: the key in SHORT_KEY is shorter than 8 characters (RFC 3414)"
+    ]
+    assert "1234567" not in errors[0]
