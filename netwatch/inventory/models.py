@@ -78,8 +78,8 @@ class Intervals(Model):
 
     icmp_s: float = Field(30.0, ge=1, le=3600)
     icmp_echoes: int = Field(5, ge=1, le=50)
-    snmp_s: float = Field(60.0, ge=5, le=3600)
-    http_s: float = Field(60.0, ge=5, le=3600)
+    snmp_s: float = Field(60.0, ge=1, le=3600)
+    http_s: float = Field(60.0, ge=1, le=3600)
 
 
 class Contact(Model):

@@ -1,0 +1,162 @@
+"""NetWatch as a whole against the lab: faults set in the lab show in /metrics, API and status."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+
+from netwatch.engine import EngineOptions
+from netwatch.inventory import load_inventory
+from netwatch.inventory.models import Intervals
+from netwatch.lab import Lab
+from netwatch.web.app import create_app
+from tests.lab.conftest import built_lab
+
+pytestmark = [pytest.mark.privileged, pytest.mark.lab]
+
+LAB_INDEX = 2  # 10.90.0.0/16, namespaces nwl2-*
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    yield from built_lab(LAB_INDEX, 3, tmp_path_factory.mktemp("run-lab"))
+
+
+def _env(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip().strip("'\"") for k, v in pairs}
+
+
+class Client:
+    """A real HTTP client against a real uvicorn server."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[Client]:
+    """Run the app under uvicorn in a thread (its lifespan starts the engine)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive(), "uvicorn did not start"
+            assert time.monotonic() < deadline, "uvicorn did not start in time"
+            time.sleep(0.05)
+        yield Client(f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "NetWatch did not shut down"
+
+
+def _samples(client: Client) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    status, text = client.get("/metrics")
+    assert status == 200
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _value(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float | None:
+    for (sample_name, sample_labels), value in samples.items():
+        if sample_name == name and set(labels.items()) <= sample_labels:
+            return value
+    return None
+
+
+def _wait(predicate: Callable[[], bool], timeout_s: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError("condition not met in time")
+
+
+def test_faults_show_in_metrics_api_and_status(lab: Lab) -> None:
+    paths = lab.paths
+    inventory = load_inventory(paths.config_file, environ=_env(paths.env_file))
+    inventory = inventory.model_copy(
+        update={"intervals": Intervals(icmp_s=3, icmp_echoes=20, snmp_s=2, http_s=3)}
+    )
+    codes = [c.code for c in inventory.communes]
+    healthy, lossy, down = codes[0], codes[1], codes[2]
+    lab.commune_loss(int(lossy), 40)
+    lab.commune_down(int(down))
+    options = EngineOptions(icmp_spacing_s=0.05, icmp_timeout_s=1.0, start_jitter_s=0.2)
+    app = create_app(paths.config_file, inventory=inventory, options=options)
+    with serving(app) as client:
+
+        def measured() -> bool:
+            s = _samples(client)
+            return (
+                _value(s, "netwatch_rounds_total", kind="icmp") is not None
+                and (_value(s, "netwatch_rounds_total", kind="snmp") or 0) >= 2
+                and _value(s, "netwatch_portal_up") is not None
+            )
+
+        _wait(measured)
+        s = _samples(client)
+        assert _value(s, "netwatch_link_up", commune=healthy) == 1
+        assert _value(s, "netwatch_link_loss_ratio", commune=healthy) == 0
+        assert _value(s, "netwatch_link_up", commune=down) == 0
+        assert _value(s, "netwatch_link_loss_ratio", commune=down) == 1
+        loss = _value(s, "netwatch_link_loss_ratio", commune=lossy)
+        assert loss is not None
+        assert 0.1 <= loss <= 0.8  # 40 % drop each way: wide band, 20 echoes
+        assert _value(s, "netwatch_router_up", commune=healthy) == 1
+        assert _value(s, "netwatch_router_up", commune=down) == 0
+        assert _value(s, "netwatch_router_uptime_seconds", commune=healthy) is not None
+        assert _value(s, "netwatch_interface_oper_up", commune=healthy) == 1
+        assert (
+            _value(s, "netwatch_link_utilization_ratio", commune=healthy, direction="in")
+            is not None
+        )
+        assert _value(s, "netwatch_portal_up") == 1
+        assert (_value(s, "netwatch_portal_tls_cert_expiry_seconds") or 0) > 86400
+        assert _value(s, "netwatch_dns_up") == 1
+
+        status, body = client.get(f"/api/v1/communes/{down}")
+        api = json.loads(body)
+        assert status == 200
+        assert api["code"] == down
+        assert all(link["reachable"] is False for link in api["links"])
+        assert client.get("/api/v1/communes/99999")[0] == 404
+
+        page = client.get("/status")[1]
+        assert "Mất kết nối" in page
+        assert "Bình thường" in page
+
+        lab.portal_down()
+        _wait(lambda: _value(_samples(client), "netwatch_portal_up") == 0)
+        assert "Đang gián đoạn" in client.get("/status")[1]
