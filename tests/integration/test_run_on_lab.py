@@ -22,7 +22,7 @@ from netwatch.inventory import load_inventory
 from netwatch.inventory.models import Intervals
 from netwatch.lab import Lab
 from netwatch.web.app import create_app
-from tests.lab.conftest import built_lab
+from tests.lab.fixtures import built_lab
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 

@@ -1,0 +1,120 @@
+"""The NetWatch inventory (docs/configuration.md schema) and secrets file for a built lab."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .snmpd import SnmpSecrets
+from .topology import LabPlan
+
+ENV_COMMUNITY = "NETWATCH_SNMP_COMMUNITY"
+ENV_AUTH_KEY = "NETWATCH_SNMP_AUTH_KEY"
+ENV_PRIV_KEY = "NETWATCH_SNMP_PRIV_KEY"
+
+
+def inventory(plan: LabPlan, secrets: SnmpSecrets, ca_file: Path) -> dict[str, Any]:
+    """The inventory for what the lab built, as plain data ready for YAML."""
+    isps: dict[str, Any] = {}
+    for isp in plan.isps:
+        short = isp.id.upper() if isp.id == "vnpt" else isp.id.capitalize()
+        isps[isp.id] = {
+            "name": isp.name,
+            "capacity_requests": False,
+            "contacts": [
+                {
+                    "level": 1,
+                    "name": f"Trung tâm điều hành {short} (lab)",
+                    "email": f"noc@{isp.contact_domain}",
+                    "escalate_after_min": 0,
+                },
+                {
+                    "level": 2,
+                    "name": "Trưởng ca NOC (lab)",
+                    "email": f"truongca@{isp.contact_domain}",
+                    "escalate_after_min": 30,
+                },
+            ],
+        }
+    communes: list[dict[str, Any]] = []
+    for commune in plan.communes:
+        communes.append(
+            {
+                "code": commune.code,
+                "router": {"address": commune.address, "snmp": commune.snmp_credential},
+                "links": [
+                    {
+                        "id": link.id,
+                        "isp": link.isp,
+                        "circuit": link.circuit,
+                        "bandwidth_mbps": link.bandwidth_mbps,
+                        "path": link.path,
+                        "address": link.router_address,
+                        "upstream": link.upstream,
+                        "interface": link.router_ifname,
+                    }
+                    for link in commune.links
+                ],
+            }
+        )
+    return {
+        "reference_targets": [plan.core_address],
+        # Short intervals so the demo reacts within a minute; production uses the defaults.
+        "intervals": {"icmp_s": 10, "icmp_echoes": 5, "snmp_s": 15, "http_s": 15},
+        "isps": isps,
+        "snmp_credentials": {
+            "lab-v2c": {"version": "2c", "community": {"env": ENV_COMMUNITY}},
+            "lab-v3": {
+                "version": "3",
+                "user": secrets.user,
+                "auth_protocol": "sha",
+                "auth_key": {"env": ENV_AUTH_KEY},
+                "priv_protocol": "aes",
+                "priv_key": {"env": ENV_PRIV_KEY},
+            },
+        },
+        "upstreams": {
+            u.id: {"name": u.name, "isp": u.isp, "address": u.address} for u in plan.upstreams
+        },
+        "portals": {
+            "dvcqg": {
+                "name": "Cổng Dịch vụ công quốc gia",
+                "url": plan.portal.url,
+                "expect_status": [200],
+                "expect_text": "Cổng Dịch vụ công quốc gia",
+                "ca_file": str(ca_file.resolve()),
+                "dns_resolver": plan.portal.dns_address,
+            }
+        },
+        "communes": communes,
+    }
+
+
+def write_inventory(path: Path, plan: LabPlan, secrets: SnmpSecrets, ca_file: Path) -> Path:
+    """Write the inventory YAML to `path`."""
+    header = (
+        f"# NetWatch inventory for lab {plan.index} ({plan.prefix}), "
+        "written by `netwatch lab up`.\n"
+        "# Secrets come from the environment: `set -a; . lab.env; set +a` next to this file.\n"
+    )
+    body = yaml.safe_dump(
+        inventory(plan, secrets, ca_file), allow_unicode=True, sort_keys=False, width=100
+    )
+    path.write_text(header + body, encoding="utf-8")
+    return path
+
+
+def write_env(path: Path, secrets: SnmpSecrets) -> Path:
+    """Write the secret values as NAME=value lines (mode 0600)."""
+    text = (
+        f"{ENV_COMMUNITY}={secrets.community}\n"
+        f"{ENV_AUTH_KEY}={secrets.auth_key}\n"
+        f"{ENV_PRIV_KEY}={secrets.priv_key}\n"
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    return path
