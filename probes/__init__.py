@@ -1,1 +1,1 @@
-"""Probes: measure links, routers and portals. A leaf package: it knows nothing of alerts or the web."""
+"""Probes: measure links, routers and portals. A leaf: knows nothing of alerts or the web."""

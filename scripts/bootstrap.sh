@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-}
 VENV=${VENV:-.venv}
 # Debian packages the lab, the probes' real peers and the checks need.
-DEB_PACKAGES=(iproute2 nftables snmpd snmp fping prometheus iperf3 procps psmisc)
+DEB_PACKAGES=(iproute2 nftables snmpd snmp fping prometheus iperf3 procps psmisc python3-venv)
 
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do

@@ -46,7 +46,7 @@ congestion at 28693). Look at:
 Try more faults in another shell, e.g.:
   $NW lab fault --index $INDEX 24848 loss 30
   $NW lab fault --index $INDEX portal slow 3
-  $NW lab fault --index $INDEX restore
+  $NW lab restore --index $INDEX
 Ctrl-C stops NetWatch and removes the lab.
 
 TXT
