@@ -1,0 +1,945 @@
+"""ICMP echo probe: SmokePing-style rounds to thousands of targets over one socket per family.
+
+Design (benchmarks/bench_icmp.py measures it against fping):
+
+* One socket per address family serves every target and every concurrent round. Replies are
+  demultiplexed by (identifier, sequence): the identifier is the pinger's, the sequence is the
+  low 16 bits of a 48-bit per-pinger echo serial whose high bits ride in the payload next to a
+  random cookie. A round owns a contiguous block of serials, so ``serial - round.base`` is the
+  slot ``echo_index * len(targets) + target_index``: no per-echo dict, no per-echo object.
+* RTT = kernel receive timestamp (SO_TIMESTAMPNS, CLOCK_REALTIME) minus a CLOCK_REALTIME
+  reading taken just before ``sendto``. Neither end depends on when the event loop gets to run,
+  so a busy loop delays the bookkeeping, not the measurement.
+* Sends are paced by a token bucket refilled on a ~1 ms timer (a timer per packet would cost
+  more than the packet), sweep by sweep: echo k of every target, then echo k+1 of every target
+  ``spacing_s`` later, like SmokePing's fping driver.
+
+Why not icmplib's pinger: ``async_multiping`` opens a raw socket per concurrent request, so the
+kernel copies every reply to every socket and each copy is parsed into Python objects; on this
+machine that costs ~25x fping's CPU and loses replies at high concurrency (BASELINES.md).
+Its packet builder computes the checksum byte pair by byte pair in Python for every packet.
+We use icmplib for what it does well off the hot path: identifier allocation that does not
+collide with other icmplib users in the process, and name resolution for ``ping_once``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import math
+import operator
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Final, Self
+
+from icmplib.exceptions import NameLookupError
+from icmplib.utils import async_resolve, unique_identifier
+
+from probes import _icmp_packet as pkt
+
+__all__ = [
+    "IcmpPinger",
+    "IcmpUnavailableError",
+    "PingFailure",
+    "PingResult",
+    "PingerStats",
+    "format_ping_table",
+    "ping_once",
+]
+
+_log = logging.getLogger(__name__)
+
+# Slot states in a round's rtt table; a measured RTT (ns) is >= 0.
+_PENDING: Final = -1
+_SEND_FAILED: Final = -2
+_UNREACHABLE: Final = -3
+_TIME_EXCEEDED: Final = -4
+_LATE: Final = -5
+
+_NS_PER_S: Final = 1_000_000_000
+# The pacing timer period: short enough that a 10,000 pps bucket sends ~10 packets per tick,
+# long enough that the timer itself costs nothing.
+_TICK_S: Final = 0.001
+# At most this many seconds' worth of tokens accumulate, so a stalled loop resumes with a short
+# burst rather than a flood.
+_BURST_S: Final = 0.005
+_RECV_BUFFER_BYTES: Final = 8 * 1024 * 1024
+_SEND_BUFFER_BYTES: Final = 1024 * 1024
+_SO_SNDBUFFORCE: Final = 32
+_FINISHED_ROUNDS_KEPT: Final = 8
+
+
+class PingFailure(enum.Enum):
+    """Why a target answered no echo in a round."""
+
+    NO_REPLY = "no_reply"
+    """Echoes were sent, nothing came back before the timeout."""
+    UNREACHABLE = "unreachable"
+    """An ICMP destination unreachable came back for at least one echo."""
+    TIME_EXCEEDED = "time_exceeded"
+    """An ICMP time exceeded came back (routing loop or too long a path)."""
+    SEND_ERROR = "send_error"
+    """The local stack refused the echoes (no route, blackhole, link down)."""
+    RESOLVE_ERROR = "resolve_error"
+    """``ping_once`` could not resolve the name it was given."""
+
+
+@dataclass(frozen=True, slots=True)
+class PingResult:
+    """One target's outcome of one round.
+
+    ``jitter_s`` is the mean absolute difference between consecutive RTTs of the echoes that
+    came back, in send order (the ``|D(i-1,i)|`` of RFC 3550 section 6.4.1 without its 1/16
+    smoothing, as ping's "mdev" and mtr's "Jttr" report it); None with fewer than two replies.
+    ``sent`` counts every echo attempted, including those the local stack refused, so a link
+    that goes down mid-round shows up as loss.
+    """
+
+    address: str
+    sent: int
+    received: int
+    loss_ratio: float
+    rtt_min_s: float | None
+    rtt_median_s: float | None
+    rtt_max_s: float | None
+    jitter_s: float | None
+    rtts_s: tuple[float, ...]
+    failure: PingFailure | None
+    started_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PingerStats:
+    """A snapshot of a pinger's counters since it was opened."""
+
+    sent: int
+    received: int
+    foreign: int
+    """Echo replies that were not ours: another identifier, process or cookie."""
+    late: int
+    """Replies after their echo's timeout, or for a round that had already ended."""
+    duplicate: int
+    """Second and later replies to one echo."""
+    send_errors: int
+    """Echoes the local stack refused (``sendto`` failed)."""
+    icmp_errors: int
+    """ICMP destination unreachable / time exceeded messages about our echoes."""
+
+
+class IcmpUnavailableError(RuntimeError):
+    """Neither a raw nor an unprivileged ICMP socket could be opened (a setup problem)."""
+
+
+# What the send loop needs per target, unpacked in one step: the socket's sendto, the packet
+# template (shared by every round with that payload size: sends are synchronous), its partial
+# checksum and the identifier.
+_Sender = tuple[Callable[[bytearray, tuple[str, int]], int], bytearray, int, int]
+
+
+class _Channel:
+    """One ICMP socket (one address family) and what is needed to send and parse on it."""
+
+    __slots__ = (
+        "buffer",
+        "error_types",
+        "family",
+        "has_ip_header",
+        "identifier",
+        "raw",
+        "reply_type",
+        "request_type",
+        "sock",
+        "templates",
+        "time_exceeded_type",
+        "unreach_type",
+    )
+
+    def __init__(self, sock: socket.socket, family: int, *, raw: bool, identifier: int) -> None:
+        self.sock = sock
+        self.family = family
+        self.raw = raw
+        self.identifier = identifier
+        v4 = family == socket.AF_INET
+        # Only a raw IPv4 socket hands us the IP header; raw ICMPv6 and datagram sockets start
+        # at the ICMP header.
+        self.has_ip_header = raw and v4
+        self.request_type = pkt.ECHO_REQUEST_V4 if v4 else pkt.ECHO_REQUEST_V6
+        self.reply_type = pkt.ECHO_REPLY_V4 if v4 else pkt.ECHO_REPLY_V6
+        self.unreach_type = pkt.DEST_UNREACH_V4 if v4 else pkt.DEST_UNREACH_V6
+        self.time_exceeded_type = pkt.TIME_EXCEEDED_V4 if v4 else pkt.TIME_EXCEEDED_V6
+        self.error_types = (self.unreach_type, self.time_exceeded_type)
+        self.templates: dict[int, tuple[bytearray, int]] = {}
+        self.buffer = bytearray(pkt.RECV_SIZE)
+
+
+class _Round:
+    """The state of one round: targets, send times and RTTs in flat slot-indexed lists."""
+
+    __slots__ = (
+        "base",
+        "cursor",
+        "deadline",
+        "dests",
+        "done",
+        "echoes",
+        "end",
+        "future",
+        "n",
+        "rtt_ns",
+        "send_ns",
+        "senders",
+        "settled",
+        "spacing_s",
+        "t0",
+        "targets",
+        "timeout_ns",
+        "timeout_s",
+        "total",
+    )
+
+    def __init__(
+        self,
+        *,
+        targets: Sequence[str],
+        senders: list[_Sender | None],
+        dests: list[tuple[str, int]],
+        base: int,
+        echoes: int,
+        spacing_s: float,
+        timeout_s: float,
+        t0: float,
+        future: asyncio.Future[None],
+    ) -> None:
+        self.targets = targets
+        self.senders = senders
+        self.dests = dests
+        self.n = len(targets)
+        self.echoes = echoes
+        self.base = base
+        self.end = base + self.n * echoes
+        self.spacing_s = spacing_s
+        self.timeout_s = timeout_s
+        self.timeout_ns = int(timeout_s * _NS_PER_S)
+        self.t0 = t0
+        self.future = future
+        total = self.total = self.n * echoes
+        # Slot j = echo_index * n + target_index = send order; serial = base + j.
+        self.send_ns = [0] * total
+        self.rtt_ns = [_PENDING] * total
+        self.cursor = 0
+        self.settled = 0
+        self.done = False
+        self.deadline: asyncio.TimerHandle | None = None
+
+
+class IcmpPinger:
+    """Pings many targets in SmokePing-style rounds over one ICMP socket per address family.
+
+    Open with ``await IcmpPinger.open()``; use as an async context manager or call ``close()``.
+    Several ``round()`` calls may run concurrently on one pinger; they share the send rate.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        channels: dict[int, _Channel],
+        *,
+        rate_pps: float,
+        cookie: int,
+    ) -> None:
+        """Use ``IcmpPinger.open()``; this only wires already opened sockets."""
+        self._loop = loop
+        self._channels = channels
+        self._v4 = channels.get(socket.AF_INET)
+        self._rate_pps = rate_pps
+        self._tick_s = max(_TICK_S, 1.0 / rate_pps)
+        self._burst = max(1.0, rate_pps * max(_BURST_S, self._tick_s))
+        self._tokens = 1.0
+        self._last_refill = loop.time()
+        self._cookie = cookie
+        self._next_serial = 0
+        self._rounds: list[_Round] = []
+        self._sending: list[_Round] = []
+        # Recently ended rounds, to tell a duplicate of an answered echo from a late reply.
+        self._finished: deque[_Round] = deque(maxlen=_FINISHED_ROUNDS_KEPT)
+        self._tick_handle: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._closed = False
+        self._sent = 0
+        self._received = 0
+        self._foreign = 0
+        self._late = 0
+        self._duplicate = 0
+        self._send_errors = 0
+        self._icmp_errors = 0
+        for channel in channels.values():
+            loop.add_reader(channel.sock.fileno(), self._on_readable, channel)
+
+    @classmethod
+    async def open(cls, *, rate_pps: float = 10_000, privileged: bool | None = None) -> Self:
+        """Open the sockets: raw if allowed (``privileged=None`` tries raw, then datagram).
+
+        Raises IcmpUnavailableError, naming the fix, when no ICMP socket can be opened.
+        """
+        if not (rate_pps > 0 and math.isfinite(rate_pps)):
+            msg = f"rate_pps must be a positive number, got {rate_pps}"
+            raise ValueError(msg)
+        loop = asyncio.get_running_loop()
+        modes = [True, False] if privileged is None else [privileged]
+        v4: socket.socket | None = None
+        raw = True
+        failures: list[str] = []
+        for raw in modes:
+            try:
+                v4 = _open_socket(socket.AF_INET, raw=raw)
+            except PermissionError as exc:
+                failures.append(f"{'raw' if raw else 'datagram'}: {exc.strerror}")
+            else:
+                break
+        if v4 is None:
+            raise IcmpUnavailableError(_unavailable_message(modes, failures))
+        identifier = unique_identifier() if raw else 0
+        channels: dict[int, _Channel] = {
+            socket.AF_INET: _Channel(v4, socket.AF_INET, raw=raw, identifier=identifier)
+        }
+        try:
+            v6 = _open_socket(socket.AF_INET6, raw=raw)
+        except OSError as exc:
+            # A host without IPv6 (or without ICMPv6 permission) still pings IPv4; IPv6
+            # targets then fail each round with SEND_ERROR rather than stopping the monitor.
+            _log.warning("icmp ipv6 unavailable error=%r", exc.strerror)
+        else:
+            channels[socket.AF_INET6] = _Channel(
+                v6, socket.AF_INET6, raw=raw, identifier=identifier
+            )
+        cookie = int.from_bytes(os.urandom(4), "big")
+        return cls(loop, channels, rate_pps=rate_pps, cookie=cookie)
+
+    @property
+    def privileged(self) -> bool:
+        """True when the pinger uses raw sockets, False for unprivileged datagram sockets."""
+        return self._v4 is not None and self._v4.raw
+
+    @property
+    def rate_pps(self) -> float:
+        """The send rate limit shared by all rounds, in echoes per second."""
+        return self._rate_pps
+
+    def stats(self) -> PingerStats:
+        """A snapshot of the counters."""
+        return PingerStats(
+            sent=self._sent,
+            received=self._received,
+            foreign=self._foreign,
+            late=self._late,
+            duplicate=self._duplicate,
+            send_errors=self._send_errors,
+            icmp_errors=self._icmp_errors,
+        )
+
+    async def __aenter__(self) -> Self:
+        """Return the pinger itself."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the pinger."""
+        await self.close()
+
+    async def close(self) -> None:
+        """Release the sockets; rounds still running end at once with what they have."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
+        for rnd in list(self._rounds):
+            self._finish(rnd)
+        for channel in self._channels.values():
+            self._loop.remove_reader(channel.sock.fileno())
+            channel.sock.close()
+
+    async def round(
+        self,
+        targets: Sequence[str],
+        *,
+        echoes: int = 5,
+        spacing_s: float = 1.0,
+        timeout_s: float = 2.0,
+        payload_size: int = 56,
+    ) -> list[PingResult]:
+        """Send ``echoes`` echoes to every target, ``spacing_s`` apart; results in target order.
+
+        Targets are IP address literals (names are resolved once at config load, not here).
+        The round ends ``timeout_s`` after its last echo left, or as soon as every echo is
+        accounted for.
+        """
+        if self._closed:
+            msg = "round() on a closed IcmpPinger"
+            raise RuntimeError(msg)
+        if echoes < 1:
+            msg = f"echoes must be >= 1, got {echoes}"
+            raise ValueError(msg)
+        if spacing_s < 0 or timeout_s <= 0:
+            msg = f"spacing_s must be >= 0 and timeout_s > 0, got {spacing_s}, {timeout_s}"
+            raise ValueError(msg)
+        started_at = datetime.now(UTC)
+        if not targets:
+            return []
+        senders, dests = self._plan(targets, payload_size)
+        loop = self._loop
+        future: asyncio.Future[None] = loop.create_future()
+        rnd = _Round(
+            targets=targets,
+            senders=senders,
+            dests=dests,
+            base=self._next_serial,
+            echoes=echoes,
+            spacing_s=spacing_s,
+            timeout_s=timeout_s,
+            t0=loop.time(),
+            future=future,
+        )
+        self._next_serial = rnd.end
+        self._rounds.append(rnd)
+        self._sending.append(rnd)
+        if self._tick_handle is None:
+            self._tick_handle = loop.call_soon(self._tick)
+        try:
+            await future
+        finally:
+            # Also on cancellation: stop sending this round's echoes and forget it.
+            self._finish(rnd)
+        return _results(rnd, started_at)
+
+    def _plan(
+        self, targets: Sequence[str], payload_size: int
+    ) -> tuple[list[_Sender | None], list[tuple[str, int]]]:
+        """Per target: how to send to it and its sockaddr; validates the addresses."""
+        senders: list[_Sender | None] = []
+        dests: list[tuple[str, int]] = []
+        per_family: dict[int, _Sender | None] = {}
+        for address in targets:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            try:
+                # Validates without a name lookup: sendto() would otherwise resolve a name
+                # synchronously inside the event loop.
+                socket.inet_pton(family, address.split("%", 1)[0])
+            except (OSError, ValueError):
+                msg = f"not an IP address: {address!r} (resolve names when loading config)"
+                raise ValueError(msg) from None
+            if family not in per_family:
+                per_family[family] = self._sender(family, payload_size)
+            senders.append(per_family[family])
+            dests.append((address, 0))
+        return senders, dests
+
+    def _sender(self, family: int, payload_size: int) -> _Sender | None:
+        """The socket's sendto, the echo template and its partial checksum, for one family."""
+        channel = self._channels.get(family)
+        if channel is None:
+            return None
+        template = channel.templates.get(payload_size)
+        if template is None:
+            template = pkt.echo_template(
+                channel.request_type, channel.identifier, self._cookie, payload_size
+            )
+            channel.templates[payload_size] = template
+        packet, partial = template
+        return (channel.sock.sendto, packet, partial, channel.identifier)
+
+    # --- sending -------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        """Send what the token bucket allows, sweep by sweep, then re-arm the timer."""
+        self._tick_handle = None
+        if self._closed:
+            return
+        loop = self._loop
+        now = loop.time()
+        tokens = min(self._burst, self._tokens + (now - self._last_refill) * self._rate_pps)
+        self._last_refill = now
+        wake_at = math.inf
+        blocked = False
+        sending = self._sending
+        # Rotate so that concurrent rounds share the rate instead of the first one hogging it.
+        if len(sending) > 1:
+            sending.append(sending.pop(0))
+        for rnd in list(sending):
+            while rnd.cursor < rnd.total:
+                sweep_start = rnd.t0 + (rnd.cursor // rnd.n) * rnd.spacing_s
+                if sweep_start > now:
+                    wake_at = min(wake_at, sweep_start)
+                    break
+                count = min(int(tokens), rnd.n - rnd.cursor % rnd.n)
+                if count <= 0:
+                    blocked = True
+                    break
+                sent = self._send_batch(rnd, count)
+                tokens -= sent
+                if sent < count:
+                    # The socket's send queue is full: back off until the next tick.
+                    blocked = True
+                    tokens = 0.0
+                    break
+            if rnd.cursor == rnd.total:
+                sending.remove(rnd)
+                if rnd.settled == rnd.total:
+                    self._finish(rnd)
+                else:
+                    rnd.deadline = loop.call_at(now + rnd.timeout_s, self._finish, rnd)
+        self._tokens = tokens
+        if sending:
+            if blocked:
+                wake_at = now + self._tick_s
+            self._tick_handle = loop.call_at(max(wake_at, now + self._tick_s / 4), self._tick)
+
+    def _send_batch(self, rnd: _Round, count: int) -> int:
+        """Send the next ``count`` echoes of one sweep; returns how many were consumed."""
+        first_slot = rnd.cursor
+        first_target = first_slot % rnd.n
+        serial = rnd.base + first_slot
+        slot = first_slot
+        send_ns = rnd.send_ns
+        rtt_ns = rnd.rtt_ns
+        senders = rnd.senders
+        dests = rnd.dests
+        cookie = self._cookie
+        pack_into = pkt.ECHO_FIELDS.pack_into
+        time_ns = time.time_ns
+        failed = 0
+        for target in range(first_target, first_target + count):
+            sender = senders[target]
+            if sender is None:
+                # No socket for this family on this host (IPv6 disabled): a send error.
+                rtt_ns[slot] = _SEND_FAILED
+                send_ns[slot] = -1
+                failed += 1
+            else:
+                sendto, packet, partial, identifier = sender
+                seq = serial & 0xFFFF
+                high = serial >> 16
+                # RFC 1624 incremental checksum over the three words that change. Datagram
+                # sockets and ICMPv6 have the kernel overwrite it; computing it anyway is cheaper
+                # than a branch per family.
+                csum = partial + seq + (high >> 16) + (high & 0xFFFF)
+                csum = (csum & 0xFFFF) + (csum >> 16)
+                csum = (csum & 0xFFFF) + (csum >> 16)
+                pack_into(packet, 2, ~csum & 0xFFFF, identifier, seq, cookie, high)
+                # Taken just before sendto: on veth the reply can be timestamped by the kernel
+                # before sendto even returns.
+                stamp = time_ns()
+                try:
+                    sendto(packet, dests[target])
+                except OSError as exc:
+                    if exc.errno in pkt.TRANSIENT_SEND_ERRNOS:
+                        break
+                    rtt_ns[slot] = _SEND_FAILED
+                    send_ns[slot] = -1
+                    failed += 1
+                else:
+                    send_ns[slot] = stamp
+            slot += 1
+            serial += 1
+        done = slot - first_slot
+        rnd.cursor = slot
+        rnd.settled += failed
+        self._sent += done
+        self._send_errors += failed
+        return done
+
+    # --- receiving -----------------------------------------------------------------------
+
+    def _on_readable(self, channel: _Channel) -> None:
+        """Drain the socket: every queued reply, each with its kernel receive timestamp."""
+        # recvmsg_into a reused buffer: one bytes object fewer per reply.
+        recvmsg_into = channel.sock.recvmsg_into
+        buffer = channel.buffer
+        buffers = [buffer]
+        unpack_from = pkt.ECHO_HEADER.unpack_from
+        unpack_ts = pkt.TIMESPEC.unpack
+        cookie = self._cookie
+        identifier = channel.identifier
+        check_identifier = channel.raw
+        has_ip_header = channel.has_ip_header
+        reply_type = channel.reply_type
+        error_types = channel.error_types
+        rounds = self._rounds
+        while True:
+            try:
+                size, ancdata, _flags, _addr = recvmsg_into(buffers, pkt.ANC_TIMESTAMP_SIZE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                # A datagram socket reports an ICMP error first as a pending socket error;
+                # the details are on the error queue, drained below.
+                if channel.raw:
+                    break
+                continue
+            offset = (buffer[0] & 0x0F) << 2 if has_ip_header else 0
+            if size < offset + pkt.ECHO_HEADER.size:
+                if size > offset and buffer[offset] == reply_type:
+                    self._foreign += 1
+                continue
+            icmp_type, _code, _csum, ident, seq, their_cookie, high = unpack_from(buffer, offset)
+            if icmp_type != reply_type:
+                if icmp_type in error_types:
+                    self._on_icmp_error(channel, icmp_type, bytes(buffer[:size]), offset)
+                continue
+            if their_cookie != cookie or (check_identifier and ident != identifier):
+                self._foreign += 1
+                continue
+            rx_ns = 0
+            for level, kind, value in ancdata:
+                if level == socket.SOL_SOCKET and kind == pkt.SO_TIMESTAMPNS:
+                    sec, nsec = unpack_ts(value)
+                    rx_ns = sec * _NS_PER_S + nsec
+            if not rx_ns:
+                rx_ns = time.time_ns()
+            serial = (high << 16) | seq
+            for rnd in rounds:
+                if rnd.base <= serial < rnd.end:
+                    break
+            else:
+                self._on_stray_reply(serial)
+                continue
+            slot = serial - rnd.base
+            sent_ns = rnd.send_ns[slot]
+            if sent_ns <= 0:
+                # Never sent, or its send failed: not a reply to anything we sent.
+                self._foreign += 1
+                continue
+            state = rnd.rtt_ns[slot]
+            if state != _PENDING:
+                if state == _LATE:
+                    self._late += 1
+                else:
+                    self._duplicate += 1
+                continue
+            rtt = rx_ns - sent_ns
+            if rtt > rnd.timeout_ns:
+                rnd.rtt_ns[slot] = _LATE
+                self._late += 1
+            else:
+                # A negative RTT can only come from a wall-clock step between the two readings.
+                rnd.rtt_ns[slot] = rtt if rtt > 0 else 0
+                self._received += 1
+            rnd.settled += 1
+            if rnd.settled == rnd.total:
+                self._finish(rnd)
+        if not channel.raw:
+            self._drain_error_queue(channel)
+
+    def _on_stray_reply(self, serial: int) -> None:
+        """Classify one of our replies that no running round is waiting for."""
+        if serial >= self._next_serial:
+            # Our cookie but a serial we never sent: corrupted or forged.
+            self._foreign += 1
+            return
+        for rnd in self._finished:
+            if rnd.base <= serial < rnd.end:
+                # An echo that was already answered when its round ended is a duplicate (the
+                # round ends the moment its last echo is answered, so the duplicate of that
+                # last reply is usually still in the socket queue); anything else is late.
+                if rnd.rtt_ns[serial - rnd.base] >= 0:
+                    self._duplicate += 1
+                else:
+                    self._late += 1
+                return
+        self._late += 1
+
+    def _on_icmp_error(self, channel: _Channel, icmp_type: int, data: bytes, offset: int) -> None:
+        """Attribute an ICMP error (quoting our echo request) on a raw socket to its echo."""
+        inner = offset + 8
+        if channel.family == socket.AF_INET:
+            if len(data) < inner + 20 or data[inner + 9] != socket.IPPROTO_ICMP:
+                return
+            quoted = inner + ((data[inner] & 0x0F) << 2)
+        else:
+            if len(data) < inner + 40 or data[inner + 6] != socket.IPPROTO_ICMPV6:
+                return
+            quoted = inner + 40
+        self._on_quoted_echo(channel, icmp_type, data, quoted)
+
+    def _on_quoted_echo(self, channel: _Channel, icmp_type: int, data: bytes, quoted: int) -> None:
+        """Mark the echo quoted at ``data[quoted:]`` as answered by an ICMP error."""
+        if len(data) < quoted + 8:
+            return
+        request, _code, _csum, ident, seq = pkt.ECHO_SHORT.unpack_from(data, quoted)
+        if request != channel.request_type or (channel.raw and ident != channel.identifier):
+            return
+        if len(data) >= quoted + pkt.ECHO_HEADER.size:
+            *_, their_cookie, high = pkt.ECHO_HEADER.unpack_from(data, quoted)
+            if their_cookie != self._cookie:
+                return
+            serial: int | None = (high << 16) | seq
+        else:
+            # RFC 792 routers quote only 8 bytes of our echo: match the 16-bit sequence to the
+            # most recent echo that carried it.
+            serial = self._serial_from_sequence(seq)
+        if serial is None:
+            return
+        for rnd in self._rounds:
+            if rnd.base <= serial < rnd.end:
+                break
+        else:
+            return
+        slot = serial - rnd.base
+        if rnd.send_ns[slot] <= 0 or rnd.rtt_ns[slot] != _PENDING:
+            return
+        unreachable = icmp_type == channel.unreach_type
+        rnd.rtt_ns[slot] = _UNREACHABLE if unreachable else _TIME_EXCEEDED
+        self._icmp_errors += 1
+        rnd.settled += 1
+        if rnd.settled == rnd.total:
+            self._finish(rnd)
+
+    def _serial_from_sequence(self, seq: int) -> int | None:
+        """The latest sent serial whose low 16 bits are ``seq``, if any round holds one."""
+        best: int | None = None
+        for rnd in self._rounds:
+            sent = rnd.base + rnd.cursor
+            if sent <= rnd.base:
+                continue
+            candidate = sent - 1 - ((sent - 1 - seq) & 0xFFFF)
+            if candidate >= rnd.base and (best is None or candidate > best):
+                best = candidate
+        return best
+
+    def _drain_error_queue(self, channel: _Channel) -> None:
+        """Read ICMP errors a datagram socket queued with IP_RECVERR (it never sees them raw)."""
+        recvmsg = channel.sock.recvmsg
+        while True:
+            try:
+                data, ancdata, _flags, _addr = recvmsg(
+                    pkt.RECV_SIZE, pkt.ANC_ERRQUEUE_SIZE, pkt.MSG_ERRQUEUE
+                )
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            for level, kind, value in ancdata:
+                if (level, kind) not in (
+                    (socket.IPPROTO_IP, pkt.IP_RECVERR),
+                    (socket.IPPROTO_IPV6, pkt.IPV6_RECVERR),
+                ):
+                    continue
+                if len(value) < pkt.SOCK_EXTENDED_ERR.size:
+                    continue
+                _errno, origin, ee_type, _ee_code, _pad, _info, _data = (
+                    pkt.SOCK_EXTENDED_ERR.unpack_from(value)
+                )
+                if origin not in (pkt.SO_EE_ORIGIN_ICMP, pkt.SO_EE_ORIGIN_ICMP6):
+                    continue
+                if ee_type in channel.error_types:
+                    # The queued datagram is our echo request as sent.
+                    self._on_quoted_echo(channel, ee_type, data, 0)
+
+    def _finish(self, rnd: _Round) -> None:
+        """End a round: stop its timer, forget it, wake its caller."""
+        if rnd.done:
+            return
+        rnd.done = True
+        if rnd.deadline is not None:
+            rnd.deadline.cancel()
+            rnd.deadline = None
+        if rnd in self._sending:
+            self._sending.remove(rnd)
+        if rnd in self._rounds:
+            self._rounds.remove(rnd)
+            self._finished.append(rnd)
+        if not rnd.future.done():
+            rnd.future.set_result(None)
+
+
+def _results(rnd: _Round, started_at: datetime) -> list[PingResult]:
+    """Summarise a finished round per target, in target order."""
+    n = rnd.n
+    echoes = rnd.echoes
+    rtt_table = rnd.rtt_ns
+    send_table = rnd.send_ns
+    all_sent = rnd.cursor == rnd.total
+    results: list[PingResult] = []
+    append = results.append
+    for index, address in enumerate(rnd.targets):
+        states = rtt_table[index::n]
+        # Runs once per target per round over 10,000 targets: C-level list methods, not
+        # generator expressions.
+        sent = echoes if all_sent else echoes - send_table[index::n].count(0)
+        if min(states) >= 0:
+            rtts = [state / _NS_PER_S for state in states]
+        else:
+            rtts = [state / _NS_PER_S for state in states if state >= 0]
+        received = len(rtts)
+        if received:
+            ordered = sorted(rtts)
+            middle = received >> 1
+            if received & 1:
+                median = ordered[middle]
+            else:
+                median = (ordered[middle - 1] + ordered[middle]) / 2
+            jitter = (
+                sum(map(abs, map(operator.sub, rtts[1:], rtts))) / (received - 1)
+                if received > 1
+                else None
+            )
+            append(
+                PingResult(
+                    address=address,
+                    sent=sent,
+                    received=received,
+                    loss_ratio=(sent - received) / sent,
+                    rtt_min_s=ordered[0],
+                    rtt_median_s=median,
+                    rtt_max_s=ordered[-1],
+                    jitter_s=jitter,
+                    rtts_s=tuple(rtts),
+                    failure=None,
+                    started_at=started_at,
+                )
+            )
+            continue
+        if _UNREACHABLE in states:
+            failure = PingFailure.UNREACHABLE
+        elif _TIME_EXCEEDED in states:
+            failure = PingFailure.TIME_EXCEEDED
+        elif _SEND_FAILED in states:
+            failure = PingFailure.SEND_ERROR
+        else:
+            failure = PingFailure.NO_REPLY
+        append(
+            PingResult(
+                address=address,
+                sent=sent,
+                received=0,
+                loss_ratio=1.0,
+                rtt_min_s=None,
+                rtt_median_s=None,
+                rtt_max_s=None,
+                jitter_s=None,
+                rtts_s=(),
+                failure=failure,
+                started_at=started_at,
+            )
+        )
+    return results
+
+
+def _open_socket(family: int, *, raw: bool) -> socket.socket:
+    """One non-blocking ICMP socket with kernel receive timestamps and large buffers."""
+    proto = socket.IPPROTO_ICMP if family == socket.AF_INET else socket.IPPROTO_ICMPV6
+    sock = socket.socket(family, socket.SOCK_RAW if raw else socket.SOCK_DGRAM, proto)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, pkt.SO_TIMESTAMPNS, 1)
+        # Replies queue in the kernel while the loop is busy; their timestamps stay true as
+        # long as they are not dropped, so the receive buffer is sized for a long stall.
+        pkt.set_buffer(
+            sock, socket.SO_RCVBUF, _RECV_BUFFER_BYTES, force=pkt.SO_RCVBUFFORCE if raw else None
+        )
+        pkt.set_buffer(
+            sock, socket.SO_SNDBUF, _SEND_BUFFER_BYTES, force=_SO_SNDBUFFORCE if raw else None
+        )
+        if raw:
+            if family == socket.AF_INET:
+                allowed = (pkt.ECHO_REPLY_V4, pkt.DEST_UNREACH_V4, pkt.TIME_EXCEEDED_V4)
+            else:
+                allowed = (pkt.ECHO_REPLY_V6, pkt.DEST_UNREACH_V6, pkt.TIME_EXCEEDED_V6)
+            pkt.set_receive_filter(sock, family, allowed)
+        elif family == socket.AF_INET:
+            sock.setsockopt(socket.IPPROTO_IP, pkt.IP_RECVERR, 1)
+        else:
+            sock.setsockopt(socket.IPPROTO_IPV6, pkt.IPV6_RECVERR, 1)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _unavailable_message(modes: list[bool], failures: list[str]) -> str:
+    """An actionable explanation of why no ICMP socket could be opened."""
+    try:
+        with open("/proc/sys/net/ipv4/ping_group_range", encoding="ascii") as handle:
+            group_range = " ".join(handle.read().split())
+    except OSError:
+        group_range = "unknown"
+    gid = os.getegid()
+    fixes = []
+    if True in modes:
+        fixes.append(
+            "run as root or give the interpreter CAP_NET_RAW "
+            "(setcap cap_net_raw+ep on the python binary, or AmbientCapabilities=CAP_NET_RAW "
+            "in the systemd unit)"
+        )
+    if False in modes:
+        fixes.append(
+            f"allow unprivileged ICMP for group {gid}: "
+            f"sysctl -w net.ipv4.ping_group_range='0 2147483647' (now: {group_range})"
+        )
+    return f"cannot open an ICMP socket ({'; '.join(failures)}). To fix: " + ", or ".join(fixes)
+
+
+async def ping_once(
+    address: str, *, count: int = 5, interval_s: float = 0.2, timeout_s: float = 2.0
+) -> PingResult:
+    """Ping one address (or name) ``count`` times, for the ``netwatch probe`` diagnostic."""
+    started_at = datetime.now(UTC)
+    target = address
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address)
+    except OSError:
+        try:
+            target = (await async_resolve(address))[0]
+        except (NameLookupError, IndexError):
+            return PingResult(
+                address=address,
+                sent=0,
+                received=0,
+                loss_ratio=1.0,
+                rtt_min_s=None,
+                rtt_median_s=None,
+                rtt_max_s=None,
+                jitter_s=None,
+                rtts_s=(),
+                failure=PingFailure.RESOLVE_ERROR,
+                started_at=started_at,
+            )
+    async with await IcmpPinger.open() as pinger:
+        (result,) = await pinger.round(
+            [target], echoes=count, spacing_s=interval_s, timeout_s=timeout_s
+        )
+    return result
+
+
+def format_ping_table(results: Sequence[PingResult]) -> str:
+    """A readable fping/mtr-like table of results, one line per target."""
+    width = max([len("ADDRESS"), *(len(r.address) for r in results)])
+    header = (
+        f"{'ADDRESS':<{width}}  {'SENT':>4} {'RECV':>4} {'LOSS':>6}  "
+        f"{'MIN ms':>8} {'MEDIAN ms':>9} {'MAX ms':>8} {'JITTER ms':>9}  NOTE"
+    )
+    lines = [header]
+    for r in results:
+        note = r.failure.value if r.failure is not None else ""
+        lines.append(
+            f"{r.address:<{width}}  {r.sent:>4} {r.received:>4} {r.loss_ratio:>6.1%}  "
+            f"{_ms(r.rtt_min_s):>8} {_ms(r.rtt_median_s):>9} {_ms(r.rtt_max_s):>8} "
+            f"{_ms(r.jitter_s):>9}  {note}".rstrip()
+        )
+    return "\n".join(lines)
+
+
+def _ms(value_s: float | None) -> str:
+    """Seconds as milliseconds with microsecond resolution, or '-'."""
+    return "-" if value_s is None else f"{value_s * 1000:.3f}"

@@ -1,0 +1,486 @@
+"""The ICMP probe against real echoes in lab namespaces (see conftest.py for the lab)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Protocol
+
+import pytest
+
+from probes.icmp import (
+    IcmpPinger,
+    IcmpUnavailableError,
+    PingerStats,
+    PingFailure,
+    PingResult,
+    format_ping_table,
+    ping_once,
+)
+
+
+class IcmpLab(Protocol):
+    """What the tests use of conftest.py's lab fixtures (conftest is not importable)."""
+
+    namespace: str
+    root_if: str
+    ns_v4: str
+    ns_v6: str | None
+
+    def targets_v4(self, count: int, *, skip: int = 0) -> list[str]: ...
+    def targets_v6(self, count: int, *, skip: int = 0) -> list[str]: ...
+    def ns(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]: ...
+    def nft(self, table: str, ruleset: str) -> AbstractContextManager[None]: ...
+    def set_link(self, *, up: bool) -> None: ...
+
+
+def _delta(after: PingerStats, before: PingerStats) -> dict[str, int]:
+    """Counter increments between two snapshots."""
+    return {name: getattr(after, name) - getattr(before, name) for name in PingerStats.__slots__}
+
+
+def _assert_all_answered(results: list[PingResult], targets: list[str], echoes: int) -> None:
+    """Every target answered every echo, with consistent statistics."""
+    assert [r.address for r in results] == targets
+    for r in results:
+        assert (r.sent, r.received, r.loss_ratio, r.failure) == (echoes, echoes, 0.0, None), r
+        assert r.rtt_min_s is not None
+        assert r.rtt_median_s is not None
+        assert r.rtt_max_s is not None
+        assert 0 <= r.rtt_min_s <= r.rtt_median_s <= r.rtt_max_s < 1.0
+        assert len(r.rtts_s) == echoes
+        assert r.jitter_s is not None
+        assert r.jitter_s >= 0
+        assert r.started_at.tzinfo is not None
+
+
+@pytest.mark.privileged
+@pytest.mark.lab
+async def test_round_over_many_targets_all_answered(icmp_lab: IcmpLab, pinger: IcmpPinger) -> None:
+    targets = icmp_lab.targets_v4(500)
+    before = pinger.stats()
+    results = await pinger.round(targets, echoes=3, spacing_s=0.05, timeout_s=2.0)
+    _assert_all_answered(results, targets, 3)
+    delta = _delta(pinger.stats(), before)
+    # `foreign` is not asserted: a raw socket also sees other programs' echo replies.
+    assert {k: delta[k] for k in ("sent", "received", "late", "duplicate", "send_errors")} == {
+        "sent": 1500,
+        "received": 1500,
+        "late": 0,
+        "duplicate": 0,
+        "send_errors": 0,
+    }
+
+
+@pytest.mark.privileged
+@pytest.mark.lab
+async def test_random_drop_shows_as_loss(icmp_lab: IcmpLab, pinger: IcmpPinger) -> None:
+    # 30 % of the echo requests to 10.91.131.0/24 are dropped inside the lab.
+    ruleset = """
+    table ip nwi_loss {
+      chain input {
+        type filter hook input priority 0;
+        ip daddr 10.91.131.0/24 icmp type echo-request numgen random mod 100 < 30 drop
+      }
+    }
+    """
+    targets = [f"10.91.131.{i}" for i in range(1, 201)]
+    with icmp_lab.nft("ip nwi_loss", ruleset):
+        results = await pinger.round(targets, echoes=5, spacing_s=0.02, timeout_s=1.0)
+    sent = sum(r.sent for r in results)
+    received = sum(r.received for r in results)
+    assert sent == 1000
+    assert 0.18 <= 1 - received / sent <= 0.42
+    for r in results:
+        assert r.loss_ratio == pytest.approx((r.sent - r.received) / r.sent)
+        assert (r.failure is PingFailure.NO_REPLY) == (r.received == 0)
+
+
+@pytest.mark.privileged
+@pytest.mark.lab
+async def test_unanswered_addresses_give_a_reason(icmp_lab: IcmpLab, pinger: IcmpPinger) -> None:
+    answering = icmp_lab.targets_v4(3, skip=2000)
+    blackholed = "10.91.64.1"  # root blackhole: sendto fails
+    unrouted = "10.91.65.1"  # routed into the lab, owned by nobody there
+    rejected = "10.91.250.1"  # the lab answers ICMP host unreachable
+    rejected_v6 = "fd91::100:ff01"  # ... and ICMPv6 address unreachable
+    targets = [blackholed, *answering, unrouted, rejected, rejected_v6]
+    before = pinger.stats()
+    results = await pinger.round(targets, echoes=2, spacing_s=0.05, timeout_s=0.5)
+    by_address = {r.address: r for r in results}
+    assert by_address[blackholed].failure is PingFailure.SEND_ERROR
+    assert by_address[blackholed].sent == 2
+    assert by_address[blackholed].loss_ratio == 1.0
+    assert by_address[unrouted].failure in {PingFailure.NO_REPLY, PingFailure.UNREACHABLE}
+    assert by_address[rejected].failure is PingFailure.UNREACHABLE
+    assert by_address[rejected_v6].failure is PingFailure.UNREACHABLE
+    for address in (blackholed, unrouted, rejected, rejected_v6):
+        r = by_address[address]
+        assert (r.received, r.rtt_median_s, r.jitter_s, r.rtts_s) == (0, None, None, ())
+    for address in answering:
+        assert by_address[address].received == 2
+    delta = _delta(pinger.stats(), before)
+    assert delta["send_errors"] == 2
+    assert delta["icmp_errors"] >= 4
+
+
+@pytest.mark.privileged
+@pytest.mark.lab
+async def test_link_down_mid_round(link_lab: IcmpLab, pinger: IcmpPinger) -> None:
+    targets = link_lab.targets_v4(20)
+    task = asyncio.create_task(pinger.round(targets, echoes=10, spacing_s=0.1, timeout_s=0.5))
+    await asyncio.sleep(0.45)
+    await asyncio.to_thread(link_lab.set_link, up=False)
+    results = await task
+    assert [r.address for r in results] == targets
+    for r in results:
+        assert r.sent == 10
+        assert 0 < r.received < 10
+        assert r.loss_ratio == pytest.approx(1 - r.received / 10)
+        assert r.failure is None
+    # Once the link is down its route is gone and the blackhole refuses the echoes.
+    after = await pinger.round(targets[:3], echoes=2, spacing_s=0.05, timeout_s=0.5)
+    assert [r.failure for r in after] == [PingFailure.SEND_ERROR] * 3
+
+
+@pytest.mark.privileged
+@pytest.mark.lab
+async def test_duplicate_replies_are_ignored_and_counted(
+    icmp_lab: IcmpLab, pinger: IcmpPinger
+) -> None:
+    # nft `dup` in the lab sends every echo reply from 10.91.132.0/24 twice.
+    ruleset = """
+    table ip nwi_dup {
+      chain output {
+        type filter hook output priority 0;
+        ip saddr 10.91.132.0/24 icmp type echo-reply dup to 10.91.0.1
+      }
+    }
+    """
+    targets = [f"10.91.132.{i}" for i in range(1, 21)]
+    before = pinger.stats()
+    with icmp_lab.nft("ip nwi_dup", ruleset):
+        results = await pinger.round(targets, echoes=3, spacing_s=0.05, timeout_s=1.0)
+        await asyncio.sleep(0.2)  # let the duplicates of the last echoes arrive and be read
+    _assert_all_answered(results, targets, 3)
+    delta = _delta(pinger.stats(), before)
+    assert delta["received"] == 60
+    assert delta["duplicate"] == 60
+    assert delta["late"] == 0
+
+
+@pytest.mark.privileged
+@pytest.mark.lab
+async def test_foreign_replies_cause_no_crosstalk(icmp_lab: IcmpLab, pinger: IcmpPinger) -> None:
+    targets = icmp_lab.targets_v4(30, skip=3000)
+    before = pinger.stats()
+    async with await IcmpPinger.open() as other:
+        assert other.stats().foreign == 0
+        # Another pinger in this process (another identifier) and fping (another process)
+        # ping the same targets while our round runs.
+        fping = await asyncio.create_subprocess_exec(
+            "fping", "-C", "10", "-q", "-p", "30", "-i", "1", *targets,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        ours, theirs = await asyncio.gather(
+            pinger.round(targets, echoes=5, spacing_s=0.05, timeout_s=1.0),
+            other.round(targets, echoes=4, spacing_s=0.06, timeout_s=1.0),
+        )
+        _, fping_err = await fping.communicate()
+        await asyncio.sleep(0.2)  # let the last foreign replies be read
+        other_delta = other.stats()
+    _assert_all_answered(ours, targets, 5)
+    _assert_all_answered(theirs, targets, 4)
+    fping_replies = sum(
+        1
+        for line in fping_err.decode().splitlines()
+        for value in line.partition(" : ")[2].split()
+        if value != "-"
+    )
+    assert fping_replies > 0
+    delta = _delta(pinger.stats(), before)
+    assert (delta["received"], delta["duplicate"], delta["late"]) == (150, 0, 0)
+    assert delta["foreign"] >= 120 + fping_replies
+    assert (other_delta.received, other_delta.duplicate, other_delta.late) == (120, 0, 0)
+    assert other_delta.foreign >= 150
+
+
+@pytest.mark.privileged
+@pytest.mark.lab
+async def test_ipv6_and_mixed_round(icmp_lab: IcmpLab, pinger: IcmpPinger) -> None:
+    assert icmp_lab.ns_v6 is not None
+    targets_v6 = [icmp_lab.ns_v6, *icmp_lab.targets_v6(50)]
+    results = await pinger.round(targets_v6, echoes=3, spacing_s=0.05, timeout_s=1.0)
+    _assert_all_answered(results, targets_v6, 3)
+    mixed = [*icmp_lab.targets_v4(5, skip=4000), *icmp_lab.targets_v6(5, skip=100)]
+    mixed = [mixed[i // 2 + (i % 2) * 5] for i in range(10)]  # interleave the families
+    results = await pinger.round(mixed, echoes=2, spacing_s=0.05, timeout_s=1.0)
+    _assert_all_answered(results, mixed, 2)
+
+
+@pytest.mark.privileged
+@pytest.mark.lab
+async def test_concurrent_rounds_on_one_pinger(icmp_lab: IcmpLab, pinger: IcmpPinger) -> None:
+    first = icmp_lab.targets_v4(300, skip=5000)
+    second = icmp_lab.targets_v4(200, skip=6000)
+    third = icmp_lab.targets_v6(20, skip=200)
+    before = pinger.stats()
+    a, b, c = await asyncio.gather(
+        pinger.round(first, echoes=3, spacing_s=0.05, timeout_s=1.0),
+        pinger.round(second, echoes=4, spacing_s=0.03, timeout_s=1.0, payload_size=200),
+        pinger.round(third, echoes=2, spacing_s=0.1, timeout_s=1.0, payload_size=8),
+    )
+    _assert_all_answered(a, first, 3)
+    _assert_all_answered(b, second, 4)
+    _assert_all_answered(c, third, 2)
+    delta = _delta(pinger.stats(), before)
+    assert (delta["received"], delta["late"], delta["duplicate"]) == (900 + 800 + 40, 0, 0)
+
+
+@pytest.mark.privileged
+@pytest.mark.lab
+async def test_replies_after_the_timeout_are_late(icmp_lab: IcmpLab, pinger: IcmpPinger) -> None:
+    # A veth round trip takes microseconds: with a 1 us timeout every reply is late.
+    targets = icmp_lab.targets_v4(10, skip=8000)
+    before = pinger.stats()
+    results = await pinger.round(targets, echoes=2, spacing_s=0.01, timeout_s=1e-6)
+    await asyncio.sleep(0.1)  # let replies to the ended round be read
+    assert [(r.sent, r.received, r.failure) for r in results] == [(2, 0, PingFailure.NO_REPLY)] * 10
+    delta = _delta(pinger.stats(), before)
+    assert (delta["sent"], delta["received"], delta["late"], delta["duplicate"]) == (20, 0, 20, 0)
+
+
+@pytest.mark.privileged
+@pytest.mark.lab
+async def test_cancelled_round_leaves_the_pinger_usable(
+    icmp_lab: IcmpLab, pinger: IcmpPinger
+) -> None:
+    targets = icmp_lab.targets_v4(20, skip=9000)
+    task = asyncio.create_task(pinger.round(targets, echoes=10, spacing_s=0.1))
+    await asyncio.sleep(0.15)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    sent_after_cancel = pinger.stats().sent
+    assert 0 < sent_after_cancel < 200
+    results = await pinger.round(targets, echoes=2, spacing_s=0.02, timeout_s=1.0)
+    _assert_all_answered(results, targets, 2)
+    # Nothing more of the cancelled round was sent.
+    assert pinger.stats().sent == sent_after_cancel + 40
+
+
+async def _fping_median_s(address: str) -> float:
+    """The median of 20 fping RTTs on the same link: the accuracy reference."""
+    proc = await asyncio.create_subprocess_exec(
+        "fping", "-C", "20", "-q", "-p", "20", address,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    values = err.decode().partition(" : ")[2].split()
+    rtts_ms = [float(v) for v in values if v != "-"]
+    assert len(rtts_ms) >= 15, err
+    return statistics.median(rtts_ms) / 1000
+
+
+async def _hog(stop: asyncio.Event) -> None:
+    """Keep the event loop busy: 5 ms of blocking work between each yield."""
+    while not stop.is_set():
+        time.sleep(0.005)  # noqa: ASYNC251 - blocking on purpose: this is the busy loop
+        await asyncio.sleep(0)
+
+
+@pytest.mark.privileged
+@pytest.mark.lab
+async def test_rtt_matches_fping_also_with_a_busy_loop(
+    icmp_lab: IcmpLab, pinger: IcmpPinger
+) -> None:
+    address = icmp_lab.ns_v4
+    reference_s = await _fping_median_s(address)
+    (idle,) = await pinger.round([address], echoes=20, spacing_s=0.02, timeout_s=1.0)
+    stop = asyncio.Event()
+    hog = asyncio.create_task(_hog(stop))
+    try:
+        (busy,) = await pinger.round([address], echoes=20, spacing_s=0.02, timeout_s=1.0)
+    finally:
+        stop.set()
+        await hog
+    for result in (idle, busy):
+        assert result.received >= 15
+        assert result.rtt_median_s is not None
+        assert abs(result.rtt_median_s - reference_s) < 0.0002, (result, reference_s)
+
+
+@pytest.mark.privileged
+async def test_close_releases_the_sockets() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root for raw ICMP sockets")
+    fds_before = set(os.listdir("/proc/self/fd"))
+    pinger = await IcmpPinger.open()
+    assert pinger.privileged
+    assert len(set(os.listdir("/proc/self/fd")) - fds_before) >= 1
+    await pinger.close()
+    await pinger.close()  # idempotent
+    assert set(os.listdir("/proc/self/fd")) == fds_before
+    with pytest.raises(RuntimeError, match="closed"):
+        await pinger.round(["127.0.0.1"])
+
+
+@pytest.mark.privileged
+async def test_close_ends_running_rounds_with_what_they_have() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root for raw ICMP sockets")
+    pinger = await IcmpPinger.open()
+    task = asyncio.create_task(pinger.round(["127.0.0.1"], echoes=10, spacing_s=0.1))
+    await asyncio.sleep(0.25)
+    await pinger.close()
+    (result,) = await task
+    assert 1 <= result.sent < 10
+    assert result.received <= result.sent
+
+
+@pytest.mark.privileged
+async def test_ping_once_on_loopback_by_name() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root for raw ICMP sockets")
+    result = await ping_once("localhost", count=3, interval_s=0.05, timeout_s=1.0)
+    assert result.address in {"127.0.0.1", "::1"}
+    assert (result.sent, result.received, result.failure) == (3, 3, None)
+
+
+_DGRAM_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from probes.icmp import IcmpPinger
+
+    async def main():
+        async with await IcmpPinger.open(privileged=False) as pinger:
+            results = await pinger.round(sys.argv[1:], echoes=3, spacing_s=0.05, timeout_s=1.0)
+            stats = pinger.stats()
+            print(json.dumps({
+                "privileged": pinger.privileged,
+                "results": [[r.address, r.received, r.failure and r.failure.value]
+                            for r in results],
+                "icmp_errors": stats.icmp_errors,
+            }))
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.privileged
+@pytest.mark.lab
+def test_unprivileged_datagram_sockets_where_allowed(icmp_lab: IcmpLab) -> None:
+    # ping_group_range is per network namespace: allow our group inside the lab only, and run
+    # a pinger there on datagram sockets (the kernel rewrites their identifier).
+    previous = icmp_lab.ns("sysctl", "-n", "net.ipv4.ping_group_range").stdout.split()
+    icmp_lab.ns("sysctl", "-qw", f"net.ipv4.ping_group_range={os.getegid()} {os.getegid()}")
+    try:
+        answering = [*icmp_lab.targets_v4(5, skip=7000), str(icmp_lab.ns_v6)]
+        rejected = ["10.91.250.7", "fd91::100:ff07"]
+        proc = icmp_lab.ns(sys.executable, "-c", _DGRAM_SCRIPT, *answering, *rejected)
+    finally:
+        icmp_lab.ns("sysctl", "-qw", f"net.ipv4.ping_group_range={' '.join(previous)}")
+    report = json.loads(proc.stdout)
+    assert report["privileged"] is False
+    expected = [[a, 3, None] for a in answering] + [[a, 0, "unreachable"] for a in rejected]
+    assert report["results"] == expected
+    assert report["icmp_errors"] == 6
+
+
+def test_unprivileged_request_fails_with_an_actionable_message() -> None:
+    with open("/proc/sys/net/ipv4/ping_group_range", encoding="ascii") as handle:
+        low, high = (int(v) for v in handle.read().split())
+    if low <= os.getegid() <= high:
+        pytest.skip("this host allows unprivileged ICMP for our group")
+
+    async def attempt() -> None:
+        await IcmpPinger.open(privileged=False)
+
+    with pytest.raises(IcmpUnavailableError, match=r"ping_group_range"):
+        asyncio.run(attempt())
+
+
+@pytest.mark.privileged
+async def test_round_refuses_names_and_bad_arguments() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root for raw ICMP sockets")
+    async with await IcmpPinger.open() as pinger:
+        with pytest.raises(ValueError, match="not an IP address"):
+            await pinger.round(["example.invalid"])
+        with pytest.raises(ValueError, match="payload_size"):
+            await pinger.round(["127.0.0.1"], payload_size=4)
+        with pytest.raises(ValueError, match="echoes"):
+            await pinger.round(["127.0.0.1"], echoes=0)
+        assert await pinger.round([]) == []
+
+
+async def test_summary_statistics_definitions() -> None:
+    # The per-target arithmetic on a hand-made round (slot = echo_index * n + target_index):
+    # median of an even count is the mean of the middle two; jitter is the mean absolute
+    # difference of consecutive RTTs in send order, lost echoes skipped.
+    from probes import icmp
+
+    loop = asyncio.get_running_loop()
+    rnd = icmp._Round(
+        targets=["a", "b", "c"], senders=[None] * 3, dests=[("a", 0)] * 3, base=0, echoes=4,
+        spacing_s=1.0, timeout_s=1.0, t0=0.0, future=loop.create_future(),
+    )  # fmt: skip
+    ms = 1_000_000
+    rnd.cursor = rnd.total
+    rnd.send_ns = [1] * rnd.total
+    # a: 10, 30, lost, 20 ms; b: all lost, one unreachable; c: 5, 5, 5, 9 ms
+    rnd.rtt_ns = [
+        10 * ms, icmp._PENDING, 5 * ms,
+        30 * ms, icmp._UNREACHABLE, 5 * ms,
+        icmp._PENDING, icmp._PENDING, 5 * ms,
+        20 * ms, icmp._PENDING, 9 * ms,
+    ]  # fmt: skip
+    started = datetime(2025, 7, 1, tzinfo=UTC)
+    a, b, c = icmp._results(rnd, started)
+    assert (a.sent, a.received, a.loss_ratio) == (4, 3, 0.25)
+    assert a.rtts_s == (0.010, 0.030, 0.020)
+    assert (a.rtt_min_s, a.rtt_median_s, a.rtt_max_s) == (0.010, 0.020, 0.030)
+    assert a.jitter_s == pytest.approx((0.020 + 0.010) / 2)
+    assert (b.received, b.loss_ratio, b.failure, b.jitter_s) == (
+        0,
+        1.0,
+        PingFailure.UNREACHABLE,
+        None,
+    )
+    assert c.rtt_median_s == pytest.approx(0.005)
+    assert c.jitter_s == pytest.approx(0.004 / 3)
+    assert c.started_at == started
+
+
+def test_format_ping_table() -> None:
+    started = datetime(2025, 7, 1, tzinfo=UTC)
+    answered = PingResult(
+        address="10.91.128.1", sent=5, received=4, loss_ratio=0.2,
+        rtt_min_s=0.001, rtt_median_s=0.0012, rtt_max_s=0.0031, jitter_s=0.0004,
+        rtts_s=(0.001, 0.0012, 0.0031, 0.0011), failure=None, started_at=started,
+    )  # fmt: skip
+    silent = PingResult(
+        address="fd91::100:ff01", sent=5, received=0, loss_ratio=1.0,
+        rtt_min_s=None, rtt_median_s=None, rtt_max_s=None, jitter_s=None,
+        rtts_s=(), failure=PingFailure.UNREACHABLE, started_at=started,
+    )  # fmt: skip
+    lines = format_ping_table([answered, silent]).splitlines()
+    assert lines[0].split() == [
+        "ADDRESS", "SENT", "RECV", "LOSS", "MIN", "ms", "MEDIAN", "ms", "MAX", "ms",
+        "JITTER", "ms", "NOTE",
+    ]  # fmt: skip
+    assert lines[1].split() == [
+        "10.91.128.1", "5", "4", "20.0%", "1.000", "1.200", "3.100", "0.400",
+    ]  # fmt: skip
+    assert lines[2].split() == [
+        "fd91::100:ff01", "5", "0", "100.0%", "-", "-", "-", "-", "unreachable",
+    ]  # fmt: skip
