@@ -174,7 +174,8 @@ class SnmpCredentials(Model):
                 # RFC 3414 11.2: USM pass phrases are at least 8 characters.
                 if key is not None and len(key.reveal()) < 8:
                     raise PydanticCustomError(
-                        "snmp", "the key in {env} is shorter than 8 characters (RFC 3414)",
+                        "snmp",
+                        "the key in {env} is shorter than 8 characters (RFC 3414)",
                         {"env": key.source},
                     )
         return self

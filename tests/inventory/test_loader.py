@@ -301,8 +301,7 @@ def test_search_is_diacritics_insensitive(divisions: Divisions) -> None:
 def test_short_snmpv3_keys_are_refused(tmp_path: Path, divisions: Divisions) -> None:
     path = write(
         tmp_path,
-        MINIMAL
-        + 'snmp_credentials:\n  v3: {version: "3", user: u, auth_protocol: sha, '
+        MINIMAL + 'snmp_credentials:\n  v3: {version: "3", user: u, auth_protocol: sha, '
         "auth_key: {env: SHORT_KEY}}\n",
     )
     errors = errors_of(path, divisions, env={"SHORT_KEY": "1234567"})
