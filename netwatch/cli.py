@@ -25,13 +25,14 @@ def _check_config(args: argparse.Namespace) -> int:
     environ: dict[str, str] = dict(os.environ)
     if args.ignore_missing_secrets:
         environ = _AnySecret(os.environ)
+    divisions = Divisions()
     try:
-        inventory = load_inventory(args.path, environ=environ)
+        inventory = load_inventory(args.path, environ=environ, divisions=divisions)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
     counts = inventory.summary()
-    provinces = Divisions().provinces
+    provinces = divisions.provinces
     names = sorted({provinces[c.province_code] for c in inventory.communes})
     print(f"{args.path}: OK")
     print(f"  provinces  {counts['provinces']:>6}  {', '.join(names)}")

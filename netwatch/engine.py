@@ -36,7 +36,9 @@ class _RouterState:
     """What the engine remembers of one router between rounds."""
 
     if_indexes: dict[str, int] | None = None  # interface name -> ifIndex, resolved once
-    resolve_after: float = 0.0  # monotonic time of the next resolution attempt after a failure
+    resolve_after: float = 0.0  # monotonic time of the next resolution attempt
+    wanted: list[int] = field(default_factory=list)  # ifIndexes polled each round
+    bandwidth_bps: dict[int, float] = field(default_factory=dict)  # ifIndex -> contracted
     previous: RouterSample | None = None
 
 
@@ -171,34 +173,20 @@ class Engine:
     async def _poll_router(self, job: SnmpJob) -> SnmpObservation:
         assert self.snmp is not None
         state = self._routers.setdefault(job.key, _RouterState())
-        names = [i.interface for i in job.interfaces]
-        if state.if_indexes is None and names and time.monotonic() >= state.resolve_after:
-            resolved = await self.snmp.resolve_interfaces(job.target, names)
-            if isinstance(resolved, SnmpFailure):
-                state.resolve_after = time.monotonic() + self.options.resolve_retry_s
-                log.info(
-                    "interface names not resolved router=%s reason=%s", job.key, resolved.value
-                )
-            else:
-                state.if_indexes = dict(resolved)
+        if job.interfaces and time.monotonic() >= state.resolve_after:
+            await self._resolve(job, state)
         indexes = state.if_indexes or {}
-        wanted = sorted({indexes[n] for n in names if n in indexes})
-        sample = await self.snmp.poll(job.target, wanted)
-        bandwidth = {
-            indexes[i.interface]: i.link.bandwidth_bps
-            for i in job.interfaces
-            if i.interface in indexes
-        }
+        sample = await self.snmp.poll(job.target, state.wanted)
         rebooted = False
         rates_by_index = {}
         if sample.failure is None and state.previous is not None and state.previous.failure is None:
-            rates, rebooted = compute_rates(state.previous, sample, bandwidth)
+            rates, rebooted = compute_rates(state.previous, sample, state.bandwidth_bps)
             rates_by_index = {r.if_index: r for r in rates}
         if sample.failure is None:
             state.previous = sample
             if rebooted:
                 # ifIndex numbering may change across a reboot (RFC 2863 3.1.5): resolve again.
-                state.if_indexes = None
+                state.resolve_after = 0.0
         samples = {s.if_index: s for s in sample.interfaces}
         readings = []
         for iface in job.interfaces:
@@ -223,6 +211,30 @@ class Engine:
                 )
             )
         return SnmpObservation(job, sample, tuple(readings), rebooted)
+
+    async def _resolve(self, job: SnmpJob, state: _RouterState) -> None:
+        """Map the job's interface names to ifIndexes; done once, again after a reboot, and
+        retried later while the router is unreachable or some names are not found on it."""
+        assert self.snmp is not None
+        names = [i.interface for i in job.interfaces]
+        resolved = await self.snmp.resolve_interfaces(job.target, names)
+        retry_at = time.monotonic() + self.options.resolve_retry_s
+        if isinstance(resolved, SnmpFailure):
+            state.resolve_after = retry_at
+            log.info("interface names not resolved router=%s reason=%s", job.key, resolved.value)
+            return
+        missing = [n for n in names if n not in resolved]
+        if missing:
+            log.warning("router interfaces not found router=%s names=%s", job.key, missing)
+        # Nothing to do until the next reboot, unless a name was missing: then look again later.
+        state.resolve_after = retry_at if missing else float("inf")
+        state.if_indexes = dict(resolved)
+        state.wanted = sorted(set(resolved.values()))
+        state.bandwidth_bps = {
+            resolved[i.interface]: i.link.bandwidth_bps
+            for i in job.interfaces
+            if i.interface in resolved
+        }
 
     async def http_round(self) -> list[Observation]:
         """Time every portal (fresh connection each) and resolve its name."""

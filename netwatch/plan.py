@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import ip_address
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -194,8 +195,6 @@ def compile_plan(inventory: Inventory) -> Plan:
 
 
 def _is_ip(host: str) -> bool:
-    from ipaddress import ip_address
-
     try:
         ip_address(host)
     except ValueError:

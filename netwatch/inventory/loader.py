@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from netwatch.inventory.divisions import Divisions
-from netwatch.inventory.models import Inventory
+from netwatch.inventory.models import Commune, Inventory
 from netwatch.inventory.yamlsource import Loc, Position, YamlSyntaxError, read_yaml
 
 _DICT_SECTIONS = ("isps", "snmp_credentials", "upstreams", "portals")
@@ -282,9 +282,7 @@ def _is_validator_tag(part: Any) -> bool:
 
 
 def _allowed_keys(loc: Loc) -> list[str]:
-    from netwatch.inventory import models
-
-    schema: Any = models.Inventory
+    schema: Any = Inventory
     for part in loc:
         if isinstance(part, int):
             continue
@@ -297,13 +295,11 @@ def _allowed_keys(loc: Loc) -> list[str]:
     fields = getattr(schema, "model_fields", None)
     if fields is None:
         return []
-    hidden = {"province_code", "name_hint"} if schema is models.Commune else set()
+    hidden = {"province_code", "name_hint"} if schema is Commune else set()
     return [f for f in fields if f not in hidden]
 
 
 def _inner_model(annotation: Any) -> Any:
-    from pydantic import BaseModel
-
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in getattr(annotation, "__args__", ()):
