@@ -13,12 +13,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import network, snmpd
 from .netns import (
     LabError,
     ip_batch,
     kill_pids,
+    link_indexes,
     netns_exec,
     pid_alive,
     run,
@@ -26,6 +28,9 @@ from .netns import (
 )
 from .portal import PortalControl, PortalMode, write_control
 from .topology import CommunePlan, LabPlan, LinkPlan, UpstreamPlan
+
+if TYPE_CHECKING:
+    from .lab import LabPaths  # lab imports this module: the type only, no import cycle
 
 # Queue bound of the shaped link: under saturation a probe waits about this long.
 TBF_LATENCY_MS = 100
@@ -81,6 +86,16 @@ def link_down(plan: LabPlan, link: LinkPlan) -> None:
     run(["ip", "-n", upstream.namespace, "link", "set", link.upstream_ifname, "down"])
 
 
+def _nft_table(namespace: str, family: str, table: str, body: str | None) -> None:
+    """Replace an nftables table with `body` (chains), or remove it when `body` is None."""
+    # Declaring then deleting the table first makes the whole file an atomic replace, and a
+    # removal of a table that does not exist a no-op.
+    ruleset = f"table {family} {table}\ndelete table {family} {table}\n"
+    if body is not None:
+        ruleset += f"table {family} {table} {{\n{body}}}\n"
+    run(netns_exec(namespace, ["nft", "-f", "-"]), input_text=ruleset, check=body is not None)
+
+
 def link_loss(commune: CommunePlan, link: LinkPlan, percent: float) -> None:
     """Drop `percent` % of the packets the router receives on this link (nftables numgen)."""
     # Per mille, so fractional percentages work; numgen's range excludes the modulus itself.
@@ -91,19 +106,13 @@ def link_loss(commune: CommunePlan, link: LinkPlan, percent: float) -> None:
         rule = "counter"
     else:
         rule = f"numgen random mod 1000 < {per_mille} drop"
-    table = _loss_table(link)
-    # Declaring then deleting the table first makes the whole file an atomic replace.
-    ruleset = (
-        f"table netdev {table}\n"
-        f"delete table netdev {table}\n"
-        f"table netdev {table} {{\n"
+    body = (
         f"  chain ingress {{\n"
         f'    type filter hook ingress device "{link.router_ifname}" priority 0; policy accept;\n'
         f"    {rule}\n"
         f"  }}\n"
-        f"}}\n"
     )
-    run(netns_exec(commune.namespace, ["nft", "-f", "-"]), input_text=ruleset)
+    _nft_table(commune.namespace, "netdev", _loss_table(link), body)
 
 
 def _shape(namespace: str, ifname: str, rate_mbps: int) -> None:
@@ -123,7 +132,7 @@ def link_congest(
     *,
     running_pid: int | None,
     env: Mapping[str, str],
-    state_dir: Path,
+    paths: LabPaths,
 ) -> int:
     """Shape the link at its contracted rate both ways and fill it downstream; return load pid."""
     upstream = _upstream(plan, link)
@@ -141,10 +150,10 @@ def link_congest(
     return spawn_detached(
         upstream.namespace,
         argv,
-        log_path=state_dir / "logs" / f"{name}.log",
-        pid_path=state_dir / "run" / f"{name}.pid",
+        log_path=paths.logs / f"{name}.log",
+        pid_path=paths.run_dir / f"{name}.pid",
         env=env,
-        cwd=state_dir,
+        cwd=paths.state_dir,
     )
 
 
@@ -153,12 +162,7 @@ def link_restore(plan: LabPlan, commune: CommunePlan, link: LinkPlan, load_pid: 
     if load_pid is not None:
         kill_pids([load_pid])
     upstream = _upstream(plan, link)
-    table = _loss_table(link)
-    run(
-        netns_exec(commune.namespace, ["nft", "-f", "-"]),
-        input_text=f"table netdev {table}\ndelete table netdev {table}\n",
-        check=False,
-    )
+    _nft_table(commune.namespace, "netdev", _loss_table(link), None)
     for namespace, ifname in (
         (upstream.namespace, link.upstream_ifname),
         (commune.namespace, link.router_ifname),
@@ -184,7 +188,7 @@ def reboot(
     The veth pairs are recreated, so interface counters restart from zero and ifIndex changes,
     and snmpd restarts, so sysUpTime restarts and engineBoots goes up, as on a real reboot.
     """
-    indexes = _ifindexes(commune.namespace)
+    indexes = link_indexes(commune.namespace)
     snmpd.stop(files)
     ip_batch(
         [f"link del {link.router_ifname}" for link in commune.links], commune.namespace, force=True
@@ -220,26 +224,18 @@ def portal_control(control_path: Path, control: PortalControl) -> None:
 def portal_down(plan: LabPlan) -> None:
     """Drop every packet to the portal's HTTPS port: clients time out connecting."""
     portal = plan.portal
-    ruleset = (
-        f"table inet {PORTAL_DOWN_TABLE}\n"
-        f"delete table inet {PORTAL_DOWN_TABLE}\n"
-        f"table inet {PORTAL_DOWN_TABLE} {{\n"
+    body = (
         f"  chain input {{\n"
         f"    type filter hook input priority 0; policy accept;\n"
         f"    ip daddr {portal.address} tcp dport {portal.port} drop\n"
         f"  }}\n"
-        f"}}\n"
     )
-    run(netns_exec(portal.namespace, ["nft", "-f", "-"]), input_text=ruleset)
+    _nft_table(portal.namespace, "inet", PORTAL_DOWN_TABLE, body)
 
 
 def portal_up(plan: LabPlan, control_path: Path) -> None:
     """Portal healthy again: accept connections and answer normally."""
-    run(
-        netns_exec(plan.portal.namespace, ["nft", "-f", "-"]),
-        input_text=f"table inet {PORTAL_DOWN_TABLE}\ndelete table inet {PORTAL_DOWN_TABLE}\n",
-        check=False,
-    )
+    _nft_table(plan.portal.namespace, "inet", PORTAL_DOWN_TABLE, None)
     write_control(control_path, PortalControl(PortalMode.OK, 0.0))
 
 
@@ -248,16 +244,6 @@ def _upstream(plan: LabPlan, link: LinkPlan) -> UpstreamPlan:
     if upstream is None:
         raise LabError(f"plan names an unknown upstream node {link.upstream}")
     return upstream
-
-
-def _ifindexes(namespace: str) -> dict[str, int]:
-    """Interface name → ifindex inside a namespace."""
-    result = run(["ip", "-n", namespace, "-o", "link", "show"], check=False)
-    indexes: dict[str, int] = {}
-    for line in result.stdout.splitlines():
-        number, name = line.split(":", 2)[:2]
-        indexes[name.strip().split("@", 1)[0]] = int(number)
-    return indexes
 
 
 def _link_exists(namespace: str, ifname: str) -> bool:

@@ -38,6 +38,8 @@ from .netns import (
     marked_pids,
     nft_tables,
     pid_alive,
+    pids_in_namespaces,
+    read_pidfile,
     root_links,
     root_routes,
     run,
@@ -86,9 +88,14 @@ class LabPaths:
         return self.state_dir / "lab.env"
 
     @property
+    def tls(self) -> pki.TlsFiles:
+        """The lab's test CA and the portal's certificate and key."""
+        return pki.tls_files(self.state_dir)
+
+    @property
     def ca_file(self) -> Path:
         """The lab's test CA certificate."""
-        return self.state_dir / "ca.pem"
+        return self.tls.ca_cert
 
     @property
     def portal_control(self) -> Path:
@@ -282,10 +289,15 @@ class Lab:
         """The SNMP credentials of the running lab."""
         return self.state.secrets
 
+    @property
+    def _marker(self) -> str:
+        # The value of LAB_MARKER_ENV on this lab's processes; also its nftables name prefix.
+        return f"nwl{self.index}"
+
     def child_env(self) -> dict[str, str]:
         """Environment for processes the lab starts: marked, and able to import netwatch."""
         env = dict(os.environ)
-        env[LAB_MARKER_ENV] = f"nwl{self.index}"
+        env[LAB_MARKER_ENV] = self._marker
         source_root = str(Path(netwatch.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (source_root, env.get("PYTHONPATH", "")) if p
@@ -409,7 +421,7 @@ class Lab:
         start = time.monotonic()
         prefix = ns_prefix(self.index)
         namespaces = list_namespaces(prefix)
-        pids = set(_pids_in_namespaces(namespaces)) | set(marked_pids(f"nwl{self.index}"))
+        pids = self._pids(namespaces)
         kill_pids(pids)
         if namespaces:
             ip_batch([f"netns del {ns}" for ns in namespaces], force=True)
@@ -419,7 +431,7 @@ class Lab:
         net = str(lab_prefix(self.index))
         for route in root_routes(net):
             run(["ip", "route", "del", *route.split()], check=False)
-        for family, table in nft_tables(f"nwl{self.index}_"):
+        for family, table in nft_tables(f"{self._marker}_"):
             run(["nft", "delete", "table", family, table], check=False)
         self.paths.state_file.unlink(missing_ok=True)
         return DownResult(len(namespaces), len(pids), self.leftovers(), time.monotonic() - start)
@@ -428,14 +440,18 @@ class Lab:
         """What of this lab index exists on the machine right now."""
         prefix = ns_prefix(self.index)
         namespaces = list_namespaces(prefix)
-        pids = set(_pids_in_namespaces(namespaces)) | set(marked_pids(f"nwl{self.index}"))
         return Leftovers(
             namespaces=tuple(namespaces),
             links=tuple(root_links(prefix)),
             routes=tuple(root_routes(str(lab_prefix(self.index)))),
-            nft_tables=tuple(f"{f} {t}" for f, t in nft_tables(f"nwl{self.index}_")),
-            pids=tuple(sorted(p for p in pids if pid_alive(p))),
+            nft_tables=tuple(f"{f} {t}" for f, t in nft_tables(f"{self._marker}_")),
+            pids=tuple(sorted(p for p in self._pids(namespaces) if pid_alive(p))),
         )
+
+    def _pids(self, namespaces: list[str]) -> set[int]:
+        # Inside the namespaces, or marked: a killed run may have left marked processes whose
+        # namespace is already gone.
+        return set(pids_in_namespaces(namespaces)) | set(marked_pids(self._marker))
 
     def status(self) -> LabStatus:
         """The saved state plus what is actually running."""
@@ -444,10 +460,10 @@ class Lab:
         processes: list[ProcessStatus] = []
         if state is not None:
             for commune in state.plan.communes:
-                files = snmpd.files_for(self.paths.state_dir, commune)
-                pid = _read_pid(files.pidfile)
+                pid = read_pidfile(snmpd.files_for(self.paths.state_dir, commune).pidfile)
+                alive = pid is not None and pid_alive(pid)
                 processes.append(
-                    ProcessStatus(f"snmpd {commune.code}", commune.namespace, pid, _alive(pid))
+                    ProcessStatus(f"snmpd {commune.code}", commune.namespace, pid, alive)
                 )
             for name, pid in sorted(state.pids.items()):
                 processes.append(ProcessStatus(name, "", pid, pid_alive(pid)))
@@ -463,7 +479,7 @@ class Lab:
 
     def _resolve(
         self, state: LabState | None, code: int, link_id: str | None, action: str
-    ) -> tuple[CommunePlan, tuple[LinkPlan, ...]] | FaultResult:
+    ) -> tuple[LabState, CommunePlan, tuple[LinkPlan, ...]] | FaultResult:
         if state is None:
             return FaultResult(action, FaultProblem.NOT_UP, str(self.paths.state_dir))
         commune = state.plan.commune(code)
@@ -471,12 +487,12 @@ class Lab:
             known = ", ".join(str(c.code) for c in state.plan.communes)
             return FaultResult(action, FaultProblem.UNKNOWN_COMMUNE, f"lab communes: {known}")
         if link_id is None:
-            return commune, commune.links
+            return state, commune, commune.links
         link = commune.link(link_id)
         if link is None:
             known = ", ".join(lk.id for lk in commune.links)
             return FaultResult(action, FaultProblem.UNKNOWN_LINK, f"links of {code}: {known}")
-        return commune, (link,)
+        return state, commune, (link,)
 
     def _record(
         self,
@@ -485,7 +501,8 @@ class Lab:
         *,
         drop: Callable[[ActiveFault], bool] | None = None,
         pids: Mapping[str, int | None] | None = None,
-    ) -> None:
+    ) -> LabState:
+        """Save the state with faults added/dropped and pids set/removed; return what was saved."""
         kept = tuple(f for f in state.faults if drop is None or not drop(f))
         new_keys = {(f.kind, f.target, f.link) for f in add}
         kept = tuple(f for f in kept if (f.kind, f.target, f.link) not in new_keys) + add
@@ -495,7 +512,9 @@ class Lab:
                 new_pids.pop(key, None)
             else:
                 new_pids[key] = value
-        self._save_state(dataclasses.replace(state, faults=kept, pids=new_pids))
+        saved = dataclasses.replace(state, faults=kept, pids=new_pids)
+        self._save_state(saved)
+        return saved
 
     def commune_down(self, code: int, link_id: str | None = None) -> FaultResult:
         """Take the commune's WAN link(s) down."""
@@ -504,8 +523,7 @@ class Lab:
             found = self._resolve(state, code, link_id, action)
             if isinstance(found, FaultResult):
                 return found
-            assert state is not None
-            _, links = found
+            state, _, links = found
             for link in links:
                 faults.link_down(state.plan, link)
             self._record(
@@ -523,8 +541,7 @@ class Lab:
             found = self._resolve(state, code, link_id, action)
             if isinstance(found, FaultResult):
                 return found
-            assert state is not None
-            commune, links = found
+            state, commune, links = found
             for link in links:
                 faults.link_loss(commune, link, percent)
             self._record(
@@ -540,8 +557,8 @@ class Lab:
             found = self._resolve(state, code, link_id, action)
             if isinstance(found, FaultResult):
                 return found
-            assert state is not None
-            commune, links = found
+            state, commune, links = found
+            env = self.child_env()
             new_pids: dict[str, int | None] = {}
             for link in links:
                 key = faults.load_key(commune, link)
@@ -550,8 +567,8 @@ class Lab:
                     commune,
                     link,
                     running_pid=state.pids.get(key),
-                    env=self.child_env(),
-                    state_dir=self.paths.state_dir,
+                    env=env,
+                    paths=self.paths,
                 )
             self._record(
                 state,
@@ -567,11 +584,11 @@ class Lab:
             found = self._resolve(state, code, None, action)
             if isinstance(found, FaultResult):
                 return found
-            assert state is not None
-            self._restore_commune(state, found[0])
+            state, commune, _ = found
+            self._restore_commune(state, commune)
             return FaultResult(action)
 
-    def _restore_commune(self, state: LabState, commune: CommunePlan) -> None:
+    def _restore_commune(self, state: LabState, commune: CommunePlan) -> LabState:
         cleared: dict[str, int | None] = {}
         for link in commune.links:
             key = faults.load_key(commune, link)
@@ -580,7 +597,7 @@ class Lab:
         files = snmpd.files_for(self.paths.state_dir, commune)
         if not snmpd.running(files):
             snmpd.start_many([(commune.namespace, files)], self.child_env())
-        self._record(state, drop=lambda f: f.target == str(commune.code), pids=cleared)
+        return self._record(state, drop=lambda f: f.target == str(commune.code), pids=cleared)
 
     def commune_reboot(self, code: int, downtime_s: float = 5.0) -> FaultResult:
         """Reboot the commune router: links gone for `downtime_s`, counters and uptime reset."""
@@ -591,8 +608,7 @@ class Lab:
             found = self._resolve(state, code, None, action)
             if isinstance(found, FaultResult):
                 return found
-            assert state is not None
-            commune = found[0]
+            state, commune, _ = found
             self._restore_commune(state, commune)
             faults.reboot(
                 state.plan,
@@ -678,19 +694,14 @@ class Lab:
             self._restore_portal(state)
             return FaultResult(action)
 
-    def _restore_portal(self, state: LabState) -> None:
+    def _restore_portal(self, state: LabState) -> LabState:
         faults.portal_up(state.plan, self.paths.portal_control)
         pids: dict[str, int | None] = {}
         if not all(pid_alive(state.pids.get(k, 0)) for k in ("portal", "dns")):
             kill_pids([state.pids.get(k, 0) for k in ("portal", "dns")])
-            tls = pki.TlsFiles(
-                self.paths.ca_file,
-                self.paths.state_dir / "portal-cert.pem",
-                self.paths.state_dir / "portal-key.pem",
-            )
-            pids.update(self._start_portal(state.plan, tls, self.child_env()))
+            pids.update(self._start_portal(state.plan, self.paths.tls, self.child_env()))
             self._wait_portal(state.plan)
-        self._record(state, drop=lambda f: f.target == "portal", pids=pids)
+        return self._record(state, drop=lambda f: f.target == "portal", pids=pids)
 
     def restore(self) -> FaultResult:
         """Undo every fault in the lab."""
@@ -698,19 +709,18 @@ class Lab:
         with self._faulting() as state:
             if state is None:
                 return FaultResult(action, FaultProblem.NOT_UP, str(self.paths.state_dir))
-            codes = {f.target for f in state.faults if f.target.isdigit()}
-            codes |= {k.split(":")[1] for k in state.pids if k.startswith("load:")}
+            faulted = {f.target for f in state.faults}
             for commune in state.plan.communes:
-                if str(commune.code) in codes:
-                    self._restore_commune(state, commune)
-                    state = self.state
+                loads = (faults.load_key(commune, link) in state.pids for link in commune.links)
+                if str(commune.code) in faulted or any(loads):
+                    state = self._restore_commune(state, commune)
             # Re-applying the whole routed core is cheap and also repairs hand-made damage
             # (a root-side link set down in a test, a route deleted by someone).
             plan = state.plan
             ip_batch(network.root_lines(plan))
-            ip_batch(network.core_lines(plan), plan.core_namespace)
-            for upstream in plan.upstreams:
-                ip_batch(network.upstream_lines(plan, upstream), upstream.namespace)
+            core = {plan.core_namespace: network.core_lines(plan)}
+            core |= {u.namespace: network.upstream_lines(plan, u) for u in plan.upstreams}
+            ip_batches_parallel(core)
             stopped = [
                 (c.namespace, files)
                 for c in plan.communes
@@ -718,46 +728,11 @@ class Lab:
             ]
             if stopped:
                 snmpd.start_many(stopped, self.child_env())
-            self._restore_portal(self.state)
-            final = self.state
-            self._save_state(dataclasses.replace(final, faults=()))
+            state = self._restore_portal(state)
+            self._save_state(dataclasses.replace(state, faults=()))
             return FaultResult(action)
 
 
 def default_state_dir(index: int) -> Path:
     """data/lab{index} under the current directory."""
     return Path.cwd() / "data" / f"lab{index}"
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def _alive(pid: int | None) -> bool:
-    return pid is not None and pid_alive(pid)
-
-
-def _pids_in_namespaces(namespaces: list[str]) -> list[int]:
-    """Pids whose network namespace is one of these named namespaces (one pass over /proc)."""
-    inodes: set[int] = set()
-    for name in namespaces:
-        try:
-            inodes.add(os.stat(Path("/run/netns") / name).st_ino)
-        except OSError:
-            continue
-    if not inodes:
-        return []
-    found: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.stat(entry / "ns" / "net").st_ino in inodes:
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found

@@ -130,10 +130,26 @@ def list_namespaces(prefix: str) -> list[str]:
     return sorted({n for n in names if n.startswith(prefix)})
 
 
-def namespace_pids(namespace: str) -> list[int]:
-    """Process ids running inside a namespace."""
-    result = run(["ip", "netns", "pids", namespace], check=False)
-    return [int(tok) for tok in result.stdout.split() if tok.isdigit()]
+def pids_in_namespaces(namespaces: Iterable[str]) -> list[int]:
+    """Pids whose network namespace is one of these named namespaces (one pass over /proc)."""
+    inodes: set[int] = set()
+    for name in namespaces:
+        try:
+            inodes.add(os.stat(NETNS_RUN_DIR / name).st_ino)
+        except OSError:
+            continue
+    if not inodes:
+        return []
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.stat(entry / "ns" / "net").st_ino in inodes:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 def marked_pids(marker_value: str) -> list[int]:
@@ -271,18 +287,22 @@ def write_sysctls(settings: Mapping[str, Mapping[str, str]]) -> None:
         raise LabError("sysctl failed: " + "; ".join(errors))
 
 
-def root_links(prefix: str) -> list[str]:
-    """Names of root-namespace interfaces starting with `prefix`."""
-    result = run(["ip", "-o", "link", "show"], check=False)
-    names: list[str] = []
+def link_indexes(namespace: str | None = None) -> dict[str, int]:
+    """Interface name → ifindex, in the root namespace or inside `namespace`."""
+    where = [] if namespace is None else ["-n", namespace]
+    result = run(["ip", *where, "-o", "link", "show"], check=False)
+    indexes: dict[str, int] = {}
     for line in result.stdout.splitlines():
         parts = line.split(":", 2)
-        if len(parts) < 2:
+        if len(parts) < 2 or not parts[0].strip().isdigit():
             continue
-        name = parts[1].strip().split("@", 1)[0]
-        if name.startswith(prefix):
-            names.append(name)
-    return names
+        indexes[parts[1].strip().split("@", 1)[0]] = int(parts[0])
+    return indexes
+
+
+def root_links(prefix: str) -> list[str]:
+    """Names of root-namespace interfaces starting with `prefix`."""
+    return [name for name in link_indexes() if name.startswith(prefix)]
 
 
 def root_routes(prefix_cidr: str) -> list[str]:

@@ -11,6 +11,12 @@ from .topology import CommunePlan, LabPlan, LinkPlan, UpstreamPlan
 BLACKHOLE_METRIC = 4000
 
 
+def blackhole_line(plan: LabPlan, table: int | None = None) -> str:
+    """The lab prefix into a blackhole behind every real route: nothing ever leaks out."""
+    where = "" if table is None else f" table {table}"
+    return f"route replace blackhole {plan.prefix} metric {BLACKHOLE_METRIC}{where}"
+
+
 def sysctls(plan: LabPlan) -> dict[str, dict[str, str]]:
     """Per-namespace sysctls: forwarding in routers, no ICMP rate limit, no IPv6 chatter."""
     common = {
@@ -85,7 +91,7 @@ def root_lines(plan: LabPlan) -> list[str]:
         f"addr replace {plan.root_address}/30 dev {plan.root_ifname}",
         f"link set {plan.root_ifname} up",
         f"route replace {plan.prefix} via {plan.core_address} dev {plan.root_ifname}",
-        f"route replace blackhole {plan.prefix} metric {BLACKHOLE_METRIC}",
+        blackhole_line(plan),
     ]
 
 
@@ -97,7 +103,7 @@ def core_lines(plan: LabPlan) -> list[str]:
         f"link set {plan.core_root_ifname} up",
         f"addr replace {plan.portal.core_address}/24 dev {plan.portal.core_ifname}",
         f"link set {plan.portal.core_ifname} up",
-        f"route replace blackhole {plan.prefix} metric {BLACKHOLE_METRIC}",
+        blackhole_line(plan),
     ]
     for upstream in plan.upstreams:
         lines += core_upstream_lines(plan, upstream)
@@ -129,7 +135,7 @@ def upstream_lines(plan: LabPlan, upstream: UpstreamPlan) -> list[str]:
         f"link set {upstream.ifname} up",
         f"route replace {plan.monitor_block} via {upstream.core_address}",
         f"route replace {plan.portal.network} via {upstream.core_address}",
-        f"route replace blackhole {plan.prefix} metric {BLACKHOLE_METRIC}",
+        blackhole_line(plan),
     ]
     for commune, link in plan.upstream_links(upstream.id):
         lines += upstream_link_lines(commune, link)
@@ -149,7 +155,7 @@ def router_lines(plan: LabPlan, commune: CommunePlan, *, rules: bool = True) -> 
     """A commune router: WAN links, routes, and source policy so each link answers for itself."""
     lines = [
         "link set lo up",
-        f"route replace blackhole {plan.prefix} metric {BLACKHOLE_METRIC}",
+        blackhole_line(plan),
         # The LAN does not exist in the lab: traffic to it is counted on the WAN and dropped.
         f"route replace blackhole {commune.lan}",
     ]
@@ -165,7 +171,7 @@ def router_link_lines(plan: LabPlan, link: LinkPlan, *, rules: bool = True) -> l
         f"link set {link.router_ifname} up",
         f"route replace {plan.prefix} via {link.upstream_address} dev {link.router_ifname} "
         f"table {link.route_table}",
-        f"route replace blackhole {plan.prefix} metric {BLACKHOLE_METRIC} table {link.route_table}",
+        blackhole_line(plan, link.route_table),
     ]
     if link.number == 1:
         lines.append(

@@ -27,6 +27,15 @@ class TlsFiles:
     server_key: Path
 
 
+def tls_files(directory: Path) -> TlsFiles:
+    """Where `issue_lab_tls` writes its files under `directory`."""
+    return TlsFiles(
+        ca_cert=directory / "ca.pem",
+        server_cert=directory / "portal-cert.pem",
+        server_key=directory / "portal-key.pem",
+    )
+
+
 def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -94,11 +103,7 @@ def issue_lab_tls(directory: Path, hostname: str, address: str) -> TlsFiles:
         .sign(ca_key, hashes.SHA256())
     )
     directory.mkdir(parents=True, exist_ok=True)
-    files = TlsFiles(
-        ca_cert=directory / "ca.pem",
-        server_cert=directory / "portal-cert.pem",
-        server_key=directory / "portal-key.pem",
-    )
+    files = tls_files(directory)
     files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     files.server_cert.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
     _write_private(

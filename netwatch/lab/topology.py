@@ -243,45 +243,52 @@ def build_plan(index: int, communes: int) -> LabPlan:
     vnpt_pops = [u for u in upstreams if u.isp == "vnpt"]
     viettel_pops = [u for u in upstreams if u.isp == "viettel"]
 
+    def wan_link(
+        ward: WardInfo,
+        octet: int,
+        number: int,
+        upstream: UpstreamPlan,
+        *,
+        link_id: str,
+        isp: str,
+        path: str,
+        circuit_prefix: str,
+    ) -> LinkPlan:
+        block = 4 * (number - 1)  # link n is the n-th /30 of the commune's third octet
+        return LinkPlan(
+            id=link_id,
+            number=number,
+            isp=isp,
+            path=path,
+            upstream=upstream.id,
+            bandwidth_mbps=LINK1_MBPS if number == 1 else LINK2_MBPS,
+            circuit=f"{circuit_prefix}-{ward.code:05d}",
+            router_ifname=f"wan{number}",
+            router_address=addr(octet, block + 1),
+            upstream_ifname=f"c{ward.code}w{number}",
+            upstream_address=addr(octet, block + 2),
+            network=f"{addr(octet, block)}/30",
+            route_table=100 + number,
+        )
+
     commune_plans: list[CommunePlan] = []
     for j, ward in enumerate(select_communes(communes)):
         octet = FIRST_COMMUNE_OCTET + j
         links = [
-            LinkPlan(
-                id="vnpt-tslcd",
-                number=1,
-                isp="vnpt",
-                path="tslcd",
-                upstream=vnpt_pops[j % len(vnpt_pops)].id,
-                bandwidth_mbps=LINK1_MBPS,
-                circuit=f"VNPT-TSLCD-{ward.code:05d}",
-                router_ifname="wan1",
-                router_address=addr(octet, 1),
-                upstream_ifname=f"c{ward.code}w1",
-                upstream_address=addr(octet, 2),
-                network=f"{addr(octet, 0)}/30",
-                route_table=101,
+            wan_link(
+                ward, octet, 1, vnpt_pops[j % len(vnpt_pops)],
+                link_id="vnpt-tslcd", isp="vnpt", path="tslcd", circuit_prefix="VNPT-TSLCD",
             )
-        ]
+        ]  # fmt: skip
         # Every other commune is dual-homed: a second link over another ISP's internet service.
         if j % 2 == 0:
             links.append(
-                LinkPlan(
-                    id="viettel-internet",
-                    number=2,
-                    isp="viettel",
-                    path="internet",
-                    upstream=viettel_pops[(j // 2) % len(viettel_pops)].id,
-                    bandwidth_mbps=LINK2_MBPS,
-                    circuit=f"VTL-INET-{ward.code:05d}",
-                    router_ifname="wan2",
-                    router_address=addr(octet, 5),
-                    upstream_ifname=f"c{ward.code}w2",
-                    upstream_address=addr(octet, 6),
-                    network=f"{addr(octet, 4)}/30",
-                    route_table=102,
+                wan_link(
+                    ward, octet, 2, viettel_pops[(j // 2) % len(viettel_pops)],
+                    link_id="viettel-internet", isp="viettel", path="internet",
+                    circuit_prefix="VTL-INET",
                 )
-            )
+            )  # fmt: skip
         commune_plans.append(
             CommunePlan(
                 code=ward.code,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from netwatch.lab import Lab
+from netwatch.lab import FaultProblem, Lab
 from netwatch.lab.topology import CommunePlan
 
 from .tools import https_get, interface_rx_bytes, ip, ping, resolve, snmpget
@@ -135,7 +135,11 @@ def test_congestion_saturates_the_link(clean_lab: Lab) -> None:
 
     def counters() -> tuple[float, int, int]:
         (snmp,) = snmpget(clean_lab, link2.router_address, f"{IF_HC_IN_OCTETS}.{index}")
-        return time.monotonic(), int(snmp), interface_rx_bytes(commune.namespace, "wan1")
+        return (
+            time.monotonic(),
+            int(snmp),
+            interface_rx_bytes(commune.namespace, link1.router_ifname),
+        )
 
     t0, snmp0, rx0 = counters()
     busy = ping([address], count=20, period_ms=100)[address]
@@ -226,10 +230,12 @@ def test_portal_slow_error_down(clean_lab: Lab) -> None:
 
 
 def test_fault_results_name_unknown_targets(clean_lab: Lab) -> None:
-    assert clean_lab.commune_down(99999).problem is not None
-    assert clean_lab.commune_down(clean_lab.plan.communes[0].code, "no-such-link").problem
-    assert clean_lab.upstream_down("pop-nowhere").problem is not None
-    assert clean_lab.commune_loss(clean_lab.plan.communes[0].code, 150).problem is not None
+    code = clean_lab.plan.communes[0].code
+    assert clean_lab.commune_down(99999).problem is FaultProblem.UNKNOWN_COMMUNE
+    assert clean_lab.commune_down(code, "no-such-link").problem is FaultProblem.UNKNOWN_LINK
+    assert clean_lab.upstream_down("pop-nowhere").problem is FaultProblem.UNKNOWN_UPSTREAM
+    assert clean_lab.commune_loss(code, 150).problem is FaultProblem.BAD_VALUE
+    assert clean_lab.state.faults == ()  # refused requests record nothing
 
 
 def _cli(lab: Lab, *words: str) -> subprocess.CompletedProcess[str]:

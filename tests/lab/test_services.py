@@ -12,6 +12,7 @@ import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
+import pytest
 
 from netwatch.lab.dns import build_response
 from netwatch.lab.load import blast
@@ -65,32 +66,43 @@ async def test_portal_serves_tls_from_the_lab_ca(tmp_path: Path) -> None:
     tls = issue_lab_tls(tmp_path, "dichvucong.lab.netwatch.vn", "127.0.0.1")
     control = tmp_path / "control.json"
     port = _free_port()
+    url = f"https://127.0.0.1:{port}/"
     stop = asyncio.Event()
     server = asyncio.create_task(
         serve("127.0.0.1", port, tls.server_cert, tls.server_key, control, stop)
     )
     context = ssl.create_default_context(cafile=str(tls.ca_cert))
     try:
+        await _wait_listening(port)
         async with aiohttp.ClientSession() as session:
-            for _ in range(100):
-                try:
-                    async with session.get(f"https://127.0.0.1:{port}/", ssl=context) as resp:
-                        assert resp.status == 200
-                        assert "Cổng Dịch vụ công quốc gia" in await resp.text()
-                    break
-                except aiohttp.ClientConnectorError:
-                    await asyncio.sleep(0.05)
+            async with session.get(url, ssl=context) as resp:
+                assert resp.status == 200
+                assert "Cổng Dịch vụ công quốc gia" in await resp.text()
             write_control(control, PortalControl(PortalMode.ERROR))
-            async with session.get(f"https://127.0.0.1:{port}/", ssl=context) as resp:
+            async with session.get(url, ssl=context) as resp:
                 assert resp.status == 503
             # A client that does not trust the lab CA is refused.
-            async with session.get(f"https://127.0.0.1:{port}/") as resp:
-                raise AssertionError(f"untrusted certificate accepted: {resp.status}")
-    except aiohttp.ClientConnectorCertificateError:
-        pass
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                async with session.get(url):
+                    pass
     finally:
         stop.set()
         await server
+
+
+async def _wait_listening(port: int, timeout_s: float = 10.0) -> None:
+    """Wait until something accepts TCP connections on 127.0.0.1:port."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            assert asyncio.get_running_loop().time() < deadline, f"nothing listens on {port}"
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
 
 
 def test_load_generator_paces_its_packets() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from netwatch.inventory import load_inventory
 from netwatch.lab import build_plan
 from netwatch.lab.config import inventory, write_env, write_inventory
 from netwatch.lab.network import create_lines, namespace_batches, root_lines
@@ -123,13 +124,12 @@ def test_inventory_follows_the_documented_schema(tmp_path: Path) -> None:
 
 
 def test_inventory_loads_with_netwatch(tmp_path: Path) -> None:
-    loader = pytest.importorskip("netwatch.inventory")
     plan = build_plan(1, 4)
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
     path = write_inventory(tmp_path / "netwatch.yaml", plan, SECRETS, ca)
     env = write_env(tmp_path / "lab.env", SECRETS)
     environ = dict(line.split("=", 1) for line in env.read_text().splitlines())
-    loaded = loader.load_inventory(path, environ=environ)
+    loaded = load_inventory(path, environ=environ)
     assert [int(c.code) for c in loaded.communes] == [c.code for c in plan.communes]
     assert env.stat().st_mode & 0o077 == 0
