@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,35 +97,34 @@ def serve(cert: str, key: str, port: int) -> None:
 # --------------------------------------------------------------------------- client processes
 
 
-async def _netwatch_client(url: str, ca: str, n: int, conc: int) -> dict[str, object]:
-    sys.path.insert(0, str(ROOT))
-    from probes.http import HttpCheck, HttpProber
+async def _measure(
+    probe: Callable[[], Awaitable[tuple[str, float]]], n: int, conc: int
+) -> dict[str, object]:
+    """A warm-up, then ``n`` probes ``conc`` at a time: this process's CPU, wall and outcomes.
 
-    check = HttpCheck(url, ca_file=ca, timeout_s=10.0, expect_status=(200,))
+    ``probe`` does one probe and returns its outcome ("ok" or why not) and its total seconds.
+    """
     failures: collections.Counter[str] = collections.Counter()
     totals: list[float] = []
 
-    async with HttpProber() as prober:
-        prober.prepare([check])
+    async def run(count: int, record: bool) -> None:
+        left = count
 
-        async def run(count: int, record: bool) -> None:
-            left = count
+        async def worker() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                outcome, total_s = await probe()
+                if record:
+                    failures[outcome] += 1
+                    totals.append(total_s)
 
-            async def worker() -> None:
-                nonlocal left
-                while left > 0:
-                    left -= 1
-                    r = await prober.probe(check)
-                    if record:
-                        failures[r.failure.value if r.failure else "ok"] += 1
-                        totals.append(r.total_s)
+        await asyncio.gather(*(worker() for _ in range(conc)))
 
-            await asyncio.gather(*(worker() for _ in range(conc)))
-
-        await run(WARMUP_PROBES, record=False)
-        c0, w0 = time.process_time(), time.perf_counter()
-        await run(n, record=True)
-        c1, w1 = time.process_time(), time.perf_counter()
+    await run(WARMUP_PROBES, record=False)
+    c0, w0 = time.process_time(), time.perf_counter()
+    await run(n, record=True)
+    c1, w1 = time.process_time(), time.perf_counter()
     return {
         "cpu_s": c1 - c0,
         "wall_s": w1 - w0,
@@ -134,6 +134,21 @@ async def _netwatch_client(url: str, ca: str, n: int, conc: int) -> dict[str, ob
     }
 
 
+async def _netwatch_client(url: str, ca: str, n: int, conc: int) -> dict[str, object]:
+    sys.path.insert(0, str(ROOT))
+    from probes.http import HttpCheck, HttpProber
+
+    check = HttpCheck(url, ca_file=ca, timeout_s=10.0, expect_status=(200,))
+    async with HttpProber() as prober:
+        prober.prepare([check])
+
+        async def probe() -> tuple[str, float]:
+            r = await prober.probe(check)
+            return (r.failure.value if r.failure else "ok"), r.total_s
+
+        return await _measure(probe, n, conc)
+
+
 async def _aiohttp_client(url: str, ca: str, n: int, conc: int) -> dict[str, object]:
     """aiohttp with a TraceConfig collecting phase times; a fresh connection per request."""
     import aiohttp
@@ -141,8 +156,6 @@ async def _aiohttp_client(url: str, ca: str, n: int, conc: int) -> dict[str, obj
     # The same trust store as HttpProber builds: system CAs plus the test CA.
     ctx = ssl.create_default_context()
     ctx.load_verify_locations(cafile=ca)
-    failures: collections.Counter[str] = collections.Counter()
-    totals: list[float] = []
     trace = aiohttp.TraceConfig()
 
     def marker(name: str) -> Any:
@@ -167,41 +180,21 @@ async def _aiohttp_client(url: str, ca: str, n: int, conc: int) -> dict[str, obj
         connector=connector, timeout=timeout, trace_configs=[trace]
     ) as session:
 
-        async def run(count: int, record: bool) -> None:
-            left = count
+        async def probe() -> tuple[str, float]:
+            marks: dict[str, float] = {}
+            t0 = time.monotonic()
+            try:
+                async with session.get(
+                    url, trace_request_ctx=_Marks(marks), allow_redirects=True
+                ) as resp:
+                    await resp.read()
+                    status = resp.status
+                outcome = "ok" if status == 200 else f"status {status}"
+            except Exception as exc:  # a benchmark counts, it does not judge
+                outcome = type(exc).__name__
+            return outcome, time.monotonic() - t0
 
-            async def worker() -> None:
-                nonlocal left
-                while left > 0:
-                    left -= 1
-                    marks: dict[str, float] = {}
-                    t0 = time.monotonic()
-                    try:
-                        async with session.get(
-                            url, trace_request_ctx=_Marks(marks), allow_redirects=True
-                        ) as resp:
-                            await resp.read()
-                            status = resp.status
-                        outcome = "ok" if status == 200 else f"status {status}"
-                    except Exception as exc:  # a benchmark counts, it does not judge
-                        outcome = type(exc).__name__
-                    if record:
-                        failures[outcome] += 1
-                        totals.append(time.monotonic() - t0)
-
-            await asyncio.gather(*(worker() for _ in range(conc)))
-
-        await run(WARMUP_PROBES, record=False)
-        c0, w0 = time.process_time(), time.perf_counter()
-        await run(n, record=True)
-        c1, w1 = time.process_time(), time.perf_counter()
-    return {
-        "cpu_s": c1 - c0,
-        "wall_s": w1 - w0,
-        "ok": failures.pop("ok", 0),
-        "failures": dict(failures),
-        "median_total_ms": statistics.median(totals) * 1000,
-    }
+        return await _measure(probe, n, conc)
 
 
 class _Marks:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,6 +51,7 @@ def _measure(tool: str, cmd: list[str], workdir: Path) -> tuple[Run, str, str]:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
         wall_s = time.perf_counter() - start
+    # Reaped by wait4 above: tell Popen, or it warns that the process is still running.
     proc.returncode = os.waitstatus_to_exitcode(status)
     stdout, stderr = out_path.read_text(), err_path.read_text()
     run = Run(tool, wall_s, usage.ru_utime, usage.ru_stime, lost=-1, sent=0)
@@ -69,7 +70,7 @@ def _run_fping(targets_file: Path, echoes: int, rate_pps: float, workdir: Path) 
         values = line.split(" : ", 1)[1].split()
         sent += len(values)
         lost += sum(1 for v in values if v == "-")
-    return Run(run.tool, run.wall_s, run.user_s, run.sys_s, lost=lost, sent=sent)
+    return replace(run, lost=lost, sent=sent)
 
 
 def _run_netwatch(
@@ -94,9 +95,7 @@ def _run_netwatch(
     except (IndexError, json.JSONDecodeError):
         print(f"netwatch child failed: {stderr[-2000:]}", file=sys.stderr)
         raise
-    return Run(
-        run.tool, run.wall_s, run.user_s, run.sys_s, lost=summary["lost"], sent=summary["sent"]
-    )
+    return replace(run, lost=summary["lost"], sent=summary["sent"])
 
 
 async def _child(targets: list[str], echoes: int, rate_pps: float, spacing_s: float) -> None:

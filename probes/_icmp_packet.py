@@ -69,11 +69,6 @@ def ones_complement_sum(data: bytes | bytearray) -> int:
     return total
 
 
-def checksum(data: bytes | bytearray) -> int:
-    """The Internet checksum of `data` (RFC 1071)."""
-    return ~ones_complement_sum(data) & 0xFFFF
-
-
 def echo_template(
     icmp_type: int, identifier: int, cookie: int, payload_size: int
 ) -> tuple[bytearray, int]:

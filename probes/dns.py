@@ -16,7 +16,7 @@ import enum
 import ipaddress
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -217,15 +217,7 @@ async def resolve_host(
     if result.failure is DnsFailure.NO_ANSWER:
         aaaa = await probe_dns(name, resolver, port=port, rtype="AAAA", timeout_s=timeout_s)
         if aaaa.failure is None:
+            # The time to the address is both queries, counted from the first.
             rtt_s = (result.rtt_s or 0.0) + (aaaa.rtt_s or 0.0)
-            return DnsResult(
-                name=name,
-                resolver=resolver,
-                rtype="AAAA",
-                addresses=aaaa.addresses,
-                rtt_s=rtt_s,
-                failure=None,
-                detail="",
-                started_at=result.started_at,
-            )
+            return replace(aaaa, rtt_s=rtt_s, started_at=result.started_at)
     return result

@@ -346,6 +346,13 @@ class _Response:
         self.body_bytes = 0
 
 
+def _redirect_to(check: HttpCheck, resp: _Response) -> str | None:
+    """Where to follow ``resp`` to; None when it is the answer (also an expected redirect)."""
+    if resp.status in _REDIRECT_STATUSES and resp.status not in check.expect_status:
+        return resp.location
+    return None
+
+
 def _parse_head(head: bytes, resp: _Response) -> None:
     lines = head.split(b"\r\n")
     status_line = lines[0].split(b" ", 2)
@@ -451,21 +458,18 @@ class HttpProber:
         while True:
             resp = await self._exchange(check, target, run)
             run.status = resp.status
-            if (
-                resp.status in _REDIRECT_STATUSES
-                and resp.location is not None
-                and resp.status not in check.expect_status
-            ):
+            location = _redirect_to(check, resp)
+            if location is not None:
                 if run.redirects >= check.max_redirects:
                     raise _ProbeError(
                         HttpFailure.TOO_MANY_REDIRECTS,
-                        f"more than {check.max_redirects} redirects (last to {resp.location})",
+                        f"more than {check.max_redirects} redirects (last to {location})",
                     )
                 run.redirects += 1
                 # RFC 9110 15.4: a 303 (and in practice 301/302) turns the method into GET;
                 # GET and HEAD are kept as they are by every redirect status.
                 try:
-                    target = _parse_target(urljoin(target.url, resp.location), check.method)
+                    target = _parse_target(urljoin(target.url, location), check.method)
                 except ValueError as exc:
                     raise _ProbeError(HttpFailure.PROTOCOL_ERROR, f"bad redirect: {exc}") from None
                 continue
@@ -532,6 +536,9 @@ class HttpProber:
             raise _ProbeError(HttpFailure.CONNECT_ERROR, f"socket: {exc}") from None
         try:
             sock.setblocking(False)
+            # Without it Nagle holds the request until the server ACKs our TLS Finished (up to
+            # its 40 ms delayed ACK), and that wait would be measured as first_byte_s.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 err = sock.connect_ex((address, target.port))
             except OSError as exc:
@@ -649,23 +656,16 @@ class HttpProber:
                 break
             resp = _Response()
 
-        if (
-            resp.status in _REDIRECT_STATUSES
-            and resp.location is not None
-            and resp.status not in check.expect_status
-        ):
-            return (
-                resp  # followed: the connection is closed anyway: the redirect's body is not needed
-            )
+        if _redirect_to(check, resp) is not None:
+            # The connection is closed anyway: the body of a redirect we follow is not needed.
+            return resp
         if check.method == "HEAD" or resp.status in (204, 304) or 100 <= resp.status < 200:
             return resp
         keep = check._expect_bytes is not None
         if resp.chunked:
             await self._read_chunked(loop, sock, buf, resp, keep)
-        elif resp.content_length is not None:
-            await self._read_length(loop, sock, buf, resp, keep, resp.content_length)
         else:
-            await self._read_length(loop, sock, buf, resp, keep, None)
+            await self._read_length(loop, sock, buf, resp, keep, resp.content_length)
         return resp
 
     @staticmethod

@@ -568,7 +568,10 @@ class IcmpPinger:
         buffer = channel.buffer
         buffers = [buffer]
         unpack_from = pkt.ECHO_HEADER.unpack_from
+        header_size = pkt.ECHO_HEADER.size
         unpack_ts = pkt.TIMESPEC.unpack
+        sol_socket = socket.SOL_SOCKET
+        so_timestampns = pkt.SO_TIMESTAMPNS
         cookie = self._cookie
         identifier = channel.identifier
         check_identifier = channel.raw
@@ -576,19 +579,29 @@ class IcmpPinger:
         reply_type = channel.reply_type
         error_types = channel.error_types
         rounds = self._rounds
+        # Datagram sockets only: whether to read the error queue after the replies. Not on
+        # every wake-up: that is one failing syscall per reply burst for nothing.
+        check_errors = False
+        woken_empty = True
         while True:
             try:
                 size, ancdata, _flags, _addr = recvmsg_into(buffers, pkt.ANC_TIMESTAMP_SIZE)
-            except (BlockingIOError, InterruptedError):
+            except BlockingIOError:
+                # Woken with nothing to read: on a datagram socket only its error queue does
+                # that (it keeps the socket readable until drained, also for local errors
+                # that leave no pending socket error).
+                check_errors = check_errors or woken_empty
                 break
             except OSError:
                 # A datagram socket reports an ICMP error first as a pending socket error;
                 # the details are on the error queue, drained below.
                 if channel.raw:
                     break
+                check_errors = True
                 continue
+            woken_empty = False
             offset = (buffer[0] & 0x0F) << 2 if has_ip_header else 0
-            if size < offset + pkt.ECHO_HEADER.size:
+            if size < offset + header_size:
                 if size > offset and buffer[offset] == reply_type:
                     self._foreign += 1
                 continue
@@ -602,7 +615,7 @@ class IcmpPinger:
                 continue
             rx_ns = 0
             for level, kind, value in ancdata:
-                if level == socket.SOL_SOCKET and kind == pkt.SO_TIMESTAMPNS:
+                if level == sol_socket and kind == so_timestampns:
                     sec, nsec = unpack_ts(value)
                     rx_ns = sec * _NS_PER_S + nsec
             if not rx_ns:
@@ -638,7 +651,7 @@ class IcmpPinger:
             rnd.settled += 1
             if rnd.settled == rnd.total:
                 self._finish(rnd)
-        if not channel.raw:
+        if check_errors and not channel.raw:
             self._drain_error_queue(channel)
 
     def _on_stray_reply(self, serial: int) -> None:
@@ -725,9 +738,7 @@ class IcmpPinger:
                 data, ancdata, _flags, _addr = recvmsg(
                     pkt.RECV_SIZE, pkt.ANC_ERRQUEUE_SIZE, pkt.MSG_ERRQUEUE
                 )
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
+            except OSError:  # BlockingIOError once the queue is empty
                 return
             for level, kind, value in ancdata:
                 if (level, kind) not in (
@@ -818,22 +829,25 @@ def _results(rnd: _Round, started_at: datetime) -> list[PingResult]:
             failure = PingFailure.SEND_ERROR
         else:
             failure = PingFailure.NO_REPLY
-        append(
-            PingResult(
-                address=address,
-                sent=sent,
-                received=0,
-                loss_ratio=1.0,
-                rtt_min_s=None,
-                rtt_median_s=None,
-                rtt_max_s=None,
-                jitter_s=None,
-                rtts_s=(),
-                failure=failure,
-                started_at=started_at,
-            )
-        )
+        append(_no_reply(address, sent, failure, started_at))
     return results
+
+
+def _no_reply(address: str, sent: int, failure: PingFailure, started_at: datetime) -> PingResult:
+    """The result of a target that answered no echo."""
+    return PingResult(
+        address=address,
+        sent=sent,
+        received=0,
+        loss_ratio=1.0,
+        rtt_min_s=None,
+        rtt_median_s=None,
+        rtt_max_s=None,
+        jitter_s=None,
+        rtts_s=(),
+        failure=failure,
+        started_at=started_at,
+    )
 
 
 def _open_socket(family: int, *, raw: bool) -> socket.socket:
@@ -902,19 +916,7 @@ async def ping_once(
         try:
             target = (await async_resolve(address))[0]
         except (NameLookupError, IndexError):
-            return PingResult(
-                address=address,
-                sent=0,
-                received=0,
-                loss_ratio=1.0,
-                rtt_min_s=None,
-                rtt_median_s=None,
-                rtt_max_s=None,
-                jitter_s=None,
-                rtts_s=(),
-                failure=PingFailure.RESOLVE_ERROR,
-                started_at=started_at,
-            )
+            return _no_reply(address, 0, PingFailure.RESOLVE_ERROR, started_at)
     async with await IcmpPinger.open() as pinger:
         (result,) = await pinger.round(
             [target], echoes=count, spacing_s=interval_s, timeout_s=timeout_s

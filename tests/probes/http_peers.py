@@ -156,8 +156,45 @@ class _HttpsServer:
             writer.write(_response("404 Not Found", b"no such page"))
 
 
+def _dns_answer(
+    zone: Mapping[tuple[str, str], tuple[str, ...]], query: dns.message.Message, *, tcp: bool
+) -> dns.message.Message | None:
+    """A tiny authoritative-looking server for the ``.test`` names the tests use.
+
+    ``silent.test`` is never answered; ``big.test`` is truncated over UDP (answer over TCP).
+    """
+    question = query.question[0]
+    name = question.name.to_text(omit_final_dot=True).lower()
+    rtype = dns.rdatatype.to_text(question.rdtype)
+    if name == "silent.test":
+        return None  # never answers: the probe must time out
+    response = dns.message.make_response(query)
+    response.flags |= dns.flags.RA
+    if name == "big.test" and not tcp:
+        response.flags |= dns.flags.TC
+    elif name == "servfail.test":
+        response.set_rcode(dns.rcode.SERVFAIL)
+    elif name == "refused.test":
+        response.set_rcode(dns.rcode.REFUSED)
+    elif name == "notimp.test":
+        response.set_rcode(dns.rcode.NOTIMP)
+    else:
+        owner = name
+        cname = zone.get((name, "CNAME"))
+        if cname and rtype != "CNAME":
+            response.answer.append(dns.rrset.from_text(f"{name}.", 60, "IN", "CNAME", *cname))
+            owner = cname[0].rstrip(".")
+        addresses = zone.get((owner, rtype))
+        if addresses:
+            response.answer.append(dns.rrset.from_text(f"{owner}.", 60, "IN", rtype, *addresses))
+        elif not any(key[0] == owner for key in zone):
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        # else: the name exists without this type: NOERROR, empty answer (RFC 2308 NODATA)
+    return response
+
+
 class _DnsProtocol(asyncio.DatagramProtocol):
-    """A tiny authoritative-looking server for the ``.test`` names the tests use."""
+    """DNS over UDP from ``_dns_answer``."""
 
     def __init__(self, zone: Mapping[tuple[str, str], tuple[str, ...]]) -> None:
         self.zone = zone
@@ -168,36 +205,33 @@ class _DnsProtocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        query = dns.message.from_wire(data)
-        question = query.question[0]
-        name = question.name.to_text(omit_final_dot=True).lower()
-        rtype = dns.rdatatype.to_text(question.rdtype)
-        if name == "silent.test":
-            return  # never answers: the probe must time out
-        response = dns.message.make_response(query)
-        response.flags |= dns.flags.RA
-        if name == "servfail.test":
-            response.set_rcode(dns.rcode.SERVFAIL)
-        elif name == "refused.test":
-            response.set_rcode(dns.rcode.REFUSED)
-        elif name == "notimp.test":
-            response.set_rcode(dns.rcode.NOTIMP)
-        else:
-            owner = name
-            cname = self.zone.get((name, "CNAME"))
-            if cname and rtype != "CNAME":
-                response.answer.append(dns.rrset.from_text(f"{name}.", 60, "IN", "CNAME", *cname))
-                owner = cname[0].rstrip(".")
-            addresses = self.zone.get((owner, rtype))
-            if addresses:
-                response.answer.append(
-                    dns.rrset.from_text(f"{owner}.", 60, "IN", rtype, *addresses)
-                )
-            elif not any(key[0] == owner for key in self.zone):
-                response.set_rcode(dns.rcode.NXDOMAIN)
-            # else: the name exists without this type: NOERROR, empty answer (RFC 2308 NODATA)
-        assert self.transport is not None
-        self.transport.sendto(response.to_wire(), addr)
+        response = _dns_answer(self.zone, dns.message.from_wire(data), tcp=False)
+        if response is not None:
+            assert self.transport is not None
+            self.transport.sendto(response.to_wire(), addr)
+
+
+async def _dns_over_tcp(
+    zone: Mapping[tuple[str, str], tuple[str, ...]],
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+) -> None:
+    """DNS over TCP from ``_dns_answer``: length-prefixed messages (RFC 1035 4.2.2)."""
+    try:
+        while True:
+            size = int.from_bytes(await reader.readexactly(2), "big")
+            query = dns.message.from_wire(await reader.readexactly(size))
+            response = _dns_answer(zone, query, tcp=True)
+            if response is not None:
+                wire = response.to_wire()
+                writer.write(len(wire).to_bytes(2, "big") + wire)
+                await writer.drain()
+    except (OSError, asyncio.IncompleteReadError):
+        pass  # the client closed after its answer
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
 
 
 DEFAULT_ZONE: Mapping[tuple[str, str], tuple[str, ...]] = {
@@ -206,6 +240,7 @@ DEFAULT_ZONE: Mapping[tuple[str, str], tuple[str, ...]] = {
     ("multi.test", "A"): ("127.0.0.1", "127.0.0.2"),
     ("v6only.test", "AAAA"): ("::1",),
     ("alias.test", "CNAME"): ("portal.test.",),
+    ("big.test", "A"): ("127.0.0.1", "127.0.0.2", "127.0.0.3"),
 }
 
 
@@ -306,15 +341,20 @@ class Peers:
     def start_dns(
         self, port: int, zone: Mapping[tuple[str, str], tuple[str, ...]] = DEFAULT_ZONE
     ) -> None:
-        """Answer DNS over UDP on ``port`` from ``zone`` (see _DnsProtocol for special names)."""
+        """Answer DNS over UDP and TCP on ``port`` from ``zone`` (special names: _dns_answer)."""
 
         async def start() -> None:
             transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
                 lambda: _DnsProtocol(zone), local_addr=(HOST, port)
             )
+            tcp = await asyncio.start_server(
+                lambda r, w: _dns_over_tcp(zone, r, w), HOST, port, reuse_address=True
+            )
 
             async def close() -> None:
                 transport.close()
+                tcp.close()
+                await tcp.wait_closed()
 
             self._closers.append(close)
 

@@ -60,6 +60,14 @@ class TestProbeDns:
         assert r.addresses == ("::1",)
         assert r.rtype == "AAAA"
 
+    async def test_truncated_answer_is_asked_again_over_tcp(self) -> None:
+        # The server sets TC over UDP for this name and answers it only over TCP.
+        r = await probe_dns("big.test", RESOLVER, port=DNS_PORT)
+
+        assert r.failure is None, r.detail
+        assert sorted(r.addresses) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+        assert r.rtt_s is not None
+
     async def test_nxdomain(self) -> None:
         r = await probe_dns("missing.test", RESOLVER, port=DNS_PORT)
 
