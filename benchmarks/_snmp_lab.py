@@ -44,19 +44,20 @@ def netsnmp_env(workdir: Path) -> dict[str, str]:
     return dict(os.environ, MIBS="", MIBDIRS="/nonexistent", SNMP_PERSISTENT_DIR=str(workdir))
 
 
+def router_addresses(count: int) -> list[str]:
+    """count distinct router addresses, all answered by the lab's snmpd."""
+    hosts = [str(a) for _, a in zip(range(count), ANYIP.hosts(), strict=False)]
+    if len(hosts) < count:
+        raise ValueError(f"{ANYIP} has fewer than {count} addresses")
+    return hosts
+
+
 @dataclass(frozen=True, slots=True)
 class SnmpLab:
     """A running lab: where it keeps its files and which ifIndex values exist inside it."""
 
     workdir: Path
     if_indexes: tuple[int, int]  # lo and the namespace's veth, as the agent numbers them
-
-    def targets(self, count: int) -> list[str]:
-        """count distinct router addresses, all answered by the lab's snmpd."""
-        hosts = [str(a) for _, a in zip(range(count), ANYIP.hosts(), strict=False)]
-        if len(hosts) < count:
-            raise ValueError(f"{ANYIP} has fewer than {count} addresses")
-        return hosts
 
 
 def _down() -> None:

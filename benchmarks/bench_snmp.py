@@ -52,13 +52,12 @@ HZ = os.sysconf("SC_CLK_TCK")
 async def _worker(mode: str, count: int, if_indexes: tuple[int, ...]) -> dict[str, Any]:
     from probes.snmp import SnmpPoller, SnmpTarget, SnmpV2c, SnmpV3
 
-    lab_view = lab.SnmpLab(Path("/nonexistent"), (if_indexes[0], if_indexes[1]))
     if mode == "v2c":
         creds: SnmpV2c | SnmpV3 = SnmpV2c(lab.COMMUNITY)
     else:
         user, _, auth_key, _, priv_key = lab.V3_USER
         creds = SnmpV3(user, "sha", auth_key, "aes", priv_key)
-    targets = [SnmpTarget(a, creds, timeout_s=2.0, retries=1) for a in lab_view.targets(count)]
+    targets = [SnmpTarget(a, creds, timeout_s=2.0, retries=1) for a in lab.router_addresses(count)]
     rounds = []
     async with await SnmpPoller.open(max_in_flight=256) as poller:
         for _ in range(2):
@@ -72,7 +71,6 @@ async def _worker(mode: str, count: int, if_indexes: tuple[int, ...]) -> dict[st
                     "wall_s": wall1 - wall0,
                     "failed": len(failed),
                     "why": failed[0].detail if failed else "",
-                    "oids": 1 + 8 * len(if_indexes),
                 }
             )
     return {"rounds": rounds}
@@ -83,7 +81,7 @@ async def _hlapi_worker(mode: str, count: int, if_indexes: tuple[int, ...]) -> d
     from probes.snmp import _poll_oids
 
     oids = _poll_oids(if_indexes, 64)
-    addresses = lab.SnmpLab(Path("/nonexistent"), (1, 2)).targets(count)
+    addresses = lab.router_addresses(count)
     limit = asyncio.Semaphore(256)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     if mode == "v2c":
@@ -143,7 +141,6 @@ async def _hlapi_worker(mode: str, count: int, if_indexes: tuple[int, ...]) -> d
                 "wall_s": wall1 - wall0,
                 "failed": results.count(False),
                 "why": "",
-                "oids": len(oids),
             }
         ]
     }
@@ -255,7 +252,7 @@ def start_exporter(workdir: Path, if_indexes: tuple[int, ...]) -> subprocess.Pop
         if proc.poll() is not None:
             raise RuntimeError((workdir / "exporter.log").read_text())
         try:
-            warm = exporter_round(proc.pid, lab.SnmpLab(workdir, (1, 2)).targets(1))
+            warm = exporter_round(proc.pid, lab.router_addresses(1))
         except OSError:
             time.sleep(0.2)
             continue
@@ -325,10 +322,6 @@ def usm_clone_round(count: int, indexed: bool) -> float:
 # --- main -----------------------------------------------------------------------------------
 
 
-def _median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
 def main() -> None:
     """Build the lab, run the interleaved repetitions, print the table and the RESULT line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -346,7 +339,7 @@ def main() -> None:
         try:
             idx = the_lab.if_indexes
             exporter = start_exporter(the_lab.workdir, idx)
-            national = the_lab.targets(3321)
+            national = lab.router_addresses(3321)
             for rep in range(args.repetitions):
                 print(f"repetition {rep + 1}/{args.repetitions} ...", flush=True)
                 for count in (100, 3321):
@@ -395,7 +388,7 @@ def main() -> None:
         ("hlapi-v1arch-v2c-3321", "pysnmp hlapi v1arch v2c (one run)", 3321),
         ("hlapi-v3arch-v3-1000", "pysnmp hlapi v3arch v3 (one run)", 1000),
     ]
-    cpu = {k: _median([r["cpu_s"] for r in v]) for k, v in runs.items()}
+    cpu = {k: statistics.median([r["cpu_s"] for r in v]) for k, v in runs.items()}
     print()
     print(f"SNMP round, one GET of 17 OIDs per router, medians of {args.repetitions} repetitions")
     header = (
@@ -407,16 +400,21 @@ def main() -> None:
     for key, label, count in rows:
         if key not in runs:
             continue
-        wall = _median([r["wall_s"] for r in runs[key]])
+        wall = statistics.median([r["wall_s"] for r in runs[key]])
         failed = max(r["failed"] for r in runs[key])
         proc = runs[key][0].get("process_cpu_s")
         proc_txt = (
-            f"{_median([r['process_cpu_s'] for r in runs[key]]):10.2f}" if proc else f"{'':>10}"
+            f"{statistics.median([r['process_cpu_s'] for r in runs[key]]):10.2f}"
+            if proc
+            else f"{'':>10}"
         )
         print(
             f"{label:<46} {count:>7} {cpu[key]:7.2f} {cpu[key] / count * 1e3:9.3f} "
             f"{wall:7.2f} {failed:>6} {proc_txt}"
         )
+        why = next((r["why"] for r in runs[key] if r.get("why")), "")
+        if why:
+            print(f"    first failure: {why}")
     ratio = cpu["nw-v2c-3321"] / cpu["exporter-3321"]
     linearity = (cpu["nw-v2c-3321"] / 3321) / (cpu["nw-v2c-100"] / 100)
     v3_linearity = (cpu["nw-v3-1000"] / 1000) / (cpu["nw-v3-100"] / 100)

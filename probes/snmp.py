@@ -141,7 +141,7 @@ _PER_OID_FAILURE = {
     Kind.NO_SUCH_INSTANCE: SnmpFailure.NO_SUCH_INSTANCE,
     Kind.END_OF_MIB_VIEW: SnmpFailure.END_OF_MIB_VIEW,
 }
-_MISSING = (Kind.NO_SUCH_OBJECT, Kind.NO_SUCH_INSTANCE)
+_MISSING = frozenset({SnmpFailure.NO_SUCH_OBJECT, SnmpFailure.NO_SUCH_INSTANCE})
 
 
 def _reading(value: Value, kind: Kind) -> Reading:
@@ -189,12 +189,13 @@ class _Plan:
     pdu: Any
 
 
-def _interfaces(plan: _Plan, values: Sequence[Value]) -> tuple[InterfaceSample, ...]:
+def _interfaces(plan: _Plan, reply: Reply) -> tuple[InterfaceSample, ...]:
+    """The interface readings of an answer laid out as _poll_oids asked for them."""
     counter = Kind.COUNTER64 if plan.bits == 64 else Kind.COUNTER32
     per_if = 8 if plan.bits == 64 else 7
     out: list[InterfaceSample] = []
     for n, if_index in enumerate(plan.if_indexes):
-        v = values[1 + n * per_if : 1 + (n + 1) * per_if]
+        v = [value for _, value in reply.varbinds[1 + n * per_if : 1 + (n + 1) * per_if]]
         out.append(
             InterfaceSample(
                 if_index=if_index,
@@ -216,17 +217,12 @@ def _interfaces(plan: _Plan, values: Sequence[Value]) -> tuple[InterfaceSample, 
     return tuple(out)
 
 
-def _lacks_hc_counters(plan: _Plan, reply: Reply) -> bool:
+def _lacks_hc_counters(interfaces: tuple[InterfaceSample, ...]) -> bool:
     """True when every ifHC octet counter asked for is noSuchObject/noSuchInstance."""
-    if plan.bits != 64 or not plan.if_indexes:
-        return False
-    per_if = 8
-    kinds = [
-        reply.varbinds[1 + n * per_if + k][1].kind
-        for n in range(len(plan.if_indexes))
-        for k in (1, 2)
-    ]
-    return all(k in _MISSING for k in kinds)
+    return bool(interfaces) and all(
+        i.counter_bits == 64 and i.in_octets in _MISSING and i.out_octets in _MISSING
+        for i in interfaces
+    )
 
 
 def _agent_error(reply: Reply) -> WireFailure:
@@ -284,19 +280,25 @@ class SnmpPoller:
     async def _exchange(
         self, target: SnmpTarget, pdu: Any, template: V2cTemplate | None = None
     ) -> Outcome:
-        if self._closed:
-            return WireFailure(SnmpFailure.TRANSPORT_ERROR, "poller closed")
+        """One request; a Reply here always has error-status noError."""
         creds = target.credentials
         async with self._in_flight:
+            # Checked after the wait: requests queued behind max_in_flight may outlive close().
+            if self._closed:
+                return WireFailure(SnmpFailure.TRANSPORT_ERROR, "poller closed")
             if isinstance(creds, SnmpV2c):
                 if template is None:
                     template = v2c_template(creds.community, pdu)
-                return await self._v2c.exchange(
+                outcome = await self._v2c.exchange(
                     target.address, target.port, template, target.timeout_s, target.retries
                 )
-            return await self._v3_client().exchange(
-                target.address, target.port, creds, pdu, target.timeout_s, target.retries
-            )
+            else:
+                outcome = await self._v3_client().exchange(
+                    target.address, target.port, creds, pdu, target.timeout_s, target.retries
+                )
+        if isinstance(outcome, Reply) and outcome.error_status:
+            return _agent_error(outcome)
+        return outcome
 
     def _plan(self, target: SnmpTarget, if_indexes: tuple[int, ...], bits: int) -> _Plan:
         key = (target.credentials, if_indexes, bits)
@@ -315,13 +317,11 @@ class SnmpPoller:
             self._plans[key] = plan
         return plan
 
-    async def _get(self, target: SnmpTarget, plan: _Plan) -> Reply | WireFailure:
-        outcome = await self._exchange(target, plan.pdu, plan.template)
-        if isinstance(outcome, WireFailure):
-            return outcome
-        if outcome.error_status:
-            return _agent_error(outcome)
-        if tuple(oid for oid, _ in outcome.varbinds) != plan.oids:
+    async def _get(
+        self, target: SnmpTarget, oids: tuple[Oid, ...], pdu: Any, template: V2cTemplate | None
+    ) -> Outcome:
+        outcome = await self._exchange(target, pdu, template)
+        if isinstance(outcome, Reply) and tuple(oid for oid, _ in outcome.varbinds) != oids:
             return WireFailure(SnmpFailure.GARBAGE, "response varbinds do not match the request")
         return outcome
 
@@ -330,28 +330,29 @@ class SnmpPoller:
         indexes = tuple(if_indexes)
         agent = (target.address, target.port)
         plan = self._plan(target, indexes, 32 if agent in self._no_hc else 64)
-        reply = await self._get(target, plan)
-        if isinstance(reply, Reply) and _lacks_hc_counters(plan, reply):
+        reply = await self._get(target, plan.oids, plan.pdu, plan.template)
+        interfaces = _interfaces(plan, reply) if isinstance(reply, Reply) else ()
+        if _lacks_hc_counters(interfaces):
             # No ifXTable (RFC 2863 allows it below 20 Mbit/s): fall back to 32-bit ifTable
             # counters and remember it, so later rounds are one GET again.
             self._no_hc.add(agent)
             plan = self._plan(target, indexes, 32)
-            reply = await self._get(target, plan)
+            reply = await self._get(target, plan.oids, plan.pdu, plan.template)
+            interfaces = _interfaces(plan, reply) if isinstance(reply, Reply) else ()
         taken_at = datetime.now(UTC)
         monotonic_s = time.monotonic()
         if isinstance(reply, WireFailure):
             return RouterSample(
                 target.address, taken_at, monotonic_s, None, (), reply.reason, reply.detail
             )
-        values = [value for _, value in reply.varbinds]
-        uptime = _reading(values[0], Kind.TIMETICKS)
+        uptime = _reading(reply.varbinds[0][1], Kind.TIMETICKS)
         detail = "" if isinstance(uptime, int) else f"sysUpTime: {uptime.value}"
         return RouterSample(
             address=target.address,
             taken_at=taken_at,
             monotonic_s=monotonic_s,
             uptime_s=uptime / 100 if isinstance(uptime, int) else None,
-            interfaces=_interfaces(plan, values),
+            interfaces=interfaces,
             failure=None,
             detail=detail,
         )
@@ -364,8 +365,6 @@ class SnmpPoller:
             outcome = await self._exchange(target, bulk_pdu([last], BULK_MAX_REPETITIONS))
             if isinstance(outcome, WireFailure):
                 return outcome
-            if outcome.error_status:
-                return _agent_error(outcome)
             if not outcome.varbinds:
                 return rows
             for oid, value in outcome.varbinds:
@@ -409,23 +408,23 @@ class SnmpPoller:
 
     async def system_summary(self, target: SnmpTarget) -> SystemSummary:
         """sysDescr, sysName, sysUpTime and the interface table, for the CLI diagnostic."""
-        reply = await self._exchange(target, get_pdu([SYS_DESCR, SYS_NAME, SYS_UPTIME]))
-        if isinstance(reply, Reply) and reply.error_status:
-            reply = _agent_error(reply)
+        system = (SYS_DESCR, SYS_NAME, SYS_UPTIME)
+        reply = await self._get(target, system, get_pdu(system), None)
         if isinstance(reply, WireFailure):
             return SystemSummary(target.address, "", "", None, (), reply.reason, reply.detail)
-        values = [value for _, value in reply.varbinds] + [Value(Kind.NULL, None)] * 3
-        uptime = _reading(values[2], Kind.TIMETICKS)
+        (_, descr_value), (_, name_value), (_, uptime_value) = reply.varbinds
+        sys_descr, sys_name = _text(descr_value), _text(name_value)
+        uptime = _reading(uptime_value, Kind.TIMETICKS)
+        uptime_s = uptime / 100 if isinstance(uptime, int) else None
         columns = (IF_DESCR, IF_NAME, IF_OPER_STATUS, IF_SPEED, IF_HIGH_SPEED, IF_HC_IN_OCTETS)
         tables: list[dict[int, Value]] = []
         for column in columns:
             rows = await self.walk(target, column)
             if isinstance(rows, WireFailure):
+                detail = f"walk {'.'.join(map(str, column))}: {rows.detail}"
                 return SystemSummary(
-                    target.address, _text(values[0]), _text(values[1]),
-                    uptime / 100 if isinstance(uptime, int) else None, (),
-                    rows.reason, f"walk {'.'.join(map(str, column))}: {rows.detail}",
-                )  # fmt: skip
+                    target.address, sys_descr, sys_name, uptime_s, (), rows.reason, detail
+                )
             tables.append({s[0]: v for s, v in rows if len(s) == 1})
         descr, name, oper, speed, high_speed, hc_in = tables
         interfaces = []
@@ -452,9 +451,9 @@ class SnmpPoller:
             )
         return SystemSummary(
             address=target.address,
-            sys_descr=_text(values[0]),
-            sys_name=_text(values[1]),
-            uptime_s=uptime / 100 if isinstance(uptime, int) else None,
+            sys_descr=sys_descr,
+            sys_name=sys_name,
+            uptime_s=uptime_s,
             interfaces=tuple(interfaces),
             failure=None,
         )

@@ -168,17 +168,16 @@ def compute_rates(
     """
     interval_s = cur.monotonic_s - prev.monotonic_s
     if prev.failure is not None or cur.failure is not None:
-        return [
-            _gap(i.if_index, interval_s, i.oper_up, RateGap.FAILED_SAMPLE) for i in cur.interfaces
-        ], False
-    if interval_s <= 0:
-        return [
-            _gap(i.if_index, interval_s, i.oper_up, RateGap.BAD_INTERVAL) for i in cur.interfaces
-        ], False
-    if reboot_between(prev, cur):
-        return [
-            _gap(i.if_index, interval_s, i.oper_up, RateGap.REBOOT) for i in cur.interfaces
-        ], True
+        whole = RateGap.FAILED_SAMPLE
+    elif interval_s <= 0:
+        whole = RateGap.BAD_INTERVAL
+    elif reboot_between(prev, cur):
+        whole = RateGap.REBOOT
+    else:
+        whole = None
+    if whole is not None:
+        gaps = [_gap(i.if_index, interval_s, i.oper_up, whole) for i in cur.interfaces]
+        return gaps, whole is RateGap.REBOOT
     before = {i.if_index: i for i in prev.interfaces}
     rates: list[InterfaceRates] = []
     for new in cur.interfaces:

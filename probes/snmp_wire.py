@@ -185,9 +185,16 @@ def v2c_template(community: str, pdu: Any) -> V2cTemplate:
     return V2cTemplate(first, offset)
 
 
-def socket_family(address: str) -> int:
-    """AF_INET or AF_INET6 for an IP literal."""
-    return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+def peer_of(address: str, port: int) -> tuple[int, tuple[str, int]]:
+    """Socket family and (address, port) as recvfrom reports them, for an IP literal."""
+    ip = ipaddress.ip_address(address)
+    return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), (str(ip), port)
+
+
+def _settle(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
+    # An answer, a timer and close() may each try to end a request: the first one wins.
+    if not future.done():
+        future.set_result(outcome)
 
 
 # Room for a burst of answers while the loop is busy decoding: hundreds of requests are in
@@ -252,7 +259,7 @@ class V2cClient:
             sock.close()
         self._sockets.clear()
         for pending in list(self._pending.values()):
-            self._finish(pending, WireFailure(SnmpFailure.TRANSPORT_ERROR, "poller closed"))
+            _settle(pending.future, WireFailure(SnmpFailure.TRANSPORT_ERROR, "poller closed"))
         self._pending.clear()
 
     def _request_id(self) -> int:
@@ -271,18 +278,11 @@ class V2cClient:
         retries: int,
     ) -> Outcome:
         """Send one request (retrying on timeout) and return its answer or why there is none."""
-        family = socket_family(address)
+        family, peer = peer_of(address, port)
         rid = self._request_id()
         off = template.rid_offset
         payload = template.payload[:off] + rid.to_bytes(4, "big") + template.payload[off + 4 :]
-        pending = _Pending(
-            self._loop.create_future(),
-            (str(ipaddress.ip_address(address)), port),
-            family,
-            payload,
-            timeout_s,
-            retries,
-        )
+        pending = _Pending(self._loop.create_future(), peer, family, payload, timeout_s, retries)
         self._pending[rid] = pending
         try:
             self._send(rid, pending)
@@ -300,7 +300,8 @@ class V2cClient:
         except OSError as exc:
             name = errno.errorcode.get(exc.errno or 0, "OSError")
             self._pending.pop(rid, None)
-            self._finish(pending, WireFailure(SnmpFailure.TRANSPORT_ERROR, f"send failed: {name}"))
+            failure = WireFailure(SnmpFailure.TRANSPORT_ERROR, f"send failed: {name}")
+            _settle(pending.future, failure)
             return
         pending.timer = self._loop.call_later(pending.timeout_s, self._expire, rid)
 
@@ -314,12 +315,7 @@ class V2cClient:
             self._send(rid, pending)
             return
         del self._pending[rid]
-        self._finish(pending, WireFailure(SnmpFailure.TIMEOUT, "no response"))
-
-    @staticmethod
-    def _finish(pending: _Pending, outcome: Outcome) -> None:
-        if not pending.future.done():
-            pending.future.set_result(outcome)
+        _settle(pending.future, WireFailure(SnmpFailure.TIMEOUT, "no response"))
 
     def _read_ready(self, sock: socket.socket) -> None:
         # Drain everything queued: one wake-up serves a burst of answers.
@@ -347,9 +343,9 @@ class V2cClient:
             return  # late, duplicate, or from an address we did not ask: ignore
         del self._pending[rid]
         if version != 1:
-            self._finish(pending, WireFailure(SnmpFailure.GARBAGE, f"message version {version}"))
+            _settle(pending.future, WireFailure(SnmpFailure.GARBAGE, f"message version {version}"))
             return
-        self._finish(pending, response_outcome(pdu, rid))
+        _settle(pending.future, response_outcome(pdu, rid))
 
     def _garbage_from(self, peer: tuple[str, int], detail: str) -> None:
         # Undecodable means no request-id: blame what is pending towards that address (rare path,
@@ -357,7 +353,7 @@ class V2cClient:
         for rid, pending in list(self._pending.items()):
             if pending.peer == peer:
                 del self._pending[rid]
-                self._finish(pending, WireFailure(SnmpFailure.GARBAGE, detail))
+                _settle(pending.future, WireFailure(SnmpFailure.GARBAGE, detail))
 
 
 # pysnmp error indications that mean "the agent refused our credentials" (RFC 3414 3.2 reports).
@@ -443,7 +439,6 @@ class _V3Pending:
     timeout_ticks: float
     retries_left: int
     discovery_left: int = _DISCOVERY_STEPS
-    discovered: bool = False
 
 
 class V3Client:
@@ -472,7 +467,9 @@ class V3Client:
         self._admin_string = admin_string
         self._context_name = admin_string("")
         self._domains: set[Oid] = set()
-        self._users: dict[str, SnmpV3] = {}
+        # user name -> (its credentials, its securityName as the SnmpAdminString USM expects)
+        self._users: dict[str, tuple[SnmpV3, Any]] = {}
+        self._pending: set[_V3Pending] = set()
         self._auth = MappingProxyType(
             {
                 "md5": config.USM_AUTH_HMAC96_MD5,
@@ -496,9 +493,13 @@ class V3Client:
         )
 
     def close(self) -> None:
-        """Close the engine's transports (pending requests are failed by the caller's timeout)."""
+        """Close the engine's transports and fail whatever is still in flight."""
         if self._engine.transport_dispatcher is not None:
             self._engine.close_dispatcher()
+        # pysnmp's timeouts run on the dispatcher just closed: nothing else would end these.
+        for pending in list(self._pending):
+            _settle(pending.future, WireFailure(SnmpFailure.TRANSPORT_ERROR, "poller closed"))
+        self._pending.clear()
 
     def _domain(self, family: int) -> Oid:
         if family == socket.AF_INET6:
@@ -513,10 +514,11 @@ class V3Client:
             self._domains.add(domain)
         return tuple(domain)
 
-    def _register(self, creds: SnmpV3) -> WireFailure | None:
+    def _register(self, creds: SnmpV3) -> Any:
+        """The user's securityName, registering the user on first use; a failure on conflict."""
         known = self._users.get(creds.user)
-        if known == creds:
-            return None
+        if known is not None and known[0] == creds:
+            return known[1]
         if known is not None:
             # pysnmp's USM keys users by (engine-id, user name): one process cannot hold two key
             # sets for the same user name.
@@ -532,8 +534,9 @@ class V3Client:
             self._priv[creds.priv_protocol] if creds.priv_protocol else self._config.USM_PRIV_NONE,
             creds.priv_key,
         )
-        self._users[creds.user] = creds
-        return None
+        security_name = self._admin_string(creds.user)
+        self._users[creds.user] = (creds, security_name)
+        return security_name
 
     async def exchange(
         self,
@@ -545,25 +548,30 @@ class V3Client:
         retries: int,
     ) -> Outcome:
         """Send one request (discovery and retries included) and return its answer."""
-        refused = self._register(creds)
-        if refused is not None:
-            return refused
-        domain = self._domain(socket_family(address))
+        security_name = self._register(creds)
+        if isinstance(security_name, WireFailure):
+            return security_name
+        family, peer = peer_of(address, port)
+        domain = self._domain(family)
         resolution = self._engine.transport_dispatcher.get_timer_resolution()
         request_id = secrets.randbelow(_RID_SPAN) + _RID_LOW
         pending = _V3Pending(
             future=asyncio.get_running_loop().create_future(),
-            address=(str(ipaddress.ip_address(address)), port),
+            address=peer,
             domain=domain,
-            security_name=self._admin_string(creds.user),
+            security_name=security_name,
             security_level=3 if creds.priv_protocol else 2,
             pdu=pdu,
             request_id=request_id,
             timeout_ticks=timeout_s / resolution,
             retries_left=retries,
         )
-        self._send(pending)
-        return await pending.future
+        self._pending.add(pending)
+        try:
+            self._send(pending)
+            return await pending.future
+        finally:
+            self._pending.discard(pending)
 
     def _send(self, pending: _V3Pending) -> None:
         from pysnmp.error import PySnmpError
@@ -594,15 +602,11 @@ class V3Client:
             self._finish(pending, info["errorIndication"])
             return
         except PySnmpError as exc:
-            failure = WireFailure(SnmpFailure.TRANSPORT_ERROR, type(exc).__name__)
-            if not pending.future.done():
-                pending.future.set_result(failure)
+            _settle(pending.future, WireFailure(SnmpFailure.TRANSPORT_ERROR, type(exc).__name__))
             return
 
     def _finish(self, pending: _V3Pending, indication: object) -> None:
-        if not pending.future.done():
-            reason = classify_indication(indication)
-            pending.future.set_result(WireFailure(reason, str(indication)))
+        _settle(pending.future, WireFailure(classify_indication(indication), str(indication)))
 
     def _on_answer(
         self,
@@ -626,7 +630,6 @@ class V3Client:
             indication = status_information["errorIndication"]
             if isinstance(indication, _DISCOVERY_INDICATIONS) and pending.discovery_left > 0:
                 pending.discovery_left -= 1
-                pending.discovered = True
                 self._send(pending)
                 return
             if isinstance(indication, errind.RequestTimedOut):
@@ -634,7 +637,7 @@ class V3Client:
                     pending.retries_left -= 1
                     self._send(pending)
                     return
-                if pending.discovered:
+                if pending.discovery_left < _DISCOVERY_STEPS:
                     # The agent answered discovery, then went silent: net-snmp drops requests it
                     # cannot decrypt without a Report (RFC 3414 3.2 step 8), so this is the
                     # footprint of a wrong priv key; on the wire it is still only a timeout.

@@ -11,7 +11,6 @@ import fcntl
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -62,6 +61,17 @@ def _wait_udp_agent(
             return
         time.sleep(0.2)
     raise RuntimeError(f"SNMP agent on 127.0.0.1:{port} did not answer within {deadline_s} s")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it lingers; reaped either way."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def _netsnmp_env() -> dict[str, str]:
@@ -117,13 +127,7 @@ class Snmpd:
         """Stop snmpd (SIGTERM, then SIGKILL) and reap it."""
         if self.proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        _stop(self.proc)
         self.proc = None
 
     def restart(self) -> None:
@@ -211,12 +215,7 @@ def running_snmpsim(port: int) -> Iterator[str]:
             ) from exc
         yield "127.0.0.1"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        _stop(proc)
         log.close()
         shutil.rmtree(root, ignore_errors=True)
 
@@ -241,29 +240,26 @@ def junk_reply(_request: bytes) -> bytes:
     return b"\x30\x82\xff\xffthis is not SNMP"
 
 
-def wrong_types_reply(request: bytes) -> bytes:
-    """A well-formed v2c Response to the request, but every value is an OCTET STRING."""
+def _response(request: bytes, varbind: Callable[[tuple[int, ...]], tuple[object, object]]) -> bytes:
+    """A well-formed v2c Response to request, with varbind(oid) for each OID it asked for."""
     msg, _ = decoder.decode(request, asn1Spec=v2c.Message())
     req_pdu = v2c.apiMessage.get_pdu(msg)
     rsp = v2c.apiPDU.get_response(req_pdu)
     v2c.apiPDU.set_varbinds(
-        rsp, [(oid, v2c.OctetString(b"surprise")) for oid, _ in v2c.apiPDU.get_varbinds(req_pdu)]
+        rsp, [varbind(tuple(oid)) for oid, _ in v2c.apiPDU.get_varbinds(req_pdu)]
     )
     v2c.apiMessage.set_pdu(msg, rsp)
     return bytes(encoder.encode(msg))
+
+
+def wrong_types_reply(request: bytes) -> bytes:
+    """A well-formed v2c Response to the request, but every value is an OCTET STRING."""
+    return _response(request, lambda oid: (oid, v2c.OctetString(b"surprise")))
 
 
 def shifted_oids_reply(request: bytes) -> bytes:
     """A v2c Response whose varbinds name other OIDs than the request asked for."""
-    msg, _ = decoder.decode(request, asn1Spec=v2c.Message())
-    req_pdu = v2c.apiMessage.get_pdu(msg)
-    rsp = v2c.apiPDU.get_response(req_pdu)
-    v2c.apiPDU.set_varbinds(
-        rsp,
-        [((*tuple(oid), 99), v2c.Counter32(1)) for oid, _ in v2c.apiPDU.get_varbinds(req_pdu)],
-    )
-    v2c.apiMessage.set_pdu(msg, rsp)
-    return bytes(encoder.encode(msg))
+    return _response(request, lambda oid: ((*oid, 99), v2c.Counter32(1)))
 
 
 @contextlib.asynccontextmanager

@@ -16,6 +16,7 @@ import pytest
 from probes.snmp import (
     IF_DESCR,
     IF_NAME,
+    InterfaceRates,
     InterfaceSample,
     RateGap,
     RouterSample,
@@ -155,6 +156,21 @@ async def test_closed_port_times_out_quickly(poller: SnmpPoller, creds: SnmpV2c 
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.parametrize("creds", [SnmpV2c("x"), v3_credentials(0)], ids=["v2c", "v3"])
+async def test_close_fails_requests_in_flight_and_queued(creds: SnmpV2c | SnmpV3) -> None:
+    # Nothing answers and the timeout is long: only close() can end these polls.
+    target = SnmpTarget(LOOPBACK, creds, port=peers.CLOSED_PORT, timeout_s=60.0, retries=0)
+    poller = await SnmpPoller.open(max_in_flight=1)
+    polls = [asyncio.create_task(poller.poll(target, [1])) for _ in range(3)]
+    await asyncio.sleep(0.2)  # the first is on the wire, the others wait for max_in_flight
+    await poller.close()
+    samples = await asyncio.wait_for(asyncio.gather(*polls), timeout=10)
+    assert [(s.failure, s.detail) for s in samples] == [
+        (SnmpFailure.TRANSPORT_ERROR, "poller closed")
+    ] * 3
+    assert (await poller.poll(target, [1])).failure is SnmpFailure.TRANSPORT_ERROR
+
+
 async def test_counters_move_with_traffic_on_lo(snmpd: peers.Snmpd, poller: SnmpPoller) -> None:
     target = v2c_target()
     first = await poller.poll(target, [1])
@@ -243,9 +259,14 @@ async def test_routeros_has_64_bit_counters(snmpsim: str, poller: SnmpPoller) ->
     wan, pppoe = sample.interfaces
     assert wan.counter_bits == 64
     assert wan.in_octets == 6422347895  # Counter64 beyond 2**32, as recorded
-    assert isinstance(pppoe.out_octets, int)
-    # RouterOS' ifTable has no error columns in this recording: per-OID values, not a crash.
-    assert sample.uptime_s is not None
+    assert wan.out_octets == 358657426
+    assert wan.oper_up is True
+    assert (wan.in_errors, wan.out_errors, wan.in_discards, wan.out_discards) == (0, 0, 0, 0)
+    assert pppoe.in_octets == 6300311612
+    # The recording has no ifCounterDiscontinuityTime: a per-OID value, not a failed poll.
+    missing = {SnmpFailure.NO_SUCH_OBJECT, SnmpFailure.NO_SUCH_INSTANCE}
+    assert wan.discontinuity_ticks in missing
+    assert sample.uptime_s == pytest.approx(20204.0)
 
 
 async def test_draytek_falls_back_to_32_bit_counters(snmpsim: str, poller: SnmpPoller) -> None:
@@ -262,6 +283,8 @@ async def test_draytek_falls_back_to_32_bit_counters(snmpsim: str, poller: SnmpP
         assert wan1.out_octets == 1463696936
         assert wan1.oper_up is True
         assert wan1.discontinuity_ticks is SnmpFailure.NO_SUCH_OBJECT
+        # Remembered per agent: later rounds ask for 32-bit counters straight away.
+        assert (LOOPBACK, peers.SNMPSIM_PORT) in poller._no_hc
 
 
 async def test_junos_without_counters_gives_per_oid_failures(
@@ -505,7 +528,9 @@ def _sample(
     return RouterSample("10.92.0.1", datetime.now(UTC), t_s, uptime_s, (iface,), None)
 
 
-def _one(prev: RouterSample, cur: RouterSample, bandwidth_bps: float = 100e6):  # type: ignore[no-untyped-def]
+def _one(
+    prev: RouterSample, cur: RouterSample, bandwidth_bps: float = 100e6
+) -> tuple[InterfaceRates, bool]:
     rates, rebooted = compute_rates(prev, cur, {3: bandwidth_bps})
     assert len(rates) == 1
     return rates[0], rebooted
