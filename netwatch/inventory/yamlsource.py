@@ -36,6 +36,13 @@ class YamlSyntaxError(Exception):
 # YAML 1.1 reads `00070` as octal 56 and `12:30` as a base-60 integer: both would silently
 # corrupt commune codes and times, so integers are accepted in plain decimal form only.
 _DECIMAL_INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_NULL = "tag:yaml.org,2002:null"
+_BOOL = "tag:yaml.org,2002:bool"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+# libyaml (when PyYAML was built with it) composes the node tree ~2x faster; same marks.
+_COMPOSER = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
 
 
 class _Builder:
@@ -72,10 +79,18 @@ class _Builder:
         return self._scalar(node)
 
     def _scalar(self, node: yaml.ScalarNode) -> Any:
-        if node.tag == "tag:yaml.org,2002:int" and not _DECIMAL_INT.match(node.value):
-            return node.value  # keep "00070" or "12:30" as written
-        if node.tag == "tag:yaml.org,2002:timestamp":
-            return node.value  # dates are parsed by the schema, in Asia/Ho_Chi_Minh
+        # The common tags are converted here directly: going through PyYAML's constructor for
+        # each of the ~170,000 scalars of a national inventory costs seconds.
+        tag, value = node.tag, node.value
+        if tag in (_STR, _TIMESTAMP):
+            return value  # dates are parsed by the schema, in Asia/Ho_Chi_Minh
+        if tag == _INT:
+            # keep "00070" or "12:30" as written
+            return int(value.replace("_", "")) if _DECIMAL_INT.match(value) else value
+        if tag == _NULL:
+            return None
+        if tag == _BOOL:
+            return value.lower() in ("yes", "true", "on", "y")
         return yaml.SafeLoader.construct_object(_LOADER_FOR_SCALARS, node)
 
 
@@ -106,7 +121,7 @@ def read_yaml(path: Path, display_name: str | None = None) -> YamlDocument:
 def parse_yaml(text: str, name: str) -> YamlDocument:
     """Parse YAML text named `name` in messages."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_COMPOSER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
