@@ -1,22 +1,20 @@
-"""Prometheus exposition: a collector that turns the latest observations into metric families.
+"""Prometheus exposition of every target's latest measurement, and of NetWatch's own health.
 
-One custom collector (client_python's one-method Collector protocol) on an explicit registry:
-the rounds store plain numbers, and families are built only when Prometheus scrapes.
+The per-target families (~10,000 ICMP targets, 3,321 routers at national scale) are rendered
+straight to the text format from label strings escaped once, when the collector is built:
+client_python's generic exposition spent 2.7 s of CPU per national scrape (33 MB, measured in
+benchmarks/bench_national.py), which every 15 s scrape would repeat. NetWatch's own health
+(rounds, lag, failures, targets) stays a client_python Collector on an explicit registry.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from netwatch.observations import (
     IcmpObservation,
@@ -34,17 +32,51 @@ RTT_BUCKETS_S = (
     0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0,
 )  # fmt: skip
 LINK_LABELS = ("province", "commune", "commune_name", "link", "isp", "path")
+_LE = (*(repr(b) for b in RTT_BUCKETS_S), "+Inf")
 
 
-def link_labels(ref: LinkRef) -> list[str]:
-    """Label values of a link, in LINK_LABELS order."""
-    return [ref.province, ref.commune, ref.commune_name, ref.link, ref.isp, ref.path]
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def labelset(names: Sequence[str], values: Sequence[str]) -> str:
+    """'a="1",b="x"': a label set in exposition syntax, escaped."""
+    return ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
+
+
+def link_labelset(ref: LinkRef) -> str:
+    """The label set of a link's series."""
+    values = (ref.province, ref.commune, ref.commune_name, ref.link, ref.isp, ref.path)
+    return labelset(LINK_LABELS, values)
+
+
+def _num(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+class _Family:
+    """Lines of one metric family in the text exposition format (version 0.0.4)."""
+
+    __slots__ = ("lines", "name")
+
+    def __init__(self, name: str, kind: str, help_text: str) -> None:
+        self.name = name
+        self.lines = [f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"]
+
+    def add(self, labels: str, value: float, suffix: str = "") -> None:
+        self.lines.append(f"{self.name}{suffix}{{{labels}}} {_num(value)}\n")
 
 
 @dataclass(slots=True)
 class _Icmp:
     target: IcmpTarget
+    labels: str  # escaped once: link labels, or role/node/name/commune
     up: float = 0.0
+    measured: bool = False
     loss_ratio: float = float("nan")
     rtt_median_s: float = float("nan")
     rtt_min_s: float = float("nan")
@@ -66,10 +98,36 @@ class _Round:
 
 
 class MetricsCollector:
-    """Keeps the latest measurement of every target and exposes it on scrape."""
+    """Keeps the latest measurement of every target; renders it when Prometheus scrapes."""
 
     def __init__(self, plan: Plan) -> None:
-        self._icmp: dict[str, _Icmp] = {t.key: _Icmp(t) for t in plan.icmp}
+        self._icmp: dict[str, _Icmp] = {}
+        self._link_labels: dict[str, str] = {}
+        for t in plan.icmp:
+            if t.link is not None:
+                labels = link_labelset(t.link)
+                self._link_labels[t.key] = labels
+            else:
+                node = t.key.split(":", 1)[1]
+                labels = labelset(
+                    ("role", "node", "name", "commune"), (t.role, node, t.name, t.commune)
+                )
+            self._icmp[t.key] = _Icmp(t, labels)
+        self._router_labels = {
+            job.key: labelset(
+                ("province", "commune", "commune_name"),
+                (job.province, job.commune, job.commune_name),
+            )
+            for job in plan.snmp
+        }
+        for job in plan.snmp:
+            for iface in job.interfaces:
+                key = f"link:{iface.link.commune}/{iface.link.link}"
+                self._link_labels.setdefault(key, link_labelset(iface.link))
+        self._portal_labels = {
+            job.key: labelset(("portal", "portal_name"), (job.portal, job.name))
+            for job in plan.portals
+        }
         self._snmp: dict[str, SnmpObservation] = {}
         self._reboots: dict[str, int] = {}
         self._portals: dict[str, PortalObservation] = {}
@@ -78,8 +136,12 @@ class MetricsCollector:
         self._plan_counts = plan.counts()
 
     def register(self, registry: CollectorRegistry) -> None:
-        """Add this collector to an explicit registry."""
+        """Add NetWatch's own health metrics to an explicit registry."""
         registry.register(self)
+
+    def exposition(self, registry: CollectorRegistry) -> bytes:
+        """The whole /metrics body: the registry's families, then every target's."""
+        return generate_latest(registry) + "".join(self.render_targets()).encode()
 
     # -- ObservationSink ---------------------------------------------------------------
     def observe(self, batch: Sequence[Observation]) -> None:
@@ -119,6 +181,7 @@ class MetricsCollector:
             return
         r = obs.result
         nan = float("nan")
+        state.measured = True
         state.up = 1.0 if r.received > 0 else 0.0
         state.loss_ratio = r.loss_ratio
         state.rtt_median_s = r.rtt_median_s if r.rtt_median_s is not None else nan
@@ -134,229 +197,187 @@ class MetricsCollector:
         if r.failure is not None:
             self._fail("icmp", r.failure.value)
 
-    # -- Collector -----------------------------------------------------------------------
-    def collect(self) -> Iterator[Metric]:
-        """Build the metric families (called by prometheus_client on scrape)."""
-        yield from self._collect_links()
-        yield from self._collect_other_icmp()
-        yield from self._collect_snmp()
-        yield from self._collect_portals()
-        yield from self._collect_self()
+    # -- the per-target exposition ---------------------------------------------------------
+    def render_targets(self) -> Iterator[str]:
+        """Every target's families as text-format chunks."""
+        for family in (*self._links(), *self._nodes(), *self._routers(), *self._portals_families()):
+            yield "".join(family.lines)
 
-    def _collect_links(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily(
+    def _links(self) -> Iterable[_Family]:
+        up = _Family(
             "netwatch_link_up",
+            "gauge",
             "1 if the link answered at least one echo in the last round",
-            labels=LINK_LABELS,
         )
-        loss = GaugeMetricFamily(
-            "netwatch_link_loss_ratio",
-            "Share of echoes lost in the last round (0-1)",
-            labels=LINK_LABELS,
+        loss = _Family(
+            "netwatch_link_loss_ratio", "gauge", "Share of echoes lost in the last round (0-1)"
         )
-        rtt = GaugeMetricFamily(
+        rtt = _Family(
             "netwatch_link_round_rtt_seconds",
+            "gauge",
             "Round-trip time statistics of the last round",
-            labels=(*LINK_LABELS, "stat"),
         )
-        jitter = GaugeMetricFamily(
-            "netwatch_link_jitter_seconds",
+        jitter = _Family(
+            "netwatch_link_jitter_seconds", "gauge",
             "Mean absolute difference of consecutive RTTs in the last round",
-            labels=LINK_LABELS,
+        )  # fmt: skip
+        sent = _Family(
+            "netwatch_link_echoes_sent_total", "counter", "Echo requests sent to the link"
         )
-        sent = CounterMetricFamily(
-            "netwatch_link_echoes_sent", "Echo requests sent to the link", labels=LINK_LABELS
+        received = _Family(
+            "netwatch_link_echoes_received_total", "counter", "Echo replies received from the link"
         )
-        received = CounterMetricFamily(
-            "netwatch_link_echoes_received",
-            "Echo replies received from the link",
-            labels=LINK_LABELS,
+        hist = _Family(
+            "netwatch_link_rtt_seconds", "histogram", "Round-trip time of every echo reply"
         )
-        hist = HistogramMetricFamily(
-            "netwatch_link_rtt_seconds",
-            "Round-trip time of every echo reply",
-            labels=LINK_LABELS,
-        )
+        hist_lines = hist.lines
         for state in self._icmp.values():
-            ref = state.target.link
-            if ref is None:
+            if state.target.link is None or not state.measured:
                 continue
-            labels = link_labels(ref)
-            up.add_metric(labels, state.up)
-            loss.add_metric(labels, state.loss_ratio)
-            rtt.add_metric([*labels, "min"], state.rtt_min_s)
-            rtt.add_metric([*labels, "median"], state.rtt_median_s)
-            rtt.add_metric([*labels, "max"], state.rtt_max_s)
-            jitter.add_metric(labels, state.jitter_s)
-            sent.add_metric(labels, state.sent_total)
-            received.add_metric(labels, state.received_total)
-            hist.add_metric(labels, _cumulative(state.rtt_buckets), state.rtt_sum_s)
-        yield from (up, loss, rtt, jitter, sent, received, hist)
+            labels = state.labels
+            up.add(labels, state.up)
+            loss.add(labels, state.loss_ratio)
+            rtt.add(f'{labels},stat="min"', state.rtt_min_s)
+            rtt.add(f'{labels},stat="median"', state.rtt_median_s)
+            rtt.add(f'{labels},stat="max"', state.rtt_max_s)
+            jitter.add(labels, state.jitter_s)
+            sent.add(labels, state.sent_total)
+            received.add(labels, state.received_total)
+            running = 0
+            for le, count in zip(_LE, state.rtt_buckets, strict=True):
+                running += count
+                hist_lines.append(
+                    f'netwatch_link_rtt_seconds_bucket{{{labels},le="{le}"}} {running}\n'
+                )
+            hist.add(labels, running, "_count")
+            hist.add(labels, state.rtt_sum_s, "_sum")
+        return (up, loss, rtt, jitter, sent, received, hist)
 
-    def _collect_other_icmp(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily(
-            "netwatch_node_up",
+    def _nodes(self) -> Iterable[_Family]:
+        up = _Family(
+            "netwatch_node_up", "gauge",
             "1 if an upstream node, reference target or device answered in the last round",
-            labels=("role", "node", "name", "commune"),
-        )
-        rtt = GaugeMetricFamily(
-            "netwatch_node_rtt_median_seconds",
-            "Median RTT of the last round",
-            labels=("role", "node", "name", "commune"),
-        )
+        )  # fmt: skip
+        rtt = _Family("netwatch_node_rtt_median_seconds", "gauge", "Median RTT of the last round")
         for state in self._icmp.values():
-            t = state.target
-            if t.link is not None:
+            if state.target.link is not None or not state.measured:
                 continue
-            labels = [t.role, t.key.split(":", 1)[1], t.name, t.commune]
-            up.add_metric(labels, state.up)
-            rtt.add_metric(labels, state.rtt_median_s)
-        yield from (up, rtt)
+            up.add(state.labels, state.up)
+            rtt.add(state.labels, state.rtt_median_s)
+        return (up, rtt)
 
-    def _collect_snmp(self) -> Iterator[Metric]:
-        router_labels = ("province", "commune", "commune_name")
-        router_up = GaugeMetricFamily(
-            "netwatch_router_up",
-            "1 if the router answered SNMP in the last round",
-            labels=router_labels,
+    def _routers(self) -> Iterable[_Family]:
+        router_up = _Family(
+            "netwatch_router_up", "gauge", "1 if the router answered SNMP in the last round"
         )
-        uptime = GaugeMetricFamily(
-            "netwatch_router_uptime_seconds", "SNMP agent uptime (sysUpTime)", labels=router_labels
+        uptime = _Family("netwatch_router_uptime_seconds", "gauge", "SNMP agent uptime (sysUpTime)")
+        reboots = _Family(
+            "netwatch_router_reboots_total", "counter", "Reboots seen (sysUpTime went backwards)"
         )
-        reboots = CounterMetricFamily(
-            "netwatch_router_reboots",
-            "Reboots seen (sysUpTime went backwards)",
-            labels=router_labels,
-        )
-        oper = GaugeMetricFamily(
+        oper = _Family(
             "netwatch_interface_oper_up",
+            "gauge",
             "1 if the link's router interface is up (ifOperStatus)",
-            labels=LINK_LABELS,
         )
-        util = GaugeMetricFamily(
-            "netwatch_link_utilization_ratio",
+        util = _Family(
+            "netwatch_link_utilization_ratio", "gauge",
             "Traffic over the contracted bandwidth, per direction (0-1)",
-            labels=(*LINK_LABELS, "direction"),
-        )
-        rate = GaugeMetricFamily(
+        )  # fmt: skip
+        rate = _Family(
             "netwatch_link_traffic_bits_per_second",
+            "gauge",
             "Traffic rate between the last two polls",
-            labels=(*LINK_LABELS, "direction"),
         )
-        octets = CounterMetricFamily(
-            "netwatch_interface_octets",
+        octets = _Family(
+            "netwatch_interface_octets_total",
+            "counter",
             "Interface octet counter as read from the router",
-            labels=(*LINK_LABELS, "direction"),
         )
-        errors = CounterMetricFamily(
-            "netwatch_interface_errors",
+        errors = _Family(
+            "netwatch_interface_errors_total",
+            "counter",
             "Interface error counter as read from the router",
-            labels=(*LINK_LABELS, "direction"),
         )
-        discards = CounterMetricFamily(
-            "netwatch_interface_discards",
+        discards = _Family(
+            "netwatch_interface_discards_total", "counter",
             "Interface discard counter as read from the router",
-            labels=(*LINK_LABELS, "direction"),
-        )
-        bandwidth = GaugeMetricFamily(
-            "netwatch_link_bandwidth_bits_per_second",
-            "Contracted bandwidth of the link",
-            labels=LINK_LABELS,
+        )  # fmt: skip
+        bandwidth = _Family(
+            "netwatch_link_bandwidth_bits_per_second", "gauge", "Contracted bandwidth of the link"
         )
         for key, obs in self._snmp.items():
-            job = obs.job
-            rl = [job.province, job.commune, job.commune_name]
-            router_up.add_metric(rl, 1.0 if obs.sample.failure is None else 0.0)
+            rl = self._router_labels[key]
+            router_up.add(rl, 1.0 if obs.sample.failure is None else 0.0)
             if obs.sample.uptime_s is not None:
-                uptime.add_metric(rl, obs.sample.uptime_s)
-            reboots.add_metric(rl, self._reboots.get(key, 0))
-            for iface, reading in zip(job.interfaces, obs.interfaces, strict=True):
-                labels = link_labels(iface.link)
-                bandwidth.add_metric(labels, iface.link.bandwidth_bps)
+                uptime.add(rl, obs.sample.uptime_s)
+            reboots.add(rl, self._reboots.get(key, 0))
+            for iface, reading in zip(obs.job.interfaces, obs.interfaces, strict=True):
+                labels = self._link_labels[reading.link_key]
+                bandwidth.add(labels, iface.link.bandwidth_bps)
                 if reading.oper_up is not None:
-                    oper.add_metric(labels, 1.0 if reading.oper_up else 0.0)
+                    oper.add(labels, 1.0 if reading.oper_up else 0.0)
                 for direction, u, bps, o, e, d in (
                     ("in", reading.in_utilization_ratio, reading.in_bps, reading.in_octets,
                      reading.in_errors, reading.in_discards),
                     ("out", reading.out_utilization_ratio, reading.out_bps, reading.out_octets,
                      reading.out_errors, reading.out_discards),
                 ):  # fmt: skip
-                    dl = [*labels, direction]
-                    if u is not None:
-                        util.add_metric(dl, u)
-                    if bps is not None:
-                        rate.add_metric(dl, bps)
-                    if o is not None:
-                        octets.add_metric(dl, o)
-                    if e is not None:
-                        errors.add_metric(dl, e)
-                    if d is not None:
-                        discards.add_metric(dl, d)
-        yield from (
-            router_up,
-            uptime,
-            reboots,
-            oper,
-            util,
-            rate,
-            octets,
-            errors,
-            discards,
-            bandwidth,
-        )
+                    dl = f'{labels},direction="{direction}"'
+                    for family, value in (
+                        (util, u),
+                        (rate, bps),
+                        (octets, o),
+                        (errors, e),
+                        (discards, d),
+                    ):
+                        if value is not None:
+                            family.add(dl, value)
+        return (router_up, uptime, reboots, oper, util, rate, octets, errors, discards, bandwidth)
 
-    def _collect_portals(self) -> Iterator[Metric]:
-        labels = ("portal", "portal_name")
-        up = GaugeMetricFamily(
-            "netwatch_portal_up",
-            "1 if the portal answered as expected in the last round",
-            labels=labels,
+    def _portals_families(self) -> Iterable[_Family]:
+        up = _Family(
+            "netwatch_portal_up", "gauge", "1 if the portal answered as expected in the last round"
         )
-        phase = GaugeMetricFamily(
-            "netwatch_portal_phase_seconds",
-            "Duration of each phase of the last probe",
-            labels=(*labels, "phase"),
+        phase = _Family(
+            "netwatch_portal_phase_seconds", "gauge", "Duration of each phase of the last probe"
         )
-        status = GaugeMetricFamily(
-            "netwatch_portal_http_status_code", "HTTP status of the last probe", labels=labels
+        status = _Family(
+            "netwatch_portal_http_status_code", "gauge", "HTTP status of the last probe"
         )
-        cert = GaugeMetricFamily(
-            "netwatch_portal_tls_cert_expiry_seconds",
+        cert = _Family(
+            "netwatch_portal_tls_cert_expiry_seconds", "gauge",
             "Seconds until the portal's TLS certificate expires",
-            labels=labels,
-        )
-        dns_time = GaugeMetricFamily(
+        )  # fmt: skip
+        dns_time = _Family(
             "netwatch_dns_lookup_seconds",
+            "gauge",
             "Time the resolver took to answer for the portal name",
-            labels=(*labels, "resolver"),
         )
-        dns_up = GaugeMetricFamily(
-            "netwatch_dns_up",
-            "1 if the resolver answered with an address",
-            labels=(*labels, "resolver"),
-        )
-        for obs in self._portals.values():
-            pl = [obs.job.portal, obs.job.name]
+        dns_up = _Family("netwatch_dns_up", "gauge", "1 if the resolver answered with an address")
+        for key, obs in self._portals.items():
+            pl = self._portal_labels[key]
             h = obs.http
-            up.add_metric(pl, 1.0 if h.failure is None else 0.0)
+            up.add(pl, 1.0 if h.failure is None else 0.0)
             for name, value in (
                 ("dns", h.dns_s), ("connect", h.connect_s), ("tls", h.tls_s),
                 ("first_byte", h.first_byte_s), ("transfer", h.transfer_s), ("total", h.total_s),
             ):  # fmt: skip
                 if value is not None:
-                    phase.add_metric([*pl, name], value)
+                    phase.add(f'{pl},phase="{name}"', value)
             if h.status is not None:
-                status.add_metric(pl, h.status)
+                status.add(pl, h.status)
             if h.cert_days_left is not None:
-                cert.add_metric(pl, h.cert_days_left * 86400.0)
+                cert.add(pl, h.cert_days_left * 86400.0)
             if obs.dns is not None:
-                dl = [*pl, obs.dns.resolver]
-                dns_up.add_metric(dl, 1.0 if obs.dns.failure is None else 0.0)
+                dl = f'{pl},resolver="{_escape(obs.dns.resolver)}"'
+                dns_up.add(dl, 1.0 if obs.dns.failure is None else 0.0)
                 if obs.dns.rtt_s is not None:
-                    dns_time.add_metric(dl, obs.dns.rtt_s)
-        yield from (up, phase, status, cert, dns_time, dns_up)
+                    dns_time.add(dl, obs.dns.rtt_s)
+        return (up, phase, status, cert, dns_time, dns_up)
 
-    def _collect_self(self) -> Iterator[Metric]:
+    # -- Collector: NetWatch's own health ------------------------------------------------
+    def collect(self) -> Iterator[Metric]:
+        """NetWatch's own families (called by prometheus_client on scrape)."""
         failures = CounterMetricFamily(
             "netwatch_probe_failures",
             "Probe failures by kind and reason",
@@ -387,12 +408,3 @@ class MetricsCollector:
             rounds.add_metric([kind], r.rounds_total)
             skipped.add_metric([kind], r.skipped_total)
         yield from (failures, duration, lag, rounds, skipped, targets)
-
-
-def _cumulative(buckets: list[int]) -> list[tuple[str, float]]:
-    out: list[tuple[str, float]] = []
-    running = 0
-    for bound, count in zip((*RTT_BUCKETS_S, float("inf")), buckets, strict=True):
-        running += count
-        out.append(("+Inf" if bound == float("inf") else repr(bound), float(running)))
-    return out

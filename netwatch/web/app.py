@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector
 
 from netwatch import __version__
 from netwatch.engine import Engine, EngineOptions
@@ -34,6 +34,7 @@ class Runtime:
     plan: Plan
     state: LatestState
     registry: CollectorRegistry
+    collector: MetricsCollector
     engine: Engine
 
 
@@ -51,6 +52,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=registry)  # NetWatch's own CPU, memory, open files
         collector = MetricsCollector(plan)
         collector.register(registry)
         latest = LatestState()
@@ -69,7 +71,7 @@ def create_app(
             engine = Engine(
                 plan, pinger, snmp, http, [collector, latest], options or EngineOptions()
             )
-            app.state.runtime = Runtime(inventory, plan, latest, registry, engine)
+            app.state.runtime = Runtime(inventory, plan, latest, registry, collector, engine)
             engine.start()
             stack.push_async_callback(engine.stop)
             log.info(
@@ -94,7 +96,8 @@ def create_app(
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
-        return Response(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)
+        body = runtime.collector.exposition(runtime.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     def index() -> HTMLResponse:

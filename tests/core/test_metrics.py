@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 from netwatch.inventory import load_inventory
 from netwatch.metrics import MetricsCollector
@@ -40,6 +41,20 @@ LAC_DUONG = {
     "isp": "vnpt",
     "path": "tslcd",
 }
+
+
+class Scrape:
+    """What Prometheus would read from /metrics, parsed back by client_python's parser."""
+
+    def __init__(self, collector: MetricsCollector, registry: CollectorRegistry) -> None:
+        text = collector.exposition(registry).decode()
+        self.samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+
+    def __call__(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        wanted = labels or {}
+        found = [s.value for s in self.samples if s.name == name and s.labels == wanted]
+        assert len(found) <= 1, f"{name}{wanted} appears {len(found)} times"
+        return found[0] if found else None
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +104,7 @@ def test_icmp_observations_become_link_metrics(plan: Plan) -> None:
         ]
     )
     collector.observe([IcmpObservation(target, ping(target.address, (0.004,) * 5))])
-    value = registry.get_sample_value
+    value = Scrape(collector, registry)
     assert value("netwatch_link_up", LAC_DUONG) == 1
     assert value("netwatch_link_loss_ratio", LAC_DUONG) == 0
     assert value("netwatch_link_echoes_sent_total", LAC_DUONG) == 10
@@ -100,6 +115,14 @@ def test_icmp_observations_become_link_metrics(plan: Plan) -> None:
     assert value("netwatch_link_rtt_seconds_count", LAC_DUONG) == 9
     xuan_huong = {**LAC_DUONG, "commune": "24781", "commune_name": "Phường Xuân Hương - Đà Lạt"}
     assert value("netwatch_link_up", xuan_huong) == 0
+    # A link not measured yet has no series rather than a made-up value.
+    assert (
+        value(
+            "netwatch_link_up",
+            {**LAC_DUONG, "commune": "24846", "commune_name": "Phường Lang Biang - Đà Lạt"},
+        )
+        is None
+    )
     assert value("netwatch_link_loss_ratio", xuan_huong) == 1
     assert value("netwatch_probe_failures_total", {"kind": "icmp", "reason": "no_reply"}) == 1
 
@@ -135,7 +158,7 @@ def test_snmp_portal_and_round_metrics(plan: Plan) -> None:
     dns = DnsResult("dichvucong.gov.vn", "10.0.0.53", "A", ("10.0.0.1",), 0.002, None, "", NOW)
     collector.observe([PortalObservation(portal, http, dns)])
     collector.round_done(RoundReport("snmp", NOW, NOW, 0.25, 1.5, 8, 1))
-    value = registry.get_sample_value
+    value = Scrape(collector, registry)
     router = {k: LAC_DUONG[k] for k in ("province", "commune", "commune_name")}
     assert value("netwatch_router_up", router) == 1
     assert value("netwatch_router_reboots_total", router) == 1
@@ -163,7 +186,7 @@ def test_exposition_passes_promtool(plan: Plan) -> None:
     for target in plan.icmp:
         collector.observe([IcmpObservation(target, ping(target.address, (0.003, 0.004)))])
     collector.round_done(RoundReport("icmp", NOW, NOW, 0.0, 2.0, len(plan.icmp), 0))
-    text = generate_latest(registry)
+    text = collector.exposition(registry)
     run = subprocess.run(
         ["promtool", "check", "metrics"], input=text, capture_output=True, check=False
     )
