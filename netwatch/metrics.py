@@ -10,7 +10,7 @@ benchmarks/bench_national.py), which every 15 s scrape would repeat. NetWatch's 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -28,9 +28,27 @@ from netwatch.plan import IcmpTarget, LinkRef, Plan
 # RTT buckets from LAN (0.5 ms) to a satellite hop (2 s): fine enough for SmokePing-like
 # heatmaps of Vietnamese fibre/xDSL/4G links.
 RTT_BUCKETS_S = (
-    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
-    0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0,
-)  # fmt: skip
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    2.0,
+)
 LINK_LABELS = ("province", "commune", "commune_name", "link", "isp", "path")
 _LE = (*(repr(b) for b in RTT_BUCKETS_S), "+Inf")
 
@@ -58,17 +76,72 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-class _Family:
-    """Lines of one metric family in the text exposition format (version 0.0.4)."""
+_CHUNK_LINES = 2000
+# Per-interface counters and rates with a direction label: (name, type, help, in field, out field).
+_DIRECTIONAL = (
+    (
+        "netwatch_link_utilization_ratio",
+        "gauge",
+        "Traffic over the contracted bandwidth, per direction (0-1)",
+        "in_utilization_ratio",
+        "out_utilization_ratio",
+    ),
+    (
+        "netwatch_link_traffic_bits_per_second",
+        "gauge",
+        "Traffic rate between the last two polls",
+        "in_bps",
+        "out_bps",
+    ),
+    (
+        "netwatch_interface_octets_total",
+        "counter",
+        "Interface octet counter as read from the router",
+        "in_octets",
+        "out_octets",
+    ),
+    (
+        "netwatch_interface_errors_total",
+        "counter",
+        "Interface error counter as read from the router",
+        "in_errors",
+        "out_errors",
+    ),
+    (
+        "netwatch_interface_discards_total",
+        "counter",
+        "Interface discard counter as read from the router",
+        "in_discards",
+        "out_discards",
+    ),
+)
 
-    __slots__ = ("lines", "name")
 
-    def __init__(self, name: str, kind: str, help_text: str) -> None:
-        self.name = name
-        self.lines = [f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"]
+Family = tuple[str, str, str, Iterable[str]]  # name, type, help, sample lines
 
-    def add(self, labels: str, value: float, suffix: str = "") -> None:
-        self.lines.append(f"{self.name}{suffix}{{{labels}}} {_num(value)}\n")
+
+def _family(
+    name: str, kind: str, help_text: str, pairs: Iterable[tuple[str, float | None]]
+) -> Family:
+    """One family whose samples are (label set, value) pairs."""
+    return (name, kind, help_text, _lines(name, pairs))
+
+
+def _lines(name: str, pairs: Iterable[tuple[str, float | None]]) -> Iterator[str]:
+    """Sample lines of one family; a None value means no sample."""
+    for labels, value in pairs:
+        if value is not None:
+            yield f"{name}{{{labels}}} {_num(value)}\n"
+
+
+def _histogram_lines(links: Iterable[_Icmp]) -> Iterator[str]:
+    for s in links:
+        running = 0
+        for le, count in zip(_LE, s.rtt_buckets, strict=True):
+            running += count
+            yield f'netwatch_link_rtt_seconds_bucket{{{s.labels},le="{le}"}} {running}\n'
+        yield f"netwatch_link_rtt_seconds_count{{{s.labels}}} {running}\n"
+        yield f"netwatch_link_rtt_seconds_sum{{{s.labels}}} {_num(s.rtt_sum_s)}\n"
 
 
 @dataclass(slots=True)
@@ -141,7 +214,7 @@ class MetricsCollector:
 
     def exposition(self, registry: CollectorRegistry) -> bytes:
         """The whole /metrics body: the registry's families, then every target's."""
-        return generate_latest(registry) + "".join(self.render_targets()).encode()
+        return generate_latest(registry) + b"".join(self.render_chunks())
 
     # -- ObservationSink ---------------------------------------------------------------
     def observe(self, batch: Sequence[Observation]) -> None:
@@ -198,182 +271,204 @@ class MetricsCollector:
             self._fail("icmp", r.failure.value)
 
     # -- the per-target exposition ---------------------------------------------------------
-    def render_targets(self) -> Iterator[str]:
-        """Every target's families as text-format chunks."""
-        for family in (*self._links(), *self._nodes(), *self._routers(), *self._portals_families()):
-            yield "".join(family.lines)
+    def render_chunks(self) -> Iterator[bytes]:
+        """Every target's families, encoded, a few thousand lines at a time: a national scrape
+        (~45 MB) never sits in memory whole, and the event loop gets turns between chunks."""
+        buffer: list[str] = []
+        for name, kind, help_text, lines in self._families():
+            buffer.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+            for line in lines:
+                buffer.append(line)
+                if len(buffer) >= _CHUNK_LINES:
+                    yield "".join(buffer).encode()
+                    buffer.clear()
+        if buffer:
+            yield "".join(buffer).encode()
 
-    def _links(self) -> Iterable[_Family]:
-        up = _Family(
-            "netwatch_link_up",
+    def _families(self) -> Iterator[Family]:
+        # Snapshots of the lists, so a round landing between two chunks never changes the size
+        # of what is being iterated; values may be one round newer in later families.
+        links = [s for s in self._icmp.values() if s.target.link is not None and s.measured]
+        nodes = [s for s in self._icmp.values() if s.target.link is None and s.measured]
+        yield from self._link_families(links)
+        yield _family(
+            "netwatch_node_up",
             "gauge",
-            "1 if the link answered at least one echo in the last round",
+            "1 if an upstream node, reference target or device answered in the last round",
+            ((s.labels, s.up) for s in nodes),
         )
-        loss = _Family(
-            "netwatch_link_loss_ratio", "gauge", "Share of echoes lost in the last round (0-1)"
+        yield _family(
+            "netwatch_node_rtt_median_seconds",
+            "gauge",
+            "Median RTT of the last round",
+            ((s.labels, s.rtt_median_s) for s in nodes),
         )
-        rtt = _Family(
+        yield from self._router_families(list(self._snmp.items()))
+        yield from self._portal_families(list(self._portals.items()))
+
+    def _link_families(self, links: list[_Icmp]) -> Iterator[Family]:
+        def gauge(name: str, help_text: str, field_name: str) -> Family:
+            pairs = ((s.labels, getattr(s, field_name)) for s in links)
+            return (name, "gauge", help_text, _lines(name, pairs))
+
+        def counter(name: str, help_text: str, field_name: str) -> Family:
+            pairs = ((s.labels, getattr(s, field_name)) for s in links)
+            return (name, "counter", help_text, _lines(name, pairs))
+
+        yield gauge(
+            "netwatch_link_up", "1 if the link answered at least one echo in the last round", "up"
+        )
+        yield gauge(
+            "netwatch_link_loss_ratio", "Share of echoes lost in the last round (0-1)", "loss_ratio"
+        )
+        stats = (
+            (f'{s.labels},stat="{stat}"', value)
+            for s in links
+            for stat, value in (
+                ("min", s.rtt_min_s),
+                ("median", s.rtt_median_s),
+                ("max", s.rtt_max_s),
+            )
+        )
+        yield _family(
             "netwatch_link_round_rtt_seconds",
             "gauge",
             "Round-trip time statistics of the last round",
+            stats,
         )
-        jitter = _Family(
-            "netwatch_link_jitter_seconds", "gauge",
+        yield gauge(
+            "netwatch_link_jitter_seconds",
             "Mean absolute difference of consecutive RTTs in the last round",
-        )  # fmt: skip
-        sent = _Family(
-            "netwatch_link_echoes_sent_total", "counter", "Echo requests sent to the link"
+            "jitter_s",
         )
-        received = _Family(
-            "netwatch_link_echoes_received_total", "counter", "Echo replies received from the link"
+        yield counter(
+            "netwatch_link_echoes_sent_total", "Echo requests sent to the link", "sent_total"
         )
-        hist = _Family(
-            "netwatch_link_rtt_seconds", "histogram", "Round-trip time of every echo reply"
+        yield counter(
+            "netwatch_link_echoes_received_total",
+            "Echo replies received from the link",
+            "received_total",
         )
-        hist_lines = hist.lines
-        for state in self._icmp.values():
-            if state.target.link is None or not state.measured:
-                continue
-            labels = state.labels
-            up.add(labels, state.up)
-            loss.add(labels, state.loss_ratio)
-            rtt.add(f'{labels},stat="min"', state.rtt_min_s)
-            rtt.add(f'{labels},stat="median"', state.rtt_median_s)
-            rtt.add(f'{labels},stat="max"', state.rtt_max_s)
-            jitter.add(labels, state.jitter_s)
-            sent.add(labels, state.sent_total)
-            received.add(labels, state.received_total)
-            running = 0
-            for le, count in zip(_LE, state.rtt_buckets, strict=True):
-                running += count
-                hist_lines.append(
-                    f'netwatch_link_rtt_seconds_bucket{{{labels},le="{le}"}} {running}\n'
-                )
-            hist.add(labels, running, "_count")
-            hist.add(labels, state.rtt_sum_s, "_sum")
-        return (up, loss, rtt, jitter, sent, received, hist)
+        yield (
+            "netwatch_link_rtt_seconds",
+            "histogram",
+            "Round-trip time of every echo reply",
+            _histogram_lines(links),
+        )
 
-    def _nodes(self) -> Iterable[_Family]:
-        up = _Family(
-            "netwatch_node_up", "gauge",
-            "1 if an upstream node, reference target or device answered in the last round",
-        )  # fmt: skip
-        rtt = _Family("netwatch_node_rtt_median_seconds", "gauge", "Median RTT of the last round")
-        for state in self._icmp.values():
-            if state.target.link is not None or not state.measured:
-                continue
-            up.add(state.labels, state.up)
-            rtt.add(state.labels, state.rtt_median_s)
-        return (up, rtt)
+    def _router_families(self, routers: list[tuple[str, SnmpObservation]]) -> Iterator[Family]:
+        def per_router(
+            name: str,
+            kind: str,
+            help_text: str,
+            value: Callable[[str, SnmpObservation], float | None],
+        ) -> Family:
+            pairs = ((self._router_labels[key], value(key, obs)) for key, obs in routers)
+            return (name, kind, help_text, _lines(name, pairs))
 
-    def _routers(self) -> Iterable[_Family]:
-        router_up = _Family(
-            "netwatch_router_up", "gauge", "1 if the router answered SNMP in the last round"
+        yield per_router(
+            "netwatch_router_up",
+            "gauge",
+            "1 if the router answered SNMP in the last round",
+            lambda _k, o: 1.0 if o.sample.failure is None else 0.0,
         )
-        uptime = _Family("netwatch_router_uptime_seconds", "gauge", "SNMP agent uptime (sysUpTime)")
-        reboots = _Family(
-            "netwatch_router_reboots_total", "counter", "Reboots seen (sysUpTime went backwards)"
+        yield per_router(
+            "netwatch_router_uptime_seconds",
+            "gauge",
+            "SNMP agent uptime (sysUpTime)",
+            lambda _k, o: o.sample.uptime_s,
         )
-        oper = _Family(
+        yield per_router(
+            "netwatch_router_reboots_total",
+            "counter",
+            "Reboots seen (sysUpTime went backwards)",
+            lambda k, _o: self._reboots.get(k, 0),
+        )
+        rows = [
+            (self._link_labels[reading.link_key], iface.link.bandwidth_bps, reading)
+            for _key, obs in routers
+            for iface, reading in zip(obs.job.interfaces, obs.interfaces, strict=True)
+        ]
+        yield _family(
+            "netwatch_link_bandwidth_bits_per_second",
+            "gauge",
+            "Contracted bandwidth of the link",
+            ((lb, bw) for lb, bw, _r in rows),
+        )
+        oper = ((lb, None if r.oper_up is None else float(r.oper_up)) for lb, _bw, r in rows)
+        yield _family(
             "netwatch_interface_oper_up",
             "gauge",
             "1 if the link's router interface is up (ifOperStatus)",
+            oper,
         )
-        util = _Family(
-            "netwatch_link_utilization_ratio", "gauge",
-            "Traffic over the contracted bandwidth, per direction (0-1)",
-        )  # fmt: skip
-        rate = _Family(
-            "netwatch_link_traffic_bits_per_second",
-            "gauge",
-            "Traffic rate between the last two polls",
-        )
-        octets = _Family(
-            "netwatch_interface_octets_total",
-            "counter",
-            "Interface octet counter as read from the router",
-        )
-        errors = _Family(
-            "netwatch_interface_errors_total",
-            "counter",
-            "Interface error counter as read from the router",
-        )
-        discards = _Family(
-            "netwatch_interface_discards_total", "counter",
-            "Interface discard counter as read from the router",
-        )  # fmt: skip
-        bandwidth = _Family(
-            "netwatch_link_bandwidth_bits_per_second", "gauge", "Contracted bandwidth of the link"
-        )
-        for key, obs in self._snmp.items():
-            rl = self._router_labels[key]
-            router_up.add(rl, 1.0 if obs.sample.failure is None else 0.0)
-            if obs.sample.uptime_s is not None:
-                uptime.add(rl, obs.sample.uptime_s)
-            reboots.add(rl, self._reboots.get(key, 0))
-            for iface, reading in zip(obs.job.interfaces, obs.interfaces, strict=True):
-                labels = self._link_labels[reading.link_key]
-                bandwidth.add(labels, iface.link.bandwidth_bps)
-                if reading.oper_up is not None:
-                    oper.add(labels, 1.0 if reading.oper_up else 0.0)
-                for direction, u, bps, o, e, d in (
-                    ("in", reading.in_utilization_ratio, reading.in_bps, reading.in_octets,
-                     reading.in_errors, reading.in_discards),
-                    ("out", reading.out_utilization_ratio, reading.out_bps, reading.out_octets,
-                     reading.out_errors, reading.out_discards),
-                ):  # fmt: skip
-                    dl = f'{labels},direction="{direction}"'
-                    for family, value in (
-                        (util, u),
-                        (rate, bps),
-                        (octets, o),
-                        (errors, e),
-                        (discards, d),
-                    ):
-                        if value is not None:
-                            family.add(dl, value)
-        return (router_up, uptime, reboots, oper, util, rate, octets, errors, discards, bandwidth)
+        for name, kind, help_text, field_in, field_out in _DIRECTIONAL:
+            pairs = (
+                (f'{lb},direction="{direction}"', getattr(r, field_name))
+                for lb, _bw, r in rows
+                for direction, field_name in (("in", field_in), ("out", field_out))
+            )
+            yield (name, kind, help_text, _lines(name, pairs))
 
-    def _portals_families(self) -> Iterable[_Family]:
-        up = _Family(
-            "netwatch_portal_up", "gauge", "1 if the portal answered as expected in the last round"
+    def _portal_families(self, portals: list[tuple[str, PortalObservation]]) -> Iterator[Family]:
+        rows = [(self._portal_labels[key], obs) for key, obs in portals]
+        yield _family(
+            "netwatch_portal_up",
+            "gauge",
+            "1 if the portal answered as expected in the last round",
+            ((pl, 1.0 if o.http.failure is None else 0.0) for pl, o in rows),
         )
-        phase = _Family(
-            "netwatch_portal_phase_seconds", "gauge", "Duration of each phase of the last probe"
+        phases = (
+            (f'{pl},phase="{name}"', value)
+            for pl, o in rows
+            for name, value in (
+                ("dns", o.http.dns_s),
+                ("connect", o.http.connect_s),
+                ("tls", o.http.tls_s),
+                ("first_byte", o.http.first_byte_s),
+                ("transfer", o.http.transfer_s),
+                ("total", o.http.total_s),
+            )
         )
-        status = _Family(
-            "netwatch_portal_http_status_code", "gauge", "HTTP status of the last probe"
+        yield _family(
+            "netwatch_portal_phase_seconds",
+            "gauge",
+            "Duration of each phase of the last probe",
+            phases,
         )
-        cert = _Family(
-            "netwatch_portal_tls_cert_expiry_seconds", "gauge",
+        yield _family(
+            "netwatch_portal_http_status_code",
+            "gauge",
+            "HTTP status of the last probe",
+            ((pl, o.http.status) for pl, o in rows),
+        )
+        expiry = (
+            (pl, None if o.http.cert_days_left is None else o.http.cert_days_left * 86400.0)
+            for pl, o in rows
+        )
+        yield _family(
+            "netwatch_portal_tls_cert_expiry_seconds",
+            "gauge",
             "Seconds until the portal's TLS certificate expires",
-        )  # fmt: skip
-        dns_time = _Family(
+            expiry,
+        )
+        dns_rows = [
+            (f'{pl},resolver="{_escape(o.dns.resolver)}"', o.dns)
+            for pl, o in rows
+            if o.dns is not None
+        ]
+        yield _family(
             "netwatch_dns_lookup_seconds",
             "gauge",
             "Time the resolver took to answer for the portal name",
+            ((dl, d.rtt_s) for dl, d in dns_rows),
         )
-        dns_up = _Family("netwatch_dns_up", "gauge", "1 if the resolver answered with an address")
-        for key, obs in self._portals.items():
-            pl = self._portal_labels[key]
-            h = obs.http
-            up.add(pl, 1.0 if h.failure is None else 0.0)
-            for name, value in (
-                ("dns", h.dns_s), ("connect", h.connect_s), ("tls", h.tls_s),
-                ("first_byte", h.first_byte_s), ("transfer", h.transfer_s), ("total", h.total_s),
-            ):  # fmt: skip
-                if value is not None:
-                    phase.add(f'{pl},phase="{name}"', value)
-            if h.status is not None:
-                status.add(pl, h.status)
-            if h.cert_days_left is not None:
-                cert.add(pl, h.cert_days_left * 86400.0)
-            if obs.dns is not None:
-                dl = f'{pl},resolver="{_escape(obs.dns.resolver)}"'
-                dns_up.add(dl, 1.0 if obs.dns.failure is None else 0.0)
-                if obs.dns.rtt_s is not None:
-                    dns_time.add(dl, obs.dns.rtt_s)
-        return (up, phase, status, cert, dns_time, dns_up)
+        yield _family(
+            "netwatch_dns_up",
+            "gauge",
+            "1 if the resolver answered with an address",
+            ((dl, 1.0 if d.failure is None else 0.0) for dl, d in dns_rows),
+        )
 
     # -- Collector: NetWatch's own health ------------------------------------------------
     def collect(self) -> Iterator[Metric]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -9,8 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector
+from fastapi.responses import HTMLResponse, StreamingResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    ProcessCollector,
+    generate_latest,
+)
 
 from netwatch import __version__
 from netwatch.engine import Engine, EngineOptions
@@ -94,10 +100,18 @@ def create_app(
     )
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics(request: Request) -> Response:
+    async def metrics(request: Request) -> StreamingResponse:
         runtime: Runtime = request.app.state.runtime
-        body = runtime.collector.exposition(runtime.registry)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+        # On the event loop, not in a worker thread: the rounds update the same state, and a
+        # national scrape is streamed in chunks with the loop free between them.
+        async def body() -> AsyncIterator[bytes]:
+            yield generate_latest(runtime.registry)
+            for chunk in runtime.collector.render_chunks():
+                yield chunk
+                await asyncio.sleep(0)
+
+        return StreamingResponse(body(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     def index() -> HTMLResponse:
