@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import cast
 
 import pytest
@@ -660,3 +661,30 @@ def test_secret_fields_are_not_in_repr() -> None:
         SnmpV3("ops", "sha", "short")
     with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 address"):
         SnmpTarget("router.example", SnmpV2c("x"))
+
+
+async def test_32_bit_counter_wraps_give_the_true_rate_not_a_spike(
+    snmpsim: str, poller: SnmpPoller
+) -> None:
+    """A real agent (snmpsim's numeric variation) whose ifInOctets wraps every ~4.3 s."""
+    target = sim_target("wrapping")
+    assert await poller.resolve_interfaces(target, ["wan"]) == {"wan": 1}
+    samples = []
+    for _ in range(7):
+        sample = await poller.poll(target, [1])
+        assert sample.failure is None, sample.detail
+        samples.append(sample)
+        await asyncio.sleep(1.0)
+    assert {s.interfaces[0].counter_bits for s in samples} == {32}
+    octets = [cast(int, s.interfaces[0].in_octets) for s in samples]
+    assert any(b < a for a, b in pairwise(octets)), "no wrap was seen"
+    for prev, cur in pairwise(samples):
+        rates, rebooted = compute_rates(prev, cur, {1: 10e9})
+        assert not rebooted
+        (rate,) = rates
+        assert rate.in_bps is not None, rate.reason
+        assert rate.out_bps is not None, rate.reason
+        # 8 Gbit/s in and 2 Gbit/s out, whatever the wraps (wide band: the agent's clock and
+        # ours sample at slightly different moments).
+        assert 6e9 < rate.in_bps < 10e9
+        assert 1.5e9 < rate.out_bps < 2.5e9
