@@ -1,0 +1,187 @@
+"""The types alerts/ works on: rounds in, states and incidents out.
+
+NetWatch (netwatch/) turns probe observations into these; alerts/ never sees how a value was
+measured (the import contracts forbid it). Times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class LinkState(enum.Enum):
+    """The health of one WAN link, after hysteresis."""
+
+    OK = "ok"
+    SLOW = "slow"  # RTT over threshold, line not full: an ISP fault
+    LOSSY = "lossy"  # loss over threshold, line not full: an ISP fault
+    CONGESTED = "congested"  # loss or RTT while the line is near its contracted bandwidth
+    DOWN = "down"  # no echo answered
+
+
+class DownCause(enum.Enum):
+    """What else was seen while a link answered no echo."""
+
+    INTERFACE_DOWN = "interface_down"  # the router answers SNMP and says its WAN port is down
+    ROUTER_REBOOTED = "router_rebooted"  # sysUpTime went back: the router restarted
+    ROUTER_UNREACHABLE = "router_unreachable"  # SNMP is silent too
+    NO_ECHO = "no_echo"  # nothing else known (no router polled, or it looks fine)
+
+
+class PortalState(enum.Enum):
+    """The health of one portal from one vantage point, after hysteresis."""
+
+    OK = "ok"
+    SLOW = "slow"
+    FAILING = "failing"
+
+
+class NodeState(enum.Enum):
+    """An upstream node or a reference target."""
+
+    UP = "up"
+    DOWN = "down"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRound:
+    """One ICMP round of one link, with the router's latest SNMP view joined in."""
+
+    link: str  # "24848/vnpt-tslcd"
+    at: datetime
+    sent: int
+    received: int
+    rtt_median_s: float | None
+    interface_up: bool | None = None  # None: no router, or not polled yet
+    router_reachable: bool | None = None
+    router_rebooted: bool = False
+    utilization_ratio: float | None = None  # the busier direction of the latest SNMP interval
+
+    @property
+    def loss_ratio(self) -> float:
+        """Share of echoes without answer (1.0 when nothing was sent)."""
+        return 1.0 - self.received / self.sent if self.sent else 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class PortalRound:
+    """One probe of one portal from one vantage point."""
+
+    portal: str  # portal id
+    vantage: str  # "central" or an agent's name
+    at: datetime
+    ok: bool
+    total_s: float | None
+    failed_phase: str | None = None  # "dns", "connect", "tls", "http", "content"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRound:
+    """One round of an upstream node or reference target."""
+
+    node: str  # "upstream:pop-vnpt-1" or "reference:10.0.0.1"
+    at: datetime
+    reachable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LinkPolicy:
+    """Thresholds and hysteresis for one link (the commune's effective thresholds)."""
+
+    rtt_s: float = 0.050  # QCVN 34: mean latency <= 50 ms
+    loss_ratio: float = 0.02
+    utilization_ratio: float = 0.85
+    enter_rounds: int = 3
+    exit_rounds: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class PortalPolicy:
+    """Thresholds and hysteresis for portals."""
+
+    slow_s: float = 5.0
+    enter_rounds: int = 2
+    exit_rounds: int = 3
+    failing_share: float = 0.5  # share of vantage points failing that makes a portal incident
+
+
+@dataclass(frozen=True, slots=True)
+class LinkInfo:
+    """What root-cause analysis and ticket routing need to know about a link."""
+
+    link: str
+    province: str
+    commune: str
+    commune_name: str
+    isp: str
+    circuit: str
+    upstream: str | None = None
+    capacity_to_isp: bool = False  # also send capacity (congestion) tickets to the ISP
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamInfo:
+    """An upstream node (district POP) and what hangs off it."""
+
+    upstream: str
+    isp: str
+    name: str
+    pinged: bool  # False: its state is inferred from its links
+    parent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """The shape of the network, from the inventory."""
+
+    links: Mapping[str, LinkInfo]
+    upstreams: Mapping[str, UpstreamInfo] = field(default_factory=dict)
+    references: tuple[str, ...] = ()  # node keys of NetWatch's own reference targets
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A state change that held long enough to count."""
+
+    subject: str  # link "24848/vnpt-tslcd", portal "dvcqg@central", node "upstream:pop-1"
+    old: str
+    new: str
+    at: datetime  # when the change was confirmed
+    since: datetime  # first round of the new state
+    detail: str = ""  # e.g. a DownCause value, a failed portal phase
+
+
+class IncidentKind(enum.Enum):
+    """Who is to blame, decided before anyone is told."""
+
+    LINK_FAULT = "link_fault"  # down / lossy / slow: the ISP's
+    CAPACITY = "capacity"  # congested: provincial IT (and the ISP where configured)
+    UPSTREAM_OUTAGE = "upstream_outage"  # one ticket for the node; its communes linked
+    PORTAL_OUTAGE = "portal_outage"  # the portal fails from most vantage points: not the ISP's
+    MONITOR_CONNECTIVITY = "monitor_connectivity"  # NetWatch's own line: no ISP ticket
+
+
+class Route(enum.Enum):
+    """Who a ticket goes to."""
+
+    ISP = "isp"
+    PROVINCIAL_IT = "provincial_it"
+    ISP_AND_PROVINCIAL_IT = "isp_and_provincial_it"
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """One thing that is wrong now, with its root cause decided."""
+
+    # stable per subject: "link:24848/vnpt-tslcd", "upstream:pop-1", "portal:dvcqg", "monitor"
+    key: str
+    kind: IncidentKind
+    state: str  # the LinkState / PortalState / NodeState value behind it
+    since: datetime
+    route: Route
+    isp: str | None = None
+    links: tuple[str, ...] = ()  # links affected (an upstream outage lists its communes' links)
+    detail: str = ""
