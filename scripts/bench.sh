@@ -18,7 +18,7 @@ done
 PY=.venv/bin/python
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
-for bench in bench_icmp bench_snmp bench_https bench_national; do
+for bench in bench_icmp bench_snmp bench_https bench_national bench_scheduler; do
   echo "== $bench"
   "$PY" "benchmarks/$bench.py" | tee -a "$results"
 done
