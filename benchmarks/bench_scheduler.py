@@ -5,7 +5,7 @@ intervals (1 s, 2 s, 3 s), each round doing 30 ms of CPU work plus 100 ms of wai
 kind that overruns (a 1 s interval whose round takes 2.5 s). For each scheduler: how late rounds
 start against their slots (median and worst), whether an overrunning round ever runs twice at
 once, how many rounds ran, and the scheduler's own CPU per round (total CPU minus the rounds'
-work). Run: .venv/bin/python benchmarks/bench_scheduler.py [--duration 60]
+work). Run: .venv/bin/python benchmarks/bench_scheduler.py [--duration 30]
 Ends with: RESULT scheduler lag_ratio=<APScheduler median lag / engine's> ...
 """
 
@@ -162,7 +162,7 @@ def child(kind: str, duration_s: float) -> None:
 def main() -> int:
     """Run both schedulers in fresh processes, interleaved, and compare."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
