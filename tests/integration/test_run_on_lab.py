@@ -189,6 +189,11 @@ def test_congestion_reboot_and_slow_portal_show_in_metrics(clean_lab: Lab) -> No
         )
         assert idle is not None
         assert idle < 0.005
+        # The lab's routers alternate SNMP v2c and v3 authPriv: both kinds answer NetWatch.
+        assert lab.plan.communes[0].snmp_credential == "lab-v2c"
+        assert lab.plan.communes[1].snmp_credential == "lab-v3"
+        baseline = _samples(client)
+        assert [_value(baseline, "netwatch_router_up", commune=c) for c in codes] == [1, 1, 1]
 
         lab.commune_congest(int(congested), "vnpt-tslcd")
         lab.commune_reboot(int(rebooting), downtime_s=2.0)
