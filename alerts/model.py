@@ -10,6 +10,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Generic, TypeVar
 
 
 class LinkState(enum.Enum):
@@ -63,7 +64,9 @@ class LinkRound:
     @property
     def loss_ratio(self) -> float:
         """Share of echoes without answer (1.0 when nothing was sent)."""
-        return 1.0 - self.received / self.sent if self.sent else 1.0
+        # (sent - received) / sent, not 1 - received / sent: 2 lost of 100 is exactly 0.02,
+        # so a loss at the threshold is not "over" it through a rounding error.
+        return (self.sent - self.received) / self.sent if self.sent else 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,19 @@ class PortalPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class NodePolicy:
+    """Hysteresis for upstream nodes and reference targets.
+
+    The defaults match LinkPolicy's so that an upstream node and the links behind it, failing in
+    the same round, are confirmed down in the same round: the outage is then blamed on the node
+    from the first evaluation, never first on each link.
+    """
+
+    enter_rounds: int = 3
+    exit_rounds: int = 5
+
+
+@dataclass(frozen=True, slots=True)
 class LinkInfo:
     """What root-cause analysis and ticket routing need to know about a link."""
 
@@ -140,6 +156,32 @@ class Topology:
     links: Mapping[str, LinkInfo]
     upstreams: Mapping[str, UpstreamInfo] = field(default_factory=dict)
     references: tuple[str, ...] = ()  # node keys of NetWatch's own reference targets
+
+
+def upstream_key(upstream: str) -> str:
+    """The node key of an upstream node: the subject of its NodeRounds and Transitions."""
+    return f"upstream:{upstream}"
+
+
+def portal_subject(portal: str, vantage: str) -> str:
+    """The subject key of one portal seen from one vantage point: "dvcqg@central"."""
+    return f"{portal}@{vantage}"
+
+
+S = TypeVar("S", LinkState, PortalState, NodeState)
+
+
+@dataclass(frozen=True, slots=True)
+class Status(Generic[S]):
+    """The current judged state of one subject, for the status page and root-cause analysis."""
+
+    subject: str
+    state: S  # after hysteresis
+    since: datetime  # first round of this state (the first round ever seen, for the initial OK)
+    detail: str  # DownCause value or failed portal phase of the state; "" otherwise
+    last_at: datetime  # time of the latest round
+    last_round: S  # the latest round's own classification, before hysteresis
+    last_detail: str = ""  # detail of the latest round
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,369 @@
+"""Health evaluation: classify each round, then apply hysteresis per subject.
+
+Rules (the same engine serves links, portals and nodes):
+
+- Each round is classified on its own (``classify_link``, ``classify_portal``, ``classify_node``).
+- Every subject starts ``OK``/``UP`` at its first round; nothing is reported before evidence.
+- Entering a bad state: ``enter_rounds`` consecutive bad rounds, of any bad class (lossy, down,
+  lossy still counts as three bad rounds). One good round resets the count, so a line that is bad
+  only every other round never enters: hysteresis trades that blind spot for zero false alarms
+  from isolated noisy rounds (availability figures still show such a line).
+- The state reported on entering is the WORST class seen in that streak (down > lossy > congested
+  > slow; failing > slow): a link that went dark for two of three rounds is reported down, the
+  ISP ticket must say so. Its detail comes from the rounds of that class (for down: the most
+  specific cause seen, interface down > router rebooted > router unreachable > no echo; for a
+  failing portal: the latest failed phase). ``since`` is the first round of the streak.
+- Leaving a bad state (back to OK): ``exit_rounds`` consecutive good rounds; ``since`` is the first
+  of them. Any bad round in between resets the count, so a line flapping every round stays in
+  its episode: one episode, not a storm.
+- Changing between bad states (lossy to down, say): ``enter_rounds`` consecutive rounds that are
+  bad and not of the current state; the new state is the worst of them. Rounds of the current
+  state or good rounds reset that count, so alternating lossy/down never flips the state.
+- A round older than the subject's latest round is ignored (late agent results must not rewind).
+- The detail of a state is fixed when it is entered; later rounds show in ``last_detail`` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic
+
+from alerts.model import (
+    DownCause,
+    LinkPolicy,
+    LinkRound,
+    LinkState,
+    NodePolicy,
+    NodeRound,
+    NodeState,
+    PortalPolicy,
+    PortalRound,
+    PortalState,
+    S,
+    Status,
+    Transition,
+    portal_subject,
+)
+
+# Severity when a streak mixes bad classes: the worst one is reported.
+_LINK_RANK = {
+    LinkState.OK: 0,
+    LinkState.SLOW: 1,
+    LinkState.CONGESTED: 2,
+    LinkState.LOSSY: 3,
+    LinkState.DOWN: 4,
+}
+_PORTAL_RANK = {PortalState.OK: 0, PortalState.SLOW: 1, PortalState.FAILING: 2}
+_NODE_RANK = {NodeState.UP: 0, NodeState.DOWN: 1}
+# How much a down cause tells the ISP: the most specific one seen in a streak wins.
+_CAUSE_RANK = {
+    "": 0,
+    DownCause.NO_ECHO.value: 1,
+    DownCause.ROUTER_UNREACHABLE.value: 2,
+    DownCause.ROUTER_REBOOTED.value: 3,
+    DownCause.INTERFACE_DOWN.value: 4,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Classified(Generic[S]):
+    """One round's own verdict, before hysteresis."""
+
+    state: S
+    detail: str = ""  # DownCause value, failed portal phase
+
+
+def down_cause(rnd: LinkRound) -> DownCause:
+    """Why a link answered no echo, from what SNMP saw in the same round."""
+    if rnd.interface_up is False and rnd.router_reachable is not False:
+        return DownCause.INTERFACE_DOWN
+    if rnd.router_rebooted:
+        return DownCause.ROUTER_REBOOTED
+    if rnd.router_reachable is False:
+        return DownCause.ROUTER_UNREACHABLE
+    return DownCause.NO_ECHO
+
+
+def classify_link(rnd: LinkRound, policy: LinkPolicy) -> Classified[LinkState]:
+    """Classify one link round: down, congested, lossy, slow or ok (first match wins)."""
+    if rnd.received == 0:
+        return Classified(LinkState.DOWN, down_cause(rnd).value)
+    lossy = rnd.loss_ratio > policy.loss_ratio
+    slow = rnd.rtt_median_s is not None and rnd.rtt_median_s > policy.rtt_s
+    full = rnd.utilization_ratio is not None and rnd.utilization_ratio >= policy.utilization_ratio
+    if (lossy or slow) and full:
+        return Classified(LinkState.CONGESTED)
+    if lossy:
+        return Classified(LinkState.LOSSY)
+    if slow:
+        return Classified(LinkState.SLOW)
+    return Classified(LinkState.OK)
+
+
+def classify_portal(rnd: PortalRound, policy: PortalPolicy) -> Classified[PortalState]:
+    """Classify one portal probe: failing (with its phase), slow or ok."""
+    if not rnd.ok:
+        return Classified(PortalState.FAILING, rnd.failed_phase or "")
+    if rnd.total_s is not None and rnd.total_s > policy.slow_s:
+        return Classified(PortalState.SLOW)
+    return Classified(PortalState.OK)
+
+
+def classify_node(rnd: NodeRound) -> Classified[NodeState]:
+    """Classify one node round: up or down."""
+    return Classified(NodeState.UP if rnd.reachable else NodeState.DOWN)
+
+
+def _most_specific_cause(old: str, new: str) -> str:
+    return new if _CAUSE_RANK.get(new, 0) >= _CAUSE_RANK.get(old, 0) else old
+
+
+def _latest_phase(old: str, new: str) -> str:
+    return new or old
+
+
+class _Streak(Generic[S]):
+    """Consecutive rounds counted toward a state change (mutable, private to one subject)."""
+
+    __slots__ = ("detail", "rounds", "since", "worst")
+
+    def __init__(self) -> None:
+        self.rounds = 0
+        self.since: datetime | None = None
+        self.worst: S | None = None
+        self.detail = ""
+
+    def reset(self) -> None:
+        self.rounds = 0
+        self.since = None
+        self.worst = None
+        self.detail = ""
+
+
+class _Track(Generic[S]):
+    """The hysteresis state of one subject."""
+
+    __slots__ = ("bad", "detail", "good", "last", "last_at", "since", "state")
+
+    def __init__(self, state: S, since: datetime, detail: str, last: Classified[S]) -> None:
+        self.state: S = state
+        self.since = since
+        self.detail = detail
+        self.last_at = since
+        self.last: Classified[S] = last
+        self.bad: _Streak[S] = _Streak()  # toward entering a (different) bad state
+        self.good: _Streak[S] = _Streak()  # toward leaving a bad state
+
+
+class _Hysteresis(Generic[S]):
+    """The engine shared by the three evaluators; see the module docstring for the rules."""
+
+    def __init__(
+        self, good: S, rank: Mapping[S, int], prefer_detail: Callable[[str, str], str]
+    ) -> None:
+        self._good: S = good
+        self._rank: Mapping[S, int] = rank
+        self._prefer = prefer_detail
+        self._tracks: dict[str, _Track[S]] = {}
+
+    def observe(
+        self,
+        subject: str,
+        at: datetime,
+        verdict: Classified[S],
+        enter_rounds: int,
+        exit_rounds: int,
+    ) -> Transition | None:
+        track = self._tracks.get(subject)
+        if track is None:
+            track = _Track(self._good, at, "", verdict)
+            self._tracks[subject] = track
+        elif at < track.last_at:
+            return None
+        track.last_at = at
+        track.last = verdict
+        enter_rounds = max(1, enter_rounds)
+        exit_rounds = max(1, exit_rounds)
+        if verdict.state == self._good:
+            track.bad.reset()
+            if track.state == self._good:
+                return None
+            self._extend(track.good, at, verdict)
+            if track.good.rounds < exit_rounds:
+                return None
+            return self._change(subject, track, track.good, at)
+        track.good.reset()
+        if verdict.state == track.state:
+            # The current bad state holds: nothing to change toward.
+            track.bad.reset()
+            return None
+        self._extend(track.bad, at, verdict)
+        if track.bad.rounds < enter_rounds:
+            return None
+        return self._change(subject, track, track.bad, at)
+
+    def _extend(self, streak: _Streak[S], at: datetime, verdict: Classified[S]) -> None:
+        streak.rounds += 1
+        if streak.since is None:
+            streak.since = at
+        if streak.worst is None or self._rank[verdict.state] > self._rank[streak.worst]:
+            streak.worst = verdict.state
+            streak.detail = verdict.detail
+        elif verdict.state == streak.worst:
+            streak.detail = self._prefer(streak.detail, verdict.detail)
+
+    def _change(
+        self, subject: str, track: _Track[S], streak: _Streak[S], at: datetime
+    ) -> Transition:
+        # Both are set by _extend before any change is confirmed.
+        assert streak.worst is not None
+        assert streak.since is not None
+        old = track.state
+        track.state, track.since, track.detail = streak.worst, streak.since, streak.detail
+        track.bad.reset()
+        track.good.reset()
+        return Transition(
+            subject=subject,
+            old=old.value,
+            new=track.state.value,
+            at=at,
+            since=track.since,
+            detail=track.detail,
+        )
+
+    def status(self, subject: str) -> Status[S] | None:
+        track = self._tracks.get(subject)
+        if track is None:
+            return None
+        return Status(
+            subject=subject,
+            state=track.state,
+            since=track.since,
+            detail=track.detail,
+            last_at=track.last_at,
+            last_round=track.last.state,
+            last_detail=track.last.detail,
+        )
+
+    def statuses(self) -> dict[str, Status[S]]:
+        out: dict[str, Status[S]] = {}
+        for subject in sorted(self._tracks):
+            status = self.status(subject)
+            assert status is not None  # the subject was just listed
+            out[subject] = status
+        return out
+
+    def restore(self, subject: str, state: S, since: datetime, detail: str) -> None:
+        self._tracks[subject] = _Track(state, since, detail, Classified(state, detail))
+
+    def forget(self, subject: str) -> None:
+        self._tracks.pop(subject, None)
+
+
+class LinkEvaluator:
+    """Per-link hysteresis over LinkRounds, with per-link policies (the commune's thresholds)."""
+
+    def __init__(
+        self, default: LinkPolicy | None = None, policies: Mapping[str, LinkPolicy] | None = None
+    ) -> None:
+        self._default = default or LinkPolicy()
+        self._policies = dict(policies or {})
+        self._engine: _Hysteresis[LinkState] = _Hysteresis(
+            LinkState.OK, _LINK_RANK, _most_specific_cause
+        )
+
+    def policy(self, link: str) -> LinkPolicy:
+        """The policy that applies to a link."""
+        return self._policies.get(link, self._default)
+
+    def observe(self, rnd: LinkRound) -> Transition | None:
+        """Feed one round; return the transition it confirmed, if any."""
+        policy = self.policy(rnd.link)
+        verdict = classify_link(rnd, policy)
+        return self._engine.observe(
+            rnd.link, rnd.at, verdict, policy.enter_rounds, policy.exit_rounds
+        )
+
+    def status(self, link: str) -> Status[LinkState] | None:
+        """The current status of a link, or None before its first round."""
+        return self._engine.status(link)
+
+    def statuses(self) -> dict[str, Status[LinkState]]:
+        """Every link's status, ordered by link key."""
+        return self._engine.statuses()
+
+    def restore(self, link: str, state: LinkState, since: datetime, detail: str = "") -> None:
+        """Resume a persisted state after a restart, so no transition is emitted again."""
+        self._engine.restore(link, state, since, detail)
+
+    def forget(self, link: str) -> None:
+        """Drop a link removed from the inventory."""
+        self._engine.forget(link)
+
+
+class PortalEvaluator:
+    """Per portal and vantage point hysteresis over PortalRounds."""
+
+    def __init__(self, policy: PortalPolicy | None = None) -> None:
+        self.policy = policy or PortalPolicy()
+        self._engine: _Hysteresis[PortalState] = _Hysteresis(
+            PortalState.OK, _PORTAL_RANK, _latest_phase
+        )
+
+    def observe(self, rnd: PortalRound) -> Transition | None:
+        """Feed one probe; return the transition it confirmed (subject "portal@vantage")."""
+        verdict = classify_portal(rnd, self.policy)
+        subject = portal_subject(rnd.portal, rnd.vantage)
+        return self._engine.observe(
+            subject, rnd.at, verdict, self.policy.enter_rounds, self.policy.exit_rounds
+        )
+
+    def status(self, portal: str, vantage: str) -> Status[PortalState] | None:
+        """The current status of a portal from one vantage point."""
+        return self._engine.status(portal_subject(portal, vantage))
+
+    def statuses(self) -> dict[str, Status[PortalState]]:
+        """Every "portal@vantage" status, ordered by subject."""
+        return self._engine.statuses()
+
+    def restore(
+        self, portal: str, vantage: str, state: PortalState, since: datetime, detail: str = ""
+    ) -> None:
+        """Resume a persisted state after a restart."""
+        self._engine.restore(portal_subject(portal, vantage), state, since, detail)
+
+    def forget(self, portal: str, vantage: str) -> None:
+        """Drop a portal or vantage point no longer probed."""
+        self._engine.forget(portal_subject(portal, vantage))
+
+
+class NodeEvaluator:
+    """Per-node hysteresis over NodeRounds (upstream nodes and reference targets)."""
+
+    def __init__(self, policy: NodePolicy | None = None) -> None:
+        self.policy = policy or NodePolicy()
+        self._engine: _Hysteresis[NodeState] = _Hysteresis(NodeState.UP, _NODE_RANK, _latest_phase)
+
+    def observe(self, rnd: NodeRound) -> Transition | None:
+        """Feed one round; return the transition it confirmed, if any."""
+        return self._engine.observe(
+            rnd.node, rnd.at, classify_node(rnd), self.policy.enter_rounds, self.policy.exit_rounds
+        )
+
+    def status(self, node: str) -> Status[NodeState] | None:
+        """The current status of a node."""
+        return self._engine.status(node)
+
+    def statuses(self) -> dict[str, Status[NodeState]]:
+        """Every node's status, ordered by node key."""
+        return self._engine.statuses()
+
+    def restore(self, node: str, state: NodeState, since: datetime) -> None:
+        """Resume a persisted state after a restart."""
+        self._engine.restore(node, state, since, "")
+
+    def forget(self, node: str) -> None:
+        """Drop a node no longer watched."""
+        self._engine.forget(node)

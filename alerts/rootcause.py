@@ -1,0 +1,219 @@
+"""Root cause before blame: turn the current states into incidents, each with its owner.
+
+Rules, applied in this order (a pure function of the states and the topology):
+
+1. Monitor connectivity. When the topology names reference targets and every one of them is
+   known and DOWN, NetWatch itself is cut off: one MONITOR_CONNECTIVITY incident (key "monitor",
+   routed to provincial IT) and NOTHING else. Every other verdict was measured through the same
+   broken line, so no link, upstream, capacity or portal incident is raised.
+2. Upstream outages. An upstream node is down when it is pinged and its node status is DOWN, or
+   (not pinged, or pinged but not yet measured) every link behind it (its own and its children's)
+   is DOWN. A node whose parent is down is behind that parent: only the topmost down node gets an
+   incident. One UPSTREAM_OUTAGE per topmost down node (key "upstream:ID", routed to the node's
+   ISP) lists every link behind it; those links get no incident of their own.
+3. Portal outages. A portal that is FAILING (or SLOW) from at least ``failing_share`` of the
+   vantage points that report it gets one PORTAL_OUTAGE (key "portal:ID", provincial IT), state
+   "failing" when the failing vantage points alone reach the share, else "slow". A portal failing
+   from fewer vantage points is those vantage points' own problem: no incident. Portals never
+   raise an ISP ticket; a link fault seen at the same time is still the ISP's, independently.
+4. Links (not behind a down upstream, and known to the topology): DOWN / LOSSY / SLOW give a
+   LINK_FAULT routed to the link's ISP; CONGESTED gives a CAPACITY incident routed to provincial
+   IT, or to the ISP and provincial IT when ``LinkInfo.capacity_to_isp``. Link keys "link:KEY".
+
+Incidents come out ordered by kind (monitor, upstream, portal, capacity, link fault), then key.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from alerts.model import (
+    Incident,
+    IncidentKind,
+    LinkState,
+    NodeState,
+    PortalPolicy,
+    PortalState,
+    Route,
+    Status,
+    Topology,
+    upstream_key,
+)
+
+_KIND_ORDER = {
+    IncidentKind.MONITOR_CONNECTIVITY: 0,
+    IncidentKind.UPSTREAM_OUTAGE: 1,
+    IncidentKind.PORTAL_OUTAGE: 2,
+    IncidentKind.CAPACITY: 3,
+    IncidentKind.LINK_FAULT: 4,
+}
+_FAULTS = (LinkState.DOWN, LinkState.LOSSY, LinkState.SLOW)
+
+MONITOR_KEY = "monitor"
+
+
+def link_incident_key(link: str) -> str:
+    """The incident key of a link fault or capacity incident."""
+    return f"link:{link}"
+
+
+def portal_incident_key(portal: str) -> str:
+    """The incident key of a portal outage."""
+    return f"portal:{portal}"
+
+
+def decide(
+    topology: Topology,
+    links: Mapping[str, Status[LinkState]],
+    nodes: Mapping[str, Status[NodeState]],
+    portals: Mapping[str, Status[PortalState]],
+    portal_policy: PortalPolicy | None = None,
+) -> tuple[Incident, ...]:
+    """Decide the incidents from the current states (see the module docstring for the rules)."""
+    monitor = _monitor(topology, nodes)
+    if monitor is not None:
+        return (monitor,)
+    outages, behind = _upstream_outages(topology, links, nodes)
+    incidents = [
+        *outages,
+        *_portal_outages(portals, portal_policy or PortalPolicy()),
+        *_link_incidents(topology, links, behind),
+    ]
+    return tuple(sorted(incidents, key=lambda i: (_KIND_ORDER[i.kind], i.key)))
+
+
+def _monitor(topology: Topology, nodes: Mapping[str, Status[NodeState]]) -> Incident | None:
+    if not topology.references:
+        return None
+    seen = [nodes.get(ref) for ref in topology.references]
+    down = [s for s in seen if s is not None and s.state is NodeState.DOWN]
+    if len(down) != len(seen):
+        return None
+    return Incident(
+        key=MONITOR_KEY,
+        kind=IncidentKind.MONITOR_CONNECTIVITY,
+        state=NodeState.DOWN.value,
+        # Cut off from the moment the last reference went down.
+        since=max(s.since for s in down),
+        route=Route.PROVINCIAL_IT,
+        detail=",".join(sorted(topology.references)),
+    )
+
+
+def _subtree_links(topology: Topology) -> dict[str, list[str]]:
+    """Every upstream's links, its own and its descendants' (parents listed via the chain)."""
+    out: dict[str, list[str]] = {u: [] for u in topology.upstreams}
+    for key in sorted(topology.links):
+        for upstream in _chain(topology, topology.links[key].upstream):
+            out[upstream].append(key)
+    return out
+
+
+def _chain(topology: Topology, upstream: str | None) -> Iterable[str]:
+    """An upstream and its ancestors, nearest first; stops at unknown nodes and at cycles."""
+    seen: set[str] = set()
+    while upstream is not None and upstream in topology.upstreams and upstream not in seen:
+        seen.add(upstream)
+        yield upstream
+        upstream = topology.upstreams[upstream].parent
+
+
+def _upstream_outages(
+    topology: Topology,
+    links: Mapping[str, Status[LinkState]],
+    nodes: Mapping[str, Status[NodeState]],
+) -> tuple[list[Incident], set[str]]:
+    subtree = _subtree_links(topology)
+    down_since: dict[str, datetime] = {}
+    for upstream, info in topology.upstreams.items():
+        node = nodes.get(upstream_key(upstream))
+        if info.pinged and node is not None:
+            if node.state is NodeState.DOWN:
+                down_since[upstream] = node.since
+            continue
+        statuses = [links.get(k) for k in subtree[upstream]]
+        down = [s for s in statuses if s is not None and s.state is LinkState.DOWN]
+        if down and len(down) == len(statuses):
+            # Inferred: down from the moment the last of its links went down.
+            down_since[upstream] = max(s.since for s in down)
+    incidents: list[Incident] = []
+    behind: set[str] = set()
+    for upstream, since in down_since.items():
+        ancestors = list(_chain(topology, topology.upstreams[upstream].parent))
+        if any(a in down_since for a in ancestors):
+            continue  # its parent's incident covers it
+        info = topology.upstreams[upstream]
+        affected = tuple(subtree[upstream])
+        behind.update(affected)
+        incidents.append(
+            Incident(
+                key=upstream_key(upstream),
+                kind=IncidentKind.UPSTREAM_OUTAGE,
+                state=NodeState.DOWN.value,
+                since=since,
+                route=Route.ISP,
+                isp=info.isp,
+                links=affected,
+                detail=info.name,
+            )
+        )
+    return incidents, behind
+
+
+def _portal_outages(
+    portals: Mapping[str, Status[PortalState]], policy: PortalPolicy
+) -> list[Incident]:
+    by_portal: dict[str, list[Status[PortalState]]] = {}
+    for subject, status in portals.items():
+        portal = subject.rsplit("@", 1)[0]
+        by_portal.setdefault(portal, []).append(status)
+    incidents: list[Incident] = []
+    for portal, statuses in by_portal.items():
+        needed = max(1, math.ceil(policy.failing_share * len(statuses) - 1e-9))
+        failing = [s for s in statuses if s.state is PortalState.FAILING]
+        bad = [s for s in statuses if s.state is not PortalState.OK]
+        if len(bad) < needed:
+            continue
+        state = PortalState.FAILING if len(failing) >= needed else PortalState.SLOW
+        phases = sorted({s.detail for s in failing if s.detail})
+        incidents.append(
+            Incident(
+                key=portal_incident_key(portal),
+                kind=IncidentKind.PORTAL_OUTAGE,
+                state=state.value,
+                since=min(s.since for s in bad),
+                route=Route.PROVINCIAL_IT,
+                detail=",".join(phases),
+            )
+        )
+    return incidents
+
+
+def _link_incidents(
+    topology: Topology, links: Mapping[str, Status[LinkState]], behind: set[str]
+) -> list[Incident]:
+    incidents: list[Incident] = []
+    for key, status in links.items():
+        info = topology.links.get(key)
+        if info is None or key in behind or status.state is LinkState.OK:
+            continue
+        if status.state in _FAULTS:
+            kind, route = IncidentKind.LINK_FAULT, Route.ISP
+        else:
+            kind = IncidentKind.CAPACITY
+            route = Route.ISP_AND_PROVINCIAL_IT if info.capacity_to_isp else Route.PROVINCIAL_IT
+        incidents.append(
+            Incident(
+                key=link_incident_key(key),
+                kind=kind,
+                state=status.state.value,
+                since=status.since,
+                route=route,
+                isp=info.isp,
+                links=(key,),
+                detail=status.detail,
+            )
+        )
+    return incidents
