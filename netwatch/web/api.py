@@ -22,6 +22,9 @@ class LinkView(BaseModel):
     circuit: str
     bandwidth_mbps: float
     address: str
+    state: str | None  # judged (after hysteresis): ok, slow, lossy, congested, down
+    state_since: datetime | None
+    state_detail: str | None  # for down: interface_down, router_rebooted, router_unreachable, ...
     measured_at: datetime | None
     reachable: bool | None
     loss_ratio: float | None
@@ -56,6 +59,7 @@ def _links(request: Request, commune: str | None = None) -> list[LinkView]:
         obs = runtime.state.icmp.get(target.key)
         result = obs.result if obs is not None else None
         reading = snmp_by_link.get(target.key)
+        status = runtime.health.link_status(ref.commune, ref.link)
         out.append(
             LinkView(
                 commune=ref.commune,
@@ -67,6 +71,9 @@ def _links(request: Request, commune: str | None = None) -> list[LinkView]:
                 circuit=ref.circuit,
                 bandwidth_mbps=ref.bandwidth_bps / 1e6,
                 address=target.address,
+                state=status.state.value if status else None,
+                state_since=status.since if status else None,
+                state_detail=(status.detail or None) if status else None,
                 measured_at=result.started_at if result else None,
                 reachable=(result.received > 0) if result else None,
                 loss_ratio=result.loss_ratio if result else None,
@@ -105,3 +112,39 @@ def get_commune(code: str, request: Request) -> CommuneView:
         province=f"{commune.province_code:02d}",
         links=_links(request, commune.code),
     )
+
+
+class IncidentView(BaseModel):
+    """Something wrong now, with whose problem it is."""
+
+    key: str
+    kind: str  # link_fault, capacity, upstream_outage, portal_outage, monitor_connectivity
+    state: str
+    since: datetime
+    route: str  # isp, provincial_it, isp_and_provincial_it
+    isp: str | None
+    links: list[str]
+    detail: str
+
+
+@router.get(
+    "/incidents",
+    response_model=list[IncidentView],
+    tags=["incidents"],
+    summary="What is wrong now, root cause decided",
+)
+def list_incidents(request: Request) -> list[IncidentView]:
+    """Current incidents: one per link fault, upstream outage, portal outage or monitor outage."""
+    return [
+        IncidentView(
+            key=i.key,
+            kind=i.kind.value,
+            state=i.state,
+            since=i.since,
+            route=i.route.value,
+            isp=i.isp,
+            links=list(i.links),
+            detail=i.detail,
+        )
+        for i in request.app.state.runtime.health.incidents
+    ]

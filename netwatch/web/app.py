@@ -20,6 +20,7 @@ from prometheus_client import (
 
 from netwatch import __version__
 from netwatch.engine import Engine, EngineOptions
+from netwatch.health import HealthMonitor
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.metrics import MetricsCollector
 from netwatch.plan import Plan, compile_plan
@@ -41,6 +42,7 @@ class Runtime:
     state: LatestState
     registry: CollectorRegistry
     collector: MetricsCollector
+    health: HealthMonitor
     engine: Engine
 
 
@@ -62,6 +64,7 @@ def create_app(
         collector = MetricsCollector(plan)
         collector.register(registry)
         latest = LatestState()
+        health = HealthMonitor(inventory)
         pinger: IcmpPinger | None = None
         snmp: SnmpPoller | None = None
         http: HttpProber | None = None
@@ -75,9 +78,11 @@ def create_app(
                 http = await stack.enter_async_context(HttpProber())
                 http.prepare([job.check for job in plan.portals])
             engine = Engine(
-                plan, pinger, snmp, http, [collector, latest], options or EngineOptions()
+                plan, pinger, snmp, http, [collector, latest, health], options or EngineOptions()
             )
-            app.state.runtime = Runtime(inventory, plan, latest, registry, collector, engine)
+            app.state.runtime = Runtime(
+                inventory, plan, latest, registry, collector, health, engine
+            )
             engine.start()
             stack.push_async_callback(engine.stop)
             log.info(

@@ -168,13 +168,31 @@ def test_faults_show_in_metrics_api_and_status(clean_lab: Lab) -> None:
         assert all(link["reachable"] is False for link in api["links"])
         assert client.get("/api/v1/communes/99999")[0] == 404
 
+        # The judged state needs enter_rounds (3) bad rounds: wait for it, then read the page.
+        def judged_down() -> bool:
+            links = json.loads(client.get(f"/api/v1/communes/{down}")[1])["links"]
+            return all(link["state"] == "down" for link in links)
+
+        _wait(judged_down)
         page = client.get("/status")[1]
         assert "Mất kết nối" in page
         assert "Bình thường" in page
+        incidents = json.loads(client.get("/api/v1/incidents")[1])
+        down_links = {f"link:{down}/{link['link']}" for link in api["links"]}
+        assert down_links <= {i["key"] for i in incidents if i["kind"] == "link_fault"}
+        assert all(i["route"] == "isp" for i in incidents if i["key"] in down_links)
 
         lab.portal_down()
         _wait(lambda: _value(_samples(client), "netwatch_portal_up") == 0)
-        assert "Đang gián đoạn" in client.get("/status")[1]
+
+        def portal_incident() -> bool:
+            kinds = [i["kind"] for i in json.loads(client.get("/api/v1/incidents")[1])]
+            return "portal_outage" in kinds
+
+        _wait(portal_incident)
+        page = client.get("/status")[1]
+        assert "Đang gián đoạn" in page
+        assert "không phải lỗi đường truyền của xã" in page
 
 
 def test_congestion_reboot_and_slow_portal_show_in_metrics(clean_lab: Lab) -> None:

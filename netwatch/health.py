@@ -1,0 +1,214 @@
+"""Health wiring: observations become alerts/ rounds; evaluators and root cause run per round.
+
+This is the one place that knows both sides: it joins each ICMP round of a link with the latest
+SNMP view of the link's router (interface state, reachability, reboot, utilization), converts
+portals and nodes, feeds alerts/ evaluators, and recomputes the incidents after every batch.
+alerts/ never sees a probe type.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from alerts.health import LinkEvaluator, NodeEvaluator, PortalEvaluator
+from alerts.model import (
+    Incident,
+    LinkInfo,
+    LinkPolicy,
+    LinkRound,
+    LinkState,
+    NodeRound,
+    NodeState,
+    PortalRound,
+    PortalState,
+    Status,
+    Topology,
+    Transition,
+    UpstreamInfo,
+)
+from alerts.rootcause import decide
+from netwatch.inventory import Inventory
+from netwatch.observations import (
+    IcmpObservation,
+    Observation,
+    PortalObservation,
+    RoundReport,
+    SnmpObservation,
+)
+
+log = logging.getLogger("netwatch.health")
+CENTRAL = "central"  # the vantage point of the central instance
+
+
+def link_id(commune: str, link: str) -> str:
+    """The alerts/ name of a link: '24848/vnpt-tslcd'."""
+    return f"{commune}/{link}"
+
+
+def topology_of(inventory: Inventory) -> Topology:
+    """The network's shape for root-cause analysis, from the inventory."""
+    links = {}
+    for commune in inventory.communes:
+        for link in commune.links:
+            isp = inventory.isps.get(link.isp)
+            links[link_id(commune.code, link.id)] = LinkInfo(
+                link=link_id(commune.code, link.id),
+                province=f"{commune.province_code:02d}",
+                commune=commune.code,
+                commune_name=commune.name,
+                isp=link.isp,
+                circuit=link.circuit,
+                upstream=link.upstream,
+                capacity_to_isp=isp.capacity_requests if isp is not None else False,
+            )
+    upstreams = {
+        uid: UpstreamInfo(
+            upstream=uid,
+            isp=u.isp,
+            name=u.name,
+            pinged=u.address is not None,
+            parent=u.parent,
+        )
+        for uid, u in inventory.upstreams.items()
+    }
+    references = tuple(f"reference:{a}" for a in inventory.reference_targets)
+    return Topology(links=links, upstreams=upstreams, references=references)
+
+
+def policies_of(inventory: Inventory) -> dict[str, LinkPolicy]:
+    """Each link's thresholds: its commune's effective ones (defaults with overrides)."""
+    out = {}
+    for commune in inventory.communes:
+        t = commune.effective_thresholds(inventory.thresholds)
+        policy = LinkPolicy(
+            rtt_s=t.rtt_ms / 1000,
+            loss_ratio=t.loss_pct / 100,
+            utilization_ratio=t.utilization_pct / 100,
+            enter_rounds=t.enter_rounds,
+            exit_rounds=t.exit_rounds,
+        )
+        for link in commune.links:
+            out[link_id(commune.code, link.id)] = policy
+    return out
+
+
+@dataclass(slots=True)
+class _RouterView:
+    """The latest SNMP view of one link's router."""
+
+    interface_up: bool | None = None
+    router_reachable: bool | None = None
+    utilization_ratio: float | None = None
+    rebooted: bool = False  # kept until the link's next ICMP round has seen it
+
+
+class HealthMonitor:
+    """An ObservationSink: judged states, transitions and incidents, updated every batch."""
+
+    def __init__(self, inventory: Inventory, *, history: int = 500) -> None:
+        self.topology = topology_of(inventory)
+        self.links = LinkEvaluator(policies=policies_of(inventory))
+        self.portals = PortalEvaluator()
+        self.nodes = NodeEvaluator()
+        self.incidents: tuple[Incident, ...] = ()
+        self.transitions: deque[Transition] = deque(maxlen=history)
+        self._routers: dict[str, _RouterView] = {}
+
+    def observe(self, batch: Sequence[Observation]) -> None:
+        """Feed one round's observations to the evaluators, then decide the incidents."""
+        for obs in batch:
+            if isinstance(obs, SnmpObservation):
+                self._observe_snmp(obs)
+        changed = False
+        for obs in batch:
+            transition: Transition | None = None
+            if isinstance(obs, IcmpObservation):
+                transition = self._observe_icmp(obs)
+            elif isinstance(obs, PortalObservation):
+                h = obs.http
+                transition = self.portals.observe(
+                    PortalRound(
+                        portal=obs.job.portal,
+                        vantage=CENTRAL,
+                        at=h.started_at,
+                        ok=h.failure is None,
+                        total_s=h.total_s,
+                        failed_phase=h.failed_phase.value if h.failed_phase is not None else None,
+                    )
+                )
+            if transition is not None:
+                changed = True
+                self.transitions.append(transition)
+                log.warning(
+                    "state changed subject=%s old=%s new=%s since=%s detail=%s",
+                    transition.subject,
+                    transition.old,
+                    transition.new,
+                    transition.since.isoformat(),
+                    transition.detail,
+                )
+        if changed or not batch:
+            self.incidents = decide(
+                self.topology,
+                self.links.statuses(),
+                self.nodes.statuses(),
+                self.portals.statuses(),
+            )
+
+    def round_done(self, report: RoundReport) -> None:
+        """Nothing to do per round report."""
+
+    def _observe_snmp(self, obs: SnmpObservation) -> None:
+        reachable = obs.sample.failure is None
+        for reading in obs.interfaces:
+            key = reading.link_key.removeprefix("link:")
+            view = self._routers.setdefault(key, _RouterView())
+            view.router_reachable = reachable
+            view.rebooted = view.rebooted or obs.rebooted
+            if reachable:
+                view.interface_up = reading.oper_up
+                ratios = [
+                    r
+                    for r in (reading.in_utilization_ratio, reading.out_utilization_ratio)
+                    if r is not None
+                ]
+                view.utilization_ratio = max(ratios) if ratios else None
+
+    def _observe_icmp(self, obs: IcmpObservation) -> Transition | None:
+        target, result = obs.target, obs.result
+        if target.link is None:
+            if target.role not in ("upstream", "reference"):
+                return None  # front-office devices are shown, not ticketed (for now)
+            return self.nodes.observe(NodeRound(target.key, result.started_at, result.received > 0))
+        key = link_id(target.link.commune, target.link.link)
+        view = self._routers.get(key)
+        rnd = LinkRound(
+            link=key,
+            at=result.started_at,
+            sent=result.sent,
+            received=result.received,
+            rtt_median_s=result.rtt_median_s,
+            interface_up=view.interface_up if view else None,
+            router_reachable=view.router_reachable if view else None,
+            router_rebooted=view.rebooted if view else False,
+            utilization_ratio=view.utilization_ratio if view else None,
+        )
+        if view is not None:
+            view.rebooted = False
+        return self.links.observe(rnd)
+
+    # -- what the web shows ----------------------------------------------------------------
+    def link_status(self, commune: str, link: str) -> Status[LinkState] | None:
+        """The judged state of one link, or None before its first round."""
+        return self.links.status(link_id(commune, link))
+
+    def portal_status(self, portal: str) -> Status[PortalState] | None:
+        """The judged state of a portal from the central vantage point."""
+        return self.portals.status(portal, CENTRAL)
+
+    def node_status(self, node: str) -> Status[NodeState] | None:
+        """The judged state of an upstream node or reference target ('upstream:ID')."""
+        return self.nodes.status(node)
