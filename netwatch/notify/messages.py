@@ -1,0 +1,617 @@
+"""Ticket notices rendered for people and machines: e-mail, webhook JSON and chat text.
+
+Texts are Vietnamese first, English below; every time is shown in Asia/Ho_Chi_Minh. Rendering
+is pure: the same notice always gives the same bytes, which is what makes a resend after a
+crash recognisable (same Message-ID, same webhook delivery id).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from zoneinfo import ZoneInfo
+
+from alerts.model import DownCause, IncidentKind
+
+LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+WEBHOOK_SCHEMA = "netwatch.ticket-notice/v1"
+EMAIL_FORMAT = "email/v1"
+CHAT_FORMAT = "chat/v1"
+CHAT_NOTE_MAX_CHARS = 500  # Telegram caps a message at 4096 characters; a long note is cut
+
+
+class NoticeEvent(enum.Enum):
+    """What happened to the ticket."""
+
+    OPENED = "opened"
+    UPDATED = "updated"
+    ESCALATED = "escalated"
+    REMINDER = "reminder"
+    ACKNOWLEDGED = "acknowledged"
+    NOTE = "note"
+    RESOLVED = "resolved"
+    AUTO_RESOLVED = "auto_resolved"
+    REOPENED = "reopened"
+
+
+class ProblemState(enum.Enum):
+    """The bad state behind the ticket (link states, or a failing portal)."""
+
+    DOWN = "down"
+    LOSSY = "lossy"
+    SLOW = "slow"
+    CONGESTED = "congested"
+    FAILING = "failing"
+
+
+class ChannelKind(enum.Enum):
+    """The kinds of channel a notice can be rendered for."""
+
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+    TELEGRAM = "telegram"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What NetWatch measured over the episode (None: not measured)."""
+
+    loss_ratio: float | None = None
+    rtt_median_s: float | None = None
+    rtt_max_s: float | None = None
+    interface_up: bool | None = None
+    utilization_ratio: float | None = None
+    down_cause: DownCause | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketNotice:
+    """One ticket event to tell people about; everything the texts need, nothing looked up."""
+
+    event: NoticeEvent
+    ticket_id: str
+    event_id: int  # the event's number in the ticket's log: makes each message's identity
+    kind: IncidentKind
+    state: ProblemState
+    at: datetime  # when the event happened
+    first_bad_at: datetime
+    downtime_s: float  # so far; the total once resolved
+    commune_code: str | None = None
+    commune_name: str | None = None  # official name, e.g. "Xã Lạc Dương"
+    province_name: str | None = None
+    subject_name: str | None = None  # an upstream node or portal, when no commune is the subject
+    link_id: str | None = None
+    isp_name: str | None = None
+    circuit_id: str | None = None
+    path: tuple[str, ...] = ()  # hops toward the commune, as the traceroute saw them
+    evidence: Evidence = field(default_factory=Evidence)
+    ticket_url: str | None = None  # the ISP's signed link
+    ticket_url_expires_at: datetime | None = None
+    escalation_level: int = 1
+    note: str | None = None
+    actor: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("at", "first_bad_at", "ticket_url_expires_at"):
+            value = getattr(self, name)
+            if value is not None and value.utcoffset() is None:
+                raise ValueError(f"TicketNotice.{name} must be timezone-aware")
+        if not self.ticket_id:
+            raise ValueError("TicketNotice.ticket_id must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class EmailContent:
+    """A rendered e-mail before addressing: subject, plain-text body and thread identity."""
+
+    subject: str
+    text: str
+    ticket_id: str
+    event_id: int
+    event: NoticeEvent
+    date: datetime
+
+    def to_payload(self) -> dict[str, object]:
+        """JSON-able form, as stored in the outbox."""
+        return {
+            "format": EMAIL_FORMAT,
+            "subject": self.subject,
+            "text": self.text,
+            "ticket_id": self.ticket_id,
+            "event_id": self.event_id,
+            "event": self.event.value,
+            "date": self.date.isoformat(),
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, object]) -> EmailContent | None:
+        """Read back `to_payload`; None when the payload is not an e-mail of this format."""
+        subject, text = payload.get("subject"), payload.get("text")
+        ticket_id, event_id = payload.get("ticket_id"), payload.get("event_id")
+        event, date = payload.get("event"), payload.get("date")
+        if payload.get("format") != EMAIL_FORMAT:
+            return None
+        if not (isinstance(subject, str) and isinstance(text, str) and isinstance(ticket_id, str)):
+            return None
+        if not (isinstance(event_id, int) and isinstance(event, str) and isinstance(date, str)):
+            return None
+        try:
+            parsed_event = NoticeEvent(event)
+            parsed_date = datetime.fromisoformat(date)
+        except ValueError:
+            return None
+        if parsed_date.utcoffset() is None:
+            return None
+        return cls(subject, text, ticket_id, event_id, parsed_event, parsed_date)
+
+
+# --- words ---------------------------------------------------------------------------------
+
+_EVENT_VI = {
+    NoticeEvent.OPENED: "Mở phiếu sự cố",
+    NoticeEvent.UPDATED: "Cập nhật tình trạng",
+    NoticeEvent.ESCALATED: "Chuyển cấp xử lý",
+    NoticeEvent.REMINDER: "Nhắc lại: phiếu chưa được tiếp nhận",
+    NoticeEvent.ACKNOWLEDGED: "Đã tiếp nhận",
+    NoticeEvent.NOTE: "Ghi chú mới",
+    NoticeEvent.RESOLVED: "Đã khắc phục",
+    NoticeEvent.AUTO_RESOLVED: "Tự động đóng phiếu",
+    NoticeEvent.REOPENED: "Mở lại phiếu",
+}
+_EVENT_EN = {
+    NoticeEvent.OPENED: "Ticket opened",
+    NoticeEvent.UPDATED: "Status update",
+    NoticeEvent.ESCALATED: "Escalated",
+    NoticeEvent.REMINDER: "Reminder: not acknowledged yet",
+    NoticeEvent.ACKNOWLEDGED: "Acknowledged",
+    NoticeEvent.NOTE: "New note",
+    NoticeEvent.RESOLVED: "Resolved",
+    NoticeEvent.AUTO_RESOLVED: "Auto-resolved",
+    NoticeEvent.REOPENED: "Reopened",
+}
+_KIND_VI = {
+    IncidentKind.LINK_FAULT: "Sự cố đường truyền",
+    IncidentKind.CAPACITY: "Quá tải băng thông",
+    IncidentKind.UPSTREAM_OUTAGE: "Sự cố nút mạng cấp trên",
+    IncidentKind.PORTAL_OUTAGE: "Sự cố cổng dịch vụ công",
+    IncidentKind.MONITOR_CONNECTIVITY: "Mất kết nối của hệ thống giám sát",
+}
+_KIND_EN = {
+    IncidentKind.LINK_FAULT: "Link fault",
+    IncidentKind.CAPACITY: "Capacity",
+    IncidentKind.UPSTREAM_OUTAGE: "Upstream outage",
+    IncidentKind.PORTAL_OUTAGE: "Portal outage",
+    IncidentKind.MONITOR_CONNECTIVITY: "Monitor connectivity",
+}
+_STATE_VI = {
+    ProblemState.DOWN: "mất kết nối",
+    ProblemState.LOSSY: "mất gói",
+    ProblemState.SLOW: "độ trễ cao",
+    ProblemState.CONGESTED: "nghẽn do đầy băng thông",
+    ProblemState.FAILING: "không truy cập được",
+}
+_STATE_EN = {
+    ProblemState.DOWN: "down",
+    ProblemState.LOSSY: "packet loss",
+    ProblemState.SLOW: "high latency",
+    ProblemState.CONGESTED: "congested (line full)",
+    ProblemState.FAILING: "failing",
+}
+_CAUSE_VI = {
+    DownCause.INTERFACE_DOWN: "router báo cổng WAN ngừng hoạt động",
+    DownCause.ROUTER_REBOOTED: "router vừa khởi động lại",
+    DownCause.ROUTER_UNREACHABLE: "router cũng không phản hồi SNMP",
+    DownCause.NO_ECHO: "không có phản hồi ping",
+}
+_CAUSE_EN = {
+    DownCause.INTERFACE_DOWN: "the router reports its WAN port down",
+    DownCause.ROUTER_REBOOTED: "the router has just restarted",
+    DownCause.ROUTER_UNREACHABLE: "the router does not answer SNMP either",
+    DownCause.NO_ECHO: "no ping answered",
+}
+
+
+def local_time(at: datetime) -> datetime:
+    """The moment in Vietnam's time zone."""
+    return at.astimezone(LOCAL_TZ)
+
+
+def format_time_vi(at: datetime) -> str:
+    """'07:15 22/11/2026 (giờ Việt Nam)'."""
+    return f"{local_time(at):%H:%M %d/%m/%Y} (giờ Việt Nam)"
+
+
+def format_time_en(at: datetime) -> str:
+    """'07:15 22/11/2026 (Vietnam time, UTC+7)'."""
+    return f"{local_time(at):%H:%M %d/%m/%Y} (Vietnam time, UTC+7)"
+
+
+def _split_duration(seconds: float) -> tuple[int, int, int]:
+    minutes_total = int(max(seconds, 0.0) // 60)
+    days, rest = divmod(minutes_total, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    return days, hours, minutes
+
+
+def format_duration_vi(seconds: float) -> str:
+    """Plain words: '1 giờ 5 phút', '2 ngày 3 giờ', '40 giây'."""
+    if seconds < 60:
+        return f"{max(int(seconds), 0)} giây"
+    days, hours, minutes = _split_duration(seconds)
+    parts = [f"{days} ngày"] if days else []
+    parts += [f"{hours} giờ"] if hours else []
+    parts += [f"{minutes} phút"] if minutes else []
+    return " ".join(parts)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def format_duration_en(seconds: float) -> str:
+    """Plain words: '1 hour 5 minutes', '2 days 3 hours', '40 seconds'."""
+    if seconds < 60:
+        return _plural(max(int(seconds), 0), "second")
+    days, hours, minutes = _split_duration(seconds)
+    parts = [_plural(days, "day")] if days else []
+    parts += [_plural(hours, "hour")] if hours else []
+    parts += [_plural(minutes, "minute")] if minutes else []
+    return " ".join(parts)
+
+
+def _number(value: float, decimal_comma: bool) -> str:
+    # Vietnamese writes 12,5 where English writes 12.5.
+    text = f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
+    return text.replace(".", ",") if decimal_comma else text
+
+
+def _place(notice: TicketNotice) -> str:
+    if notice.commune_name:
+        if notice.province_name:
+            return f"{notice.commune_name}, {notice.province_name}"
+        return notice.commune_name
+    return notice.subject_name or notice.link_id or notice.ticket_id
+
+
+def _evidence_lines(evidence: Evidence, vi: bool) -> list[str]:
+    lines: list[str] = []
+    if evidence.loss_ratio is not None:
+        pct = _number(evidence.loss_ratio * 100, vi)
+        lines.append(f"Tỷ lệ mất gói: {pct}%" if vi else f"Packet loss: {pct}%")
+    if evidence.rtt_median_s is not None:
+        ms = _number(evidence.rtt_median_s * 1000, vi)
+        lines.append(f"Độ trễ trung vị: {ms} ms" if vi else f"Median round-trip time: {ms} ms")
+    if evidence.rtt_max_s is not None:
+        ms = _number(evidence.rtt_max_s * 1000, vi)
+        lines.append(f"Độ trễ lớn nhất: {ms} ms" if vi else f"Maximum round-trip time: {ms} ms")
+    if evidence.interface_up is not None:
+        if vi:
+            state = "hoạt động (up)" if evidence.interface_up else "ngừng hoạt động (down)"
+            lines.append(f"Cổng WAN của router: {state}")
+        else:
+            lines.append(f"Router WAN interface: {'up' if evidence.interface_up else 'down'}")
+    if evidence.utilization_ratio is not None:
+        pct = _number(evidence.utilization_ratio * 100, vi)
+        if vi:
+            lines.append(f"Mức sử dụng băng thông: {pct}% băng thông hợp đồng")
+        else:
+            lines.append(f"Utilization: {pct}% of contracted bandwidth")
+    # The interface line above already says it; repeating it as the cause adds nothing.
+    said = evidence.down_cause is DownCause.INTERFACE_DOWN and evidence.interface_up is False
+    if evidence.down_cause is not None and not said:
+        cause = (_CAUSE_VI if vi else _CAUSE_EN)[evidence.down_cause]
+        lines.append(f"Ghi nhận thêm: {cause}" if vi else f"Also seen: {cause}")
+    return lines
+
+
+def _headline_vi(n: TicketNotice) -> str:
+    state = _STATE_VI[n.state]
+    who = n.actor or "không rõ"
+    match n.event:
+        case NoticeEvent.OPENED:
+            return f"NetWatch phát hiện {_place(n)} bị {state} từ {format_time_vi(n.first_bad_at)}."
+        case NoticeEvent.UPDATED:
+            return f"Tình trạng hiện tại: {state}."
+        case NoticeEvent.ESCALATED:
+            return f"Phiếu chưa được tiếp nhận; đã chuyển lên cấp xử lý {n.escalation_level}."
+        case NoticeEvent.REMINDER:
+            return f"Phiếu vẫn chưa được tiếp nhận; sự cố ({state}) vẫn đang tiếp diễn."
+        case NoticeEvent.ACKNOWLEDGED:
+            return f"Phiếu đã được tiếp nhận bởi {who}."
+        case NoticeEvent.NOTE:
+            return f"{who} đã thêm ghi chú."
+        case NoticeEvent.RESOLVED:
+            return f"Phiếu đã được đóng bởi {who}."
+        case NoticeEvent.AUTO_RESOLVED:
+            return "Kết nối đã ổn định trở lại; NetWatch tự động đóng phiếu."
+        case NoticeEvent.REOPENED:
+            return f"Sự cố tái diễn ({state}); phiếu được mở lại."
+
+
+def _headline_en(n: TicketNotice) -> str:
+    state = _STATE_EN[n.state]
+    who = n.actor or "unknown"
+    match n.event:
+        case NoticeEvent.OPENED:
+            return f"NetWatch found {_place(n)} {state} since {format_time_en(n.first_bad_at)}."
+        case NoticeEvent.UPDATED:
+            return f"Current state: {state}."
+        case NoticeEvent.ESCALATED:
+            return f"Not acknowledged yet; escalated to level {n.escalation_level}."
+        case NoticeEvent.REMINDER:
+            return f"Still not acknowledged; the problem ({state}) goes on."
+        case NoticeEvent.ACKNOWLEDGED:
+            return f"Acknowledged by {who}."
+        case NoticeEvent.NOTE:
+            return f"{who} added a note."
+        case NoticeEvent.RESOLVED:
+            return f"Resolved by {who}."
+        case NoticeEvent.AUTO_RESOLVED:
+            return "The connection has been back to normal long enough; NetWatch closed the ticket."
+        case NoticeEvent.REOPENED:
+            return f"The problem came back ({state}); the ticket is open again."
+
+
+def _closed(n: TicketNotice) -> bool:
+    return n.event in (NoticeEvent.RESOLVED, NoticeEvent.AUTO_RESOLVED)
+
+
+def _body_vi(n: TicketNotice) -> list[str]:
+    lines = [f"Phiếu {n.ticket_id} — {_EVENT_VI[n.event]}", "", _headline_vi(n), ""]
+    lines.append(f"Loại sự cố: {_KIND_VI[n.kind]} ({_STATE_VI[n.state]})")
+    if n.commune_name:
+        code = f" (mã {n.commune_code})" if n.commune_code else ""
+        lines.append(f"Đơn vị: {n.commune_name}{code}")
+        if n.province_name:
+            lines.append(f"Tỉnh/thành phố: {n.province_name}")
+    elif n.subject_name:
+        lines.append(f"Đối tượng: {n.subject_name}")
+    if n.isp_name:
+        lines.append(f"Nhà mạng: {n.isp_name}")
+    if n.circuit_id:
+        lines.append(f"Mã mạch (circuit ID): {n.circuit_id}")
+    if n.link_id:
+        lines.append(f"Đường truyền: {n.link_id}")
+    if n.path:
+        lines.append(f"Tuyến: {' → '.join(n.path)}")
+    lines.append(f"Bắt đầu từ: {format_time_vi(n.first_bad_at)}")
+    label = "Tổng thời gian sự cố" if _closed(n) else "Thời gian sự cố đến nay"
+    lines.append(f"{label}: {format_duration_vi(n.downtime_s)}")
+    lines.append(f"Cấp xử lý: {n.escalation_level}")
+    lines.append(f"Thời điểm thông báo: {format_time_vi(n.at)}")
+    evidence = _evidence_lines(n.evidence, vi=True)
+    if evidence:
+        lines += ["", "Bằng chứng đo được:"] + [f"  - {line}" for line in evidence]
+    if n.note:
+        lines += ["", f"Ghi chú ({n.actor or 'không rõ'}):", n.note]
+    if n.ticket_url:
+        lines += ["", "Xem bằng chứng, tiếp nhận, ghi chú hoặc đóng phiếu (không cần đăng nhập):"]
+        lines.append(n.ticket_url)
+        if n.ticket_url_expires_at is not None:
+            lines.append(f"Liên kết hết hạn lúc {format_time_vi(n.ticket_url_expires_at)}.")
+    return lines
+
+
+def _body_en(n: TicketNotice) -> list[str]:
+    lines = [f"Ticket {n.ticket_id} — {_EVENT_EN[n.event]}", "", _headline_en(n), ""]
+    lines.append(f"Incident: {_KIND_EN[n.kind]} ({_STATE_EN[n.state]})")
+    if n.commune_name:
+        code = f" (code {n.commune_code})" if n.commune_code else ""
+        lines.append(f"Commune: {n.commune_name}{code}")
+        if n.province_name:
+            lines.append(f"Province: {n.province_name}")
+    elif n.subject_name:
+        lines.append(f"Subject: {n.subject_name}")
+    if n.isp_name:
+        lines.append(f"ISP: {n.isp_name}")
+    if n.circuit_id:
+        lines.append(f"Circuit ID: {n.circuit_id}")
+    if n.link_id:
+        lines.append(f"Link: {n.link_id}")
+    if n.path:
+        lines.append(f"Path: {' → '.join(n.path)}")
+    lines.append(f"Since: {format_time_en(n.first_bad_at)}")
+    label = "Total downtime" if _closed(n) else "Downtime so far"
+    lines.append(f"{label}: {format_duration_en(n.downtime_s)}")
+    lines.append(f"Escalation level: {n.escalation_level}")
+    lines.append(f"Notice time: {format_time_en(n.at)}")
+    evidence = _evidence_lines(n.evidence, vi=False)
+    if evidence:
+        lines += ["", "Evidence:"] + [f"  - {line}" for line in evidence]
+    if n.note:
+        lines += ["", f"Note ({n.actor or 'unknown'}):", n.note]
+    if n.ticket_url:
+        lines += ["", "See the evidence, acknowledge, add a note or resolve (no login needed):"]
+        lines.append(n.ticket_url)
+        if n.ticket_url_expires_at is not None:
+            lines.append(f"The link expires at {format_time_en(n.ticket_url_expires_at)}.")
+    return lines
+
+
+# --- e-mail ----------------------------------------------------------------------------------
+
+
+def email_subject(notice: TicketNotice) -> str:
+    """The subject every message of one ticket shares (mail clients thread on it, too)."""
+    isp = f" — {notice.isp_name}" if notice.isp_name else ""
+    return (
+        f"[NetWatch {notice.ticket_id}] {_KIND_VI[notice.kind]}: {_place(notice)}{isp}"
+        f" | {_KIND_EN[notice.kind]}"
+    )
+
+
+def render_email(notice: TicketNotice) -> EmailContent:
+    """Subject and plain-text body: Vietnamese, then '--- English ---', then English."""
+    footer_vi = (
+        "Thư tự động từ NetWatch, hệ thống giám sát mạng của Trung tâm Phục vụ hành chính công."
+    )
+    footer_en = (
+        "Automatic message from NetWatch, the network monitor of the public service centers."
+    )
+    lines = [*_body_vi(notice), "", footer_vi, "", "--- English ---", ""]
+    lines += [*_body_en(notice), "", footer_en]
+    return EmailContent(
+        subject=email_subject(notice),
+        text="\n".join(lines) + "\n",
+        ticket_id=notice.ticket_id,
+        event_id=notice.event_id,
+        event=notice.event,
+        date=notice.at,
+    )
+
+
+_DOMAIN = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)*")
+_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
+
+
+def _id_part(text: str) -> str:
+    # RFC 5322 msg-id: the left part must be a dot-atom; anything else becomes '-'.
+    return _UNSAFE_ID_CHARS.sub("-", text).strip("-") or "x"
+
+
+def sender_domain(from_address: str) -> str:
+    """The domain of an address ('netwatch@tinh.gov.vn' -> 'tinh.gov.vn')."""
+    _local, at, domain = from_address.rpartition("@")
+    domain = domain.strip().rstrip(">").lower() if at else ""
+    # A Message-ID needs some domain; ".invalid" (RFC 2606) can never collide with a real one.
+    return domain if _DOMAIN.fullmatch(domain) else "netwatch.invalid"
+
+
+def thread_root_id(ticket_id: str, domain: str) -> str:
+    """The Message-ID of a ticket's first message, derived from the ticket and sender domain."""
+    return f"<ticket.{_id_part(ticket_id)}@{domain}>"
+
+
+def message_id(ticket_id: str, event_id: int, event: NoticeEvent, domain: str) -> str:
+    """The Message-ID of one message; the opening message is the thread root itself."""
+    if event is NoticeEvent.OPENED:
+        return thread_root_id(ticket_id, domain)
+    return f"<ticket.{_id_part(ticket_id)}.{event_id}.{event.value}@{domain}>"
+
+
+def build_email(content: EmailContent, from_address: str, to_address: str) -> EmailMessage:
+    """The MIME message, with threading headers; the same content always gives the same IDs."""
+    domain = sender_domain(from_address)
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = from_address
+    msg["To"] = to_address
+    msg["Subject"] = content.subject
+    # The event time, not the send time: a resend is then the same message in every header.
+    msg["Date"] = format_datetime(local_time(content.date))
+    own_id = message_id(content.ticket_id, content.event_id, content.event, domain)
+    msg["Message-ID"] = own_id
+    root = thread_root_id(content.ticket_id, domain)
+    if own_id != root:
+        msg["In-Reply-To"] = root
+        msg["References"] = root
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
+    msg["Content-Language"] = "vi, en"
+    msg["X-NetWatch-Ticket"] = content.ticket_id
+    msg["X-NetWatch-Event"] = content.event.value
+    msg.set_content(content.text, charset="utf-8")
+    return msg
+
+
+# --- webhook and chat ------------------------------------------------------------------------
+
+
+def _time_pair(at: datetime | None) -> dict[str, str] | None:
+    if at is None:
+        return None
+    utc = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return {"utc": utc, "local": local_time(at).isoformat()}
+
+
+def render_webhook(notice: TicketNotice) -> dict[str, object]:
+    """The webhook JSON body (schema netwatch.ticket-notice/v1; new keys may be added)."""
+    ev = notice.evidence
+    return {
+        "schema": WEBHOOK_SCHEMA,
+        "event": notice.event.value,
+        "event_id": notice.event_id,
+        "at": _time_pair(notice.at),
+        "ticket": {
+            "id": notice.ticket_id,
+            "kind": notice.kind.value,
+            "state": notice.state.value,
+            "escalation_level": notice.escalation_level,
+            "url": notice.ticket_url,
+            "url_expires_at": _time_pair(notice.ticket_url_expires_at),
+            "first_bad_at": _time_pair(notice.first_bad_at),
+            "downtime_s": round(notice.downtime_s, 3),
+        },
+        "commune": {
+            "code": notice.commune_code,
+            "name": notice.commune_name,
+            "province": notice.province_name,
+        },
+        "subject_name": notice.subject_name,
+        "link": {
+            "id": notice.link_id,
+            "isp": notice.isp_name,
+            "circuit_id": notice.circuit_id,
+            "path": list(notice.path),
+        },
+        "evidence": {
+            "loss_ratio": ev.loss_ratio,
+            "rtt_median_s": ev.rtt_median_s,
+            "rtt_max_s": ev.rtt_max_s,
+            "interface_up": ev.interface_up,
+            "utilization_ratio": ev.utilization_ratio,
+            "down_cause": ev.down_cause.value if ev.down_cause else None,
+        },
+        "note": notice.note,
+        "actor": notice.actor,
+        "summary": {"vi": _headline_vi(notice), "en": _headline_en(notice)},
+    }
+
+
+def render_chat(notice: TicketNotice) -> str:
+    """A short plain-text chat message (no markup, so nothing needs escaping)."""
+    isp = f" — {notice.isp_name}" if notice.isp_name else ""
+    circuit = f" (mạch {notice.circuit_id})" if notice.circuit_id else ""
+    local = local_time(notice.first_bad_at)
+    lines = [
+        f"[{notice.ticket_id}] {_EVENT_VI[notice.event]}: {_KIND_VI[notice.kind]}",
+        f"{_place(notice)}{isp}{circuit} — {_STATE_VI[notice.state]}",
+    ]
+    if notice.event is not NoticeEvent.OPENED:
+        lines.append(_headline_vi(notice))
+    lines += [
+        f"Từ {local:%H:%M %d/%m/%Y} (giờ VN), "
+        f"{'tổng' if _closed(notice) else 'đã'} {format_duration_vi(notice.downtime_s)}",
+    ]
+    if notice.note:
+        note = notice.note
+        if len(note) > CHAT_NOTE_MAX_CHARS:
+            note = note[: CHAT_NOTE_MAX_CHARS - 1] + "…"
+        lines.append(f"Ghi chú: {note}")
+    lines.append(
+        f"EN: {_EVENT_EN[notice.event]} · {_KIND_EN[notice.kind]}, {_STATE_EN[notice.state]}"
+        f" since {local:%H:%M %d/%m/%Y} (UTC+7), {format_duration_en(notice.downtime_s)}"
+    )
+    if notice.ticket_url:
+        lines.append(notice.ticket_url)
+    return "\n".join(lines)
+
+
+def outbox_payload(kind: ChannelKind, notice: TicketNotice) -> dict[str, object]:
+    """The rendered message as stored in the outbox for a channel of this kind."""
+    match kind:
+        case ChannelKind.EMAIL:
+            return render_email(notice).to_payload()
+        case ChannelKind.WEBHOOK:
+            return {"format": WEBHOOK_SCHEMA, "body": render_webhook(notice)}
+        case ChannelKind.TELEGRAM:
+            return {"format": CHAT_FORMAT, "text": render_chat(notice)}
+
+
+def dedup_key(notice: TicketNotice, channel: str, recipient: str) -> str:
+    """One outbox item per ticket event, channel and recipient: enqueueing twice is a no-op."""
+    return f"{notice.ticket_id}/{notice.event_id}/{channel}/{recipient}"

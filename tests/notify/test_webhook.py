@@ -1,0 +1,188 @@
+"""Signed webhook against a real aiohttp receiver that verifies with `verify_webhook`."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from netwatch.inventory.secrets import Secret
+from netwatch.notify.channels import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Delivered,
+    Failed,
+    FailureReason,
+    WebhookChannel,
+    WebhookConfig,
+    WebhookVerdict,
+    sign_webhook,
+    verify_webhook,
+    webhook_body,
+)
+from netwatch.notify.clock import SystemClock
+from netwatch.notify.messages import ChannelKind, dedup_key, outbox_payload
+from netwatch.notify.outbox import OutboxWorker, RetryPolicy
+
+from .conftest import ManualClock, MemoryOutbox, make_notice
+
+SECRET = "chia-sẻ-bí-mật-7d1e"
+PORT = 18630
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver: answers from a script of statuses, verifies every request."""
+
+    statuses: list[int]
+    requests: list[tuple[WebhookVerdict, str, dict[str, object]]] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        verdict = verify_webhook(
+            SECRET,
+            raw,
+            request.headers.get(SIGNATURE_HEADER),
+            request.headers.get(TIMESTAMP_HEADER),
+            datetime.now(UTC),
+        )
+        delivery = request.headers.get(DELIVERY_HEADER, "")
+        self.requests.append((verdict, delivery, json.loads(raw)))
+        if verdict is not WebhookVerdict.VALID:
+            return web.Response(status=401, text=verdict.value)
+        status = self.statuses.pop(0) if self.statuses else 200
+        if status == 200 and delivery not in self.accepted:  # receivers de-duplicate
+            self.accepted.append(delivery)
+        return web.Response(status=status, text="ok" if status == 200 else "lỗi")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    rec = Receiver(statuses=[])
+    app = web.Application()
+    app.router.add_post("/hooks/netwatch", rec.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", PORT)
+    await site.start()
+    try:
+        yield rec
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def channel(
+    session: aiohttp.ClientSession, port: int = PORT, secret: str = SECRET
+) -> WebhookChannel:
+    config = WebhookConfig(
+        url=f"http://127.0.0.1:{port}/hooks/netwatch",
+        secret=Secret(secret, "NETWATCH_WEBHOOK_SECRET"),
+        timeout_s=5.0,
+    )
+    return WebhookChannel(config, session, SystemClock())
+
+
+async def test_500_then_200_delivers_once_with_valid_signatures(
+    receiver: Receiver, session: aiohttp.ClientSession, clock: ManualClock
+) -> None:
+    receiver.statuses = [500, 200]
+    store = MemoryOutbox()
+    worker = OutboxWorker(
+        store,
+        {"hook-vnpt": channel(session)},
+        clock,
+        policy=RetryPolicy(base_delay_s=30, max_delay_s=600),
+        rng=random.Random(1),
+    )
+    notice = make_notice()
+    key = dedup_key(notice, "hook-vnpt", "vnpt-noc")
+    item_id = store.enqueue(
+        "hook-vnpt", "vnpt-noc", outbox_payload(ChannelKind.WEBHOOK, notice), key, clock.now()
+    )
+
+    first = await worker.deliver_due()
+    assert (first.claimed, first.retrying) == (1, 1)
+    assert store.rows[item_id].errors == ["server_error: HTTP 500 lỗi"]
+    assert (await worker.deliver_due()).claimed == 0  # not due yet
+    clock.advance(30)
+    second = await worker.deliver_due()
+    assert (second.claimed, second.delivered) == (1, 1)
+    clock.advance(3600)
+    assert (await worker.deliver_due()).claimed == 0
+
+    assert [verdict for verdict, _, _ in receiver.requests] == [WebhookVerdict.VALID] * 2
+    assert [delivery for _, delivery, _ in receiver.requests] == [key, key]
+    assert receiver.accepted == [key]
+    body = receiver.requests[-1][2]
+    assert body["delivery_id"] == key
+    assert body["schema"] == "netwatch.ticket-notice/v1"
+    assert body["commune"] == {"code": "24848", "name": "Xã Lạc Dương", "province": "Lâm Đồng"}
+    assert store.rows[item_id].sent_at is not None
+
+
+async def test_wrong_secret_is_rejected_by_the_receiver_and_not_retried(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    payload = outbox_payload(ChannelKind.WEBHOOK, make_notice())
+    outcome = await channel(session, secret="không-phải-bí-mật").send("x", payload, "d1")
+    assert isinstance(outcome, Failed)
+    assert outcome.reason is FailureReason.REJECTED
+    assert not outcome.retryable
+    assert receiver.requests[0][0] is WebhookVerdict.BAD_SIGNATURE
+    assert "không-phải-bí-mật" not in outcome.detail
+
+
+async def test_refused_connection_is_retryable(session: aiohttp.ClientSession) -> None:
+    payload = outbox_payload(ChannelKind.WEBHOOK, make_notice())
+    outcome = await channel(session, port=18631).send("x", payload, "d1")
+    assert isinstance(outcome, Failed)
+    assert outcome.reason is FailureReason.CONNECTION_REFUSED
+    assert outcome.retryable
+
+
+async def test_bad_payload_is_permanent(session: aiohttp.ClientSession) -> None:
+    outcome = await channel(session).send("x", {"format": "email/v1"}, "d1")
+    assert outcome == Failed(FailureReason.BAD_PAYLOAD, False, "not a webhook payload")
+
+
+async def test_delivered_on_2xx(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+    payload = outbox_payload(ChannelKind.WEBHOOK, make_notice())
+    assert await channel(session).send("x", payload, "d1") == Delivered("HTTP 200")
+
+
+def test_verify_webhook_refuses_tampering_and_replays() -> None:
+    now = datetime(2026, 11, 22, 1, 20, tzinfo=UTC)
+    body = webhook_body(outbox_payload(ChannelKind.WEBHOOK, make_notice()), "d1")
+    assert body is not None
+    ts = str(int(now.timestamp()))
+    sig = sign_webhook(SECRET, ts, body)
+    assert verify_webhook(SECRET, body, sig, ts, now) is WebhookVerdict.VALID
+    assert verify_webhook(SECRET.encode(), body, sig, ts, now) is WebhookVerdict.VALID
+    tampered = body.replace(b'"down"', b'"ok"')
+    assert tampered != body
+    assert verify_webhook(SECRET, tampered, sig, ts, now) is WebhookVerdict.BAD_SIGNATURE
+    # Moving the timestamp forward to replay later breaks the signature...
+    later = now + timedelta(hours=1)
+    later_ts = str(int(later.timestamp()))
+    assert verify_webhook(SECRET, body, sig, later_ts, later) is WebhookVerdict.BAD_SIGNATURE
+    # ...and replaying it unchanged later is stale.
+    assert verify_webhook(SECRET, body, sig, ts, later) is WebhookVerdict.STALE
+    assert verify_webhook(SECRET, body, None, ts, now) is WebhookVerdict.MISSING_HEADERS
+    assert verify_webhook(SECRET, body, sig, "", now) is WebhookVerdict.MISSING_HEADERS
+    assert verify_webhook(SECRET, body, "md5=abc", ts, now) is WebhookVerdict.MALFORMED
+    assert verify_webhook(SECRET, body, sig, "12ab", now) is WebhookVerdict.MALFORMED
+    assert verify_webhook(SECRET, body, "sha256=ẞ", ts, now) is WebhookVerdict.BAD_SIGNATURE
