@@ -4,27 +4,34 @@ Rules (the same engine serves links, portals and nodes):
 
 - Each round is classified on its own (``classify_link``, ``classify_portal``, ``classify_node``).
 - Every subject starts ``OK``/``UP`` at its first round; nothing is reported before evidence.
-- Entering a bad state: ``enter_rounds`` consecutive bad rounds, of any bad class (lossy, down,
-  lossy still counts as three bad rounds). One good round resets the count, so a line that is bad
-  only every other round never enters: hysteresis trades that blind spot for zero false alarms
-  from isolated noisy rounds (availability figures still show such a line).
-- The state reported on entering is the WORST class seen in that streak (down > lossy > congested
-  > slow; failing > slow): a link that went dark for two of three rounds is reported down, the
-  ISP ticket must say so. Its detail comes from the rounds of that class (for down: the most
-  specific cause seen, interface down > router rebooted > router unreachable > no echo; for a
-  failing portal: the latest failed phase). ``since`` is the first round of the streak.
+- Entering a bad state (from ``OK``/``UP``): at least ``enter_rounds`` of the last
+  ``enter_window`` rounds were bad, of any bad class (lossy, down, lossy are three bad rounds). A
+  window below ``enter_rounds`` counts as ``enter_rounds``, which is the plain rule "enter_rounds
+  bad rounds in a row". The default 3 of 5 reports a line down 20 s, up 20 s at 10 s rounds
+  (issue 4: offline half the time, never three bad rounds in a row) by its fifth round, while
+  one noisy round in five never opens an episode. Only rounds since the latest state change
+  count: the rounds of an episode just left never help open the next one.
+- The state reported on entering is the WORST class among the bad rounds of that window (down >
+  lossy > congested > slow; failing > slow): a link that went dark for two of three bad rounds
+  is reported down, the ISP ticket must say so. Its detail comes from the window's rounds of
+  that class (for down: the most specific cause seen, interface down > router rebooted > router
+  unreachable > no echo; for a failing portal: the latest failed phase reported). ``since`` is
+  the first bad round of the window, not the good rounds before it.
 - Leaving a bad state (back to OK): ``exit_rounds`` consecutive good rounds; ``since`` is the first
   of them. Any bad round in between resets the count, so a line flapping every round stays in
   its episode: one episode, not a storm.
 - Changing between bad states (lossy to down, say): ``enter_rounds`` consecutive rounds that are
   bad and not of the current state; the new state is the worst of them. Rounds of the current
-  state or good rounds reset that count, so alternating lossy/down never flips the state.
+  state or good rounds reset that count, so alternating lossy/down never flips the state. No
+  window here: the episode is already reported, and a window would let a line alternating
+  lossy/down flip its state (and its ticket) back and forth every few rounds.
 - A round older than the subject's latest round is ignored (late agent results must not rewind).
 - The detail of a state is fixed when it is entered; later rounds show in ``last_detail`` only.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -145,7 +152,7 @@ class _Streak(Generic[S]):
 class _Track(Generic[S]):
     """The hysteresis state of one subject."""
 
-    __slots__ = ("bad", "detail", "good", "last", "last_at", "since", "state")
+    __slots__ = ("bad", "detail", "good", "last", "last_at", "recent", "since", "state")
 
     def __init__(self, state: S, since: datetime, detail: str, last: Classified[S]) -> None:
         self.state: S = state
@@ -153,7 +160,9 @@ class _Track(Generic[S]):
         self.detail = detail
         self.last_at = since
         self.last: Classified[S] = last
-        self.bad: _Streak[S] = _Streak()  # toward entering a (different) bad state
+        # The last enter_window rounds while good, toward entering a bad state.
+        self.recent: deque[tuple[datetime, Classified[S]]] = deque()
+        self.bad: _Streak[S] = _Streak()  # toward changing to a different bad state
         self.good: _Streak[S] = _Streak()  # toward leaving a bad state
 
 
@@ -175,6 +184,7 @@ class _Hysteresis(Generic[S]):
         verdict: Classified[S],
         enter_rounds: int,
         exit_rounds: int,
+        enter_window: int,
     ) -> Transition | None:
         track = self._tracks.get(subject)
         if track is None:
@@ -186,10 +196,10 @@ class _Hysteresis(Generic[S]):
         track.last = verdict
         enter_rounds = max(1, enter_rounds)
         exit_rounds = max(1, exit_rounds)
+        if track.state == self._good:
+            return self._enter(subject, track, at, verdict, enter_rounds, enter_window)
         if verdict.state == self._good:
             track.bad.reset()
-            if track.state == self._good:
-                return None
             self._extend(track.good, at, verdict)
             if track.good.rounds < exit_rounds:
                 return None
@@ -203,6 +213,30 @@ class _Hysteresis(Generic[S]):
         if track.bad.rounds < enter_rounds:
             return None
         return self._change(subject, track, track.bad, at)
+
+    def _enter(
+        self,
+        subject: str,
+        track: _Track[S],
+        at: datetime,
+        verdict: Classified[S],
+        enter_rounds: int,
+        enter_window: int,
+    ) -> Transition | None:
+        recent = track.recent
+        recent.append((at, verdict))
+        while len(recent) > max(enter_rounds, enter_window):
+            recent.popleft()
+        # A good round only ever lowers the window's bad count.
+        if verdict.state == self._good:
+            return None
+        bad = [(when, seen) for when, seen in recent if seen.state != self._good]
+        if len(bad) < enter_rounds:
+            return None
+        streak: _Streak[S] = _Streak()
+        for when, seen in bad:
+            self._extend(streak, when, seen)
+        return self._change(subject, track, streak, at)
 
     def _extend(self, streak: _Streak[S], at: datetime, verdict: Classified[S]) -> None:
         streak.rounds += 1
@@ -222,6 +256,7 @@ class _Hysteresis(Generic[S]):
         assert streak.since is not None
         old = track.state
         track.state, track.since, track.detail = streak.worst, streak.since, streak.detail
+        track.recent.clear()
         track.bad.reset()
         track.good.reset()
         return Transition(
@@ -283,7 +318,12 @@ class LinkEvaluator:
         policy = self.policy(rnd.link)
         verdict = classify_link(rnd, policy)
         return self._engine.observe(
-            rnd.link, rnd.at, verdict, policy.enter_rounds, policy.exit_rounds
+            rnd.link,
+            rnd.at,
+            verdict,
+            policy.enter_rounds,
+            policy.exit_rounds,
+            policy.enter_window,
         )
 
     def status(self, link: str) -> Status[LinkState] | None:
@@ -316,8 +356,9 @@ class PortalEvaluator:
         """Feed one probe; return the transition it confirmed (subject "portal@vantage")."""
         verdict = classify_portal(rnd, self.policy)
         subject = portal_subject(rnd.portal, rnd.vantage)
+        policy = self.policy
         return self._engine.observe(
-            subject, rnd.at, verdict, self.policy.enter_rounds, self.policy.exit_rounds
+            subject, rnd.at, verdict, policy.enter_rounds, policy.exit_rounds, policy.enter_window
         )
 
     def status(self, portal: str, vantage: str) -> Status[PortalState] | None:
@@ -348,8 +389,14 @@ class NodeEvaluator:
 
     def observe(self, rnd: NodeRound) -> Transition | None:
         """Feed one round; return the transition it confirmed, if any."""
+        policy = self.policy
         return self._engine.observe(
-            rnd.node, rnd.at, classify_node(rnd), self.policy.enter_rounds, self.policy.exit_rounds
+            rnd.node,
+            rnd.at,
+            classify_node(rnd),
+            policy.enter_rounds,
+            policy.exit_rounds,
+            policy.enter_window,
         )
 
     def status(self, node: str) -> Status[NodeState] | None:

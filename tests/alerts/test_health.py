@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -31,7 +31,8 @@ from alerts.model import (
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 LINK = "24848/vnpt-tslcd"
-POLICY = LinkPolicy()  # rtt 50 ms, loss 2 %, utilization 85 %, enter 3, exit 5
+POLICY = LinkPolicy()  # rtt 50 ms, loss 2 %, utilization 85 %, enter 3 of 5, exit 5
+IN_A_ROW = LinkPolicy(enter_window=3)  # the plain rule: three bad rounds in a row
 
 
 def at(i: int) -> datetime:
@@ -169,8 +170,8 @@ def test_enter_after_enter_rounds_and_leave_after_exit_rounds() -> None:
     assert (status.since, status.last_at, status.last_round) == (at(10), at(15), LinkState.OK)
 
 
-def test_a_good_round_resets_the_entering_count() -> None:
-    ev = LinkEvaluator()
+def test_with_a_window_of_enter_rounds_a_good_round_resets_the_count() -> None:
+    ev = LinkEvaluator(IN_A_ROW)
     run(
         ev,
         [
@@ -183,6 +184,81 @@ def test_a_good_round_resets_the_entering_count() -> None:
         ],
     )
     assert ev.status(LINK).since == at(3)  # type: ignore[union-attr]
+
+
+def test_by_default_three_bad_rounds_of_five_enter_despite_a_good_one() -> None:
+    ev = LinkEvaluator()
+    (t,) = run(
+        ev,
+        [
+            (down(0), LinkState.OK, None),
+            (down(1), LinkState.OK, None),
+            (ok(2), LinkState.OK, None),
+            (down(3), LinkState.DOWN, ("ok", "down")),
+        ],
+    )
+    assert (t.at, t.since) == (at(3), at(0))
+
+
+@pytest.mark.parametrize("window", [3, 2, 1, 0, -1])
+def test_a_window_at_or_below_enter_rounds_is_the_rule_in_a_row(window: int) -> None:
+    ev = LinkEvaluator(LinkPolicy(enter_window=window))
+    # 1 good, 2 bad forever: never three in a row (3 of 5 would enter at round 4).
+    for i in range(TEN_MINUTES):
+        assert ev.observe(ok(i) if i % 3 == 0 else down(i)) is None
+    t = ev.observe(down(TEN_MINUTES))  # with rounds 58 and 59: three in a row
+    assert t is not None
+    assert (t.new, t.since) == ("down", at(TEN_MINUTES - 2))
+
+
+def test_the_window_reports_the_worst_class_among_its_bad_rounds() -> None:
+    ev = LinkEvaluator()
+    (t,) = run(
+        ev,
+        [
+            (lossy(0), LinkState.OK, None),
+            (ok(1), LinkState.OK, None),
+            (down(2, router_rebooted=True), LinkState.OK, None),
+            (ok(3), LinkState.OK, None),
+            (down(4), LinkState.DOWN, ("ok", "down")),
+        ],
+    )
+    # Worst class down, its most specific cause among the down rounds, since the first bad one.
+    assert (t.since, t.detail) == (at(0), "router_rebooted")
+
+
+def test_rounds_that_slid_out_of_the_window_do_not_count() -> None:
+    ev = LinkEvaluator()
+    (t,) = run(
+        ev,
+        [
+            (down(0, interface_up=False), LinkState.OK, None),
+            (ok(1), LinkState.OK, None),
+            (ok(2), LinkState.OK, None),
+            (lossy(3), LinkState.OK, None),
+            (ok(4), LinkState.OK, None),
+            (lossy(5), LinkState.OK, None),  # rounds 1-5: two bad
+            (lossy(6), LinkState.LOSSY, ("ok", "lossy")),  # rounds 2-6: three bad, none down
+        ],
+    )
+    assert (t.since, t.detail) == (at(3), "")
+
+
+def test_rounds_of_the_episode_just_left_do_not_open_the_next() -> None:
+    ev = LinkEvaluator(LinkPolicy(exit_rounds=1))
+    run(
+        ev,
+        [
+            *[(down(i), LinkState.OK, None) for i in range(2)],
+            (down(2), LinkState.DOWN, ("ok", "down")),
+            (ok(3), LinkState.OK, ("down", "ok")),
+            # Rounds 0-4 hold four bad rounds, but 0-2 belong to the episode already left.
+            (down(4), LinkState.OK, None),
+            (down(5), LinkState.OK, None),
+            (down(6), LinkState.DOWN, ("ok", "down")),
+        ],
+    )
+    assert ev.status(LINK).since == at(4)  # type: ignore[union-attr]
 
 
 def test_a_mixed_bad_streak_enters_and_reports_the_worst_class() -> None:
@@ -282,25 +358,56 @@ TEN_MINUTES = 60  # rounds of 10 s
 
 
 @pytest.mark.parametrize(
-    ("pattern", "enter", "expected"),
+    ("pattern", "enter", "window", "expected"),
     [
-        # Down one round, up the next: never three bad rounds in a row, never an episode.
-        ((True, False), 3, []),
-        # The issue's "flapping every 20 s" with two-round entering: one episode, never left
-        # because five good rounds in a row never come.
-        ((True, True, False, False), 2, [("ok", "down")]),
-        ((True, True, False, False), 3, []),
-        ((True, True, True, False), 3, [("ok", "down")]),
+        # Issue 4's "flapping every 20 s": 3 bad of 5 opens one episode, never left because
+        # five good rounds in a row never come.
+        ((True, True, False, False), 3, 5, [("ok", "down")]),
+        ((True, True, False, False), 2, 5, [("ok", "down")]),
+        # Down one round, up the next: offline half the time, reported too.
+        ((True, False), 3, 5, [("ok", "down")]),
+        # Two bad rounds of every five: never three of five.
+        ((True, True, False, False, False), 3, 5, []),
+        # The plain rule in a row (window = enter_rounds) misses both flaps.
+        ((True, False), 3, 3, []),
+        ((True, True, False, False), 3, 3, []),
+        ((True, True, True, False), 3, 3, [("ok", "down")]),
         # Every round bad with the first entering at once.
-        ((True, False), 1, [("ok", "down")]),
+        ((True, False), 1, 1, [("ok", "down")]),
     ],
 )
 def test_flapping_for_ten_minutes_is_at_most_one_episode(
-    pattern: tuple[bool, ...], enter: int, expected: list[tuple[str, str]]
+    pattern: tuple[bool, ...], enter: int, window: int, expected: list[tuple[str, str]]
 ) -> None:
-    ev = LinkEvaluator(LinkPolicy(enter_rounds=enter))
+    ev = LinkEvaluator(LinkPolicy(enter_rounds=enter, enter_window=window))
     seen = _episodes(ev, pattern, TEN_MINUTES)
     assert [(t.old, t.new) for t in seen] == expected
+
+
+def test_a_line_down_20_s_up_20_s_is_one_episode_then_left_after_exit_rounds() -> None:
+    ev = LinkEvaluator()  # 10 s rounds, enter 3 of 5, exit 5
+    flap = [down if i % 4 < 2 else ok for i in range(TEN_MINUTES)]  # down 0-1, up 2-3, ...
+    # Down, down, up, up: never three bad rounds in a row.
+    steps: list[Step] = [(flap[i](i), LinkState.OK, None) for i in range(4)]
+    steps.append((down(4), LinkState.DOWN, ("ok", "down")))  # the fifth round: 3 of 5
+    steps += [(flap[i](i), LinkState.DOWN, None) for i in range(5, TEN_MINUTES)]
+    # Still in its one episode after ten minutes. Rounds 58 and 59 were up: three more good
+    # rounds make exit_rounds (5) in a row and close it.
+    steps += [(ok(i), LinkState.DOWN, None) for i in range(TEN_MINUTES, TEN_MINUTES + 2)]
+    steps.append((ok(TEN_MINUTES + 2), LinkState.OK, ("down", "ok")))
+    entered, left = run(ev, steps)
+    assert (entered.since, entered.detail) == (at(0), "no_echo")
+    assert (left.at, left.since) == (at(TEN_MINUTES + 2), at(TEN_MINUTES - 2))
+
+
+@pytest.mark.parametrize("noise", [down, lossy, slow])
+def test_one_bad_round_in_five_never_enters_at_the_defaults(
+    noise: Callable[[int], LinkRound],
+) -> None:
+    ev = LinkEvaluator()
+    for i in range(TEN_MINUTES):
+        assert ev.observe(noise(i) if i % 5 == 0 else ok(i)) is None
+        assert ev.status(LINK).state is LinkState.OK  # type: ignore[union-attr]
 
 
 def test_flapping_after_an_outage_stays_in_the_episode() -> None:
@@ -479,3 +586,20 @@ def test_node_timeline_down_and_up() -> None:
     ev.forget(node)
     assert ev.status(node) is None
     assert NodeEvaluator().policy == NodePolicy()
+
+
+def test_portal_and_node_defaults_also_enter_on_a_window() -> None:
+    portals = PortalEvaluator()  # enter 2 of 5
+    assert portals.observe(probe(0, ok=False, phase="tls")) is None
+    assert portals.observe(probe(1)) is None
+    assert portals.observe(probe(2)) is None
+    t = portals.observe(probe(3, ok=False, phase="http"))
+    assert t is not None
+    assert (t.new, t.since, t.detail) == ("failing", at(0), "http")
+    nodes = NodeEvaluator()  # enter 3 of 5
+    node = "upstream:pop-1"
+    for i in range(4):
+        assert nodes.observe(NodeRound(node, at(i), bool(i % 2))) is None
+    t = nodes.observe(NodeRound(node, at(4), False))
+    assert t is not None
+    assert (t.new, t.since) == ("down", at(0))
