@@ -88,6 +88,7 @@ def policies_of(inventory: Inventory) -> dict[str, LinkPolicy]:
             loss_ratio=t.loss_pct / 100,
             utilization_ratio=t.utilization_pct / 100,
             enter_rounds=t.enter_rounds,
+            enter_window=t.enter_window,
             exit_rounds=t.exit_rounds,
         )
         for link in commune.links:

@@ -424,12 +424,34 @@ def _cross_check(merged: _Merged, divisions: Divisions) -> list[ConfigIssue]:
                 else:
                     seen_addresses[addr] = (*base, "address")
 
+    # A commune's thresholds are validated as a whole once its overrides meet the defaults.
+    defaults = data.get("thresholds")
+    defaults = defaults if isinstance(defaults, dict) else {}
+    for i, commune in enumerate(communes if isinstance(communes, list) else []):
+        overrides = commune.get("thresholds") if isinstance(commune, dict) else None
+        if not isinstance(overrides, dict) or not overrides.keys() & {
+            "enter_rounds",
+            "enter_window",
+        }:
+            continue
+        effective = {"enter_rounds": 3, "enter_window": 5, **defaults, **overrides}
+        rounds, window = effective["enter_rounds"], effective["enter_window"]
+        if isinstance(rounds, int) and isinstance(window, int) and window < rounds:
+            loc: Loc = ("communes", i, "thresholds")
+            issues.append(
+                ConfigIssue(
+                    merged.where(loc),
+                    format_path(loc),
+                    f"enter_window ({window}) must be at least enter_rounds ({rounds})",
+                )
+            )
+
     windows = data.get("maintenance")
     for k, window in enumerate(windows if isinstance(windows, list) else []):
         scope = window.get("scope") if isinstance(window, dict) else None
         if not isinstance(scope, dict):
             continue
-        loc: Loc = ("maintenance", k, "scope")
+        loc = ("maintenance", k, "scope")
         if isinstance(scope.get("isp"), str):
             ref(scope["isp"], isps, (*loc, "isp"), "ISP", "isps")
         code = _code(scope.get("commune"))

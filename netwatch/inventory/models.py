@@ -55,7 +55,18 @@ class Thresholds(Model):
     utilization_pct: float = Field(85.0, gt=0, le=100)
     availability_pct: float = Field(99.5, ge=0, le=100)  # QCVN 34: availability >= 99.5 %
     enter_rounds: int = Field(3, ge=1, le=100)
+    enter_window: int = Field(5, ge=1, le=100)  # enter when enter_rounds of these were bad
     exit_rounds: int = Field(5, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _window(self) -> Thresholds:
+        if self.enter_window < self.enter_rounds:
+            raise PydanticCustomError(
+                "window",
+                "enter_window ({window}) must be at least enter_rounds ({rounds})",
+                {"window": self.enter_window, "rounds": self.enter_rounds},
+            )
+        return self
 
 
 class ThresholdOverrides(Model):
@@ -66,11 +77,12 @@ class ThresholdOverrides(Model):
     utilization_pct: float | None = Field(None, gt=0, le=100)
     availability_pct: float | None = Field(None, ge=0, le=100)
     enter_rounds: int | None = Field(None, ge=1, le=100)
+    enter_window: int | None = Field(None, ge=1, le=100)
     exit_rounds: int | None = Field(None, ge=1, le=100)
 
     def apply(self, base: Thresholds) -> Thresholds:
-        """The defaults with these overrides applied."""
-        return base.model_copy(update=self.model_dump(exclude_none=True))
+        """The defaults with these overrides applied (validated again as a whole)."""
+        return Thresholds.model_validate(base.model_dump() | self.model_dump(exclude_none=True))
 
 
 class Intervals(Model):
