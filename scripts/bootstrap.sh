@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-}
 VENV=${VENV:-.venv}
 # Debian packages the lab, the probes' real peers and the checks need.
-DEB_PACKAGES=(iproute2 nftables snmpd snmp fping prometheus iperf3 procps psmisc python3-venv)
+# postgresql: the store's tests run the same suite on a private PostgreSQL cluster they start.
+DEB_PACKAGES=(iproute2 nftables snmpd snmp fping prometheus iperf3 procps psmisc python3-venv postgresql)
 
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
@@ -23,8 +24,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts snmpd and prometheus as services on install; the lab runs its own instances.
-  for svc in snmpd prometheus; do
+  # Debian starts these as services on install; the lab and the tests run their own instances.
+  for svc in snmpd prometheus postgresql; do
     systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
   done
 fi

@@ -1,0 +1,101 @@
+"""The NetWatch store: SQLite (embedded default) or PostgreSQL, through SQLAlchemy 2 async.
+
+Usage: ``store = await open_store(url, data_dir)`` migrates to the newest schema and returns a
+Store; ``async with leader_lock(store.engine) as lock`` decides who alerts. The schema is
+described in netwatch.store.models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from netwatch.store.engine import create_engine, normalize_url, sqlite_url
+from netwatch.store.leader import LeaderCheck, LeaderLock, LeaderStatus, leader_lock
+from netwatch.store.migrate import current_revision, head_revision, upgrade
+from netwatch.store.repository import Store
+from netwatch.store.types import (
+    ApiToken,
+    Availability,
+    Backend,
+    CreateOutcome,
+    DeliveryOutcome,
+    EnqueueOutcome,
+    IssuedToken,
+    MaintenanceWindow,
+    NewEvent,
+    NewMaintenance,
+    NewOutboxItem,
+    NewTicket,
+    OutboxBacklog,
+    OutboxItem,
+    RevokeOutcome,
+    StateChange,
+    StateInterval,
+    SubjectState,
+    Ticket,
+    TicketCreation,
+    TicketEvent,
+    TicketState,
+    TicketUpdate,
+    TokenCheck,
+    TokenReason,
+    TransitionOutcome,
+    TransitionRecord,
+    UpdateOutcome,
+)
+
+
+async def open_store(url: str | None, data_dir: Path | None = None, migrate: bool = True) -> Store:
+    """Connect (SQLite under data_dir when url is None), migrate to head, return the Store."""
+    engine = create_engine(url, data_dir)
+    try:
+        if migrate:
+            await upgrade(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return Store(engine)
+
+
+__all__ = [
+    "ApiToken",
+    "Availability",
+    "Backend",
+    "CreateOutcome",
+    "DeliveryOutcome",
+    "EnqueueOutcome",
+    "IssuedToken",
+    "LeaderCheck",
+    "LeaderLock",
+    "LeaderStatus",
+    "MaintenanceWindow",
+    "NewEvent",
+    "NewMaintenance",
+    "NewOutboxItem",
+    "NewTicket",
+    "OutboxBacklog",
+    "OutboxItem",
+    "RevokeOutcome",
+    "StateChange",
+    "StateInterval",
+    "Store",
+    "SubjectState",
+    "Ticket",
+    "TicketCreation",
+    "TicketEvent",
+    "TicketState",
+    "TicketUpdate",
+    "TokenCheck",
+    "TokenReason",
+    "TransitionOutcome",
+    "TransitionRecord",
+    "UpdateOutcome",
+    "create_engine",
+    "current_revision",
+    "head_revision",
+    "leader_lock",
+    "normalize_url",
+    "open_store",
+    "sqlite_url",
+    "upgrade",
+]

@@ -1,0 +1,222 @@
+"""The store's schema as SQLAlchemy ORM models; the Alembic migrations create exactly this.
+
+Tables (times are UTC; timestamptz on PostgreSQL, naive-UTC text on SQLite):
+
+- ``subject_states``: the current state of every subject (link "24848/vnpt-tslcd", upstream
+  "upstream:pop-1", portal "portal:dvcqg@central"), one row each, replaced on every transition.
+- ``state_history``: one row per stretch of time a subject spent in one state, [since, until);
+  ``until`` is NULL while it lasts and a partial unique index allows one open interval per
+  subject. Monthly availability per link is computed from these intervals.
+- ``tickets``: one per incident episode. The caller chooses the id, deterministic from
+  (incident key, episode start), so creating it twice (restart, crash, second instance) is an
+  insert-ignore. A partial unique index allows one unresolved ticket per incident key, so a new
+  leader that dates an episode differently still cannot open a second ticket for it.
+- ``ticket_events``: the ticket's log (who did what, when).
+- ``outbox``: notifications to deliver, written in the same transaction as the change that
+  causes them; ``dedup_key`` is UNIQUE so the same notification is never enqueued twice.
+  ``next_attempt_at`` is NULL once delivery was given up; a claim moves it forward by a lease.
+- ``api_tokens``: token id (public), name, SHA-256 of the whole token (never the token), scopes.
+- ``maintenance_windows``: one-off windows created through the API (recurring ones live in config).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on both backends; naive datetimes are refused (a bug)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Store UTC; SQLite has no time zones, so it gets naive UTC (sortable as text)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime given to the store: {value!r}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Hand back aware UTC."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# JSONB on PostgreSQL (indexable, compact); JSON text elsewhere.
+JsonType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
+BigIntId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention, so migrations name constraints stably."""
+
+    metadata = sa.MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime()}
+
+
+class SubjectStateRow(Base):
+    """The current state of one subject."""
+
+    __tablename__ = "subject_states"
+
+    subject: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    state: Mapped[str] = mapped_column(sa.String(32))
+    detail: Mapped[str] = mapped_column(sa.String(200), default="")
+    since: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class StateHistoryRow(Base):
+    """One interval [since, until) a subject spent in one state."""
+
+    __tablename__ = "state_history"
+    __table_args__ = (
+        sa.Index("ix_state_history_subject_since", "subject", "since"),
+        # At most one open interval per subject.
+        sa.Index(
+            "uq_state_history_open",
+            "subject",
+            unique=True,
+            sqlite_where=sa.text("until IS NULL"),
+            postgresql_where=sa.text("until IS NULL"),
+        ),
+        sa.CheckConstraint("until IS NULL OR until >= since", name="interval_order"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(sa.String(200))
+    state: Mapped[str] = mapped_column(sa.String(32))
+    detail: Mapped[str] = mapped_column(sa.String(200), default="")
+    since: Mapped[datetime]
+    until: Mapped[datetime | None]
+
+
+class TicketRow(Base):
+    """One ticket per incident episode."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        sa.Index("ix_tickets_state_opened_at", "state", "opened_at"),
+        sa.Index("ix_tickets_incident_key", "incident_key"),
+        # One unresolved ticket per incident: the database's own guard against doubles.
+        sa.Index(
+            "uq_tickets_unresolved_incident",
+            "incident_key",
+            unique=True,
+            sqlite_where=sa.text("state != 'resolved'"),
+            postgresql_where=sa.text("state != 'resolved'"),
+        ),
+        sa.CheckConstraint("state IN ('open', 'acknowledged', 'resolved')", name="state"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    incident_key: Mapped[str] = mapped_column(sa.String(200))
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    route: Mapped[str] = mapped_column(sa.String(40))
+    isp: Mapped[str | None] = mapped_column(sa.String(64))
+    state: Mapped[str] = mapped_column(sa.String(16))
+    opened_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    evidence: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    escalation_level: Mapped[int] = mapped_column(sa.Integer, default=1)
+    last_notified_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class TicketEventRow(Base):
+    """One entry in a ticket's log."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (sa.Index("ix_ticket_events_ticket_id_at", "ticket_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(
+        sa.String(100), sa.ForeignKey("tickets.id", ondelete="CASCADE")
+    )
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(sa.String(100))
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    text: Mapped[str] = mapped_column(sa.Text, default="")
+
+
+class OutboxRow(Base):
+    """A notification waiting for (or done with) delivery."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        # Claimers look for unsent items by due time.
+        sa.Index(
+            "ix_outbox_due",
+            "next_attempt_at",
+            sqlite_where=sa.text("sent_at IS NULL"),
+            postgresql_where=sa.text("sent_at IS NULL"),
+        ),
+        sa.Index("ix_outbox_ticket_id", "ticket_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str | None] = mapped_column(
+        sa.String(100), sa.ForeignKey("tickets.id", ondelete="SET NULL")
+    )
+    channel: Mapped[str] = mapped_column(sa.String(32))
+    recipient: Mapped[str] = mapped_column(sa.String(500))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    dedup_key: Mapped[str] = mapped_column(sa.String(300), unique=True)
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    sent_at: Mapped[datetime | None]
+
+
+class ApiTokenRow(Base):
+    """An API token: only its SHA-256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    token_sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JsonType)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class MaintenanceWindowRow(Base):
+    """A one-off maintenance window created through the API."""
+
+    __tablename__ = "maintenance_windows"
+    __table_args__ = (
+        sa.Index("ix_maintenance_windows_ends_at", "ends_at"),
+        sa.CheckConstraint("ends_at > starts_at", name="window_order"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(sa.String(32))
+    target: Mapped[str] = mapped_column(sa.String(200))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(sa.Text, default="")
+    created_by: Mapped[str] = mapped_column(sa.String(100))
+    created_at: Mapped[datetime]
+    cancelled_at: Mapped[datetime | None]

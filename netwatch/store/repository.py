@@ -1,0 +1,827 @@
+"""The store's operations: states and history, tickets, outbox, tokens, maintenance windows.
+
+Every public method is one transaction and returns frozen dataclasses from
+netwatch.store.types; ORM objects never leave this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from netwatch.store.engine import backend_of
+from netwatch.store.models import (
+    ApiTokenRow,
+    MaintenanceWindowRow,
+    OutboxRow,
+    StateHistoryRow,
+    SubjectStateRow,
+    TicketEventRow,
+    TicketRow,
+)
+from netwatch.store.types import (
+    DEGRADED_STATES,
+    UNAVAILABLE_STATES,
+    UNKNOWN_STATE,
+    ApiToken,
+    Availability,
+    Backend,
+    CreateOutcome,
+    DeliveryOutcome,
+    EnqueueOutcome,
+    IssuedToken,
+    JsonObject,
+    MaintenanceWindow,
+    NewEvent,
+    NewMaintenance,
+    NewOutboxItem,
+    NewTicket,
+    OutboxBacklog,
+    OutboxItem,
+    RevokeOutcome,
+    StateChange,
+    StateInterval,
+    SubjectState,
+    Ticket,
+    TicketCreation,
+    TicketEvent,
+    TicketState,
+    TicketUpdate,
+    TokenCheck,
+    TokenReason,
+    TransitionOutcome,
+    TransitionRecord,
+    UpdateOutcome,
+)
+
+# Lifecycle moves a ticket may make (same state → UNCHANGED, anything else → NOT_ALLOWED).
+ALLOWED_MOVES: frozenset[tuple[TicketState, TicketState]] = frozenset(
+    {
+        (TicketState.OPEN, TicketState.ACKNOWLEDGED),
+        (TicketState.OPEN, TicketState.RESOLVED),
+        (TicketState.ACKNOWLEDGED, TicketState.RESOLVED),
+        (TicketState.RESOLVED, TicketState.OPEN),  # reopened after a relapse
+    }
+)
+TOKEN_PREFIX = "nw_"  # noqa: S105 - a marker that makes leaked tokens greppable
+TOKEN_ID_HEX = 16
+# Subjects per IN (...) query: well under SQLite's bound-parameter limit.
+CHUNK = 500
+MAX_ERROR_CHARS = 2000
+DEFAULT_LEASE_S = 300.0
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), CHUNK):
+        yield items[i : i + CHUNK]
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Store:
+    """Typed access to the NetWatch database (SQLite or PostgreSQL) through one AsyncEngine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.backend = backend_of(engine)
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite: read-only work begins a plain (deferred) transaction that never waits.
+        self._read_sessions = async_sessionmaker(
+            engine.execution_options(netwatch_read_only=True), expire_on_commit=False
+        )
+
+    async def close(self) -> None:
+        """Dispose the engine's connections."""
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
+        async with self._read_sessions() as session, session.begin():
+            yield session
+
+    def _insert(self, entity: type[Any]) -> sqlite.Insert | postgresql.Insert:
+        if self.backend is Backend.POSTGRESQL:
+            return postgresql.insert(entity)
+        return sqlite.insert(entity)
+
+    # --- subject states and history ---------------------------------------------------------
+
+    async def record_transition(
+        self, subject: str, state: str, since: datetime, detail: str = ""
+    ) -> TransitionRecord:
+        """Close the subject's open interval at `since` and open one in `state`."""
+        (record,) = await self.record_transitions([StateChange(subject, state, since, detail)])
+        return record
+
+    async def record_transitions(self, changes: Sequence[StateChange]) -> list[TransitionRecord]:
+        """Record many transitions in one transaction (a start-up may bring thousands)."""
+        if not changes:
+            return []
+        subjects = sorted({c.subject for c in changes})
+        async with self._write() as session:
+            open_rows: dict[str, StateHistoryRow] = {}
+            current_rows: dict[str, SubjectStateRow] = {}
+            for chunk in _chunks(subjects):
+                for h in await session.scalars(
+                    sa.select(StateHistoryRow)
+                    .where(StateHistoryRow.subject.in_(chunk), StateHistoryRow.until.is_(None))
+                    .with_for_update()
+                ):
+                    open_rows[h.subject] = h
+                for c in await session.scalars(
+                    sa.select(SubjectStateRow)
+                    .where(SubjectStateRow.subject.in_(chunk))
+                    .with_for_update()
+                ):
+                    current_rows[c.subject] = c
+            return [
+                self._apply_change(session, change, open_rows, current_rows) for change in changes
+            ]
+
+    @staticmethod
+    def _apply_change(
+        session: AsyncSession,
+        change: StateChange,
+        open_rows: dict[str, StateHistoryRow],
+        current_rows: dict[str, SubjectStateRow],
+    ) -> TransitionRecord:
+        open_row = open_rows.get(change.subject)
+        current = current_rows.get(change.subject)
+        if open_row is not None and change.since < open_row.since:
+            return TransitionRecord(TransitionOutcome.STALE, _subject_state(current))
+        if open_row is not None and open_row.state == change.state:
+            open_row.detail = change.detail
+            if current is not None:
+                current.detail = change.detail
+                current.updated_at = max(current.updated_at, change.since)
+            return TransitionRecord(TransitionOutcome.UNCHANGED, _subject_state(current))
+        if open_row is not None:
+            open_row.until = change.since
+        new_open = StateHistoryRow(
+            subject=change.subject,
+            state=change.state,
+            detail=change.detail,
+            since=change.since,
+            until=None,
+        )
+        session.add(new_open)
+        open_rows[change.subject] = new_open
+        if current is None:
+            current = SubjectStateRow(
+                subject=change.subject,
+                state=change.state,
+                detail=change.detail,
+                since=change.since,
+                updated_at=change.since,
+            )
+            session.add(current)
+            current_rows[change.subject] = current
+        else:
+            current.state = change.state
+            current.detail = change.detail
+            current.since = change.since
+            current.updated_at = change.since
+        return TransitionRecord(TransitionOutcome.RECORDED, _subject_state(current))
+
+    async def mark_all_unknown(self, at: datetime) -> int:
+        """Record `unknown` from `at` for every subject with a known state (clean shutdown,
+        or start-up after a crash with the last time NetWatch was known alive); returns how many.
+        """
+        async with self._read() as session:
+            subjects = list(
+                await session.scalars(
+                    sa.select(SubjectStateRow.subject).where(SubjectStateRow.state != UNKNOWN_STATE)
+                )
+            )
+        records = await self.record_transitions(
+            [StateChange(s, UNKNOWN_STATE, at) for s in subjects]
+        )
+        return sum(r.outcome is TransitionOutcome.RECORDED for r in records)
+
+    async def current_states(self) -> list[SubjectState]:
+        """The current state of every subject, by subject."""
+        async with self._read() as session:
+            rows = await session.scalars(
+                sa.select(SubjectStateRow).order_by(SubjectStateRow.subject)
+            )
+            return [_to_subject_state(r) for r in rows]
+
+    async def current_state(self, subject: str) -> SubjectState | None:
+        """The current state of one subject."""
+        async with self._read() as session:
+            return _subject_state(await session.get(SubjectStateRow, subject))
+
+    async def history(self, subject: str, start: datetime, end: datetime) -> list[StateInterval]:
+        """The intervals of a subject that overlap [start, end), oldest first, unclipped."""
+        async with self._read() as session:
+            rows = await session.scalars(
+                sa.select(StateHistoryRow)
+                .where(StateHistoryRow.subject == subject, *_overlapping(start, end))
+                .order_by(StateHistoryRow.since, StateHistoryRow.id)
+            )
+            return [_to_interval(r) for r in rows]
+
+    async def availability(
+        self, subject: str, start: datetime, end: datetime, now: datetime
+    ) -> Availability:
+        """How the subject spent [start, end) (see Availability for how states count)."""
+        report = await self.availability_report(start, end, now, subjects=[subject])
+        return report.get(subject) or _availability(subject, start, end, now, [])
+
+    async def availability_report(
+        self,
+        start: datetime,
+        end: datetime,
+        now: datetime,
+        subjects: Sequence[str] | None = None,
+    ) -> dict[str, Availability]:
+        """Availability of every subject with history in [start, end) (or of `subjects`)."""
+        if end <= start:
+            raise ValueError("availability period must have end > start")
+        query = (
+            sa.select(StateHistoryRow)
+            .where(*_overlapping(start, end))
+            .order_by(StateHistoryRow.subject, StateHistoryRow.since, StateHistoryRow.id)
+        )
+        by_subject: dict[str, list[StateInterval]] = {s: [] for s in subjects or ()}
+        async with self._read() as session:
+            if subjects is None:
+                for row in await session.scalars(query):
+                    by_subject.setdefault(row.subject, []).append(_to_interval(row))
+            else:
+                for chunk in _chunks(sorted(set(subjects))):
+                    rows = await session.scalars(query.where(StateHistoryRow.subject.in_(chunk)))
+                    for row in rows:
+                        by_subject[row.subject].append(_to_interval(row))
+        return {
+            subject: _availability(subject, start, end, now, intervals)
+            for subject, intervals in by_subject.items()
+        }
+
+    # --- tickets ----------------------------------------------------------------------------
+
+    async def create_ticket(
+        self, ticket: NewTicket, first_event: NewEvent, outbox: Sequence[NewOutboxItem] = ()
+    ) -> TicketCreation:
+        """Write the ticket, its first event and its notifications in one transaction.
+
+        Idempotent: the same id again writes nothing and returns the stored ticket; an
+        unresolved ticket already holding the incident key is returned as INCIDENT_OPEN.
+        """
+        async with self._write() as session:
+            # PostgreSQL, READ COMMITTED: the row we conflicted with may be resolved before
+            # we read it; then the insert can go through on a second try.
+            for _attempt in range(3):
+                inserted = await session.scalar(
+                    self._insert(TicketRow)
+                    .values(
+                        id=ticket.id,
+                        incident_key=ticket.incident_key,
+                        kind=ticket.kind,
+                        route=ticket.route,
+                        isp=ticket.isp,
+                        state=TicketState.OPEN.value,
+                        opened_at=ticket.opened_at,
+                        acknowledged_at=None,
+                        resolved_at=None,
+                        evidence=dict(ticket.evidence),
+                        escalation_level=ticket.escalation_level,
+                        last_notified_at=first_event.at if outbox else None,
+                        updated_at=first_event.at,
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(TicketRow.id)
+                )
+                if inserted is not None:
+                    break
+                existing = await session.get(TicketRow, ticket.id)
+                if existing is not None:
+                    return TicketCreation(CreateOutcome.EXISTS, _to_ticket(existing))
+                holder = await session.scalar(
+                    sa.select(TicketRow).where(
+                        TicketRow.incident_key == ticket.incident_key,
+                        TicketRow.state != TicketState.RESOLVED.value,
+                    )
+                )
+                if holder is not None:
+                    return TicketCreation(CreateOutcome.INCIDENT_OPEN, _to_ticket(holder))
+            else:
+                raise RuntimeError(f"ticket {ticket.id!r} neither inserted nor found")
+            session.add(_event_row(ticket.id, first_event))
+            await self._enqueue_in(session, outbox, first_event.at, ticket.id)
+            row = await session.get(TicketRow, ticket.id)
+            assert row is not None
+            return TicketCreation(CreateOutcome.CREATED, _to_ticket(row))
+
+    async def set_ticket_state(
+        self,
+        ticket_id: str,
+        state: TicketState,
+        event: NewEvent,
+        outbox: Sequence[NewOutboxItem] = (),
+    ) -> TicketUpdate:
+        """Move a ticket along its lifecycle, logging the event and enqueuing notifications."""
+        try:
+            async with self._write() as session:
+                row = await session.get(TicketRow, ticket_id, with_for_update=True)
+                if row is None:
+                    return TicketUpdate(UpdateOutcome.NOT_FOUND, None)
+                old = TicketState(row.state)
+                if old is state:
+                    return TicketUpdate(UpdateOutcome.UNCHANGED, _to_ticket(row))
+                if (old, state) not in ALLOWED_MOVES:
+                    return TicketUpdate(UpdateOutcome.NOT_ALLOWED, _to_ticket(row))
+                row.state = state.value
+                row.updated_at = event.at
+                if state is TicketState.ACKNOWLEDGED:
+                    row.acknowledged_at = event.at
+                elif state is TicketState.RESOLVED:
+                    row.resolved_at = event.at
+                else:  # reopened: a relapse needs a fresh acknowledgement
+                    row.acknowledged_at = None
+                    row.resolved_at = None
+                await session.flush()  # a reopen may hit the one-unresolved-per-incident index
+                self._log(session, row, event, outbox)
+                await self._enqueue_in(session, outbox, event.at, ticket_id)
+                return TicketUpdate(UpdateOutcome.CHANGED, _to_ticket(row))
+        except IntegrityError:
+            current = await self.get_ticket(ticket_id)
+            return TicketUpdate(UpdateOutcome.INCIDENT_OPEN, current)
+
+    async def append_event(
+        self, ticket_id: str, event: NewEvent, outbox: Sequence[NewOutboxItem] = ()
+    ) -> TicketUpdate:
+        """Add an entry (a note, a reminder) to a ticket's log, with its notifications."""
+        async with self._write() as session:
+            row = await session.get(TicketRow, ticket_id, with_for_update=True)
+            if row is None:
+                return TicketUpdate(UpdateOutcome.NOT_FOUND, None)
+            row.updated_at = max(row.updated_at, event.at)
+            self._log(session, row, event, outbox)
+            await self._enqueue_in(session, outbox, event.at, ticket_id)
+            return TicketUpdate(UpdateOutcome.CHANGED, _to_ticket(row))
+
+    async def escalate(
+        self,
+        ticket_id: str,
+        level: int,
+        event: NewEvent,
+        outbox: Sequence[NewOutboxItem] = (),
+    ) -> TicketUpdate:
+        """Raise a ticket's escalation level (never lowers it), logging and notifying."""
+        async with self._write() as session:
+            row = await session.get(TicketRow, ticket_id, with_for_update=True)
+            if row is None:
+                return TicketUpdate(UpdateOutcome.NOT_FOUND, None)
+            if row.state == TicketState.RESOLVED.value:
+                return TicketUpdate(UpdateOutcome.NOT_ALLOWED, _to_ticket(row))
+            if level <= row.escalation_level:
+                return TicketUpdate(UpdateOutcome.UNCHANGED, _to_ticket(row))
+            row.escalation_level = level
+            row.updated_at = max(row.updated_at, event.at)
+            self._log(session, row, event, outbox)
+            await self._enqueue_in(session, outbox, event.at, ticket_id)
+            return TicketUpdate(UpdateOutcome.CHANGED, _to_ticket(row))
+
+    @staticmethod
+    def _log(
+        session: AsyncSession, row: TicketRow, event: NewEvent, outbox: Sequence[NewOutboxItem]
+    ) -> None:
+        session.add(_event_row(row.id, event))
+        if outbox:
+            row.last_notified_at = event.at
+
+    async def get_ticket(self, ticket_id: str) -> Ticket | None:
+        """One ticket by id."""
+        async with self._read() as session:
+            row = await session.get(TicketRow, ticket_id)
+            return _to_ticket(row) if row is not None else None
+
+    async def unresolved_ticket(self, incident_key: str) -> Ticket | None:
+        """The open or acknowledged ticket of an incident, if any."""
+        async with self._read() as session:
+            row = await session.scalar(
+                sa.select(TicketRow).where(
+                    TicketRow.incident_key == incident_key,
+                    TicketRow.state != TicketState.RESOLVED.value,
+                )
+            )
+            return _to_ticket(row) if row is not None else None
+
+    async def list_tickets(
+        self,
+        states: Iterable[TicketState] | None = None,
+        opened_since: datetime | None = None,
+        limit: int = 500,
+    ) -> list[Ticket]:
+        """Tickets, newest first, optionally by state and opening time."""
+        query = sa.select(TicketRow).order_by(TicketRow.opened_at.desc(), TicketRow.id)
+        if states is not None:
+            query = query.where(TicketRow.state.in_([s.value for s in states]))
+        if opened_since is not None:
+            query = query.where(TicketRow.opened_at >= opened_since)
+        async with self._read() as session:
+            return [_to_ticket(r) for r in await session.scalars(query.limit(limit))]
+
+    async def ticket_events(self, ticket_id: str) -> list[TicketEvent]:
+        """A ticket's log, oldest first."""
+        async with self._read() as session:
+            rows = await session.scalars(
+                sa.select(TicketEventRow)
+                .where(TicketEventRow.ticket_id == ticket_id)
+                .order_by(TicketEventRow.at, TicketEventRow.id)
+            )
+            return [
+                TicketEvent(
+                    id=r.id, ticket_id=r.ticket_id, at=r.at, actor=r.actor, kind=r.kind, text=r.text
+                )
+                for r in rows
+            ]
+
+    # --- outbox -----------------------------------------------------------------------------
+
+    async def enqueue(self, item: NewOutboxItem, now: datetime) -> EnqueueOutcome:
+        """Add one notification unless its dedup key is already there."""
+        (outcome,) = await self.enqueue_many([item], now)
+        return outcome
+
+    async def enqueue_many(
+        self, items: Sequence[NewOutboxItem], now: datetime
+    ) -> list[EnqueueOutcome]:
+        """Add notifications in one transaction, skipping dedup keys already there."""
+        async with self._write() as session:
+            return await self._enqueue_in(session, items, now, None)
+
+    async def _enqueue_in(
+        self,
+        session: AsyncSession,
+        items: Sequence[NewOutboxItem],
+        now: datetime,
+        ticket_id: str | None,
+    ) -> list[EnqueueOutcome]:
+        outcomes = []
+        for item in items:
+            inserted = await session.scalar(
+                self._insert(OutboxRow)
+                .values(
+                    ticket_id=item.ticket_id or ticket_id,
+                    channel=item.channel,
+                    recipient=item.recipient,
+                    payload=dict(item.payload),
+                    dedup_key=item.dedup_key,
+                    created_at=now,
+                    next_attempt_at=item.not_before or now,
+                    attempts=0,
+                    last_error=None,
+                    sent_at=None,
+                )
+                .on_conflict_do_nothing(index_elements=[OutboxRow.dedup_key])
+                .returning(OutboxRow.id)
+            )
+            outcomes.append(
+                EnqueueOutcome.ENQUEUED if inserted is not None else EnqueueOutcome.DUPLICATE
+            )
+        return outcomes
+
+    async def claim_due(
+        self, now: datetime, limit: int, lease_s: float = DEFAULT_LEASE_S
+    ) -> list[OutboxItem]:
+        """Take up to `limit` due items for delivery, oldest due first.
+
+        A claim counts an attempt and pushes next_attempt_at by the lease, so a concurrent
+        claimer (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: one writer at a time) never gets
+        the same item, and a claimer that dies leaves it due again once the lease ends.
+        """
+        async with self._write() as session:
+            rows = list(
+                await session.scalars(
+                    sa.select(OutboxRow)
+                    .where(OutboxRow.sent_at.is_(None), OutboxRow.next_attempt_at <= now)
+                    .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            lease_until = now + timedelta(seconds=lease_s)
+            for row in rows:
+                row.next_attempt_at = lease_until
+                row.attempts += 1
+            return [_to_outbox(r) for r in rows]
+
+    async def mark_sent(self, item_id: int, at: datetime) -> DeliveryOutcome:
+        """Record a delivery; a second mark is a no-op."""
+        async with self._write() as session:
+            row = await session.get(OutboxRow, item_id, with_for_update=True)
+            if row is None:
+                return DeliveryOutcome.NOT_FOUND
+            if row.sent_at is not None:
+                return DeliveryOutcome.ALREADY_SENT
+            row.sent_at = at
+            row.next_attempt_at = None
+            return DeliveryOutcome.RECORDED
+
+    async def mark_failed(
+        self, item_id: int, error: str, next_attempt_at: datetime | None
+    ) -> DeliveryOutcome:
+        """Record a failed attempt and when to retry (None: give up)."""
+        async with self._write() as session:
+            row = await session.get(OutboxRow, item_id, with_for_update=True)
+            if row is None:
+                return DeliveryOutcome.NOT_FOUND
+            if row.sent_at is not None:
+                return DeliveryOutcome.ALREADY_SENT
+            row.last_error = error[:MAX_ERROR_CHARS]
+            row.next_attempt_at = next_attempt_at
+            return DeliveryOutcome.RECORDED
+
+    async def get_outbox_item(self, item_id: int) -> OutboxItem | None:
+        """One outbox item by id."""
+        async with self._read() as session:
+            row = await session.get(OutboxRow, item_id)
+            return _to_outbox(row) if row is not None else None
+
+    async def outbox_items(self, ticket_id: str | None = None) -> list[OutboxItem]:
+        """Outbox items (of one ticket), oldest first."""
+        query = sa.select(OutboxRow).order_by(OutboxRow.id)
+        if ticket_id is not None:
+            query = query.where(OutboxRow.ticket_id == ticket_id)
+        async with self._read() as session:
+            return [_to_outbox(r) for r in await session.scalars(query)]
+
+    async def outbox_backlog(self, now: datetime) -> OutboxBacklog:
+        """Counts for metrics: pending, due now, given up, and the oldest pending item's age."""
+        unsent = OutboxRow.sent_at.is_(None)
+        pending = OutboxRow.next_attempt_at.is_not(None)
+        async with self._read() as session:
+            row = (
+                await session.execute(
+                    sa.select(
+                        sa.func.count().filter(unsent, pending),
+                        sa.func.count().filter(unsent, OutboxRow.next_attempt_at <= now),
+                        sa.func.count().filter(unsent, OutboxRow.next_attempt_at.is_(None)),
+                        sa.func.min(OutboxRow.created_at).filter(unsent, pending),
+                    )
+                )
+            ).one()
+        return OutboxBacklog(
+            pending=row[0], due=row[1], given_up=row[2], oldest_pending_at=_aware(row[3])
+        )
+
+    # --- API tokens -------------------------------------------------------------------------
+
+    async def create_token(self, name: str, scopes: Sequence[str], now: datetime) -> IssuedToken:
+        """Make a token; the plain token is in the result only, the store keeps its SHA-256."""
+        token_id = secrets.token_hex(TOKEN_ID_HEX // 2)
+        token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+        row = ApiTokenRow(
+            id=token_id,
+            name=name,
+            token_sha256=_token_hash(token),
+            scopes=sorted(set(scopes)),
+            created_at=now,
+            revoked_at=None,
+        )
+        async with self._write() as session:
+            session.add(row)
+        return IssuedToken(token=token, info=_to_token(row))
+
+    async def verify_token(self, token: str, scope: str | None = None) -> TokenCheck:
+        """Check a presented token (hashes compared in constant time) and, if given, a scope."""
+        sep = len(TOKEN_PREFIX) + TOKEN_ID_HEX
+        if not (token.startswith(TOKEN_PREFIX) and len(token) > sep + 1 and token[sep] == "_"):
+            return TokenCheck(TokenReason.MALFORMED, None)
+        presented = _token_hash(token)
+        async with self._read() as session:
+            row = await session.get(ApiTokenRow, token[len(TOKEN_PREFIX) : sep])
+        if row is None:
+            return TokenCheck(TokenReason.UNKNOWN, None)
+        info = _to_token(row)
+        if not hmac.compare_digest(presented, row.token_sha256):
+            return TokenCheck(TokenReason.MISMATCH, None)
+        if row.revoked_at is not None:
+            return TokenCheck(TokenReason.REVOKED, info)
+        if scope is not None and scope not in row.scopes:
+            return TokenCheck(TokenReason.MISSING_SCOPE, info)
+        return TokenCheck(TokenReason.OK, info)
+
+    async def revoke_token(self, token_id: str, at: datetime) -> RevokeOutcome:
+        """Revoke a token by its id; it stays listed, refused from now on."""
+        async with self._write() as session:
+            row = await session.get(ApiTokenRow, token_id, with_for_update=True)
+            if row is None:
+                return RevokeOutcome.NOT_FOUND
+            if row.revoked_at is not None:
+                return RevokeOutcome.ALREADY
+            row.revoked_at = at
+            return RevokeOutcome.DONE
+
+    async def list_tokens(self) -> list[ApiToken]:
+        """All tokens (public part only), oldest first."""
+        async with self._read() as session:
+            rows = await session.scalars(
+                sa.select(ApiTokenRow).order_by(ApiTokenRow.created_at, ApiTokenRow.id)
+            )
+            return [_to_token(r) for r in rows]
+
+    # --- maintenance windows ----------------------------------------------------------------
+
+    async def add_maintenance(self, window: NewMaintenance, now: datetime) -> MaintenanceWindow:
+        """Store a one-off maintenance window (ends_at must be after starts_at)."""
+        if window.ends_at <= window.starts_at:
+            raise ValueError("maintenance window must end after it starts")
+        row = MaintenanceWindowRow(
+            scope=window.scope,
+            target=window.target,
+            starts_at=window.starts_at,
+            ends_at=window.ends_at,
+            reason=window.reason,
+            created_by=window.created_by,
+            created_at=now,
+            cancelled_at=None,
+        )
+        async with self._write() as session:
+            session.add(row)
+            await session.flush()
+            return _to_window(row)
+
+    async def maintenance_windows(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> list[MaintenanceWindow]:
+        """Windows not cancelled that overlap [start, end) (all when not given), by start."""
+        query = (
+            sa.select(MaintenanceWindowRow)
+            .where(MaintenanceWindowRow.cancelled_at.is_(None))
+            .order_by(MaintenanceWindowRow.starts_at, MaintenanceWindowRow.id)
+        )
+        if start is not None:
+            query = query.where(MaintenanceWindowRow.ends_at > start)
+        if end is not None:
+            query = query.where(MaintenanceWindowRow.starts_at < end)
+        async with self._read() as session:
+            return [_to_window(r) for r in await session.scalars(query)]
+
+    async def cancel_maintenance(self, window_id: int, at: datetime) -> RevokeOutcome:
+        """Cancel a window; it stops suppressing from now on."""
+        async with self._write() as session:
+            row = await session.get(MaintenanceWindowRow, window_id, with_for_update=True)
+            if row is None:
+                return RevokeOutcome.NOT_FOUND
+            if row.cancelled_at is not None:
+                return RevokeOutcome.ALREADY
+            row.cancelled_at = at
+            return RevokeOutcome.DONE
+
+
+# --- conversions and pure helpers ---------------------------------------------------------------
+
+
+def _overlapping(start: datetime, end: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    return (
+        StateHistoryRow.since < end,
+        sa.or_(StateHistoryRow.until.is_(None), StateHistoryRow.until > start),
+    )
+
+
+def _availability(
+    subject: str, start: datetime, end: datetime, now: datetime, intervals: Sequence[StateInterval]
+) -> Availability:
+    """Clip intervals to [start, min(end, now)); what no interval covers is unknown."""
+    known_end = min(end, max(now, start))
+    seconds: dict[str, float] = {}
+    for interval in intervals:
+        lo = max(interval.since, start)
+        hi = min(interval.until or known_end, known_end)
+        if hi > lo:
+            seconds[interval.state] = seconds.get(interval.state, 0.0) + (hi - lo).total_seconds()
+    unavailable_s = sum(s for state, s in seconds.items() if state in UNAVAILABLE_STATES)
+    degraded_s = sum(s for state, s in seconds.items() if state in DEGRADED_STATES)
+    ok_s = seconds.get("ok", 0.0)
+    known_s = ok_s + degraded_s + unavailable_s
+    # Everything else (explicit "unknown", gaps, after now, states not classified) is unknown.
+    unknown_s = max(0.0, (end - start).total_seconds() - known_s)
+    return Availability(
+        subject=subject,
+        start=start,
+        end=end,
+        ok_s=ok_s,
+        degraded_s=degraded_s,
+        unavailable_s=unavailable_s,
+        unknown_s=unknown_s,
+        seconds_by_state=seconds,
+    )
+
+
+def _aware(value: object) -> datetime | None:
+    # In case an aggregate bypasses the column type (SQLite then hands back naive or text).
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise TypeError(f"not a datetime: {value!r}")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _to_subject_state(row: SubjectStateRow) -> SubjectState:
+    return SubjectState(
+        subject=row.subject,
+        state=row.state,
+        detail=row.detail,
+        since=row.since,
+        updated_at=row.updated_at,
+    )
+
+
+def _subject_state(row: SubjectStateRow | None) -> SubjectState | None:
+    return _to_subject_state(row) if row is not None else None
+
+
+def _to_interval(row: StateHistoryRow) -> StateInterval:
+    return StateInterval(
+        subject=row.subject, state=row.state, detail=row.detail, since=row.since, until=row.until
+    )
+
+
+def _event_row(ticket_id: str, event: NewEvent) -> TicketEventRow:
+    return TicketEventRow(
+        ticket_id=ticket_id, at=event.at, actor=event.actor, kind=event.kind, text=event.text
+    )
+
+
+def _json_object(value: Mapping[str, Any]) -> JsonObject:
+    return dict(value)
+
+
+def _to_ticket(row: TicketRow) -> Ticket:
+    return Ticket(
+        id=row.id,
+        incident_key=row.incident_key,
+        kind=row.kind,
+        route=row.route,
+        isp=row.isp,
+        state=TicketState(row.state),
+        opened_at=row.opened_at,
+        acknowledged_at=row.acknowledged_at,
+        resolved_at=row.resolved_at,
+        evidence=_json_object(row.evidence),
+        escalation_level=row.escalation_level,
+        last_notified_at=row.last_notified_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _to_outbox(row: OutboxRow) -> OutboxItem:
+    return OutboxItem(
+        id=row.id,
+        ticket_id=row.ticket_id,
+        channel=row.channel,
+        recipient=row.recipient,
+        payload=_json_object(row.payload),
+        dedup_key=row.dedup_key,
+        created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        sent_at=row.sent_at,
+    )
+
+
+def _to_token(row: ApiTokenRow) -> ApiToken:
+    return ApiToken(
+        id=row.id,
+        name=row.name,
+        scopes=tuple(row.scopes),
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _to_window(row: MaintenanceWindowRow) -> MaintenanceWindow:
+    return MaintenanceWindow(
+        id=row.id,
+        scope=row.scope,
+        target=row.target,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        reason=row.reason,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        cancelled_at=row.cancelled_at,
+    )

@@ -1,0 +1,360 @@
+"""Values the store hands out and takes in: frozen dataclasses and enums, never ORM objects."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeAlias
+
+# What JSON columns (ticket evidence, outbox payloads) hold.
+JsonValue: TypeAlias = (
+    "str | int | float | bool | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
+)
+JsonObject: TypeAlias = Mapping[str, JsonValue]
+
+
+class Backend(enum.Enum):
+    """Which database engine a store runs on."""
+
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
+
+
+# --- subject states and history -------------------------------------------------------------
+
+# States that count as unavailable in availability figures.
+UNAVAILABLE_STATES = frozenset({"down", "failing"})
+# States that mean "working, with degraded quality": available, reported separately.
+DEGRADED_STATES = frozenset({"slow", "lossy", "congested"})
+# The state recorded while NetWatch does not know (not running, just started).
+UNKNOWN_STATE = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """A subject entered a state at `since` (the first round of it, not when it was confirmed)."""
+
+    subject: str
+    state: str
+    since: datetime
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectState:
+    """The current state of one subject (link, upstream node, portal)."""
+
+    subject: str
+    state: str
+    detail: str
+    since: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StateInterval:
+    """One stretch of time a subject spent in one state; until is None while it lasts."""
+
+    subject: str
+    state: str
+    detail: str
+    since: datetime
+    until: datetime | None
+
+
+class TransitionOutcome(enum.Enum):
+    """What record_transition did."""
+
+    RECORDED = "recorded"  # previous interval closed, new one opened
+    UNCHANGED = "unchanged"  # same state as the open interval: only the detail was refreshed
+    STALE = "stale"  # older than the open interval's start: ignored
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRecord:
+    """The result of record_transition."""
+
+    outcome: TransitionOutcome
+    current: SubjectState | None
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """How one subject spent a period [start, end), in seconds per class of state.
+
+    availability_ratio = 1 - unavailable_s / known_s: down (and failing) time is unavailable;
+    slow, lossy and congested time is available (the line carries traffic) and is reported as
+    degraded_s; unknown time (NetWatch not running, before the first observation, after `now`)
+    is excluded from the denominator, neither blamed on the ISP nor credited to it. ok_ratio is
+    the stricter figure: share of known time in `ok`.
+    """
+
+    subject: str
+    start: datetime
+    end: datetime
+    ok_s: float
+    degraded_s: float
+    unavailable_s: float
+    unknown_s: float
+    seconds_by_state: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def known_s(self) -> float:
+        """Seconds with a known state."""
+        return self.ok_s + self.degraded_s + self.unavailable_s
+
+    @property
+    def availability_ratio(self) -> float | None:
+        """Share of known time not unavailable; None when nothing is known of the period."""
+        known_s = self.known_s
+        return 1.0 - self.unavailable_s / known_s if known_s > 0 else None
+
+    @property
+    def ok_ratio(self) -> float | None:
+        """Share of known time in state ok; None when nothing is known of the period."""
+        known_s = self.known_s
+        return self.ok_s / known_s if known_s > 0 else None
+
+
+# --- tickets ----------------------------------------------------------------------------------
+
+
+class TicketState(enum.Enum):
+    """A ticket's lifecycle: open → acknowledged → resolved, reopened if it relapses."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An entry for a ticket's log."""
+
+    at: datetime
+    actor: str  # "netwatch", "isp:vnpt", "token:ops", ...
+    kind: str  # "opened", "acknowledged", "note", "resolved", "reopened", "escalated", ...
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TicketEvent:
+    """One stored entry of a ticket's log."""
+
+    id: int
+    ticket_id: str
+    at: datetime
+    actor: str
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewTicket:
+    """A ticket to create; id is deterministic from (incident key, episode start)."""
+
+    id: str
+    incident_key: str
+    kind: str
+    route: str
+    opened_at: datetime
+    isp: str | None = None
+    evidence: JsonObject = field(default_factory=dict)
+    escalation_level: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A stored ticket."""
+
+    id: str
+    incident_key: str
+    kind: str
+    route: str
+    isp: str | None
+    state: TicketState
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    evidence: JsonObject
+    escalation_level: int
+    last_notified_at: datetime | None
+    updated_at: datetime
+
+
+class CreateOutcome(enum.Enum):
+    """What create_ticket did."""
+
+    CREATED = "created"  # ticket, first event and outbox rows written in one transaction
+    EXISTS = "exists"  # a ticket with this id was already there: nothing written
+    # another unresolved ticket holds this incident: nothing written
+    INCIDENT_OPEN = "incident_open"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketCreation:
+    """The result of create_ticket: the ticket that now stands for the incident."""
+
+    outcome: CreateOutcome
+    ticket: Ticket
+
+
+class UpdateOutcome(enum.Enum):
+    """What a ticket update did."""
+
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"  # already in that state / level: nothing written
+    NOT_FOUND = "not_found"
+    NOT_ALLOWED = "not_allowed"  # the lifecycle forbids it (e.g. acknowledge a resolved ticket)
+    INCIDENT_OPEN = "incident_open"  # reopen refused: another ticket is open for the incident
+
+
+@dataclass(frozen=True, slots=True)
+class TicketUpdate:
+    """The result of a ticket update; ticket is None only when not found."""
+
+    outcome: UpdateOutcome
+    ticket: Ticket | None
+
+
+# --- outbox -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewOutboxItem:
+    """A notification to deliver; dedup_key makes enqueuing it twice a no-op."""
+
+    channel: str  # "email", "webhook", "telegram"
+    recipient: str
+    payload: JsonObject
+    dedup_key: str
+    ticket_id: str | None = None
+    not_before: datetime | None = None  # first attempt; default: as soon as enqueued
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A stored notification, as claimed by a notifier."""
+
+    id: int
+    ticket_id: str | None
+    channel: str
+    recipient: str
+    payload: JsonObject
+    dedup_key: str
+    created_at: datetime
+    next_attempt_at: datetime | None  # None: given up
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+
+
+class EnqueueOutcome(enum.Enum):
+    """What enqueue did."""
+
+    ENQUEUED = "enqueued"
+    DUPLICATE = "duplicate"  # same dedup key already enqueued (sent or not)
+
+
+class DeliveryOutcome(enum.Enum):
+    """What mark_sent / mark_failed did."""
+
+    RECORDED = "recorded"
+    ALREADY_SENT = "already_sent"  # someone marked it sent first: nothing changed
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxBacklog:
+    """How much is waiting in the outbox."""
+
+    pending: int  # not sent and not given up
+    due: int  # pending and due now
+    given_up: int
+    oldest_pending_at: datetime | None
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A stored API token's public part (the token itself is never stored)."""
+
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A newly created token: `token` is shown once and cannot be recovered."""
+
+    token: str
+    info: ApiToken
+
+
+class TokenReason(enum.Enum):
+    """Why a token was accepted or refused."""
+
+    OK = "ok"
+    MALFORMED = "malformed"
+    UNKNOWN = "unknown"
+    MISMATCH = "mismatch"
+    REVOKED = "revoked"
+    MISSING_SCOPE = "missing_scope"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCheck:
+    """The result of verify_token; info is set whenever the token id was known."""
+
+    reason: TokenReason
+    info: ApiToken | None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the token is accepted."""
+        return self.reason is TokenReason.OK
+
+
+class RevokeOutcome(enum.Enum):
+    """What revoke_token / cancel_maintenance did."""
+
+    DONE = "done"
+    ALREADY = "already"
+    NOT_FOUND = "not_found"
+
+
+# --- maintenance windows ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewMaintenance:
+    """A one-off maintenance window created through the API."""
+
+    scope: str  # "commune", "link", "isp", "province", "upstream"
+    target: str  # the commune code, link key, ISP id, ...
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    """A stored maintenance window."""
+
+    id: int
+    scope: str
+    target: str
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    created_by: str
+    created_at: datetime
+    cancelled_at: datetime | None
