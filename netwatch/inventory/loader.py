@@ -446,6 +446,8 @@ def _cross_check(merged: _Merged, divisions: Divisions) -> list[ConfigIssue]:
                 )
             )
 
+    issues.extend(_check_channels(data, merged))
+
     windows = data.get("maintenance")
     for k, window in enumerate(windows if isinstance(windows, list) else []):
         scope = window.get("scope") if isinstance(window, dict) else None
@@ -509,3 +511,47 @@ def _code(value: Any) -> str | None:
     if isinstance(value, str) and value.strip().isdigit():
         return f"{int(value):05d}"
     return None
+
+
+_CHANNEL_NEEDS = (
+    (
+        "email",
+        "smtp",
+        "e-mail contacts need `notifications.smtp` (the mail server to send through)",
+    ),
+    (
+        "webhook",
+        "webhook_secret",
+        "webhook contacts need `notifications.webhook_secret` (to sign bodies)",
+    ),
+    ("telegram_chat_id", "telegram", "Telegram contacts need `notifications.telegram` (the bot)"),
+)
+
+
+def _check_channels(data: dict[str, Any], merged: _Merged) -> list[ConfigIssue]:
+    """With a notifications section, every channel a contact uses must be configured there.
+
+    Without one, NetWatch records tickets and tells nobody (a warning, not an error), so a
+    config can be checked and run before the mail server is known."""
+    notifications = data.get("notifications")
+    if not isinstance(notifications, dict):
+        return []
+    places: list[tuple[Loc, object]] = []
+    isps = data.get("isps")
+    for isp_id, isp in isps.items() if isinstance(isps, dict) else []:
+        contacts = isp.get("contacts") if isinstance(isp, dict) else None
+        for j, contact in enumerate(contacts if isinstance(contacts, list) else []):
+            places.append((("isps", isp_id, "contacts", j), contact))
+    it = data.get("provincial_it")
+    contacts = it.get("contacts") if isinstance(it, dict) else None
+    for j, contact in enumerate(contacts if isinstance(contacts, list) else []):
+        places.append((("provincial_it", "contacts", j), contact))
+    issues = []
+    for loc, contact in places:
+        if not isinstance(contact, dict):
+            continue
+        for field_name, needed, message in _CHANNEL_NEEDS:
+            if contact.get(field_name) and notifications.get(needed) is None:
+                where: Loc = (*loc, field_name)
+                issues.append(ConfigIssue(merged.where(where), format_path(where), message))
+    return issues

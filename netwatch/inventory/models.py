@@ -128,6 +128,13 @@ class Contact(Model):
         return self
 
 
+def _distinct_levels(value: tuple[Contact, ...]) -> tuple[Contact, ...]:
+    levels = [c.level for c in value]
+    if len(set(levels)) != len(levels):
+        raise PydanticCustomError("contacts", "two contacts have the same escalation level")
+    return value
+
+
 class Isp(Model):
     """An Internet service provider and whom to tell about its faults."""
 
@@ -135,13 +142,7 @@ class Isp(Model):
     contacts: tuple[Contact, ...] = ()
     capacity_requests: bool = False
 
-    @field_validator("contacts")
-    @classmethod
-    def _levels(cls, value: tuple[Contact, ...]) -> tuple[Contact, ...]:
-        levels = [c.level for c in value]
-        if len(set(levels)) != len(levels):
-            raise PydanticCustomError("contacts", "two contacts have the same escalation level")
-        return value
+    _levels = field_validator("contacts")(_distinct_levels)
 
 
 class SnmpCredentials(Model):
@@ -469,6 +470,71 @@ class Maintenance(Model):
         return self
 
 
+class ProvincialIt(Model):
+    """Provincial IT (Sở KH&CN, the provincial data center): capacity, portal, monitor tickets."""
+
+    name: Text = "Provincial IT"
+    contacts: tuple[Contact, ...] = ()
+
+    _levels = field_validator("contacts")(_distinct_levels)
+
+
+class Smtp(Model):
+    """The mail server NetWatch sends through (STARTTLS and AUTH where the server wants them)."""
+
+    host: Text
+    port: int = Field(587, ge=1, le=65535)
+    from_address: str
+    username: str | None = None
+    password: Secret | None = None
+    starttls: bool = True
+    ca_file: str | None = None  # extra CA for a server with a private certificate
+
+    @field_validator("from_address")
+    @classmethod
+    def _from(cls, value: str) -> str:
+        if not _EMAIL.match(value):
+            raise PydanticCustomError(
+                "email", "expected an e-mail address like netwatch@tinh.gov.vn"
+            )
+        return value
+
+
+class Telegram(Model):
+    """A Telegram bot that posts ticket news to chats."""
+
+    bot_token: Secret
+    api_base_url: str = "https://api.telegram.org"
+
+
+class Notifications(Model):
+    """How tickets reach people, and how their links are signed."""
+
+    public_url: str  # base of the links in notifications, e.g. https://netwatch.lamdong.gov.vn
+    link_secret: Secret  # signs the ISP's ticket links
+    link_valid_days: float = Field(7, gt=0, le=90)
+    smtp: Smtp | None = None
+    webhook_secret: Secret | None = None  # HMAC key receivers verify webhook bodies with
+    telegram: Telegram | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+/?$", value):
+            raise PydanticCustomError(
+                "url", "expected the base URL, like https://netwatch.tinh.gov.vn"
+            )
+        return value.rstrip("/")
+
+
+class TicketRules(Model):
+    """Ticket lifecycle timings."""
+
+    recovery_min: float = Field(10, gt=0, le=24 * 60)  # ok this long: auto-resolved
+    reopen_window_min: float = Field(120, ge=0, le=7 * 24 * 60)  # relapse within: reopened
+    remind_every_min: float | None = Field(60, gt=0, le=7 * 24 * 60)  # unacknowledged reminders
+
+
 class Inventory(Model):
     """Everything NetWatch watches, validated and cross-checked."""
 
@@ -482,6 +548,9 @@ class Inventory(Model):
     portals: dict[Slug, Portal] = Field(default_factory=dict)
     communes: tuple[Commune, ...] = ()
     maintenance: tuple[Maintenance, ...] = ()
+    provincial_it: ProvincialIt = ProvincialIt()
+    notifications: Notifications | None = None
+    tickets: TicketRules = TicketRules()
 
     @field_validator("reference_targets", mode="before")
     @classmethod
@@ -524,6 +593,10 @@ class Inventory(Model):
         ]
         if not self.portals:
             out.append("no portals: the National Public Service Portal is not timed")
+        if self.notifications is None:
+            out.append("no notifications section: tickets are recorded but nobody is told")
+        if not self.provincial_it.contacts:
+            out.append("provincial_it has no contacts: capacity and portal tickets reach nobody")
         return out
 
     def summary(self) -> dict[str, int]:

@@ -31,6 +31,10 @@ ENV = {
     "NETWATCH_SNMP_COMMUNITY": "c",
     "NETWATCH_SNMP_AUTH_KEY": "authkey-123",
     "NETWATCH_SNMP_PRIV_KEY": "privkey-123",
+    "NETWATCH_LINK_SECRET": "l",
+    "NETWATCH_SMTP_PASSWORD": "p",
+    "NETWATCH_WEBHOOK_SECRET": "w",
+    "NETWATCH_TELEGRAM_TOKEN": "t",
 }
 NOW = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
 LAC_DUONG = {

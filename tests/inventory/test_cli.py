@@ -17,6 +17,8 @@ def test_check_config_summarises(
     monkeypatch.setenv("NETWATCH_SNMP_COMMUNITY", "secret-community-value")
     monkeypatch.setenv("NETWATCH_SNMP_AUTH_KEY", "secret-auth-value")
     monkeypatch.setenv("NETWATCH_SNMP_PRIV_KEY", "secret-priv-value")
+    for name in ("LINK_SECRET", "SMTP_PASSWORD", "WEBHOOK_SECRET", "TELEGRAM_TOKEN"):
+        monkeypatch.setenv(f"NETWATCH_{name}", f"secret-{name.lower()}")
     assert main(["check-config", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out
     assert f"{EXAMPLE}: OK" in out
@@ -32,9 +34,11 @@ def test_check_config_without_secrets(
 ) -> None:
     for name in ("NETWATCH_SNMP_COMMUNITY", "NETWATCH_SNMP_AUTH_KEY", "NETWATCH_SNMP_PRIV_KEY"):
         monkeypatch.delenv(name, raising=False)
+    for name in ("LINK_SECRET", "SMTP_PASSWORD", "WEBHOOK_SECRET", "TELEGRAM_TOKEN"):
+        monkeypatch.delenv(f"NETWATCH_{name}", raising=False)
     assert main(["check-config", str(EXAMPLE)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("3 errors in the configuration:")
+    assert err.startswith("7 errors in the configuration:")
     assert "environment variable NETWATCH_SNMP_AUTH_KEY is not set" in err
     assert main(["check-config", "--ignore-missing-secrets", str(EXAMPLE)]) == 0
 

@@ -15,6 +15,10 @@ ENV = {
     "NETWATCH_SNMP_COMMUNITY": "c0mmunity-s3cret",
     "NETWATCH_SNMP_AUTH_KEY": "auth-s3cret-key",
     "NETWATCH_SNMP_PRIV_KEY": "priv-s3cret-key",
+    "NETWATCH_LINK_SECRET": "link-s3cret",
+    "NETWATCH_SMTP_PASSWORD": "smtp-s3cret",
+    "NETWATCH_WEBHOOK_SECRET": "webhook-s3cret",
+    "NETWATCH_TELEGRAM_TOKEN": "123:telegram-s3cret",
 }
 
 
@@ -219,9 +223,20 @@ def test_ten_mistakes_are_all_reported_in_one_run(tmp_path: Path, divisions: Div
             "11140 Xã Lạc Phượng (Thành phố Hải Phòng), 06526 Xã Na Dương (Lạng Sơn)?",
         ),
         (
+            "notifications: {public_url: 'https://nw.example.vn', link_secret: {env: NETWATCH_SNMP_COMMUNITY}}\n",
+            "F:4:45: isps.vnpt.contacts[0].email: e-mail contacts need `notifications.smtp` "
+            "(the mail server to send through)",
+        ),
+        (
+            "notifications: {public_url: 'https://nw.example.vn/x', link_secret: {env: NETWATCH_SNMP_COMMUNITY}, "
+            "smtp: {host: mail.example.vn, from_address: netwatch@example.vn}}\n",
+            "F:9:29: notifications.public_url: expected the base URL, like https://netwatch.tinh.gov.vn",
+        ),
+        (
             "bogus: 1\n",
             "F:9:1: bogus: unknown key 'bogus' (allowed here: province, reference_targets, "
-            "intervals, thresholds, isps, snmp_credentials, upstreams, portals, communes, maintenance)",
+            "intervals, thresholds, isps, snmp_credentials, upstreams, portals, communes, maintenance, "
+            "provincial_it, notifications, tickets)",
         ),
         ("isps:\n  vnpt: {name: again}\n", "F:13:3: isps.vnpt: defined twice (also at F:2:3)"),
     ],
