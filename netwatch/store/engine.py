@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,21 @@ def backend_of(engine: AsyncEngine) -> Backend:
     return Backend.POSTGRESQL if engine.dialect.name == "postgresql" else Backend.SQLITE
 
 
+def _enable_wal(cursor: Any) -> None:
+    # Switching a fresh file to WAL needs an exclusive lock, and SQLite may answer SQLITE_BUSY at
+    # once (without its busy handler) when another process opens the same new file at the same
+    # moment: two instances starting together. Retry briefly; this runs in the driver's thread.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def create_engine(url: str | None = None, data_dir: Path | None = None) -> AsyncEngine:
     """An AsyncEngine for url, or for the SQLite file under data_dir (created) when url is None."""
     if url is None:
@@ -65,9 +82,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
+            # The busy timeout first, so the pragmas below wait for a lock instead of failing.
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            _enable_wal(cursor)
+            cursor.execute("PRAGMA foreign_keys=ON")
             # FULL: a ticket is on disk before its notification leaves, even on power loss.
             cursor.execute("PRAGMA synchronous=FULL")
         finally:

@@ -11,7 +11,13 @@ Tables (times are UTC; timestamptz on PostgreSQL, naive-UTC text on SQLite):
   (incident key, episode start), so creating it twice (restart, crash, second instance) is an
   insert-ignore. A partial unique index allows one unresolved ticket per incident key, so a new
   leader that dates an episode differently still cannot open a second ticket for it.
-- ``ticket_events``: the ticket's log (who did what, when).
+  ``book`` (revision 0002) holds the alerts state machine's whole ticket as JSON, ``{}`` for
+  tickets written through the older per-change methods.
+- ``ticket_events``: the ticket's log (who did what, when). ``seq`` (revision 0002) is the
+  event's index in the state machine's log, UNIQUE per ticket so a replayed step inserts
+  nothing; it is NULL for rows written by create_ticket / set_ticket_state / append_event /
+  escalate and for rows older than 0002 (NULLs never collide), so those writers can never
+  take a number the machine will hand out next.
 - ``outbox``: notifications to deliver, written in the same transaction as the change that
   causes them; ``dedup_key`` is UNIQUE so the same notification is never enqueued twice.
   ``next_attempt_at`` is NULL once delivery was given up; a claim moves it forward by a lease.
@@ -141,13 +147,19 @@ class TicketRow(Base):
     escalation_level: Mapped[int] = mapped_column(sa.Integer, default=1)
     last_notified_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    book: Mapped[dict[str, Any]] = mapped_column(JsonType, server_default="{}")
 
 
 class TicketEventRow(Base):
     """One entry in a ticket's log."""
 
     __tablename__ = "ticket_events"
-    __table_args__ = (sa.Index("ix_ticket_events_ticket_id_at", "ticket_id", "at"),)
+    __table_args__ = (
+        sa.Index("ix_ticket_events_ticket_id_at", "ticket_id", "at"),
+        # A unique index, not a constraint: SQLite adds it without rebuilding the table, and
+        # ON CONFLICT (ticket_id, seq) infers it on both backends.
+        sa.Index("uq_ticket_events_ticket_id_seq", "ticket_id", "seq", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     ticket_id: Mapped[str] = mapped_column(
@@ -157,6 +169,7 @@ class TicketEventRow(Base):
     actor: Mapped[str] = mapped_column(sa.String(100))
     kind: Mapped[str] = mapped_column(sa.String(40))
     text: Mapped[str] = mapped_column(sa.Text, default="")
+    seq: Mapped[int | None] = mapped_column(sa.Integer)
 
 
 class OutboxRow(Base):

@@ -149,6 +149,7 @@ class TicketEvent:
     actor: str
     kind: str
     text: str
+    seq: int | None = None  # set by apply_ticket_changes; None for the other writers
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,3 +359,68 @@ class MaintenanceWindow:
     created_by: str
     created_at: datetime
     cancelled_at: datetime | None
+
+
+# --- ticket steps (the alerts/ state machine's persistence) -----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRecord:
+    """A ticket as the state machine wants it stored; upserted by id, every column replaced.
+
+    ``book`` is the caller's whole ticket (alerts' Ticket as JSON) so the machine can be
+    restored after a restart; the other columns are what the web and API query.
+    """
+
+    id: str
+    incident_key: str
+    kind: str
+    route: str
+    isp: str | None
+    state: TicketState
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    evidence: JsonObject
+    escalation_level: int
+    last_notified_at: datetime | None
+    book: JsonObject
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """An entry of a ticket's log keyed by (ticket_id, seq): written once, replays ignored."""
+
+    ticket_id: str
+    seq: int
+    at: datetime
+    actor: str
+    kind: str
+    text: str = ""
+
+
+class TicketStepOutcome(enum.Enum):
+    """What apply_ticket_changes did."""
+
+    APPLIED = "applied"  # everything written (or already there) in one transaction
+    # A ticket would have been a second unresolved one for its incident key: nothing written.
+    INCIDENT_OPEN = "incident_open"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketStepResult:
+    """The counts of apply_ticket_changes; a replay of a committed call counts nothing new."""
+
+    outcome: TicketStepOutcome
+    tickets_written: int = 0  # inserted, or updated because a column differed
+    tickets_unchanged: int = 0  # already stored exactly so
+    events_inserted: int = 0
+    events_existing: int = 0  # (ticket_id, seq) already there: ignored
+    outbox_enqueued: int = 0
+    outbox_duplicates: int = 0  # dedup_key already there: ignored
+    conflict_ticket_id: str | None = None  # INCIDENT_OPEN: the ticket that could not be written
+
+    @property
+    def changed(self) -> bool:
+        """Whether the call wrote anything."""
+        return bool(self.tickets_written or self.events_inserted or self.outbox_enqueued)
