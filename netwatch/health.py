@@ -115,7 +115,8 @@ class HealthMonitor:
         self.portals = PortalEvaluator()
         self.nodes = NodeEvaluator()
         self.incidents: tuple[Incident, ...] = ()
-        self.transitions: deque[Transition] = deque(maxlen=history)
+        self.transitions: deque[Transition] = deque(maxlen=history)  # the latest, for display
+        self._unrecorded: list[Transition] = []  # not yet in the store's state history
         self._routers: dict[str, _RouterView] = {}
 
     def observe(self, batch: Sequence[Observation]) -> None:
@@ -143,6 +144,7 @@ class HealthMonitor:
             if transition is not None:
                 changed = True
                 self.transitions.append(transition)
+                self._unrecorded.append(transition)
                 log.warning(
                     "state changed subject=%s old=%s new=%s since=%s detail=%s",
                     transition.subject,
@@ -200,6 +202,15 @@ class HealthMonitor:
         if view is not None:
             view.rebooted = False
         return self.links.observe(rnd)
+
+    def drain_transitions(self) -> list[Transition]:
+        """The transitions not handed out yet (to write into the state history)."""
+        out, self._unrecorded = self._unrecorded, []
+        return out
+
+    def requeue_transitions(self, transitions: list[Transition]) -> None:
+        """Give back transitions that could not be written; they come first next time."""
+        self._unrecorded = transitions + self._unrecorded
 
     # -- what the web shows ----------------------------------------------------------------
     def link_status(self, commune: str, link: str) -> Status[LinkState] | None:

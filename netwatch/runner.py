@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 
 from netwatch.inventory import ConfigError
 
@@ -15,6 +17,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--config", required=True, help="config file or folder")
     run.add_argument("--listen", default="127.0.0.1:8080", help="address:port of the web server")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument(
+        "--data-dir",
+        default="data",
+        help="where the embedded SQLite database lives (default: ./data)",
+    )
+    run.add_argument(
+        "--database-url",
+        default=os.environ.get("NETWATCH_DATABASE_URL"),
+        help="PostgreSQL URL instead of SQLite (default: $NETWATCH_DATABASE_URL)",
+    )
     run.set_defaults(handler=_run)
 
 
@@ -31,7 +43,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"netwatch run: --listen wants ADDRESS:PORT, got {args.listen!r}", file=sys.stderr)
         return 2
     try:
-        app = create_app(args.config)
+        app = create_app(
+            args.config, data_dir=Path(args.data_dir), database_url=args.database_url or None
+        )
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -7,8 +7,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from prometheus_client import (
@@ -19,12 +21,16 @@ from prometheus_client import (
 )
 
 from netwatch import __version__
+from netwatch.alerting import Alerting, StoreOutbox, build_channels
 from netwatch.engine import Engine, EngineOptions
 from netwatch.health import HealthMonitor
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.metrics import MetricsCollector
+from netwatch.notify.clock import SystemClock
+from netwatch.notify.outbox import OutboxWorker
 from netwatch.plan import Plan, compile_plan
 from netwatch.state import LatestState
+from netwatch.store import Store, open_store
 from netwatch.web import api, status
 from probes.http import HttpProber
 from probes.icmp import IcmpPinger, IcmpUnavailableError
@@ -44,6 +50,8 @@ class Runtime:
     collector: MetricsCollector
     health: HealthMonitor
     engine: Engine
+    store: Store | None = None
+    alerting: Alerting | None = None
 
 
 def create_app(
@@ -52,6 +60,9 @@ def create_app(
     probing: bool = True,
     options: EngineOptions | None = None,
     inventory: Inventory | None = None,
+    data_dir: Path = Path("data"),
+    database_url: str | None = None,
+    alerting_tick_s: float = 5.0,
 ) -> FastAPI:
     """Build the app; the inventory is loaded (and validated) before anything starts."""
     inventory = inventory if inventory is not None else load_inventory(config)
@@ -83,8 +94,29 @@ def create_app(
             app.state.runtime = Runtime(
                 inventory, plan, latest, registry, collector, health, engine
             )
+            store = await open_store(database_url, data_dir=data_dir)
+            stack.push_async_callback(store.close)
+            alerting = Alerting(inventory, store, health, latest, tick_s=alerting_tick_s)
+            await alerting.restore(datetime.now(UTC))
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            channels = build_channels(inventory, session, SystemClock())
+            worker = OutboxWorker(StoreOutbox(store), channels, SystemClock())
+            alerting.on_enqueued.append(worker.wake)
+            app.state.runtime.store = store
+            app.state.runtime.alerting = alerting
             engine.start()
             stack.push_async_callback(engine.stop)
+            stop = asyncio.Event()
+            background = [
+                asyncio.create_task(alerting.run(stop), name="netwatch-alerting"),
+                asyncio.create_task(worker.run(stop), name="netwatch-outbox"),
+            ]
+
+            async def stop_background() -> None:
+                stop.set()
+                await asyncio.gather(*background, return_exceptions=True)
+
+            stack.push_async_callback(stop_background)
             log.info(
                 "netwatch started communes=%d icmp_targets=%d routers=%d portals=%d",
                 len(inventory.communes),

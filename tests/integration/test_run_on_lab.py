@@ -112,7 +112,7 @@ def clean_lab(lab: Lab) -> Iterator[Lab]:
         lab.restore()
 
 
-def _app(lab: Lab) -> tuple[FastAPI, list[str]]:
+def _app(lab: Lab, data_dir: Path) -> tuple[FastAPI, list[str]]:
     """NetWatch on the lab's own config, with short rounds; and the commune codes."""
     paths = lab.paths
     inventory = load_inventory(paths.config_file, environ=_env(paths.env_file))
@@ -120,13 +120,13 @@ def _app(lab: Lab) -> tuple[FastAPI, list[str]]:
         update={"intervals": Intervals(icmp_s=3, icmp_echoes=20, snmp_s=2, http_s=3)}
     )
     options = EngineOptions(icmp_spacing_s=0.05, icmp_timeout_s=1.0, start_jitter_s=0.2)
-    app = create_app(paths.config_file, inventory=inventory, options=options)
+    app = create_app(paths.config_file, inventory=inventory, options=options, data_dir=data_dir)
     return app, [c.code for c in inventory.communes]
 
 
-def test_faults_show_in_metrics_api_and_status(clean_lab: Lab) -> None:
+def test_faults_show_in_metrics_api_and_status(clean_lab: Lab, tmp_path: Path) -> None:
     lab = clean_lab
-    app, codes = _app(lab)
+    app, codes = _app(lab, tmp_path)
     healthy, lossy, down = codes[0], codes[1], codes[2]
     lab.commune_loss(int(lossy), 40)
     lab.commune_down(int(down))
@@ -195,9 +195,9 @@ def test_faults_show_in_metrics_api_and_status(clean_lab: Lab) -> None:
         assert "không phải lỗi đường truyền của xã" in page
 
 
-def test_congestion_reboot_and_slow_portal_show_in_metrics(clean_lab: Lab) -> None:
+def test_congestion_reboot_and_slow_portal_show_in_metrics(clean_lab: Lab, tmp_path: Path) -> None:
     lab = clean_lab
-    app, codes = _app(lab)
+    app, codes = _app(lab, tmp_path)
     calm, rebooting, congested = codes[0], codes[1], codes[2]
     with serving(app) as client:
         # A baseline first: RTT on an idle veth is tens of microseconds, uptime is counting.

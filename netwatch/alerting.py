@@ -1,0 +1,625 @@
+"""Tickets from incidents, persisted before anyone is told, delivered through the outbox.
+
+Every few seconds (and so also when nothing new was measured: escalations and recoveries are
+timed) the ticket book is evaluated against the health monitor's incidents. The resulting actions
+are written to the store with their outbox rows in one transaction (alerts/tickets.py contract),
+and only then is the new book adopted; the outbox worker delivers. A crash at any point replays
+the same evaluation to the same ticket ids and event numbers, which the store ignores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import aiohttp
+
+from alerts.maintenance import (
+    MaintenanceScope,
+    MaintenanceWindow,
+    OneOff,
+    Recurrence,
+    Recurring,
+    ScopeKind,
+    incident_window,
+)
+from alerts.model import IncidentKind, Route
+from alerts.tickets import (
+    Acknowledged,
+    Action,
+    Actor,
+    ActorKind,
+    AutoResolve,
+    Contact,
+    Directory,
+    Escalate,
+    EventKind,
+    Evidence,
+    LinkToParent,
+    Measurements,
+    Noted,
+    OpenTicket,
+    Remind,
+    ReopenTicket,
+    Resolved,
+    Suppressed,
+    Ticket,
+    TicketBook,
+    TicketChange,
+    TicketEvent,
+    TicketPolicy,
+    TicketStatus,
+)
+from netwatch.health import HealthMonitor
+from netwatch.inventory import Divisions, Inventory
+from netwatch.inventory.models import Contact as ConfigContact
+from netwatch.notify.channels import (
+    Channel,
+    SmtpChannel,
+    SmtpConfig,
+    TelegramChannel,
+    TelegramConfig,
+    WebhookChannel,
+    WebhookConfig,
+)
+from netwatch.notify.clock import Clock
+from netwatch.notify.messages import (
+    ChannelKind,
+    NoticeEvent,
+    ProblemState,
+    TicketNotice,
+    dedup_key,
+    outbox_payload,
+)
+from netwatch.notify.messages import Evidence as NoticeEvidence
+from netwatch.notify.outbox import OutboxItem as NotifyItem
+from netwatch.state import LatestState
+from netwatch.store import Store, TicketStepOutcome
+from netwatch.store.types import (
+    EventRecord,
+    JsonObject,
+    NewOutboxItem,
+    StateChange,
+    TicketRecord,
+    TicketState,
+)
+
+log = logging.getLogger("netwatch.alerting")
+SYSTEM = Actor(ActorKind.SYSTEM, "netwatch")
+_WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+_NOTICE = {
+    OpenTicket: NoticeEvent.OPENED,
+    ReopenTicket: NoticeEvent.REOPENED,
+    AutoResolve: NoticeEvent.AUTO_RESOLVED,
+    Escalate: NoticeEvent.ESCALATED,
+    Remind: NoticeEvent.REMINDER,
+    Acknowledged: NoticeEvent.ACKNOWLEDGED,
+    Resolved: NoticeEvent.RESOLVED,
+    Noted: NoticeEvent.NOTE,
+}
+
+
+# -- the inventory, as alerts/ wants it ---------------------------------------------------
+def _contact(c: ConfigContact, isp: str | None) -> Contact:
+    return Contact(
+        level=c.level,
+        name=c.name,
+        escalate_after_s=c.escalate_after_min * 60,
+        isp=isp,
+        email=c.email,
+        webhook=c.webhook,
+        telegram_chat_id=c.telegram_chat_id,
+    )
+
+
+def directory_of(inventory: Inventory) -> Directory:
+    """Who is told, per route and ISP, by escalation level."""
+    return Directory(
+        isps={
+            isp_id: tuple(_contact(c, isp_id) for c in isp.contacts)
+            for isp_id, isp in inventory.isps.items()
+        },
+        provincial_it=tuple(_contact(c, None) for c in inventory.provincial_it.contacts),
+    )
+
+
+def policy_of(inventory: Inventory) -> TicketPolicy:
+    """Ticket timings from the inventory's `tickets` section."""
+    rules = inventory.tickets
+    return TicketPolicy(
+        recovery_s=rules.recovery_min * 60,
+        reopen_window_s=rules.reopen_window_min * 60,
+        remind_every_s=rules.remind_every_min * 60 if rules.remind_every_min else None,
+    )
+
+
+def windows_of(inventory: Inventory) -> tuple[MaintenanceWindow, ...]:
+    """The inventory's maintenance windows as alerts/ evaluates them."""
+    out = []
+    for window in inventory.maintenance:
+        scope = window.scope
+        if scope.province is not None:
+            ms = MaintenanceScope(ScopeKind.PROVINCE, str(scope.province))
+        elif scope.commune is not None:
+            ms = MaintenanceScope(ScopeKind.COMMUNE, scope.commune)
+        elif scope.link is not None:
+            ms = MaintenanceScope(ScopeKind.LINK, scope.link)
+        else:
+            ms = MaintenanceScope(ScopeKind.ISP, scope.isp or "")
+        schedule: OneOff | Recurring
+        if window.start is not None and window.end is not None:
+            schedule = OneOff(window.start, window.end)
+        else:
+            assert window.every is not None  # the model checked both
+            assert window.at is not None
+            schedule = Recurring(
+                every=Recurrence(window.every),
+                at=window.at,
+                duration_min=window.duration_min or 0,
+                weekdays=frozenset(_WEEKDAYS[d] for d in window.days),
+            )
+        out.append(MaintenanceWindow(ms, schedule, window.reason))
+    return tuple(out)
+
+
+# -- tickets <-> the store's JSON ----------------------------------------------------------
+def _ts(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def _dt(text: Any) -> datetime | None:
+    return datetime.fromisoformat(text) if isinstance(text, str) else None
+
+
+def _measurements_json(m: Measurements | None) -> dict[str, Any] | None:
+    if m is None:
+        return None
+    return {
+        "loss_ratio": m.loss_ratio,
+        "rtt_median_s": m.rtt_median_s,
+        "interface_up": m.interface_up,
+        "utilization_ratio": m.utilization_ratio,
+    }
+
+
+def _measurements(d: Any) -> Measurements | None:
+    return Measurements(**d) if isinstance(d, dict) else None
+
+
+def evidence_json(e: Evidence) -> dict[str, Any]:
+    """A ticket's evidence as JSON (also what the store keeps in its evidence column)."""
+    return {
+        "kind": e.kind.value,
+        "state": e.state,
+        "worst_state": e.worst_state,
+        "detail": e.detail,
+        "links": list(e.links),
+        "first_bad_at": _ts(e.first_bad_at),
+        "bad_since": _ts(e.bad_since),
+        "downtime_closed_s": e.downtime_closed_s,
+        "first": _measurements_json(e.first),
+        "worst": _measurements_json(e.worst),
+    }
+
+
+def ticket_json(t: Ticket) -> dict[str, Any]:
+    """The whole alerts/ ticket, enough to restore the ticket book after a restart."""
+    return {
+        "id": t.id,
+        "key": t.key,
+        "episode_start": _ts(t.episode_start),
+        "route": t.route.value,
+        "isp": t.isp,
+        "status": t.status.value,
+        "evidence": evidence_json(t.evidence),
+        "opened_at": _ts(t.opened_at),
+        "escalation_from": _ts(t.escalation_from),
+        "last_notified_at": _ts(t.last_notified_at),
+        "level": t.level,
+        "acknowledged_at": _ts(t.acknowledged_at),
+        "resolved_at": _ts(t.resolved_at),
+        "ok_since": _ts(t.ok_since),
+        "parent": t.parent,
+        "maintenance": t.maintenance,
+        "reopened": t.reopened,
+        "log": [
+            {
+                "seq": e.seq,
+                "at": _ts(e.at),
+                "actor": [e.actor.kind.value, e.actor.name],
+                "kind": e.kind.value,
+                "text": e.text,
+            }
+            for e in t.log
+        ],
+    }
+
+
+def ticket_from_json(d: Mapping[str, Any]) -> Ticket:
+    """Inverse of ticket_json."""
+    ev = d["evidence"]
+    evidence = Evidence(
+        kind=IncidentKind(ev["kind"]),
+        state=ev["state"],
+        worst_state=ev["worst_state"],
+        detail=ev["detail"],
+        links=tuple(ev["links"]),
+        first_bad_at=_dt(ev["first_bad_at"]) or datetime.now(UTC),
+        bad_since=_dt(ev["bad_since"]),
+        downtime_closed_s=ev["downtime_closed_s"],
+        first=_measurements(ev["first"]),
+        worst=_measurements(ev["worst"]),
+    )
+    opened = _dt(d["opened_at"]) or datetime.now(UTC)
+    return Ticket(
+        id=d["id"],
+        key=d["key"],
+        episode_start=_dt(d["episode_start"]) or opened,
+        route=Route(d["route"]),
+        isp=d["isp"],
+        status=TicketStatus(d["status"]),
+        evidence=evidence,
+        opened_at=opened,
+        escalation_from=_dt(d["escalation_from"]) or opened,
+        last_notified_at=_dt(d["last_notified_at"]) or opened,
+        level=d["level"],
+        acknowledged_at=_dt(d["acknowledged_at"]),
+        resolved_at=_dt(d["resolved_at"]),
+        ok_since=_dt(d["ok_since"]),
+        parent=d["parent"],
+        maintenance=d["maintenance"],
+        reopened=d["reopened"],
+        log=tuple(
+            TicketEvent(
+                seq=e["seq"],
+                at=_dt(e["at"]) or opened,
+                actor=Actor(ActorKind(e["actor"][0]), e["actor"][1]),
+                kind=EventKind(e["kind"]),
+                text=e["text"],
+            )
+            for e in d["log"]
+        ),
+    )
+
+
+def ticket_record(t: Ticket) -> TicketRecord:
+    """A ticket as the store keeps it."""
+    return TicketRecord(
+        id=t.id,
+        incident_key=t.key,
+        kind=t.evidence.kind.value,
+        route=t.route.value,
+        isp=t.isp,
+        state=TicketState(t.status.value),
+        opened_at=t.opened_at,
+        acknowledged_at=t.acknowledged_at,
+        resolved_at=t.resolved_at,
+        evidence=evidence_json(t.evidence),
+        escalation_level=max(t.level, 1),
+        last_notified_at=t.last_notified_at,
+        book=ticket_json(t),
+    )
+
+
+def event_record(ticket: Ticket, event: TicketEvent) -> EventRecord:
+    """One log event as the store keeps it."""
+    actor = (
+        "netwatch"
+        if event.actor.kind is ActorKind.SYSTEM
+        else f"{event.actor.kind.value}:{event.actor.name}"
+    )
+    return EventRecord(ticket.id, event.seq, event.at, actor, event.kind.value, event.text)
+
+
+# -- notices --------------------------------------------------------------------------------
+class Notices:
+    """Renders ticket changes into outbox rows: one per recipient and channel."""
+
+    def __init__(self, inventory: Inventory, health: HealthMonitor) -> None:
+        self._inventory = inventory
+        self._topology = health.topology
+        self._email = (
+            inventory.notifications is not None and inventory.notifications.smtp is not None
+        )
+        self._webhook = (
+            inventory.notifications is not None
+            and inventory.notifications.webhook_secret is not None
+        )
+        self._telegram = (
+            inventory.notifications is not None and inventory.notifications.telegram is not None
+        )
+        self._provinces = Divisions().provinces
+
+    def rows(self, change: TicketChange) -> list[NewOutboxItem]:
+        """The outbox rows for one change (none when nobody is to be told)."""
+        if not change.recipients or self._inventory.notifications is None:
+            return []
+        notice = self.notice(change)
+        rows = []
+        for contact in change.recipients:
+            targets: list[tuple[ChannelKind, str, str]] = []
+            if contact.email and self._email:
+                targets.append((ChannelKind.EMAIL, "email", contact.email))
+            if contact.webhook and self._webhook:
+                targets.append(
+                    (ChannelKind.WEBHOOK, webhook_channel(contact.webhook), contact.name)
+                )
+            if contact.telegram_chat_id and self._telegram:
+                targets.append((ChannelKind.TELEGRAM, "telegram", contact.telegram_chat_id))
+            for kind, channel, recipient in targets:
+                rows.append(
+                    NewOutboxItem(
+                        channel=channel,
+                        recipient=recipient,
+                        payload=cast(JsonObject, outbox_payload(kind, notice)),
+                        dedup_key=dedup_key(notice, channel, recipient),
+                        ticket_id=change.ticket.id,
+                    )
+                )
+        return rows
+
+    def notice(self, change: TicketChange) -> TicketNotice:
+        """What the messages say about one change."""
+        t, e = change.ticket, change.ticket.evidence
+        event = _NOTICE.get(type(change), NoticeEvent.UPDATED)
+        try:
+            state = ProblemState(e.worst_state if event is NoticeEvent.OPENED else e.state)
+        except ValueError:
+            state = ProblemState.DOWN  # an upstream node or the monitor: "down"
+        link = self._topology.links.get(t.key.removeprefix("link:"))
+        subject = None
+        if t.key.startswith("upstream:"):
+            upstream = self._inventory.upstreams.get(t.key.removeprefix("upstream:"))
+            subject = upstream.name if upstream else t.key
+        elif t.key.startswith("portal:"):
+            portal = self._inventory.portals.get(t.key.removeprefix("portal:"))
+            subject = portal.name if portal else t.key
+        elif link is None:
+            subject = "NetWatch"
+        worst = e.worst or Measurements()
+        isp = self._inventory.isps.get(t.isp) if t.isp else None
+        province = None
+        if link is not None:
+            commune = self._inventory.commune(link.commune)
+            province = f"{commune.province_code:02d}" if commune else None
+        return TicketNotice(
+            event=event,
+            ticket_id=t.id,
+            event_id=change.event.seq,
+            kind=e.kind,
+            state=state,
+            at=change.event.at,
+            first_bad_at=e.first_bad_at,
+            downtime_s=e.downtime_s(change.event.at),
+            commune_code=link.commune if link else None,
+            commune_name=link.commune_name if link else None,
+            province_name=self._provinces.get(int(province)) if province else None,
+            subject_name=subject,
+            link_id=link.link if link else None,
+            isp_name=isp.name if isp else None,
+            circuit_id=link.circuit if link else None,
+            evidence=NoticeEvidence(
+                loss_ratio=worst.loss_ratio,
+                rtt_median_s=worst.rtt_median_s,
+                interface_up=worst.interface_up,
+                utilization_ratio=worst.utilization_ratio,
+            ),
+            escalation_level=max(t.level, 1),
+            note=change.event.text or None,
+            actor=change.event.actor.name
+            if change.event.actor.kind is not ActorKind.SYSTEM
+            else None,
+        )
+
+
+def webhook_channel(url: str) -> str:
+    """The outbox channel name of one webhook receiver."""
+    return f"webhook:{url}"
+
+
+# -- the service ------------------------------------------------------------------------------
+class Alerting:
+    """Evaluates the ticket book against the incidents and persists the outcome."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        store: Store,
+        health: HealthMonitor,
+        latest: LatestState,
+        *,
+        tick_s: float = 5.0,
+    ) -> None:
+        self._inventory = inventory
+        self._store = store
+        self._health = health
+        self._latest = latest
+        self._tick_s = tick_s
+        self._windows = windows_of(inventory)
+        self._notices = Notices(inventory, health)
+        self._lock = asyncio.Lock()  # evaluations and manual changes go through one book
+        self.book = TicketBook(policy=policy_of(inventory), directory=directory_of(inventory))
+        self.on_enqueued: list[Any] = []  # callbacks (the outbox worker's wake)
+
+    async def restore(self, now: datetime) -> None:
+        """Continue the episodes of a previous run instead of opening new tickets."""
+        since = now - timedelta(seconds=self.book.policy.reopen_window_s)
+        records = await self._store.ticket_books(since)
+        tickets = [ticket_from_json(r.book) for r in records if r.book]
+        self.book = TicketBook.restore(self.book.policy, self.book.directory, tickets)
+        if tickets:
+            log.info("tickets restored count=%d", len(tickets))
+
+    async def evaluate(self, now: datetime) -> tuple[Action, ...]:
+        """One evaluation: history, tickets and outbox rows written, then the book adopted."""
+        async with self._lock:
+            await self._record_history()
+            incidents = self._health.incidents
+            topology = self._health.topology
+            maintenance = {
+                i.key for i in incidents if incident_window(i, topology, self._windows, now)
+            }
+            step = self.book.evaluate(
+                incidents, now, maintenance=maintenance, measurements=self._measurements(incidents)
+            )
+            await self._persist(step.actions, now)
+            self.book = step.book
+            return step.actions
+
+    async def _persist(self, actions: Sequence[Action], now: datetime) -> None:
+        tickets: list[TicketRecord] = []
+        events: list[EventRecord] = []
+        outbox: list[NewOutboxItem] = []
+        for action in actions:
+            if isinstance(action, Suppressed):
+                log.info("ticket suppressed by maintenance key=%s", action.key)
+                continue
+            tickets.append(ticket_record(action.ticket))
+            events.append(event_record(action.ticket, action.event))
+            outbox.extend(self._notices.rows(action))
+            if isinstance(
+                action, OpenTicket | ReopenTicket | AutoResolve | Escalate | LinkToParent
+            ):
+                log.warning(
+                    "ticket %s id=%s key=%s state=%s",
+                    action.event.kind.value,
+                    action.ticket.id,
+                    action.ticket.key,
+                    action.ticket.evidence.state,
+                )
+        if tickets:
+            result = await self._store.apply_ticket_changes(tickets, events, outbox, now)
+            if result.outcome is TicketStepOutcome.INCIDENT_OPEN:
+                # Another unresolved ticket holds the incident (a second instance?): keep the
+                # old book, so nothing is announced that the store did not take.
+                raise RuntimeError(
+                    f"ticket {result.conflict_ticket_id} conflicts with an open ticket"
+                )
+        if outbox:
+            for wake in self.on_enqueued:
+                wake()
+
+    async def _record_history(self) -> None:
+        fresh = self._health.drain_transitions()
+        if not fresh:
+            return
+        try:
+            await self._store.record_transitions(
+                [StateChange(t.subject, t.new, t.since, t.detail) for t in fresh]
+            )
+        except Exception:
+            self._health.requeue_transitions(fresh)  # written next tick; nothing lost
+            raise
+
+    def _measurements(self, incidents: Sequence[Any]) -> dict[str, Measurements]:
+        out = {}
+        snmp = {r.link_key: r for obs in self._latest.snmp.values() for r in obs.interfaces}
+        for incident in incidents:
+            if not incident.key.startswith("link:"):
+                continue
+            target_key = incident.key
+            obs = self._latest.icmp.get(target_key)
+            reading = snmp.get(target_key)
+            ratios = [
+                r
+                for r in (
+                    reading.in_utilization_ratio if reading else None,
+                    reading.out_utilization_ratio if reading else None,
+                )
+                if r is not None
+            ]
+            out[incident.key] = Measurements(
+                loss_ratio=obs.result.loss_ratio if obs else None,
+                rtt_median_s=obs.result.rtt_median_s if obs else None,
+                interface_up=reading.oper_up if reading else None,
+                utilization_ratio=max(ratios) if ratios else None,
+            )
+        return out
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Evaluate every tick until stopped; a failing store delays tickets, never loses them."""
+        while not stop.is_set():
+            try:
+                await self.evaluate(datetime.now(UTC))
+            except Exception:
+                log.exception("ticket evaluation failed; retrying next tick")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._tick_s)
+
+
+class StoreOutbox:
+    """The store, seen through the notify worker's OutboxStore protocol."""
+
+    def __init__(self, store: Store, lease_s: float = 300.0) -> None:
+        self._store = store
+        self._lease_s = lease_s
+
+    async def claim_due(self, now: datetime, limit: int) -> list[NotifyItem]:
+        """Lease due items (they come back if this process dies before recording the outcome)."""
+        items = await self._store.claim_due(now, limit, lease_s=self._lease_s)
+        return [
+            NotifyItem(
+                id=i.id,
+                channel=i.channel,
+                recipient=i.recipient,
+                payload=dict(i.payload),
+                attempts=max(i.attempts - 1, 0),  # the store counts this claim as an attempt
+                dedup_key=i.dedup_key,
+            )
+            for i in items
+        ]
+
+    async def mark_sent(self, item_id: int, at: datetime) -> None:
+        """Record a confirmed delivery."""
+        await self._store.mark_sent(item_id, at)
+
+    async def mark_failed(
+        self, item_id: int, at: datetime, next_attempt_at: datetime | None, error: str
+    ) -> None:
+        """Record a failed attempt and when to try again (None: give up)."""
+        await self._store.mark_failed(item_id, error, next_attempt_at)
+
+
+def build_channels(
+    inventory: Inventory, session: aiohttp.ClientSession, clock: Clock
+) -> dict[str, Channel]:
+    """The delivery channels the inventory's notifications section configures, by outbox name."""
+    n = inventory.notifications
+    if n is None:
+        return {}
+    channels: dict[str, Channel] = {}
+    if n.smtp is not None:
+        s = n.smtp
+        channels["email"] = SmtpChannel(
+            SmtpConfig(
+                host=s.host,
+                port=s.port,
+                from_address=s.from_address,
+                username=s.username,
+                password=s.password,
+                starttls=s.starttls,
+                ca_file=Path(s.ca_file) if s.ca_file else None,
+            )
+        )
+    if n.webhook_secret is not None:
+        urls = {
+            c.webhook
+            for isp in inventory.isps.values()
+            for c in isp.contacts
+            if c.webhook is not None
+        } | {c.webhook for c in inventory.provincial_it.contacts if c.webhook is not None}
+        for url in sorted(urls):
+            channels[webhook_channel(url)] = WebhookChannel(
+                WebhookConfig(url=url, secret=n.webhook_secret), session, clock
+            )
+    if n.telegram is not None:
+        channels["telegram"] = TelegramChannel(
+            TelegramConfig(token=n.telegram.bot_token, api_base_url=n.telegram.api_base_url),
+            session,
+        )
+    return channels
