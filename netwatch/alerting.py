@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -44,9 +44,11 @@ from alerts.tickets import (
     Measurements,
     Noted,
     OpenTicket,
+    Refused,
     Remind,
     ReopenTicket,
     Resolved,
+    Step,
     Suppressed,
     Ticket,
     TicketBook,
@@ -470,6 +472,39 @@ class Alerting:
             await self._persist(step.actions, now)
             self.book = step.book
             return step.actions
+
+    async def acknowledge(
+        self, ticket_id: str, actor: Actor, now: datetime, text: str = ""
+    ) -> Ticket | Refused:
+        """An ISP engineer or provincial IT takes the ticket; escalation stops."""
+        return await self._manual(
+            ticket_id, now, lambda b: b.acknowledge(ticket_id, actor, now, text)
+        )
+
+    async def resolve(
+        self, ticket_id: str, actor: Actor, now: datetime, text: str = ""
+    ) -> Ticket | Refused:
+        """Someone says it is fixed (reopened later if the link is in fact still bad)."""
+        return await self._manual(ticket_id, now, lambda b: b.resolve(ticket_id, actor, now, text))
+
+    async def note(
+        self, ticket_id: str, actor: Actor, now: datetime, text: str
+    ) -> Ticket | Refused:
+        """A note in the ticket's log, sent to those already told."""
+        return await self._manual(ticket_id, now, lambda b: b.note(ticket_id, actor, now, text))
+
+    async def _manual(
+        self, ticket_id: str, now: datetime, change: Callable[[TicketBook], Step | Refused]
+    ) -> Ticket | Refused:
+        async with self._lock:  # applied to the book current under the lock
+            step = change(self.book)
+            if isinstance(step, Refused):
+                return step
+            await self._persist(step.actions, now)
+            self.book = step.book
+            ticket = self.book.by_id(ticket_id)
+            assert ticket is not None  # the book just changed it
+            return ticket
 
     async def _persist(self, actions: Sequence[Action], now: datetime) -> None:
         tickets: list[TicketRecord] = []
