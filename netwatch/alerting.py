@@ -80,6 +80,7 @@ from netwatch.notify.messages import (
 )
 from netwatch.notify.messages import Evidence as NoticeEvidence
 from netwatch.notify.outbox import OutboxItem as NotifyItem
+from netwatch.signing import LinkSigner
 from netwatch.state import LatestState
 from netwatch.store import Store, TicketStepOutcome
 from netwatch.store.types import (
@@ -389,6 +390,12 @@ class Notices:
         if link is not None:
             commune = self._inventory.commune(link.commune)
             province = f"{commune.province_code:02d}" if commune else None
+        signed = None
+        if self._inventory.notifications is not None:
+            # Signed from the event's time, not the wall clock: a replayed evaluation renders
+            # the same message, and every reminder or escalation carries a fresh link.
+            signer = LinkSigner.from_notifications(self._inventory.notifications)
+            signed = signer.sign(t.id, change.event.at)
         return TicketNotice(
             event=event,
             ticket_id=t.id,
@@ -411,6 +418,8 @@ class Notices:
                 interface_up=worst.interface_up,
                 utilization_ratio=worst.utilization_ratio,
             ),
+            ticket_url=signed.url if signed else None,
+            ticket_url_expires_at=signed.expires_at if signed else None,
             escalation_level=max(t.level, 1),
             note=change.event.text or None,
             actor=change.event.actor.name
@@ -463,9 +472,8 @@ class Alerting:
             await self._record_history()
             incidents = self._health.incidents
             topology = self._health.topology
-            maintenance = {
-                i.key for i in incidents if incident_window(i, topology, self._windows, now)
-            }
+            windows = self._windows + await self._api_windows(now)
+            maintenance = {i.key for i in incidents if incident_window(i, topology, windows, now)}
             step = self.book.evaluate(
                 incidents, now, maintenance=maintenance, measurements=self._measurements(incidents)
             )
@@ -505,6 +513,24 @@ class Alerting:
             ticket = self.book.by_id(ticket_id)
             assert ticket is not None  # the book just changed it
             return ticket
+
+    async def _api_windows(self, now: datetime) -> tuple[MaintenanceWindow, ...]:
+        """Windows created through the API that are active now, as alerts/ evaluates them."""
+        out: list[MaintenanceWindow] = []
+        for w in await self._store.maintenance_windows(now, now + timedelta(seconds=1)):
+            schedule = OneOff(w.starts_at, w.ends_at)
+            if w.scope == "upstream":  # alerts/ scopes links; an upstream covers those behind it
+                out.extend(
+                    MaintenanceWindow(
+                        MaintenanceScope(ScopeKind.LINK, link.link), schedule, w.reason
+                    )
+                    for link in self._health.topology.links.values()
+                    if link.upstream == w.target
+                )
+            else:
+                kind = ScopeKind(w.scope)
+                out.append(MaintenanceWindow(MaintenanceScope(kind, w.target), schedule, w.reason))
+        return tuple(out)
 
     async def _persist(self, actions: Sequence[Action], now: datetime) -> None:
         tickets: list[TicketRecord] = []

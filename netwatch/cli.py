@@ -80,6 +80,72 @@ def _import(args: argparse.Namespace) -> int:
     return 1 if result.problems else 0
 
 
+async def _token_command(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from netwatch.store import RevokeOutcome, open_store
+
+    store = await open_store(args.database_url or None, data_dir=Path(args.data_dir))
+    try:
+        now = datetime.now(UTC)
+        if args.verb == "create":
+            issued = await store.create_token(args.name, args.scope or ["write"], now)
+            print(issued.token)
+            print(
+                f"token {issued.info.id} ({issued.info.name}, scopes: "
+                f"{', '.join(issued.info.scopes)}) created; the token above is shown only once",
+                file=sys.stderr,
+            )
+            return 0
+        if args.verb == "list":
+            for token in await store.list_tokens():
+                status = f"revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "active"
+                print(
+                    f"{token.id}  {token.name}  scopes={','.join(token.scopes)}  "
+                    f"created={token.created_at:%Y-%m-%d}  {status}"
+                )
+            return 0
+        outcome = await store.revoke_token(args.id, now)
+        if outcome is RevokeOutcome.NOT_FOUND:
+            print(f"netwatch token: no token with id {args.id}", file=sys.stderr)
+            return 1
+        print(f"token {args.id} {'revoked' if outcome is RevokeOutcome.DONE else 'was revoked'}")
+        return 0
+    finally:
+        await store.close()
+
+
+def _token(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(_token_command(args))
+
+
+def _register_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = sub.add_parser("token", help="API tokens for the write API (stored hashed)")
+    token.set_defaults(handler=_token)
+    commands = token.add_subparsers(dest="verb", required=True, metavar="ACTION")
+    create = commands.add_parser("create", help="make a token and print it once")
+    create.add_argument("name", help="who uses it; ticket logs name the token by this")
+    create.add_argument(
+        "--scope", action="append", choices=["write"], help="scope (default: write)"
+    )
+    commands.add_parser("list", help="list tokens (never the tokens themselves)")
+    revoke = commands.add_parser("revoke", help="refuse a token from now on")
+    revoke.add_argument("id", help="the token id shown by `netwatch token list`")
+    for command in commands.choices.values():
+        command.add_argument(
+            "--data-dir",
+            default="data",
+            help="where the embedded SQLite database lives (default: ./data)",
+        )
+        command.add_argument(
+            "--database-url",
+            default=os.environ.get("NETWATCH_DATABASE_URL"),
+            help="PostgreSQL URL instead of SQLite (default: $NETWATCH_DATABASE_URL)",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -118,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_run(sub)
     register_probe(sub)
+    _register_token(sub)
     return parser
 
 

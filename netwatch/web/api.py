@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-router = APIRouter(prefix="/api/v1", tags=["links"])
+from alerts.tickets import Actor, Refusal, Refused
+from netwatch.health import link_id
+from netwatch.inventory.models import LOCAL_TZ
+from netwatch.store import MaintenanceWindow, NewMaintenance, RevokeOutcome, TicketState
+from netwatch.store import Ticket as StoredTicket
+from netwatch.store.types import JsonObject, JsonValue
+from netwatch.web.auth import Caller, WriteCaller
+
+if TYPE_CHECKING:
+    from netwatch.web.app import Runtime
+
+router = APIRouter(prefix="/api/v1")
 
 
 class LinkView(BaseModel):
@@ -87,7 +103,12 @@ def _links(request: Request, commune: str | None = None) -> list[LinkView]:
     return out
 
 
-@router.get("/links", response_model=list[LinkView], summary="Every link and its latest round")
+@router.get(
+    "/links",
+    response_model=list[LinkView],
+    tags=["links"],
+    summary="Every link and its latest round",
+)
 def list_links(request: Request) -> list[LinkView]:
     """Links of every commune with the latest ICMP and SNMP measurements."""
     return _links(request)
@@ -96,6 +117,7 @@ def list_links(request: Request) -> list[LinkView]:
 @router.get(
     "/communes/{code}",
     response_model=CommuneView,
+    tags=["links"],
     summary="One commune by official code",
     responses={404: {"description": "No such commune in the configuration"}},
 )
@@ -148,3 +170,711 @@ def list_incidents(request: Request) -> list[IncidentView]:
         )
         for i in request.app.state.runtime.health.incidents
     ]
+
+
+# --- tickets, availability, maintenance -------------------------------------------------------
+# Read endpoints are open like the ones above (the status page shows the same facts); the write
+# endpoints need a bearer token with the "write" scope (netwatch.web.auth).
+
+MAX_TEXT_CHARS = 2000
+_TICKET_404: dict[int | str, dict[str, Any]] = {404: {"description": "No such ticket"}}
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing, unknown or revoked API token"},
+    403: {"description": "The token lacks the write scope"},
+}
+
+
+def local_iso(at: datetime | None) -> str | None:
+    """The moment as ISO 8601 in Asia/Ho_Chi_Minh (+07:00)."""
+    return at.astimezone(LOCAL_TZ).isoformat() if at is not None else None
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+    if runtime is None or runtime.store is None or runtime.alerting is None:
+        raise HTTPException(503, "NetWatch is starting; try again in a few seconds")
+    return runtime
+
+
+class EventView(BaseModel):
+    """One entry of a ticket's log."""
+
+    seq: int | None
+    at: datetime
+    at_local: str
+    actor: str  # "netwatch", "isp:VNPT Lâm Đồng", "provincial_it:ops"
+    kind: str  # opened, acknowledged, note, resolved, escalated, auto_resolved, ...
+    text: str
+
+
+class SubjectView(BaseModel):
+    """What a ticket is about: a link (with its commune), an upstream node, a portal."""
+
+    name: str
+    commune: str | None
+    commune_name: str | None
+    link: str | None  # the link id within the commune
+    circuit: str | None
+    isp: str | None
+    isp_name: str | None
+
+
+class TicketView(BaseModel):
+    """A ticket with its age and acknowledgement."""
+
+    id: str
+    incident_key: str
+    kind: str  # link_fault, capacity, upstream_outage, portal_outage, monitor_connectivity
+    route: str  # isp, provincial_it, isp_and_provincial_it
+    state: str  # open, acknowledged, resolved
+    problem_state: str | None  # down, lossy, slow, congested, failing (the latest)
+    worst_state: str | None
+    detail: str | None  # e.g. interface_down, router_unreachable
+    subject: SubjectView
+    opened_at: datetime
+    opened_at_local: str
+    age_s: float
+    acknowledged: bool
+    acknowledged_at: datetime | None
+    acknowledged_at_local: str | None
+    resolved_at: datetime | None
+    resolved_at_local: str | None
+    first_bad_at: datetime | None
+    first_bad_at_local: str | None
+    downtime_s: float
+    escalation_level: int
+
+
+class EvidenceView(BaseModel):
+    """What NetWatch measured over the episode (None: not measured)."""
+
+    links: list[str]  # affected links, "CODE/LINK-ID"
+    worst_loss_ratio: float | None
+    worst_rtt_median_s: float | None
+    interface_up: bool | None  # False if the router's WAN interface was seen down
+    worst_utilization_ratio: float | None
+    first_loss_ratio: float | None
+    first_rtt_median_s: float | None
+
+
+class TicketDetail(TicketView):
+    """A ticket with its evidence and its whole log."""
+
+    evidence: EvidenceView
+    events: list[EventView]
+
+
+def _get(obj: JsonObject | None, key: str) -> JsonValue:
+    return obj.get(key) if isinstance(obj, Mapping) else None
+
+
+def _obj(value: JsonValue) -> JsonObject | None:
+    return value if isinstance(value, Mapping) else None
+
+
+def _str(value: JsonValue) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _num(value: JsonValue) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _time(value: JsonValue) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def downtime_s(evidence: JsonObject, now: datetime) -> float:
+    """Time the subject was bad during the episode, as of now (closed stretches + running)."""
+    closed_s = _num(_get(evidence, "downtime_closed_s")) or 0.0
+    bad_since = _time(_get(evidence, "bad_since"))
+    running_s = max((now - bad_since).total_seconds(), 0.0) if bad_since else 0.0
+    return closed_s + running_s
+
+
+def subject_of(runtime: Runtime, ticket: StoredTicket) -> SubjectView:
+    """A ticket's subject, named from the inventory."""
+    key = ticket.incident_key
+    isp = runtime.inventory.isps.get(ticket.isp) if ticket.isp else None
+    isp_name = isp.name if isp is not None else ticket.isp
+    kind, _, rest = key.partition(":")
+    info = runtime.health.topology.links.get(rest) if kind == "link" else None
+    if info is not None:
+        return SubjectView(
+            name=f"{info.commune_name} — {info.link.split('/', 1)[-1]}",
+            commune=info.commune,
+            commune_name=info.commune_name,
+            link=info.link.split("/", 1)[-1],
+            circuit=info.circuit,
+            isp=ticket.isp,
+            isp_name=isp_name,
+        )
+    name = key
+    if kind == "upstream" and rest in runtime.inventory.upstreams:
+        name = runtime.inventory.upstreams[rest].name
+    elif kind == "portal" and rest in runtime.inventory.portals:
+        name = runtime.inventory.portals[rest].name
+    elif key == "monitor":
+        name = "NetWatch"
+    return SubjectView(
+        name=name,
+        commune=None,
+        commune_name=None,
+        link=None,
+        circuit=None,
+        isp=ticket.isp,
+        isp_name=isp_name,
+    )
+
+
+def ticket_view(runtime: Runtime, ticket: StoredTicket, now: datetime) -> TicketView:
+    """A stored ticket as the API shows it."""
+    ev = ticket.evidence
+    first_bad_at = _time(_get(ev, "first_bad_at"))
+    return TicketView(
+        id=ticket.id,
+        incident_key=ticket.incident_key,
+        kind=ticket.kind,
+        route=ticket.route,
+        state=ticket.state.value,
+        problem_state=_str(_get(ev, "state")),
+        worst_state=_str(_get(ev, "worst_state")),
+        detail=_str(_get(ev, "detail")),
+        subject=subject_of(runtime, ticket),
+        opened_at=ticket.opened_at,
+        opened_at_local=local_iso(ticket.opened_at) or "",
+        age_s=max((now - ticket.opened_at).total_seconds(), 0.0),
+        acknowledged=ticket.acknowledged_at is not None,
+        acknowledged_at=ticket.acknowledged_at,
+        acknowledged_at_local=local_iso(ticket.acknowledged_at),
+        resolved_at=ticket.resolved_at,
+        resolved_at_local=local_iso(ticket.resolved_at),
+        first_bad_at=first_bad_at,
+        first_bad_at_local=local_iso(first_bad_at),
+        downtime_s=downtime_s(ev, now),
+        escalation_level=ticket.escalation_level,
+    )
+
+
+async def ticket_detail(runtime: Runtime, ticket: StoredTicket, now: datetime) -> TicketDetail:
+    """A stored ticket with its evidence and log."""
+    assert runtime.store is not None  # _runtime checked it
+    events = await runtime.store.ticket_events(ticket.id)
+    ev = ticket.evidence
+    worst, first = _obj(_get(ev, "worst")), _obj(_get(ev, "first"))
+    links = _get(ev, "links")
+    interface_up = _get(worst, "interface_up")
+    return TicketDetail(
+        **ticket_view(runtime, ticket, now).model_dump(),
+        evidence=EvidenceView(
+            links=[x for x in links if isinstance(x, str)] if isinstance(links, list) else [],
+            worst_loss_ratio=_num(_get(worst, "loss_ratio")),
+            worst_rtt_median_s=_num(_get(worst, "rtt_median_s")),
+            interface_up=interface_up if isinstance(interface_up, bool) else None,
+            worst_utilization_ratio=_num(_get(worst, "utilization_ratio")),
+            first_loss_ratio=_num(_get(first, "loss_ratio")),
+            first_rtt_median_s=_num(_get(first, "rtt_median_s")),
+        ),
+        events=[
+            EventView(
+                seq=e.seq,
+                at=e.at,
+                at_local=local_iso(e.at) or "",
+                actor=e.actor,
+                kind=e.kind,
+                text=e.text,
+            )
+            for e in events
+        ],
+    )
+
+
+class ManualAction(enum.Enum):
+    """What a person does to a ticket."""
+
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+    NOTE = "note"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionFailure:
+    """A manual action not done: the HTTP status, and why in English and in Vietnamese."""
+
+    status: int
+    reason: str
+    message: str
+    message_vi: str
+
+
+def refusal_failure(ticket_id: str, reason: Refusal) -> ActionFailure:
+    """409 (or 422 for an empty note) for what the ticket book refused."""
+    texts = {
+        Refusal.ALREADY_ACKNOWLEDGED: (
+            f"ticket {ticket_id} is already acknowledged",
+            f"Phiếu {ticket_id} đã được tiếp nhận trước đó.",
+        ),
+        Refusal.ALREADY_RESOLVED: (
+            f"ticket {ticket_id} is already resolved",
+            f"Phiếu {ticket_id} đã được đóng.",
+        ),
+        Refusal.UNKNOWN_TICKET: (
+            f"ticket {ticket_id} is no longer current: it was closed long ago or a newer "
+            "ticket stands for the same problem",
+            f"Phiếu {ticket_id} không còn hiệu lực: phiếu đã đóng từ lâu hoặc đã có phiếu mới "
+            "cho cùng sự cố.",
+        ),
+        Refusal.EMPTY_NOTE: ("a note needs text", "Ghi chú cần có nội dung."),
+    }
+    message, message_vi = texts[reason]
+    status = 422 if reason is Refusal.EMPTY_NOTE else 409
+    return ActionFailure(status, reason.value, message, message_vi)
+
+
+def ticket_not_found(ticket_id: str) -> ActionFailure:
+    """404 for a ticket id the store does not know."""
+    return ActionFailure(
+        404,
+        "unknown_ticket",
+        f"ticket {ticket_id!r} not found",
+        f"Không tìm thấy phiếu {ticket_id}.",
+    )
+
+
+async def apply_action(
+    runtime: Runtime,
+    ticket_id: str,
+    action: ManualAction,
+    actor: Actor,
+    text: str,
+    now: datetime,
+) -> StoredTicket | ActionFailure:
+    """Acknowledge, resolve or note a ticket through the alerting service (one book, persisted)."""
+    assert runtime.store is not None  # _runtime checked both
+    assert runtime.alerting is not None
+    text = text.strip()
+    if action is ManualAction.NOTE and not text:
+        return refusal_failure(ticket_id, Refusal.EMPTY_NOTE)
+    if len(text) > MAX_TEXT_CHARS:
+        return ActionFailure(
+            422,
+            "text_too_long",
+            f"text is longer than {MAX_TEXT_CHARS} characters",
+            f"Nội dung dài quá {MAX_TEXT_CHARS} ký tự.",
+        )
+    if await runtime.store.get_ticket(ticket_id) is None:
+        return ticket_not_found(ticket_id)
+    alerting = runtime.alerting
+    if action is ManualAction.ACKNOWLEDGE:
+        result = await alerting.acknowledge(ticket_id, actor, now, text)
+    elif action is ManualAction.RESOLVE:
+        result = await alerting.resolve(ticket_id, actor, now, text)
+    else:
+        result = await alerting.note(ticket_id, actor, now, text)
+    if isinstance(result, Refused):
+        return refusal_failure(ticket_id, result.reason)
+    stored = await runtime.store.get_ticket(ticket_id)
+    assert stored is not None  # it was there, and tickets are never deleted
+    return stored
+
+
+def parse_moment(text: str, field: str, *, as_end: bool) -> tuple[datetime, bool]:
+    """A month, a date or a date-time (local time unless an offset is given); 422 otherwise.
+
+    As an end, a month or a date means through its last moment (the next one's start), so
+    start=2026-11-01&end=2026-11-30 covers all of November. Returns (moment, was a month).
+    """
+    value = text.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}", value):
+            year, month = int(value[:4]), int(value[5:])
+            first = datetime(year, month, 1, tzinfo=LOCAL_TZ)
+            if as_end:
+                first = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=LOCAL_TZ)
+            return first, True
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            day = date.fromisoformat(value)
+            start = datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ)
+            return (start + timedelta(days=1) if as_end else start), False
+        moment = datetime.fromisoformat(value)
+    except (ValueError, OverflowError):
+        pass
+    else:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)), False
+    raise HTTPException(
+        422,
+        f"{field}: {text!r} is not a month (2026-11), a date (2026-11-01) or a date and time "
+        "(2026-11-01T08:00, local time unless an offset is given)",
+    )
+
+
+@router.get(
+    "/tickets",
+    response_model=list[TicketView],
+    tags=["tickets"],
+    summary="Tickets, newest first",
+    responses={422: {"description": "A filter is not valid"}},
+)
+async def list_tickets(
+    request: Request,
+    state: Annotated[
+        list[Literal["open", "acknowledged", "resolved"]] | None,
+        Query(description="Only tickets in these states (repeat the parameter for several)"),
+    ] = None,
+    since: Annotated[
+        str | None,
+        Query(description="Only tickets opened from then on: 2026-11, 2026-11-01 or a date-time"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many")] = 100,
+) -> list[TicketView]:
+    """Tickets with their age, acknowledgement, subject and downtime so far."""
+    runtime = _runtime(request)
+    assert runtime.store is not None
+    opened_since = parse_moment(since, "since", as_end=False)[0] if since else None
+    states = [TicketState(s) for s in state] if state else None
+    now = datetime.now(UTC)
+    tickets = await runtime.store.list_tickets(states, opened_since, limit)
+    return [ticket_view(runtime, t, now) for t in tickets]
+
+
+@router.get(
+    "/tickets/{ticket_id}",
+    response_model=TicketDetail,
+    tags=["tickets"],
+    summary="One ticket with its evidence and log",
+    responses=_TICKET_404,
+)
+async def get_ticket(ticket_id: str, request: Request) -> TicketDetail:
+    """A ticket with everything it proves and every change made to it."""
+    runtime = _runtime(request)
+    assert runtime.store is not None
+    ticket = await runtime.store.get_ticket(ticket_id)
+    if ticket is None:
+        raise HTTPException(404, ticket_not_found(ticket_id).message)
+    return await ticket_detail(runtime, ticket, datetime.now(UTC))
+
+
+class ActionIn(BaseModel):
+    """Optional words to go with an acknowledgement or a resolution."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field("", max_length=MAX_TEXT_CHARS)
+
+
+class NoteIn(BaseModel):
+    """A note for the ticket's log."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+
+
+async def _act(
+    request: Request, ticket_id: str, action: ManualAction, caller: Caller, text: str
+) -> TicketDetail:
+    runtime = _runtime(request)
+    now = datetime.now(UTC)
+    result = await apply_action(runtime, ticket_id, action, caller.actor, text, now)
+    if isinstance(result, ActionFailure):
+        raise HTTPException(result.status, result.message)
+    return await ticket_detail(runtime, result, now)
+
+
+_ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_AUTH_ERRORS,
+    404: {"description": "No such ticket"},
+    409: {"description": "Refused by the ticket's lifecycle (already acknowledged, resolved)"},
+}
+
+
+@router.post(
+    "/tickets/{ticket_id}/acknowledge",
+    response_model=TicketDetail,
+    tags=["tickets"],
+    summary="Take a ticket: escalation and reminders stop",
+    responses=_ACTION_ERRORS,
+)
+async def acknowledge_ticket(
+    ticket_id: str, request: Request, caller: WriteCaller, body: ActionIn | None = None
+) -> TicketDetail:
+    """Acknowledge as provincial IT (the log names the token)."""
+    text = body.text if body else ""
+    return await _act(request, ticket_id, ManualAction.ACKNOWLEDGE, caller, text)
+
+
+@router.post(
+    "/tickets/{ticket_id}/resolve",
+    response_model=TicketDetail,
+    tags=["tickets"],
+    summary="Resolve a ticket by hand",
+    responses=_ACTION_ERRORS,
+)
+async def resolve_ticket(
+    ticket_id: str, request: Request, caller: WriteCaller, body: ActionIn | None = None
+) -> TicketDetail:
+    """Resolve as provincial IT; it reopens if the problem is in fact still there."""
+    text = body.text if body else ""
+    return await _act(request, ticket_id, ManualAction.RESOLVE, caller, text)
+
+
+@router.post(
+    "/tickets/{ticket_id}/notes",
+    response_model=TicketDetail,
+    tags=["tickets"],
+    summary="Add a note to a ticket's log",
+    responses=_ACTION_ERRORS,
+)
+async def note_ticket(
+    ticket_id: str, request: Request, caller: WriteCaller, body: NoteIn
+) -> TicketDetail:
+    """A note, told to those already notified of the ticket."""
+    return await _act(request, ticket_id, ManualAction.NOTE, caller, body.text)
+
+
+# --- availability --------------------------------------------------------------------------
+
+
+class AvailabilityView(BaseModel):
+    """How one link spent a period: unavailable (down), degraded, ok, unknown seconds."""
+
+    subject: str  # "CODE/LINK-ID"
+    commune: str
+    commune_name: str
+    link: str
+    isp: str
+    start: datetime
+    end: datetime
+    start_local: str
+    end_local: str
+    availability_ratio: float | None  # 1 - down / known; None when nothing is known
+    ok_ratio: float | None  # ok / known: the stricter figure
+    ok_s: float
+    down_s: float
+    degraded_s: float  # slow, lossy, congested: available, reported apart
+    unknown_s: float  # NetWatch not running, before the first round, in the future
+    seconds_by_state: dict[str, float]
+
+
+@router.get(
+    "/links/{commune}/{link}/availability",
+    response_model=AvailabilityView,
+    tags=["links"],
+    summary="A link's availability over a period",
+    responses={
+        404: {"description": "No such commune or link"},
+        422: {"description": "The period is not valid"},
+    },
+)
+async def link_availability(
+    commune: str,
+    link: str,
+    request: Request,
+    start: Annotated[
+        str | None,
+        Query(
+            description="2026-11 (a month), 2026-11-01 or a date-time; local time "
+            "(Asia/Ho_Chi_Minh) unless an offset is given. Default: this month."
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        Query(
+            description="A month or a date counts through its end. Default: the end of "
+            "start's month when start is a month, else now."
+        ),
+    ] = None,
+) -> AvailabilityView:
+    """Seconds down, degraded, ok and unknown, and the availability ratio (unknown excluded)."""
+    runtime = _runtime(request)
+    assert runtime.store is not None
+    code = commune.zfill(5) if commune.isdigit() else commune
+    info = runtime.health.topology.links.get(link_id(code, link))
+    if info is None:
+        if runtime.inventory.commune(code) is None:
+            raise HTTPException(404, f"commune {commune!r} is not monitored by this NetWatch")
+        raise HTTPException(404, f"commune {code} has no link {link!r}")
+    now = datetime.now(UTC)
+    if start is None:
+        local_now = now.astimezone(LOCAL_TZ)
+        start = f"{local_now:%Y-%m}"
+    period_start, month = parse_moment(start, "start", as_end=False)
+    if end is not None:
+        period_end = parse_moment(end, "end", as_end=True)[0]
+    elif month:
+        period_end = parse_moment(start, "start", as_end=True)[0]
+    else:
+        period_end = now
+    if period_end <= period_start:
+        raise HTTPException(422, "end must be after start")
+    a = await runtime.store.availability(info.link, period_start, period_end, now)
+    return AvailabilityView(
+        subject=info.link,
+        commune=info.commune,
+        commune_name=info.commune_name,
+        link=link,
+        isp=info.isp,
+        start=a.start,
+        end=a.end,
+        start_local=local_iso(a.start) or "",
+        end_local=local_iso(a.end) or "",
+        availability_ratio=a.availability_ratio,
+        ok_ratio=a.ok_ratio,
+        ok_s=a.ok_s,
+        down_s=a.unavailable_s,
+        degraded_s=a.degraded_s,
+        unknown_s=a.unknown_s,
+        seconds_by_state=dict(a.seconds_by_state),
+    )
+
+
+# --- maintenance windows -------------------------------------------------------------------
+
+
+class ScopeIn(BaseModel):
+    """What a window covers: exactly one of province, commune, link, isp, upstream."""
+
+    model_config = ConfigDict(extra="forbid")
+    province: int | None = None
+    commune: str | None = None
+    link: str | None = Field(None, description='"CODE/LINK-ID", e.g. "24848/vnpt-tslcd"')
+    isp: str | None = None
+    upstream: str | None = None
+
+
+class MaintenanceIn(BaseModel):
+    """A one-off maintenance window; times without an offset are local (Asia/Ho_Chi_Minh)."""
+
+    model_config = ConfigDict(extra="forbid")
+    scope: ScopeIn
+    start: datetime
+    end: datetime
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class MaintenanceView(BaseModel):
+    """A stored maintenance window."""
+
+    id: int
+    scope: str
+    target: str
+    start: datetime
+    end: datetime
+    start_local: str
+    end_local: str
+    reason: str
+    created_by: str
+    created_at: datetime
+    cancelled_at: datetime | None
+
+
+def _maintenance_view(w: MaintenanceWindow) -> MaintenanceView:
+    return MaintenanceView(
+        id=w.id,
+        scope=w.scope,
+        target=w.target,
+        start=w.starts_at,
+        end=w.ends_at,
+        start_local=local_iso(w.starts_at) or "",
+        end_local=local_iso(w.ends_at) or "",
+        reason=w.reason,
+        created_by=w.created_by,
+        created_at=w.created_at,
+        cancelled_at=w.cancelled_at,
+    )
+
+
+def _scope_target(runtime: Runtime, scope: ScopeIn) -> tuple[str, str]:
+    """(scope, target) checked against the inventory; 422 naming what is wrong."""
+    given = {k: v for k, v in scope.model_dump().items() if v is not None}
+    if len(given) != 1:
+        raise HTTPException(
+            422, "scope: name exactly one of province, commune, link, isp, upstream"
+        )
+    kind, value = next(iter(given.items()))
+    inventory = runtime.inventory
+    if kind == "province":
+        if value not in {c.province_code for c in inventory.communes}:
+            raise HTTPException(422, f"scope: province {value} has no monitored commune")
+        return kind, str(value)
+    if kind == "commune":
+        code = value.zfill(5) if value.isdigit() else value
+        if inventory.commune(code) is None:
+            raise HTTPException(422, f"scope: commune {value!r} is not monitored")
+        return kind, code
+    if kind == "link":
+        if value not in runtime.health.topology.links:
+            raise HTTPException(422, f"scope: link {value!r} is not monitored (write CODE/LINK-ID)")
+        return kind, value
+    names = inventory.isps if kind == "isp" else inventory.upstreams
+    if value not in names:
+        raise HTTPException(422, f"scope: {kind} {value!r} is not in the configuration")
+    return kind, value
+
+
+@router.get(
+    "/maintenance",
+    response_model=list[MaintenanceView],
+    tags=["maintenance"],
+    summary="Maintenance windows made through the API, not ended and not cancelled",
+)
+async def list_maintenance(request: Request) -> list[MaintenanceView]:
+    """Current and coming windows (the config file's own windows are not listed here)."""
+    runtime = _runtime(request)
+    assert runtime.store is not None
+    windows = await runtime.store.maintenance_windows(start=datetime.now(UTC))
+    return [_maintenance_view(w) for w in windows]
+
+
+@router.post(
+    "/maintenance",
+    response_model=MaintenanceView,
+    status_code=201,
+    tags=["maintenance"],
+    summary="Plan a one-off maintenance window",
+    responses={**_AUTH_ERRORS, 422: {"description": "Bad scope or times"}},
+)
+async def create_maintenance(
+    body: MaintenanceIn, request: Request, caller: WriteCaller
+) -> MaintenanceView:
+    """Store a window: tickets of what it covers are suppressed while it lasts."""
+    runtime = _runtime(request)
+    assert runtime.store is not None
+    kind, target = _scope_target(runtime, body.scope)
+    start = body.start if body.start.tzinfo else body.start.replace(tzinfo=LOCAL_TZ)
+    end = body.end if body.end.tzinfo else body.end.replace(tzinfo=LOCAL_TZ)
+    if end <= start:
+        raise HTTPException(422, "end must be after start")
+    window = await runtime.store.add_maintenance(
+        NewMaintenance(kind, target, start, end, body.reason.strip(), caller.created_by),
+        datetime.now(UTC),
+    )
+    return _maintenance_view(window)
+
+
+@router.delete(
+    "/maintenance/{window_id}",
+    status_code=204,
+    tags=["maintenance"],
+    summary="Cancel a maintenance window",
+    responses={
+        **_AUTH_ERRORS,
+        404: {"description": "No such window"},
+        409: {"description": "Already cancelled"},
+    },
+)
+async def cancel_maintenance(window_id: int, request: Request, caller: WriteCaller) -> Response:
+    """Cancel a window: it stops suppressing from now on."""
+    runtime = _runtime(request)
+    assert runtime.store is not None
+    outcome = await runtime.store.cancel_maintenance(window_id, datetime.now(UTC))
+    if outcome is RevokeOutcome.NOT_FOUND:
+        raise HTTPException(404, f"maintenance window {window_id} not found")
+    if outcome is RevokeOutcome.ALREADY:
+        raise HTTPException(409, f"maintenance window {window_id} is already cancelled")
+    return Response(status_code=204)

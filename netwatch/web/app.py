@@ -31,7 +31,7 @@ from netwatch.notify.outbox import OutboxWorker
 from netwatch.plan import Plan, compile_plan
 from netwatch.state import LatestState
 from netwatch.store import Store, open_store
-from netwatch.web import api, status
+from netwatch.web import api, isp, status
 from probes.http import HttpProber
 from probes.icmp import IcmpPinger, IcmpUnavailableError
 from probes.snmp import SnmpPoller
@@ -161,5 +161,6 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(api.router)
+    app.include_router(isp.router)
     app.include_router(status.router)
     return app

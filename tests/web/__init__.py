@@ -1,0 +1,1 @@
+"""Tests of the web side: API, ISP ticket links, tokens."""

@@ -1,0 +1,275 @@
+"""A real NetWatch (probing off) under uvicorn on loopback, with a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from alerts.model import Incident, IncidentKind, Route
+from netwatch.inventory import Inventory, load_inventory
+from netwatch.observations import IcmpObservation
+from netwatch.signing import LinkSigner
+from netwatch.store import Store, open_store
+from netwatch.web.app import Runtime, create_app
+from probes.icmp import PingResult
+
+LINK_SECRET = "test-link-secret-0123456789"
+COMMUNE = "24848"
+LINK = "vnpt-tslcd"
+LINK_ID = f"{COMMUNE}/{LINK}"
+CONFIG = """
+province: 68
+isps:
+  vnpt:
+    name: VNPT Lâm Đồng
+  viettel:
+    name: Viettel Lâm Đồng
+provincial_it:
+  name: Trung tâm Chuyển đổi số tỉnh Lâm Đồng
+notifications:
+  public_url: https://netwatch.lamdong.example
+  link_secret: {env: NETWATCH_LINK_SECRET}
+  link_valid_days: 7
+tickets:
+  recovery_min: 10
+  reopen_window_min: 120
+upstreams:
+  pop-lac-duong:
+    name: POP VNPT Lạc Dương
+    isp: vnpt
+communes:
+  - code: 24848
+    links:
+      - id: vnpt-tslcd
+        isp: vnpt
+        circuit: LDG-TSLCD-0001
+        bandwidth_mbps: 100
+        path: tslcd
+        address: 127.0.0.1
+        upstream: pop-lac-duong
+      - id: viettel-inet
+        isp: viettel
+        circuit: VTL-INET-0042
+        bandwidth_mbps: 50
+        path: internet
+        address: 127.0.0.2
+"""
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An HTTP answer."""
+
+    status: int
+    headers: dict[str, str]
+    text: str
+
+    def json(self) -> Any:
+        """The body as JSON."""
+        return json.loads(self.text)
+
+
+class Client:
+    """A real HTTP client (urllib) against the real server."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: object | None = None,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        token: str | None = None,
+        raw: bytes | None = None,
+    ) -> Reply:
+        """Send one request; redirects are followed, as a browser does."""
+        data = raw
+        sent = dict(headers or {})
+        if json_body is not None:
+            data = json.dumps(json_body).encode()
+            sent["Content-Type"] = "application/json"
+        elif form is not None:
+            from urllib.parse import urlencode
+
+            data = urlencode(form).encode()
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(self.base + path, data=data, headers=sent, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=15) as response:
+                return Reply(response.status, dict(response.headers), response.read().decode())
+        except urllib.error.HTTPError as exc:
+            return Reply(exc.code, dict(exc.headers), exc.read().decode())
+
+    def get(self, path: str, **kwargs: Any) -> Reply:
+        """GET."""
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Reply:
+        """POST."""
+        return self.request("POST", path, **kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """The running NetWatch and what tests need to drive it."""
+
+    client: Client
+    app: FastAPI
+    data_dir: Path
+    inventory: Inventory
+    signer: LinkSigner
+
+    @property
+    def runtime(self) -> Runtime:
+        """The app's runtime (built by its lifespan)."""
+        runtime: Runtime = self.app.state.runtime
+        return runtime
+
+    def with_store(self, work: Callable[[Store], Coroutine[Any, Any, T]]) -> T:
+        """Run work against the same database through a second, independent Store."""
+
+        async def run() -> T:
+            store = await open_store(None, data_dir=self.data_dir, migrate=False)
+            try:
+                return await work(store)
+            finally:
+                await store.close()
+
+        return asyncio.run(run())
+
+    def link_query(self, ticket_id: str) -> str:
+        """The query string of a fresh signed link to the ticket."""
+        link = self.signer.sign(ticket_id, datetime.now(UTC))
+        return f"exp={link.exp}&sig={link.sig}"
+
+    def open_ticket(
+        self,
+        link: str = LINK,
+        state: str = "down",
+        *,
+        loss_ratio: float = 1.0,
+        rtt_median_s: float | None = None,
+        timeout_s: float = 20.0,
+    ) -> str:
+        """Make the health monitor report a link fault; wait for the alerting loop's ticket."""
+        runtime = self.runtime
+        key = f"{COMMUNE}/{link}"
+        target = next(t for t in runtime.plan.icmp if t.link is not None and t.key.endswith(key))
+        now = datetime.now(UTC)
+        received = round(10 * (1 - loss_ratio))
+        rtts = (rtt_median_s,) * received if rtt_median_s is not None else ()
+        runtime.state.observe(
+            [
+                IcmpObservation(
+                    target,
+                    PingResult(
+                        address=target.address,
+                        sent=10,
+                        received=received,
+                        loss_ratio=loss_ratio,
+                        rtt_min_s=rtt_median_s,
+                        rtt_median_s=rtt_median_s,
+                        rtt_max_s=rtt_median_s,
+                        jitter_s=None,
+                        rtts_s=rtts,
+                        failure=None,
+                        started_at=now,
+                    ),
+                )
+            ]
+        )
+        incident = Incident(
+            key=f"link:{key}",
+            kind=IncidentKind.LINK_FAULT,
+            state=state,
+            since=now - timedelta(minutes=3),
+            route=Route.ISP,
+            isp=target.link.isp if target.link else None,
+            links=(key,),
+            detail="interface_down" if state == "down" else "",
+        )
+        runtime.health.incidents = (*runtime.health.incidents, incident)
+        return self.wait_for_ticket(incident.key, timeout_s)
+
+    def wait_for_ticket(self, incident_key: str, timeout_s: float = 20.0) -> str:
+        """The id of the ticket the alerting loop opens for an incident key."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            tickets = self.client.get("/api/v1/tickets").json()
+            found = [t["id"] for t in tickets if t["incident_key"] == incident_key]
+            if found:
+                return str(found[0])
+            time.sleep(0.1)
+        raise AssertionError("the alerting loop opened no ticket")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def inventory(tmp_path: Path) -> Inventory:
+    """The test configuration, with its link secret from a given environment."""
+    path = tmp_path / "netwatch.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    return load_inventory(path, environ={"NETWATCH_LINK_SECRET": LINK_SECRET})
+
+
+@pytest.fixture
+def server(tmp_path: Path, inventory: Inventory) -> Iterator[Server]:
+    """NetWatch with probing off, alerting every 0.2 s, on a free loopback port."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    app = create_app(
+        tmp_path / "netwatch.yaml",
+        inventory=inventory,
+        probing=False,
+        data_dir=data_dir,
+        alerting_tick_s=0.2,
+    )
+    port = _free_port()
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not uv.started:
+            assert thread.is_alive(), "uvicorn did not start"
+            assert time.monotonic() < deadline, "uvicorn did not start in time"
+            time.sleep(0.05)
+        assert inventory.notifications is not None
+        yield Server(
+            Client(f"http://127.0.0.1:{port}"),
+            app,
+            data_dir,
+            inventory,
+            LinkSigner.from_notifications(inventory.notifications),
+        )
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "NetWatch did not shut down"

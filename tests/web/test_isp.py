@@ -1,0 +1,227 @@
+"""ISP ticket pages through signed links, against a real NetWatch and its real store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from netwatch.store import Store
+from tests.web.conftest import COMMUNE, Server
+
+HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def _stored(server: Server, ticket_id: str) -> tuple[Any, list[Any]]:
+    async def read(store: Store) -> tuple[Any, list[Any]]:
+        return await store.get_ticket(ticket_id), await store.ticket_events(ticket_id)
+
+    return server.with_store(read)
+
+
+def test_a_valid_link_shows_the_evidence_as_json(server: Server) -> None:
+    ticket_id = server.open_ticket(state="lossy", loss_ratio=0.2, rtt_median_s=0.08)
+    reply = server.client.get(f"/t/{ticket_id}?{server.link_query(ticket_id)}")
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "application/json"
+    view = reply.json()
+    assert view["id"] == ticket_id
+    assert view["state"] == "open"
+    assert view["kind"] == "link_fault"
+    assert view["problem_state"] == "lossy"
+    assert view["subject"] == {
+        "name": "Xã Lạc Dương — vnpt-tslcd",
+        "commune": COMMUNE,
+        "commune_name": "Xã Lạc Dương",
+        "link": "vnpt-tslcd",
+        "circuit": "LDG-TSLCD-0001",
+        "isp": "vnpt",
+        "isp_name": "VNPT Lâm Đồng",
+    }
+    assert view["evidence"]["worst_loss_ratio"] == pytest.approx(0.2)
+    assert view["evidence"]["worst_rtt_median_s"] == pytest.approx(0.08)
+    assert view["downtime_s"] >= 170  # the incident began three minutes ago
+    assert view["first_bad_at_local"].endswith("+07:00")
+    assert [e["kind"] for e in view["events"]] == ["opened"]
+    assert view["events"][0]["at_local"].endswith("+07:00")
+    assert view["link_expires_at_local"].endswith("+07:00")
+
+
+def test_a_browser_gets_a_vietnamese_page_with_three_forms(server: Server) -> None:
+    ticket_id = server.open_ticket()
+    query = server.link_query(ticket_id)
+    reply = server.client.get(f"/t/{ticket_id}?{query}", headers=HTML)
+    assert reply.status == 200
+    assert reply.headers["content-type"].startswith("text/html")
+    page = reply.text
+    assert '<html lang="vi">' in page
+    for text in (
+        "Phiếu sự cố",
+        "Xã Lạc Dương (mã 24848)",
+        "LDG-TSLCD-0001",
+        "VNPT Lâm Đồng",
+        "Mất kết nối — cổng WAN của bộ định tuyến bị ngắt",
+        "(giờ Việt Nam)",
+        "Mở phiếu",
+    ):
+        assert text in page
+    for action in ("acknowledge", "note", "resolve"):
+        assert f'action="/t/{ticket_id}/{action}"' in page
+    exp, sig = (part.split("=")[1] for part in query.split("&"))
+    assert f'name="sig" value="{sig}"' in page
+    assert f'name="exp" value="{exp}"' in page
+
+
+@pytest.mark.parametrize(
+    ("variant", "message"),
+    [
+        (
+            "forged",
+            "this ticket link is not valid: it was not issued by NetWatch, or it was altered",
+        ),
+        (
+            "other_id",
+            "this ticket link is not valid: it was not issued by NetWatch, or it was altered",
+        ),
+        (
+            "later_exp",
+            "this ticket link is not valid: it was not issued by NetWatch, or it was altered",
+        ),
+        (
+            "expired",
+            "this ticket link has expired; the next notice about the ticket carries a new one",
+        ),
+        ("missing", "this ticket link is incomplete or damaged (exp and sig are required)"),
+    ],
+)
+def test_a_bad_link_gets_403_and_changes_nothing(
+    server: Server, variant: str, message: str
+) -> None:
+    ticket_id = server.open_ticket()
+    link = server.signer.sign(ticket_id, datetime.now(UTC))
+    old = server.signer.sign(ticket_id, datetime.now(UTC) - timedelta(days=8))
+    path_id, query = ticket_id, f"exp={link.exp}&sig={link.sig}"
+    if variant == "forged":
+        query = f"exp={link.exp}&sig={'ab' * 16}"
+    elif variant == "other_id":
+        path_id = ticket_id[:-1] + ("0" if ticket_id[-1] != "0" else "1")
+    elif variant == "later_exp":
+        query = f"exp={link.exp + 86400}&sig={link.sig}"
+    elif variant == "expired":
+        query = f"exp={old.exp}&sig={old.sig}"
+    elif variant == "missing":
+        query = ""
+    before = _stored(server, ticket_id)
+
+    shown = server.client.get(f"/t/{path_id}?{query}")
+    assert shown.status == 403
+    assert shown.json()["detail"] == message
+    page = server.client.get(f"/t/{path_id}?{query}", headers=HTML)
+    assert page.status == 403
+    assert "Không thực hiện được" in page.text
+    assert "Liên kết" in page.text
+    for action, body in (("acknowledge", {}), ("note", {"text": "x"}), ("resolve", {})):
+        reply = server.client.post(f"/t/{path_id}/{action}?{query}", json_body=body)
+        assert reply.status == 403, action
+        assert reply.json()["detail"] == message
+        form = server.client.post(f"/t/{path_id}/{action}?{query}", form=body, headers=HTML)
+        assert form.status == 403
+    assert _stored(server, ticket_id) == before
+
+
+def test_acknowledge_by_link_then_the_api_gets_409(server: Server) -> None:
+    ticket_id = server.open_ticket()
+    link = server.signer.sign(ticket_id, datetime.now(UTC))
+    reply = server.client.post(
+        f"/t/{ticket_id}/acknowledge",
+        json_body={"exp": link.exp, "sig": link.sig, "text": "Đã cử kỹ thuật viên"},
+    )
+    assert reply.status == 200
+    assert reply.json()["state"] == "acknowledged"
+    ticket, events = _stored(server, ticket_id)
+    assert ticket.state.value == "acknowledged"
+    assert (events[-1].kind, events[-1].actor, events[-1].text) == (
+        "acknowledged",
+        "isp:VNPT Lâm Đồng",
+        "Đã cử kỹ thuật viên",
+    )
+    again = server.client.post(
+        f"/t/{ticket_id}/acknowledge?exp={link.exp}&sig={link.sig}", json_body={}
+    )
+    assert again.status == 409
+    assert again.json()["detail"] == f"ticket {ticket_id} is already acknowledged"
+    assert again.json()["detail_vi"] == f"Phiếu {ticket_id} đã được tiếp nhận trước đó."
+
+    token = server.with_store(lambda s: s.create_token("ops", ["write"], datetime.now(UTC)))
+    api = server.client.post(f"/api/v1/tickets/{ticket_id}/acknowledge", token=token.token)
+    assert api.status == 409
+    assert api.json() == {"detail": f"ticket {ticket_id} is already acknowledged"}
+
+
+def test_forms_from_a_browser_note_and_resolve_and_come_back_to_the_page(server: Server) -> None:
+    ticket_id = server.open_ticket()
+    link = server.signer.sign(ticket_id, datetime.now(UTC))
+    fields = {"exp": str(link.exp), "sig": link.sig}
+    noted = server.client.post(
+        f"/t/{ticket_id}/note",
+        form={**fields, "name": "Nguyễn Văn An", "text": "Cáp quang bị đứt tại km 12"},
+        headers=HTML,
+    )
+    assert noted.status == 200  # after the 303 back to the signed page
+    assert "Cáp quang bị đứt tại km 12" in noted.text
+    assert "Nguyễn Văn An (nhà mạng)" in noted.text
+    resolved = server.client.post(
+        f"/t/{ticket_id}/resolve", form={**fields, "text": "Đã hàn nối cáp"}, headers=HTML
+    )
+    assert resolved.status == 200
+    assert "Đã đóng" in resolved.text
+    assert f'action="/t/{ticket_id}/resolve"' not in resolved.text
+    ticket, events = _stored(server, ticket_id)
+    assert ticket.state.value == "resolved"
+    assert [(e.kind, e.actor) for e in events[-2:]] == [
+        ("note", "isp:Nguyễn Văn An"),
+        ("resolved", "isp:VNPT Lâm Đồng"),
+    ]
+    twice = server.client.post(f"/t/{ticket_id}/resolve", form=fields, headers=HTML)
+    assert twice.status == 409
+    assert f"Phiếu {ticket_id} đã được đóng." in twice.text
+
+
+def test_bad_actions_get_clear_4xx(server: Server) -> None:
+    ticket_id = server.open_ticket()
+    link = server.signer.sign(ticket_id, datetime.now(UTC))
+    q = f"exp={link.exp}&sig={link.sig}"
+    empty = server.client.post(f"/t/{ticket_id}/note?{q}", json_body={"text": "  "})
+    assert (empty.status, empty.json()["detail"]) == (422, "a note needs text")
+    long = server.client.post(f"/t/{ticket_id}/note?{q}", json_body={"text": "x" * 2001})
+    assert (long.status, long.json()["detail"]) == (422, "text is longer than 2000 characters")
+    name = server.client.post(f"/t/{ticket_id}/acknowledge?{q}", json_body={"name": "n" * 101})
+    assert (name.status, name.json()["detail"]) == (422, "name is longer than 100 characters")
+    no_text = server.client.post(f"/t/{ticket_id}/note?{q}")
+    assert (no_text.status, no_text.json()["detail"]) == (422, "a note needs text")
+    bad_json = server.client.request(
+        "POST",
+        f"/t/{ticket_id}/note?{q}",
+        raw=b"{nope",
+        headers={"Content-Type": "application/json"},
+    )
+    assert (bad_json.status, bad_json.json()["detail"]) == (
+        400,
+        "the request body is not valid JSON",
+    )
+    xml = server.client.request(
+        "POST", f"/t/{ticket_id}/note?{q}", raw=b"<a/>", headers={"Content-Type": "text/xml"}
+    )
+    assert (xml.status, xml.json()["detail"]) == (400, "send the fields as a form or as JSON")
+    not_json = server.client.post(f"/t/{ticket_id}/note?{q}", json_body=["not", "an", "object"])
+    assert (not_json.status, not_json.json()["detail"]) == (
+        400,
+        "the JSON body must be an object of strings (exp, sig, name, text)",
+    )
+    unknown = "NW-20261122-0000000000"
+    other = server.signer.sign(unknown, datetime.now(UTC))
+    missing = server.client.get(f"/t/{unknown}?exp={other.exp}&sig={other.sig}")
+    assert (missing.status, missing.json()["detail"]) == (404, f"ticket {unknown!r} not found")
+    ticket, _ = _stored(server, ticket_id)
+    assert ticket.state.value == "open"
