@@ -65,6 +65,21 @@ class EventKind(enum.Enum):
     NOTE = "note"
 
 
+# Changes written to the ticket's log but not sent to anyone: new worst figures arrive every few
+# rounds, and the recovery clock's ups and downs would mail the ISP for every flap (issue 4: a
+# flapping line is one episode, not a storm). State and kind changes, escalations, reminders,
+# resolution and reopening are sent.
+_LOG_ONLY = frozenset(
+    {
+        EventKind.EVIDENCE,
+        EventKind.RECOVERING,
+        EventKind.BAD_AGAIN,
+        EventKind.RECOVERY_HELD,
+        EventKind.CLEARED,
+    }
+)
+
+
 class ActorKind(enum.Enum):
     """Who made a change."""
 
@@ -684,7 +699,8 @@ class _Run:
             self.actions.append(Suppressed(incident.key, incident, self.now))
 
     def _update(self, ticket: Ticket, kind: EventKind, text: str) -> Ticket:
-        return self._emit(ticket, kind, text, UpdateTicket, _told(self.directory, ticket))
+        recipients = () if kind in _LOG_ONLY else _told(self.directory, ticket)
+        return self._emit(ticket, kind, text, UpdateTicket, recipients)
 
     def _emit(
         self,

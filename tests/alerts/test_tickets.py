@@ -782,3 +782,28 @@ def test_defaults() -> None:
     actions = book.evaluate([link_fault(0)], at(0)).actions
     assert isinstance(actions[0], OpenTicket)
     assert actions[0].recipients == ()  # nobody configured
+
+
+def test_a_flapping_line_with_growing_figures_mails_once_not_every_round() -> None:
+    """Issue 4: a line flapping every 20 s for 10 minutes, figures worsening as it goes, is one
+    ticket and one message (escalation aside): evidence and recovery-clock events are logged,
+    not sent."""
+    book = TicketBook(policy=POLICY, directory=Directory(isps={"vnpt": (NOC,)}))
+    told: list[str] = []
+    logged: list[str] = []
+    for step in range(30):  # 20 s apart: present, absent, present, ...
+        now = at(step / 3)
+        incidents = [link_fault(0)] if step % 2 == 0 else []
+        figures = Measurements(loss_ratio=min(1.0, 0.1 + step / 30), rtt_median_s=0.01 * step)
+        result = book.evaluate(incidents, now, measurements={KEY: figures})
+        book = result.book
+        for action in result.actions:
+            if isinstance(action, Suppressed):
+                continue
+            logged.append(action.event.kind.value)
+            if action.recipients:
+                told.append(action.event.kind.value)
+    assert told == ["opened"]
+    assert "evidence" in logged
+    assert "recovering" in logged
+    assert len({t.id for t in [book.tickets[KEY]]}) == 1
