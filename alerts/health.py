@@ -118,9 +118,18 @@ def classify_portal(rnd: PortalRound, policy: PortalPolicy) -> Classified[Portal
     return Classified(PortalState.OK)
 
 
-def classify_node(rnd: NodeRound) -> Classified[NodeState]:
-    """Classify one node round: up or down."""
-    return Classified(NodeState.UP if rnd.reachable else NodeState.DOWN)
+def classify_node(rnd: NodeRound, policy: NodePolicy | None = None) -> Classified[NodeState]:
+    """Classify one node round: down when unreachable or losing echoes as a link would.
+
+    A node and the links behind it must be judged by the same rule: when an outage starts in
+    the middle of a round, the node still answers some echoes while its links already lose
+    some; were the node "up" while any echo came back, the links would be confirmed one round
+    before it and ticketed one by one instead of as one upstream outage."""
+    if not rnd.reachable:
+        return Classified(NodeState.DOWN)
+    if rnd.loss_ratio > (policy or NodePolicy()).loss_ratio:
+        return Classified(NodeState.DOWN, "loss")
+    return Classified(NodeState.UP)
 
 
 def _most_specific_cause(old: str, new: str) -> str:
@@ -393,7 +402,7 @@ class NodeEvaluator:
         return self._engine.observe(
             rnd.node,
             rnd.at,
-            classify_node(rnd),
+            classify_node(rnd, policy),
             policy.enter_rounds,
             policy.exit_rounds,
             policy.enter_window,

@@ -88,6 +88,7 @@ class NodeRound:
     node: str  # "upstream:pop-vnpt-1" or "reference:10.0.0.1"
     at: datetime
     reachable: bool
+    loss_ratio: float = 0.0  # of the round's echoes; a node losing them counts as bad
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,7 @@ class NodePolicy:
     from the first evaluation, never first on each link.
     """
 
+    loss_ratio: float = 0.02  # as LinkPolicy: a node losing echoes is judged like its links
     enter_rounds: int = 3
     enter_window: int = 5
     exit_rounds: int = 5

@@ -185,7 +185,9 @@ class HealthMonitor:
         if target.link is None:
             if target.role not in ("upstream", "reference"):
                 return None  # front-office devices are shown, not ticketed (for now)
-            return self.nodes.observe(NodeRound(target.key, result.started_at, result.received > 0))
+            return self.nodes.observe(
+                NodeRound(target.key, result.started_at, result.received > 0, result.loss_ratio)
+            )
         key = link_id(target.link.commune, target.link.link)
         view = self._routers.get(key)
         rnd = LinkRound(

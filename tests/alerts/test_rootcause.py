@@ -399,3 +399,23 @@ def test_timeline_references_fail_no_isp_incident_at_any_step() -> None:
         assert [inc.kind for inc in incidents] == (
             [IncidentKind.MONITOR_CONNECTIVITY] if i >= 4 else []
         ), f"round {i}"
+
+
+def test_timeline_outage_starting_mid_round_is_still_one_upstream_incident() -> None:
+    """The POP dies halfway through a round: that round the node still answers half its echoes
+    while its links lose half of theirs. Both must count it bad, or the links are confirmed one
+    round before the node and each gets a link-fault incident first (found on the lab)."""
+    topo = topology(pinged=True)
+    link_ev, node_ev = LinkEvaluator(), NodeEvaluator()
+    pop = upstream_key("pop-1")
+    for i in range(10):
+        received = 10 if i < 2 else (5 if i == 2 else 0)  # dies in the middle of round 2
+        for ref in REFS:
+            node_ev.observe(NodeRound(ref, at(i), True))
+        node_ev.observe(NodeRound(pop, at(i), received > 0, 1 - received / 10))
+        for key in BEHIND_POP:
+            link_ev.observe(LinkRound(key, at(i), 10, received, 0.01 if received else None))
+        incidents = decide(topo, link_ev.statuses(), node_ev.statuses(), {})
+        assert IncidentKind.LINK_FAULT not in [inc.kind for inc in incidents], f"round {i}"
+        if i >= 4:
+            assert kinds(incidents) == [(IncidentKind.UPSTREAM_OUTAGE, "upstream:pop-1")]
