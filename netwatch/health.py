@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from alerts.health import LinkEvaluator, NodeEvaluator, PortalEvaluator
 from alerts.model import (
@@ -41,6 +41,9 @@ from netwatch.observations import (
 
 log = logging.getLogger("netwatch.health")
 CENTRAL = "central"  # the vantage point of the central instance
+# At most this many rounds of one link wait for the router's next reading (a router that stops
+# answering SNMP is seen as unreachable on its next poll, which releases them anyway).
+_MAX_HELD = 12
 
 
 def link_id(commune: str, link: str) -> str:
@@ -118,29 +121,33 @@ class HealthMonitor:
         self.transitions: deque[Transition] = deque(maxlen=history)  # the latest, for display
         self._unrecorded: list[Transition] = []  # not yet in the store's state history
         self._routers: dict[str, _RouterView] = {}
+        self._pending: dict[str, list[LinkRound]] = {}  # rounds waiting for a utilization reading
 
     def observe(self, batch: Sequence[Observation]) -> None:
         """Feed one round's observations to the evaluators, then decide the incidents."""
+        found: list[Transition | None] = []
         for obs in batch:
             if isinstance(obs, SnmpObservation):
-                self._observe_snmp(obs)
-        changed = False
+                found.extend(self._observe_snmp(obs))
         for obs in batch:
-            transition: Transition | None = None
             if isinstance(obs, IcmpObservation):
-                transition = self._observe_icmp(obs)
+                found.extend(self._observe_icmp(obs))
             elif isinstance(obs, PortalObservation):
                 h = obs.http
-                transition = self.portals.observe(
-                    PortalRound(
-                        portal=obs.job.portal,
-                        vantage=CENTRAL,
-                        at=h.started_at,
-                        ok=h.failure is None,
-                        total_s=h.total_s,
-                        failed_phase=h.failed_phase.value if h.failed_phase is not None else None,
+                found.append(
+                    self.portals.observe(
+                        PortalRound(
+                            portal=obs.job.portal,
+                            vantage=CENTRAL,
+                            at=h.started_at,
+                            ok=h.failure is None,
+                            total_s=h.total_s,
+                            failed_phase=h.failed_phase.value if h.failed_phase else None,
+                        )
                     )
                 )
+        changed = False
+        for transition in found:
             if transition is not None:
                 changed = True
                 self.transitions.append(transition)
@@ -164,8 +171,9 @@ class HealthMonitor:
     def round_done(self, report: RoundReport) -> None:
         """Nothing to do per round report."""
 
-    def _observe_snmp(self, obs: SnmpObservation) -> None:
+    def _observe_snmp(self, obs: SnmpObservation) -> list[Transition | None]:
         reachable = obs.sample.failure is None
+        out: list[Transition | None] = []
         for reading in obs.interfaces:
             key = reading.link_key.removeprefix("link:")
             view = self._routers.setdefault(key, _RouterView())
@@ -179,31 +187,54 @@ class HealthMonitor:
                     if r is not None
                 ]
                 view.utilization_ratio = max(ratios) if ratios else None
+            # The rounds held back for this reading: it covers them, judge them with it.
+            out.extend(self._flush(key, view))
+        return out
 
-    def _observe_icmp(self, obs: IcmpObservation) -> Transition | None:
+    def _observe_icmp(self, obs: IcmpObservation) -> list[Transition | None]:
         target, result = obs.target, obs.result
         if target.link is None:
             if target.role not in ("upstream", "reference"):
-                return None  # front-office devices are shown, not ticketed (for now)
-            return self.nodes.observe(
-                NodeRound(target.key, result.started_at, result.received > 0, result.loss_ratio)
-            )
+                return []  # front-office devices are shown, not ticketed (for now)
+            node = NodeRound(target.key, result.started_at, result.received > 0, result.loss_ratio)
+            return [self.nodes.observe(node)]
         key = link_id(target.link.commune, target.link.link)
         view = self._routers.get(key)
-        rnd = LinkRound(
-            link=key,
-            at=result.started_at,
-            sent=result.sent,
-            received=result.received,
-            rtt_median_s=result.rtt_median_s,
-            interface_up=view.interface_up if view else None,
-            router_reachable=view.router_reachable if view else None,
-            router_rebooted=view.rebooted if view else False,
-            utilization_ratio=view.utilization_ratio if view else None,
+        rnd = LinkRound(key, result.started_at, result.sent, result.received, result.rtt_median_s)
+        if view is None:  # no router polled for this link: judged on the echoes alone
+            return [self.links.observe(rnd)]
+        pending = self._pending.setdefault(key, [])
+        policy = self.links.policy(key)
+        suspect = result.received > 0 and (
+            rnd.loss_ratio > policy.loss_ratio
+            or (rnd.rtt_median_s is not None and rnd.rtt_median_s > policy.rtt_s)
         )
-        if view is not None:
+        if (suspect or pending) and result.received > 0 and len(pending) < _MAX_HELD:
+            # Loss or RTT inflation is a fault of the line or a full line: which one, only the
+            # router's next utilization reading (taken after this round) can tell. Judged then,
+            # so a congested line is never first ticketed to the ISP as a fault.
+            pending.append(rnd)
+            return []
+        pending.append(rnd)  # a down round (no echo) is judged at once, with those before it
+        return self._flush(key, view)
+
+    def _flush(self, key: str, view: _RouterView) -> list[Transition | None]:
+        pending = self._pending.pop(key, [])
+        out = []
+        for rnd in pending:
+            out.append(
+                self.links.observe(
+                    replace(
+                        rnd,
+                        interface_up=view.interface_up,
+                        router_reachable=view.router_reachable,
+                        router_rebooted=view.rebooted,
+                        utilization_ratio=view.utilization_ratio,
+                    )
+                )
+            )
             view.rebooted = False
-        return self.links.observe(rnd)
+        return out
 
     def drain_transitions(self) -> list[Transition]:
         """The transitions not handed out yet (to write into the state history)."""
