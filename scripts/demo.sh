@@ -43,7 +43,7 @@ congestion at 28693). Look at:
   status page   http://$LISTEN/status
   metrics       http://$LISTEN/metrics
   API docs      http://$LISTEN/docs
-  tickets       http://$LISTEN/api/v1/tickets      (stored in $STATE/../netwatch.sqlite3)
+  tickets       http://$LISTEN/api/v1/tickets      (stored in data/netwatch.sqlite3)
 Try more faults in another shell, e.g.:
   $NW lab fault --index $INDEX 24848 loss 30
   $NW lab fault --index $INDEX portal slow 3
