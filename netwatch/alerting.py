@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -429,8 +430,9 @@ class Notices:
 
 
 def webhook_channel(url: str) -> str:
-    """The outbox channel name of one webhook receiver."""
-    return f"webhook:{url}"
+    """The outbox channel name of one webhook receiver: short and stable (the store keeps
+    channel names in 32 characters; a URL does not fit, PostgreSQL refuses it)."""
+    return f"webhook:{hashlib.sha256(url.encode()).hexdigest()[:16]}"
 
 
 # -- the service ------------------------------------------------------------------------------

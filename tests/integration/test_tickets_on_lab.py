@@ -105,6 +105,7 @@ def _subject(message: email.message.Message) -> str:
 def test_link_down_opens_one_ticket_mails_and_signs_then_resolves(
     lab: Lab,
     tmp_path: Path,
+    database_url: str | None,
     mailbox: tuple[Mailbox, int],
     webhooks: tuple[list[tuple[bytes, dict[str, str]]], int],
 ) -> None:
@@ -139,6 +140,7 @@ def test_link_down_opens_one_ticket_mails_and_signs_then_resolves(
         inventory=inventory,
         options=EngineOptions(icmp_spacing_s=0.05, icmp_timeout_s=1.0, start_jitter_s=0.2),
         data_dir=tmp_path,
+        database_url=database_url,
         alerting_tick_s=1.0,
     )
     with serving(app) as client:
