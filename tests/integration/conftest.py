@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from tests.store.conftest import PgCluster, pg_cluster  # noqa: F401 - the fixture itself
+from tests.conftest import PgCluster
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

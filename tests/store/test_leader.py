@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,18 +34,27 @@ async def test_second_instance_leads_only_after_the_first_releases(
         await other.dispose()
 
 
+_HOLDERS = (
+    " FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND classid::bigint = :hi AND objid::bigint = :lo AND objsubid = 1"
+)
+
+
 async def _kill_lock_holder(engine: AsyncEngine) -> None:
+    # A bigint advisory key shows in pg_locks as two unsigned 32-bit halves.
+    key = {"hi": (LEADER_LOCK_KEY >> 32) & 0xFFFF_FFFF, "lo": LEADER_LOCK_KEY & 0xFFFF_FFFF}
     async with engine.connect() as conn:
         killed = await conn.scalar(
-            sa.text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks"
-                " WHERE locktype = 'advisory' AND granted"
-                " AND classid::bigint = :hi AND objid::bigint = :lo AND objsubid = 1"
-            ),
-            # A bigint advisory key shows in pg_locks as two unsigned 32-bit halves.
-            {"hi": (LEADER_LOCK_KEY >> 32) & 0xFFFF_FFFF, "lo": LEADER_LOCK_KEY & 0xFFFF_FFFF},
+            sa.text("SELECT count(pg_terminate_backend(pid))" + _HOLDERS), key
         )
-    assert killed == 1
+        assert killed == 1
+        # pg_terminate_backend only signals: the backend (and its lock) goes a moment later.
+        for _ in range(500):  # 10 s at most
+            if not await conn.scalar(sa.text("SELECT count(*)" + _HOLDERS), key):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the terminated backend still holds the leader lock")
 
 
 async def test_takeover_when_the_leader_dies(store: Store, db_url: str) -> None:
