@@ -27,7 +27,7 @@ from netwatch.health import HealthMonitor
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.metrics import MetricsCollector
 from netwatch.notify.clock import SystemClock
-from netwatch.notify.outbox import OutboxWorker
+from netwatch.notify.outbox import OutboxWorker, RetryPolicy
 from netwatch.plan import Plan, compile_plan
 from netwatch.state import LatestState
 from netwatch.store import Store, open_store
@@ -63,6 +63,7 @@ def create_app(
     data_dir: Path = Path("data"),
     database_url: str | None = None,
     alerting_tick_s: float = 5.0,
+    retry: RetryPolicy | None = None,
 ) -> FastAPI:
     """Build the app; the inventory is loaded (and validated) before anything starts."""
     inventory = inventory if inventory is not None else load_inventory(config)
@@ -100,7 +101,7 @@ def create_app(
             await alerting.restore(datetime.now(UTC))
             session = await stack.enter_async_context(aiohttp.ClientSession())
             channels = build_channels(inventory, session, SystemClock())
-            worker = OutboxWorker(StoreOutbox(store), channels, SystemClock())
+            worker = OutboxWorker(StoreOutbox(store), channels, SystemClock(), policy=retry)
             alerting.on_enqueued.append(worker.wake)
             app.state.runtime.store = store
             app.state.runtime.alerting = alerting

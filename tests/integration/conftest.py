@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -11,14 +12,10 @@ import sqlalchemy as sa
 from tests.conftest import PgCluster
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """None (NetWatch's embedded SQLite under its data dir), or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield None
-        return
-    cluster: PgCluster = request.getfixturevalue("pg_cluster")
-    name = f"nw_it_{next(cluster.databases)}"
+@contextmanager
+def pg_database(cluster: PgCluster, prefix: str = "nw_it") -> Iterator[str]:
+    """A fresh, empty database in the cluster; its URL; dropped (connections and all) after."""
+    name = f"{prefix}_{next(cluster.databases)}"
 
     async def admin(statement: str) -> None:
         engine = cluster.admin()
@@ -33,3 +30,13 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
         yield cluster.url(name)
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None (NetWatch's embedded SQLite under its data dir), or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with pg_database(request.getfixturevalue("pg_cluster")) as url:
+        yield url
