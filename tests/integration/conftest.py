@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import PgCluster
+from tests.integration.scenarios import Twin
+from tests.integration.test_tickets_on_lab import _port
 
 
 @contextmanager
@@ -40,3 +43,21 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
         return
     with pg_database(request.getfixturevalue("pg_cluster")) as url:
         yield url
+
+
+@pytest.fixture
+def twins(tmp_path: Path, pg_cluster: PgCluster) -> Iterator[list[Twin]]:
+    """A SQLite twin and a PostgreSQL twin, SMTP servers up; all torn down after the test."""
+    with pg_database(pg_cluster, "nw_scenario") as url:
+        pair = [
+            Twin("sqlite", tmp_path / "sqlite", None, _port()),
+            Twin("postgresql", tmp_path / "postgresql", url, _port()),
+        ]
+        try:
+            for twin in pair:
+                twin.data_dir.mkdir()
+                twin.smtp_up()
+            yield pair
+        finally:
+            for twin in pair:
+                twin.smtp_down()

@@ -1,6 +1,6 @@
 """A NetWatch alerting process for the crash test: opens one ticket per incident, one at a time.
 
-Run as `python -m tests.integration.crash_worker DATA_DIR CONFIG COUNT`; the test SIGKILLs it at
+Run as `python -m tests.integration.crash_worker DATA_DIR CONFIG COUNT [DATABASE_URL]`; the test SIGKILLs it at
 random moments and starts it again. Incidents have fixed start times, so every run asks for the
 same tickets: whatever a killed run left behind, the next one continues it.
 """
@@ -22,9 +22,9 @@ from netwatch.store import open_store
 SINCE = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
 
 
-async def main(data_dir: Path, config: Path, count: int) -> None:
+async def main(data_dir: Path, config: Path, count: int, database_url: str | None) -> None:
     inventory = load_inventory(config, environ={"NW_LINK": "crash-test-link-secret"})
-    store = await open_store(None, data_dir=data_dir)
+    store = await open_store(database_url, data_dir=data_dir)
     health = HealthMonitor(inventory)
     links = sorted(health.topology.links)[:count]
     alerting = Alerting(inventory, store, health, LatestState())
@@ -53,4 +53,5 @@ async def main(data_dir: Path, config: Path, count: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])))
+    url = sys.argv[4] if len(sys.argv) > 4 else None  # None: SQLite under DATA_DIR
+    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), url))

@@ -1,5 +1,6 @@
 """NetWatch killed (SIGKILL) at random points of ticket creation, 20 times: no ticket is lost,
-none is doubled, no notification is enqueued twice. A real process, a real SQLite file."""
+none is doubled, no notification is enqueued twice. A real process, a real SQLite file or a real
+PostgreSQL database (where the kill drops the connection mid-transaction)."""
 
 from __future__ import annotations
 
@@ -43,12 +44,12 @@ def _config(path: Path) -> None:
     path.write_text("".join(lines), encoding="utf-8")
 
 
-def _run(data_dir: Path, config: Path, kill_after_s: float | None) -> bool:
+def _run(data_dir: Path, config: Path, url: str | None, kill_after_s: float | None) -> bool:
     """Start the worker; once it is ready to create tickets, kill it after kill_after_s (None:
     let it finish). True when it finished on its own."""
     with subprocess.Popen(
         [sys.executable, "-m", "tests.integration.crash_worker", str(data_dir), str(config),
-         str(LINKS)],
+         str(LINKS), *([url] if url else [])],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     ) as proc:  # fmt: skip
         assert proc.stdout is not None
@@ -67,9 +68,9 @@ def _run(data_dir: Path, config: Path, kill_after_s: float | None) -> bool:
         return proc.returncode == 0 and b"done" in rest
 
 
-def _read(data_dir: Path) -> tuple[list[str], Counter[str], int, int]:
+def _read(data_dir: Path, url: str | None) -> tuple[list[str], Counter[str], int, int]:
     async def go() -> tuple[list[str], Counter[str], int, int]:
-        store: Store = await open_store(None, data_dir=data_dir, migrate=False)
+        store: Store = await open_store(url, data_dir=data_dir, migrate=False)
         try:
             tickets = await store.list_tickets(limit=1000)
             keys = [t.incident_key for t in tickets]
@@ -88,7 +89,9 @@ def _read(data_dir: Path) -> tuple[list[str], Counter[str], int, int]:
     return asyncio.run(go())
 
 
-def test_twenty_kills_during_ticket_creation_lose_and_double_nothing(tmp_path: Path) -> None:
+def test_twenty_kills_during_ticket_creation_lose_and_double_nothing(
+    tmp_path: Path, database_url: str | None
+) -> None:
     config = tmp_path / "netwatch.yaml"
     _config(config)
     data_dir = tmp_path / "data"
@@ -96,16 +99,15 @@ def test_twenty_kills_during_ticket_creation_lose_and_double_nothing(tmp_path: P
     kills = 0
     for _ in range(20):
         # Creating 300 tickets one evaluation at a time takes several seconds: kill within it.
-        if not _run(data_dir, config, rng.uniform(0.0, 0.3)):
+        if not _run(data_dir, config, database_url, rng.uniform(0.0, 0.3)):
             kills += 1
-        keys, dedup, _, _ = (
-            _read(data_dir) if (data_dir / "netwatch.sqlite3").exists() else ([], Counter(), 0, 0)
-        )
+        created = database_url is not None or (data_dir / "netwatch.sqlite3").exists()
+        keys, dedup, _, _ = _read(data_dir, database_url) if created else ([], Counter(), 0, 0)
         assert len(keys) == len(set(keys)), "an incident got two tickets"
         assert all(n == 1 for n in dedup.values()), "a notification was enqueued twice"
     assert kills >= 15, "the runs should have been killed during creation"
-    assert _run(data_dir, config, None)  # the survivor finishes the job
-    keys, dedup, events, outbox = _read(data_dir)
+    assert _run(data_dir, config, database_url, None)  # the survivor finishes the job
+    keys, dedup, events, outbox = _read(data_dir, database_url)
     assert sorted(keys) == sorted(set(keys))
     assert len(keys) == LINKS  # none lost
     assert events == LINKS  # one "opened" event each, none doubled

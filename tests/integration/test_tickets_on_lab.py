@@ -29,6 +29,7 @@ from tests.integration.test_run_on_lab import _env, serving
 from tests.lab.fixtures import built_lab
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
+LAB_INDEX = 9  # 10.97.0.0/16, namespaces nwl9-* (each lab module has its own: they run in parallel)
 WEBHOOK_SECRET = "webhook-shared-secret"
 
 
@@ -86,7 +87,7 @@ def webhooks() -> Iterator[tuple[list[tuple[bytes, dict[str, str]]], int]]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    yield from built_lab(2, 3, tmp_path_factory.mktemp("tickets-lab"))
+    yield from built_lab(LAB_INDEX, 3, tmp_path_factory.mktemp("tickets-lab"))
 
 
 def _wait(predicate: Callable[[], bool], timeout_s: float = 90.0) -> None:
