@@ -458,6 +458,7 @@ class Alerting:
         self._lock = asyncio.Lock()  # evaluations and manual changes go through one book
         self.book = TicketBook(policy=policy_of(inventory), directory=directory_of(inventory))
         self.on_enqueued: list[Any] = []  # callbacks (the outbox worker's wake)
+        self.last_tick_at: datetime | None = None  # the last evaluation that completed
 
     async def restore(self, now: datetime) -> None:
         """Continue the episodes of a previous run instead of opening new tickets."""
@@ -608,7 +609,9 @@ class Alerting:
         """Evaluate every tick until stopped; a failing store delays tickets, never loses them."""
         while not stop.is_set():
             try:
-                await self.evaluate(datetime.now(UTC))
+                now = datetime.now(UTC)
+                await self.evaluate(now)
+                self.last_tick_at = now
             except Exception:
                 log.exception("ticket evaluation failed; retrying next tick")
             with contextlib.suppress(TimeoutError):

@@ -207,10 +207,15 @@ class MetricsCollector:
         self._failures: dict[tuple[str, str], int] = {}
         self._rounds: dict[str, _Round] = {}
         self._plan_counts = plan.counts()
+        self._sources: list[Callable[[], Iterable[Family]]] = []
 
     def register(self, registry: CollectorRegistry) -> None:
         """Add NetWatch's own health metrics to an explicit registry."""
         registry.register(self)
+
+    def add_families(self, source: Callable[[], Iterable[Family]]) -> None:
+        """Stream more per-target families after the probes' (netwatch/ops_metrics.py)."""
+        self._sources.append(source)
 
     def exposition(self, registry: CollectorRegistry) -> bytes:
         """The whole /metrics body: the registry's families, then every target's."""
@@ -305,6 +310,8 @@ class MetricsCollector:
         )
         yield from self._router_families(list(self._snmp.items()))
         yield from self._portal_families(list(self._portals.items()))
+        for source in self._sources:
+            yield from source()
 
     def _link_families(self, links: list[_Icmp]) -> Iterator[Family]:
         def gauge(name: str, help_text: str, field_name: str) -> Family:

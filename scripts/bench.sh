@@ -15,10 +15,17 @@ for pkg in prometheus-snmp-exporter prometheus-blackbox-exporter; do
   # The packages start their services on install; the benchmarks run their own instances.
   systemctl disable --now "$pkg" >/dev/null 2>&1 || service "$pkg" stop >/dev/null 2>&1 || true
 done
+# bench_status: wrk as the load generator, nginx serving static copies as the ceiling.
+for pkg in wrk nginx-light; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null
+  fi
+done
+systemctl disable --now nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true
 PY=.venv/bin/python
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
-for bench in bench_icmp bench_snmp bench_https bench_national bench_scheduler; do
+for bench in bench_icmp bench_snmp bench_https bench_national bench_scheduler bench_history bench_status; do
   echo "== $bench"
   "$PY" "benchmarks/$bench.py" | tee -a "$results"
 done

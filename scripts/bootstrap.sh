@@ -9,7 +9,11 @@ PYTHON=${PYTHON:-}
 VENV=${VENV:-.venv}
 # Debian packages the lab, the probes' real peers and the checks need.
 # postgresql: the store's tests run the same suite on a private PostgreSQL cluster they start.
-DEB_PACKAGES=(iproute2 nftables snmpd snmp fping prometheus iperf3 procps psmisc python3-venv postgresql)
+# docker-compose: checks deploy/compose.yaml (its `config`; Docker itself cannot run here).
+# chromium, default-jre-headless, fonts-dejavu-core: the browser tests (Playwright drives Debian's
+# Chromium; the Nu HTML Checker runs on the JVM; DejaVu draws Vietnamese in the screenshots).
+DEB_PACKAGES=(iproute2 nftables snmpd snmp fping prometheus iperf3 procps psmisc python3-venv postgresql
+              chromium default-jre-headless fonts-dejavu-core docker-compose)
 
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do

@@ -23,6 +23,8 @@ Tables (times are UTC; timestamptz on PostgreSQL, naive-UTC text on SQLite):
   ``next_attempt_at`` is NULL once delivery was given up; a claim moves it forward by a lease.
 - ``api_tokens``: token id (public), name, SHA-256 of the whole token (never the token), scopes.
 - ``maintenance_windows``: one-off windows created through the API (recurring ones live in config).
+- ``link_rollups`` (revision 0003): per link and hour, the packed 5-minute ICMP buckets
+  (median and max RTT, loss) behind the status page's 24-hour chart; pruned after a retention.
 """
 
 from __future__ import annotations
@@ -233,3 +235,19 @@ class MaintenanceWindowRow(Base):
     created_by: Mapped[str] = mapped_column(sa.String(100))
     created_at: Mapped[datetime]
     cancelled_at: Mapped[datetime | None]
+
+
+class LinkRollupRow(Base):
+    """One hour of one link's 5-minute ICMP buckets (revision 0003), packed by netwatch.history.
+
+    The status page's 24-hour chart reads these after a restart; rows older than the retention
+    are pruned. One row per (link, hour) keeps a national instance at ~10,000 x 26 rows.
+    """
+
+    __tablename__ = "link_rollups"
+    __table_args__ = (sa.Index("ix_link_rollups_hour_start", "hour_start"),)
+
+    link: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    hour_start: Mapped[datetime] = mapped_column(primary_key=True)
+    buckets: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    updated_at: Mapped[datetime]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -23,15 +24,18 @@ from prometheus_client import (
 from netwatch import __version__
 from netwatch.alerting import Alerting, StoreOutbox, build_channels
 from netwatch.engine import Engine, EngineOptions
-from netwatch.health import HealthMonitor
+from netwatch.health import HealthMonitor, link_id
+from netwatch.history import LinkHistory
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.metrics import MetricsCollector
 from netwatch.notify.clock import SystemClock
 from netwatch.notify.outbox import OutboxWorker, RetryPolicy
+from netwatch.ops_metrics import OpsMetrics
 from netwatch.plan import Plan, compile_plan
 from netwatch.state import LatestState
 from netwatch.store import Store, open_store
-from netwatch.web import api, isp, status
+from netwatch.store.rollups import Rollups
+from netwatch.web import admin, api, isp, status
 from probes.http import HttpProber
 from probes.icmp import IcmpPinger, IcmpUnavailableError
 from probes.snmp import SnmpPoller
@@ -52,6 +56,7 @@ class Runtime:
     engine: Engine
     store: Store | None = None
     alerting: Alerting | None = None
+    history: LinkHistory | None = None  # 24 h per-link buckets for the status page
 
 
 def create_app(
@@ -77,6 +82,7 @@ def create_app(
         collector.register(registry)
         latest = LatestState()
         health = HealthMonitor(inventory)
+        history = LinkHistory([link_id(c.code, k.id) for c in inventory.communes for k in c.links])
         pinger: IcmpPinger | None = None
         snmp: SnmpPoller | None = None
         http: HttpProber | None = None
@@ -90,27 +96,47 @@ def create_app(
                 http = await stack.enter_async_context(HttpProber())
                 http.prepare([job.check for job in plan.portals])
             engine = Engine(
-                plan, pinger, snmp, http, [collector, latest, health], options or EngineOptions()
+                plan,
+                pinger,
+                snmp,
+                http,
+                [collector, latest, health, history],
+                options or EngineOptions(),
             )
             app.state.runtime = Runtime(
                 inventory, plan, latest, registry, collector, health, engine
             )
             store = await open_store(database_url, data_dir=data_dir)
             stack.push_async_callback(store.close)
+            rollups = Rollups(store)
+            await history.load(rollups, datetime.now(UTC))
             alerting = Alerting(inventory, store, health, latest, tick_s=alerting_tick_s)
             await alerting.restore(datetime.now(UTC))
+            # Judged states, tickets and the outbox for Prometheus (docs/dashboards.md).
+            ops = OpsMetrics(
+                inventory,
+                plan,
+                health,
+                ticket_book=lambda: alerting.book,
+                outbox_backlog=store.outbox_backlog,
+            )
+            ops.register(registry, collector)
             session = await stack.enter_async_context(aiohttp.ClientSession())
             channels = build_channels(inventory, session, SystemClock())
-            worker = OutboxWorker(StoreOutbox(store), channels, SystemClock(), policy=retry)
+            outbox = ops.metered(StoreOutbox(store), channels)  # counts deliveries
+            worker = OutboxWorker(outbox, channels, SystemClock(), policy=retry)
             alerting.on_enqueued.append(worker.wake)
             app.state.runtime.store = store
             app.state.runtime.alerting = alerting
+            app.state.runtime.history = history
             engine.start()
             stack.push_async_callback(engine.stop)
             stop = asyncio.Event()
             background = [
                 asyncio.create_task(alerting.run(stop), name="netwatch-alerting"),
                 asyncio.create_task(worker.run(stop), name="netwatch-outbox"),
+                asyncio.create_task(ops.run(stop), name="netwatch-ops-metrics"),
+                asyncio.create_task(history.run(rollups, stop), name="netwatch-history"),
             ]
 
             async def stop_background() -> None:
@@ -125,7 +151,15 @@ def create_app(
                 len(plan.snmp),
                 len(plan.portals),
             )
-            yield
+            # What is built by now lives as long as the app: keep it out of the cyclic GC's
+            # generations, whose full passes would scan it all (100+ ms pauses at national
+            # scale, the status pages' p99; docs/status-page.md). Unfrozen on the way out.
+            gc.collect()
+            gc.freeze()
+            try:
+                yield
+            finally:
+                gc.unfreeze()
 
     app = FastAPI(
         title="NetWatch",
@@ -161,7 +195,10 @@ def create_app(
             raise HTTPException(503, "starting")
         return {"status": "ok"}
 
+    # The public status pages first: they take most of the traffic, and routes are tried in
+    # order (docs/status-page.md, load figures).
+    app.include_router(status.router)
     app.include_router(api.router)
     app.include_router(isp.router)
-    app.include_router(status.router)
+    app.include_router(admin.router)
     return app

@@ -1,36 +1,62 @@
 """ISP ticket pages: evidence and actions through an expiring signed link, no account needed.
 
-GET /t/{id}?exp&sig shows the ticket (JSON, or a Vietnamese page when the browser asks for
-HTML); POST /t/{id}/acknowledge, /note and /resolve act on it with the same exp and sig (in the
-query, a form or a JSON body). The link is checked before anything else: a forged, altered or
-expired link gets 403 and learns nothing, not even whether the ticket exists.
+GET /t/{id}?exp&sig shows the ticket (JSON, or a page in Vietnamese — English with ?lang=en —
+when the browser asks for HTML); POST /t/{id}/acknowledge, /note and /resolve act on it with the
+same exp and sig (in the query, a form or a JSON body). Browsers' forms work without JavaScript
+and are answered by a redirect back to the page (post/redirect/get). The link is checked before
+anything else: a forged, altered or expired link gets 403 and learns nothing, not even whether
+the ticket exists.
+
+What the ISP sees: the commune, the link's name, its circuit ID and ISP, the problem and since
+when, the downtime so far, the first bad round and the worst measurements, the router's WAN
+interface state and utilization, a loss/latency chart when the history is there, and the whole
+log. Not shown: contacts, SNMP credentials, the monitored addresses (the circuit ID names the
+line in the ISP's own systems) — see docs/isp-and-admin-pages.md.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
 from alerts.tickets import Actor, ActorKind
+from netwatch.health import link_id
 from netwatch.inventory.models import LOCAL_TZ
-from netwatch.notify.messages import format_duration_vi, format_time_vi
+from netwatch.notify.messages import format_time_vi
 from netwatch.signing import LinkCheck, LinkReason, LinkSigner, ticket_path
 from netwatch.web.api import (
     ActionFailure,
     EventView,
     ManualAction,
     TicketDetail,
+    TicketView,
     apply_action,
     ticket_detail,
     ticket_not_found,
 )
+from netwatch.web.charts import chart_data, latency_loss_chart
+from netwatch.web.i18n import (
+    LANGS,
+    TIMEZONE_NOTE,
+    Lang,
+    fmt_duration,
+    fmt_number,
+    fmt_percent,
+    fmt_time,
+    is_lang,
+    pick_lang,
+)
+from netwatch.web.layout import language_urls, page_response, render_page
 
 if TYPE_CHECKING:
     from netwatch.web.app import Runtime
@@ -39,59 +65,85 @@ router = APIRouter(tags=["isp"])
 MAX_BODY_BYTES = 16_384
 MAX_NAME_CHARS = 100
 
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:0 auto;max-width:48rem;padding:1rem;color:#1a1a1a}
-table{border-collapse:collapse;width:100%}td,th{padding:.35rem .5rem;border-bottom:1px solid #ddd;
-text-align:left;vertical-align:top}form{margin:.75rem 0;padding:.75rem;border:1px solid #ccc}
-input[type=text],textarea{width:100%;box-sizing:border-box}button{margin-top:.5rem}
-.error{border-left:4px solid #b00020;padding:.5rem .75rem;background:#fdf1f1}
-"""
-TICKET_STATE_VI = {
-    "open": "Đang mở — chưa tiếp nhận",
-    "acknowledged": "Đã tiếp nhận — đang xử lý",
-    "resolved": "Đã đóng",
+Words = Mapping[Lang, str]
+
+# Page-specific rules on top of the shared stylesheet: the log as a timeline, the forms.
+TICKET_CSS = (
+    "ol.timeline{list-style:none;margin:.5rem 0;padding:0;border-left:3px solid #12355b}"
+    "ol.timeline li{margin:0 0 .6rem;padding:.1rem 0 .1rem .75rem}"
+    "ol.timeline time{display:block;font-size:.875rem;color:#4a4a4a}"
+    "ol.timeline .what{font-weight:600}"
+    "form.action{border:1px solid #bbb;border-radius:.35rem;padding:.6rem .8rem;margin:.75rem 0}"
+    "form.action h3{margin:0 0 .4rem}"
+    "form.action label{display:block;font-weight:600;margin:.4rem 0 .15rem}"
+    "form.action input[type=text],form.action textarea{width:100%}"
+    "form.action button{margin-top:.5rem}"
+    "table.measures td,table.measures th{overflow-wrap:normal}"
+    ".nowrap{white-space:nowrap}"
+)
+
+TICKET_STATE: Mapping[str, Words] = {
+    "open": {"vi": "Đang mở — chưa tiếp nhận", "en": "Open — not yet acknowledged"},
+    "acknowledged": {"vi": "Đã tiếp nhận — đang xử lý", "en": "Acknowledged — being worked on"},
+    "resolved": {"vi": "Đã đóng", "en": "Resolved"},
 }
-KIND_VI = {
-    "link_fault": "Sự cố đường truyền",
-    "capacity": "Quá tải băng thông",
-    "upstream_outage": "Sự cố tại điểm kết nối của nhà mạng",
-    "portal_outage": "Cổng dịch vụ công gián đoạn",
-    "monitor_connectivity": "Hệ thống giám sát mất kết nối",
+TICKET_STATE_CSS = {"open": "st-down", "acknowledged": "st-slow", "resolved": "st-ok"}
+KIND: Mapping[str, Words] = {
+    "link_fault": {"vi": "Sự cố đường truyền", "en": "Link fault"},
+    "capacity": {"vi": "Quá tải băng thông", "en": "Capacity (line full)"},
+    "upstream_outage": {
+        "vi": "Sự cố tại điểm kết nối của nhà mạng",
+        "en": "Outage at the ISP's upstream node",
+    },
+    "portal_outage": {"vi": "Cổng dịch vụ công gián đoạn", "en": "Public service portal outage"},
+    "monitor_connectivity": {
+        "vi": "Hệ thống giám sát mất kết nối",
+        "en": "The monitor lost its own connectivity",
+    },
 }
-PROBLEM_VI = {
-    "down": "Mất kết nối",
-    "lossy": "Mất gói",
-    "slow": "Chậm (độ trễ cao)",
-    "congested": "Quá tải",
-    "failing": "Gián đoạn",
-    "ok": "Bình thường",
+PROBLEM: Mapping[str, Words] = {
+    "down": {"vi": "Mất kết nối", "en": "Down"},
+    "lossy": {"vi": "Mất gói", "en": "Packet loss"},
+    "slow": {"vi": "Chậm (độ trễ cao)", "en": "Slow (high latency)"},
+    "congested": {"vi": "Quá tải", "en": "Congested"},
+    "failing": {"vi": "Gián đoạn", "en": "Failing"},
+    "ok": {"vi": "Bình thường", "en": "Normal"},
 }
-DETAIL_VI = {
-    "interface_down": "cổng WAN của bộ định tuyến bị ngắt",
-    "router_rebooted": "bộ định tuyến vừa khởi động lại",
-    "router_unreachable": "bộ định tuyến cũng không phản hồi SNMP",
-    "no_echo": "không có phản hồi ping",
+DETAIL: Mapping[str, Words] = {
+    "interface_down": {
+        "vi": "cổng WAN của bộ định tuyến bị ngắt",
+        "en": "the router's WAN interface is down",
+    },
+    "router_rebooted": {"vi": "bộ định tuyến vừa khởi động lại", "en": "the router just rebooted"},
+    "router_unreachable": {
+        "vi": "bộ định tuyến cũng không phản hồi SNMP",
+        "en": "the router does not answer SNMP either",
+    },
+    "no_echo": {"vi": "không có phản hồi ping", "en": "no ping replies"},
 }
-EVENT_VI = {
-    "opened": "Mở phiếu",
-    "reopened": "Mở lại phiếu",
-    "state_changed": "Tình trạng thay đổi",
-    "kind_changed": "Loại sự cố thay đổi",
-    "evidence": "Cập nhật số liệu",
-    "recovering": "Đường truyền đang phục hồi",
-    "bad_again": "Sự cố lặp lại",
-    "recovery_held": "Tạm dừng theo dõi phục hồi",
-    "cleared": "Sự cố đã hết",
-    "auto_resolved": "Tự động đóng (đường truyền đã ổn định)",
-    "linked": "Gộp vào sự cố cấp trên",
-    "unlinked": "Tách khỏi sự cố cấp trên",
-    "maintenance_started": "Bắt đầu bảo trì",
-    "maintenance_ended": "Kết thúc bảo trì",
-    "escalated": "Chuyển cấp xử lý",
-    "reminded": "Nhắc lại",
-    "acknowledged": "Tiếp nhận",
-    "resolved": "Đóng phiếu",
-    "note": "Ghi chú",
+EVENT: Mapping[str, Words] = {
+    "opened": {"vi": "Mở phiếu", "en": "Ticket opened"},
+    "reopened": {"vi": "Mở lại phiếu", "en": "Ticket reopened"},
+    "state_changed": {"vi": "Tình trạng thay đổi", "en": "State changed"},
+    "kind_changed": {"vi": "Loại sự cố thay đổi", "en": "Kind of problem changed"},
+    "evidence": {"vi": "Cập nhật số liệu", "en": "Evidence updated"},
+    "recovering": {"vi": "Đường truyền đang phục hồi", "en": "Link recovering"},
+    "bad_again": {"vi": "Sự cố lặp lại", "en": "Bad again"},
+    "recovery_held": {"vi": "Tạm dừng theo dõi phục hồi", "en": "Recovery watch paused"},
+    "cleared": {"vi": "Sự cố đã hết", "en": "Problem cleared"},
+    "auto_resolved": {
+        "vi": "Tự động đóng (đường truyền đã ổn định)",
+        "en": "Resolved automatically (the link held normal)",
+    },
+    "linked": {"vi": "Gộp vào sự cố cấp trên", "en": "Linked to an upstream incident"},
+    "unlinked": {"vi": "Tách khỏi sự cố cấp trên", "en": "Unlinked from the upstream incident"},
+    "maintenance_started": {"vi": "Bắt đầu bảo trì", "en": "Maintenance started"},
+    "maintenance_ended": {"vi": "Kết thúc bảo trì", "en": "Maintenance ended"},
+    "escalated": {"vi": "Chuyển cấp xử lý", "en": "Escalated"},
+    "reminded": {"vi": "Nhắc lại", "en": "Reminder sent"},
+    "acknowledged": {"vi": "Tiếp nhận", "en": "Acknowledged"},
+    "resolved": {"vi": "Đóng phiếu", "en": "Resolved"},
+    "note": {"vi": "Ghi chú", "en": "Note"},
 }
 LINK_REFUSED = {
     LinkReason.MALFORMED: (
@@ -108,6 +160,87 @@ LINK_REFUSED = {
         "hoặc liên hệ bộ phận CNTT của tỉnh.",
     ),
 }
+DONE: Mapping[str, Words] = {
+    "acknowledge": {
+        "vi": "Đã ghi nhận: phiếu đã được tiếp nhận. Việc nhắc và chuyển cấp dừng lại.",
+        "en": "Done: the ticket is acknowledged. Reminders and escalation stop.",
+    },
+    "note": {"vi": "Đã thêm ghi chú vào nhật ký phiếu.", "en": "The note is in the ticket's log."},
+    "resolve": {
+        "vi": "Đã đóng phiếu. Nếu đường truyền vẫn lỗi, phiếu sẽ tự mở lại.",
+        "en": "The ticket is resolved. It reopens by itself if the link is still bad.",
+    },
+}
+L: Mapping[str, Words] = {
+    "ticket": {"vi": "Phiếu sự cố", "en": "Trouble ticket"},
+    "summary": {"vi": "Tóm tắt", "en": "Summary"},
+    "ticket_state": {"vi": "Trạng thái phiếu", "en": "Ticket state"},
+    "kind": {"vi": "Loại sự cố", "en": "Kind"},
+    "problem": {"vi": "Tình trạng", "en": "Problem"},
+    "commune": {"vi": "Xã/phường", "en": "Commune"},
+    "code": {"vi": "mã", "en": "code"},
+    "link": {"vi": "Đường truyền", "en": "Link"},
+    "circuit": {"vi": "Mã kênh truyền", "en": "Circuit ID"},
+    "isp": {"vi": "Nhà mạng", "en": "ISP"},
+    "affected": {"vi": "Các đường truyền bị ảnh hưởng", "en": "Affected links"},
+    "opened_at": {"vi": "Mở phiếu lúc", "en": "Opened"},
+    "acked_at": {"vi": "Tiếp nhận lúc", "en": "Acknowledged"},
+    "resolved_at": {"vi": "Đóng lúc", "en": "Resolved"},
+    "not_acked": {"vi": "Chưa tiếp nhận", "en": "Not yet"},
+    "first_bad": {"vi": "Bắt đầu có sự cố", "en": "Problem began"},
+    "downtime": {"vi": "Thời gian gián đoạn đến nay", "en": "Downtime so far"},
+    "evidence": {"vi": "Số liệu đo", "en": "Evidence"},
+    "measure": {"vi": "Chỉ số", "en": "Measure"},
+    "first_round": {"vi": "Lúc đầu", "en": "At first"},
+    "worst": {"vi": "Xấu nhất", "en": "Worst"},
+    "now": {"vi": "Hiện tại", "en": "Now"},
+    "loss": {"vi": "Mất gói", "en": "Packet loss"},
+    "rtt": {"vi": "Độ trễ (RTT)", "en": "Latency (RTT)"},
+    "interface": {"vi": "Cổng WAN", "en": "WAN interface"},
+    "utilization": {"vi": "Băng thông dùng", "en": "Utilization"},
+    "in_out": {"vi": "vào / ra", "en": "in / out"},
+    "measured_at": {"vi": "Đo lúc", "en": "Measured at"},
+    "if_up": {"vi": "Hoạt động (up)", "en": "Up"},
+    "if_down": {"vi": "Bị ngắt (down)", "en": "Down"},
+    "unknown": {"vi": "Không rõ", "en": "Unknown"},
+    "chart": {"vi": "Mất gói và độ trễ 24 giờ qua", "en": "Loss and latency, last 24 hours"},
+    "log": {"vi": "Diễn biến phiếu", "en": "What happened"},
+    "actions": {"vi": "Xử lý phiếu", "en": "Act on the ticket"},
+    "ack": {"vi": "Tiếp nhận phiếu", "en": "Acknowledge"},
+    "ack_button": {"vi": "Tiếp nhận", "en": "Acknowledge"},
+    "add_note": {"vi": "Thêm ghi chú", "en": "Add a note"},
+    "note_button": {"vi": "Gửi ghi chú", "en": "Send the note"},
+    "resolve": {"vi": "Đóng phiếu (đã khắc phục)", "en": "Resolve (fixed)"},
+    "resolve_button": {"vi": "Đóng phiếu", "en": "Resolve"},
+    "who": {"vi": "Người xử lý (không bắt buộc)", "en": "Your name (optional)"},
+    "note_opt": {"vi": "Ghi chú (không bắt buộc)", "en": "Note (optional)"},
+    "note_text": {"vi": "Nội dung", "en": "Text"},
+    "fix_text": {"vi": "Đã khắc phục thế nào", "en": "What was fixed"},
+    "resolved_note": {
+        "vi": "Phiếu đã đóng. Nếu sự cố quay lại, NetWatch sẽ mở lại phiếu và báo cho nhà mạng.",
+        "en": "The ticket is resolved. If the problem comes back, NetWatch reopens it and "
+        "tells the ISP.",
+    },
+    "expires": {"vi": "Liên kết có hiệu lực đến", "en": "This link is valid until"},
+    "refused_title": {"vi": "Không mở được phiếu", "en": "The ticket cannot be opened"},
+    "failed_title": {"vi": "Không thực hiện được", "en": "Could not be done"},
+    "back": {"vi": "Quay lại phiếu", "en": "Back to the ticket"},
+    "nwatch": {"vi": "NetWatch", "en": "NetWatch"},
+    "isp_actor": {"vi": "nhà mạng", "en": "ISP"},
+    "it_actor": {"vi": "CNTT tỉnh", "en": "provincial IT"},
+}
+
+
+def w(key: str, lang: Lang) -> str:
+    """A label of this module in the page language."""
+    return L[key][lang]
+
+
+def _word(table: Mapping[str, Words], key: str | None, lang: Lang) -> str:
+    if not key:
+        return "—"
+    words = table.get(key)
+    return words[lang] if words is not None else key
 
 
 class IspTicketView(TicketDetail):
@@ -115,6 +248,41 @@ class IspTicketView(TicketDetail):
 
     link_expires_at: datetime
     link_expires_at_local: str
+
+
+@dataclass(frozen=True, slots=True)
+class LiveLink:
+    """The latest round of the ticket's link, as NetWatch measures it now."""
+
+    measured_at: datetime | None
+    loss_ratio: float | None
+    rtt_median_s: float | None
+    interface_up: bool | None
+    utilization_in_ratio: float | None
+    utilization_out_ratio: float | None
+
+
+def live_link(runtime: Runtime, view: TicketDetail) -> LiveLink | None:
+    """The latest ICMP and SNMP readings of a link ticket's link (None for other tickets)."""
+    subject = view.subject
+    if subject.commune is None or subject.link is None:
+        return None
+    key = f"link:{subject.commune}/{subject.link}"
+    obs = runtime.state.icmp.get(key)
+    reading = next(
+        (r for o in runtime.state.snmp.values() for r in o.interfaces if r.link_key == key), None
+    )
+    if obs is None and reading is None:
+        return None
+    result = obs.result if obs is not None else None
+    return LiveLink(
+        measured_at=result.started_at if result is not None else None,
+        loss_ratio=result.loss_ratio if result is not None else None,
+        rtt_median_s=result.rtt_median_s if result is not None else None,
+        interface_up=reading.oper_up if reading is not None else None,
+        utilization_in_ratio=reading.in_utilization_ratio if reading is not None else None,
+        utilization_out_ratio=reading.out_utilization_ratio if reading is not None else None,
+    )
 
 
 # --- content negotiation and bodies ----------------------------------------------------------
@@ -140,7 +308,7 @@ def wants_html(request: Request) -> bool:
     return best_html > best_json
 
 
-async def _fields(request: Request) -> dict[str, str] | str:
+async def read_fields(request: Request) -> dict[str, str] | str:
     """The query and body fields (body wins), or why the body cannot be read."""
     fields = dict(request.query_params)
     raw = await request.body()
@@ -170,138 +338,395 @@ async def _fields(request: Request) -> dict[str, str] | str:
     return fields
 
 
-# --- pages -----------------------------------------------------------------------------------
+# --- rendering (shared with the provincial IT view) ------------------------------------------
 
 
-def _page(title: str, body: str) -> str:
+def actor_words(actor: str, lang: Lang) -> str:
+    """Who did it, in words: 'Nguyễn Văn An (nhà mạng)', 'ops (CNTT tỉnh)', 'NetWatch'."""
+    kind, _, name = actor.partition(":")
+    if kind == ActorKind.ISP.value:
+        return f"{name} ({w('isp_actor', lang)})"
+    if kind in (ActorKind.PROVINCIAL_IT.value, "token"):
+        return f"{name} ({w('it_actor', lang)})"
+    return "NetWatch" if actor == "netwatch" else actor
+
+
+_STATE_TEXT = re.compile(r"^(?:(?P<why>[^:]+): )?(?P<state>[a-z_]+)(?: \((?P<detail>[a-z_]+)\))?$")
+_SINCE_TEXT = re.compile(r"^(?P<what>ok|unacknowledged) since (?P<at>\S+)$")
+SINCE: Mapping[str, Words] = {
+    "ok": {"vi": "Bình thường từ", "en": "Normal since"},
+    "unacknowledged": {"vi": "Chưa được tiếp nhận từ", "en": "Not acknowledged since"},
+}
+
+
+def event_text(event: EventView, lang: Lang) -> str:
+    """An event's text; NetWatch's own texts are terse ("down (interface_down)"): say them."""
+    text = event.text
+    if event.actor != "netwatch" or not text:
+        return text
+    if match := _STATE_TEXT.match(text):
+        state, detail = match["state"], match["detail"]
+        if state in PROBLEM and (detail is None or detail in DETAIL):
+            words = PROBLEM[state][lang] + (f" — {DETAIL[detail][lang]}" if detail else "")
+            return f"{match['why']}: {words}" if match["why"] else words
+    if match := _SINCE_TEXT.match(text):
+        try:
+            at = datetime.fromisoformat(match["at"])
+        except ValueError:
+            return text
+        return f"{SINCE[match['what']][lang]} {fmt_time(at, lang)}"
+    if text.startswith("level ") and text[6:].isdigit():
+        return f"{'Cấp' if lang == 'vi' else 'Level'} {text[6:]}"
+    return text
+
+
+def _ms(seconds: float | None, lang: Lang) -> str:
+    return "—" if seconds is None else f"{fmt_number(seconds * 1000, lang, 0)}\u00a0ms"
+
+
+def _pct(ratio: float | None, lang: Lang) -> str:
+    return fmt_percent(ratio, lang, 1).replace(" ", "\u00a0")  # "100,0 %" on one line
+
+
+def _interface(up: bool | None, lang: Lang) -> str:
+    return {True: w("if_up", lang), False: w("if_down", lang), None: w("unknown", lang)}[up]
+
+
+def problem_words(view: TicketView, lang: Lang) -> str:
+    """The problem and what NetWatch knows of its cause, in one phrase."""
+    problem = _word(PROBLEM, view.problem_state, lang)
+    if view.detail and view.detail in DETAIL:
+        problem = f"{problem} — {DETAIL[view.detail][lang]}"
+    return problem
+
+
+def _facts(rows: list[tuple[str, str]]) -> str:
     return (
-        '<!doctype html><html lang="vi"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{escape(title)} — NetWatch</title><style>{_STYLE}</style></head>"
-        f"<body>{body}</body></html>"
+        '<dl class="facts">'
+        + "".join(f"<dt>{escape(k)}</dt><dd>{v}</dd>" for k, v in rows)
+        + "</dl>"
     )
 
 
-def _error(html: bool, status: int, reason: str, message: str, message_vi: str) -> Response:
-    if html:
-        body = (
-            "<h1>Không thực hiện được</h1>"
-            f'<p class="error">{escape(message_vi)}</p>'
-            f'<p lang="en"><small>{escape(message)}</small></p>'
+def summary_html(view: TicketDetail, lang: Lang, now: datetime) -> str:
+    """The ticket at a glance: state, problem, where, who, since when, downtime so far."""
+    s = view.subject
+    state = (
+        f'<span class="st {TICKET_STATE_CSS.get(view.state, "st-unknown")}">'
+        f"{escape(_word(TICKET_STATE, view.state, lang))}</span>"
+    )
+    where = (
+        f"{escape(s.commune_name or '')} ({w('code', lang)} {escape(s.commune)})"
+        if s.commune
+        else escape(s.name)
+    )
+    rows = [
+        (w("ticket_state", lang), state),
+        (w("kind", lang), escape(_word(KIND, view.kind, lang))),
+        (w("problem", lang), escape(problem_words(view, lang))),
+        (w("commune", lang), where),
+    ]
+    if s.link:
+        rows.append((w("link", lang), escape(s.link)))
+    if s.circuit:
+        rows.append((w("circuit", lang), f"<strong>{escape(s.circuit)}</strong>"))
+    if s.isp_name:
+        rows.append((w("isp", lang), escape(s.isp_name)))
+    if len(view.evidence.links) > 1:
+        rows.append((w("affected", lang), escape(", ".join(view.evidence.links))))
+    rows += [
+        (w("first_bad", lang), escape(fmt_time(view.first_bad_at, lang))),
+        (w("opened_at", lang), escape(fmt_time(view.opened_at, lang))),
+        (
+            w("acked_at", lang),
+            escape(fmt_time(view.acknowledged_at, lang))
+            if view.acknowledged_at
+            else escape(w("not_acked", lang)),
+        ),
+    ]
+    if view.resolved_at:
+        rows.append((w("resolved_at", lang), escape(fmt_time(view.resolved_at, lang))))
+    rows.append(
+        (w("downtime", lang), f"<strong>{escape(fmt_duration(view.downtime_s, lang))}</strong>")
+    )
+    return _facts(rows)
+
+
+def evidence_html(view: TicketDetail, live: LiveLink | None, lang: Lang) -> str:
+    """First bad round, worst, and now: loss, latency, interface, utilization."""
+    ev = view.evidence
+    now_loss = _pct(live.loss_ratio, lang) if live else "—"
+    now_rtt = _ms(live.rtt_median_s, lang) if live else "—"
+    now_if = _interface(live.interface_up, lang) if live else "—"
+    now_util = "—"
+    if live and (live.utilization_in_ratio is not None or live.utilization_out_ratio is not None):
+        now_util = (
+            f"{_pct(live.utilization_in_ratio, lang)} / {_pct(live.utilization_out_ratio, lang)} "
+            f"({w('in_out', lang)})"
         )
-        return HTMLResponse(_page("Lỗi", body), status_code=status)
+    head = (
+        f'<tr><th scope="col">{w("measure", lang)}</th>'
+        f'<th scope="col">{w("first_round", lang)}</th>'
+        f'<th scope="col">{w("worst", lang)}</th>'
+        f'<th scope="col">{w("now", lang)}</th></tr>'
+    )
+    rows = [
+        (
+            w("loss", lang),
+            _pct(ev.first_loss_ratio, lang),
+            _pct(ev.worst_loss_ratio, lang),
+            now_loss,
+        ),
+        (
+            w("rtt", lang),
+            _ms(ev.first_rtt_median_s, lang),
+            _ms(ev.worst_rtt_median_s, lang),
+            now_rtt,
+        ),
+        (w("interface", lang), "—", _interface(ev.interface_up, lang), now_if),
+        (w("utilization", lang), "—", _pct(ev.worst_utilization_ratio, lang), now_util),
+    ]
+    body = "".join(
+        f'<tr><th scope="row">{escape(a)}</th><td>{escape(b)}</td><td>{escape(c)}</td>'
+        f"<td>{escape(d)}</td></tr>"
+        for a, b, c, d in rows
+    )
+    when = (
+        f'<p class="muted"><small>{w("first_round", lang)}: '
+        f"{escape(fmt_time(view.first_bad_at, lang))}. {w('now', lang)}: "
+        f"{escape(fmt_time(live.measured_at if live else None, lang))}.</small></p>"
+    )
+    return (
+        f'<div class="scroll" tabindex="0" role="region" aria-label="{w("evidence", lang)}">'
+        f'<table class="measures">{head}{body}</table></div>{when}'
+    )
+
+
+def timeline_html(view: TicketDetail, lang: Lang) -> str:
+    """The ticket's log, oldest first, as a timeline."""
+    items = []
+    for e in view.events:
+        text = event_text(e, lang)
+        items.append(
+            f'<li><time datetime="{e.at.astimezone(LOCAL_TZ).isoformat(timespec="seconds")}">'
+            f"{escape(fmt_time(e.at, lang))}</time>"
+            f'<span class="what">{escape(_word(EVENT, e.kind, lang))}</span> — '
+            f"{escape(actor_words(e.actor, lang))}"
+            + (f"<br>{escape(text)}" if text else "")
+            + "</li>"
+        )
+    return f'<ol class="timeline">{"".join(items)}</ol>'
+
+
+def forms_html(
+    view: TicketDetail,
+    lang: Lang,
+    action_base: str,
+    hidden: Mapping[str, str],
+    *,
+    ask_name: bool,
+) -> str:
+    """Acknowledge, note and resolve forms (POST, no JavaScript), as the state allows."""
+    hidden_html = "".join(
+        f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in hidden.items()
+    )
+
+    def who(form: str) -> str:
+        if not ask_name:
+            return ""
+        return (
+            f'<label for="{form}-name">{w("who", lang)}</label>'
+            f'<input type="text" id="{form}-name" name="name" maxlength="{MAX_NAME_CHARS}" '
+            'autocomplete="name">'
+        )
+
+    forms = []
+    if view.state == "open":
+        forms.append(
+            f'<form class="action" method="post" action="{escape(action_base)}/acknowledge">'
+            f"{hidden_html}<h3>{w('ack', lang)}</h3>{who('ack')}"
+            f'<label for="ack-text">{w("note_opt", lang)}</label>'
+            '<input type="text" id="ack-text" name="text" maxlength="2000">'
+            f'<button type="submit">{w("ack_button", lang)}</button></form>'
+        )
+    forms.append(
+        f'<form class="action" method="post" action="{escape(action_base)}/note">{hidden_html}'
+        f"<h3>{w('add_note', lang)}</h3>{who('note')}"
+        f'<label for="note-text">{w("note_text", lang)}</label>'
+        '<textarea id="note-text" name="text" rows="3" maxlength="2000" required></textarea>'
+        f'<button type="submit">{w("note_button", lang)}</button></form>'
+    )
+    if view.state != "resolved":
+        forms.append(
+            f'<form class="action" method="post" action="{escape(action_base)}/resolve">'
+            f"{hidden_html}<h3>{w('resolve', lang)}</h3>{who('resolve')}"
+            f'<label for="resolve-text">{w("fix_text", lang)}</label>'
+            '<textarea id="resolve-text" name="text" rows="3" maxlength="2000"></textarea>'
+            f'<button type="submit">{w("resolve_button", lang)}</button></form>'
+        )
+    else:
+        forms.insert(0, f'<p class="notice ok">{w("resolved_note", lang)}</p>')
+    return "".join(forms)
+
+
+def ticket_main_html(
+    view: TicketDetail,
+    lang: Lang,
+    *,
+    now: datetime,
+    live: LiveLink | None,
+    chart: str,
+    forms: str,
+    notice: str = "",
+    footnote: str = "",
+) -> str:
+    """The body of a ticket page: summary, evidence, chart, forms, log."""
+    return (
+        f"<h1>{w('ticket', lang)} {escape(view.id)}</h1>{notice}"
+        f"<h2>{w('summary', lang)}</h2>{summary_html(view, lang, now)}"
+        f"<h2>{w('evidence', lang)}</h2>{evidence_html(view, live, lang)}"
+        + (f"<h2>{w('chart', lang)}</h2>{chart}" if chart else "")
+        + f"<h2>{w('actions', lang)}</h2>{forms}"
+        f"<h2>{w('log', lang)}</h2>{timeline_html(view, lang)}"
+        f'<p class="muted"><small>{escape(TIMEZONE_NOTE[lang])}. {footnote}</small></p>'
+    )
+
+
+def chart_html(runtime: Runtime, view: TicketDetail, lang: Lang, now: datetime) -> str:
+    """Loss and latency of the ticket's link over the last 24 h (SVG), or "" without history."""
+    s = view.subject
+    history = runtime.history
+    if history is None or s.commune is None or s.link is None:
+        return ""
+    series = history.series(link_id(s.commune, s.link), now)
+    if series is None:
+        return ""
+    commune = runtime.inventory.commune(s.commune)
+    threshold = (
+        commune.effective_thresholds(runtime.inventory.thresholds).rtt_ms / 1000
+        if commune is not None
+        else None
+    )
+    title = {
+        "vi": f"Mất gói và độ trễ 24 giờ qua — {s.commune_name} — {s.link}",
+        "en": f"Packet loss and latency, last 24 hours — {s.commune_name} — {s.link}",
+    }[lang]
+    return latency_loss_chart(
+        chart_data(series, now),
+        lang=lang,
+        title=title,
+        chart_id=f"chart-{view.id}",
+        rtt_threshold_s=threshold,
+    )
+
+
+def render_ticket_page(
+    request: Request,
+    runtime: Runtime,
+    view: IspTicketView,
+    exp: str,
+    sig: str,
+    lang: Lang,
+    done: str | None,
+) -> str:
+    """The ISP's page: evidence, chart, the acknowledge, note and resolve forms, the log."""
+    now = datetime.now(UTC)
+    done_words = DONE.get(done or "")
+    notice = (
+        f'<p class="notice ok" role="status">{escape(done_words[lang])}</p>' if done_words else ""
+    )
+    hidden = {"exp": exp, "sig": sig, "lang": lang}
+    main = ticket_main_html(
+        view,
+        lang,
+        now=now,
+        live=live_link(runtime, view),
+        chart=chart_html(runtime, view, lang, now),
+        forms=forms_html(view, lang, ticket_path(view.id), hidden, ask_name=True),
+        notice=notice,
+        footnote=escape(f"{w('expires', lang)} {fmt_time(view.link_expires_at, lang)}."),
+    )
+    # The switch keeps the link (exp, sig) but not the notice of an action just done.
+    switch: dict[Lang, str] = {
+        code: f"{ticket_path(view.id)}?{urlencode({'exp': exp, 'sig': sig, 'lang': code})}"
+        for code in LANGS
+    }
+    return render_page(
+        lang=lang,
+        title=f"{w('ticket', lang)} {view.id} — NetWatch",
+        main=main,
+        switch=switch,
+        extra_css=TICKET_CSS,
+        robots_noindex=True,
+    )
+
+
+def private_page(request: Request, html: str, lang: Lang, status_code: int = 200) -> Response:
+    """A page that must not be cached or leak its address (signed links, sessions)."""
+    response = page_response(request, html, lang, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def error_page(
+    request: Request,
+    status: int,
+    title: Words,
+    message: str,
+    message_vi: str,
+    *,
+    back: str | None = None,
+) -> Response:
+    """A clear page for a refusal: the message in the page language, the other one below."""
+    lang = pick_lang(request)
+    first, second, other = (
+        (message_vi, message, "en") if lang == "vi" else (message, message_vi, "vi")
+    )
+    back_html = f'<p><a href="{escape(back)}">{w("back", lang)}</a></p>' if back else ""
+    main = (
+        f"<h1>{escape(title[lang])}</h1>"
+        f'<div class="notice" role="alert"><p>{escape(first)}</p></div>'
+        f'<p lang="{other}" class="muted"><small>{escape(second)}</small></p>{back_html}'
+    )
+    html = render_page(
+        lang=lang,
+        title=f"{title[lang]} — NetWatch",
+        main=main,
+        switch=language_urls(request),
+        robots_noindex=True,
+    )
+    return private_page(request, html, lang, status)
+
+
+def _error(
+    request: Request,
+    html: bool,
+    status: int,
+    reason: str,
+    message: str,
+    message_vi: str,
+    *,
+    title_key: str = "failed_title",
+    back: str | None = None,
+) -> Response:
+    if html:
+        return error_page(request, status, L[title_key], message, message_vi, back=back)
     return JSONResponse(
         {"detail": message, "detail_vi": message_vi, "reason": reason}, status_code=status
     )
 
 
-def _failure(html: bool, failure: ActionFailure) -> Response:
-    return _error(html, failure.status, failure.reason, failure.message, failure.message_vi)
-
-
-def _link_refused(html: bool, check: LinkCheck) -> Response:
+def _link_refused(request: Request, html: bool, check: LinkCheck) -> Response:
     message, message_vi = LINK_REFUSED[check.reason]
     if check.reason is LinkReason.EXPIRED and check.expires_at is not None:
         message_vi = f"{message_vi} (Hết hạn lúc {format_time_vi(check.expires_at)}.)"
-    return _error(html, 403, check.reason.value, message, message_vi)
-
-
-def _actor_vi(actor: str) -> str:
-    kind, _, name = actor.partition(":")
-    if kind == ActorKind.ISP.value:
-        return f"{name} (nhà mạng)"
-    if kind == ActorKind.PROVINCIAL_IT.value:
-        return f"{name} (CNTT tỉnh)"
-    return "NetWatch" if actor == "netwatch" else actor
-
-
-def _event_text(event: EventView) -> str:
-    # NetWatch's own events carry the problem state ("lossy"): say it in words.
-    return PROBLEM_VI.get(event.text, event.text) if event.actor == "netwatch" else event.text
-
-
-def _percent(ratio: float | None) -> str:
-    return "—" if ratio is None else f"{ratio * 100:.1f}%".replace(".", ",")
-
-
-def _ms(seconds: float | None) -> str:
-    return "—" if seconds is None else f"{seconds * 1000:.0f} ms"
-
-
-def render_ticket_page(view: IspTicketView, exp: str, sig: str) -> str:
-    """The ISP's page: evidence, the log, and the acknowledge, note and resolve forms."""
-    s = view.subject
-    problem = PROBLEM_VI.get(view.problem_state or "", view.problem_state or "—")
-    if view.detail and view.detail in DETAIL_VI:
-        problem = f"{problem} — {DETAIL_VI[view.detail]}"
-    interface = {True: "Hoạt động", False: "Bị ngắt (down)", None: "Không rõ"}[
-        view.evidence.interface_up
-    ]
-    rows = [
-        ("Trạng thái phiếu", TICKET_STATE_VI.get(view.state, view.state)),
-        ("Loại sự cố", KIND_VI.get(view.kind, view.kind)),
-        ("Tình trạng", problem),
-        ("Xã/phường", f"{s.commune_name} (mã {s.commune})" if s.commune else s.name),
-        ("Đường truyền", s.link or "—"),
-        ("Mã kênh truyền", s.circuit or "—"),
-        ("Nhà mạng", s.isp_name or "—"),
-        ("Bắt đầu có sự cố", format_time_vi(view.first_bad_at) if view.first_bad_at else "—"),
-        ("Thời gian gián đoạn đến nay", format_duration_vi(view.downtime_s)),
-        ("Tỷ lệ mất gói cao nhất", _percent(view.evidence.worst_loss_ratio)),
-        ("Độ trễ (RTT) cao nhất", _ms(view.evidence.worst_rtt_median_s)),
-        ("Cổng WAN của bộ định tuyến", interface),
-    ]
-    if len(view.evidence.links) > 1:
-        rows.append(("Các đường truyền bị ảnh hưởng", ", ".join(view.evidence.links)))
-    table = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
-    log = "".join(
-        f"<tr><td>{escape(format_time_vi(e.at))}</td><td>{escape(_actor_vi(e.actor))}</td>"
-        f"<td>{escape(EVENT_VI.get(e.kind, e.kind))}</td><td>{escape(_event_text(e))}</td></tr>"
-        for e in view.events
+    return _error(
+        request, html, 403, check.reason.value, message, message_vi, title_key="refused_title"
     )
-    base = ticket_path(view.id)
-    hidden = (
-        f'<input type="hidden" name="exp" value="{escape(exp)}">'
-        f'<input type="hidden" name="sig" value="{escape(sig)}">'
-    )
-    who = (
-        '<label>Người xử lý (không bắt buộc)<input type="text" name="name" '
-        f'maxlength="{MAX_NAME_CHARS}"></label>'
-    )
-    forms = []
-    if view.state == "open":
-        forms.append(
-            f'<form method="post" action="{base}/acknowledge">{hidden}'
-            f"<h3>Tiếp nhận phiếu</h3>{who}"
-            '<label>Ghi chú (không bắt buộc)<input type="text" name="text"></label>'
-            "<button>Tiếp nhận</button></form>"
-        )
-    forms.append(
-        f'<form method="post" action="{base}/note">{hidden}<h3>Thêm ghi chú</h3>{who}'
-        '<label>Nội dung<textarea name="text" rows="3" required></textarea></label>'
-        "<button>Gửi ghi chú</button></form>"
-    )
-    if view.state != "resolved":
-        forms.append(
-            f'<form method="post" action="{base}/resolve">{hidden}'
-            f"<h3>Đóng phiếu (đã khắc phục)</h3>{who}"
-            '<label>Nội dung khắc phục<textarea name="text" rows="3"></textarea></label>'
-            "<button>Đóng phiếu</button></form>"
-        )
-    body = (
-        f"<h1>Phiếu sự cố {escape(view.id)}</h1>"
-        f"<table>{table}</table>"
-        "<h2>Nhật ký phiếu</h2>"
-        "<table><tr><th>Thời gian</th><th>Người thực hiện</th><th>Việc</th><th>Nội dung</th>"
-        f"</tr>{log}</table>"
-        f"{''.join(forms)}"
-        f"<p><small>Liên kết có hiệu lực đến {escape(format_time_vi(view.link_expires_at))}. "
-        "Thời gian theo giờ Việt Nam (UTC+7).</small></p>"
-    )
-    return _page(f"Phiếu {view.id}", body)
-
-
-# --- endpoints -------------------------------------------------------------------------------
 
 
 def _check(runtime: Runtime | None, ticket_id: str, exp: str | None, sig: str | None) -> LinkCheck:
@@ -313,8 +738,9 @@ def _check(runtime: Runtime | None, ticket_id: str, exp: str | None, sig: str | 
     return signer.verify(ticket_id, exp, sig, datetime.now(UTC))
 
 
-def _starting(html: bool) -> Response:
+def _starting(request: Request, html: bool) -> Response:
     return _error(
+        request,
         html,
         503,
         "starting",
@@ -343,6 +769,9 @@ _LINK_ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
+# --- endpoints -------------------------------------------------------------------------------
+
+
 @router.get(
     "/t/{ticket_id}",
     response_model=IspTicketView,
@@ -354,47 +783,64 @@ async def isp_ticket(
     request: Request,
     exp: Annotated[str | None, Query(description="Expiry, unix seconds (part of the link)")] = None,
     sig: Annotated[str | None, Query(description="Signature (part of the link)")] = None,
+    lang: Annotated[str | None, Query(description="Page language: vi (default) or en")] = None,
+    done: Annotated[str | None, Query(include_in_schema=False)] = None,
 ) -> Response:
-    """Evidence and log of one ticket; a Vietnamese page with the action forms for browsers."""
+    """Evidence and log of one ticket; a page with the action forms for browsers."""
     html = wants_html(request)
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     check = _check(runtime, ticket_id, exp, sig)
     if not check.ok:
-        return _link_refused(html, check)
+        return _link_refused(request, html, check)
     if runtime is None or runtime.store is None:
-        return _starting(html)
+        return _starting(request, html)
     view = await _view(runtime, ticket_id, check)
     if view is None:
-        return _failure(html, ticket_not_found(ticket_id))
+        failure = ticket_not_found(ticket_id)
+        return _error(
+            request, html, failure.status, failure.reason, failure.message, failure.message_vi
+        )
     if html:
-        return HTMLResponse(render_ticket_page(view, exp or "", sig or ""))
-    return JSONResponse(view.model_dump(mode="json"))
+        page_lang = pick_lang(request)
+        page = render_ticket_page(request, runtime, view, exp or "", sig or "", page_lang, done)
+        return private_page(request, page, page_lang)
+    return JSONResponse(view.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
 
 
 async def _act(request: Request, ticket_id: str, action: ManualAction) -> Response:
     html = wants_html(request)
-    fields = await _fields(request)
+    fields = await read_fields(request)
     if isinstance(fields, str):
-        return _error(html, 400, "bad_body", fields, "Yêu cầu không đúng định dạng.")
+        return _error(request, html, 400, "bad_body", fields, "Yêu cầu không đúng định dạng.")
     exp, sig = fields.get("exp"), fields.get("sig")
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     check = _check(runtime, ticket_id, exp, sig)
     if not check.ok:
-        return _link_refused(html, check)
+        return _link_refused(request, html, check)
     if runtime is None or runtime.store is None or runtime.alerting is None:
-        return _starting(html)
+        return _starting(request, html)
+    lang_field = fields.get("lang")
+    query = {"exp": exp or "", "sig": sig or ""}
+    if is_lang(lang_field):
+        query["lang"] = lang_field
+    back = f"{ticket_path(ticket_id)}?{urlencode(query)}"
     name = fields.get("name", "").strip()
     if len(name) > MAX_NAME_CHARS:
         return _error(
+            request,
             html,
             422,
             "name_too_long",
             f"name is longer than {MAX_NAME_CHARS} characters",
             f"Tên người xử lý dài quá {MAX_NAME_CHARS} ký tự.",
+            back=back,
         )
     ticket = await runtime.store.get_ticket(ticket_id)
     if ticket is None:
-        return _failure(html, ticket_not_found(ticket_id))
+        failure = ticket_not_found(ticket_id)
+        return _error(
+            request, html, failure.status, failure.reason, failure.message, failure.message_vi
+        )
     if not name:
         isp = runtime.inventory.isps.get(ticket.isp) if ticket.isp else None
         name = isp.name if isp is not None else (ticket.isp or "nhà mạng")
@@ -402,11 +848,18 @@ async def _act(request: Request, ticket_id: str, action: ManualAction) -> Respon
     actor = Actor(ActorKind.ISP, name)
     result = await apply_action(runtime, ticket_id, action, actor, fields.get("text", ""), now)
     if isinstance(result, ActionFailure):
-        return _failure(html, result)
+        return _error(
+            request,
+            html,
+            result.status,
+            result.reason,
+            result.message,
+            result.message_vi,
+            back=back,
+        )
     if html:
         # Post/redirect/get: a reload shows the page instead of sending the form again.
-        query = urlencode({"exp": exp or "", "sig": sig or ""})
-        return RedirectResponse(f"{ticket_path(ticket_id)}?{query}", status_code=303)
+        return RedirectResponse(f"{back}&done={action.value}", status_code=303)
     view = await _view(runtime, ticket_id, check)
     assert view is not None  # it was just changed
     return JSONResponse(view.model_dump(mode="json"))
@@ -419,6 +872,7 @@ class IspActionIn(BaseModel):
     sig: str
     name: str | None = None  # default: the ticket's ISP
     text: str | None = None  # required for a note
+    lang: str | None = None  # the page language to come back to (browsers)
 
 
 _ACTION_DOC: dict[int | str, dict[str, object]] = {

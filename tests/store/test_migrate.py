@@ -15,6 +15,7 @@ from netwatch.store.models import Base
 
 TABLES = {
     "api_tokens",
+    "link_rollups",
     "maintenance_windows",
     "outbox",
     "state_history",

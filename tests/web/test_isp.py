@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from netwatch.store import Store
-from tests.web.conftest import COMMUNE, Server
+from tests.web.conftest import COMMUNE, LINK_SECRET, Server
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 
@@ -54,23 +55,69 @@ def test_a_browser_gets_a_vietnamese_page_with_three_forms(server: Server) -> No
     reply = server.client.get(f"/t/{ticket_id}?{query}", headers=HTML)
     assert reply.status == 200
     assert reply.headers["content-type"].startswith("text/html")
+    assert reply.headers["cache-control"] == "no-store"
+    assert reply.headers["referrer-policy"] == "no-referrer"
     page = reply.text
     assert '<html lang="vi">' in page
     for text in (
-        "Phiếu sự cố",
+        f"Phiếu sự cố {ticket_id}",
         "Xã Lạc Dương (mã 24848)",
         "LDG-TSLCD-0001",
         "VNPT Lâm Đồng",
         "Mất kết nối — cổng WAN của bộ định tuyến bị ngắt",
-        "(giờ Việt Nam)",
+        "Thời gian gián đoạn đến nay",
+        "Giờ Việt Nam (UTC+7)",
         "Mở phiếu",
+        "Diễn biến phiếu",
+        "Mất gói và độ trễ 24 giờ qua",  # the chart of the link's history
+        "<svg",
     ):
-        assert text in page
+        assert text in page, text
     for action in ("acknowledge", "note", "resolve"):
         assert f'action="/t/{ticket_id}/{action}"' in page
     exp, sig = (part.split("=")[1] for part in query.split("&"))
     assert f'name="sig" value="{sig}"' in page
     assert f'name="exp" value="{exp}"' in page
+    # The language switch keeps the signed link.
+    assert f'href="/t/{ticket_id}?exp={exp}&amp;sig={sig}&amp;lang=en"' in page
+
+
+def test_the_page_shows_nothing_the_isp_must_not_see(server: Server) -> None:
+    ticket_id = server.open_ticket(state="lossy", loss_ratio=0.5, rtt_median_s=0.2)
+    page = server.client.get(f"/t/{ticket_id}?{server.link_query(ticket_id)}", headers=HTML).text
+    # Monitored addresses, the link secret, contacts and the provincial IT's name stay private.
+    for secret in ("127.0.0.1", "127.0.0.2", LINK_SECRET, "Trung tâm Chuyển đổi số"):
+        assert secret not in page, secret
+    assert not re.search(r"[\w.+-]+@[\w-]+\.[\w.]+", page)  # no e-mail address
+
+
+def test_the_english_page_and_the_notice_after_an_action(server: Server) -> None:
+    ticket_id = server.open_ticket(state="lossy", loss_ratio=0.25, rtt_median_s=0.08)
+    query = server.link_query(ticket_id)
+    english = server.client.get(f"/t/{ticket_id}?{query}&lang=en", headers=HTML).text
+    assert '<html lang="en">' in english
+    for text in (
+        "Trouble ticket",
+        "Packet loss",
+        "Open — not yet acknowledged",
+        "25.0\u00a0%",
+        "80\u00a0ms",
+    ):
+        assert text in english, text
+    exp, sig = (part.split("=")[1] for part in query.split("&"))
+    acked = server.client.post(
+        f"/t/{ticket_id}/acknowledge",
+        form={"exp": exp, "sig": sig, "lang": "en", "name": "Lê Thị Hoa"},
+        headers=HTML,
+    )
+    assert acked.status == 200  # after the 303 back to the page
+    assert '<html lang="en">' in acked.text
+    assert "Done: the ticket is acknowledged." in acked.text
+    assert "Lê Thị Hoa (ISP)" in acked.text
+    assert f'action="/t/{ticket_id}/acknowledge"' not in acked.text
+    vietnamese = server.client.get(f"/t/{ticket_id}?{query}&done=acknowledge", headers=HTML)
+    assert "Đã ghi nhận: phiếu đã được tiếp nhận." in vietnamese.text
+    assert "25,0\u00a0%" in vietnamese.text
 
 
 @pytest.mark.parametrize(
@@ -119,8 +166,14 @@ def test_a_bad_link_gets_403_and_changes_nothing(
     assert shown.json()["detail"] == message
     page = server.client.get(f"/t/{path_id}?{query}", headers=HTML)
     assert page.status == 403
-    assert "Không thực hiện được" in page.text
+    assert "Không mở được phiếu" in page.text
     assert "Liên kết" in page.text
+    assert message in page.text  # English below the Vietnamese
+    assert "VNPT" not in page.text
+    assert "LDG-TSLCD" not in page.text
+    english = server.client.get(f"/t/{path_id}?{query}&lang=en", headers=HTML)
+    assert english.status == 403
+    assert "The ticket cannot be opened" in english.text
     for action, body in (("acknowledge", {}), ("note", {"text": "x"}), ("resolve", {})):
         reply = server.client.post(f"/t/{path_id}/{action}?{query}", json_body=body)
         assert reply.status == 403, action

@@ -1,0 +1,97 @@
+"""Link rollups in the store: one packed row per link and hour (table link_rollups, rev. 0003).
+
+netwatch.history packs and unpacks the bytes; this module only moves rows. Upserts are batched
+(one statement per chunk of rows, one transaction per call) so a national instance writes its
+~10,000 rows every five minutes in one short transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from netwatch.store.models import LinkRollupRow
+from netwatch.store.repository import Store
+from netwatch.store.types import Backend
+
+# Rows per INSERT statement: 4 parameters each, well under SQLite's bound-parameter limit.
+UPSERT_CHUNK = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class RollupRow:
+    """One hour of one link's buckets, packed."""
+
+    link: str  # "24848/vnpt-tslcd"
+    hour_start: datetime
+    buckets: bytes
+
+
+class Rollups:
+    """Typed access to link_rollups through a Store's engine."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._reads = store.engine.execution_options(netwatch_read_only=True)
+
+    async def upsert(self, rows: Sequence[RollupRow], now: datetime) -> int:
+        """Write rows, replacing any row of the same link and hour; returns how many."""
+        if not rows:
+            return 0
+        insert = (
+            postgresql.insert(LinkRollupRow)
+            if self._store.backend is Backend.POSTGRESQL
+            else sqlite.insert(LinkRollupRow)
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=["link", "hour_start"],
+            set_={"buckets": insert.excluded.buckets, "updated_at": insert.excluded.updated_at},
+        )
+        # Two rows of the same key in one INSERT ... ON CONFLICT would fail on PostgreSQL.
+        latest = {(r.link, r.hour_start): r for r in rows}
+        values = [
+            {"link": r.link, "hour_start": r.hour_start, "buckets": r.buckets, "updated_at": now}
+            for r in latest.values()
+        ]
+        async with self._store.engine.begin() as conn:
+            for i in range(0, len(values), UPSERT_CHUNK):
+                await conn.execute(statement, values[i : i + UPSERT_CHUNK])
+        return len(values)
+
+    async def load(self, since: datetime, links: Sequence[str] | None = None) -> list[RollupRow]:
+        """Rows with hour_start >= since (of `links` when given), by link and hour."""
+        query = (
+            sa.select(LinkRollupRow.link, LinkRollupRow.hour_start, LinkRollupRow.buckets)
+            .where(LinkRollupRow.hour_start >= since)
+            .order_by(LinkRollupRow.link, LinkRollupRow.hour_start)
+        )
+        out: list[RollupRow] = []
+        async with self._reads.connect() as conn, conn.begin():
+            if links is None:
+                result = await conn.execute(query)
+                out.extend(RollupRow(r.link, r.hour_start, bytes(r.buckets)) for r in result)
+            else:
+                wanted = sorted(set(links))
+                for i in range(0, len(wanted), 500):
+                    chunk = wanted[i : i + 500]
+                    result = await conn.execute(query.where(LinkRollupRow.link.in_(chunk)))
+                    out.extend(RollupRow(r.link, r.hour_start, bytes(r.buckets)) for r in result)
+        return out
+
+    async def prune(self, before: datetime) -> int:
+        """Delete rows of hours that started before `before`; returns how many."""
+        async with self._store.engine.begin() as conn:
+            result = await conn.execute(
+                sa.delete(LinkRollupRow).where(LinkRollupRow.hour_start < before)
+            )
+        return int(result.rowcount or 0)
+
+    async def count(self) -> int:
+        """How many rows the table holds (for benchmarks and tests)."""
+        async with self._reads.connect() as conn, conn.begin():
+            value = await conn.scalar(sa.select(sa.func.count()).select_from(LinkRollupRow))
+        return int(value or 0)

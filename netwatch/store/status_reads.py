@@ -1,0 +1,103 @@
+"""Reads the public status pages need: a commune's tickets, their notes and when they were sent.
+
+Kept apart from repository.py (which the alerting side owns); the same Store engine, read-only
+transactions, frozen values out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from netwatch.store.models import OutboxRow, TicketEventRow, TicketRow
+from netwatch.store.repository import Store, _aware, _to_ticket
+from netwatch.store.types import Ticket, TicketEvent, TicketState
+
+CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Notified:
+    """A ticket's notifications: how many were queued, when the first one was delivered."""
+
+    queued: int
+    first_sent_at: datetime | None
+
+
+class StatusReads:
+    """Read-only queries for the status pages."""
+
+    def __init__(self, store: Store) -> None:
+        self._engine = store.engine.execution_options(netwatch_read_only=True)
+        self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+
+    async def tickets_for(
+        self, incident_keys: Sequence[str], since: datetime, limit: int = 200
+    ) -> list[Ticket]:
+        """Tickets of these incidents opened since `since` or still unresolved, newest first."""
+        keys = sorted(set(incident_keys))
+        out: dict[str, Ticket] = {}
+        recent_or_open = sa.or_(
+            TicketRow.opened_at >= since, TicketRow.state != TicketState.RESOLVED.value
+        )
+        async with self._sessions() as session, session.begin():
+            for i in range(0, len(keys), CHUNK):
+                query = (
+                    sa.select(TicketRow)
+                    .where(TicketRow.incident_key.in_(keys[i : i + CHUNK]), recent_or_open)
+                    .order_by(TicketRow.opened_at.desc())
+                    .limit(limit)
+                )
+                for row in await session.scalars(query):
+                    out[row.id] = _to_ticket(row)
+        return sorted(out.values(), key=lambda t: (t.opened_at, t.id), reverse=True)[:limit]
+
+    async def events_of(
+        self, ticket_ids: Sequence[str], kinds: Sequence[str] | None = None
+    ) -> dict[str, list[TicketEvent]]:
+        """The events of these tickets (of `kinds` when given), oldest first, by ticket."""
+        ids = sorted(set(ticket_ids))
+        out: dict[str, list[TicketEvent]] = {t: [] for t in ids}
+        async with self._engine.connect() as conn, conn.begin():
+            for i in range(0, len(ids), CHUNK):
+                query = (
+                    sa.select(TicketEventRow)
+                    .where(TicketEventRow.ticket_id.in_(ids[i : i + CHUNK]))
+                    .order_by(TicketEventRow.at, TicketEventRow.id)
+                )
+                if kinds is not None:
+                    query = query.where(TicketEventRow.kind.in_(list(kinds)))
+                for r in await conn.execute(query):
+                    out[r.ticket_id].append(
+                        TicketEvent(
+                            id=r.id,
+                            ticket_id=r.ticket_id,
+                            at=r.at,
+                            actor=r.actor,
+                            kind=r.kind,
+                            text=r.text,
+                            seq=r.seq,
+                        )
+                    )
+        return out
+
+    async def notifications(self, ticket_ids: Sequence[str]) -> dict[str, Notified]:
+        """Per ticket with notifications: how many were queued, when the first was delivered."""
+        ids = sorted(set(ticket_ids))
+        out: dict[str, Notified] = {}
+        async with self._engine.connect() as conn, conn.begin():
+            for i in range(0, len(ids), CHUNK):
+                query = (
+                    sa.select(OutboxRow.ticket_id, sa.func.count(), sa.func.min(OutboxRow.sent_at))
+                    .where(OutboxRow.ticket_id.in_(ids[i : i + CHUNK]))
+                    .group_by(OutboxRow.ticket_id)
+                )
+                for ticket_id, queued, sent_at in await conn.execute(query):
+                    if ticket_id is not None:
+                        # An aggregate bypasses the column type: SQLite hands back naive text.
+                        out[ticket_id] = Notified(int(queued), _aware(sent_at))
+        return out

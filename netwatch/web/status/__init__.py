@@ -1,0 +1,246 @@
+"""The public status pages: province, commune (stable URL by official code), search, vi/en.
+
+Routes (no login, read-only, never an address, contact or secret):
+
+- ``/status``: the province page when NetWatch covers one province, else the list of provinces
+  (with a search over every commune).
+- ``/status/{province}``: every commune with its state, counts per state (``?state=down``
+  filters), the portals, and search without diacritics (``?q=tan phu dong``).
+- ``/status/xa/{code}``: one commune: the answer in plain words, each link, who is on it, the
+  24 h latency/loss chart, incidents of the last 30 days, this month's availability.
+
+Vietnamese by default; ``?lang=en`` switches (remembered in a cookie). Pages are rendered once
+per change of what they show and served from memory (gzip too) to everyone else: see
+StatusPages.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass, field
+from datetime import datetime
+from html import escape
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Request, Response
+
+from netwatch.history import LinkSeries
+from netwatch.web.i18n import Lang, pick_lang, remember_lang
+from netwatch.web.status.model import CommuneRecords, Snapshot, StatusModel
+from netwatch.web.status.pages import (
+    BASE,
+    commune_page,
+    message_page,
+    province_page,
+    provinces_page,
+)
+from netwatch.web.status.words import Shown, T
+
+if TYPE_CHECKING:
+    from netwatch.web.app import Runtime
+
+router = APIRouter(include_in_schema=False)
+MAX_QUERY_CHARS = 100
+# Rendered pages kept per (page, language, filter); searches are rendered per request.
+_GZIP_MIN_BYTES = 1024
+
+
+def redirect_page(target: str) -> str:
+    """A tiny page that sends the browser on (works without JavaScript)."""
+    return (
+        f'<!DOCTYPE html><html lang="vi"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="0; url={escape(target)}"><title>NetWatch</title>'
+        f'</head><body><a href="{escape(target)}">NetWatch</a></body></html>'
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A page as bytes, plain and gzipped, with what it was rendered from."""
+
+    snapshot: Snapshot
+    records: CommuneRecords | None
+    body: bytes
+    gzipped: bytes | None
+
+
+@dataclass(slots=True)
+class StatusPages:
+    """The status pages of one app: the model, and rendered pages served from memory."""
+
+    runtime: Runtime
+    max_age_s: float = 10.0  # a snapshot is rebuilt at least this often
+    store_ttl_s: float = 10.0  # tickets, availability and API maintenance windows re-read
+    model: StatusModel = field(init=False)
+    _rendered: dict[tuple[str, ...], Rendered] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.model = StatusModel(
+            self.runtime,
+            max_age_s=self.max_age_s,
+            records_ttl_s=self.store_ttl_s,
+            windows_ttl_s=self.store_ttl_s,
+        )
+
+    def series(self, link: str, now: datetime) -> LinkSeries | None:
+        """A link's 24 h buckets (None when NetWatch keeps no history)."""
+        history = getattr(self.runtime, "history", None)
+        return history.series(link, now) if history is not None else None
+
+    def cached(
+        self, key: tuple[str, ...], snapshot: Snapshot, records: CommuneRecords | None
+    ) -> Rendered | None:
+        """The page rendered from exactly this snapshot and these records, if any."""
+        found = self._rendered.get(key)
+        if found is not None and found.snapshot is snapshot and found.records is records:
+            return found
+        return None
+
+    def keep(
+        self, key: tuple[str, ...], snapshot: Snapshot, records: CommuneRecords | None, html: str
+    ) -> Rendered:
+        """Remember a rendered page (and its gzip) for the next readers."""
+        body = html.encode()
+        gz = gzip.compress(body, 6) if len(body) >= _GZIP_MIN_BYTES else None
+        rendered = Rendered(snapshot, records, body, gz)
+        self._rendered[key] = rendered
+        return rendered
+
+
+def pages_of(request: Request) -> StatusPages | None:
+    """The app's StatusPages, made on first use; None while NetWatch is starting."""
+    app_state = request.app.state
+    runtime: Runtime | None = getattr(app_state, "runtime", None)
+    if runtime is None:
+        return None
+    pages: StatusPages | None = getattr(app_state, "status_pages", None)
+    if pages is None or pages.runtime is not runtime:
+        pages = StatusPages(runtime)
+        app_state.status_pages = pages
+    return pages
+
+
+def _respond(
+    request: Request, lang: Lang, body: bytes, gzipped: bytes | None, status_code: int = 200
+) -> Response:
+    headers = {
+        "Content-Language": lang,
+        "Cache-Control": "no-cache",
+        "Vary": "Accept-Encoding, Cookie",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+    }
+    if gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        body = gzipped
+    response = Response(body, status_code, headers, media_type="text/html; charset=utf-8")
+    remember_lang(request, response, lang)
+    return response
+
+
+def _html(request: Request, lang: Lang, html: str, status_code: int = 200) -> Response:
+    body = html.encode()
+    gz = gzip.compress(body, 6) if len(body) >= _GZIP_MIN_BYTES else None
+    return _respond(request, lang, body, gz, status_code)
+
+
+def _starting(request: Request, lang: Lang) -> Response:
+    page = message_page(lang, "NetWatch", T["starting"][lang], request.url.path)
+    response = _html(request, lang, page, 503)
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+def _query(request: Request) -> tuple[str, Shown | None]:
+    q = request.query_params.get("q", "")[:MAX_QUERY_CHARS]
+    raw_state = request.query_params.get("state", "")
+    try:
+        state = Shown(raw_state) if raw_state else None
+    except ValueError:
+        state = None
+    return q, state
+
+
+async def _province(request: Request, province: int | None) -> Response:
+    lang = pick_lang(request)
+    pages = pages_of(request)
+    if pages is None:
+        return _starting(request, lang)
+    snapshot = await pages.model.snapshot()
+    q, state = _query(request)
+    if province is None and len(snapshot.provinces) == 1:
+        province = next(iter(snapshot.provinces))
+        path = BASE
+    else:
+        path = request.url.path
+    if province is not None and province not in snapshot.provinces:
+        title = T["not_found_h1"][lang]
+        text = T["province_not_found"][lang].format(code=province)
+        return _html(request, lang, message_page(lang, title, text, request.url.path), 404)
+    if q.strip():  # searches are not cached: any text may come
+        if province is None:
+            return _html(request, lang, provinces_page(snapshot, lang, q=q))
+        html = province_page(snapshot, province, lang, q=q, path=path)
+        return _html(request, lang, html)
+    key = ("province", path, str(province), lang, state.value if state else "")
+    rendered = pages.cached(key, snapshot, None)
+    if rendered is None:
+        if province is None:
+            html = provinces_page(snapshot, lang)
+        else:
+            html = province_page(snapshot, province, lang, state=state, path=path)
+        rendered = pages.keep(key, snapshot, None, html)
+    return _respond(request, lang, rendered.body, rendered.gzipped)
+
+
+async def status_home(request: Request) -> Response:
+    """The province page (one province) or the list of provinces."""
+    return await _province(request, None)
+
+
+async def commune_status(request: Request) -> Response:
+    """One commune's page, by its official code."""
+    code: str = request.path_params["code"]
+    lang = pick_lang(request)
+    pages = pages_of(request)
+    if pages is None:
+        return _starting(request, lang)
+    snapshot = await pages.model.snapshot()
+    wanted = code.strip()
+    if wanted.isdigit():
+        wanted = wanted.zfill(5)
+    commune = snapshot.by_code.get(wanted)
+    if commune is None:
+        title = T["not_found_h1"][lang]
+        text = T["commune_not_found"][lang].format(code=code[:20])
+        return _html(request, lang, message_page(lang, title, text, request.url.path), 404)
+    records = await pages.model.records(commune)
+    key = ("commune", commune.code, lang)
+    rendered = pages.cached(key, snapshot, records)
+    if rendered is None:
+        now = snapshot.taken_at
+
+        def series(link: str) -> LinkSeries | None:
+            return pages.series(link, now)
+
+        html = commune_page(snapshot, commune, records, series, lang)
+        rendered = pages.keep(key, snapshot, records, html)
+    return _respond(request, lang, rendered.body, rendered.gzipped)
+
+
+async def province_status(request: Request) -> Response:
+    """One province's page, by its official code ("68")."""
+    province: str = request.path_params["province"]
+    lang = pick_lang(request)
+    if not province.isdigit() or len(province) > 3:
+        title = T["not_found_h1"][lang]
+        text = T["province_not_found"][lang].format(code=province[:20])
+        return _html(request, lang, message_page(lang, title, text, request.url.path), 404)
+    return await _province(request, int(province))
+
+
+# Plain Starlette routes, not FastAPI's: no parameter validation or dependency solving to pay
+# for on the busiest pages (they read their few parameters themselves).
+router.add_route("/status", status_home, methods=["GET"], include_in_schema=False)
+router.add_route("/status/xa/{code}", commune_status, methods=["GET"], include_in_schema=False)
+router.add_route("/status/{province}", province_status, methods=["GET"], include_in_schema=False)

@@ -1,0 +1,243 @@
+"""Every word the status pages show, in Vietnamese and English (plain words, no jargon)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+from netwatch.web.i18n import Lang
+
+Words = Mapping[Lang, str]
+
+
+class Shown(enum.Enum):
+    """A link's or commune's state as the status page shows it (worst last)."""
+
+    OK = "ok"
+    UNKNOWN = "unknown"
+    MAINTENANCE = "maintenance"
+    SLOW = "slow"
+    CONGESTED = "congested"
+    LOSSY = "lossy"
+    DOWN = "down"
+
+
+# Severity: a commune shows its worst link; the province list sorts by it.
+RANK = {
+    Shown.OK: 0,
+    Shown.UNKNOWN: 1,
+    Shown.MAINTENANCE: 2,
+    Shown.SLOW: 3,
+    Shown.CONGESTED: 4,
+    Shown.LOSSY: 5,
+    Shown.DOWN: 6,
+}
+
+STATE: Mapping[Shown, Words] = {
+    Shown.OK: {"vi": "Bình thường", "en": "Normal"},
+    Shown.SLOW: {"vi": "Chậm", "en": "Slow"},
+    Shown.LOSSY: {"vi": "Mất gói", "en": "Packet loss"},
+    Shown.CONGESTED: {"vi": "Quá tải", "en": "Overloaded"},
+    Shown.DOWN: {"vi": "Mất kết nối", "en": "Down"},
+    Shown.MAINTENANCE: {"vi": "Đang bảo trì", "en": "Under maintenance"},
+    Shown.UNKNOWN: {"vi": "Chưa có số liệu", "en": "No data yet"},
+}
+
+PORTAL_STATE: Mapping[str, Words] = {
+    "ok": {"vi": "Hoạt động bình thường", "en": "Working normally"},
+    "slow": {"vi": "Phản hồi chậm", "en": "Responding slowly"},
+    "failing": {"vi": "Đang gián đoạn", "en": "Interrupted"},
+    "unknown": {"vi": "Chưa có số liệu", "en": "No data yet"},
+}
+# CSS class of a portal state (the same palette as links).
+PORTAL_CSS = {"ok": "ok", "slow": "slow", "failing": "failing", "unknown": "unknown"}
+
+PATH: Mapping[str, Words] = {
+    "tslcd": {"vi": "Truyền số liệu chuyên dùng", "en": "Government data network"},
+    "internet": {"vi": "Internet", "en": "Internet"},
+}
+
+DOWN_CAUSE: Mapping[str, Words] = {
+    "interface_down": {
+        "vi": "cổng WAN trên thiết bị mạng của xã báo mất tín hiệu",
+        "en": "the WAN port of the commune's router reports no signal",
+    },
+    "router_rebooted": {
+        "vi": "thiết bị mạng của xã vừa khởi động lại",
+        "en": "the commune's router has just restarted",
+    },
+    "router_unreachable": {
+        "vi": "thiết bị mạng của xã cũng không phản hồi",
+        "en": "the commune's router does not answer either",
+    },
+    "no_echo": {"vi": "không có phản hồi", "en": "no answer"},
+}
+
+T: Mapping[str, Words] = {
+    "site_title": {"vi": "Tình trạng đường truyền", "en": "Connection status"},
+    "provinces_h1": {
+        "vi": "Tình trạng đường truyền các xã, phường",
+        "en": "Connection status of communes and wards",
+    },
+    "province_h1": {"vi": "Tình trạng đường truyền — {name}", "en": "Connection status — {name}"},
+    "updated": {
+        "vi": "Cập nhật lúc {time} (giờ Việt Nam). Trang tự làm mới khi bật JavaScript.",
+        "en": "Updated at {time} (Vietnam time). The page refreshes itself with JavaScript on.",
+    },
+    "hysteresis": {
+        "vi": "Một tình trạng chỉ được ghi nhận khi kéo dài qua nhiều lần đo liên tiếp.",
+        "en": "A state is only reported once it has held over several measurements in a row.",
+    },
+    "counts_h": {"vi": "Số xã theo tình trạng", "en": "Communes by state"},
+    "all": {"vi": "Tất cả", "en": "All"},
+    "portals_h": {"vi": "Cổng dịch vụ công", "en": "Public service portals"},
+    "no_portals": {"vi": "Chưa cấu hình cổng nào.", "en": "No portal configured."},
+    "communes_h": {"vi": "Các xã, phường", "en": "Communes and wards"},
+    "search_label": {"vi": "Tìm xã, phường theo tên", "en": "Find a commune by name"},
+    "search_hint": {
+        "vi": "Gõ tên có dấu hoặc không dấu, ví dụ: tan phu dong",
+        "en": "With or without Vietnamese diacritics, e.g. tan phu dong",
+    },
+    "search_button": {"vi": "Tìm", "en": "Search"},
+    "search_found": {
+        "vi": "{n} kết quả cho “{q}”.",
+        "en": "{n} result(s) for “{q}”.",
+    },
+    "search_none": {
+        "vi": "Không tìm thấy xã, phường nào tên “{q}”.",
+        "en": "No commune named “{q}”.",
+    },
+    "filter_shown": {
+        "vi": "Đang lọc: {state}.",
+        "en": "Showing: {state}.",
+    },
+    "show_all": {"vi": "Xem tất cả", "en": "Show all"},
+    "since": {"vi": "từ {time}", "en": "since {time}"},
+    "province_of": {"vi": "{n} xã, phường", "en": "{n} communes"},
+    "provinces_h": {"vi": "Các tỉnh, thành phố", "en": "Provinces"},
+    "problems": {"vi": "{n} xã có sự cố", "en": "{n} communes with a problem"},
+    "back_province": {"vi": "← Danh sách xã của {name}", "en": "← Communes of {name}"},
+    "commune_h1": {"vi": "{name}", "en": "{name}"},
+    "commune_sub": {
+        "vi": "Mã xã {code} · {province}",
+        "en": "Commune code {code} · {province}",
+    },
+    "answer_h": {"vi": "Kết nối của xã hiện nay", "en": "The commune's connection now"},
+    "links_h": {"vi": "Các đường truyền", "en": "Links"},
+    "link_isp": {"vi": "Nhà mạng", "en": "ISP"},
+    "link_path": {"vi": "Loại đường truyền", "en": "Kind"},
+    "link_state": {"vi": "Tình trạng", "en": "State"},
+    "link_since": {"vi": "Từ lúc", "en": "Since"},
+    "link_last": {"vi": "Lần đo gần nhất", "en": "Latest measurement"},
+    "last_round": {
+        "vi": "{time}: mất gói {loss}, độ trễ {rtt}",
+        "en": "{time}: loss {loss}, latency {rtt}",
+    },
+    "measured_under_maintenance": {
+        "vi": "Đo được trong lúc bảo trì: {state}",
+        "en": "Measured during maintenance: {state}",
+    },
+    "tickets_h": {"vi": "Xử lý sự cố", "en": "Who is on it"},
+    "no_ticket": {
+        "vi": "Không có phiếu sự cố nào đang mở cho xã.",
+        "en": "No open trouble ticket for this commune.",
+    },
+    "ticket_title": {"vi": "Phiếu {id}: {kind}", "en": "Ticket {id}: {kind}"},
+    "ticket_opened": {"vi": "Mở phiếu lúc", "en": "Opened at"},
+    "ticket_told": {"vi": "{who} được thông báo lúc", "en": "{who} told at"},
+    "ticket_not_told_yet": {
+        "vi": "Đang gửi thông báo",
+        "en": "Notification being sent",
+    },
+    "ticket_nobody": {
+        "vi": "Chưa gửi (chưa cấu hình người nhận thông báo)",
+        "en": "Not sent (no recipient configured)",
+    },
+    "ticket_ack": {"vi": "Tiếp nhận", "en": "Acknowledged"},
+    "ticket_ack_yes": {"vi": "Đã tiếp nhận lúc {time}", "en": "Yes, at {time}"},
+    "ticket_ack_no": {"vi": "Chưa tiếp nhận", "en": "Not yet"},
+    "ticket_downtime": {"vi": "Thời gian gián đoạn", "en": "Downtime so far"},
+    "ticket_notes": {"vi": "Ghi chú", "en": "Notes"},
+    "who_isp": {"vi": "Nhà mạng", "en": "The ISP"},
+    "who_it": {"vi": "CNTT tỉnh", "en": "Provincial IT"},
+    "who_both": {"vi": "Nhà mạng và CNTT tỉnh", "en": "The ISP and provincial IT"},
+    "actor_isp": {"vi": "Nhà mạng", "en": "ISP"},
+    "actor_it": {"vi": "CNTT tỉnh", "en": "Provincial IT"},
+    "actor_system": {"vi": "NetWatch", "en": "NetWatch"},
+    "chart_h": {"vi": "Độ trễ và mất gói 24 giờ qua", "en": "Latency and packet loss, last 24 h"},
+    "chart_title": {
+        "vi": "{isp} ({path}): độ trễ và mất gói 24 giờ qua",
+        "en": "{isp} ({path}): latency and packet loss, last 24 hours",
+    },
+    "history_h": {"vi": "Sự cố 30 ngày qua", "en": "Incidents in the last 30 days"},
+    "history_none": {
+        "vi": "Không có sự cố nào trong 30 ngày qua.",
+        "en": "No incident in the last 30 days.",
+    },
+    "history_when": {"vi": "Thời gian", "en": "When"},
+    "history_what": {"vi": "Sự cố", "en": "What"},
+    "history_state": {"vi": "Tình trạng phiếu", "en": "Ticket"},
+    "history_open": {"vi": "đang diễn ra", "en": "ongoing"},
+    "availability_h": {"vi": "Tỷ lệ sẵn sàng tháng {month}", "en": "Availability in {month}"},
+    "availability_line": {
+        "vi": "{isp} ({path}): {ratio}",
+        "en": "{isp} ({path}): {ratio}",
+    },
+    "availability_note": {
+        "vi": "Tỷ lệ thời gian đường truyền sử dụng được (không tính thời gian chưa đo); "
+        "yêu cầu theo hợp đồng: {target}.",
+        "en": "Share of measured time the link was usable; contract target: {target}.",
+    },
+    "availability_detail": {
+        "vi": "mất kết nối {down}, chất lượng kém {degraded}; tính trên {known} có số liệu",
+        "en": "down {down}, degraded {degraded}; over {known} with data",
+    },
+    "availability_unknown": {"vi": "chưa có số liệu", "en": "no data yet"},
+    "not_found_h1": {"vi": "Không tìm thấy", "en": "Not found"},
+    "commune_not_found": {
+        "vi": "NetWatch không theo dõi xã, phường có mã “{code}”.",
+        "en": "NetWatch does not monitor a commune with code “{code}”.",
+    },
+    "province_not_found": {
+        "vi": "NetWatch không theo dõi tỉnh, thành phố có mã “{code}”.",
+        "en": "NetWatch does not monitor a province with code “{code}”.",
+    },
+    "starting": {
+        "vi": "NetWatch đang khởi động, vui lòng thử lại sau ít giây.",
+        "en": "NetWatch is starting; please try again in a few seconds.",
+    },
+    "footer": {
+        "vi": "NetWatch — giám sát đường truyền của Trung tâm Phục vụ hành chính công cấp xã. "
+        "Trang công khai: không hiển thị địa chỉ nội bộ, thông tin liên hệ hay mật khẩu.",
+        "en": "NetWatch — link monitoring for commune Public Administration Service Centers. "
+        "Public page: no internal address, contact or secret is shown.",
+    },
+    "nav_province": {"vi": "Tỉnh", "en": "Province"},
+    "nav_all": {"vi": "Tất cả tỉnh", "en": "All provinces"},
+}
+
+TICKET_KIND: Mapping[str, Words] = {
+    "link_fault": {"vi": "Sự cố đường truyền", "en": "Link fault"},
+    "capacity": {"vi": "Quá tải băng thông", "en": "Bandwidth overload"},
+    "upstream_outage": {
+        "vi": "Sự cố tại điểm kết nối của nhà mạng",
+        "en": "Outage at the ISP's node",
+    },
+    "portal_outage": {"vi": "Cổng dịch vụ công gián đoạn", "en": "Portal outage"},
+    "monitor_connectivity": {
+        "vi": "Hệ thống giám sát mất kết nối",
+        "en": "Monitor lost its connectivity",
+    },
+}
+TICKET_STATE: Mapping[str, Words] = {
+    "open": {"vi": "Đang mở", "en": "Open"},
+    "acknowledged": {"vi": "Đã tiếp nhận", "en": "Acknowledged"},
+    "resolved": {"vi": "Đã đóng", "en": "Resolved"},
+}
+PROBLEM: Mapping[str, Words] = {
+    "down": STATE[Shown.DOWN],
+    "lossy": STATE[Shown.LOSSY],
+    "slow": STATE[Shown.SLOW],
+    "congested": STATE[Shown.CONGESTED],
+    "failing": PORTAL_STATE["failing"],
+}

@@ -1,0 +1,206 @@
+"""A real NetWatch on a lab, for the browser tests of the ISP and IT pages (not a fixture module).
+
+`NetWatchOnLab.start(lab, tmp)` runs NetWatch (short rounds, alerting every second) under uvicorn
+on a loopback port chosen first, so the links in its notifications point at it; its e-mail goes
+to an aiosmtpd mailbox on loopback. Each test module builds its own lab (its own index) and calls
+this from a module-scoped fixture.
+"""
+
+from __future__ import annotations
+
+import email
+import email.message
+import json
+import re
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from aiosmtpd.controller import Controller
+from fastapi import FastAPI
+
+from netwatch.engine import EngineOptions
+from netwatch.inventory import Inventory, load_inventory
+from netwatch.inventory.models import Intervals, Notifications, Smtp, TicketRules
+from netwatch.inventory.secrets import Secret
+from netwatch.lab import Lab
+from netwatch.store import IssuedToken, open_store
+from netwatch.web.app import create_app
+from tests.browser.harness import run_async
+
+LINK_SECRET = "browser-test-link-secret-0123456789"
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def lab_env(path: Path) -> dict[str, str]:
+    """The lab's secret environment (NAME=value lines)."""
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip().strip("'\"") for k, v in pairs}
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 90.0) -> None:
+    """Poll until predicate() holds; fail naming what did not happen."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
+
+
+@dataclass
+class Mailbox:
+    """An aiosmtpd handler keeping every message."""
+
+    messages: list[email.message.Message] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        """Keep the message."""
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def bodies(self) -> list[str]:
+        """The text of every message (all parts)."""
+        out = []
+        for message in list(self.messages):
+            for part in message.walk():
+                payload = part.get_payload(decode=True)
+                if isinstance(payload, bytes):
+                    out.append(payload.decode("utf-8", "replace"))
+        return out
+
+
+@dataclass
+class NetWatchOnLab:
+    """NetWatch running against a lab, its mailbox, and how to reach both."""
+
+    lab: Lab
+    inventory: Inventory
+    app: FastAPI
+    base: str
+    data_dir: Path
+    mailbox: Mailbox
+    _server: uvicorn.Server
+    _thread: threading.Thread
+    _smtp: Controller
+
+    @classmethod
+    def start(cls, lab: Lab, tmp: Path, *, recovery_min: float = 10) -> NetWatchOnLab:
+        """Start NetWatch (and its mailbox) against the lab; stop() undoes it."""
+        mailbox = Mailbox()
+        smtp_port = free_port()
+        smtp = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
+        smtp.start()
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        inventory = load_inventory(lab.paths.config_file, environ=lab_env(lab.paths.env_file))
+        inventory = inventory.model_copy(
+            update={
+                "intervals": Intervals(icmp_s=2, icmp_echoes=4, snmp_s=2, http_s=5),
+                "tickets": TicketRules(
+                    recovery_min=recovery_min, reopen_window_min=0, remind_every_min=None
+                ),
+                "notifications": Notifications(
+                    public_url=base,
+                    link_secret=Secret(LINK_SECRET, "TEST_LINK_SECRET"),
+                    smtp=Smtp(
+                        host="127.0.0.1",
+                        port=smtp_port,
+                        from_address="netwatch@lab.test",
+                        starttls=False,
+                    ),
+                ),
+            }
+        )
+        data_dir = tmp / "data"
+        data_dir.mkdir()
+        app = create_app(
+            lab.paths.config_file,
+            inventory=inventory,
+            options=EngineOptions(icmp_spacing_s=0.05, icmp_timeout_s=1.0, start_jitter_s=0.2),
+            data_dir=data_dir,
+            alerting_tick_s=1.0,
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        running = cls(lab, inventory, app, base, data_dir, mailbox, server, thread, smtp)
+        try:
+            wait_for(lambda: server.started or not thread.is_alive(), "uvicorn start", 30)
+            assert thread.is_alive(), "uvicorn did not start"
+        except BaseException:
+            running.stop()
+            raise
+        return running
+
+    def stop(self) -> None:
+        """Stop NetWatch and the mailbox."""
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+        self._smtp.stop()
+        assert not self._thread.is_alive(), "NetWatch did not shut down"
+
+    def get_json(self, path: str) -> Any:
+        """GET a JSON document from NetWatch."""
+        with urllib.request.urlopen(self.base + path, timeout=10) as response:
+            return json.loads(response.read().decode())
+
+    def open_tickets(self) -> list[dict[str, Any]]:
+        """The open (not resolved) tickets, as the API lists them."""
+        tickets: list[dict[str, Any]] = self.get_json(
+            "/api/v1/tickets?state=open&state=acknowledged"
+        )
+        return tickets
+
+    def link_state(self, commune: str, link: str) -> str | None:
+        """The judged state of one link, as the API says it."""
+        links = self.get_json(f"/api/v1/communes/{commune}")["links"]
+        state: str | None = next(x["state"] for x in links if x["link"] == link)
+        return state
+
+    def ticket_links(self) -> list[str]:
+        """Every ISP ticket link NetWatch has mailed, oldest first."""
+        pattern = re.compile(re.escape(self.base) + r"/t/[^\s\"<>]+")
+        found: list[str] = []
+        for body in self.mailbox.bodies():
+            for url in pattern.findall(body):
+                if url not in found:
+                    found.append(url)
+        return found
+
+    def create_token(self, name: str, scopes: tuple[str, ...] = ("write",)) -> str:
+        """An API token made in NetWatch's own store (as `netwatch token create` does)."""
+
+        async def make() -> IssuedToken:
+            store = await open_store(None, data_dir=self.data_dir, migrate=False)
+            try:
+                return await store.create_token(name, list(scopes), datetime.now(UTC))
+            finally:
+                await store.close()
+
+        return run_async(make).token
+
+    def status_of(self, url: str) -> int:
+        """The HTTP status of a GET (no browser)."""
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)

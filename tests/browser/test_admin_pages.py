@@ -1,0 +1,216 @@
+"""The provincial IT view in Chromium: log in with an API token, see the ticket a lab fault
+opened, acknowledge it, plan and end a maintenance window over it (the ticket's log shows both),
+read NetWatch's health, log out. Lab index 12 (10.100.0.0/16, namespaces nwl12-*); this module
+builds its own lab after test_isp_pages has removed its one."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from playwright.sync_api import Page
+
+from netwatch.inventory.models import LOCAL_TZ
+from netwatch.lab import Lab
+from tests.browser.harness import (
+    DESKTOP,
+    PHONE,
+    HtmlMessage,
+    assert_no_horizontal_scroll,
+    check_accessibility,
+    page_weight_bytes,
+    save_screenshot,
+)
+from tests.browser.lab_app import NetWatchOnLab, wait_for
+from tests.lab.fixtures import built_lab
+
+pytestmark = [pytest.mark.privileged, pytest.mark.lab]
+
+LAB_INDEX = 12
+PageFactory = Callable[..., Page]
+CheckHtml = Callable[[str], list[HtmlMessage]]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    yield from built_lab(LAB_INDEX, 2, tmp_path_factory.mktemp("admin-pages-lab"))
+
+
+@pytest.fixture(scope="module")
+def netwatch(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetWatchOnLab]:
+    running = NetWatchOnLab.start(lab, tmp_path_factory.mktemp("admin-pages"))
+    try:
+        yield running
+    finally:
+        lab.restore()
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def ticket_id(netwatch: NetWatchOnLab) -> Iterator[str]:
+    """The ticket NetWatch opens when the lab takes a commune's second link down."""
+    commune = netwatch.inventory.communes[1]
+    link = commune.links[0]
+    wait_for(lambda: netwatch.link_state(commune.code, link.id) == "ok", "a healthy baseline", 60)
+    result = netwatch.lab.commune_down(int(commune.code), link.id)
+    assert result.problem is None, result
+    key = f"link:{commune.code}/{link.id}"
+    try:
+        wait_for(
+            lambda: any(t["incident_key"] == key for t in netwatch.open_tickets()),
+            "the ticket of the link taken down",
+            90,
+        )
+        yield next(t["id"] for t in netwatch.open_tickets() if t["incident_key"] == key)
+    finally:
+        netwatch.lab.restore()
+
+
+def _checked(tab: Page, check_html: CheckHtml, name: str) -> None:
+    """Valid HTML, accessible, light, no sideways scroll at the page's width; a screenshot."""
+    check_html(tab.content())
+    check_accessibility(tab)
+    assert page_weight_bytes(tab) < 100_000
+    assert_no_horizontal_scroll(tab)
+    save_screenshot(tab, name)
+
+
+def _log_in(tab: Page, netwatch: NetWatchOnLab, token: str) -> None:
+    tab.goto(f"{netwatch.base}/admin")
+    assert tab.url.startswith(f"{netwatch.base}/admin/login?next=")
+    tab.fill("#token", token)
+    tab.get_by_role("button", name="Đăng nhập").click()
+    tab.wait_for_url(f"{netwatch.base}/admin")
+
+
+def test_it_staff_log_in_and_see_the_open_ticket(
+    netwatch: NetWatchOnLab, ticket_id: str, page: PageFactory, check_html: CheckHtml
+) -> None:
+    tab = page(PHONE)
+    tab.goto(f"{netwatch.base}/admin/login")
+    _checked(tab, check_html, "admin-login-phone")
+    tab.fill("#token", "nw_0000000000000000_not-a-real-token")
+    tab.get_by_role("button", name="Đăng nhập").click()
+    assert "Mã truy cập không đúng" in tab.locator("[role=alert]").inner_text()
+
+    _log_in(tab, netwatch, netwatch.create_token("cntt-lamdong"))
+    cookie = next(c for c in tab.context.cookies() if c["name"] == "nw_admin")
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+    assert cookie["path"] == "/admin"
+    row = tab.locator("table.tickets tbody tr").filter(has_text=ticket_id)
+    assert row.count() == 1
+    commune = netwatch.inventory.communes[1]
+    text = row.inner_text()
+    assert commune.name in text
+    assert "Mất kết nối" in text
+    assert "Chưa" in text  # not acknowledged
+    _checked(tab, check_html, "admin-tickets-phone")
+
+    wide = page(DESKTOP)
+    wide.context.add_cookies(tab.context.cookies())
+    wide.goto(f"{netwatch.base}/admin")
+    wide.get_by_role("link", name=re.compile("Tuổi phiếu")).click()
+    wide.wait_for_url(re.compile(r"sort=-age"))
+    check_accessibility(wide)
+    save_screenshot(wide, "admin-tickets-desktop")
+
+    # Acknowledge as provincial IT from the ticket's own page.
+    wide.get_by_role("link", name=ticket_id).click()
+    wide.wait_for_url(f"{netwatch.base}/admin/tickets/{ticket_id}")
+    assert "Mất kết nối" in wide.locator("dl.facts").first.inner_text()
+    wide.fill("#ack-text", "Đã gọi trực ca VNPT")
+    wide.get_by_role("button", name="Tiếp nhận", exact=True).click()
+    wide.wait_for_url(re.compile(r"done=acknowledge"))
+    assert "Tiếp nhận — cntt-lamdong (CNTT tỉnh)" in wide.locator("ol.timeline").inner_text()
+    _checked(wide, check_html, "admin-ticket-desktop")
+    tab.reload()
+    row = tab.locator("table.tickets tbody tr").filter(has_text=ticket_id)
+    assert "Đã tiếp nhận" in row.inner_text()
+
+
+def test_a_maintenance_window_is_planned_and_ended_over_the_ticket(
+    netwatch: NetWatchOnLab, ticket_id: str, page: PageFactory, check_html: CheckHtml
+) -> None:
+    commune = netwatch.inventory.communes[1]
+    tab = page(PHONE)
+    _log_in(tab, netwatch, netwatch.create_token("bao-tri"))
+    tab.get_by_role("link", name="Bảo trì").click()
+    tab.wait_for_url(f"{netwatch.base}/admin/maintenance")
+    assert "Không có đợt bảo trì nào" in tab.locator("main").inner_text()
+    _checked(tab, check_html, "admin-maintenance-empty-phone")
+
+    now = datetime.now(LOCAL_TZ)
+    tab.select_option("#target", f"commune:{commune.code}")
+    tab.fill("#start", f"{now - timedelta(minutes=1):%Y-%m-%dT%H:%M}")
+    tab.fill("#end", f"{now + timedelta(hours=2):%Y-%m-%dT%H:%M}")
+    tab.fill("#reason", "Thay bộ định tuyến tại trung tâm")
+    tab.get_by_role("button", name="Tạo").click()
+    tab.wait_for_url(re.compile(r"done=created"))
+    listed = tab.locator("main").inner_text()
+    assert "Đã tạo đợt bảo trì." in listed
+    assert "Thay bộ định tuyến tại trung tâm" in listed
+    assert "Đang bảo trì" in listed
+    _checked(tab, check_html, "admin-maintenance-active-phone")
+
+    def logged(kind: str) -> bool:
+        events = netwatch.get_json(f"/api/v1/tickets/{ticket_id}")["events"]
+        return any(e["kind"] == kind for e in events)
+
+    # The alerting loop applies the window to the open ticket on its next tick.
+    wait_for(lambda: logged("maintenance_started"), "the ticket to enter maintenance", 30)
+
+    tab.get_by_role("button", name=re.compile("Kết thúc ngay")).click()
+    tab.wait_for_url(re.compile(r"done=ended"))
+    assert "Đã kết thúc đợt bảo trì." in tab.locator("main").inner_text()
+    assert "Không có đợt bảo trì nào" in tab.locator("main").inner_text()
+    wait_for(lambda: logged("maintenance_ended"), "the ticket to leave maintenance", 30)
+    tab.goto(f"{netwatch.base}/admin/tickets/{ticket_id}")
+    timeline = tab.locator("ol.timeline").inner_text()
+    assert "Bắt đầu bảo trì" in timeline
+    assert "Kết thúc bảo trì" in timeline
+
+    # A bad form comes back with its message and a 4xx, nothing stored.
+    tab.goto(f"{netwatch.base}/admin/maintenance")
+    tab.select_option("#target", f"commune:{commune.code}")
+    tab.fill("#start", f"{now + timedelta(hours=3):%Y-%m-%dT%H:%M}")
+    tab.fill("#end", f"{now + timedelta(hours=1):%Y-%m-%dT%H:%M}")
+    tab.fill("#reason", "Sai giờ")
+    with tab.expect_response(f"{netwatch.base}/admin/maintenance") as answer:
+        tab.get_by_role("button", name="Tạo").click()
+    assert answer.value.status == 422
+    assert "phải sau thời điểm bắt đầu" in tab.locator("[role=alert]").inner_text()
+    assert tab.locator("#reason").input_value() == "Sai giờ"
+    assert netwatch.get_json("/api/v1/maintenance") == []
+
+
+def test_the_health_page_and_logout(
+    netwatch: NetWatchOnLab, ticket_id: str, page: PageFactory, check_html: CheckHtml
+) -> None:
+    tab = page(PHONE)
+    _log_in(tab, netwatch, netwatch.create_token("giam-sat"))
+    tab.get_by_role("link", name="Tình trạng NetWatch").click()
+    tab.wait_for_url(f"{netwatch.base}/admin/health")
+    main = tab.locator("main").inner_text()
+    assert "Hoạt động" in main  # the database answers
+    rounds = tab.locator("table").first.inner_text()
+    assert rounds.count("Đúng lịch") == 3  # ICMP, SNMP and HTTPS rounds keep their schedule
+    assert "Hàng đợi thông báo" in main
+    # The alerting loop runs: its last evaluation is a time, seconds ago, not "unknown".
+    assert re.search(r"Lần đánh giá gần nhất: \d\d:\d\d", main), main
+    _checked(tab, check_html, "admin-health-phone")
+
+    english = page(DESKTOP)
+    english.context.add_cookies(tab.context.cookies())
+    english.goto(f"{netwatch.base}/admin/health?lang=en")
+    assert english.locator("h1").inner_text() == "NetWatch health"
+    check_accessibility(english)
+    save_screenshot(english, "admin-health-desktop-en")
+
+    tab.get_by_role("button", name="Đăng xuất").click()
+    tab.wait_for_url(re.compile(r"/admin/login\?bye=1"))
+    assert "Bạn đã đăng xuất." in tab.locator("main").inner_text()
+    tab.goto(f"{netwatch.base}/admin/health")
+    assert tab.url.startswith(f"{netwatch.base}/admin/login")
