@@ -94,6 +94,8 @@ from netwatch.store.types import (
 )
 
 log = logging.getLogger("netwatch.alerting")
+# A crash loses at most this much of the state history's end (it counts as the last state).
+HEARTBEAT_EVERY = timedelta(seconds=15)
 SYSTEM = Actor(ActorKind.SYSTEM, "netwatch")
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _NOTICE = {
@@ -461,7 +463,16 @@ class Alerting:
         self.last_tick_at: datetime | None = None  # the last evaluation that completed
 
     async def restore(self, now: datetime) -> None:
-        """Continue the episodes of a previous run instead of opening new tickets."""
+        """Continue the episodes of a previous run instead of opening new tickets.
+
+        The state history of the previous run ends where it was last known alive: its clean
+        shutdown, or after a crash its last heartbeat. This run records each subject's state
+        again from its first judged round.
+        """
+        alive = await self._store.last_heartbeat()
+        closed = await self._store.mark_all_unknown(min(alive or now, now))
+        if closed:
+            log.info("state history closed subjects=%d at=%s", closed, (alive or now).isoformat())
         since = now - timedelta(seconds=self.book.policy.reopen_window_s)
         records = await self._store.ticket_books(since)
         tickets = [ticket_from_json(r.book) for r in records if r.book]
@@ -607,15 +618,27 @@ class Alerting:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Evaluate every tick until stopped; a failing store delays tickets, never loses them."""
+        beat_at: datetime | None = None
         while not stop.is_set():
             try:
                 now = datetime.now(UTC)
                 await self.evaluate(now)
                 self.last_tick_at = now
+                if beat_at is None or now - beat_at >= HEARTBEAT_EVERY:
+                    await self._store.heartbeat(now)
+                    beat_at = now
             except Exception:
                 log.exception("ticket evaluation failed; retrying next tick")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._tick_s)
+
+    async def close(self, now: datetime) -> None:
+        """Clean shutdown: what was judged goes into the history, then every state is unknown
+        from now on (NetWatch is not watching), so the time it is stopped counts as unknown."""
+        async with self._lock:
+            await self._record_history()
+            await self._store.mark_all_unknown(now)
+            await self._store.heartbeat(now)
 
 
 class StoreOutbox:

@@ -28,6 +28,7 @@ from alerts.model import (
     Topology,
     Transition,
     UpstreamInfo,
+    portal_subject,
 )
 from alerts.rootcause import decide
 from netwatch.inventory import Inventory
@@ -120,12 +121,18 @@ class HealthMonitor:
         self.incidents: tuple[Incident, ...] = ()
         self.transitions: deque[Transition] = deque(maxlen=history)  # the latest, for display
         self._unrecorded: list[Transition] = []  # not yet in the store's state history
+        # Subjects whose first judged state is in the history already. A subject starts in its
+        # good state without a transition (hysteresis has nothing to change), but availability
+        # needs that first interval: without it a link that was always fine has no data, and one
+        # that was fine for weeks then down for a minute shows 0 %.
+        self._recorded: set[str] = set()
         self._routers: dict[str, _RouterView] = {}
         self._pending: dict[str, list[LinkRound]] = {}  # rounds waiting for a utilization reading
 
     def observe(self, batch: Sequence[Observation]) -> None:
         """Feed one round's observations to the evaluators, then decide the incidents."""
         found: list[Transition | None] = []
+        first_seen = [s for s in map(self._subject_of, batch) if s and s not in self._recorded]
         for obs in batch:
             if isinstance(obs, SnmpObservation):
                 found.extend(self._observe_snmp(obs))
@@ -152,6 +159,7 @@ class HealthMonitor:
                 changed = True
                 self.transitions.append(transition)
                 self._unrecorded.append(transition)
+                self._recorded.add(transition.subject)
                 log.warning(
                     "state changed subject=%s old=%s new=%s since=%s detail=%s",
                     transition.subject,
@@ -160,12 +168,53 @@ class HealthMonitor:
                     transition.since.isoformat(),
                     transition.detail,
                 )
+        if first_seen:
+            self._record_first_states(first_seen)
         if changed or not batch:
             self.incidents = decide(
                 self.topology,
                 self.links.statuses(),
                 self.nodes.statuses(),
                 self.portals.statuses(),
+            )
+
+    def _subject_of(self, obs: Observation) -> str | None:
+        """The judged subject an observation feeds (links, nodes, portals), if any."""
+        if isinstance(obs, IcmpObservation):
+            target = obs.target
+            if target.link is not None:
+                return link_id(target.link.commune, target.link.link)
+            return target.key if target.role in ("upstream", "reference") else None
+        if isinstance(obs, PortalObservation):
+            return portal_subject(obs.job.portal, CENTRAL)
+        return None
+
+    def _status_of(
+        self, subject: str
+    ) -> Status[LinkState] | Status[NodeState] | Status[PortalState] | None:
+        if subject in self.topology.links:
+            return self.links.status(subject)
+        portal, at, vantage = subject.rpartition("@")
+        if at and not subject.startswith("upstream:"):
+            return self.portals.status(portal, vantage)
+        return self.nodes.status(subject)
+
+    def _record_first_states(self, subjects: Sequence[str]) -> None:
+        """History-only entries (no log, no incident) for subjects judged for the first time."""
+        for subject in subjects:
+            status = self._status_of(subject)
+            if status is None or subject in self._recorded:
+                continue  # rounds held for the router's next reading: not judged yet
+            self._recorded.add(subject)
+            self._unrecorded.append(
+                Transition(
+                    subject=subject,
+                    old="unknown",
+                    new=status.state.value,
+                    at=status.since,
+                    since=status.since,
+                    detail=status.detail,
+                )
             )
 
     def round_done(self, report: RoundReport) -> None:

@@ -37,6 +37,7 @@ from netwatch.store.models import (
 )
 from netwatch.store.types import (
     DEGRADED_STATES,
+    HEARTBEAT_SUBJECT,
     UNAVAILABLE_STATES,
     UNKNOWN_STATE,
     ApiToken,
@@ -225,18 +226,47 @@ class Store:
             current.updated_at = change.since
         return TransitionRecord(TransitionOutcome.RECORDED, _subject_state(current))
 
+    async def heartbeat(self, at: datetime) -> None:
+        """Note that NetWatch is alive and judging at `at` (once a minute is plenty).
+
+        After a crash, the next start marks every state unknown from the last heartbeat: the
+        time NetWatch was down counts as unknown in availability reports, not as the last state.
+        Kept as a row of its own in subject_states, never in the state history.
+        """
+        async with self._write() as session:
+            row = await session.get(SubjectStateRow, HEARTBEAT_SUBJECT)
+            if row is None:
+                session.add(
+                    SubjectStateRow(
+                        subject=HEARTBEAT_SUBJECT, state="alive", detail="", since=at, updated_at=at
+                    )
+                )
+            else:
+                row.updated_at = max(row.updated_at, at)
+
+    async def last_heartbeat(self) -> datetime | None:
+        """When NetWatch last said it was alive (None: never)."""
+        async with self._read() as session:
+            row = await session.get(SubjectStateRow, HEARTBEAT_SUBJECT)
+            return row.updated_at if row is not None else None
+
     async def mark_all_unknown(self, at: datetime) -> int:
         """Record `unknown` from `at` for every subject with a known state (clean shutdown,
         or start-up after a crash with the last time NetWatch was known alive); returns how many.
+        A state that began after `at` (judged after the last heartbeat) turns unknown when it
+        began instead: nothing recorded is rewritten.
         """
         async with self._read() as session:
-            subjects = list(
-                await session.scalars(
-                    sa.select(SubjectStateRow.subject).where(SubjectStateRow.state != UNKNOWN_STATE)
+            rows = (
+                await session.execute(
+                    sa.select(SubjectStateRow.subject, SubjectStateRow.since).where(
+                        SubjectStateRow.state != UNKNOWN_STATE,
+                        SubjectStateRow.subject != HEARTBEAT_SUBJECT,
+                    )
                 )
-            )
+            ).all()
         records = await self.record_transitions(
-            [StateChange(s, UNKNOWN_STATE, at) for s in subjects]
+            [StateChange(subject, UNKNOWN_STATE, max(at, since)) for subject, since in rows]
         )
         return sum(r.outcome is TransitionOutcome.RECORDED for r in records)
 
@@ -244,7 +274,9 @@ class Store:
         """The current state of every subject, by subject."""
         async with self._read() as session:
             rows = await session.scalars(
-                sa.select(SubjectStateRow).order_by(SubjectStateRow.subject)
+                sa.select(SubjectStateRow)
+                .where(SubjectStateRow.subject != HEARTBEAT_SUBJECT)
+                .order_by(SubjectStateRow.subject)
             )
             return [_to_subject_state(r) for r in rows]
 

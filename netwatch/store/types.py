@@ -30,6 +30,7 @@ UNAVAILABLE_STATES = frozenset({"down", "failing"})
 DEGRADED_STATES = frozenset({"slow", "lossy", "congested"})
 # The state recorded while NetWatch does not know (not running, just started).
 UNKNOWN_STATE = "unknown"
+HEARTBEAT_SUBJECT = "netwatch:heartbeat"  # NetWatch itself: alive until (not a judged subject)
 
 
 @dataclass(frozen=True, slots=True)

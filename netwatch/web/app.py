@@ -142,6 +142,10 @@ def create_app(
             async def stop_background() -> None:
                 stop.set()
                 await asyncio.gather(*background, return_exceptions=True)
+                try:  # the time NetWatch is stopped counts as unknown, not as the last state
+                    await alerting.close(datetime.now(UTC))
+                except Exception:
+                    log.exception("state history not closed at shutdown")
 
             stack.push_async_callback(stop_background)
             log.info(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -10,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from netwatch.engine import EngineOptions
 from netwatch.inventory import load_inventory
 from netwatch.inventory.models import Intervals
 from netwatch.lab import Lab
+from netwatch.store import open_store
 from netwatch.web.app import create_app
 from tests.lab.fixtures import built_lab
 
@@ -174,6 +177,20 @@ def test_faults_show_in_metrics_api_and_status(clean_lab: Lab, tmp_path: Path) -
             return all(link["state"] == "down" for link in links)
 
         _wait(judged_down)
+
+        # Availability: a link fine since NetWatch started is 100 % available, not "no data"
+        # (its first judged state goes into the history too); the down one is not.
+        def availability(code: str) -> list[dict[str, float]]:
+            links = json.loads(client.get(f"/api/v1/communes/{code}")[1])["links"]
+            return [
+                json.loads(client.get(f"/api/v1/links/{code}/{link['link']}/availability")[1])
+                for link in links
+            ]
+
+        _wait(lambda: all(a["ok_s"] > 0 for a in availability(healthy)))
+        assert all(a["availability_ratio"] == 1.0 for a in availability(healthy))
+        _wait(lambda: all(a["down_s"] > 0 for a in availability(down)))
+        assert all(a["availability_ratio"] < 1 for a in availability(down))
         page = client.get("/status")[1]
         assert "Mất kết nối" in page
         assert "Bình thường" in page
@@ -193,6 +210,19 @@ def test_faults_show_in_metrics_api_and_status(clean_lab: Lab, tmp_path: Path) -
         page = client.get("/status")[1]
         assert "Đang gián đoạn" in page
         assert "không phải lỗi đường truyền của xã" in page
+
+    # A clean shutdown ends every state: the time NetWatch is stopped counts as unknown.
+    async def stored() -> tuple[set[str], datetime | None]:
+        store = await open_store(None, data_dir=tmp_path, migrate=False)
+        try:
+            states = {s.state for s in await store.current_states()}
+            return states, await store.last_heartbeat()
+        finally:
+            await store.close()
+
+    states, alive = asyncio.run(stored())
+    assert states == {"unknown"}
+    assert alive is not None
 
 
 def test_congestion_reboot_and_slow_portal_show_in_metrics(clean_lab: Lab, tmp_path: Path) -> None:

@@ -105,3 +105,30 @@ async def test_current_states(store: Store) -> None:
     )
     states = await store.current_states()
     assert [(s.subject, s.state) for s in states] == [("a", "congested"), ("b", "ok")]
+
+
+async def test_after_a_crash_the_gap_from_the_last_heartbeat_is_unknown(store: Store) -> None:
+    """NetWatch died at 03:00 after its last heartbeat at 02:00; it starts again at 09:00."""
+    other = "28696/vnpt-tslcd"
+    assert await store.last_heartbeat() is None
+    await store.record_transition(LINK, "ok", _june(1))
+    await store.record_transition(other, "ok", _june(1))
+    await store.heartbeat(_june(2, 1))
+    await store.heartbeat(_june(2, 2))
+    await store.heartbeat(_june(2, 1))  # a late writer never moves it back
+    await store.record_transition(other, "down", _june(2, 2) + (_june(2, 3) - _june(2, 2)) / 2)
+    alive = await store.last_heartbeat()
+    assert alive == _june(2, 2)
+    # The restart: everything unknown from the last heartbeat (or from a later change).
+    assert await store.mark_all_unknown(alive) == 2
+    await store.record_transition(LINK, "ok", _june(2, 9))
+    report = await store.availability(LINK, _june(2), _june(3), now=_june(3))
+    assert report.unknown_s == pytest.approx(7 * H)  # 02:00 to 09:00, not counted as ok
+    assert report.ok_s == pytest.approx(17 * H)
+    [*_, down, gap] = await store.history(other, JUNE, JULY)
+    assert (down.state, gap.state) == ("down", "unknown")
+    assert gap.since == down.since  # judged after the heartbeat: that change is kept as it was
+    assert down.until == down.since
+    # NetWatch's own heartbeat is not a subject: no state, no history.
+    assert [s.subject for s in await store.current_states()] == [LINK, other]
+    assert await store.history("netwatch:heartbeat", JUNE, JULY) == []
