@@ -10,6 +10,7 @@ COPY alerts ./alerts
 RUN python -m venv /opt/netwatch && /opt/netwatch/bin/pip install --no-cache-dir .
 
 FROM python:3.11-slim-bookworm
+ENV PYTHONUNBUFFERED=1 TZ=Asia/Ho_Chi_Minh
 RUN useradd --system --home /var/lib/netwatch --create-home netwatch \
     && apt-get update && apt-get install -y --no-install-recommends libcap2-bin \
     && rm -rf /var/lib/apt/lists/*
@@ -17,6 +18,8 @@ COPY --from=build /opt/netwatch /opt/netwatch
 # Raw ICMP needs CAP_NET_RAW and nothing else; give it to the interpreter, not to root.
 RUN setcap cap_net_raw+ep "$(readlink -f /opt/netwatch/bin/python)"
 COPY config/examples /etc/netwatch/examples
+# The config and its secrets come from outside: a file mounted at /etc/netwatch/netwatch.yaml and
+# the environment (deploy/compose.yaml, docs/deployment.md).
 USER netwatch
 WORKDIR /var/lib/netwatch
 VOLUME ["/var/lib/netwatch"]

@@ -35,6 +35,8 @@ set +a
 "$NW" lab fault --index "$INDEX" --state-dir "$STATE" 28693 congest      # Xã Tân Thới: saturated
 
 "$NW" check-config "$STATE/netwatch.yaml"
+# A token for the provincial IT view (/admin) and the write API; only its hash is stored.
+TOKEN=$("$NW" token create demo --data-dir data | head -1)
 
 cat <<TXT
 
@@ -44,6 +46,8 @@ congestion at 28693). Look at:
   metrics       http://$LISTEN/metrics
   API docs      http://$LISTEN/docs
   tickets       http://$LISTEN/api/v1/tickets      (stored in data/netwatch.sqlite3)
+  IT view       http://$LISTEN/admin               (log in with the token: ${TOKEN:-see netwatch token create})
+  ISP pages     /t/...: the signed link in each ticket's e-mail (the demo sends none: no mail server)
 Try more faults in another shell, e.g.:
   $NW lab fault --index $INDEX 24848 loss 30
   $NW lab fault --index $INDEX portal slow 3

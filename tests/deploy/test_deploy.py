@@ -1,0 +1,292 @@
+"""The deployment NetWatch ships: the installed package, the compose stack, the systemd unit.
+
+Docker cannot run here, so the image is proved through its parts: the Dockerfile installs the
+project with `pip install .`, and the wheel that builds is installed on its own (no source tree
+behind it) and must check a config, migrate a store and serve its pages. The compose file is
+checked by docker-compose's own `config`, and every file it mounts must be one the repository
+ships. The systemd unit is checked by `systemd-analyze verify`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from netwatch.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+EXAMPLE = ROOT / "config" / "examples" / "lam-dong.yaml"
+SECRETS = {
+    f"NETWATCH_{name}": f"secret-{name.lower()}"
+    for name in (
+        "SNMP_COMMUNITY",
+        "SNMP_AUTH_KEY",
+        "SNMP_PRIV_KEY",
+        "LINK_SECRET",
+        "SMTP_PASSWORD",
+        "WEBHOOK_SECRET",
+        "TELEGRAM_TOKEN",
+    )
+}
+
+
+# -- the package the image installs ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project built as a wheel (as `pip install .` in the Dockerfile does) and unpacked."""
+    work = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", work, ROOT],
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = work.glob("netwatch-*.whl")
+    target = work / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", target, wheel],
+        check=True,
+        capture_output=True,
+    )
+    return target
+
+
+def _run_installed(target: Path, cwd: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """Python code run against the installed wheel only: not the source tree of this checkout."""
+    env = {**os.environ, **SECRETS, "PYTHONPATH": str(target)}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_wheel_ships_every_file_the_source_tree_needs(installed: Path) -> None:
+    """Templates, styles, migrations: a file left out of the wheel breaks only the image."""
+    for package in ("netwatch", "probes", "alerts"):
+        source = ROOT / package
+        for path in source.rglob("*"):
+            if path.is_dir() or "__pycache__" in path.parts or path.suffix == ".pyc":
+                continue
+            shipped = installed / path.relative_to(ROOT)
+            assert shipped.is_file(), f"{path.relative_to(ROOT)} is not in the wheel"
+
+
+def test_the_installed_package_checks_config_migrates_and_serves(
+    installed: Path, tmp_path: Path
+) -> None:
+    result = _run_installed(
+        installed,
+        tmp_path,
+        f"""
+        import netwatch, sys
+        assert netwatch.__file__.startswith({str(installed)!r}), netwatch.__file__
+        from netwatch.cli import main
+        sys.exit(main(["check-config", {str(EXAMPLE)!r}]))
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+
+    served = _run_installed(
+        installed,
+        tmp_path,
+        f"""
+        from pathlib import Path
+        from fastapi.testclient import TestClient
+        from netwatch.web.app import create_app
+        app = create_app({str(EXAMPLE)!r}, probing=False, data_dir=Path("data"))
+        with TestClient(app) as client:
+            for path in ("/healthz", "/status", "/openapi.json"):
+                response = client.get(path, follow_redirects=True)
+                assert response.status_code == 200, (path, response.status_code)
+            print("served")
+        """,
+    )
+    assert served.returncode == 0, served.stderr
+    assert "served" in served.stdout
+    # The store was created and migrated from the wheel's own migration scripts.
+    with sqlite3.connect(tmp_path / "data" / "netwatch.sqlite3") as db:
+        [(version,)] = db.execute("SELECT version_num FROM alembic_version").fetchall()
+    newest = sorted((ROOT / "netwatch" / "store" / "migrations" / "versions").glob("0*.py"))[-1]
+    assert newest.name.startswith(f"{version}_"), (version, newest.name)
+
+
+# -- Dockerfile ------------------------------------------------------------------------------
+def test_dockerfile_is_multi_stage_slim_non_root_with_only_net_raw() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
+    assert len(stages) >= 2, stages
+    assert all("slim" in image for image in stages), stages
+    assert "pip install --no-cache-dir ." in text  # the install step the wheel test proves
+    [user] = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
+    assert user not in ("root", "0")
+    assert "setcap cap_net_raw+ep" in text
+    assert re.search(r"^HEALTHCHECK .*?/healthz", text, flags=re.MULTILINE)
+    assert re.search(r"^VOLUME\s", text, flags=re.MULTILINE)
+    # Everything the image copies exists in the repository.
+    for source in re.findall(r"^COPY\s+(?!--from)(.+)\s+\S+$", text, flags=re.MULTILINE):
+        for item in source.split():
+            assert (ROOT / item).exists(), item
+
+
+# -- compose -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def compose(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """deploy/compose.yaml as docker-compose itself resolves it (with the example env file)."""
+    if shutil.which("docker-compose") is None:
+        pytest.fail("docker-compose not found (Debian: docker-compose; scripts/bootstrap.sh)")
+    # A copy of the repository's layout with the files a user creates from the examples.
+    root = tmp_path_factory.mktemp("compose")
+    for part in ("deploy", "config", "grafana"):
+        shutil.copytree(ROOT / part, root / part)
+    shutil.copy(root / "deploy" / "netwatch.env.example", root / "deploy" / "netwatch.env")
+    (root / "deploy" / "grafana-admin-password.txt").write_text("change-me\n")
+    shutil.copy(EXAMPLE, root / "config" / "netwatch.yaml")
+    result = subprocess.run(
+        ["docker-compose", "-f", root / "deploy" / "compose.yaml", "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert isinstance(resolved, dict)
+    resolved["_root"] = str(root)
+    return resolved
+
+
+def _service(compose: dict[str, object], name: str) -> dict[str, object]:
+    services = compose["services"]
+    assert isinstance(services, dict)
+    service = services[name]
+    assert isinstance(service, dict)
+    return service
+
+
+def _mounts(service: dict[str, object]) -> list[tuple[str, str, str]]:
+    """(type, source, target) of each volume, in either of compose's syntaxes."""
+    found: list[tuple[str, str, str]] = []
+    for volume in service.get("volumes", []):  # type: ignore[attr-defined]
+        if isinstance(volume, dict):
+            found.append((volume["type"], volume["source"], volume["target"]))
+        else:
+            source, target, *_ = str(volume).split(":")
+            found.append(("bind" if source.startswith("/") else "volume", source, target))
+    return found
+
+
+def test_compose_starts_netwatch_prometheus_and_grafana(compose: dict[str, object]) -> None:
+    services = compose["services"]
+    assert isinstance(services, dict)
+    assert set(services) == {"netwatch", "prometheus", "grafana"}
+    netwatch = _service(compose, "netwatch")
+    assert netwatch["cap_drop"] == ["ALL"]
+    assert netwatch["cap_add"] == ["NET_RAW"]
+    assert "healthcheck" in netwatch
+    assert ("volume", "netwatch-data", "/var/lib/netwatch") in _mounts(netwatch)
+    # The command is one NetWatch's own parser accepts.
+    command = netwatch["command"]
+    assert isinstance(command, list)
+    args = build_parser().parse_args(command)
+    assert args.listen == "0.0.0.0:8080"
+
+
+def test_compose_mounts_only_files_the_repository_ships(compose: dict[str, object]) -> None:
+    root = Path(str(compose["_root"]))
+    user_files = {root / "config" / "netwatch.yaml"}  # written by the user from the example
+    for name in ("netwatch", "prometheus", "grafana"):
+        for kind, where, _target in _mounts(_service(compose, name)):
+            if kind != "bind":
+                continue
+            source = Path(where)
+            assert source.exists(), (name, source)
+            if source not in user_files:
+                shipped = ROOT / source.relative_to(root)
+                assert shipped.exists(), (name, shipped)
+
+
+def test_compose_wires_prometheus_to_netwatch_and_grafana_to_both(
+    compose: dict[str, object],
+) -> None:
+    # Prometheus scrapes the compose service by name, on the port NetWatch listens on.
+    prometheus = yaml.safe_load((ROOT / "config" / "prometheus" / "prometheus.yml").read_text())
+    targets = [
+        target
+        for job in prometheus["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    ]
+    assert "netwatch:8080" in targets
+    for pattern in prometheus.get("rule_files", []):
+        # Mounted at /etc/prometheus: rule files must resolve inside config/prometheus.
+        relative = pattern.removeprefix("/etc/prometheus/")
+        assert list((ROOT / "config" / "prometheus").glob(relative)), pattern
+    # Grafana: the datasource points at the prometheus service; dashboards are where the
+    # provider looks for them.
+    provisioning = ROOT / "grafana" / "provisioning"
+    datasources = [
+        ds
+        for f in (provisioning / "datasources").glob("*.y*ml")
+        for ds in yaml.safe_load(f.read_text())["datasources"]
+    ]
+    assert any(ds["url"] == "http://prometheus:9090" for ds in datasources), datasources
+    providers = [
+        p
+        for f in (provisioning / "dashboards").glob("*.y*ml")
+        for p in yaml.safe_load(f.read_text())["providers"]
+    ]
+    grafana = _service(compose, "grafana")
+    mounts = {target: source for kind, source, target in _mounts(grafana) if kind == "bind"}
+    for provider in providers:
+        folder = provider["options"]["path"]
+        assert folder in mounts, (folder, mounts)
+        assert list(Path(mounts[folder]).glob("*.json")), folder
+    environment = grafana["environment"]
+    assert isinstance(environment, dict)
+    home = environment["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    folder, _, file = home.rpartition("/")
+    assert (Path(mounts[folder]) / file).is_file(), home
+
+
+# -- systemd -----------------------------------------------------------------------------------
+def test_systemd_unit_verifies_and_runs_a_command_netwatch_accepts(tmp_path: Path) -> None:
+    unit = (DEPLOY / "netwatch.service").read_text()
+    [exec_start] = re.findall(r"^ExecStart=(.+)$", unit, flags=re.MULTILINE)
+    binary, *argv = exec_start.split()
+    assert binary == "/opt/netwatch/bin/netwatch"
+    args = build_parser().parse_args(argv)
+    assert args.listen.startswith("127.0.0.1:")
+    assert "AmbientCapabilities=CAP_NET_RAW" in unit
+    assert "CapabilityBoundingSet=CAP_NET_RAW" in unit
+    assert re.search(r"^User=netwatch$", unit, flags=re.MULTILINE)
+    # systemd-analyze verify, with the install paths pointing at this checkout's NetWatch.
+    local = unit.replace(
+        "/opt/netwatch/bin/netwatch", str(Path(sys.executable).parent / "netwatch")
+    )
+    local = re.sub(r"^(User|Group)=netwatch$", r"\1=root", local, flags=re.MULTILINE)
+    copy = tmp_path / "netwatch.service"
+    copy.write_text(local)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", copy], capture_output=True, text=True, timeout=60
+    )
+    problems = [
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        # Inside a container without systemd as init these are about the host, not the unit.
+        if line.strip() and "Failed to connect" not in line and "System has not" not in line
+    ]
+    assert result.returncode == 0, problems
+    assert not problems
