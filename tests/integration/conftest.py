@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from netwatch.lab import Lab
 from tests.conftest import PgCluster
-from tests.integration.scenarios import Twin
+from tests.integration.scenarios import LAB_COMMUNES, Twin
 from tests.integration.test_tickets_on_lab import _port
+from tests.lab.fixtures import built_lab
 
 
 @contextmanager
@@ -61,3 +63,22 @@ def twins(tmp_path: Path, pg_cluster: PgCluster) -> Iterator[list[Twin]]:
         finally:
             for twin in pair:
                 twin.smtp_down()
+
+
+@pytest.fixture(scope="module")
+def scenario_lab(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Lab]:
+    """The scenario lab of a module, on the module's own LAB_INDEX (they run in parallel)."""
+    index: int = request.module.LAB_INDEX
+    yield from built_lab(index, LAB_COMMUNES, tmp_path_factory.mktemp(f"scenario-lab{index}"))
+
+
+@pytest.fixture
+def lab(scenario_lab: Lab) -> Iterator[Lab]:
+    """The module's scenario lab with every fault undone after the test."""
+    try:
+        yield scenario_lab
+    finally:
+        result = scenario_lab.restore()
+        assert result.ok, result

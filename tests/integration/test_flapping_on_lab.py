@@ -7,13 +7,11 @@ scenarios (tests/integration/scenarios.py has what they share).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from netwatch.lab import Lab
 from tests.integration.scenarios import (
-    LAB_COMMUNES,
     VNPT_LINK,
     VNPT_MAIL,
     Twin,
@@ -25,26 +23,10 @@ from tests.integration.scenarios import (
     _mail,
     _netwatch,
 )
-from tests.lab.fixtures import built_lab
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab, pytest.mark.timeout(360)]
 
-LAB_INDEX = 7  # 10.95.0.0/16, namespaces nwl7-*
-
-
-@pytest.fixture(scope="module")
-def scenario_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    yield from built_lab(LAB_INDEX, LAB_COMMUNES, tmp_path_factory.mktemp("scenario-lab"))
-
-
-@pytest.fixture
-def lab(scenario_lab: Lab) -> Iterator[Lab]:
-    """The module's lab with every fault undone after the test."""
-    try:
-        yield scenario_lab
-    finally:
-        result = scenario_lab.restore()
-        assert result.ok, result
+LAB_INDEX = 7  # 10.95.0.0/16, namespaces nwl7-*: `scenario_lab` (conftest) builds it
 
 
 def test_flapping_link_is_one_episode_not_a_storm(lab: Lab, twins: list[Twin]) -> None:

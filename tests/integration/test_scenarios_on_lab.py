@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import email.message
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -28,7 +28,6 @@ from netwatch.store import OutboxItem
 from tests.integration.scenarios import (
     ISP_MAILS,
     IT_MAIL,
-    LAB_COMMUNES,
     VIETTEL_LINK,
     VIETTEL_MAIL,
     VNPT_BOSS,
@@ -50,29 +49,12 @@ from tests.integration.scenarios import (
     _ticket,
     _wait_for,
 )
-from tests.lab.fixtures import built_lab
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab, pytest.mark.timeout(360)]
 
-LAB_INDEX = 6  # 10.94.0.0/16, namespaces nwl6-*
+LAB_INDEX = 6  # 10.94.0.0/16, namespaces nwl6-*: `scenario_lab` (conftest) builds it
 
 
-@pytest.fixture(scope="module")
-def scenario_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    yield from built_lab(LAB_INDEX, LAB_COMMUNES, tmp_path_factory.mktemp("scenario-lab"))
-
-
-@pytest.fixture
-def lab(scenario_lab: Lab) -> Iterator[Lab]:
-    """The module's lab with every fault undone after the test."""
-    try:
-        yield scenario_lab
-    finally:
-        result = scenario_lab.restore()
-        assert result.ok, result
-
-
-# -- the scenarios --------------------------------------------------------------------------
 def test_twenty_percent_loss_opens_a_lossy_ticket_for_the_isp_and_escalates(
     lab: Lab, twins: list[Twin]
 ) -> None:
