@@ -84,6 +84,7 @@ from netwatch.notify.outbox import OutboxItem as NotifyItem
 from netwatch.signing import LinkSigner
 from netwatch.state import LatestState
 from netwatch.store import Store, TicketStepOutcome
+from netwatch.store.leader import LeaderLock
 from netwatch.store.types import (
     EventRecord,
     JsonObject,
@@ -449,8 +450,13 @@ class Alerting:
         latest: LatestState,
         *,
         tick_s: float = 5.0,
+        leader: LeaderLock | None = None,
     ) -> None:
         self._inventory = inventory
+        # Two instances on one PostgreSQL: both probe, only the lock's holder judges tickets,
+        # writes the state history and takes manual changes (docs/deployment.md). None: alone.
+        self._leader = leader
+        self.is_leader = leader is None
         self._store = store
         self._health = health
         self._latest = latest
@@ -461,6 +467,39 @@ class Alerting:
         self.book = TicketBook(policy=policy_of(inventory), directory=directory_of(inventory))
         self.on_enqueued: list[Any] = []  # callbacks (the outbox worker's wake)
         self.last_tick_at: datetime | None = None  # the last evaluation that completed
+        # Called with the book continued from the store on taking over from another instance
+        # (what that book holds was counted there: metrics take it as seen).
+        self.on_taken_over: list[Callable[[TicketBook], None]] = []
+
+    async def start(self, now: datetime) -> None:
+        """Take the lead if nobody holds it (always, on SQLite); a leader continues the book."""
+        if self._leader is not None:
+            self.is_leader = (await self._leader.refresh()).is_leader
+        if self.is_leader:
+            await self.restore(now)
+        else:
+            log.warning("alerting standby: another NetWatch instance leads")
+
+    async def _follow_leadership(self, now: datetime) -> bool:
+        """Refresh the lock; on taking over, continue from the store. True while leading."""
+        if self._leader is None:
+            return True
+        check = await self._leader.refresh()
+        if not check.is_leader:
+            if check.changed:
+                log.warning("alerting standby status=%s", check.status.value)
+            self.is_leader = False
+            self._health.drain_transitions()  # the leader writes the state history
+            return False
+        if check.changed:
+            log.warning("alerting leader: taking over")
+            async with self._lock:
+                await self.restore(now)
+                self._health.resync_history(now)
+            for hook in self.on_taken_over:
+                hook(self.book)
+        self.is_leader = True
+        return True
 
     async def restore(self, now: datetime) -> None:
         """Continue the episodes of a previous run instead of opening new tickets.
@@ -622,6 +661,10 @@ class Alerting:
         while not stop.is_set():
             try:
                 now = datetime.now(UTC)
+                if not await self._follow_leadership(now):
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self._tick_s)
+                    continue
                 await self.evaluate(now)
                 self.last_tick_at = now
                 if beat_at is None or now - beat_at >= HEARTBEAT_EVERY:
@@ -635,10 +678,14 @@ class Alerting:
     async def close(self, now: datetime) -> None:
         """Clean shutdown: what was judged goes into the history, then every state is unknown
         from now on (NetWatch is not watching), so the time it is stopped counts as unknown."""
-        async with self._lock:
-            await self._record_history()
-            await self._store.mark_all_unknown(now)
-            await self._store.heartbeat(now)
+        if self.is_leader:
+            async with self._lock:
+                await self._record_history()
+                await self._store.mark_all_unknown(now)
+                await self._store.heartbeat(now)
+        if self._leader is not None:
+            await self._leader.release()  # the other instance takes over at its next tick
+            self.is_leader = False
 
 
 class StoreOutbox:

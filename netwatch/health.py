@@ -12,6 +12,7 @@ import logging
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from alerts.health import LinkEvaluator, NodeEvaluator, PortalEvaluator
 from alerts.model import (
@@ -198,6 +199,20 @@ class HealthMonitor:
         if at and not subject.startswith("upstream:"):
             return self.portals.status(portal, vantage)
         return self.nodes.status(subject)
+
+    def resync_history(self, at: datetime) -> None:
+        """Every judged state again, from `at`: for an instance taking over the history from
+        another (what it judged while standing by was not written)."""
+        self._unrecorded = []
+        statuses: list[Status[LinkState] | Status[NodeState] | Status[PortalState]] = [
+            *self.links.statuses().values(),
+            *self.nodes.statuses().values(),
+            *self.portals.statuses().values(),
+        ]
+        self._recorded = {s.subject for s in statuses}
+        self._unrecorded = [
+            Transition(s.subject, "unknown", s.state.value, at, at, s.detail) for s in statuses
+        ]
 
     def _record_first_states(self, subjects: Sequence[str]) -> None:
         """History-only entries (no log, no incident) for subjects judged for the first time."""

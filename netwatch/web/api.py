@@ -472,6 +472,16 @@ async def apply_action(
     if await runtime.store.get_ticket(ticket_id) is None:
         return ticket_not_found(ticket_id)
     alerting = runtime.alerting
+    if not alerting.is_leader:
+        # The leading instance owns the ticket book; a change made here would be overwritten.
+        return ActionFailure(
+            503,
+            "standby",
+            "this NetWatch instance is on standby; the leading instance takes changes, "
+            "try again in a moment",
+            "Máy NetWatch này đang ở chế độ dự phòng; máy chính nhận thay đổi, "
+            "vui lòng thử lại sau ít phút.",
+        )
     if action is ManualAction.ACKNOWLEDGE:
         result = await alerting.acknowledge(ticket_id, actor, now, text)
     elif action is ManualAction.RESOLVE:
@@ -590,6 +600,7 @@ _ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
     **_AUTH_ERRORS,
     404: {"description": "No such ticket"},
     409: {"description": "Refused by the ticket's lifecycle (already acknowledged, resolved)"},
+    503: {"description": "This instance is on standby: the leading instance takes changes"},
 }
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -34,6 +34,7 @@ from netwatch.ops_metrics import OpsMetrics
 from netwatch.plan import Plan, compile_plan
 from netwatch.state import LatestState
 from netwatch.store import Store, open_store
+from netwatch.store.leader import LeaderLock
 from netwatch.store.rollups import Rollups
 from netwatch.web import admin, api, isp, status
 from probes.http import HttpProber
@@ -110,8 +111,13 @@ def create_app(
             stack.push_async_callback(store.close)
             rollups = Rollups(store)
             await history.load(rollups, datetime.now(UTC))
-            alerting = Alerting(inventory, store, health, latest, tick_s=alerting_tick_s)
-            await alerting.restore(datetime.now(UTC))
+            # On PostgreSQL a second instance may share the store: one leads alerting.
+            leader = LeaderLock(store.engine)
+            stack.push_async_callback(leader.release)
+            alerting = Alerting(
+                inventory, store, health, latest, tick_s=alerting_tick_s, leader=leader
+            )
+            await alerting.start(datetime.now(UTC))
             # Judged states, tickets and the outbox for Prometheus (docs/dashboards.md).
             ops = OpsMetrics(
                 inventory,
@@ -121,6 +127,7 @@ def create_app(
                 outbox_backlog=store.outbox_backlog,
             )
             ops.register(registry, collector)
+            alerting.on_taken_over.append(ops.tickets.baseline)
             session = await stack.enter_async_context(aiohttp.ClientSession())
             channels = build_channels(inventory, session, SystemClock())
             outbox = ops.metered(StoreOutbox(store), channels)  # counts deliveries
@@ -202,6 +209,14 @@ def create_app(
     # The public status pages first: they take most of the traffic, and routes are tried in
     # order (docs/status-page.md, load figures).
     app.include_router(status.router)
+
+    @app.get("/healthz/leader", include_in_schema=False)
+    def healthz_leader(request: Request) -> JSONResponse:
+        """200 on the instance that leads alerting, 503 on a standby (for load balancers)."""
+        runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+        leads = runtime is not None and runtime.alerting is not None and runtime.alerting.is_leader
+        return JSONResponse({"role": "leader" if leads else "standby"}, 200 if leads else 503)
+
     app.include_router(api.router)
     app.include_router(isp.router)
     app.include_router(admin.router)
