@@ -127,13 +127,13 @@ class HealthMonitor:
         # needs that first interval: without it a link that was always fine has no data, and one
         # that was fine for weeks then down for a minute shows 0 %.
         self._recorded: set[str] = set()
+        self._first_seen: list[str] = []  # observed this batch, first state not yet recorded
         self._routers: dict[str, _RouterView] = {}
         self._pending: dict[str, list[LinkRound]] = {}  # rounds waiting for a utilization reading
 
     def observe(self, batch: Sequence[Observation]) -> None:
         """Feed one round's observations to the evaluators, then decide the incidents."""
         found: list[Transition | None] = []
-        first_seen = [s for s in map(self._subject_of, batch) if s and s not in self._recorded]
         for obs in batch:
             if isinstance(obs, SnmpObservation):
                 found.extend(self._observe_snmp(obs))
@@ -142,6 +142,7 @@ class HealthMonitor:
                 found.extend(self._observe_icmp(obs))
             elif isinstance(obs, PortalObservation):
                 h = obs.http
+                self._seen(portal_subject(obs.job.portal, CENTRAL))
                 found.append(
                     self.portals.observe(
                         PortalRound(
@@ -169,8 +170,9 @@ class HealthMonitor:
                     transition.since.isoformat(),
                     transition.detail,
                 )
-        if first_seen:
-            self._record_first_states(first_seen)
+        if self._first_seen:
+            self._record_first_states(self._first_seen)
+            self._first_seen = []
         if changed or not batch:
             self.incidents = decide(
                 self.topology,
@@ -179,16 +181,9 @@ class HealthMonitor:
                 self.portals.statuses(),
             )
 
-    def _subject_of(self, obs: Observation) -> str | None:
-        """The judged subject an observation feeds (links, nodes, portals), if any."""
-        if isinstance(obs, IcmpObservation):
-            target = obs.target
-            if target.link is not None:
-                return link_id(target.link.commune, target.link.link)
-            return target.key if target.role in ("upstream", "reference") else None
-        if isinstance(obs, PortalObservation):
-            return portal_subject(obs.job.portal, CENTRAL)
-        return None
+    def _seen(self, subject: str) -> None:
+        if subject not in self._recorded:
+            self._first_seen.append(subject)
 
     def _status_of(
         self, subject: str
@@ -261,8 +256,10 @@ class HealthMonitor:
             if target.role not in ("upstream", "reference"):
                 return []  # front-office devices are shown, not ticketed (for now)
             node = NodeRound(target.key, result.started_at, result.received > 0, result.loss_ratio)
+            self._seen(target.key)
             return [self.nodes.observe(node)]
         key = link_id(target.link.commune, target.link.link)
+        self._seen(key)
         view = self._routers.get(key)
         rnd = LinkRound(key, result.started_at, result.sent, result.received, result.rtt_median_s)
         if view is None:  # no router polled for this link: judged on the echoes alone

@@ -505,18 +505,7 @@ class Store:
                 .where(TicketEventRow.ticket_id == ticket_id)
                 .order_by(TicketEventRow.at, TicketEventRow.id)
             )
-            return [
-                TicketEvent(
-                    id=r.id,
-                    ticket_id=r.ticket_id,
-                    at=r.at,
-                    actor=r.actor,
-                    kind=r.kind,
-                    text=r.text,
-                    seq=r.seq,
-                )
-                for r in rows
-            ]
+            return [_to_event(r) for r in rows]
 
     # --- ticket steps (the alerts/ state machine) -------------------------------------------
 
@@ -1041,6 +1030,18 @@ def _to_ticket(row: TicketRow) -> Ticket:
         escalation_level=row.escalation_level,
         last_notified_at=row.last_notified_at,
         updated_at=row.updated_at,
+    )
+
+
+def _to_event(row: TicketEventRow) -> TicketEvent:
+    return TicketEvent(
+        id=row.id,
+        ticket_id=row.ticket_id,
+        at=row.at,
+        actor=row.actor,
+        kind=row.kind,
+        text=row.text,
+        seq=row.seq,
     )
 
 

@@ -14,10 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from netwatch.store.models import OutboxRow, TicketEventRow, TicketRow
-from netwatch.store.repository import Store, _aware, _to_ticket
+from netwatch.store.repository import Store, _aware, _chunks, _to_event, _to_ticket
 from netwatch.store.types import Ticket, TicketEvent, TicketState
-
-CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +43,10 @@ class StatusReads:
             TicketRow.opened_at >= since, TicketRow.state != TicketState.RESOLVED.value
         )
         async with self._sessions() as session, session.begin():
-            for i in range(0, len(keys), CHUNK):
+            for chunk in _chunks(keys):
                 query = (
                     sa.select(TicketRow)
-                    .where(TicketRow.incident_key.in_(keys[i : i + CHUNK]), recent_or_open)
+                    .where(TicketRow.incident_key.in_(chunk), recent_or_open)
                     .order_by(TicketRow.opened_at.desc())
                     .limit(limit)
                 )
@@ -62,27 +60,17 @@ class StatusReads:
         """The events of these tickets (of `kinds` when given), oldest first, by ticket."""
         ids = sorted(set(ticket_ids))
         out: dict[str, list[TicketEvent]] = {t: [] for t in ids}
-        async with self._engine.connect() as conn, conn.begin():
-            for i in range(0, len(ids), CHUNK):
+        async with self._sessions() as session, session.begin():
+            for chunk in _chunks(ids):
                 query = (
                     sa.select(TicketEventRow)
-                    .where(TicketEventRow.ticket_id.in_(ids[i : i + CHUNK]))
+                    .where(TicketEventRow.ticket_id.in_(chunk))
                     .order_by(TicketEventRow.at, TicketEventRow.id)
                 )
                 if kinds is not None:
                     query = query.where(TicketEventRow.kind.in_(list(kinds)))
-                for r in await conn.execute(query):
-                    out[r.ticket_id].append(
-                        TicketEvent(
-                            id=r.id,
-                            ticket_id=r.ticket_id,
-                            at=r.at,
-                            actor=r.actor,
-                            kind=r.kind,
-                            text=r.text,
-                            seq=r.seq,
-                        )
-                    )
+                for row in await session.scalars(query):
+                    out[row.ticket_id].append(_to_event(row))
         return out
 
     async def notifications(self, ticket_ids: Sequence[str]) -> dict[str, Notified]:
@@ -90,10 +78,10 @@ class StatusReads:
         ids = sorted(set(ticket_ids))
         out: dict[str, Notified] = {}
         async with self._engine.connect() as conn, conn.begin():
-            for i in range(0, len(ids), CHUNK):
+            for chunk in _chunks(ids):
                 query = (
                     sa.select(OutboxRow.ticket_id, sa.func.count(), sa.func.min(OutboxRow.sent_at))
-                    .where(OutboxRow.ticket_id.in_(ids[i : i + CHUNK]))
+                    .where(OutboxRow.ticket_id.in_(chunk))
                     .group_by(OutboxRow.ticket_id)
                 )
                 for ticket_id, queued, sent_at in await conn.execute(query):

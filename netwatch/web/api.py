@@ -276,13 +276,15 @@ def _str(value: JsonValue) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _num(value: JsonValue) -> float | None:
+def json_number(value: object) -> float | None:
+    """A number read from stored JSON (evidence), None when it is not one (bools are not)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
 
 
-def _time(value: JsonValue) -> datetime | None:
+def json_time(value: object) -> datetime | None:
+    """A moment read from stored JSON (ISO 8601), None when it is not one."""
     if not isinstance(value, str):
         return None
     try:
@@ -293,8 +295,8 @@ def _time(value: JsonValue) -> datetime | None:
 
 def downtime_s(evidence: JsonObject, now: datetime) -> float:
     """Time the subject was bad during the episode, as of now (closed stretches + running)."""
-    closed_s = _num(_get(evidence, "downtime_closed_s")) or 0.0
-    bad_since = _time(_get(evidence, "bad_since"))
+    closed_s = json_number(_get(evidence, "downtime_closed_s")) or 0.0
+    bad_since = json_time(_get(evidence, "bad_since"))
     running_s = max((now - bad_since).total_seconds(), 0.0) if bad_since else 0.0
     return closed_s + running_s
 
@@ -337,7 +339,7 @@ def subject_of(runtime: Runtime, ticket: StoredTicket) -> SubjectView:
 def ticket_view(runtime: Runtime, ticket: StoredTicket, now: datetime) -> TicketView:
     """A stored ticket as the API shows it."""
     ev = ticket.evidence
-    first_bad_at = _time(_get(ev, "first_bad_at"))
+    first_bad_at = json_time(_get(ev, "first_bad_at"))
     return TicketView(
         id=ticket.id,
         incident_key=ticket.incident_key,
@@ -375,12 +377,12 @@ async def ticket_detail(runtime: Runtime, ticket: StoredTicket, now: datetime) -
         **ticket_view(runtime, ticket, now).model_dump(),
         evidence=EvidenceView(
             links=[x for x in links if isinstance(x, str)] if isinstance(links, list) else [],
-            worst_loss_ratio=_num(_get(worst, "loss_ratio")),
-            worst_rtt_median_s=_num(_get(worst, "rtt_median_s")),
+            worst_loss_ratio=json_number(_get(worst, "loss_ratio")),
+            worst_rtt_median_s=json_number(_get(worst, "rtt_median_s")),
             interface_up=interface_up if isinstance(interface_up, bool) else None,
-            worst_utilization_ratio=_num(_get(worst, "utilization_ratio")),
-            first_loss_ratio=_num(_get(first, "loss_ratio")),
-            first_rtt_median_s=_num(_get(first, "rtt_median_s")),
+            worst_utilization_ratio=json_number(_get(worst, "utilization_ratio")),
+            first_loss_ratio=json_number(_get(first, "loss_ratio")),
+            first_rtt_median_s=json_number(_get(first, "rtt_median_s")),
         ),
         events=[
             EventView(

@@ -29,7 +29,6 @@ import ipaddress
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -41,6 +40,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
+
+from tests.servers import free_port
 
 T = TypeVar("T")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -260,13 +261,6 @@ def vnu_jar() -> Path:
     return jar
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class HtmlValidator:
     """The Nu HTML Checker as a service on a loopback port, for one test session."""
 
@@ -276,7 +270,7 @@ class HtmlValidator:
             raise RuntimeError(
                 "java not found: install default-jre-headless (scripts/bootstrap.sh)"
             )
-        self.port = _free_port()
+        self.port = free_port()
         self._log = log_path.open("wb")
         # Any HTTP the checker might try goes to a closed loopback port: nothing leaves.
         self._process = subprocess.Popen(

@@ -12,18 +12,16 @@ import email
 import email.message
 import json
 import re
-import socket
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 
@@ -35,16 +33,9 @@ from netwatch.lab import Lab
 from netwatch.store import IssuedToken, open_store
 from netwatch.web.app import create_app
 from tests.browser.harness import run_async
+from tests.servers import free_port, uvicorn_thread
 
 LINK_SECRET = "browser-test-link-secret-0123456789"
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def lab_env(path: Path) -> dict[str, str]:
@@ -95,17 +86,17 @@ class NetWatchOnLab:
     base: str
     data_dir: Path
     mailbox: Mailbox
-    _server: uvicorn.Server
-    _thread: threading.Thread
-    _smtp: Controller
+    _running: ExitStack  # the uvicorn thread, then the SMTP server
 
     @classmethod
     def start(cls, lab: Lab, tmp: Path, *, recovery_min: float = 10) -> NetWatchOnLab:
         """Start NetWatch (and its mailbox) against the lab; stop() undoes it."""
         mailbox = Mailbox()
         smtp_port = free_port()
+        running = ExitStack()
         smtp = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
         smtp.start()
+        running.callback(smtp.stop)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         inventory = load_inventory(lab.paths.config_file, environ=lab_env(lab.paths.env_file))
@@ -136,26 +127,13 @@ class NetWatchOnLab:
             data_dir=data_dir,
             alerting_tick_s=1.0,
         )
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        running = cls(lab, inventory, app, base, data_dir, mailbox, server, thread, smtp)
-        try:
-            wait_for(lambda: server.started or not thread.is_alive(), "uvicorn start", 30)
-            assert thread.is_alive(), "uvicorn did not start"
-        except BaseException:
-            running.stop()
-            raise
-        return running
+        with running:
+            running.enter_context(uvicorn_thread(app, port))
+            return cls(lab, inventory, app, base, data_dir, mailbox, running.pop_all())
 
     def stop(self) -> None:
         """Stop NetWatch and the mailbox."""
-        self._server.should_exit = True
-        self._thread.join(timeout=30)
-        self._smtp.stop()
-        assert not self._thread.is_alive(), "NetWatch did not shut down"
+        self._running.close()
 
     def get_json(self, path: str) -> Any:
         """GET a JSON document from NetWatch."""

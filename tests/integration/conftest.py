@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from netwatch.lab import Lab
 from tests.conftest import PgCluster
 from tests.integration.scenarios import LAB_COMMUNES, Twin
-from tests.integration.test_tickets_on_lab import _port
 from tests.lab.fixtures import built_lab
+from tests.servers import free_port
 
 
 @contextmanager
@@ -52,8 +52,8 @@ def twins(tmp_path: Path, pg_cluster: PgCluster) -> Iterator[list[Twin]]:
     """A SQLite twin and a PostgreSQL twin, SMTP servers up; all torn down after the test."""
     with pg_database(pg_cluster, "nw_scenario") as url:
         pair = [
-            Twin("sqlite", tmp_path / "sqlite", None, _port()),
-            Twin("postgresql", tmp_path / "postgresql", url, _port()),
+            Twin("sqlite", tmp_path / "sqlite", None, free_port()),
+            Twin("postgresql", tmp_path / "postgresql", url, free_port()),
         ]
         try:
             for twin in pair:

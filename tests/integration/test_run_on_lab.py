@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +13,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -26,6 +23,7 @@ from netwatch.lab import Lab
 from netwatch.store import open_store
 from netwatch.web.app import create_app
 from tests.lab.fixtures import built_lab
+from tests.servers import uvicorn_thread
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 
@@ -59,23 +57,8 @@ class Client:
 @contextmanager
 def serving(app: FastAPI) -> Iterator[Client]:
     """Run the app under uvicorn in a thread (its lifespan starts the engine)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive(), "uvicorn did not start"
-            assert time.monotonic() < deadline, "uvicorn did not start in time"
-            time.sleep(0.05)
-        yield Client(f"http://127.0.0.1:{port}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "NetWatch did not shut down"
+    with uvicorn_thread(app) as base:
+        yield Client(base)
 
 
 def _samples(client: Client) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,16 +26,11 @@ from netwatch.notify.channels import WebhookVerdict, verify_webhook
 from netwatch.web.app import create_app
 from tests.integration.test_run_on_lab import _env, serving
 from tests.lab.fixtures import built_lab
+from tests.servers import free_port
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 LAB_INDEX = 9  # 10.97.0.0/16, namespaces nwl9-* (each lab module has its own: they run in parallel)
 WEBHOOK_SECRET = "webhook-shared-secret"
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Mailbox:
@@ -52,7 +46,7 @@ class Mailbox:
 
 @pytest.fixture
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box, port = Mailbox(), _port()
+    box, port = Mailbox(), free_port()
     controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -75,7 +69,7 @@ def webhooks() -> Iterator[tuple[list[tuple[bytes, dict[str, str]]], int]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", _port()), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

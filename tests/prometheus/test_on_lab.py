@@ -52,9 +52,9 @@ from tests.prometheus import promql
 from tests.prometheus.prometheus_server import (
     Prometheus,
     finite_values,
-    free_port,
     running_prometheus,
 )
+from tests.servers import free_port
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 

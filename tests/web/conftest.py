@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +14,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from alerts.model import Incident, IncidentKind, Route
@@ -26,6 +23,7 @@ from netwatch.signing import LinkSigner
 from netwatch.store import Store, open_store
 from netwatch.web.app import Runtime, create_app
 from probes.icmp import PingResult
+from tests.servers import uvicorn_thread
 
 LINK_SECRET = "test-link-secret-0123456789"
 COMMUNE = "24848"
@@ -224,13 +222,6 @@ class Server:
         raise AssertionError("the alerting loop opened no ticket")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def inventory(tmp_path: Path) -> Inventory:
     """The test configuration, with its link secret from a given environment."""
@@ -251,25 +242,12 @@ def server(tmp_path: Path, inventory: Inventory) -> Iterator[Server]:
         data_dir=data_dir,
         alerting_tick_s=0.2,
     )
-    port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not uv.started:
-            assert thread.is_alive(), "uvicorn did not start"
-            assert time.monotonic() < deadline, "uvicorn did not start in time"
-            time.sleep(0.05)
-        assert inventory.notifications is not None
+    assert inventory.notifications is not None
+    with uvicorn_thread(app) as base:
         yield Server(
-            Client(f"http://127.0.0.1:{port}"),
+            Client(base),
             app,
             data_dir,
             inventory,
             LinkSigner.from_notifications(inventory.notifications),
         )
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "NetWatch did not shut down"

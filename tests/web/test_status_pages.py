@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import re
-import socket
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 
 from alerts.model import Incident, IncidentKind, Route
@@ -32,6 +29,7 @@ from netwatch.store import open_store
 from netwatch.web.app import Runtime, create_app
 from netwatch.web.status import StatusPages
 from probes.icmp import PingResult
+from tests.servers import uvicorn_thread
 from tests.web.conftest import Client, Reply
 
 SECRET = "status-test-link-secret-0123456789"
@@ -182,13 +180,6 @@ class Status:
         raise AssertionError(f"{path} never showed what was expected; last page:\n{text}")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def inventory(tmp_path: Path) -> Inventory:
     path = tmp_path / "netwatch.yaml"
@@ -216,23 +207,10 @@ def serving(tmp_path: Path, inventory: Inventory) -> Iterator[Status]:
         return {}
 
     app.add_api_route("/_test/loop", capture)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive(), "uvicorn did not start"
-            assert time.monotonic() < deadline, "uvicorn did not start in time"
-            time.sleep(0.05)
-        client = Client(f"http://127.0.0.1:{port}")
+    with uvicorn_thread(app) as base:
+        client = Client(base)
         assert client.get("/_test/loop").status == 200
         yield Status(client, app, data_dir, loops[0])
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "NetWatch did not shut down"
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from netwatch.inventory.models import LOCAL_TZ
 from netwatch.store.repository import Store
 from netwatch.store.status_reads import Notified, StatusReads
 from netwatch.store.types import Availability, Ticket, TicketState
+from netwatch.web.api import json_number, json_time
 from netwatch.web.status.words import RANK, Shown
 
 if TYPE_CHECKING:
@@ -203,21 +204,6 @@ def _role(actor: str) -> str:
     return kind if kind in ("isp", "provincial_it") else "system"
 
 
-def _num(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
 def ticket_info(ticket: Ticket, told: Notified | None, notes: Sequence[Note]) -> TicketInfo:
     """A stored ticket reduced to what the public page shows."""
     ev = ticket.evidence
@@ -235,8 +221,8 @@ def ticket_info(ticket: Ticket, told: Notified | None, notes: Sequence[Note]) ->
         queued=told.queued if told is not None else 0,
         acknowledged_at=ticket.acknowledged_at,
         resolved_at=ticket.resolved_at,
-        bad_since=_time(ev.get("bad_since")),
-        downtime_closed_s=_num(ev.get("downtime_closed_s")) or 0.0,
+        bad_since=json_time(ev.get("bad_since")),
+        downtime_closed_s=json_number(ev.get("downtime_closed_s")) or 0.0,
         links=tuple(x for x in links if isinstance(x, str)) if isinstance(links, list) else (),
         notes=tuple(notes),
     )
