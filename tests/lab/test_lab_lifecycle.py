@@ -59,8 +59,10 @@ def test_down_leaves_nothing_even_after_a_killed_run(tmp_path: Path) -> None:
 def test_cli_without_privileges_says_so(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "netwatch.lab.cli", "status", "--state-dir", str(tmp_path)]
     if lab_skip_reason() is None:
-        # Root here: run the same command as an unprivileged user to see the refusal.
-        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+        # Root here: run the same command without the two capabilities the lab needs. Still
+        # root, not another user: the checkout may sit under a directory only root can read
+        # (a clone in /root, mode 0700), where `nobody` could not even import the code.
+        argv = ["setpriv", "--inh-caps=-all", "--bounding-set=-net_admin,-sys_admin", *argv]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
