@@ -132,6 +132,36 @@ class NodePolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class PathHop:
+    """One hop of a path trace toward a failing address (an MTR line)."""
+
+    ttl: int
+    address: str | None  # None: nothing answered at this TTL
+    name: str = ""  # what the inventory calls that address ("POP VNPT số 1"), "" if unknown
+    rtt_s: float | None = None  # median of the answers at this TTL
+    sent: int = 0
+    received: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PathTrace:
+    """Where the path from NetWatch toward an address breaks, as measured when it failed.
+
+    alerts/ only carries it into the ticket's evidence; how it was measured is not its business.
+    """
+
+    target: str  # the address traced toward
+    at: datetime
+    hops: tuple[PathHop, ...]
+    reached: bool  # the target itself answered
+
+    def last_hop(self) -> PathHop | None:
+        """The farthest hop that answered (where the path stops when not reached)."""
+        answered = [h for h in self.hops if h.address is not None and h.received > 0]
+        return answered[-1] if answered else None
+
+
+@dataclass(frozen=True, slots=True)
 class LinkInfo:
     """What root-cause analysis and ticket routing need to know about a link."""
 

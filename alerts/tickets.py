@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import TypeAlias
 
-from alerts.model import Incident, IncidentKind, Route
+from alerts.model import Incident, IncidentKind, PathTrace, Route
 
 
 class TicketStatus(enum.Enum):
@@ -118,6 +118,7 @@ class Measurements:
     rtt_median_s: float | None = None
     interface_up: bool | None = None
     utilization_ratio: float | None = None
+    path: PathTrace | None = None  # where the path toward the subject broke, traced at opening
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ class NoticeEvent(enum.Enum):
     RESOLVED = "resolved"
     AUTO_RESOLVED = "auto_resolved"
     REOPENED = "reopened"
+    LINE_BACK = "line_back"  # the incident is gone: "line back, watching N min before closing"
 
 
 class ProblemState(enum.Enum):
