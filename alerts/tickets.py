@@ -50,6 +50,7 @@ class EventKind(enum.Enum):
     KIND_CHANGED = "kind_changed"  # e.g. congested (capacity) → down (link fault): new route
     EVIDENCE = "evidence"  # worse figures, more links affected
     RECOVERING = "recovering"  # the incident is gone: the recovery clock runs
+    LINE_BACK = "line_back"  # gone for line_back_s: "line back, watching N min before closing"
     BAD_AGAIN = "bad_again"  # back before the recovery period ended: same ticket
     RECOVERY_HELD = "recovery_held"  # NetWatch lost its own connectivity: clock stopped
     CLEARED = "cleared"  # a manually resolved ticket's incident is gone too
@@ -68,7 +69,9 @@ class EventKind(enum.Enum):
 # Changes written to the ticket's log but not sent to anyone: new worst figures arrive every few
 # rounds, and the recovery clock's ups and downs would mail the ISP for every flap (issue 4: a
 # flapping line is one episode, not a storm). State and kind changes, escalations, reminders,
-# resolution and reopening are sent.
+# resolution and reopening are sent. Of the recovery clock, people hear twice at most per
+# episode (issue 12): once "line back" when the incident has been gone for line_back_s, and
+# once "bad again" if it returns after that notice; every other tick of it is logged only.
 _LOG_ONLY = frozenset(
     {
         EventKind.EVIDENCE,
@@ -164,6 +167,9 @@ class Ticket:
     maintenance: bool = False  # its key is under maintenance: escalation paused
     reopened: int = 0
     log: tuple[TicketEvent, ...] = ()
+    # This episode's "line back" notice (at most one), and whether "bad again" followed it.
+    line_back_at: datetime | None = None
+    bad_again_told: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +229,7 @@ class TicketPolicy:
     """Timing rules of the lifecycle, in seconds."""
 
     recovery_s: float = 600.0  # incident gone this long → auto-resolve
+    line_back_s: float | None = None  # gone this long → one "line back" notice; None: none
     reopen_window_s: float = 7200.0  # relapse this soon after resolution → reopen
     remind_every_s: float | None = 3600.0  # None: no reminders
     still_failing_s: float = 900.0  # resolved by hand while still bad → reopen after this
@@ -231,6 +238,8 @@ class TicketPolicy:
         """Refuse settings that cannot be meant."""
         if min(self.recovery_s, self.reopen_window_s, self.still_failing_s) < 0:
             raise ValueError("ticket policy durations must not be negative")
+        if self.line_back_s is not None and self.line_back_s < 0:
+            raise ValueError("line_back_s must not be negative (or None for no notice)")
         if self.remind_every_s is not None and self.remind_every_s <= 0:
             raise ValueError("remind_every_s must be positive (or None for no reminders)")
 
@@ -579,6 +588,8 @@ class _Run:
             parent=None,
             maintenance=False,
             reopened=ticket.reopened + 1,
+            line_back_at=None,  # a new episode: its own line-back notice
+            bad_again_told=False,
         )
         recipients = tuple(c for lv in first for c in lv.contacts)
         text = f"{why}: {_describe(incident)}"
@@ -590,7 +601,15 @@ class _Run:
         if ticket.ok_since is not None:
             evidence = _track(ticket.evidence, incident, ticket.ok_since)
             ticket = replace(ticket, ok_since=None, evidence=evidence)
-            ticket = self._update(ticket, EventKind.BAD_AGAIN, _describe(incident))
+            if ticket.line_back_at is not None and not ticket.bad_again_told:
+                # They were told it is back: they must hear it is not (once an episode).
+                ticket = replace(ticket, bad_again_told=True)
+                recipients = _told(self.directory, ticket)
+                ticket = self._emit(
+                    ticket, EventKind.BAD_AGAIN, _describe(incident), UpdateTicket, recipients
+                )
+            else:
+                ticket = self._update(ticket, EventKind.BAD_AGAIN, _describe(incident))
         ticket = self._maintenance(ticket, under)
         old = ticket.evidence
         if (incident.kind, incident.route, incident.isp) != (old.kind, ticket.route, ticket.isp):
@@ -662,7 +681,18 @@ class _Run:
             evidence = _close(ticket.evidence, self.now)
             ticket = replace(ticket, ok_since=ok_since, evidence=evidence)
             ticket = self._update(ticket, EventKind.RECOVERING, "")
-        if _seconds(self.now - ok_since) >= self.policy.recovery_s:
+        gone_s = _seconds(self.now - ok_since)
+        line_back_s = self.policy.line_back_s
+        if (
+            line_back_s is not None
+            and ticket.line_back_at is None
+            and line_back_s <= gone_s < self.policy.recovery_s
+        ):
+            ticket = replace(ticket, line_back_at=self.now)
+            text = f"ok since {ok_since.isoformat()}"
+            recipients = _told(self.directory, ticket)
+            ticket = self._emit(ticket, EventKind.LINE_BACK, text, UpdateTicket, recipients)
+        if gone_s >= self.policy.recovery_s:
             ticket = replace(ticket, status=TicketStatus.RESOLVED, resolved_at=self.now)
             text = f"ok since {ok_since.isoformat()}"
             recipients = _told(self.directory, ticket)

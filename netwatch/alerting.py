@@ -140,6 +140,7 @@ def policy_of(inventory: Inventory) -> TicketPolicy:
     rules = inventory.tickets
     return TicketPolicy(
         recovery_s=rules.recovery_min * 60,
+        line_back_s=rules.line_back_s,
         reopen_window_s=rules.reopen_window_min * 60,
         remind_every_s=rules.remind_every_min * 60 if rules.remind_every_min else None,
     )
@@ -234,6 +235,8 @@ def ticket_json(t: Ticket) -> dict[str, Any]:
         "parent": t.parent,
         "maintenance": t.maintenance,
         "reopened": t.reopened,
+        "line_back_at": _ts(t.line_back_at),
+        "bad_again_told": t.bad_again_told,
         "log": [
             {
                 "seq": e.seq,
@@ -281,6 +284,8 @@ def ticket_from_json(d: Mapping[str, Any]) -> Ticket:
         parent=d["parent"],
         maintenance=d["maintenance"],
         reopened=d["reopened"],
+        line_back_at=_dt(d.get("line_back_at")),
+        bad_again_told=bool(d.get("bad_again_told", False)),
         log=tuple(
             TicketEvent(
                 seq=e["seq"],
@@ -294,8 +299,14 @@ def ticket_from_json(d: Mapping[str, Any]) -> Ticket:
     )
 
 
-def ticket_record(t: Ticket) -> TicketRecord:
-    """A ticket as the store keeps it."""
+def ticket_record(t: Ticket, recovery_s: float | None = None) -> TicketRecord:
+    """A ticket as the store keeps it. Its evidence also says since when the incident has been
+    gone and when the ticket closes if it stays so (the pages show the recovery watch)."""
+    evidence = evidence_json(t.evidence)
+    if t.ok_since is not None and t.status is not TicketStatus.RESOLVED:
+        evidence["ok_since"] = _ts(t.ok_since)
+        if recovery_s is not None:
+            evidence["closes_at"] = _ts(t.ok_since + timedelta(seconds=recovery_s))
     return TicketRecord(
         id=t.id,
         incident_key=t.key,
@@ -306,7 +317,7 @@ def ticket_record(t: Ticket) -> TicketRecord:
         opened_at=t.opened_at,
         acknowledged_at=t.acknowledged_at,
         resolved_at=t.resolved_at,
-        evidence=evidence_json(t.evidence),
+        evidence=evidence,
         escalation_level=max(t.level, 1),
         last_notified_at=t.last_notified_at,
         book=ticket_json(t),
@@ -341,6 +352,7 @@ class Notices:
             inventory.notifications is not None and inventory.notifications.telegram is not None
         )
         self._provinces = Divisions().provinces
+        self._recovery_s = inventory.tickets.recovery_min * 60
 
     def rows(self, change: TicketChange) -> list[NewOutboxItem]:
         """The outbox rows for one change (none when nobody is to be told)."""
@@ -374,6 +386,10 @@ class Notices:
         """What the messages say about one change."""
         t, e = change.ticket, change.ticket.evidence
         event = _NOTICE.get(type(change), NoticeEvent.UPDATED)
+        if change.event.kind is EventKind.LINE_BACK:
+            event = NoticeEvent.LINE_BACK
+        elif change.event.kind is EventKind.BAD_AGAIN:
+            event = NoticeEvent.BAD_AGAIN
         try:
             state = ProblemState(e.worst_state if event is NoticeEvent.OPENED else e.state)
         except ValueError:
@@ -429,6 +445,12 @@ class Notices:
             actor=change.event.actor.name
             if change.event.actor.kind is not ActorKind.SYSTEM
             else None,
+            back_since=t.ok_since if event is NoticeEvent.LINE_BACK else None,
+            closes_after_s=(
+                max(0.0, self._recovery_s - (change.event.at - t.ok_since).total_seconds())
+                if event is NoticeEvent.LINE_BACK and t.ok_since is not None
+                else None
+            ),
         )
 
 
@@ -470,6 +492,38 @@ class Alerting:
         # Called with the book continued from the store on taking over from another instance
         # (what that book holds was counted there: metrics take it as seen).
         self.on_taken_over: list[Callable[[TicketBook], None]] = []
+        # Set when the incidents changed (the health monitor calls wake()): evaluate at once
+        # rather than at the next tick, so a confirmed outage is ticketed in milliseconds.
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Evaluate now (the incidents changed)."""
+        self._wake.set()
+
+    def _next_due_s(self, now: datetime) -> float:
+        """Seconds until the next tick, or sooner when a line-back notice falls due."""
+        wait = self._tick_s
+        line_back_s = self.book.policy.line_back_s
+        if line_back_s is None:
+            return wait
+        for ticket in self.book.tickets.values():
+            if ticket.ok_since is not None and ticket.line_back_at is None:
+                due = (ticket.ok_since - now).total_seconds() + line_back_s
+                wait = min(wait, max(0.05, due + 0.01))
+        return wait
+
+    async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
+        """Wait for the stop, a wake-up or the timeout, whichever comes first."""
+        waiters = [
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self._wake.wait()),
+        ]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            self._wake.clear()
 
     async def start(self, now: datetime) -> None:
         """Take the lead if nobody holds it (always, on SQLite); a leader continues the book."""
@@ -593,7 +647,7 @@ class Alerting:
             if isinstance(action, Suppressed):
                 log.info("ticket suppressed by maintenance key=%s", action.key)
                 continue
-            tickets.append(ticket_record(action.ticket))
+            tickets.append(ticket_record(action.ticket, self.book.policy.recovery_s))
             events.append(event_record(action.ticket, action.event))
             outbox.extend(self._notices.rows(action))
             if isinstance(
@@ -672,8 +726,7 @@ class Alerting:
                     beat_at = now
             except Exception:
                 log.exception("ticket evaluation failed; retrying next tick")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._tick_s)
+            await self._pause(stop, self._next_due_s(datetime.now(UTC)))
 
     async def close(self, now: datetime) -> None:
         """Clean shutdown: what was judged goes into the history, then every state is unknown

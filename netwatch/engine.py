@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from netwatch.confirm import FastConfirmer, Judge
 from netwatch.observations import (
     IcmpObservation,
     InterfaceReading,
@@ -40,13 +41,17 @@ class _RouterState:
     wanted: list[int] = field(default_factory=list)  # ifIndexes polled each round
     bandwidth_bps: dict[int, float] = field(default_factory=dict)  # ifIndex -> contracted
     previous: RouterSample | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # a round and a confirmation poll
 
 
 @dataclass(slots=True)
 class EngineOptions:
     """Knobs that are not in the inventory (they are about this process, not the network)."""
 
-    icmp_spacing_s: float = 1.0
+    # None: spread each target's echoes over the round's interval (one every 6 s at 30 s and 5
+    # echoes), so that a line cut at any moment loses its next echo within seconds and fast
+    # confirmation starts then, not at the end of a bunched round (docs/alerting.md).
+    icmp_spacing_s: float | None = None
     icmp_timeout_s: float = 2.0
     snmp_concurrency: int = 256
     http_concurrency: int = 16
@@ -64,8 +69,14 @@ class Engine:
     http: HttpProber | None
     sinks: Sequence[ObservationSink]
     options: EngineOptions = field(default_factory=EngineOptions)
+    # Fast confirmation (netwatch/confirm.py): who judges the rounds, and which sinks hear the
+    # fast rounds (the health monitor and the latest state; not the per-round metrics).
+    judge: Judge | None = None
+    fast_sinks: Sequence[ObservationSink] | None = None
+    confirmer: FastConfirmer | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _routers: dict[str, _RouterState] = field(default_factory=dict)
+    _jobs: dict[str, SnmpJob] = field(default_factory=dict)
     _rng: random.Random = field(default_factory=random.Random)
 
     def start(self) -> None:
@@ -78,6 +89,22 @@ class Engine:
         if self.http is not None and self.plan.portals:
             loops.append(
                 ("http", self.plan.http_interval_s, self.http_round, len(self.plan.portals))
+            )
+        if (
+            self.pinger is not None
+            and self.plan.icmp
+            and self.plan.confirm is not None
+            and self.judge is not None
+        ):
+            self.confirmer = FastConfirmer(
+                self.plan,
+                self.judge,
+                self.plan.confirm,
+                feed=self._feed_fast,
+                poll_router=self.poll_router_now if self.snmp is not None else None,
+            )
+            self._tasks.append(
+                asyncio.create_task(self.confirmer.run(self.pinger), name="netwatch-confirm")
             )
         for kind, interval, run, targets in loops:
             offset = self._rng.uniform(0, self.options.start_jitter_s)
@@ -147,6 +174,14 @@ class Engine:
                 sink.round_done(report)
             slot = next_slot
 
+    def icmp_spacing_s(self) -> float:
+        """The spacing of a normal round's sweeps: as set, or spread over the interval."""
+        if self.options.icmp_spacing_s is not None:
+            return self.options.icmp_spacing_s
+        return spread_spacing_s(
+            self.plan.icmp_interval_s, self.plan.icmp_echoes, self.options.icmp_timeout_s
+        )
+
     async def icmp_round(self) -> list[Observation]:
         """Ping every target once per echo, SmokePing style."""
         assert self.pinger is not None
@@ -154,10 +189,29 @@ class Engine:
         results = await self.pinger.round(
             [t.address for t in targets],
             echoes=self.plan.icmp_echoes,
-            spacing_s=self.options.icmp_spacing_s,
+            spacing_s=self.icmp_spacing_s(),
             timeout_s=self.options.icmp_timeout_s,
+            on_sweep=self.confirmer.on_sweep if self.confirmer is not None else None,
         )
         return [IcmpObservation(t, r) for t, r in zip(targets, results, strict=True)]
+
+    def _feed_fast(self, batch: Sequence[Observation]) -> None:
+        for sink in self.fast_sinks if self.fast_sinks is not None else self.sinks:
+            sink.observe(batch)
+
+    async def poll_router_now(self, key: str) -> None:
+        """Poll one router outside its round (a suspect link's), feeding every sink."""
+        job = self._jobs_by_key().get(key)
+        if job is None:
+            return
+        obs = await self._poll_router(job)
+        for sink in self.sinks:
+            sink.observe([obs])
+
+    def _jobs_by_key(self) -> dict[str, SnmpJob]:
+        if not self._jobs:
+            self._jobs.update((job.key, job) for job in self.plan.snmp)
+        return self._jobs
 
     async def snmp_round(self) -> list[Observation]:
         """Poll every router once (one GET each), with bounded concurrency."""
@@ -171,17 +225,23 @@ class Engine:
         return list(await asyncio.gather(*(one(job) for job in self.plan.snmp)))
 
     async def _poll_router(self, job: SnmpJob) -> SnmpObservation:
-        assert self.snmp is not None
         state = self._routers.setdefault(job.key, _RouterState())
+        async with state.lock:  # rates need consecutive samples: one poll at a time
+            return await self._poll_router_locked(job, state)
+
+    async def _poll_router_locked(self, job: SnmpJob, state: _RouterState) -> SnmpObservation:
+        assert self.snmp is not None
         if job.interfaces and time.monotonic() >= state.resolve_after:
             await self._resolve(job, state)
         indexes = state.if_indexes or {}
         sample = await self.snmp.poll(job.target, state.wanted)
         rebooted = False
         rates_by_index = {}
+        rates_since = None
         if sample.failure is None and state.previous is not None and state.previous.failure is None:
             rates, rebooted = compute_rates(state.previous, sample, state.bandwidth_bps)
             rates_by_index = {r.if_index: r for r in rates}
+            rates_since = state.previous.taken_at
         if sample.failure is None:
             state.previous = sample
             if rebooted:
@@ -210,7 +270,7 @@ class Engine:
                     out_discards=_int(s.out_discards) if s is not None else None,
                 )
             )
-        return SnmpObservation(job, sample, tuple(readings), rebooted)
+        return SnmpObservation(job, sample, tuple(readings), rebooted, rates_since)
 
     async def _resolve(self, job: SnmpJob, state: _RouterState) -> None:
         """Map the job's interface names to ifIndexes; done once, again after a reboot, and
@@ -251,6 +311,16 @@ class Engine:
                 return PortalObservation(job, result, dns)
 
         return list(await asyncio.gather(*(one(job) for job in self.plan.portals)))
+
+
+def spread_spacing_s(interval_s: float, echoes: int, timeout_s: float) -> float:
+    """Echo spacing that spreads a round over its interval and still ends before the next one:
+    interval / echoes, less where the last echo's timeout (and a second for sending a national
+    sweep) would run into the next round."""
+    if echoes <= 1:
+        return 0.0
+    fits = (interval_s - timeout_s - 1.0) / (echoes - 1)
+    return max(0.0, min(interval_s / echoes, fits))
 
 
 def _int(value: object) -> int | None:

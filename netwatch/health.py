@@ -9,8 +9,9 @@ alerts/ never sees a probe type.
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -32,6 +33,7 @@ from alerts.model import (
     portal_subject,
 )
 from alerts.rootcause import decide
+from netwatch.confirm import Thresholds
 from netwatch.inventory import Inventory
 from netwatch.observations import (
     IcmpObservation,
@@ -46,6 +48,10 @@ CENTRAL = "central"  # the vantage point of the central instance
 # At most this many rounds of one link wait for the router's next reading (a router that stops
 # answering SNMP is seen as unreachable on its next poll, which releases them anyway).
 _MAX_HELD = 12
+# A utilization reading judges held rounds when at least this share of its interval came after
+# the first of them: measured while the line was bad, not mostly before (issue 12: a reading
+# that only partly covered the congestion called a full line an ISP fault).
+_COVERED = 0.75
 
 
 def link_id(commune: str, link: str) -> str:
@@ -111,6 +117,15 @@ class _RouterView:
     rebooted: bool = False  # kept until the link's next ICMP round has seen it
 
 
+def _covers(obs: SnmpObservation, first_bad_at: datetime) -> bool:
+    """Whether the poll's utilization interval lies mostly after the first held round."""
+    start, end = obs.rates_since, obs.sample.taken_at
+    if start is None or end <= start:
+        return False  # no rates in this poll (the first one, or after a failure)
+    after = (end - max(start, first_bad_at)).total_seconds()
+    return after / (end - start).total_seconds() >= _COVERED
+
+
 class HealthMonitor:
     """An ObservationSink: judged states, transitions and incidents, updated every batch."""
 
@@ -130,6 +145,11 @@ class HealthMonitor:
         self._first_seen: list[str] = []  # observed this batch, first state not yet recorded
         self._routers: dict[str, _RouterView] = {}
         self._pending: dict[str, list[LinkRound]] = {}  # rounds waiting for a utilization reading
+        # ICMP target keys ("link:24848/vnpt-tslcd", "upstream:pop-1") now in a bad state, for
+        # fast confirmation; kept from the transitions, so asking costs one set lookup.
+        self._bad: set[str] = set()
+        # Called after a batch that changed the incidents (alerting evaluates at once).
+        self.on_change: list[Callable[[], None]] = []
 
     def observe(self, batch: Sequence[Observation]) -> None:
         """Feed one round's observations to the evaluators, then decide the incidents."""
@@ -159,6 +179,7 @@ class HealthMonitor:
         for transition in found:
             if transition is not None:
                 changed = True
+                self._track_bad(transition)
                 self.transitions.append(transition)
                 self._unrecorded.append(transition)
                 self._recorded.add(transition.subject)
@@ -180,6 +201,37 @@ class HealthMonitor:
                 self.nodes.statuses(),
                 self.portals.statuses(),
             )
+        if changed:
+            for hook in self.on_change:
+                hook()
+
+    def _track_bad(self, transition: Transition) -> None:
+        subject = transition.subject
+        if subject in self.topology.links:
+            key = f"link:{subject}"
+        elif subject.startswith(("upstream:", "reference:")):
+            key = subject
+        else:
+            return  # portals are not confirmed by ICMP
+        if transition.new in (LinkState.OK.value, NodeState.UP.value):
+            self._bad.discard(key)
+        else:
+            self._bad.add(key)
+
+    # -- what fast confirmation asks (netwatch.confirm.Judge) --------------------------------
+    def is_bad(self, key: str) -> bool:
+        """True while the ICMP target's subject is in a bad state after hysteresis."""
+        return key in self._bad
+
+    def thresholds(self, key: str) -> Thresholds | None:
+        """The thresholds of an ICMP target's subject; None for what is not judged."""
+        if key.startswith("link:"):
+            p = self.links.policy(key.removeprefix("link:"))
+            return Thresholds(p.rtt_s, p.loss_ratio, p.enter_rounds, p.enter_window, p.exit_rounds)
+        if key.startswith(("upstream:", "reference:")):
+            n = self.nodes.policy
+            return Thresholds(math.inf, n.loss_ratio, n.enter_rounds, n.enter_window, n.exit_rounds)
+        return None
 
     def _seen(self, subject: str) -> None:
         if subject not in self._recorded:
@@ -246,7 +298,11 @@ class HealthMonitor:
                     if r is not None
                 ]
                 view.utilization_ratio = max(ratios) if ratios else None
-            # The rounds held back for this reading: it covers them, judge them with it.
+            # The rounds held back for a reading: judged with this one if it was measured
+            # while they were bad (or the router stopped answering: nothing better will come).
+            held = self._pending.get(key)
+            if held and reachable and not _covers(obs, min(r.at for r in held)):
+                continue
             out.extend(self._flush(key, view))
         return out
 

@@ -51,6 +51,9 @@ class SnmpObservation:
     sample: RouterSample
     interfaces: tuple[InterfaceReading, ...]
     rebooted: bool
+    # When the interval of the rates began (the previous good poll): a utilization reading
+    # speaks for [rates_since, sample.taken_at] only. None: no rates in this poll.
+    rates_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Literal
@@ -75,6 +76,25 @@ class PortalJob:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfirmOptions:
+    """How fast rounds run and how many subjects they may hold."""
+
+    interval_s: float = 2.0  # one fast round every this often while anything is suspect
+    echoes: int = 5
+    spacing_s: float = 0.05
+    timeout_s: float = 1.0
+    max_subjects: int = 200
+    max_pps: float = 600.0  # the fast rounds' share of the send rate, at most
+    snmp_after_s: float = 6.0  # the second router poll of a suspect link, after the first
+
+    @property
+    def capacity(self) -> int:
+        """Subjects in fast mode at once: max_subjects, lowered to keep within max_pps."""
+        by_rate = math.floor(self.max_pps * self.interval_s / self.echoes)
+        return max(1, min(self.max_subjects, by_rate))
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """Everything one NetWatch process measures, and how often."""
 
@@ -85,6 +105,7 @@ class Plan:
     icmp_echoes: int
     snmp_interval_s: float
     http_interval_s: float
+    confirm: ConfirmOptions | None = None  # fast confirmation; None: off
 
     def counts(self) -> dict[str, int]:
         """Targets per kind, for NetWatch's own health metrics."""
@@ -191,6 +212,20 @@ def compile_plan(inventory: Inventory) -> Plan:
         icmp_echoes=inventory.intervals.icmp_echoes,
         snmp_interval_s=inventory.intervals.snmp_s,
         http_interval_s=inventory.intervals.http_s,
+        confirm=_confirm(inventory),
+    )
+
+
+def _confirm(inventory: Inventory) -> ConfirmOptions | None:
+    c = inventory.confirmation
+    if not c.enabled:
+        return None
+    return ConfirmOptions(
+        interval_s=c.interval_s,
+        echoes=c.echoes,
+        max_subjects=c.max_subjects,
+        max_pps=c.max_pps,
+        snmp_after_s=c.snmp_after_s,
     )
 
 

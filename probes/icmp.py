@@ -133,6 +133,12 @@ class PingerStats:
     """ICMP destination unreachable / time exceeded messages about our echoes."""
 
 
+# Called once per sweep of a round (echo k of every target), as soon as each of its echoes is
+# answered or past its timeout: the sweep's index and its per-target table, in target order,
+# where a value >= 0 is the echo's RTT in nanoseconds and a negative one means no answer.
+SweepCallback = Callable[[int, list[int]], None]
+
+
 class IcmpUnavailableError(RuntimeError):
     """Neither a raw nor an unprivileged ICMP socket could be opened (a setup problem)."""
 
@@ -192,11 +198,14 @@ class _Round:
         "end",
         "future",
         "n",
+        "on_sweep",
+        "reported",
         "rtt_ns",
         "send_ns",
         "senders",
         "settled",
         "spacing_s",
+        "sweep_timers",
         "t0",
         "targets",
         "timeout_ns",
@@ -216,6 +225,7 @@ class _Round:
         timeout_s: float,
         t0: float,
         future: asyncio.Future[None],
+        on_sweep: SweepCallback | None = None,
     ) -> None:
         self.targets = targets
         self.senders = senders
@@ -237,6 +247,9 @@ class _Round:
         self.settled = 0
         self.done = False
         self.deadline: asyncio.TimerHandle | None = None
+        self.on_sweep = on_sweep
+        self.reported = 0  # sweeps handed to on_sweep so far
+        self.sweep_timers: list[asyncio.TimerHandle] = []
 
 
 class IcmpPinger:
@@ -378,12 +391,15 @@ class IcmpPinger:
         spacing_s: float = 1.0,
         timeout_s: float = 2.0,
         payload_size: int = 56,
+        on_sweep: SweepCallback | None = None,
     ) -> list[PingResult]:
         """Send ``echoes`` echoes to every target, ``spacing_s`` apart; results in target order.
 
         Targets are IP address literals (names are resolved once at config load, not here).
         The round ends ``timeout_s`` after its last echo left, or as soon as every echo is
-        accounted for.
+        accounted for. ``on_sweep``, if given, hears each sweep's outcome while the round is
+        still running (a round whose echoes are spread over its interval tells a lost echo
+        seconds after it was due, not at the end of the round).
         """
         if self._closed:
             msg = "round() on a closed IcmpPinger"
@@ -410,6 +426,7 @@ class IcmpPinger:
             timeout_s=timeout_s,
             t0=loop.time(),
             future=future,
+            on_sweep=on_sweep,
         )
         self._next_serial = rnd.end
         self._rounds.append(rnd)
@@ -488,6 +505,12 @@ class IcmpPinger:
                     break
                 sent = self._send_batch(rnd, count)
                 tokens -= sent
+                if rnd.on_sweep is not None and sent and rnd.cursor % rnd.n == 0:
+                    # A whole sweep is out: it is settled once its timeout has passed.
+                    sweep = rnd.cursor // rnd.n - 1
+                    rnd.sweep_timers.append(
+                        loop.call_at(now + rnd.timeout_s, self._report_sweeps, rnd, sweep)
+                    )
                 if sent < count:
                     # The socket's send queue is full: back off until the next tick.
                     blocked = True
@@ -757,6 +780,20 @@ class IcmpPinger:
                     # The queued datagram is our echo request as sent.
                     self._on_quoted_echo(channel, ee_type, data, 0)
 
+    def _report_sweeps(self, rnd: _Round, last: int) -> None:
+        """Hand sweeps up to ``last`` (inclusive) to the round's on_sweep, each once, in order."""
+        callback = rnd.on_sweep
+        if callback is None:
+            return
+        n = rnd.n
+        while rnd.reported <= last:
+            sweep = rnd.reported
+            rnd.reported += 1
+            try:
+                callback(sweep, rnd.rtt_ns[sweep * n : (sweep + 1) * n])
+            except Exception:  # the caller's bug must not stop the round
+                _log.exception("icmp on_sweep callback failed")
+
     def _finish(self, rnd: _Round) -> None:
         """End a round: stop its timer, forget it, wake its caller."""
         if rnd.done:
@@ -765,6 +802,12 @@ class IcmpPinger:
         if rnd.deadline is not None:
             rnd.deadline.cancel()
             rnd.deadline = None
+        for timer in rnd.sweep_timers:
+            timer.cancel()
+        rnd.sweep_timers.clear()
+        # Every sent sweep is settled now (answered or timed out): report what is left before
+        # the caller sees the round's results.
+        self._report_sweeps(rnd, rnd.cursor // rnd.n - 1 if rnd.n else -1)
         if rnd in self._sending:
             self._sending.remove(rnd)
         if rnd in self._rounds:

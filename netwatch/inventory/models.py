@@ -94,6 +94,18 @@ class Intervals(Model):
     http_s: float = Field(60.0, ge=1, le=3600)
 
 
+class Confirmation(Model):
+    """Fast confirmation: a subject that looks bad (or good again) is probed every interval_s
+    until hysteresis confirms or clears it (docs/alerting.md)."""
+
+    enabled: bool = True
+    interval_s: float = Field(2.0, ge=0.5, le=60)
+    echoes: int = Field(5, ge=1, le=20)
+    max_subjects: int = Field(200, ge=1, le=100_000)  # in fast mode at once
+    max_pps: float = Field(600.0, gt=0, le=100_000)  # the fast rounds' echoes per second, at most
+    snmp_after_s: float = Field(6.0, ge=1, le=300)  # second poll of a suspect link's router
+
+
 class Contact(Model):
     """One escalation level of an ISP (or of provincial IT)."""
 
@@ -531,6 +543,8 @@ class TicketRules(Model):
     """Ticket lifecycle timings."""
 
     recovery_min: float = Field(10, gt=0, le=24 * 60)  # ok this long: auto-resolved
+    # ok this long: one "line back, watching N min before closing" notice (null: none)
+    line_back_s: float | None = Field(10, ge=0, le=3600)
     reopen_window_min: float = Field(120, ge=0, le=7 * 24 * 60)  # relapse within: reopened
     remind_every_min: float | None = Field(60, gt=0, le=7 * 24 * 60)  # unacknowledged reminders
 
@@ -541,6 +555,7 @@ class Inventory(Model):
     province: int | None = None
     reference_targets: tuple[IPAddress, ...] = ()
     intervals: Intervals = Intervals()
+    confirmation: Confirmation = Confirmation()
     thresholds: Thresholds = Thresholds()
     isps: dict[Slug, Isp] = Field(default_factory=dict)
     snmp_credentials: dict[Slug, SnmpCredentials] = Field(default_factory=dict)

@@ -39,6 +39,7 @@ class NoticeEvent(enum.Enum):
     AUTO_RESOLVED = "auto_resolved"
     REOPENED = "reopened"
     LINE_BACK = "line_back"  # the incident is gone: "line back, watching N min before closing"
+    BAD_AGAIN = "bad_again"  # bad again after a line-back notice, before the ticket closed
 
 
 class ProblemState(enum.Enum):
@@ -97,9 +98,11 @@ class TicketNotice:
     escalation_level: int = 1
     note: str | None = None
     actor: str | None = None
+    back_since: datetime | None = None  # line back: since when it has been fine
+    closes_after_s: float | None = None  # line back: watched this long before auto-resolving
 
     def __post_init__(self) -> None:
-        for name in ("at", "first_bad_at", "ticket_url_expires_at"):
+        for name in ("at", "first_bad_at", "ticket_url_expires_at", "back_since"):
             value = getattr(self, name)
             if value is not None and value.utcoffset() is None:
                 raise ValueError(f"TicketNotice.{name} must be timezone-aware")
@@ -164,6 +167,8 @@ _EVENT_VI = {
     NoticeEvent.RESOLVED: "Đã khắc phục",
     NoticeEvent.AUTO_RESOLVED: "Tự động đóng phiếu",
     NoticeEvent.REOPENED: "Mở lại phiếu",
+    NoticeEvent.LINE_BACK: "Đường truyền đã hoạt động trở lại",
+    NoticeEvent.BAD_AGAIN: "Sự cố xuất hiện lại",
 }
 _EVENT_EN = {
     NoticeEvent.OPENED: "Ticket opened",
@@ -175,6 +180,8 @@ _EVENT_EN = {
     NoticeEvent.RESOLVED: "Resolved",
     NoticeEvent.AUTO_RESOLVED: "Auto-resolved",
     NoticeEvent.REOPENED: "Reopened",
+    NoticeEvent.LINE_BACK: "Line back",
+    NoticeEvent.BAD_AGAIN: "Bad again",
 }
 _KIND_VI = {
     IncidentKind.LINK_FAULT: "Sự cố đường truyền",
@@ -333,6 +340,15 @@ def _headline_vi(n: TicketNotice) -> str:
             return "Kết nối đã ổn định trở lại; NetWatch tự động đóng phiếu."
         case NoticeEvent.REOPENED:
             return f"Sự cố tái diễn ({state}); phiếu được mở lại."
+        case NoticeEvent.LINE_BACK:
+            since = format_time_vi(n.back_since or n.at)
+            watch = _minutes(n.closes_after_s, vi=True)
+            return (
+                f"Kết nối của {_place(n)} đã hoạt động bình thường trở lại từ {since}; "
+                f"NetWatch tiếp tục theo dõi {watch} trước khi tự động đóng phiếu."
+            )
+        case NoticeEvent.BAD_AGAIN:
+            return f"Sự cố xuất hiện lại ({state}) trong thời gian theo dõi; phiếu vẫn mở."
 
 
 def _headline_en(n: TicketNotice) -> str:
@@ -357,6 +373,20 @@ def _headline_en(n: TicketNotice) -> str:
             return "The connection has been back to normal long enough; NetWatch closed the ticket."
         case NoticeEvent.REOPENED:
             return f"The problem came back ({state}); the ticket is open again."
+        case NoticeEvent.LINE_BACK:
+            since = format_time_en(n.back_since or n.at)
+            watch = _minutes(n.closes_after_s, vi=False)
+            return (
+                f"The connection of {_place(n)} has been back to normal since {since}; "
+                f"NetWatch watches it {watch} more before closing the ticket."
+            )
+        case NoticeEvent.BAD_AGAIN:
+            return f"The problem is back ({state}) while being watched; the ticket stays open."
+
+
+def _minutes(seconds: float | None, *, vi: bool) -> str:
+    minutes = max(1, round((seconds or 0) / 60))
+    return f"{minutes} phút" if vi else f"{minutes} min"
 
 
 def _closed(n: TicketNotice) -> bool:

@@ -103,6 +103,8 @@ def create_app(
                 http,
                 [collector, latest, health, history],
                 options or EngineOptions(),
+                judge=health,
+                fast_sinks=[latest, health],
             )
             app.state.runtime = Runtime(
                 inventory, plan, latest, registry, collector, health, engine
@@ -133,6 +135,7 @@ def create_app(
             outbox = ops.metered(StoreOutbox(store), channels)  # counts deliveries
             worker = OutboxWorker(outbox, channels, SystemClock(), policy=retry)
             alerting.on_enqueued.append(worker.wake)
+            health.on_change.append(alerting.wake)
             app.state.runtime.store = store
             app.state.runtime.alerting = alerting
             app.state.runtime.history = history

@@ -807,3 +807,80 @@ def test_a_flapping_line_with_growing_figures_mails_once_not_every_round() -> No
     assert "evidence" in logged
     assert "recovering" in logged
     assert len({t.id for t in [book.tickets[KEY]]}) == 1
+
+
+# -- "line back" (issue 12) --------------------------------------------------------------------
+
+LINE_BACK = replace(POLICY, line_back_s=20.0)
+
+
+def test_line_back_is_told_once_when_the_incident_has_been_gone_long_enough() -> None:
+    tl = Timeline(TicketBook(LINE_BACK, DIRECTORY))
+    tl.step(0, link_fault(0))
+    assert names(tl.step(1)) == ["UpdateTicket:recovering"]  # logged, not sent
+    assert tl.step(1 + 19 / 60) == []  # gone 19 s: not yet
+    actions = tl.step(1 + 20 / 60)
+    assert names(actions) == ["UpdateTicket:line_back"]
+    assert isinstance(actions[0], TicketChange)
+    assert actions[0].recipients == (NOC,)  # those told about the ticket
+    assert tl.ticket().line_back_at == at(1 + 20 / 60)
+    assert tl.ticket().status is TicketStatus.OPEN  # auto-resolve stays: it still closes later
+    for minute in (2, 5, 10):
+        assert tl.step(minute) == []
+    assert names(tl.step(11)) == ["AutoResolve"]
+
+
+def test_a_flapping_line_sends_at_most_one_line_back_and_one_bad_again_per_episode() -> None:
+    tl = Timeline(TicketBook(LINE_BACK, DIRECTORY))
+    tl.step(0, link_fault(0))
+    sent: list[str] = []
+    minute = 0.0
+    for _ in range(6):  # back for a minute, bad for a minute, six times
+        minute += 1
+        for action in tl.step(minute) + tl.step(minute + 0.5):
+            if isinstance(action, TicketChange) and action.recipients:
+                sent.append(action.event.kind.value)
+        minute += 1
+        for action in tl.step(minute, link_fault(0)):
+            if isinstance(action, TicketChange) and action.recipients:
+                sent.append(action.event.kind.value)
+    assert sent == ["line_back", "bad_again"]
+    kinds = tl.log()
+    assert kinds.count(EventKind.RECOVERING) == 6  # every flap is in the log
+    assert kinds.count(EventKind.BAD_AGAIN) == 6
+    assert tl.ticket().status is TicketStatus.OPEN
+
+
+def test_bad_again_before_any_line_back_notice_is_logged_only() -> None:
+    tl = Timeline(TicketBook(LINE_BACK, DIRECTORY))
+    tl.step(0, link_fault(0))
+    tl.step(1)  # gone, but not for 20 s
+    actions = tl.step(1.2, link_fault(0))
+    assert names(actions) == ["UpdateTicket:bad_again"]
+    assert isinstance(actions[0], TicketChange)
+    assert actions[0].recipients == ()
+
+
+def test_a_reopened_ticket_may_tell_line_back_again() -> None:
+    tl = Timeline(TicketBook(LINE_BACK, DIRECTORY))
+    tl.step(0, link_fault(0))
+    tl.step(1)
+    assert names(tl.step(2)) == ["UpdateTicket:line_back"]
+    tl.step(11)  # auto-resolved
+    assert names(tl.step(30, link_fault(30))) == ["ReopenTicket"]
+    assert tl.ticket().line_back_at is None
+    tl.step(31)
+    assert names(tl.step(32)) == ["UpdateTicket:line_back"]
+
+
+def test_no_line_back_when_recovery_closes_first() -> None:
+    policy = replace(POLICY, recovery_s=15.0, line_back_s=30.0)
+    tl = Timeline(TicketBook(policy, DIRECTORY))
+    tl.step(0, link_fault(0))
+    tl.step(1)
+    assert names(tl.step(1.5)) == ["AutoResolve"]  # the resolution says it: no second notice
+
+
+def test_a_negative_line_back_delay_is_refused() -> None:
+    with pytest.raises(ValueError, match="line_back_s"):
+        TicketPolicy(line_back_s=-1)

@@ -235,7 +235,7 @@ def test_ten_mistakes_are_all_reported_in_one_run(tmp_path: Path, divisions: Div
         (
             "bogus: 1\n",
             "F:9:1: bogus: unknown key 'bogus' (allowed here: province, reference_targets, "
-            "intervals, thresholds, isps, snmp_credentials, upstreams, portals, communes, maintenance, "
+            "intervals, confirmation, thresholds, isps, snmp_credentials, upstreams, portals, communes, maintenance, "
             "provincial_it, notifications, tickets)",
         ),
         ("isps:\n  vnpt: {name: again}\n", "F:13:3: isps.vnpt: defined twice (also at F:2:3)"),

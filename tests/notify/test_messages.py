@@ -236,3 +236,28 @@ def test_notice_is_frozen() -> None:
     notice: TicketNotice = make_notice()
     with pytest.raises(AttributeError):
         notice.ticket_id = "other"  # type: ignore[misc]
+
+
+def test_line_back_says_since_when_and_how_long_it_is_watched() -> None:
+    notice = make_notice(
+        NoticeEvent.LINE_BACK,
+        event_id=5,
+        back_since=T0 + timedelta(hours=1, minutes=4, seconds=30),
+        closes_after_s=590.0,
+    )
+    content = render_email(notice)
+    assert content.subject == render_email(make_notice(NoticeEvent.OPENED)).subject  # threaded
+    assert "Đường truyền đã hoạt động trở lại" in content.text
+    assert (
+        "Kết nối của Xã Lạc Dương, Lâm Đồng đã hoạt động bình thường trở lại từ "
+        f"{format_time_vi(T0 + timedelta(hours=1, minutes=4, seconds=30))}; NetWatch tiếp tục "
+        "theo dõi 10 phút trước khi tự động đóng phiếu."
+    ) in content.text
+    assert "NetWatch watches it 10 min more before closing the ticket." in content.text
+    assert render_webhook(notice)["event"] == "line_back"
+
+
+def test_bad_again_says_the_ticket_stays_open() -> None:
+    text = render_email(make_notice(NoticeEvent.BAD_AGAIN, event_id=6)).text
+    assert "Sự cố xuất hiện lại (mất kết nối) trong thời gian theo dõi; phiếu vẫn mở." in text
+    assert "The problem is back (down) while being watched; the ticket stays open." in text

@@ -242,6 +242,20 @@ def link_lab() -> Iterator[IcmpLab]:
 
 
 @pytest.fixture
+def confirm_lab() -> Iterator[IcmpLab]:
+    """A throwaway lab ``nwi-c`` for fast confirmation: 10.91.9.0/24 answers, 10.91.10.0/23 is
+    routed into it and answered by nobody (its echoes are silently lost there)."""
+    _require_root()
+    with build_lab(
+        "nwi-c",
+        link_v4="10.91.8.0/30",
+        anyip_v4="10.91.9.0/24",
+        routed_v4="10.91.8.0/22",
+    ) as lab:
+        yield lab
+
+
+@pytest.fixture
 async def pinger() -> AsyncIterator[IcmpPinger]:
     """A raw-socket pinger at the default rate, closed after the test."""
     _require_root()

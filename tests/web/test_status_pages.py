@@ -363,6 +363,29 @@ def test_commune_page_shows_acknowledgement_and_notes(status: Status) -> None:
     assert "Nguyễn Văn A" not in page  # a role, never a person's name
 
 
+def test_a_line_back_is_shown_as_watched_until_its_ticket_closes(status: Status) -> None:
+    path = f"/status/xa/{TAN_PHU_DONG}"
+    status.rounds(f"{TAN_PHU_DONG}/vnpt-tslcd", 3, received=0, rtt_s=None)
+    status.wait_for(path, lambda t: "Phiếu NW-" in t)
+    # Five good rounds in a row: the link is judged fine again; the ticket watches it.
+    status.rounds(f"{TAN_PHU_DONG}/vnpt-tslcd", 5, received=10, rtt_s=0.006)
+    text = _text(status.wait_for(path, lambda t: "đã hoạt động trở lại từ" in t))
+    assert re.search(
+        r"Đường truyền VNPT Đồng Tháp \(Truyền số liệu chuyên dùng\) đã hoạt động trở lại từ "
+        r"[0-9:]+ [0-9/]+\. NetWatch tiếp tục theo dõi đến [0-9:]+ [0-9/]+ rồi mới đóng phiếu "
+        r"sự cố\.",
+        text,
+    ), text
+    assert "Đường truyền của xã hoạt động bình thường." in text
+    assert "Xã vẫn còn kết nối qua" not in text  # nothing is down
+    english = _text(status.get(f"{path}?lang=en").text)
+    assert re.search(
+        r"has been back since [0-9:]+ [0-9/]+\. NetWatch keeps watching it until [0-9:]+ "
+        r"[0-9/]+ before it closes the ticket\.",
+        english,
+    ), english
+
+
 def test_portal_outage_is_not_the_communes_line(status: Status) -> None:
     status.rounds(f"{TAN_PHU}/vnpt-tslcd", 3, received=10, rtt_s=0.004)
     since = datetime.now(UTC) - timedelta(minutes=4)

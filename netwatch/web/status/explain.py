@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from netwatch.web.i18n import Lang, fmt_number
+from netwatch.web.i18n import Lang, fmt_number, fmt_time
 from netwatch.web.status.model import CommuneView, LinkView, PortalView, Snapshot, TicketInfo
 from netwatch.web.status.words import PATH, Shown
 
@@ -157,7 +157,28 @@ def link_notice(link: LinkView, tickets: Mapping[str, TicketInfo], lang: Lang) -
             f"({bw} Mbps) — not an ISP fault; provincial IT looks at more bandwidth or less "
             f"load (large downloads, cameras...).{told}",
         )
-    return None
+    return _line_back(line, tickets.get(link.key), lang)
+
+
+def _line_back(line: str, ticket: TicketInfo | None, lang: Lang) -> Notice | None:
+    """A fine link whose ticket is still open: back, and watched a while before closing."""
+    if ticket is None or ticket.back_since is None or ticket.resolved_at is not None:
+        return None
+    since = fmt_time(ticket.back_since, lang)
+    closes = fmt_time(ticket.closes_at, lang) if ticket.closes_at is not None else None
+    if lang == "vi":
+        until = f" đến {closes}" if closes else ""
+        return Notice(
+            "ok",
+            f"{line} đã hoạt động trở lại từ {since}. NetWatch tiếp tục theo dõi{until} rồi "
+            "mới đóng phiếu sự cố.",
+        )
+    until = f" until {closes}" if closes else ""
+    return Notice(
+        "ok",
+        f"{line} has been back since {since}. NetWatch keeps watching it{until} before it "
+        "closes the ticket.",
+    )
 
 
 def portal_notice(portal: PortalView, lang: Lang) -> Notice | None:
@@ -228,8 +249,9 @@ def commune_notices(
 ) -> list[Notice]:
     """Everything a commune official needs to read, most important first."""
     out = [n for n in (monitor_notice(snapshot, lang),) if n is not None]
-    bad = [n for v in commune.links if (n := link_notice(v, tickets, lang)) is not None]
-    out.extend(bad)
+    said = [n for v in commune.links if (n := link_notice(v, tickets, lang)) is not None]
+    out.extend(said)
+    bad = [n for n in said if n.level != "ok"]  # "ok": a line back, watched before closing
     working = [v for v in commune.links if v.shown is Shown.OK]
     if bad and working:
         names = ", ".join(_line(v, lang) for v in working)

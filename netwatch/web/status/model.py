@@ -181,6 +181,8 @@ class TicketInfo:
     downtime_closed_s: float
     links: tuple[str, ...]
     notes: tuple[Note, ...] = ()
+    back_since: datetime | None = None  # the incident is gone since (recovery watch)
+    closes_at: datetime | None = None  # when it auto-resolves if it stays fine
 
     def downtime_s(self, now: datetime) -> float:
         """Bad time of the episode so far."""
@@ -225,6 +227,8 @@ def ticket_info(ticket: Ticket, told: Notified | None, notes: Sequence[Note]) ->
         downtime_closed_s=json_number(ev.get("downtime_closed_s")) or 0.0,
         links=tuple(x for x in links if isinstance(x, str)) if isinstance(links, list) else (),
         notes=tuple(notes),
+        back_since=json_time(ev.get("ok_since")),
+        closes_at=json_time(ev.get("closes_at")),
     )
 
 
