@@ -179,12 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         register_lab(sub)
 
+    from netwatch.mailbox import register as register_mailbox
     from netwatch.probe_cli import register as register_probe
     from netwatch.runner import register as register_run
 
     register_run(sub)
     register_probe(sub)
     _register_token(sub)
+    register_mailbox(sub)
     return parser
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: build the lab network, put a few live faults in it, and run NetWatch against it
-# on its embedded defaults. Ctrl-C stops NetWatch and removes the lab.
+# `make demo`: start a mail catcher, build the lab network (its contacts mailed through the
+# catcher), put a few live faults in it, and run NetWatch against it on its embedded defaults.
+# Ctrl-C stops NetWatch and the catcher and removes the lab.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,16 +15,46 @@ INDEX=${NETWATCH_DEMO_LAB:-0}
 STATE=data/lab$INDEX
 LISTEN=${NETWATCH_DEMO_LISTEN:-127.0.0.1:8080}
 COMMUNES=${NETWATCH_DEMO_COMMUNES:-6}
+MAIL_SMTP=${NETWATCH_DEMO_SMTP:-127.0.0.1:2525}      # the catcher's SMTP (loopback: nothing leaves)
+MAIL_PAGE=${NETWATCH_DEMO_MAILBOX:-127.0.0.1:8025}   # its page listing the mails
+DATA=data/demo                                       # the demo's database, mails and logs
+MAILBOX=$DATA/mailbox
+MAILBOX_PID=
 
 cleanup() {
   trap - EXIT INT TERM
   echo
-  echo "Stopping NetWatch and removing the lab..."
+  echo "Stopping NetWatch and the mail catcher, removing the lab..."
+  if [ -n "$MAILBOX_PID" ]; then
+    kill "$MAILBOX_PID" 2>/dev/null || true
+    wait "$MAILBOX_PID" 2>/dev/null || true
+  fi
   "$NW" lab down --index "$INDEX" --state-dir "$STATE" || true
 }
 trap cleanup EXIT INT TERM
 
-"$NW" lab up --index "$INDEX" --state-dir "$STATE" --communes "$COMMUNES"
+# Every demo starts afresh: the last one's tickets would still be open (so no new ticket, no
+# mail), and its mails' links were signed with that lab's secret.
+rm -rf data/demo
+mkdir -p "$MAILBOX"
+# The mail catcher first: every notification of the demo lands in $MAILBOX, nowhere else.
+"$NW" mailbox serve --dir "$MAILBOX" --smtp "$MAIL_SMTP" --http "$MAIL_PAGE" >"$DATA/mailbox.log" 2>&1 &
+MAILBOX_PID=$!
+for _ in $(seq 100); do
+  grep -q "^mailbox ready" "$DATA/mailbox.log" && break
+  if ! kill -0 "$MAILBOX_PID" 2>/dev/null; then
+    cat "$DATA/mailbox.log" >&2
+    echo "The mail catcher did not start (is $MAIL_SMTP or $MAIL_PAGE taken? NETWATCH_DEMO_SMTP and NETWATCH_DEMO_MAILBOX move them)." >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+grep -q "^mailbox ready" "$DATA/mailbox.log" || { echo "The mail catcher did not say it is ready ($DATA/mailbox.log)." >&2; exit 1; }
+
+# The lab's inventory mails its contacts (VNPT, Viettel, provincial IT) through the catcher,
+# with ticket links signed for this NetWatch.
+"$NW" lab up --index "$INDEX" --state-dir "$STATE" --communes "$COMMUNES" \
+  --smtp "$MAIL_SMTP" --public-url "http://$LISTEN"
 set -a
 # shellcheck disable=SC1091
 . "$STATE/lab.env"
@@ -36,7 +67,7 @@ set +a
 
 "$NW" check-config "$STATE/netwatch.yaml"
 # A token for the provincial IT view (/admin) and the write API; only its hash is stored.
-TOKEN=$("$NW" token create demo --data-dir data | head -1)
+TOKEN=$("$NW" token create demo --data-dir "$DATA" | head -1)
 
 cat <<TXT
 
@@ -45,14 +76,22 @@ congestion at 28693). Look at:
   status page   http://$LISTEN/status
   metrics       http://$LISTEN/metrics
   API docs      http://$LISTEN/docs
-  tickets       http://$LISTEN/api/v1/tickets      (stored in data/netwatch.sqlite3)
+  tickets       http://$LISTEN/api/v1/tickets      (stored in $DATA/netwatch.sqlite3)
   IT view       http://$LISTEN/admin               (log in with the token: ${TOKEN:-see netwatch token create})
-  ISP pages     /t/...: the signed link in each ticket's e-mail (the demo sends none: no mail server)
+  mailbox       http://$MAIL_PAGE/      every mail NetWatch sends (or: $NW mailbox list)
+
+The ISP's side: within a minute the line down at 05518 (Phường Sông Công) opens a ticket and
+VNPT's NOC is mailed. In the mailbox:
+  1. open the mail's signed link (http://$LISTEN/t/...?exp=...&sig=...): the ISP's ticket page,
+     with the evidence, and no login;
+  2. press "Tiếp nhận" (acknowledge), with a name if you like;
+  3. open http://$LISTEN/status/xa/05518: the commune's page now says
+     "Nhà mạng đã tiếp nhận xử lý." (the ISP is on it).
 Try more faults in another shell, e.g.:
   $NW lab fault --index $INDEX 24848 loss 30
   $NW lab fault --index $INDEX portal slow 3
   $NW lab restore --index $INDEX
-Ctrl-C stops NetWatch and removes the lab.
+Ctrl-C stops NetWatch and the mail catcher and removes the lab.
 
 TXT
-"$NW" run --config "$STATE/netwatch.yaml" --listen "$LISTEN" --data-dir data
+"$NW" run --config "$STATE/netwatch.yaml" --listen "$LISTEN" --data-dir "$DATA"

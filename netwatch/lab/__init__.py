@@ -6,6 +6,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .config import MailSetup
     from .faults import ActiveFault, FaultKind
     from .lab import (
         DEFAULT_COMMUNES,
@@ -42,6 +43,7 @@ __all__ = [
     "LabStatus",
     "Leftovers",
     "LinkPlan",
+    "MailSetup",
     "PortalPlan",
     "SnmpSecrets",
     "UpResult",
@@ -57,6 +59,7 @@ _HOMES = {
     "ActiveFault": "faults",
     "FaultKind": "faults",
     "LabError": "netns",
+    "MailSetup": "config",
     "capabilities_ok": "netns",
     "SnmpSecrets": "snmpd",
     "CommunePlan": "topology",

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .config import MailSetup
 from .lab import (
     DEFAULT_COMMUNES,
     NOT_PRIVILEGED,
@@ -48,6 +49,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     up = actions.add_parser("up", parents=[common], help="build the lab (replacing any old one)")
     up.add_argument("--communes", type=int, default=DEFAULT_COMMUNES, help="number of communes")
+    up.add_argument(
+        "--smtp",
+        metavar="ADDRESS:PORT",
+        help="mail the lab's contacts through this SMTP server (the demo's catcher: "
+        "`netwatch mailbox serve`); default: the inventory has no notifications",
+    )
+    up.add_argument(
+        "--public-url",
+        default="http://127.0.0.1:8080",
+        help="with --smtp: the NetWatch the signed ticket links open (default: %(default)s)",
+    )
     up.set_defaults(handler=_guarded(_up))
 
     down = actions.add_parser("down", parents=[common], help="remove everything of the lab")
@@ -97,7 +109,14 @@ def _up(args: argparse.Namespace) -> int:
     if not 1 <= args.communes <= MAX_COMMUNES:
         print(f"netwatch lab: --communes must be 1..{MAX_COMMUNES}", file=sys.stderr)
         return 2
-    result = _lab(args).up(communes=args.communes)
+    mail = None
+    if args.smtp is not None:
+        host, _, port = args.smtp.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            print(f"netwatch lab: --smtp wants ADDRESS:PORT, got {args.smtp!r}", file=sys.stderr)
+            return 2
+        mail = MailSetup(host.strip("[]"), int(port), args.public_url.rstrip("/"))
+    result = _lab(args).up(communes=args.communes, mail=mail)
     print(f"Lab {result.plan.index} đã sẵn sàng (is up) in {result.elapsed_s:.1f} s")
     print(describe(result.plan, result.paths))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,47 @@ from .topology import LabPlan
 ENV_COMMUNITY = "NETWATCH_SNMP_COMMUNITY"
 ENV_AUTH_KEY = "NETWATCH_SNMP_AUTH_KEY"
 ENV_PRIV_KEY = "NETWATCH_SNMP_PRIV_KEY"
+ENV_LINK_SECRET = "NETWATCH_LINK_SECRET"  # noqa: S105 - the variable's name, not a secret
+LAB_MAIL_FROM = "netwatch@lab.example.invalid"
+PROVINCIAL_IT_MAIL = "cntt@tinh.example.invalid"
 
 
-def inventory(plan: LabPlan, secrets: SnmpSecrets, ca_file: Path) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class MailSetup:
+    """Where a lab's notifications go (the demo's mail catcher), and where their links point.
+
+    Without it the lab's inventory has no notifications section: tests that mail give their
+    NetWatch a notifications section of their own.
+    """
+
+    smtp_host: str
+    smtp_port: int
+    public_url: str  # the NetWatch the signed ticket links open, e.g. http://127.0.0.1:8080
+
+
+def _mail_sections(mail: MailSetup) -> dict[str, Any]:
+    # Plain SMTP on loopback to the catcher: no STARTTLS, no AUTH (nothing leaves the machine).
+    return {
+        "provincial_it": {
+            "name": "Trung tâm Chuyển đổi số tỉnh (lab)",
+            "contacts": [{"level": 1, "name": "Phòng CNTT (lab)", "email": PROVINCIAL_IT_MAIL}],
+        },
+        "notifications": {
+            "public_url": mail.public_url,
+            "link_secret": {"env": ENV_LINK_SECRET},
+            "smtp": {
+                "host": mail.smtp_host,
+                "port": mail.smtp_port,
+                "from_address": LAB_MAIL_FROM,
+                "starttls": False,
+            },
+        },
+    }
+
+
+def inventory(
+    plan: LabPlan, secrets: SnmpSecrets, ca_file: Path, mail: MailSetup | None = None
+) -> dict[str, Any]:
     """The inventory for what the lab built, as plain data ready for YAML."""
     isps: dict[str, Any] = {}
     for isp in plan.isps:
@@ -60,7 +99,7 @@ def inventory(plan: LabPlan, secrets: SnmpSecrets, ca_file: Path) -> dict[str, A
                 ],
             }
         )
-    return {
+    data: dict[str, Any] = {
         "reference_targets": [plan.core_address],
         # Short intervals so the demo reacts within a minute; production uses the defaults.
         "intervals": {"icmp_s": 10, "icmp_echoes": 5, "snmp_s": 15, "http_s": 15},
@@ -91,9 +130,18 @@ def inventory(plan: LabPlan, secrets: SnmpSecrets, ca_file: Path) -> dict[str, A
         },
         "communes": communes,
     }
+    if mail is not None:
+        data.update(_mail_sections(mail))
+    return data
 
 
-def write_inventory(path: Path, plan: LabPlan, secrets: SnmpSecrets, ca_file: Path) -> Path:
+def write_inventory(
+    path: Path,
+    plan: LabPlan,
+    secrets: SnmpSecrets,
+    ca_file: Path,
+    mail: MailSetup | None = None,
+) -> Path:
     """Write the inventory YAML to `path`."""
     header = (
         f"# NetWatch inventory for lab {plan.index} ({plan.prefix}), "
@@ -101,19 +149,21 @@ def write_inventory(path: Path, plan: LabPlan, secrets: SnmpSecrets, ca_file: Pa
         "# Secrets come from the environment: `set -a; . lab.env; set +a` next to this file.\n"
     )
     body = yaml.safe_dump(
-        inventory(plan, secrets, ca_file), allow_unicode=True, sort_keys=False, width=100
+        inventory(plan, secrets, ca_file, mail), allow_unicode=True, sort_keys=False, width=100
     )
     path.write_text(header + body, encoding="utf-8")
     return path
 
 
-def write_env(path: Path, secrets: SnmpSecrets) -> Path:
+def write_env(path: Path, secrets: SnmpSecrets, link_secret: str | None = None) -> Path:
     """Write the secret values as NAME=value lines (mode 0600)."""
     text = (
         f"{ENV_COMMUNITY}={secrets.community}\n"
         f"{ENV_AUTH_KEY}={secrets.auth_key}\n"
         f"{ENV_PRIV_KEY}={secrets.priv_key}\n"
     )
+    if link_secret is not None:
+        text += f"{ENV_LINK_SECRET}={link_secret}\n"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)

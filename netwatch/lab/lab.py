@@ -305,8 +305,14 @@ class Lab:
         return env
 
     # ------------------------------------------------------------------ up / down
-    def up(self, communes: int = DEFAULT_COMMUNES) -> UpResult:
-        """Build the lab (removing leftovers of the same index first); LabError on failure."""
+    def up(
+        self, communes: int = DEFAULT_COMMUNES, mail: config.MailSetup | None = None
+    ) -> UpResult:
+        """Build the lab (removing leftovers of the same index first); LabError on failure.
+
+        With `mail`, the lab's inventory also notifies: its contacts are mailed through that SMTP
+        server (the demo's catcher) with ticket links signed by a new secret in `lab.env`.
+        """
         if not capabilities_ok():
             raise LabError(NOT_PRIVILEGED)
         start = time.monotonic()
@@ -314,14 +320,14 @@ class Lab:
         self.down()
         with self._lock():
             try:
-                state = self._build(plan)
+                state = self._build(plan, mail)
                 self._save_state(state)
             except BaseException:
                 self._teardown()
                 raise
         return UpResult(plan, self.paths, time.monotonic() - start)
 
-    def _build(self, plan: LabPlan) -> LabState:
+    def _build(self, plan: LabPlan, mail: config.MailSetup | None) -> LabState:
         paths = self.paths
         # A new lab gets new secrets: persistent snmpd state (localized keys) must not survive.
         shutil.rmtree(paths.state_dir / "snmpd", ignore_errors=True)
@@ -348,8 +354,9 @@ class Lab:
         pids = self._start_portal(plan, tls, env)
         self._wait_portal(plan)
 
-        config.write_inventory(paths.config_file, plan, secrets, tls.ca_cert)
-        config.write_env(paths.env_file, secrets)
+        config.write_inventory(paths.config_file, plan, secrets, tls.ca_cert, mail)
+        link_secret = secrets_module.token_hex(16) if mail is not None else None
+        config.write_env(paths.env_file, secrets, link_secret)
         return LabState(plan, secrets, dt.datetime.now(dt.UTC), (), pids)
 
     def _start_portal(

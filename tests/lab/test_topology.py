@@ -10,7 +10,7 @@ import yaml
 
 from netwatch.inventory import load_inventory
 from netwatch.lab import build_plan
-from netwatch.lab.config import inventory, write_env, write_inventory
+from netwatch.lab.config import MailSetup, inventory, write_env, write_inventory
 from netwatch.lab.network import create_lines, namespace_batches, root_lines
 from netwatch.lab.snmpd import SnmpSecrets, render_config
 from netwatch.lab.topology import DEFAULT_COMMUNE_CODES, plan_from_json, select_communes
@@ -133,3 +133,29 @@ def test_inventory_loads_with_netwatch(tmp_path: Path) -> None:
     loaded = load_inventory(path, environ=environ)
     assert [int(c.code) for c in loaded.communes] == [c.code for c in plan.communes]
     assert env.stat().st_mode & 0o077 == 0
+
+
+def test_with_mail_the_inventory_notifies_through_the_catcher(tmp_path: Path) -> None:
+    # What `netwatch lab up --smtp --public-url` writes for the demo.
+    plan = build_plan(1, 4)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    mail = MailSetup("127.0.0.1", 2525, "http://127.0.0.1:8080")
+    path = write_inventory(tmp_path / "netwatch.yaml", plan, SECRETS, ca, mail)
+    env = write_env(tmp_path / "lab.env", SECRETS, "link-secret-x-123")
+    assert "link-secret-x-123" not in path.read_text(encoding="utf-8")
+    environ = dict(line.split("=", 1) for line in env.read_text().splitlines())
+    assert environ["NETWATCH_LINK_SECRET"] == "link-secret-x-123"
+    loaded = load_inventory(path, environ=environ)
+    notifications = loaded.notifications
+    assert notifications is not None
+    assert notifications.public_url == "http://127.0.0.1:8080"
+    assert notifications.link_secret.reveal() == "link-secret-x-123"
+    assert notifications.smtp is not None
+    smtp = notifications.smtp
+    assert (smtp.host, smtp.port, smtp.starttls, smtp.username) == ("127.0.0.1", 2525, False, None)
+    emails = [c.email for isp in loaded.isps.values() for c in isp.contacts]
+    emails += [c.email for c in loaded.provincial_it.contacts]
+    assert len(emails) == 5  # two levels per ISP, and provincial IT
+    assert all(e is not None and e.endswith(".invalid") for e in emails)
+    assert loaded.warnings() == []
