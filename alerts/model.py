@@ -89,6 +89,7 @@ class NodeRound:
     at: datetime
     reachable: bool
     loss_ratio: float = 0.0  # of the round's echoes; a node losing them counts as bad
+    sent: int = 0  # echoes sent (0: unknown; the ratio alone is judged)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from alerts.health import loss_over
 from netwatch.observations import IcmpObservation, Observation
 from netwatch.plan import ConfirmOptions, IcmpTarget, Plan
 from probes.icmp import IcmpPinger, PingResult
@@ -276,7 +277,7 @@ class FastConfirmer:
             track.rounds += 1
             bad_round = (
                 result.received == 0
-                or result.loss_ratio > th.loss_ratio
+                or loss_over(result.sent, result.received, th.loss_ratio)
                 or (result.rtt_median_s is not None and result.rtt_median_s > th.rtt_s)
             )
             bad_state = is_bad(self._keys[index])

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from alerts.health import LinkEvaluator, NodeEvaluator, PortalEvaluator
+from alerts.health import LinkEvaluator, NodeEvaluator, PortalEvaluator, loss_over
 from alerts.model import (
     Incident,
     LinkInfo,
@@ -52,6 +52,9 @@ _MAX_HELD = 12
 # the first of them: measured while the line was bad, not mostly before (issue 12: a reading
 # that only partly covered the congestion called a full line an ISP fault).
 _COVERED = 0.75
+# A utilization rate over a shorter interval is noise: many agents refresh their counters every
+# few seconds (net-snmp's ifTable cache: 3 s), so a poll right after another reads 0 % or 150 %.
+_MIN_RATE_INTERVAL_S = 5.0
 
 
 def link_id(commune: str, link: str) -> str:
@@ -115,6 +118,13 @@ class _RouterView:
     router_reachable: bool | None = None
     utilization_ratio: float | None = None
     rebooted: bool = False  # kept until the link's next ICMP round has seen it
+
+
+def _rate_interval_s(obs: SnmpObservation) -> float:
+    """Seconds the poll's rates span (0 without rates)."""
+    if obs.rates_since is None:
+        return 0.0
+    return (obs.sample.taken_at - obs.rates_since).total_seconds()
 
 
 def _covers(obs: SnmpObservation, first_bad_at: datetime) -> bool:
@@ -290,6 +300,7 @@ class HealthMonitor:
             view = self._routers.setdefault(key, _RouterView())
             view.router_reachable = reachable
             view.rebooted = view.rebooted or obs.rebooted
+            short = _rate_interval_s(obs) < _MIN_RATE_INTERVAL_S
             if reachable:
                 view.interface_up = reading.oper_up
                 ratios = [
@@ -297,11 +308,12 @@ class HealthMonitor:
                     for r in (reading.in_utilization_ratio, reading.out_utilization_ratio)
                     if r is not None
                 ]
-                view.utilization_ratio = max(ratios) if ratios else None
+                if not (short and ratios):  # a noisy rate keeps the last good one
+                    view.utilization_ratio = max(ratios) if ratios else None
             # The rounds held back for a reading: judged with this one if it was measured
             # while they were bad (or the router stopped answering: nothing better will come).
             held = self._pending.get(key)
-            if held and reachable and not _covers(obs, min(r.at for r in held)):
+            if held and reachable and (short or not _covers(obs, min(r.at for r in held))):
                 continue
             out.extend(self._flush(key, view))
         return out
@@ -311,7 +323,9 @@ class HealthMonitor:
         if target.link is None:
             if target.role not in ("upstream", "reference"):
                 return []  # front-office devices are shown, not ticketed (for now)
-            node = NodeRound(target.key, result.started_at, result.received > 0, result.loss_ratio)
+            node = NodeRound(
+                target.key, result.started_at, result.received > 0, result.loss_ratio, result.sent
+            )
             self._seen(target.key)
             return [self.nodes.observe(node)]
         key = link_id(target.link.commune, target.link.link)
@@ -323,7 +337,7 @@ class HealthMonitor:
         pending = self._pending.setdefault(key, [])
         policy = self.links.policy(key)
         suspect = result.received > 0 and (
-            rnd.loss_ratio > policy.loss_ratio
+            loss_over(rnd.sent, rnd.received, policy.loss_ratio)
             or (rnd.rtt_median_s is not None and rnd.rtt_median_s > policy.rtt_s)
         )
         if (suspect or pending) and result.received > 0 and len(pending) < _MAX_HELD:

@@ -100,10 +100,10 @@ class Confirmation(Model):
 
     enabled: bool = True
     interval_s: float = Field(2.0, ge=0.5, le=60)
-    echoes: int = Field(5, ge=1, le=20)
+    echoes: int = Field(10, ge=1, le=50)
     max_subjects: int = Field(200, ge=1, le=100_000)  # in fast mode at once
     max_pps: float = Field(600.0, gt=0, le=100_000)  # the fast rounds' echoes per second, at most
-    snmp_after_s: float = Field(6.0, ge=1, le=300)  # second poll of a suspect link's router
+    snmp_after_s: float = Field(10.0, ge=5, le=300)  # second poll of a suspect link's router
 
 
 class Contact(Model):
