@@ -17,7 +17,8 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
-from alerts.model import DownCause, IncidentKind
+from alerts.model import DownCause, IncidentKind, PathTrace
+from netwatch.notify.pathtext import hide_target, hop_label, hop_line, path_arrows, path_summary
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 WEBHOOK_SCHEMA = "netwatch.ticket-notice/v1"
@@ -91,7 +92,7 @@ class TicketNotice:
     link_id: str | None = None
     isp_name: str | None = None
     circuit_id: str | None = None
-    path: tuple[str, ...] = ()  # hops toward the commune, as the traceroute saw them
+    path: PathTrace | None = None  # toward the subject, traced when the ticket opened
     evidence: Evidence = field(default_factory=Evidence)
     ticket_url: str | None = None  # the ISP's signed link
     ticket_url_expires_at: datetime | None = None
@@ -409,8 +410,6 @@ def _body_vi(n: TicketNotice) -> list[str]:
         lines.append(f"Mã mạch (circuit ID): {n.circuit_id}")
     if n.link_id:
         lines.append(f"Đường truyền: {n.link_id}")
-    if n.path:
-        lines.append(f"Tuyến: {' → '.join(n.path)}")
     lines.append(f"Bắt đầu từ: {format_time_vi(n.first_bad_at)}")
     label = "Tổng thời gian sự cố" if _closed(n) else "Thời gian sự cố đến nay"
     lines.append(f"{label}: {format_duration_vi(n.downtime_s)}")
@@ -419,6 +418,11 @@ def _body_vi(n: TicketNotice) -> list[str]:
     evidence = _evidence_lines(n.evidence, vi=True)
     if evidence:
         lines += ["", "Bằng chứng đo được:"] + [f"  - {line}" for line in evidence]
+    if n.path is not None:
+        path = hide_target(n.path)  # the ISP reads this: not the monitored address itself
+        lines += ["", path_summary(path, vi=True)]
+        lines.append(f"Đường đi từ NetWatch, đo lúc {format_time_vi(path.at)}:")
+        lines += [f"  {hop_line(hop, vi=True)}" for hop in path.hops]
     if n.note:
         lines += ["", f"Ghi chú ({n.actor or 'không rõ'}):", n.note]
     if n.ticket_url:
@@ -445,8 +449,6 @@ def _body_en(n: TicketNotice) -> list[str]:
         lines.append(f"Circuit ID: {n.circuit_id}")
     if n.link_id:
         lines.append(f"Link: {n.link_id}")
-    if n.path:
-        lines.append(f"Path: {' → '.join(n.path)}")
     lines.append(f"Since: {format_time_en(n.first_bad_at)}")
     label = "Total downtime" if _closed(n) else "Downtime so far"
     lines.append(f"{label}: {format_duration_en(n.downtime_s)}")
@@ -455,6 +457,11 @@ def _body_en(n: TicketNotice) -> list[str]:
     evidence = _evidence_lines(n.evidence, vi=False)
     if evidence:
         lines += ["", "Evidence:"] + [f"  - {line}" for line in evidence]
+    if n.path is not None:
+        path = hide_target(n.path)
+        lines += ["", path_summary(path, vi=False)]
+        lines.append(f"Path from NetWatch, traced at {format_time_en(path.at)}:")
+        lines += [f"  {hop_line(hop, vi=False)}" for hop in path.hops]
     if n.note:
         lines += ["", f"Note ({n.actor or 'unknown'}):", n.note]
     if n.ticket_url:
@@ -587,7 +594,9 @@ def render_webhook(notice: TicketNotice) -> dict[str, object]:
             "id": notice.link_id,
             "isp": notice.isp_name,
             "circuit_id": notice.circuit_id,
-            "path": list(notice.path),
+            "path": [hop_label(hop) for hop in hide_target(notice.path).hops]
+            if notice.path
+            else [],
         },
         "evidence": {
             "loss_ratio": ev.loss_ratio,
@@ -597,9 +606,40 @@ def render_webhook(notice: TicketNotice) -> dict[str, object]:
             "utilization_ratio": ev.utilization_ratio,
             "down_cause": ev.down_cause.value if ev.down_cause else None,
         },
+        "trace": _trace_json(notice.path),
         "note": notice.note,
         "actor": notice.actor,
         "summary": {"vi": _headline_vi(notice), "en": _headline_en(notice)},
+    }
+
+
+def _trace_json(path: PathTrace | None) -> dict[str, object] | None:
+    """The path trace in the webhook body: where it stops, and every hop (the traced address
+    itself left out, as everywhere the ISP reads)."""
+    if path is None:
+        return None
+    path = hide_target(path)
+    last = path.last_hop()
+    return {
+        "at": _time_pair(path.at),
+        "reached": path.reached,
+        "stops_after": (
+            {"ttl": last.ttl, "address": last.address, "name": last.name}
+            if last is not None and not path.reached
+            else None
+        ),
+        "summary": {"vi": path_summary(path, vi=True), "en": path_summary(path, vi=False)},
+        "hops": [
+            {
+                "ttl": hop.ttl,
+                "address": hop.address,
+                "name": hop.name,
+                "rtt_s": hop.rtt_s,
+                "sent": hop.sent,
+                "received": hop.received,
+            }
+            for hop in path.hops
+        ],
     }
 
 
@@ -618,6 +658,10 @@ def render_chat(notice: TicketNotice) -> str:
         f"Từ {local:%H:%M %d/%m/%Y} (giờ VN), "
         f"{'tổng' if _closed(notice) else 'đã'} {format_duration_vi(notice.downtime_s)}",
     ]
+    if notice.path is not None:
+        path = hide_target(notice.path)
+        lines.append(path_summary(path, vi=True))
+        lines.append(f"Tuyến: {path_arrows(path)}")
     if notice.note:
         note = notice.note
         if len(note) > CHAT_NOTE_MAX_CHARS:

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerts.model import PathTrace
 from alerts.tickets import Actor, Refusal, Refused
 from netwatch.health import link_id
 from netwatch.inventory.models import LOCAL_TZ
+from netwatch.pathtrace import path_from_json
 from netwatch.store import MaintenanceWindow, NewMaintenance, RevokeOutcome, TicketState
 from netwatch.store import Ticket as StoredTicket
 from netwatch.store.types import JsonObject, JsonValue
@@ -255,6 +257,9 @@ class EvidenceView(BaseModel):
     worst_utilization_ratio: float | None
     first_loss_ratio: float | None
     first_rtt_median_s: float | None
+    # Toward the subject, traced when the ticket opened: where the path stopped (hop addresses
+    # are the ISP's routers: shown to the ISP and provincial IT, never on the public pages).
+    path: PathTrace | None = None
 
 
 class TicketDetail(TicketView):
@@ -383,6 +388,7 @@ async def ticket_detail(runtime: Runtime, ticket: StoredTicket, now: datetime) -
             worst_utilization_ratio=json_number(_get(worst, "utilization_ratio")),
             first_loss_ratio=json_number(_get(first, "loss_ratio")),
             first_rtt_median_s=json_number(_get(first, "rtt_median_s")),
+            path=path_from_json(_get(first, "path")),
         ),
         events=[
             EventView(

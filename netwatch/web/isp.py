@@ -10,8 +10,10 @@ the ticket exists.
 What the ISP sees: the commune, the link's name, its circuit ID and ISP, the problem and since
 when, the downtime so far, the first bad round and the worst measurements, the router's WAN
 interface state and utilization, a loss/latency chart when the history is there, and the whole
-log. Not shown: contacts, SNMP credentials, the monitored addresses (the circuit ID names the
-line in the ISP's own systems) — see docs/isp-and-admin-pages.md.
+log, and the path trace taken when the ticket opened (where the path toward the subject stopped,
+hop by hop, with the routers' addresses: they are the ISP's own). Not shown: contacts, SNMP
+credentials, other monitored addresses (the circuit ID names the line in the ISP's own systems)
+— see docs/isp-and-admin-pages.md.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
+from alerts.model import PathTrace
 from alerts.tickets import Actor, ActorKind
 from netwatch.health import link_id
 from netwatch.inventory.models import LOCAL_TZ
 from netwatch.notify.messages import format_time_vi
+from netwatch.notify.pathtext import format_rtt, hide_target, path_summary
 from netwatch.signing import LinkCheck, LinkReason, LinkSigner, ticket_path
 from netwatch.web.api import (
     ActionFailure,
@@ -79,6 +83,7 @@ TICKET_CSS = (
     "form.action input[type=text],form.action textarea{width:100%}"
     "form.action button{margin-top:.5rem}"
     "table.measures td,table.measures th{overflow-wrap:normal}"
+    "table.path tr.stop th,table.path tr.stop td{font-weight:700}"
     ".nowrap{white-space:nowrap}"
 )
 
@@ -204,6 +209,13 @@ L: Mapping[str, Words] = {
     "if_down": {"vi": "Bị ngắt (down)", "en": "Down"},
     "unknown": {"vi": "Không rõ", "en": "Unknown"},
     "chart": {"vi": "Mất gói và độ trễ 24 giờ qua", "en": "Loss and latency, last 24 hours"},
+    "path": {"vi": "Đường đi khi mở phiếu", "en": "The path when the ticket opened"},
+    "hop": {"vi": "Chặng", "en": "Hop"},
+    "address": {"vi": "Địa chỉ", "en": "Address"},
+    "name": {"vi": "Tên", "en": "Name"},
+    "answered": {"vi": "Phản hồi", "en": "Answered"},
+    "no_answer": {"vi": "không phản hồi", "en": "no answer"},
+    "traced": {"vi": "Đo từ NetWatch lúc {at}.", "en": "Traced from NetWatch at {at}."},
     "log": {"vi": "Diễn biến phiếu", "en": "What happened"},
     "actions": {"vi": "Xử lý phiếu", "en": "Act on the ticket"},
     "ack": {"vi": "Tiếp nhận phiếu", "en": "Acknowledge"},
@@ -502,6 +514,37 @@ def evidence_html(view: TicketDetail, live: LiveLink | None, lang: Lang) -> str:
     )
 
 
+def path_html(path: PathTrace, lang: Lang) -> str:
+    """Where the path toward the subject stopped (a sentence), then the hops as a table."""
+    vi = lang == "vi"
+    last = path.last_hop()
+    stop_ttl = last.ttl if last is not None and not path.reached else None
+    head = (
+        f'<tr><th scope="col">{w("hop", lang)}</th><th scope="col">{w("address", lang)}</th>'
+        f'<th scope="col">{w("name", lang)}</th><th scope="col">{w("answered", lang)}</th>'
+        f'<th scope="col">{w("rtt", lang)}</th></tr>'
+    )
+    rows = []
+    for hop in path.hops:
+        silent = not hop.received
+        name = w("no_answer", lang) if silent else hop.name or "—"
+        # An answered hop without an address is the traced address, left out for the ISP.
+        address = "*" if silent else hop.address or "—"
+        rtt = format_rtt(hop.rtt_s, vi=vi).replace(" ", "\u00a0") if hop.rtt_s is not None else "—"
+        css = ' class="stop"' if hop.ttl == stop_ttl else ""
+        rows.append(
+            f'<tr{css}><th scope="row">{hop.ttl}</th><td>{escape(address)}</td>'
+            f"<td>{escape(name)}</td><td>{hop.received}/{hop.sent}</td><td>{escape(rtt)}</td></tr>"
+        )
+    traced = L["traced"][lang].format(at=fmt_time(path.at, lang))
+    return (
+        f'<p class="path-stop"><strong>{escape(path_summary(path, vi=vi))}</strong></p>'
+        f'<div class="scroll" tabindex="0" role="region" aria-label="{w("path", lang)}">'
+        f'<table class="measures path">{head}{"".join(rows)}</table></div>'
+        f'<p class="muted"><small>{escape(traced)}</small></p>'
+    )
+
+
 def timeline_html(view: TicketDetail, lang: Lang) -> str:
     """The ticket's log, oldest first, as a timeline."""
     items = []
@@ -585,6 +628,11 @@ def ticket_main_html(
         f"<h1>{w('ticket', lang)} {escape(view.id)}</h1>{notice}"
         f"<h2>{w('summary', lang)}</h2>{summary_html(view, lang, now)}"
         f"<h2>{w('evidence', lang)}</h2>{evidence_html(view, live, lang)}"
+        + (
+            f"<h2>{w('path', lang)}</h2>{path_html(view.evidence.path, lang)}"
+            if view.evidence.path is not None
+            else ""
+        )
         + (f"<h2>{w('chart', lang)}</h2>{chart}" if chart else "")
         + f"<h2>{w('actions', lang)}</h2>{forms}"
         f"<h2>{w('log', lang)}</h2>{timeline_html(view, lang)}"
@@ -756,6 +804,9 @@ async def _view(runtime: Runtime, ticket_id: str, check: LinkCheck) -> IspTicket
     if ticket is None:
         return None
     detail = await ticket_detail(runtime, ticket, datetime.now(UTC))
+    if detail.evidence.path is not None:
+        # Where the path stops, but not the monitored address it was traced toward.
+        detail.evidence.path = hide_target(detail.evidence.path)
     return IspTicketView(
         **detail.model_dump(),
         link_expires_at=check.expires_at,

@@ -21,7 +21,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from alerts.model import DownCause, IncidentKind
+from alerts.model import DownCause, IncidentKind, PathHop, PathTrace
 from netwatch.notify.messages import Evidence, NoticeEvent, ProblemState, TicketNotice
 from netwatch.notify.outbox import OutboxItem
 
@@ -141,7 +141,16 @@ def make_notice(
         "link_id": "24848/vnpt-lacduong",
         "isp_name": "VNPT",
         "circuit_id": "LDG-FTTH-0012345",
-        "path": ("NetWatch", "10.20.0.1 POP Đà Lạt", "10.20.4.1 (không phản hồi)"),
+        "path": PathTrace(
+            target="10.20.4.1",
+            at=T0 + timedelta(minutes=1),
+            hops=(
+                PathHop(1, "10.20.0.2", "Điểm tham chiếu của NetWatch", 0.0011, 3, 3),
+                PathHop(2, "10.20.0.1", "POP Đà Lạt", 0.0042, 3, 3),
+                PathHop(3, None, "", None, 3, 0),
+            ),
+            reached=False,
+        ),
         "evidence": Evidence(
             loss_ratio=1.0,
             rtt_median_s=None,

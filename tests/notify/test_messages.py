@@ -79,7 +79,10 @@ def test_email_is_vietnamese_then_english() -> None:
         "Tỷ lệ mất gói: 100%",
         "Cổng WAN của router: ngừng hoạt động (down)",
         "Mức sử dụng băng thông: 3,1% băng thông hợp đồng",
-        "Tuyến: NetWatch → 10.20.0.1 POP Đà Lạt → 10.20.4.1 (không phản hồi)",
+        "Đường đi dừng sau: POP Đà Lạt (10.20.0.1)",
+        "Đường đi từ NetWatch, đo lúc 07:16 22/11/2026 (giờ Việt Nam):",
+        "  2. 10.20.0.1 — POP Đà Lạt — 4,20 ms (3/3 phản hồi)",
+        "  3. * — không phản hồi (0/3)",
         "https://netwatch.example.vn/t/NW-2026-000042?exp=1795&sig=ab12",
         "Liên kết hết hạn lúc 07:15 29/11/2026 (giờ Việt Nam).",
     ):
@@ -90,6 +93,10 @@ def test_email_is_vietnamese_then_english() -> None:
         "Downtime so far: 1 hour 5 minutes",
         "Packet loss: 100%",
         "Utilization: 3.1% of contracted bandwidth",
+        "The path stops after: POP Đà Lạt (10.20.0.1)",
+        "Path from NetWatch, traced at 07:16 22/11/2026 (Vietnam time, UTC+7):",
+        "  2. 10.20.0.1 — POP Đà Lạt — 4.20 ms (3/3 answered)",
+        "  3. * — no answer (0/3)",
     ):
         assert expected in en, expected
     assert "giờ" not in en.replace("Xã", "")  # no Vietnamese words leak into the English part
@@ -134,7 +141,7 @@ def test_portal_outage_without_commune() -> None:
         link_id=None,
         isp_name=None,
         circuit_id=None,
-        path=(),
+        path=None,
         evidence=Evidence(),
         subject_name="Cổng Dịch vụ công quốc gia",
     )
@@ -196,6 +203,7 @@ def test_webhook_payload_schema_and_times() -> None:
         "subject_name",
         "link",
         "evidence",
+        "trace",
         "note",
         "actor",
         "summary",
