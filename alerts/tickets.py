@@ -827,6 +827,7 @@ def _worse(a: Measurements, b: Measurements) -> Measurements:
         rtt_median_s=_max(a.rtt_median_s, b.rtt_median_s),
         interface_up=interface_up,
         utilization_ratio=_max(a.utilization_ratio, b.utilization_ratio),
+        path=a.path or b.path,  # the first trace taken stays
     )
 
 

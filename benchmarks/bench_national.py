@@ -197,6 +197,7 @@ def worker(config: str, duration_s: float) -> None:
         from prometheus_client import CollectorRegistry
 
         from netwatch.engine import Engine
+        from netwatch.health import HealthMonitor
         from netwatch.inventory import load_inventory
         from netwatch.metrics import MetricsCollector
         from netwatch.plan import compile_plan
@@ -206,7 +207,8 @@ def worker(config: str, duration_s: float) -> None:
         from probes.snmp import SnmpPoller
 
         started = time.perf_counter()
-        plan = compile_plan(load_inventory(config))
+        inventory = load_inventory(config)
+        plan = compile_plan(inventory)
         config_load_s = time.perf_counter() - started
         registry = CollectorRegistry()
         collector = MetricsCollector(plan)
@@ -218,7 +220,18 @@ def worker(config: str, duration_s: float) -> None:
             HttpProber() as http,
         ):
             http.prepare([job.check for job in plan.portals])
-            engine = Engine(plan, pinger, snmp, http, [collector, LatestState(), recorder])
+            # As `netwatch run` wires it: the health monitor judges every round and drives fast
+            # confirmation (which watches every sweep of the national round).
+            latest, health = LatestState(), HealthMonitor(inventory)
+            engine = Engine(
+                plan,
+                pinger,
+                snmp,
+                http,
+                [collector, latest, health, recorder],
+                judge=health,
+                fast_sinks=[latest, health],
+            )
             cpu0 = time.process_time()
             wall0 = time.monotonic()
             engine.start()
@@ -243,6 +256,7 @@ def worker(config: str, duration_s: float) -> None:
             "snmp_failed": recorder.snmp_failed,
             "http_ok": recorder.http_ok,
             "scrape_bytes": scrape_bytes,
+            "fast_admitted": engine.confirmer.stats().admitted if engine.confirmer else 0,
         }
 
     figures = asyncio.run(main())

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -29,7 +30,7 @@ from alerts.maintenance import (
     ScopeKind,
     incident_window,
 )
-from alerts.model import IncidentKind, Route
+from alerts.model import IncidentKind, PathTrace, Route
 from alerts.tickets import (
     Acknowledged,
     Action,
@@ -81,6 +82,7 @@ from netwatch.notify.messages import (
 )
 from netwatch.notify.messages import Evidence as NoticeEvidence
 from netwatch.notify.outbox import OutboxItem as NotifyItem
+from netwatch.pathtrace import PathTracer, path_from_json, path_json
 from netwatch.signing import LinkSigner
 from netwatch.state import LatestState
 from netwatch.store import Store, TicketStepOutcome
@@ -97,6 +99,11 @@ from netwatch.store.types import (
 log = logging.getLogger("netwatch.alerting")
 # A crash loses at most this much of the state history's end (it counts as the last state).
 HEARTBEAT_EVERY = timedelta(seconds=15)
+# Path traces at ticket opening: at most this many per evaluation, waited for this long, and a
+# trace reused for this long (a ticket reopened within a minute keeps the trace it had).
+_TRACED_AT_ONCE = 32
+_TRACE_WAIT_S = 4.0
+_PATH_KEPT = timedelta(seconds=60)
 SYSTEM = Actor(ActorKind.SYSTEM, "netwatch")
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _NOTICE = {
@@ -192,11 +199,20 @@ def _measurements_json(m: Measurements | None) -> dict[str, Any] | None:
         "rtt_median_s": m.rtt_median_s,
         "interface_up": m.interface_up,
         "utilization_ratio": m.utilization_ratio,
+        "path": path_json(m.path) if m.path is not None else None,
     }
 
 
 def _measurements(d: Any) -> Measurements | None:
-    return Measurements(**d) if isinstance(d, dict) else None
+    if not isinstance(d, dict):
+        return None
+    return Measurements(
+        loss_ratio=d.get("loss_ratio"),
+        rtt_median_s=d.get("rtt_median_s"),
+        interface_up=d.get("interface_up"),
+        utilization_ratio=d.get("utilization_ratio"),
+        path=path_from_json(d.get("path")),
+    )
 
 
 def evidence_json(e: Evidence) -> dict[str, Any]:
@@ -438,6 +454,8 @@ class Notices:
                 interface_up=worst.interface_up,
                 utilization_ratio=worst.utilization_ratio,
             ),
+            path=(e.first.path if e.first is not None else None)
+            or (e.worst.path if e.worst is not None else None),
             ticket_url=signed.url if signed else None,
             ticket_url_expires_at=signed.expires_at if signed else None,
             escalation_level=max(t.level, 1),
@@ -473,6 +491,7 @@ class Alerting:
         *,
         tick_s: float = 5.0,
         leader: LeaderLock | None = None,
+        tracer: PathTracer | None = None,
     ) -> None:
         self._inventory = inventory
         # Two instances on one PostgreSQL: both probe, only the lock's holder judges tickets,
@@ -495,6 +514,10 @@ class Alerting:
         # Set when the incidents changed (the health monitor calls wake()): evaluate at once
         # rather than at the next tick, so a confirmed outage is ticketed in milliseconds.
         self._wake = asyncio.Event()
+        # Where the path toward a failing subject breaks, traced when its ticket is about to
+        # open (about 1.5 s on a broken path) and kept a minute for the evaluations after.
+        self._tracer = tracer
+        self._paths: dict[str, tuple[datetime, PathTrace | None]] = {}
 
     def wake(self) -> None:
         """Evaluate now (the incidents changed)."""
@@ -581,12 +604,50 @@ class Alerting:
             topology = self._health.topology
             windows = self._windows + await self._api_windows(now)
             maintenance = {i.key for i in incidents if incident_window(i, topology, windows, now)}
+            measurements = self._measurements(incidents)
+            for key, path in (await self._trace_new(incidents, maintenance, now)).items():
+                measured = measurements.get(key, Measurements())
+                measurements[key] = replace(measured, path=path)
             step = self.book.evaluate(
-                incidents, now, maintenance=maintenance, measurements=self._measurements(incidents)
+                incidents, now, maintenance=maintenance, measurements=measurements
             )
             await self._persist(step.actions, now)
             self.book = step.book
             return step.actions
+
+    async def _trace_new(
+        self, incidents: Sequence[Any], maintenance: set[str], now: datetime
+    ) -> dict[str, PathTrace]:
+        """Paths toward the subjects whose ticket this evaluation opens or reopens (at most
+        _TRACED_AT_ONCE of them, upstream outages first; the others open without one)."""
+        if self._tracer is None:
+            return {}
+        fresh = {k: v for k, v in self._paths.items() if now - v[0] < _PATH_KEPT}
+        self._paths = fresh
+        wanted = []
+        for incident in incidents:
+            ticket = self.book.tickets.get(incident.key)
+            opening = ticket is None or ticket.status is TicketStatus.RESOLVED
+            if (
+                opening
+                and incident.key not in maintenance
+                and incident.key not in fresh
+                and self._tracer.address_of(incident.key) is not None
+            ):
+                wanted.append(incident.key)
+        wanted.sort(key=lambda k: not k.startswith("upstream:"))
+        wanted = wanted[:_TRACED_AT_ONCE]
+        if wanted:
+            try:
+                traced = await asyncio.wait_for(self._tracer.trace_many(wanted), _TRACE_WAIT_S)
+            except TimeoutError:
+                log.warning(
+                    "path trace took too long; tickets open without it count=%d", len(wanted)
+                )
+                traced = {}
+            for key in wanted:
+                self._paths[key] = (now, traced.get(key))
+        return {k: path for k, (_, path) in self._paths.items() if path is not None}
 
     async def acknowledge(
         self, ticket_id: str, actor: Actor, now: datetime, text: str = ""

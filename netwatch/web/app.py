@@ -31,6 +31,7 @@ from netwatch.metrics import MetricsCollector
 from netwatch.notify.clock import SystemClock
 from netwatch.notify.outbox import OutboxWorker, RetryPolicy
 from netwatch.ops_metrics import OpsMetrics
+from netwatch.pathtrace import PathTracer
 from netwatch.plan import Plan, compile_plan
 from netwatch.state import LatestState
 from netwatch.store import Store, open_store
@@ -117,7 +118,13 @@ def create_app(
             leader = LeaderLock(store.engine)
             stack.push_async_callback(leader.release)
             alerting = Alerting(
-                inventory, store, health, latest, tick_s=alerting_tick_s, leader=leader
+                inventory,
+                store,
+                health,
+                latest,
+                tick_s=alerting_tick_s,
+                leader=leader,
+                tracer=PathTracer(inventory) if probing else None,
             )
             await alerting.start(datetime.now(UTC))
             # Judged states, tickets and the outbox for Prometheus (docs/dashboards.md).
