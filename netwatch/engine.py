@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -10,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from netwatch.confirm import FastConfirmer, Judge
+from netwatch.confirm import FastConfirmer, Judge, Thresholds
 from netwatch.observations import (
     IcmpObservation,
     InterfaceReading,
@@ -77,6 +78,7 @@ class Engine:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _routers: dict[str, _RouterState] = field(default_factory=dict)
     _jobs: dict[str, SnmpJob] = field(default_factory=dict)
+    _portal_checks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _rng: random.Random = field(default_factory=random.Random)
 
     def start(self) -> None:
@@ -115,9 +117,10 @@ class Engine:
 
     async def stop(self) -> None:
         """Cancel the loops and wait for them: no orphan tasks."""
-        for task in self._tasks:
+        checks = list(self._portal_checks.values())
+        for task in (*self._tasks, *checks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *checks, return_exceptions=True)
         self._tasks.clear()
 
     async def _loop(
@@ -303,14 +306,64 @@ class Engine:
 
         async def one(job: PortalJob) -> Observation:
             async with gate:
-                dns = None
-                if job.dns_name is not None and job.dns_resolver is not None:
-                    dns = await probe_dns(job.dns_name, job.dns_resolver)
-                assert self.http is not None
-                result = await self.http.probe(job.check)
-                return PortalObservation(job, result, dns)
+                return await self._probe_portal(job)
 
-        return list(await asyncio.gather(*(one(job) for job in self.plan.portals)))
+        batch = list(await asyncio.gather(*(one(job) for job in self.plan.portals)))
+        self._confirm_portals(batch)
+        return batch
+
+    async def _probe_portal(self, job: PortalJob) -> PortalObservation:
+        dns = None
+        if job.dns_name is not None and job.dns_resolver is not None:
+            dns = await probe_dns(job.dns_name, job.dns_resolver)
+        assert self.http is not None
+        result = await self.http.probe(job.check)
+        return PortalObservation(job, result, dns)
+
+    def _confirm_portals(self, batch: Sequence[Observation]) -> None:
+        """Fast confirmation for portals: one whose probe disagrees with its judged state is
+        probed again every confirmation interval until hysteresis confirms or clears it."""
+        if self.judge is None or self.plan.confirm is None:
+            return
+        for obs in batch:
+            if not isinstance(obs, PortalObservation):
+                continue
+            key = obs.job.key
+            th = self.judge.thresholds(key)
+            if th is None or key in self._portal_checks:
+                continue
+            bad_state = self.judge.is_bad(key)
+            if _portal_bad(obs, th.rtt_s) != bad_state:
+                task = asyncio.create_task(
+                    self._fast_portal(obs.job, bad_state, th), name=f"netwatch-confirm-{key}"
+                )
+                self._portal_checks[key] = task
+                task.add_done_callback(functools.partial(self._portal_checked, key))
+
+    def _portal_checked(self, key: str, _task: asyncio.Task[None]) -> None:
+        self._portal_checks.pop(key, None)
+
+    async def _fast_portal(self, job: PortalJob, was_bad: bool, th: Thresholds) -> None:
+        assert self.judge is not None
+        assert self.plan.confirm is not None
+        good = 0
+        for _ in range(th.enter_window + th.exit_rounds):
+            await asyncio.sleep(self.plan.confirm.interval_s)
+            obs = await self._probe_portal(job)
+            self._feed_fast([obs])
+            if self.judge.is_bad(job.key) != was_bad:
+                return  # confirmed: its state changed
+            bad_round = _portal_bad(obs, th.rtt_s)
+            if was_bad and bad_round:
+                return  # still bad: back to the schedule
+            good = 0 if bad_round else good + 1
+            if not was_bad and good >= max(1, th.enter_window - th.enter_rounds + 1):
+                return  # noise: the window cannot fill any more
+
+
+def _portal_bad(obs: PortalObservation, slow_s: float) -> bool:
+    h = obs.http
+    return h.failure is not None or (h.total_s is not None and h.total_s > slow_s)
 
 
 def spread_spacing_s(interval_s: float, echoes: int, timeout_s: float) -> float:

@@ -221,8 +221,10 @@ class HealthMonitor:
             key = f"link:{subject}"
         elif subject.startswith(("upstream:", "reference:")):
             key = subject
+        elif subject.endswith(f"@{CENTRAL}"):
+            key = f"portal:{subject.removesuffix(f'@{CENTRAL}')}"  # the plan's PortalJob key
         else:
-            return  # portals are not confirmed by ICMP
+            return  # another vantage point's view: not confirmed from here
         if transition.new in (LinkState.OK.value, NodeState.UP.value):
             self._bad.discard(key)
         else:
@@ -230,7 +232,7 @@ class HealthMonitor:
 
     # -- what fast confirmation asks (netwatch.confirm.Judge) --------------------------------
     def is_bad(self, key: str) -> bool:
-        """True while the ICMP target's subject is in a bad state after hysteresis."""
+        """True while the subject (an ICMP target's or a portal job's key) is in a bad state."""
         return key in self._bad
 
     def thresholds(self, key: str) -> Thresholds | None:
@@ -241,6 +243,9 @@ class HealthMonitor:
         if key.startswith(("upstream:", "reference:")):
             n = self.nodes.policy
             return Thresholds(math.inf, n.loss_ratio, n.enter_rounds, n.enter_window, n.exit_rounds)
+        if key.startswith("portal:"):  # rtt_s: the portal's slow threshold on its total time
+            q = self.portals.policy
+            return Thresholds(q.slow_s, 0.0, q.enter_rounds, q.enter_window, q.exit_rounds)
         return None
 
     def _seen(self, subject: str) -> None:

@@ -105,3 +105,45 @@ async def test_a_round_that_overruns_skips_slots_instead_of_stacking(plan: Plan)
     assert most_at_once == 1
     assert all(r.skipped_rounds >= 1 for r in sink.reports)
     assert all(r.lag_s >= 0 for r in sink.reports)
+
+
+async def test_a_failing_portal_is_confirmed_by_fast_probes_before_its_next_round(
+    tmp_path: Path,
+) -> None:
+    from netwatch.health import HealthMonitor
+    from probes.http import HttpProber
+    from tests.servers import free_port
+
+    closed = free_port()  # nothing listens there: every probe fails at connect
+    path = tmp_path / "netwatch.yaml"
+    path.write_text(
+        "intervals: {http_s: 60}\n"
+        "confirmation: {interval_s: 0.5}\n"
+        "portals:\n"
+        f"  dvcqg: {{name: Cổng Dịch vụ công quốc gia, url: 'https://127.0.0.1:{closed}/'}}\n",
+        encoding="utf-8",
+    )
+    inventory = load_inventory(path, environ={})
+    plan = compile_plan(inventory)
+    health = HealthMonitor(inventory)
+    changed = asyncio.Event()
+    health.on_change.append(changed.set)  # the incidents changed: the portal's, here
+    rounds = Recorder()
+    async with HttpProber() as http:
+        http.prepare([job.check for job in plan.portals])
+        engine = Engine(
+            plan, None, None, http, [rounds, health], EngineOptions(start_jitter_s=0), judge=health
+        )
+        engine.start()
+        try:
+            async with asyncio.timeout(30):
+                await changed.wait()
+            status = health.portal_status("dvcqg")
+            assert status is not None
+            assert (status.state.value, status.detail) == ("failing", "connect")
+            # One scheduled round (60 s apart) saw it; the fast probes confirmed it.
+            assert [r.kind for r in rounds.reports] == ["http"]
+            assert [i.key for i in health.incidents] == ["portal:dvcqg"]
+        finally:
+            await engine.stop()
+        assert netwatch_tasks() == []
