@@ -144,6 +144,7 @@ class FastConfirmer:
         self._rounds = self._echoes = 0
         self._links_in_fast = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._polling: set[str] = set()  # routers with a confirmation poll under way
 
     # -- what the normal rounds tell ----------------------------------------------------------
 
@@ -181,9 +182,12 @@ class FastConfirmer:
                 if other not in self._fast and self._watched[other] and self._seat(other):
                     bad = self._judge.is_bad(self._keys[other])
                     self._enter(other, Mode.EXIT if bad else Mode.ENTER)
-            router = self._routers.get(index)
-            if router is not None and self._poll_router is not None:
-                self._spawn(self._poll_twice(router))
+        # Either way the line's router is asked at once and again: a line coming back may lose
+        # a few echoes on the way, and such a round waits for a reading taken after it.
+        router = self._routers.get(index)
+        if router is not None and self._poll_router is not None and router not in self._polling:
+            self._polling.add(router)
+            self._spawn(self._poll_twice(router))
         self._wake.set()
         return True
 
@@ -223,6 +227,8 @@ class FastConfirmer:
             raise
         except Exception:
             log.exception("confirmation poll failed router=%s", router)
+        finally:
+            self._polling.discard(router)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
