@@ -132,10 +132,11 @@ class FastConfirmer:
         nodes = sum(self._is_node)
         self._node_seats = min(nodes, self.capacity // 4)
         self._companions = _companions(targets)
+        polled = {job.commune for job in plan.snmp}
         self._routers = {
             i: f"router:{t.link.commune}"
             for i, t in enumerate(targets)
-            if t.link is not None and any(job.commune == t.link.commune for job in plan.snmp)
+            if t.link is not None and t.link.commune in polled
         }
         self._fast: dict[int, _Fast] = {}
         self._cooldown: dict[int, float] = {}

@@ -8,7 +8,8 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "make bench needs root (network namespaces and raw ICMP)" >&2
   exit 2
 fi
-for pkg in prometheus-snmp-exporter prometheus-blackbox-exporter; do
+# bench_notify: Prometheus + blackbox_exporter + Alertmanager, the stack users would alert with.
+for pkg in prometheus-snmp-exporter prometheus-blackbox-exporter prometheus prometheus-alertmanager; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null
   fi
@@ -25,7 +26,7 @@ systemctl disable --now nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2
 PY=.venv/bin/python
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
-for bench in bench_icmp bench_snmp bench_https bench_national bench_scheduler bench_history bench_status; do
+for bench in bench_icmp bench_snmp bench_https bench_national bench_scheduler bench_history bench_status bench_notify; do
   echo "== $bench"
   "$PY" "benchmarks/$bench.py" | tee -a "$results"
 done
