@@ -133,6 +133,10 @@ EVENT: Mapping[str, Words] = {
     "kind_changed": {"vi": "Loại sự cố thay đổi", "en": "Kind of problem changed"},
     "evidence": {"vi": "Cập nhật số liệu", "en": "Evidence updated"},
     "recovering": {"vi": "Đường truyền đang phục hồi", "en": "Link recovering"},
+    "line_back": {
+        "vi": "Đường truyền đã hoạt động trở lại (đang theo dõi trước khi đóng phiếu)",
+        "en": "Line back (watched before the ticket closes)",
+    },
     "bad_again": {"vi": "Sự cố lặp lại", "en": "Bad again"},
     "recovery_held": {"vi": "Tạm dừng theo dõi phục hồi", "en": "Recovery watch paused"},
     "cleared": {"vi": "Sự cố đã hết", "en": "Problem cleared"},

@@ -278,3 +278,14 @@ def test_bad_actions_get_clear_4xx(server: Server) -> None:
     assert (missing.status, missing.json()["detail"]) == (404, f"ticket {unknown!r} not found")
     ticket, _ = _stored(server, ticket_id)
     assert ticket.state.value == "open"
+
+
+def test_every_ticket_event_kind_has_words_on_the_isp_page() -> None:
+    from alerts.tickets import EventKind
+    from netwatch.web.isp import EVENT
+
+    missing = [k.value for k in EventKind if k.value not in EVENT]
+    assert missing == []
+    for words in EVENT.values():
+        assert words["vi"]
+        assert words["en"]
