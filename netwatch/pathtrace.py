@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 from alerts.model import PathHop, PathTrace
 from netwatch.inventory.models import Inventory
+from netwatch.notify.pathtext import hops_json
 from probes.icmp import IcmpUnavailableError
 from probes.trace import TraceHop, TraceResult, trace_paths
 
@@ -246,17 +247,7 @@ def path_json(path: PathTrace) -> dict[str, Any]:
         "target": path.target,
         "at": path.at.astimezone(UTC).isoformat(),
         "reached": path.reached,
-        "hops": [
-            {
-                "ttl": hop.ttl,
-                "address": hop.address,
-                "name": hop.name,
-                "rtt_s": hop.rtt_s,
-                "sent": hop.sent,
-                "received": hop.received,
-            }
-            for hop in path.hops
-        ],
+        "hops": hops_json(path),
     }
 
 

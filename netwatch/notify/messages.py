@@ -18,7 +18,14 @@ from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
 from alerts.model import DownCause, IncidentKind, PathTrace
-from netwatch.notify.pathtext import hide_target, hop_label, hop_line, path_arrows, path_summary
+from netwatch.notify.pathtext import (
+    hide_target,
+    hop_label,
+    hop_line,
+    hops_json,
+    path_arrows,
+    path_summary,
+)
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 WEBHOOK_SCHEMA = "netwatch.ticket-notice/v1"
@@ -629,17 +636,7 @@ def _trace_json(path: PathTrace | None) -> dict[str, object] | None:
             else None
         ),
         "summary": {"vi": path_summary(path, vi=True), "en": path_summary(path, vi=False)},
-        "hops": [
-            {
-                "ttl": hop.ttl,
-                "address": hop.address,
-                "name": hop.name,
-                "rtt_s": hop.rtt_s,
-                "sent": hop.sent,
-                "received": hop.received,
-            }
-            for hop in path.hops
-        ],
+        "hops": hops_json(path),
     }
 
 

@@ -22,6 +22,21 @@ def hide_target(path: PathTrace) -> PathTrace:
     return replace(path, target="", hops=hops)
 
 
+def hops_json(path: PathTrace) -> list[dict[str, object]]:
+    """The hops as JSON: the stored evidence and the webhook body say them alike."""
+    return [
+        {
+            "ttl": hop.ttl,
+            "address": hop.address,
+            "name": hop.name,
+            "rtt_s": hop.rtt_s,
+            "sent": hop.sent,
+            "received": hop.received,
+        }
+        for hop in path.hops
+    ]
+
+
 def hop_label(hop: PathHop) -> str:
     """'POP VNPT số 1 (10.103.1.1)'; the address or the name alone when that is all there is."""
     if not hop.received:
