@@ -431,8 +431,11 @@ class IcmpPinger:
         self._next_serial = rnd.end
         self._rounds.append(rnd)
         self._sending.append(rnd)
-        if self._tick_handle is None:
-            self._tick_handle = loop.call_soon(self._tick)
+        # Send its first sweep now, even when the sender sleeps until another round's next
+        # sweep (seconds away when a round spreads its echoes over its interval).
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        self._tick_handle = loop.call_soon(self._tick)
         try:
             await future
         finally:

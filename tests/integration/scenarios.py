@@ -35,7 +35,7 @@ from netwatch.inventory.secrets import Secret
 from netwatch.lab import Lab
 from netwatch.notify.outbox import RetryPolicy
 from netwatch.store import OutboxItem, Ticket, TicketEvent, open_store
-from netwatch.web.app import create_app
+from netwatch.web.app import Runtime, create_app
 from tests.integration.test_run_on_lab import _env, serving
 from tests.integration.test_tickets_on_lab import Mailbox
 
@@ -143,28 +143,37 @@ def _inventory(
 QUICK_RETRY = RetryPolicy(base_delay_s=2.0, max_delay_s=20.0)
 
 
+# The scenarios' engine: short rounds (2 s) whose echoes go out at once.
+QUICK_ROUNDS = EngineOptions(icmp_spacing_s=0.05, icmp_timeout_s=1.0, start_jitter_s=0.2)
+
+
 @contextmanager
 def _netwatch(
     lab: Lab,
     twins: Sequence[Twin],
     inventory_of: Callable[[Twin], Inventory],
     baseline_s: float = 4,
-) -> Iterator[None]:
-    """Both NetWatches serving (engine, alerting, outbox) side by side, after a baseline."""
+    options: EngineOptions = QUICK_ROUNDS,
+    alerting_tick_s: float = 1.0,
+) -> Iterator[list[Runtime]]:
+    """Both NetWatches serving (engine, alerting, outbox) side by side, after a baseline; their
+    runtimes, in the twins' order."""
     with ExitStack() as stack:
+        runtimes = []
         for twin in twins:
             app = create_app(
                 lab.paths.config_file,
                 inventory=inventory_of(twin),
-                options=EngineOptions(icmp_spacing_s=0.05, icmp_timeout_s=1.0, start_jitter_s=0.2),
+                options=options,
                 data_dir=twin.data_dir,
                 database_url=twin.database_url,
-                alerting_tick_s=1.0,
+                alerting_tick_s=alerting_tick_s,
                 retry=QUICK_RETRY,
             )
             stack.enter_context(serving(app))
+            runtimes.append(app.state.runtime)
         time.sleep(baseline_s)  # healthy rounds first (and two SNMP samples: utilization is a rate)
-        yield
+        yield runtimes
 
 
 def _codes(lab: Lab) -> list[str]:

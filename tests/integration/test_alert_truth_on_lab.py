@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -21,10 +20,8 @@ from netwatch.inventory import Inventory
 from netwatch.inventory.models import Intervals, TicketRules
 from netwatch.lab import Lab
 from netwatch.observations import Observation, RoundReport
-from netwatch.web.app import Runtime, create_app
 from tests.integration.scenarios import (
     IT_MAIL,
-    QUICK_RETRY,
     VNPT_LINK,
     VNPT_MAIL,
     Twin,
@@ -35,11 +32,11 @@ from tests.integration.scenarios import (
     _inventory,
     _log,
     _mail,
+    _netwatch,
     _opened_mail,
     _ticket,
     _wait_for,
 )
-from tests.integration.test_run_on_lab import serving
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab, pytest.mark.timeout(420)]
 
@@ -67,34 +64,6 @@ class Rounds:
         )
 
 
-@contextmanager
-def _production(
-    lab: Lab, twins: Sequence[Twin], inventory_of: Callable[[Twin], Inventory]
-) -> Iterator[list[tuple[Runtime, Rounds]]]:
-    """Both NetWatches as `netwatch run` starts them: default engine options (echoes spread over
-    the round), default alerting tick; a round recorder added to each engine."""
-    with ExitStack() as stack:
-        apps = []
-        for twin in twins:
-            app = create_app(
-                lab.paths.config_file,
-                inventory=inventory_of(twin),
-                options=EngineOptions(),
-                data_dir=twin.data_dir,
-                database_url=twin.database_url,
-                retry=QUICK_RETRY,
-            )
-            stack.enter_context(serving(app))
-            apps.append(app)
-        out = []
-        for app in apps:
-            runtime: Runtime = app.state.runtime
-            rounds = Rounds()
-            runtime.engine.sinks.append(rounds)  # type: ignore[attr-defined]  # a list
-            out.append((runtime, rounds))
-        yield out
-
-
 def _production_inventory(lab: Lab, twin: Twin) -> Inventory:
     """The lab's inventory at the production intervals (30 s rounds of 5 echoes, SNMP every
     60 s) and the production line-back delay; recovery shortened to one minute."""
@@ -112,9 +81,23 @@ def test_a_cut_line_is_ticketed_before_a_whole_round_and_told_when_it_is_back(
     assert (Intervals().icmp_s, Intervals().icmp_echoes) == (30, 5)  # the production defaults
     code = _code_of(_inventory(lab, 25), 3)  # single-homed, VNPT
     key = f"link:{code}/{VNPT_LINK}"
-    with _production(lab, twins, lambda t: _production_inventory(lab, t)) as running:
-        # Cut at a random phase of the 30 s round, after the first sweeps.
-        time.sleep(3 + random.uniform(0, 30))
+    # As `netwatch run` starts it: default engine options (echoes spread over the round) and
+    # the default alerting tick; a recorder of the normal rounds added to each engine.
+    with _netwatch(
+        lab,
+        twins,
+        lambda t: _production_inventory(lab, t),
+        baseline_s=3,
+        options=EngineOptions(),
+        alerting_tick_s=5.0,
+    ) as runtimes:
+        running = []
+        for runtime in runtimes:
+            rounds = Rounds()
+            runtime.engine.sinks.append(rounds)  # type: ignore[attr-defined]  # a list
+            running.append((runtime, rounds))
+        # Cut at a random phase of the 30 s round.
+        time.sleep(random.uniform(0, 30))
         cut = time.monotonic()
         assert lab.commune_down(int(code)).ok
         opened = {}
@@ -187,21 +170,8 @@ def test_one_percent_random_loss_opens_nothing(lab: Lab, twins: list[Twin]) -> N
         base = _inventory(lab, twin.smtp_port)
         return base.model_copy(update={"intervals": Intervals(icmp_s=2, icmp_echoes=5, http_s=2)})
 
-    with ExitStack() as stack:
-        runtimes: list[Runtime] = []
-        for twin in twins:
-            app = create_app(
-                lab.paths.config_file,
-                inventory=inventory(twin),
-                options=EngineOptions(icmp_spacing_s=0.2, icmp_timeout_s=1.0, start_jitter_s=0.2),
-                data_dir=twin.data_dir,
-                database_url=twin.database_url,
-                alerting_tick_s=1.0,
-                retry=QUICK_RETRY,
-            )
-            stack.enter_context(serving(app))
-            runtimes.append(app.state.runtime)
-        time.sleep(4)
+    slow_sweeps = EngineOptions(icmp_spacing_s=0.2, icmp_timeout_s=1.0, start_jitter_s=0.2)
+    with _netwatch(lab, twins, inventory, baseline_s=4, options=slow_sweeps) as runtimes:
         for code in codes:
             assert lab.commune_loss(int(code), 1).ok
         time.sleep(120)

@@ -217,3 +217,21 @@ async def test_a_national_outage_stays_within_the_seats_and_the_send_rate(
     assert sent <= normal_echoes + stats.echoes + confirm.capacity * confirm.echoes
     assert all(o.result.received == 0 for o in fed)
     assert {o.target.key for o in fed} <= {t.key for t in plan.icmp}
+
+
+async def test_a_round_started_while_another_waits_for_its_next_sweep_is_sent_at_once(
+    confirm_lab: object, pinger: IcmpPinger
+) -> None:
+    # A normal round spread over its interval sleeps seconds between sweeps; a fast round
+    # started meanwhile must not wait for that sleep (it once did: fast rounds every 6 s).
+    slow = asyncio.create_task(
+        pinger.round([f"{ANSWERING}1"], echoes=2, spacing_s=30.0, timeout_s=1.0)
+    )
+    await asyncio.sleep(0.5)  # its first sweep is out; the next one is 30 s away
+    fast = await asyncio.wait_for(
+        pinger.round([f"{ANSWERING}2"], echoes=3, spacing_s=0.05, timeout_s=1.0), 10
+    )
+    assert not slow.done()
+    slow.cancel()
+    await asyncio.gather(slow, return_exceptions=True)
+    assert [r.received for r in fast] == [3]
