@@ -82,8 +82,8 @@ TICKET_CSS = (
     "form.action label{display:block;font-weight:600;margin:.4rem 0 .15rem}"
     "form.action input[type=text],form.action textarea{width:100%}"
     "form.action button{margin-top:.5rem}"
-    "table.measures td,table.measures th{overflow-wrap:normal}"
-    "table.path tr.stop th,table.path tr.stop td{font-weight:700}"
+    "table.measures td,table.measures th,table.hops td,table.hops th{overflow-wrap:normal}"
+    "table.hops tr.stop th,table.hops tr.stop td{font-weight:700}"
     ".nowrap{white-space:nowrap}"
 )
 
@@ -544,7 +544,7 @@ def path_html(path: PathTrace, lang: Lang) -> str:
     return (
         f'<p class="path-stop"><strong>{escape(path_summary(path, vi=vi))}</strong></p>'
         f'<div class="scroll" tabindex="0" role="region" aria-label="{w("path", lang)}">'
-        f'<table class="measures path">{head}{"".join(rows)}</table></div>'
+        f'<table class="hops">{head}{"".join(rows)}</table></div>'
         f'<p class="muted"><small>{escape(traced)}</small></p>'
     )
 

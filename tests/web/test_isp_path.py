@@ -73,7 +73,7 @@ def test_the_isp_page_shows_where_the_path_stops(server: Server) -> None:
     for text in (
         "<h2>Đường đi khi mở phiếu</h2>",
         "<strong>Đường đi dừng sau: POP Viettel Lạc Dương (10.68.3.1)</strong>",
-        '<table class="measures path">',
+        '<table class="hops">',
         '<tr><th scope="row">1</th><td>10.68.0.2</td><td>Điểm tham chiếu của NetWatch</td>'
         "<td>3/3</td><td>0,41\u00a0ms</td></tr>",
         '<tr class="stop"><th scope="row">2</th><td>10.68.3.1</td>'
