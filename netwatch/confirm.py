@@ -74,7 +74,10 @@ class Mode(enum.Enum):
     EXIT = "exit"  # bad, looked good: confirm the recovery or go back to the schedule
 
 
-class _Fast:
+class FastTrack:
+    """One subject in fast mode: its rounds so far, and when they are enough (the one stop rule
+    of every fast confirmation, links, nodes and portals alike)."""
+
     __slots__ = ("bad", "good", "mode", "rounds")
 
     def __init__(self, mode: Mode) -> None:
@@ -82,6 +85,29 @@ class _Fast:
         self.rounds = 0
         self.good = 0  # good fast rounds in a row
         self.bad = 0  # bad fast rounds in a row
+
+    def step(self, bad_round: bool, bad_state: bool, th: Thresholds) -> bool | None:
+        """Count one fast round (``bad_state``: the judged state after it). None: go on;
+        True: done, the state changed; False: done without a change."""
+        self.rounds += 1
+        self.good = 0 if bad_round else self.good + 1
+        self.bad = self.bad + 1 if bad_round else 0
+        if self.mode is Mode.ENTER:
+            if bad_state:
+                return True
+            # With fewer than enter_rounds bad rounds left possible in the window: noise.
+            if self.good >= max(1, th.enter_window - th.enter_rounds + 1):
+                return False
+        else:
+            if not bad_state:
+                return True
+            # Still bad: back to the schedule. Two rounds in a row, not one: a line coming back
+            # up often loses the first echoes of its first fast round.
+            if self.bad >= 2:
+                return False
+        if self.rounds >= th.enter_window + th.exit_rounds:
+            return False
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +135,13 @@ class FastConfirmer:
         *,
         feed: Callable[[Sequence[Observation]], None],
         poll_router: Callable[[str], Awaitable[None]] | None = None,
-        normal_interval_s: float | None = None,
     ) -> None:
-        self._plan = plan
         self._judge = judge
         self.options = options
         self.capacity = options.capacity
         self._feed = feed
         self._poll_router = poll_router
-        self._cooldown_s = normal_interval_s if normal_interval_s else plan.icmp_interval_s
+        self._cooldown_s = plan.icmp_interval_s  # a bad subject's fast rounds were bad: wait
         targets = plan.icmp
         self._targets = targets
         self._keys = [t.key for t in targets]
@@ -139,7 +163,7 @@ class FastConfirmer:
             for i, t in enumerate(targets)
             if t.link is not None and t.link.commune in polled
         }
-        self._fast: dict[int, _Fast] = {}
+        self._fast: dict[int, FastTrack] = {}
         self._cooldown: dict[int, float] = {}
         self._wake = asyncio.Event()
         self._admitted = self._refused = self._confirmed = self._cleared = 0
@@ -201,7 +225,7 @@ class FastConfirmer:
         return self._links_in_fast < self.capacity - self._node_seats
 
     def _enter(self, index: int, mode: Mode) -> None:
-        self._fast[index] = _Fast(mode)
+        self._fast[index] = FastTrack(mode)
         self._admitted += 1
         if not self._is_node[index]:
             self._links_in_fast += 1
@@ -282,34 +306,14 @@ class FastConfirmer:
             th = self._thresholds[index]
             if track is None or th is None:
                 continue
-            track.rounds += 1
             bad_round = (
                 result.received == 0
                 or loss_over(result.sent, result.received, th.loss_ratio)
                 or (result.rtt_median_s is not None and result.rtt_median_s > th.rtt_s)
             )
-            bad_state = is_bad(self._keys[index])
-            track.good = 0 if bad_round else track.good + 1
-            track.bad = track.bad + 1 if bad_round else 0
-            if track.mode is Mode.ENTER:
-                if bad_state:
-                    self._leave(index, changed=True)
-                    continue
-                # With fewer than enter_rounds bad rounds left possible in the window, noise.
-                if track.good >= max(1, th.enter_window - th.enter_rounds + 1):
-                    self._leave(index, changed=False)
-                    continue
-            else:
-                if not bad_state:
-                    self._leave(index, changed=True)
-                    continue
-                # Still bad: back to the schedule. Two rounds in a row, not one: a line coming
-                # back up often loses the first echoes of its first fast round.
-                if track.bad >= 2:
-                    self._leave(index, changed=False)
-                    continue
-            if track.rounds >= th.enter_window + th.exit_rounds:
-                self._leave(index, changed=False)
+            done = track.step(bad_round, is_bad(self._keys[index]), th)
+            if done is not None:
+                self._leave(index, changed=done)
 
     def stats(self) -> ConfirmStats:
         """A snapshot of the counters."""

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from netwatch.confirm import FastConfirmer, Judge, Thresholds
+from netwatch.confirm import FastConfirmer, FastTrack, Judge, Mode, Thresholds
 from netwatch.observations import (
     IcmpObservation,
     InterfaceReading,
@@ -77,9 +77,12 @@ class Engine:
     confirmer: FastConfirmer | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _routers: dict[str, _RouterState] = field(default_factory=dict)
-    _jobs: dict[str, SnmpJob] = field(default_factory=dict)
+    _jobs: dict[str, SnmpJob] = field(init=False)  # the plan's routers by key
     _portal_checks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        self._jobs = {job.key: job for job in self.plan.snmp}
 
     def start(self) -> None:
         """Start one scheduling loop per probe kind that has targets."""
@@ -204,17 +207,12 @@ class Engine:
 
     async def poll_router_now(self, key: str) -> None:
         """Poll one router outside its round (a suspect link's), feeding every sink."""
-        job = self._jobs_by_key().get(key)
+        job = self._jobs.get(key)
         if job is None:
             return
         obs = await self._poll_router(job)
         for sink in self.sinks:
             sink.observe([obs])
-
-    def _jobs_by_key(self) -> dict[str, SnmpJob]:
-        if not self._jobs:
-            self._jobs.update((job.key, job) for job in self.plan.snmp)
-        return self._jobs
 
     async def snmp_round(self) -> list[Observation]:
         """Poll every router once (one GET each), with bounded concurrency."""
@@ -346,19 +344,13 @@ class Engine:
     async def _fast_portal(self, job: PortalJob, was_bad: bool, th: Thresholds) -> None:
         assert self.judge is not None
         assert self.plan.confirm is not None
-        good = 0
-        for _ in range(th.enter_window + th.exit_rounds):
+        track = FastTrack(Mode.EXIT if was_bad else Mode.ENTER)
+        done: bool | None = None
+        while done is None:
             await asyncio.sleep(self.plan.confirm.interval_s)
             obs = await self._probe_portal(job)
             self._feed_fast([obs])
-            if self.judge.is_bad(job.key) != was_bad:
-                return  # confirmed: its state changed
-            bad_round = _portal_bad(obs, th.rtt_s)
-            if was_bad and bad_round:
-                return  # still bad: back to the schedule
-            good = 0 if bad_round else good + 1
-            if not was_bad and good >= max(1, th.enter_window - th.enter_rounds + 1):
-                return  # noise: the window cannot fill any more
+            done = track.step(_portal_bad(obs, th.rtt_s), self.judge.is_bad(job.key), th)
 
 
 def _portal_bad(obs: PortalObservation, slow_s: float) -> bool:

@@ -51,6 +51,7 @@ __all__ = [
     "PingResult",
     "PingerStats",
     "format_ping_table",
+    "open_icmp_socket",
     "ping_once",
 ]
 
@@ -310,7 +311,7 @@ class IcmpPinger:
         failures: list[str] = []
         for raw in modes:
             try:
-                v4 = _open_socket(socket.AF_INET, raw=raw)
+                v4 = open_icmp_socket(socket.AF_INET, raw=raw)
             except PermissionError as exc:
                 failures.append(f"{'raw' if raw else 'datagram'}: {exc.strerror}")
             else:
@@ -322,7 +323,7 @@ class IcmpPinger:
             socket.AF_INET: _Channel(v4, socket.AF_INET, raw=raw, identifier=identifier)
         }
         try:
-            v6 = _open_socket(socket.AF_INET6, raw=raw)
+            v6 = open_icmp_socket(socket.AF_INET6, raw=raw)
         except OSError as exc:
             # A host without IPv6 (or without ICMPv6 permission) still pings IPv4; IPv6
             # targets then fail each round with SEND_ERROR rather than stopping the monitor.
@@ -896,7 +897,7 @@ def _no_reply(address: str, sent: int, failure: PingFailure, started_at: datetim
     )
 
 
-def _open_socket(family: int, *, raw: bool) -> socket.socket:
+def open_icmp_socket(family: int, *, raw: bool) -> socket.socket:
     """One non-blocking ICMP socket with kernel receive timestamps and large buffers."""
     proto = socket.IPPROTO_ICMP if family == socket.AF_INET else socket.IPPROTO_ICMPV6
     sock = socket.socket(family, socket.SOCK_RAW if raw else socket.SOCK_DGRAM, proto)

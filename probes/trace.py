@@ -35,7 +35,7 @@ from typing import Final
 from icmplib.utils import unique_identifier
 
 from probes import _icmp_packet as pkt
-from probes.icmp import IcmpUnavailableError
+from probes.icmp import IcmpUnavailableError, open_icmp_socket
 
 __all__ = [
     "TraceHop",
@@ -312,9 +312,10 @@ class _Trace:
 
 
 def _open_socket(family: int) -> socket.socket:
-    proto = socket.IPPROTO_ICMP if family == socket.AF_INET else socket.IPPROTO_ICMPV6
+    """The pinger's raw socket (kernel timestamps, large buffers, a filter for echo replies and
+    the errors that quote them), or the fix when the process may not open one."""
     try:
-        sock = socket.socket(family, socket.SOCK_RAW, proto)
+        return open_icmp_socket(family, raw=True)
     except PermissionError as exc:
         msg = (
             f"cannot open a raw ICMP socket for the path trace ({exc.strerror}). To fix: run as "
@@ -322,18 +323,6 @@ def _open_socket(family: int) -> socket.socket:
             "systemd unit)"
         )
         raise IcmpUnavailableError(msg) from None
-    try:
-        sock.setblocking(False)
-        sock.setsockopt(socket.SOL_SOCKET, pkt.SO_TIMESTAMPNS, 1)
-        if family == socket.AF_INET:
-            allowed = (pkt.ECHO_REPLY_V4, pkt.DEST_UNREACH_V4, pkt.TIME_EXCEEDED_V4)
-        else:
-            allowed = (pkt.ECHO_REPLY_V6, pkt.DEST_UNREACH_V6, pkt.TIME_EXCEEDED_V6)
-        pkt.set_receive_filter(sock, family, allowed)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 async def _trace_family(
