@@ -17,7 +17,8 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
-from alerts.model import DownCause, IncidentKind, PathTrace
+from alerts.model import DownCause, IncidentKind, LinkState, PathTrace, PortalState
+from alerts.tickets import EventKind
 from netwatch.notify.pathtext import (
     hide_target,
     hop_label,
@@ -25,6 +26,16 @@ from netwatch.notify.pathtext import (
     hops_json,
     path_arrows,
     path_summary,
+)
+from netwatch.vocab import (
+    DOWN_CAUSE,
+    INCIDENT_KIND,
+    LINK_STATE,
+    PORTAL_STATE,
+    TERM,
+    TICKET_EVENT,
+    Term,
+    Wording,
 )
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -165,72 +176,38 @@ class EmailContent:
 
 # --- words ---------------------------------------------------------------------------------
 
-_EVENT_VI = {
-    NoticeEvent.OPENED: "Mở phiếu sự cố",
-    NoticeEvent.UPDATED: "Cập nhật tình trạng",
-    NoticeEvent.ESCALATED: "Chuyển cấp xử lý",
-    NoticeEvent.REMINDER: "Nhắc lại: phiếu chưa được tiếp nhận",
-    NoticeEvent.ACKNOWLEDGED: "Đã tiếp nhận",
-    NoticeEvent.NOTE: "Ghi chú mới",
-    NoticeEvent.RESOLVED: "Đã khắc phục",
-    NoticeEvent.AUTO_RESOLVED: "Tự động đóng phiếu",
-    NoticeEvent.REOPENED: "Mở lại phiếu",
-    NoticeEvent.LINE_BACK: "Đường truyền đã hoạt động trở lại",
-    NoticeEvent.BAD_AGAIN: "Sự cố xuất hiện lại",
+# The words come from the one catalogue (netwatch/vocab.py); these only say which entry names
+# each notice event and problem state.
+_EVENT: Mapping[NoticeEvent, Wording] = {
+    NoticeEvent.OPENED: TICKET_EVENT[EventKind.OPENED],
+    NoticeEvent.UPDATED: TERM[Term.STATUS_UPDATE],
+    NoticeEvent.ESCALATED: TICKET_EVENT[EventKind.ESCALATED],
+    NoticeEvent.REMINDER: TICKET_EVENT[EventKind.REMINDED],
+    NoticeEvent.ACKNOWLEDGED: TICKET_EVENT[EventKind.ACKNOWLEDGED],
+    NoticeEvent.NOTE: TICKET_EVENT[EventKind.NOTE],
+    NoticeEvent.RESOLVED: TICKET_EVENT[EventKind.RESOLVED],
+    NoticeEvent.AUTO_RESOLVED: TICKET_EVENT[EventKind.AUTO_RESOLVED],
+    NoticeEvent.REOPENED: TICKET_EVENT[EventKind.REOPENED],
+    NoticeEvent.LINE_BACK: TICKET_EVENT[EventKind.LINE_BACK],
+    NoticeEvent.BAD_AGAIN: TICKET_EVENT[EventKind.BAD_AGAIN],
 }
-_EVENT_EN = {
-    NoticeEvent.OPENED: "Ticket opened",
-    NoticeEvent.UPDATED: "Status update",
-    NoticeEvent.ESCALATED: "Escalated",
-    NoticeEvent.REMINDER: "Reminder: not acknowledged yet",
-    NoticeEvent.ACKNOWLEDGED: "Acknowledged",
-    NoticeEvent.NOTE: "New note",
-    NoticeEvent.RESOLVED: "Resolved",
-    NoticeEvent.AUTO_RESOLVED: "Auto-resolved",
-    NoticeEvent.REOPENED: "Reopened",
-    NoticeEvent.LINE_BACK: "Line back",
-    NoticeEvent.BAD_AGAIN: "Bad again",
+_STATE: Mapping[ProblemState, Wording] = {
+    ProblemState.DOWN: LINK_STATE[LinkState.DOWN],
+    ProblemState.LOSSY: LINK_STATE[LinkState.LOSSY],
+    ProblemState.SLOW: LINK_STATE[LinkState.SLOW],
+    ProblemState.CONGESTED: LINK_STATE[LinkState.CONGESTED],
+    ProblemState.FAILING: PORTAL_STATE[PortalState.FAILING],
 }
-_KIND_VI = {
-    IncidentKind.LINK_FAULT: "Sự cố đường truyền",
-    IncidentKind.CAPACITY: "Quá tải băng thông",
-    IncidentKind.UPSTREAM_OUTAGE: "Sự cố nút mạng cấp trên",
-    IncidentKind.PORTAL_OUTAGE: "Sự cố cổng dịch vụ công",
-    IncidentKind.MONITOR_CONNECTIVITY: "Mất kết nối của hệ thống giám sát",
-}
-_KIND_EN = {
-    IncidentKind.LINK_FAULT: "Link fault",
-    IncidentKind.CAPACITY: "Capacity",
-    IncidentKind.UPSTREAM_OUTAGE: "Upstream outage",
-    IncidentKind.PORTAL_OUTAGE: "Portal outage",
-    IncidentKind.MONITOR_CONNECTIVITY: "Monitor connectivity",
-}
-_STATE_VI = {
-    ProblemState.DOWN: "mất kết nối",
-    ProblemState.LOSSY: "mất gói",
-    ProblemState.SLOW: "độ trễ cao",
-    ProblemState.CONGESTED: "nghẽn do đầy băng thông",
-    ProblemState.FAILING: "không truy cập được",
-}
-_STATE_EN = {
-    ProblemState.DOWN: "down",
-    ProblemState.LOSSY: "packet loss",
-    ProblemState.SLOW: "high latency",
-    ProblemState.CONGESTED: "congested (line full)",
-    ProblemState.FAILING: "failing",
-}
-_CAUSE_VI = {
-    DownCause.INTERFACE_DOWN: "router báo cổng WAN ngừng hoạt động",
-    DownCause.ROUTER_REBOOTED: "router vừa khởi động lại",
-    DownCause.ROUTER_UNREACHABLE: "router cũng không phản hồi SNMP",
-    DownCause.NO_ECHO: "không có phản hồi ping",
-}
-_CAUSE_EN = {
-    DownCause.INTERFACE_DOWN: "the router reports its WAN port down",
-    DownCause.ROUTER_REBOOTED: "the router has just restarted",
-    DownCause.ROUTER_UNREACHABLE: "the router does not answer SNMP either",
-    DownCause.NO_ECHO: "no ping answered",
-}
+
+
+def notice_event_words(event: NoticeEvent) -> Wording:
+    """The catalogue's words for what happened to the ticket."""
+    return _EVENT[event]
+
+
+def problem_words(state: ProblemState) -> Wording:
+    """The catalogue's words for the bad state behind a ticket."""
+    return _STATE[state]
 
 
 def local_time(at: datetime) -> datetime:
@@ -321,17 +298,18 @@ def _evidence_lines(evidence: Evidence, vi: bool) -> list[str]:
     # The interface line above already says it; repeating it as the cause adds nothing.
     said = evidence.down_cause is DownCause.INTERFACE_DOWN and evidence.interface_up is False
     if evidence.down_cause is not None and not said:
-        cause = (_CAUSE_VI if vi else _CAUSE_EN)[evidence.down_cause]
+        cause = DOWN_CAUSE[evidence.down_cause].inline("vi" if vi else "en")
         lines.append(f"Ghi nhận thêm: {cause}" if vi else f"Also seen: {cause}")
     return lines
 
 
 def _headline_vi(n: TicketNotice) -> str:
-    state = _STATE_VI[n.state]
+    state = _STATE[n.state].inline("vi")
     who = n.actor or "không rõ"
     match n.event:
         case NoticeEvent.OPENED:
-            return f"NetWatch phát hiện {_place(n)} bị {state} từ {format_time_vi(n.first_bad_at)}."
+            since = format_time_vi(n.first_bad_at)
+            return f"NetWatch phát hiện sự cố tại {_place(n)} từ {since}: {state}."
         case NoticeEvent.UPDATED:
             return f"Tình trạng hiện tại: {state}."
         case NoticeEvent.ESCALATED:
@@ -360,11 +338,12 @@ def _headline_vi(n: TicketNotice) -> str:
 
 
 def _headline_en(n: TicketNotice) -> str:
-    state = _STATE_EN[n.state]
+    state = _STATE[n.state].inline("en")
     who = n.actor or "unknown"
     match n.event:
         case NoticeEvent.OPENED:
-            return f"NetWatch found {_place(n)} {state} since {format_time_en(n.first_bad_at)}."
+            since = format_time_en(n.first_bad_at)
+            return f"NetWatch found a problem at {_place(n)} since {since}: {state}."
         case NoticeEvent.UPDATED:
             return f"Current state: {state}."
         case NoticeEvent.ESCALATED:
@@ -402,8 +381,8 @@ def _closed(n: TicketNotice) -> bool:
 
 
 def _body_vi(n: TicketNotice) -> list[str]:
-    lines = [f"Phiếu {n.ticket_id} — {_EVENT_VI[n.event]}", "", _headline_vi(n), ""]
-    lines.append(f"Loại sự cố: {_KIND_VI[n.kind]} ({_STATE_VI[n.state]})")
+    lines = [f"Phiếu {n.ticket_id} — {_EVENT[n.event].vi}", "", _headline_vi(n), ""]
+    lines.append(f"Loại sự cố: {INCIDENT_KIND[n.kind].vi} ({_STATE[n.state].inline('vi')})")
     if n.commune_name:
         code = f" (mã {n.commune_code})" if n.commune_code else ""
         lines.append(f"Đơn vị: {n.commune_name}{code}")
@@ -441,8 +420,8 @@ def _body_vi(n: TicketNotice) -> list[str]:
 
 
 def _body_en(n: TicketNotice) -> list[str]:
-    lines = [f"Ticket {n.ticket_id} — {_EVENT_EN[n.event]}", "", _headline_en(n), ""]
-    lines.append(f"Incident: {_KIND_EN[n.kind]} ({_STATE_EN[n.state]})")
+    lines = [f"Ticket {n.ticket_id} — {_EVENT[n.event].en}", "", _headline_en(n), ""]
+    lines.append(f"Incident: {INCIDENT_KIND[n.kind].en} ({_STATE[n.state].inline('en')})")
     if n.commune_name:
         code = f" (code {n.commune_code})" if n.commune_code else ""
         lines.append(f"Commune: {n.commune_name}{code}")
@@ -486,8 +465,8 @@ def email_subject(notice: TicketNotice) -> str:
     """The subject every message of one ticket shares (mail clients thread on it, too)."""
     isp = f" — {notice.isp_name}" if notice.isp_name else ""
     return (
-        f"[NetWatch {notice.ticket_id}] {_KIND_VI[notice.kind]}: {_place(notice)}{isp}"
-        f" | {_KIND_EN[notice.kind]}"
+        f"[NetWatch {notice.ticket_id}] {INCIDENT_KIND[notice.kind].vi}: {_place(notice)}{isp}"
+        f" | {INCIDENT_KIND[notice.kind].en}"
     )
 
 
@@ -646,8 +625,8 @@ def render_chat(notice: TicketNotice) -> str:
     circuit = f" (mạch {notice.circuit_id})" if notice.circuit_id else ""
     local = local_time(notice.first_bad_at)
     lines = [
-        f"[{notice.ticket_id}] {_EVENT_VI[notice.event]}: {_KIND_VI[notice.kind]}",
-        f"{_place(notice)}{isp}{circuit} — {_STATE_VI[notice.state]}",
+        f"[{notice.ticket_id}] {_EVENT[notice.event].vi}: {INCIDENT_KIND[notice.kind].vi}",
+        f"{_place(notice)}{isp}{circuit} — {_STATE[notice.state].inline('vi')}",
     ]
     if notice.event is not NoticeEvent.OPENED:
         lines.append(_headline_vi(notice))
@@ -665,7 +644,8 @@ def render_chat(notice: TicketNotice) -> str:
             note = note[: CHAT_NOTE_MAX_CHARS - 1] + "…"
         lines.append(f"Ghi chú: {note}")
     lines.append(
-        f"EN: {_EVENT_EN[notice.event]} · {_KIND_EN[notice.kind]}, {_STATE_EN[notice.state]}"
+        f"EN: {_EVENT[notice.event].en} · {INCIDENT_KIND[notice.kind].en},"
+        f" {_STATE[notice.state].inline('en')}"
         f" since {local:%H:%M %d/%m/%Y} (UTC+7), {format_duration_en(notice.downtime_s)}"
     )
     if notice.ticket_url:

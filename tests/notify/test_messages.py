@@ -146,8 +146,8 @@ def test_portal_outage_without_commune() -> None:
         subject_name="Cổng Dịch vụ công quốc gia",
     )
     assert email_subject(notice) == (
-        "[NetWatch NW-2026-000042] Sự cố cổng dịch vụ công: Cổng Dịch vụ công quốc gia"
-        " | Portal outage"
+        "[NetWatch NW-2026-000042] Cổng dịch vụ công gián đoạn: Cổng Dịch vụ công quốc gia"
+        " | Public service portal outage"
     )
     assert "Đối tượng: Cổng Dịch vụ công quốc gia" in render_email(notice).text
 
