@@ -5,6 +5,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
+from alerts.model import LinkState
+from netwatch.vocab import DOWN_CAUSE as CATALOGUE_DOWN_CAUSE
+from netwatch.vocab import INCIDENT_KIND, LINK_STATE, TERM, TICKET_STATUS, Term
+from netwatch.vocab import PORTAL_STATE as CATALOGUE_PORTAL_STATE
 from netwatch.web.i18n import Lang
 
 Words = Mapping[Lang, str]
@@ -33,21 +37,21 @@ RANK = {
     Shown.DOWN: 6,
 }
 
+# State, kind and ticket words are the one catalogue's (netwatch/vocab.py): the pages, mail, chat
+# and dashboards say them alike. These tables only key them the way the pages look them up.
 STATE: Mapping[Shown, Words] = {
-    Shown.OK: {"vi": "Bình thường", "en": "Normal"},
-    Shown.SLOW: {"vi": "Chậm", "en": "Slow"},
-    Shown.LOSSY: {"vi": "Mất gói", "en": "Packet loss"},
-    Shown.CONGESTED: {"vi": "Quá tải", "en": "Overloaded"},
-    Shown.DOWN: {"vi": "Mất kết nối", "en": "Down"},
-    Shown.MAINTENANCE: {"vi": "Đang bảo trì", "en": "Under maintenance"},
-    Shown.UNKNOWN: {"vi": "Chưa có số liệu", "en": "No data yet"},
+    Shown.OK: LINK_STATE[LinkState.OK],
+    Shown.SLOW: LINK_STATE[LinkState.SLOW],
+    Shown.LOSSY: LINK_STATE[LinkState.LOSSY],
+    Shown.CONGESTED: LINK_STATE[LinkState.CONGESTED],
+    Shown.DOWN: LINK_STATE[LinkState.DOWN],
+    Shown.MAINTENANCE: TERM[Term.MAINTENANCE],
+    Shown.UNKNOWN: TERM[Term.NO_DATA],
 }
 
 PORTAL_STATE: Mapping[str, Words] = {
-    "ok": {"vi": "Hoạt động bình thường", "en": "Working normally"},
-    "slow": {"vi": "Phản hồi chậm", "en": "Responding slowly"},
-    "failing": {"vi": "Đang gián đoạn", "en": "Interrupted"},
-    "unknown": {"vi": "Chưa có số liệu", "en": "No data yet"},
+    **{state.value: words for state, words in CATALOGUE_PORTAL_STATE.items()},
+    "unknown": TERM[Term.NO_DATA],
 }
 # CSS class of a portal state (the same palette as links).
 PORTAL_CSS = {"ok": "ok", "slow": "slow", "failing": "failing", "unknown": "unknown"}
@@ -58,19 +62,7 @@ PATH: Mapping[str, Words] = {
 }
 
 DOWN_CAUSE: Mapping[str, Words] = {
-    "interface_down": {
-        "vi": "cổng WAN trên thiết bị mạng của xã báo mất tín hiệu",
-        "en": "the WAN port of the commune's router reports no signal",
-    },
-    "router_rebooted": {
-        "vi": "thiết bị mạng của xã vừa khởi động lại",
-        "en": "the commune's router has just restarted",
-    },
-    "router_unreachable": {
-        "vi": "thiết bị mạng của xã cũng không phản hồi",
-        "en": "the commune's router does not answer either",
-    },
-    "no_echo": {"vi": "không có phản hồi", "en": "no answer"},
+    cause.value: words for cause, words in CATALOGUE_DOWN_CAUSE.items()
 }
 
 T: Mapping[str, Words] = {
@@ -216,24 +208,8 @@ T: Mapping[str, Words] = {
     "nav_all": {"vi": "Tất cả tỉnh", "en": "All provinces"},
 }
 
-TICKET_KIND: Mapping[str, Words] = {
-    "link_fault": {"vi": "Sự cố đường truyền", "en": "Link fault"},
-    "capacity": {"vi": "Quá tải băng thông", "en": "Bandwidth overload"},
-    "upstream_outage": {
-        "vi": "Sự cố tại điểm kết nối của nhà mạng",
-        "en": "Outage at the ISP's node",
-    },
-    "portal_outage": {"vi": "Cổng dịch vụ công gián đoạn", "en": "Portal outage"},
-    "monitor_connectivity": {
-        "vi": "Hệ thống giám sát mất kết nối",
-        "en": "Monitor lost its connectivity",
-    },
-}
-TICKET_STATE: Mapping[str, Words] = {
-    "open": {"vi": "Đang mở", "en": "Open"},
-    "acknowledged": {"vi": "Đã tiếp nhận", "en": "Acknowledged"},
-    "resolved": {"vi": "Đã đóng", "en": "Resolved"},
-}
+TICKET_KIND: Mapping[str, Words] = {kind.value: words for kind, words in INCIDENT_KIND.items()}
+TICKET_STATE: Mapping[str, Words] = {status.value: words for status, words in TICKET_STATUS.items()}
 PROBLEM: Mapping[str, Words] = {
     "down": STATE[Shown.DOWN],
     "lossy": STATE[Shown.LOSSY],
