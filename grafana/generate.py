@@ -38,6 +38,10 @@ from grafana_foundation_sdk.models import geomap as gm
 from grafana_foundation_sdk.models import heatmap as hm
 from grafana_foundation_sdk.models import prometheus as pm
 
+from alerts.model import IncidentKind, LinkState
+from alerts.tickets import EventKind, TicketStatus
+from netwatch.vocab import INCIDENT_KIND, LINK_STATE, TERM, TICKET_EVENT, TICKET_STATUS, Term
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "dashboards"
 DATASOURCE_UID = "netwatch-prometheus"  # grafana/provisioning/datasources/prometheus.yml
@@ -53,16 +57,19 @@ UIDS = {
 CONTRACT_AVAILABILITY = 0.995  # QCVN 34 / the ISP contracts: 99.5 %
 
 # The judged state as a number (config/prometheus/rules/netwatch-recording.yml), with its words
-# and colour: the map, the state timeline and the tables share them.
+# and colour: the map, the state timeline and the tables share them. The words are the one
+# catalogue's (netwatch/vocab.py), as mail, chat and the status pages say them.
 STATE_CODES: tuple[tuple[int, str, str, str], ...] = (
-    (-2, "unknown", "Chưa rõ / unknown", "text"),
-    (-1, "maintenance", "Bảo trì / maintenance", "blue"),
-    (0, "ok", "Bình thường / ok", "green"),
-    (1, "slow", "Chậm / slow", "yellow"),
-    (2, "congested", "Quá tải / congested", "orange"),
-    (3, "lossy", "Mất gói / lossy", "semi-dark-red"),
-    (4, "down", "Mất kết nối / down", "red"),
+    (-2, "unknown", TERM[Term.NO_DATA].pair(), "text"),
+    (-1, "maintenance", TERM[Term.MAINTENANCE].pair(), "blue"),
+    (0, LinkState.OK.value, LINK_STATE[LinkState.OK].pair(), "green"),
+    (1, LinkState.SLOW.value, LINK_STATE[LinkState.SLOW].pair(), "yellow"),
+    (2, LinkState.CONGESTED.value, LINK_STATE[LinkState.CONGESTED].pair(), "orange"),
+    (3, LinkState.LOSSY.value, LINK_STATE[LinkState.LOSSY].pair(), "semi-dark-red"),
+    (4, LinkState.DOWN.value, LINK_STATE[LinkState.DOWN].pair(), "red"),
 )
+# Ticket states as the netwatch_open_tickets "state" label has them (open, acknowledged).
+TICKET_STATE_MAPPINGS = [(s.value, TICKET_STATUS[s].pair(), "text") for s in TicketStatus]
 
 
 # -- small builders ---------------------------------------------------------------------------
@@ -109,14 +116,26 @@ STATE_THRESHOLDS = thresholds(
 UP_MAPPINGS = value_map([("1", "Hoạt động / up", "green"), ("0", "Lỗi / down", "red")])
 
 
-def color_override(name: str, color: str) -> dashboard.DashboardFieldConfigSourceOverrides:
-    """A series shown in a fixed colour."""
+def color_override(
+    name: str, color: str, display: str = ""
+) -> dashboard.DashboardFieldConfigSourceOverrides:
+    """A series shown in a fixed colour (and under the catalogue's words for it, if given)."""
+    props = [dm.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": color})]
+    if display:
+        props.append(dm.DynamicConfigValue(id_val="displayName", value=display))
     return (
         dashboard.DashboardFieldConfigSourceOverrides()
         .matcher(dm.MatcherConfig(id_val="byName", options=name))
-        .properties(
-            [dm.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": color})]
-        )
+        .properties(props)
+    )
+
+
+def display_override(name: str, display: str) -> dashboard.DashboardFieldConfigSourceOverrides:
+    """A series shown under the catalogue's words for it instead of its label value."""
+    return (
+        dashboard.DashboardFieldConfigSourceOverrides()
+        .matcher(dm.MatcherConfig(id_val="byName", options=name))
+        .properties([dm.DynamicConfigValue(id_val="displayName", value=display)])
     )
 
 
@@ -341,7 +360,7 @@ def province_overview() -> dashboard.Dashboard:
         .graph_mode(cm.BigValueGraphMode.NONE)
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .color_scheme(dashboard.FieldColor().mode(dm.FieldColorModeId.FIXED).fixed_color("text"))
-        .overrides([color_override(state, color) for _c, state, _t, color in STATE_CODES])
+        .overrides([color_override(state, color, text) for _c, state, text, color in STATE_CODES])
         .decimals(0)
     )
     lay.add(states, 10, 4)
@@ -860,9 +879,10 @@ def isp_accountability() -> dashboard.Dashboard:
         10,
     )
     tickets = (
-        ("A", "netwatch_tickets_opened_total", "Mở / opened"),
-        ("B", "netwatch_tickets_acknowledged_total", "Đã xác nhận / acknowledged"),
-        ("C", "netwatch_tickets_resolved_total", "Đã xử lý / resolved"),
+        ("A", "netwatch_tickets_opened_total", TICKET_EVENT[EventKind.OPENED].pair()),
+        ("B", "netwatch_tickets_acknowledged_total", TICKET_EVENT[EventKind.ACKNOWLEDGED].pair()),
+        # by hand or automatically: the ticket state, not the event of a manual resolve
+        ("C", "netwatch_tickets_resolved_total", TICKET_STATUS[TicketStatus.RESOLVED].pair()),
     )
     counts = table.Panel().title("Phiếu sự cố / Tickets (opened, acknowledged, resolved)")
     for ref, name, _label in tickets:
@@ -893,6 +913,7 @@ def isp_accountability() -> dashboard.Dashboard:
             )
         )
         .with_transformation(_organize({"Time": True}, {"Value": "Số phiếu / tickets"}))
+        .mappings(value_map(TICKET_STATE_MAPPINGS))
         .decimals(0),
         12,
         7,
@@ -1006,6 +1027,7 @@ def netwatch_self() -> dashboard.Dashboard:
         .with_target(
             query(f"sum by (kind) (netwatch_incidents{{{sel}}})", "{{kind}}", instant=True)
         )
+        .overrides([display_override(k.value, INCIDENT_KIND[k].pair()) for k in IncidentKind])
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .graph_mode(cm.BigValueGraphMode.NONE)
         .thresholds(thresholds((None, "green"), (1.0, "orange")))
