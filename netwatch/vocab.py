@@ -151,8 +151,8 @@ TICKET_EVENT: Final[Mapping[EventKind, Wording]] = {
     EventKind.REMINDED: Wording(
         "Nhắc lại: phiếu chưa được tiếp nhận", "Reminder: not acknowledged yet"
     ),
-    EventKind.ACKNOWLEDGED: Wording("Đã tiếp nhận", "Acknowledged"),
-    EventKind.RESOLVED: Wording("Đã khắc phục, đóng phiếu", "Resolved"),
+    EventKind.ACKNOWLEDGED: Wording("Tiếp nhận", "Acknowledged"),
+    EventKind.RESOLVED: Wording("Đóng phiếu (đã khắc phục)", "Resolved (fixed)"),
     EventKind.NOTE: Wording("Ghi chú mới", "New note"),
 }
 
