@@ -30,7 +30,8 @@ from alerts.maintenance import (
     ScopeKind,
     incident_window,
 )
-from alerts.model import IncidentKind, PathTrace, Route
+from alerts.model import Incident, IncidentKind, Measurements, PathTrace, Route
+from alerts.subject import SubjectKey, SubjectKind
 from alerts.tickets import (
     Acknowledged,
     Action,
@@ -43,7 +44,6 @@ from alerts.tickets import (
     EventKind,
     Evidence,
     LinkToParent,
-    Measurements,
     Noted,
     OpenTicket,
     Refused,
@@ -84,7 +84,6 @@ from netwatch.notify.messages import Evidence as NoticeEvidence
 from netwatch.notify.outbox import OutboxItem as NotifyItem
 from netwatch.pathtrace import PathTracer, path_from_json, path_json
 from netwatch.signing import LinkSigner
-from netwatch.state import LatestState
 from netwatch.store import Store, TicketStepOutcome
 from netwatch.store.leader import LeaderLock
 from netwatch.store.types import (
@@ -235,7 +234,7 @@ def ticket_json(t: Ticket) -> dict[str, Any]:
     """The whole alerts/ ticket, enough to restore the ticket book after a restart."""
     return {
         "id": t.id,
-        "key": t.key,
+        "key": t.key.encoded,
         "episode_start": _ts(t.episode_start),
         "route": t.route.value,
         "isp": t.isp,
@@ -248,7 +247,7 @@ def ticket_json(t: Ticket) -> dict[str, Any]:
         "acknowledged_at": _ts(t.acknowledged_at),
         "resolved_at": _ts(t.resolved_at),
         "ok_since": _ts(t.ok_since),
-        "parent": t.parent,
+        "parent": t.parent.encoded if t.parent is not None else None,
         "maintenance": t.maintenance,
         "reopened": t.reopened,
         "line_back_at": _ts(t.line_back_at),
@@ -284,7 +283,7 @@ def ticket_from_json(d: Mapping[str, Any]) -> Ticket:
     opened = _dt(d["opened_at"]) or datetime.now(UTC)
     return Ticket(
         id=d["id"],
-        key=d["key"],
+        key=SubjectKey.parse(d["key"]),
         episode_start=_dt(d["episode_start"]) or opened,
         route=Route(d["route"]),
         isp=d["isp"],
@@ -297,7 +296,7 @@ def ticket_from_json(d: Mapping[str, Any]) -> Ticket:
         acknowledged_at=_dt(d["acknowledged_at"]),
         resolved_at=_dt(d["resolved_at"]),
         ok_since=_dt(d["ok_since"]),
-        parent=d["parent"],
+        parent=SubjectKey.parse(d["parent"]) if d["parent"] is not None else None,
         maintenance=d["maintenance"],
         reopened=d["reopened"],
         line_back_at=_dt(d.get("line_back_at")),
@@ -410,14 +409,16 @@ class Notices:
             state = ProblemState(e.worst_state if event is NoticeEvent.OPENED else e.state)
         except ValueError:
             state = ProblemState.DOWN  # an upstream node or the monitor: "down"
-        link = self._topology.links.get(t.key.removeprefix("link:"))
+        key = t.key
+        link_key = key.link_id
+        link = self._topology.links.get(link_key) if link_key is not None else None
         subject = None
-        if t.key.startswith("upstream:"):
-            upstream = self._inventory.upstreams.get(t.key.removeprefix("upstream:"))
-            subject = upstream.name if upstream else t.key
-        elif t.key.startswith("portal:"):
-            portal = self._inventory.portals.get(t.key.removeprefix("portal:"))
-            subject = portal.name if portal else t.key
+        if key.kind is SubjectKind.UPSTREAM:
+            upstream = self._inventory.upstreams.get(key.name)
+            subject = upstream.name if upstream else key.encoded
+        elif key.kind is SubjectKind.PORTAL:
+            portal = self._inventory.portals.get(key.name)
+            subject = portal.name if portal else key.encoded
         elif link is None:
             subject = "NetWatch"
         worst = e.worst or Measurements()
@@ -487,7 +488,6 @@ class Alerting:
         inventory: Inventory,
         store: Store,
         health: HealthMonitor,
-        latest: LatestState,
         *,
         tick_s: float = 5.0,
         leader: LeaderLock | None = None,
@@ -500,7 +500,6 @@ class Alerting:
         self.is_leader = leader is None
         self._store = store
         self._health = health
-        self._latest = latest
         self._tick_s = tick_s
         self._windows = windows_of(inventory)
         self._notices = Notices(inventory, health)
@@ -517,7 +516,7 @@ class Alerting:
         # Where the path toward a failing subject breaks, traced when its ticket is about to
         # open (about 1.5 s on a broken path) and kept a minute for the evaluations after.
         self._tracer = tracer
-        self._paths: dict[str, tuple[datetime, PathTrace | None]] = {}
+        self._paths: dict[SubjectKey, tuple[datetime, PathTrace | None]] = {}
 
     def wake(self) -> None:
         """Evaluate now (the incidents changed)."""
@@ -604,7 +603,8 @@ class Alerting:
             topology = self._health.topology
             windows = self._windows + await self._api_windows(now)
             maintenance = {i.key for i in incidents if incident_window(i, topology, windows, now)}
-            measurements = self._measurements(incidents)
+            # What health measured when it judged each incident (never re-read from raw state).
+            measurements = {i.key: i.measured for i in incidents if i.measured is not None}
             for key, path in (await self._trace_new(incidents, maintenance, now)).items():
                 measured = measurements.get(key, Measurements())
                 measurements[key] = replace(measured, path=path)
@@ -616,8 +616,8 @@ class Alerting:
             return step.actions
 
     async def _trace_new(
-        self, incidents: Sequence[Any], maintenance: set[str], now: datetime
-    ) -> dict[str, PathTrace]:
+        self, incidents: Sequence[Incident], maintenance: set[SubjectKey], now: datetime
+    ) -> dict[SubjectKey, PathTrace]:
         """Paths toward the subjects whose ticket this evaluation opens or reopens (at most
         _TRACED_AT_ONCE of them, upstream outages first; the others open without one)."""
         if self._tracer is None:
@@ -635,7 +635,7 @@ class Alerting:
                 and self._tracer.address_of(incident.key) is not None
             ):
                 wanted.append(incident.key)
-        wanted.sort(key=lambda k: not k.startswith("upstream:"))
+        wanted.sort(key=lambda k: k.kind is not SubjectKind.UPSTREAM)
         wanted = wanted[:_TRACED_AT_ONCE]
         if wanted:
             try:
@@ -744,31 +744,6 @@ class Alerting:
         except Exception:
             self._health.requeue_transitions(fresh)  # written next tick; nothing lost
             raise
-
-    def _measurements(self, incidents: Sequence[Any]) -> dict[str, Measurements]:
-        out = {}
-        snmp = {r.link_key: r for obs in self._latest.snmp.values() for r in obs.interfaces}
-        for incident in incidents:
-            if not incident.key.startswith("link:"):
-                continue
-            target_key = incident.key
-            obs = self._latest.icmp.get(target_key)
-            reading = snmp.get(target_key)
-            ratios = [
-                r
-                for r in (
-                    reading.in_utilization_ratio if reading else None,
-                    reading.out_utilization_ratio if reading else None,
-                )
-                if r is not None
-            ]
-            out[incident.key] = Measurements(
-                loss_ratio=obs.result.loss_ratio if obs else None,
-                rtt_median_s=obs.result.rtt_median_s if obs else None,
-                interface_up=reading.oper_up if reading else None,
-                utilization_ratio=max(ratios) if ratios else None,
-            )
-        return out
 
     async def run(self, stop: asyncio.Event) -> None:
         """Evaluate every tick until stopped; a failing store delays tickets, never loses them."""

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from alerts.model import PathHop, PathTrace
+from alerts.subject import SubjectKey, link_id
 from netwatch.inventory.models import Inventory
 from netwatch.notify.pathtext import hops_json
 from probes.icmp import IcmpUnavailableError
@@ -171,19 +172,21 @@ class PathTracer:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._unavailable = False
 
-    def address_of(self, incident_key: str) -> str | None:
-        """The address traced for an incident key ("link:CODE/LINK", "upstream:ID"), or None."""
+    def address_of(self, incident_key: SubjectKey) -> str | None:
+        """The address traced for an incident key (a link's, an upstream node's), or None."""
         plan = self._plans.get(incident_key)
         return plan.address if plan is not None else None
 
-    async def trace(self, incident_key: str) -> PathTrace | None:
+    async def trace(self, incident_key: SubjectKey) -> PathTrace | None:
         """The path toward the incident's subject; None for keys without an address."""
         return (await self.trace_many([incident_key])).get(incident_key)
 
-    async def trace_many(self, incident_keys: Sequence[str]) -> dict[str, PathTrace | None]:
+    async def trace_many(
+        self, incident_keys: Sequence[SubjectKey]
+    ) -> dict[SubjectKey, PathTrace | None]:
         """Several incidents in one trace (one socket, the same second or two)."""
         plans = {key: self._plans[key] for key in incident_keys if key in self._plans}
-        out: dict[str, PathTrace | None] = dict.fromkeys(incident_keys)
+        out: dict[SubjectKey, PathTrace | None] = dict.fromkeys(incident_keys)
         if not plans or self._unavailable:
             return out
         targets = sorted(
@@ -207,7 +210,7 @@ class PathTracer:
         return out
 
 
-def _plans(inventory: Inventory) -> dict[str, _Plan]:
+def _plans(inventory: Inventory) -> dict[SubjectKey, _Plan]:
     references = tuple(str(a) for a in inventory.reference_targets)
 
     def chain(upstream_id: str | None) -> tuple[str, ...]:
@@ -224,15 +227,15 @@ def _plans(inventory: Inventory) -> dict[str, _Plan]:
             upstream_id = node.parent
         return tuple(out)
 
-    plans: dict[str, _Plan] = {}
+    plans: dict[SubjectKey, _Plan] = {}
     for upstream_id, node in inventory.upstreams.items():
         if node.address is not None:
-            plans[f"upstream:{upstream_id}"] = _Plan(
+            plans[SubjectKey.upstream(upstream_id)] = _Plan(
                 str(node.address), references + chain(node.parent)
             )
     for commune in inventory.communes:
         for link in commune.links:
-            plans[f"link:{commune.code}/{link.id}"] = _Plan(
+            plans[SubjectKey.link(link_id(commune.code, link.id))] = _Plan(
                 str(link.address), references + chain(link.upstream)
             )
     return plans

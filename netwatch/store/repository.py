@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.sql.dml import ReturningInsert
 
+from alerts.subject import SubjectKey
 from netwatch.store.engine import backend_of
 from netwatch.store.models import (
     ApiTokenRow,
@@ -350,7 +351,7 @@ class Store:
                     self._insert(TicketRow)
                     .values(
                         id=ticket.id,
-                        incident_key=ticket.incident_key,
+                        incident_key=ticket.incident_key.encoded,
                         kind=ticket.kind,
                         route=ticket.route,
                         isp=ticket.isp,
@@ -373,7 +374,7 @@ class Store:
                     return TicketCreation(CreateOutcome.EXISTS, _to_ticket(existing))
                 holder = await session.scalar(
                     sa.select(TicketRow).where(
-                        TicketRow.incident_key == ticket.incident_key,
+                        TicketRow.incident_key == ticket.incident_key.encoded,
                         TicketRow.state != TicketState.RESOLVED.value,
                     )
                 )
@@ -471,12 +472,12 @@ class Store:
             row = await session.get(TicketRow, ticket_id)
             return _to_ticket(row) if row is not None else None
 
-    async def unresolved_ticket(self, incident_key: str) -> Ticket | None:
+    async def unresolved_ticket(self, incident_key: SubjectKey) -> Ticket | None:
         """The open or acknowledged ticket of an incident, if any."""
         async with self._read() as session:
             row = await session.scalar(
                 sa.select(TicketRow).where(
-                    TicketRow.incident_key == incident_key,
+                    TicketRow.incident_key == incident_key.encoded,
                     TicketRow.state != TicketState.RESOLVED.value,
                 )
             )
@@ -585,7 +586,7 @@ class Store:
         self, resolved: Sequence[TicketRecord], unresolved: Sequence[TicketRecord]
     ) -> str | None:
         """The first unresolved ticket of a refused call whose incident key was taken."""
-        keys = sorted({r.incident_key for r in unresolved})
+        keys = sorted({r.incident_key.encoded for r in unresolved})
         holders: dict[str, set[str]] = {}
         async with self._read() as session:
             for chunk in _chunks(keys):
@@ -600,10 +601,11 @@ class Store:
         resolving = {r.id for r in resolved}
         seen: set[str] = set()
         for record in unresolved:
-            others = holders.get(record.incident_key, set()) - resolving - {record.id}
-            if others or record.incident_key in seen:
+            key = record.incident_key.encoded
+            others = holders.get(key, set()) - resolving - {record.id}
+            if others or key in seen:
                 return record.id
-            seen.add(record.incident_key)
+            seen.add(key)
         return None  # the holder was resolved meanwhile
 
     def _insert_events(self) -> ReturningInsert[int]:
@@ -961,7 +963,7 @@ def _ticket_rows(records: Sequence[TicketRecord], now: datetime) -> list[dict[st
     return [
         {
             "id": r.id,
-            "incident_key": r.incident_key,
+            "incident_key": r.incident_key.encoded,
             "kind": r.kind,
             "route": r.route,
             "isp": r.isp,
@@ -1018,7 +1020,7 @@ def _json_object(value: Mapping[str, Any]) -> JsonObject:
 def _to_ticket(row: TicketRow) -> Ticket:
     return Ticket(
         id=row.id,
-        incident_key=row.incident_key,
+        incident_key=SubjectKey.parse(row.incident_key),
         kind=row.kind,
         route=row.route,
         isp=row.isp,
@@ -1048,7 +1050,7 @@ def _to_event(row: TicketEventRow) -> TicketEvent:
 def _to_ticket_record(row: TicketRow) -> TicketRecord:
     return TicketRecord(
         id=row.id,
-        incident_key=row.incident_key,
+        incident_key=SubjectKey.parse(row.incident_key),
         kind=row.kind,
         route=row.route,
         isp=row.isp,

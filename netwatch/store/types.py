@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeAlias
 
+from alerts.subject import SubjectKey
+
 # What JSON columns (ticket evidence, outbox payloads) hold.
 JsonValue: TypeAlias = (
     "str | int | float | bool | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
@@ -158,7 +160,7 @@ class NewTicket:
     """A ticket to create; id is deterministic from (incident key, episode start)."""
 
     id: str
-    incident_key: str
+    incident_key: SubjectKey
     kind: str
     route: str
     opened_at: datetime
@@ -172,7 +174,7 @@ class Ticket:
     """A stored ticket."""
 
     id: str
-    incident_key: str
+    incident_key: SubjectKey
     kind: str
     route: str
     isp: str | None
@@ -374,7 +376,7 @@ class TicketRecord:
     """
 
     id: str
-    incident_key: str
+    incident_key: SubjectKey
     kind: str
     route: str
     isp: str | None

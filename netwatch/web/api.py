@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.model import PathTrace
+from alerts.subject import SubjectKind
 from alerts.tickets import Actor, Refusal, Refused
 from netwatch.health import link_id
 from netwatch.inventory.models import LOCAL_TZ
@@ -161,7 +162,7 @@ def list_incidents(request: Request) -> list[IncidentView]:
     """Current incidents: one per link fault, upstream outage, portal outage or monitor outage."""
     return [
         IncidentView(
-            key=i.key,
+            key=i.key.encoded,
             kind=i.kind.value,
             state=i.state,
             since=i.since,
@@ -311,8 +312,8 @@ def subject_of(runtime: Runtime, ticket: StoredTicket) -> SubjectView:
     key = ticket.incident_key
     isp = runtime.inventory.isps.get(ticket.isp) if ticket.isp else None
     isp_name = isp.name if isp is not None else ticket.isp
-    kind, _, rest = key.partition(":")
-    info = runtime.health.topology.links.get(rest) if kind == "link" else None
+    link = key.link_id
+    info = runtime.health.topology.links.get(link) if link is not None else None
     if info is not None:
         return SubjectView(
             name=f"{info.commune_name} — {info.link.split('/', 1)[-1]}",
@@ -323,12 +324,12 @@ def subject_of(runtime: Runtime, ticket: StoredTicket) -> SubjectView:
             isp=ticket.isp,
             isp_name=isp_name,
         )
-    name = key
-    if kind == "upstream" and rest in runtime.inventory.upstreams:
-        name = runtime.inventory.upstreams[rest].name
-    elif kind == "portal" and rest in runtime.inventory.portals:
-        name = runtime.inventory.portals[rest].name
-    elif key == "monitor":
+    name = key.encoded
+    if key.kind is SubjectKind.UPSTREAM and key.name in runtime.inventory.upstreams:
+        name = runtime.inventory.upstreams[key.name].name
+    elif key.kind is SubjectKind.PORTAL and key.name in runtime.inventory.portals:
+        name = runtime.inventory.portals[key.name].name
+    elif key.kind is SubjectKind.MONITOR:
         name = "NetWatch"
     return SubjectView(
         name=name,
@@ -347,7 +348,7 @@ def ticket_view(runtime: Runtime, ticket: StoredTicket, now: datetime) -> Ticket
     first_bad_at = json_time(_get(ev, "first_bad_at"))
     return TicketView(
         id=ticket.id,
-        incident_key=ticket.incident_key,
+        incident_key=ticket.incident_key.encoded,
         kind=ticket.kind,
         route=ticket.route,
         state=ticket.state.value,

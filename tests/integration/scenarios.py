@@ -194,7 +194,7 @@ class Book:
     outbox: tuple[OutboxItem, ...]
 
     def by_key(self, key: str) -> list[Ticket]:
-        return [t for t in self.tickets if t.incident_key == key]
+        return [t for t in self.tickets if t.incident_key.encoded == key]
 
     def kinds(self, ticket: Ticket) -> list[str]:
         return [e.kind for e in self.events[ticket.id]]

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.model import Incident, IncidentKind, LinkRound, PortalRound, Route
+from alerts.subject import SubjectKey
 from alerts.tickets import Actor, ActorKind, Step, TicketBook, TicketPolicy
 from netwatch.health import CENTRAL, HealthMonitor
 from netwatch.inventory import Inventory, load_inventory
@@ -117,7 +118,7 @@ def _round(setup: Setup, at: datetime, received: int, link: str = LINK) -> None:
 
 def _incident(since: datetime, state: str = "down", link: str = LINK) -> Incident:
     return Incident(
-        key=f"link:{link}",
+        key=SubjectKey.parse(f"link:{link}"),
         kind=IncidentKind.LINK_FAULT,
         state=state,
         since=since,
@@ -152,7 +153,9 @@ def test_a_bad_link_inside_a_maintenance_window_is_in_maintenance(inventory: Inv
     for i in range(4):
         _round(setup, T0 + timedelta(seconds=30 * i), 0)
     assert setup.scrape().states(**LAC_DUONG_VNPT) == ["down"]
-    step = setup.books.book.evaluate([_incident(T0)], T0, maintenance={f"link:{LINK}"})
+    step = setup.books.book.evaluate(
+        [_incident(T0)], T0, maintenance={SubjectKey.parse(f"link:{LINK}")}
+    )
     setup.books.book = step.book  # suppressed: no ticket, nobody paged
     assert setup.scrape().states(**LAC_DUONG_VNPT) == ["maintenance"]
     setup.books.book = setup.books.book.evaluate([_incident(T0)], T0 + timedelta(minutes=1)).book

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from alerts.subject import SubjectKey
 from netwatch.store import (
     EventRecord,
     NewEvent,
@@ -45,7 +46,7 @@ def _record(
 ) -> TicketRecord:
     return TicketRecord(
         id=ticket_id,
-        incident_key=key,
+        incident_key=SubjectKey.parse(key),
         kind="link_fault",
         route="isp",
         isp="vnpt",
@@ -181,7 +182,7 @@ async def test_resolve_then_open_the_next_episode_in_one_call(store: Store) -> N
     result = await store.apply_ticket_changes(*step, t1)
     assert result.outcome is TicketStepOutcome.APPLIED
     assert (result.tickets_written, result.events_inserted, result.outbox_enqueued) == (2, 2, 2)
-    unresolved = await store.unresolved_ticket(KEY)
+    unresolved = await store.unresolved_ticket(SubjectKey.parse(KEY))
     assert unresolved is not None
     assert unresolved.id == new.id
     replay = await store.apply_ticket_changes(*step, t1)
@@ -293,14 +294,18 @@ async def test_a_bad_event_or_payload_leaves_nothing_of_the_call(store: Store) -
 
 async def test_ticket_books_are_the_unresolved_and_the_recently_resolved(store: Store) -> None:
     window_start = T0 + timedelta(days=1)
-    old = _resolved(_record("NW-1", key="k1"), window_start - timedelta(seconds=1))
-    edge = _resolved(_record("NW-2", key="k2"), window_start)
-    recent = _resolved(_record("NW-3", key="k3"), window_start + timedelta(hours=1))
-    open_ = _record("NW-4", key="k4")
-    acked = replace(_record("NW-5", key="k5"), state=TicketState.ACKNOWLEDGED, acknowledged_at=T0)
+    old = _resolved(_record("NW-1", key="upstream:k1"), window_start - timedelta(seconds=1))
+    edge = _resolved(_record("NW-2", key="upstream:k2"), window_start)
+    recent = _resolved(_record("NW-3", key="upstream:k3"), window_start + timedelta(hours=1))
+    open_ = _record("NW-4", key="upstream:k4")
+    acked = replace(
+        _record("NW-5", key="upstream:k5"), state=TicketState.ACKNOWLEDGED, acknowledged_at=T0
+    )
     await store.apply_ticket_changes([old, edge, recent, open_, acked], [], [], T0)
     # A ticket written by the older per-change methods comes back with an empty book.
-    legacy = NewTicket("NW-6", "k6", "link_fault", "isp", T0 + timedelta(minutes=1))
+    legacy = NewTicket(
+        "NW-6", SubjectKey.parse("upstream:k6"), "link_fault", "isp", T0 + timedelta(minutes=1)
+    )
     await store.create_ticket(legacy, NewEvent(T0, "netwatch", "opened"))
     books = await store.ticket_books(window_start)
     assert [b.id for b in books] == ["NW-2", "NW-3", "NW-4", "NW-5", "NW-6"]
@@ -309,7 +314,7 @@ async def test_ticket_books_are_the_unresolved_and_the_recently_resolved(store: 
 
 
 async def test_older_writers_keep_working_beside_steps(store: Store) -> None:
-    legacy = NewTicket("NW-legacy", KEY, "link_fault", "isp", T0)
+    legacy = NewTicket("NW-legacy", SubjectKey.parse(KEY), "link_fault", "isp", T0)
     await store.create_ticket(legacy, NewEvent(T0, "netwatch", "opened"))
     note = await store.append_event(legacy.id, NewEvent(T0, "isp:vnpt", "note", "Đang xử lý"))
     assert note.ticket is not None

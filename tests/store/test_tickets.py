@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from alerts.subject import SubjectKey
 from netwatch.store import (
     CreateOutcome,
     NewEvent,
@@ -26,7 +27,7 @@ T0 = datetime(2026, 6, 3, 3, 0, tzinfo=UTC)
 def _ticket(ticket_id: str = "link:24848/vnpt-tslcd@20260603T0300Z") -> NewTicket:
     return NewTicket(
         id=ticket_id,
-        incident_key="link:24848/vnpt-tslcd",
+        incident_key=SubjectKey.parse("link:24848/vnpt-tslcd"),
         kind="link_fault",
         route="isp",
         isp="vnpt",
@@ -192,7 +193,9 @@ async def test_lifecycle_with_events(store: Store) -> None:
     assert events[2].text == "Đang xử lý cáp quang"
     assert len(await store.outbox_items(tid)) == 4
     assert [t.id for t in await store.list_tickets([TicketState.OPEN])] == [tid]
-    assert (await store.unresolved_ticket("link:24848/vnpt-tslcd")) == reopened.ticket
+    assert (
+        await store.unresolved_ticket(SubjectKey.parse("link:24848/vnpt-tslcd"))
+    ) == reopened.ticket
 
 
 async def test_reopen_refused_while_another_ticket_holds_the_incident(store: Store) -> None:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from alerts.model import PathHop, PathTrace
+from alerts.subject import SubjectKey
 from netwatch.pathtrace import path_json
 from netwatch.store import NewEvent, NewTicket, Store
 from netwatch.store.types import JsonValue
@@ -51,7 +52,7 @@ def _store_ticket(server: Server, path: PathTrace | None) -> str:
     }
     ticket = NewTicket(
         id=TICKET,
-        incident_key=f"link:{COMMUNE}/viettel-inet",
+        incident_key=SubjectKey.parse(f"link:{COMMUNE}/viettel-inet"),
         kind="link_fault",
         route="isp",
         opened_at=AT,

@@ -23,7 +23,8 @@ from alerts.maintenance import (
     ScopeKind,
     link_window,
 )
-from alerts.model import Incident, IncidentKind, LinkInfo, LinkState, Topology, upstream_key
+from alerts.model import Incident, IncidentKind, LinkInfo, LinkState, Topology
+from alerts.subject import LinkId, SubjectKey, SubjectKind
 from netwatch.alerting import windows_of
 from netwatch.health import link_id
 from netwatch.inventory import Divisions
@@ -167,7 +168,7 @@ class TicketInfo:
     """What the public may know of a ticket."""
 
     id: str
-    incident_key: str
+    incident_key: SubjectKey
     kind: str
     route: str
     state: TicketState
@@ -279,6 +280,7 @@ class _StaticLink:
     bandwidth_mbps: float
     info: LinkInfo | None
     rtt_threshold_s: float
+    subject: SubjectKey  # the plan's key of the link (its latest observation's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +345,7 @@ class StatusModel:
                         bandwidth_mbps=link.bandwidth_mbps,
                         info=topology.links.get(key),
                         rtt_threshold_s=thresholds.rtt_ms / 1000,
+                        subject=SubjectKey.link(key),
                     )
                 )
             static.append(
@@ -465,7 +468,7 @@ class StatusModel:
         for incident in incidents:
             if incident.kind is not IncidentKind.UPSTREAM_OUTAGE:
                 continue
-            name = incident.detail or incident.key.removeprefix("upstream:")
+            name = incident.detail or incident.key.name
             for key in incident.links:
                 behind[key] = name
             isp = inventory.isps.get(incident.isp or "")
@@ -490,7 +493,7 @@ class StatusModel:
                     if windows and static.info is not None
                     else None
                 )
-                obs = icmp.get(f"link:{static.key}")
+                obs = icmp.get(static.subject)
                 result = obs.result if obs is not None else None
                 judged = status.state if status is not None else None
                 shown = Shown.UNKNOWN if judged is None else _SHOWN_OF[judged]
@@ -531,9 +534,7 @@ class StatusModel:
                 )
             )
         portal_incidents = {
-            i.key.removeprefix("portal:"): i
-            for i in incidents
-            if i.kind is IncidentKind.PORTAL_OUTAGE
+            i.key.name: i for i in incidents if i.kind is IncidentKind.PORTAL_OUTAGE
         }
         portals = []
         for pid, portal in inventory.portals.items():
@@ -558,15 +559,15 @@ class StatusModel:
         )
 
     # -- commune records ---------------------------------------------------------------------
-    def incident_keys(self, commune: CommuneView) -> list[str]:
+    def incident_keys(self, commune: CommuneView) -> list[SubjectKey]:
         """The incidents whose tickets concern a commune: its links, nodes above, portals."""
         topology = self.runtime.health.topology
-        keys = [f"link:{v.key}" for v in commune.links]
+        keys = [SubjectKey.link(LinkId(v.key)) for v in commune.links]
         for view in commune.links:
             info = topology.links.get(view.key)
             if info is not None:
-                keys.extend(upstream_key(u) for u in upstream_chain(topology, info.upstream))
-        keys.extend(f"portal:{pid}" for pid in self.runtime.inventory.portals)
+                keys.extend(SubjectKey.upstream(u) for u in upstream_chain(topology, info.upstream))
+        keys.extend(SubjectKey.portal(pid) for pid in self.runtime.inventory.portals)
         return list(dict.fromkeys(keys))
 
     async def records(self, commune: CommuneView) -> CommuneRecords | None:
@@ -636,8 +637,7 @@ class StatusModel:
 
 def _concerns(ticket: Ticket, link_keys: Iterable[str]) -> bool:
     """Portal and link tickets always; an upstream ticket when it lists one of the links."""
-    kind = ticket.incident_key.split(":", 1)[0]
-    if kind != "upstream":
+    if ticket.incident_key.kind is not SubjectKind.UPSTREAM:
         return True
     links = ticket.evidence.get("links")
     if not isinstance(links, list):
