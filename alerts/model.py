@@ -166,13 +166,19 @@ class PathTrace:
 
 @dataclass(frozen=True, slots=True)
 class Measurements:
-    """Figures measured for an incident's subject (None: not measured)."""
+    """Figures measured for an incident's subject (None: not measured).
+
+    The one evidence-figures type: health attaches it to incidents, the ticket keeps the first
+    and the worst, the store keeps them as JSON and the notices say them.
+    """
 
     loss_ratio: float | None = None
     rtt_median_s: float | None = None
     interface_up: bool | None = None
     utilization_ratio: float | None = None
     path: PathTrace | None = None  # where the path toward the subject broke, traced at opening
+    rtt_max_s: float | None = None
+    down_cause: DownCause | None = None
 
 
 @dataclass(frozen=True, slots=True)

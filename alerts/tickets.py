@@ -819,6 +819,8 @@ def _worse(a: Measurements, b: Measurements) -> Measurements:
         interface_up=interface_up,
         utilization_ratio=_max(a.utilization_ratio, b.utilization_ratio),
         path=a.path or b.path,  # the first trace taken stays
+        rtt_max_s=_max(a.rtt_max_s, b.rtt_max_s),
+        down_cause=a.down_cause or b.down_cause,
     )
 
 

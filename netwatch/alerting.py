@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +30,7 @@ from alerts.maintenance import (
     ScopeKind,
     incident_window,
 )
-from alerts.model import Incident, IncidentKind, Measurements, PathTrace, Route
+from alerts.model import Incident, Measurements, PathTrace
 from alerts.subject import SubjectKey, SubjectKind
 from alerts.tickets import (
     Acknowledged,
@@ -42,7 +42,6 @@ from alerts.tickets import (
     Directory,
     Escalate,
     EventKind,
-    Evidence,
     LinkToParent,
     Noted,
     OpenTicket,
@@ -80,11 +79,11 @@ from netwatch.notify.messages import (
     dedup_key,
     outbox_payload,
 )
-from netwatch.notify.messages import Evidence as NoticeEvidence
 from netwatch.notify.outbox import OutboxItem as NotifyItem
-from netwatch.pathtrace import PathTracer, path_from_json, path_json
+from netwatch.pathtrace import PathTracer
 from netwatch.signing import LinkSigner
 from netwatch.store import Store, TicketStepOutcome
+from netwatch.store.codec import evidence_json, recovery_json, ticket_from_json, ticket_json
 from netwatch.store.leader import LeaderLock
 from netwatch.store.types import (
     EventRecord,
@@ -92,7 +91,6 @@ from netwatch.store.types import (
     NewOutboxItem,
     StateChange,
     TicketRecord,
-    TicketState,
 )
 
 log = logging.getLogger("netwatch.alerting")
@@ -181,154 +179,21 @@ def windows_of(inventory: Inventory) -> tuple[MaintenanceWindow, ...]:
     return tuple(out)
 
 
-# -- tickets <-> the store's JSON ----------------------------------------------------------
-def _ts(at: datetime | None) -> str | None:
-    return at.isoformat() if at is not None else None
-
-
-def _dt(text: Any) -> datetime | None:
-    return datetime.fromisoformat(text) if isinstance(text, str) else None
-
-
-def _measurements_json(m: Measurements | None) -> dict[str, Any] | None:
-    if m is None:
-        return None
-    return {
-        "loss_ratio": m.loss_ratio,
-        "rtt_median_s": m.rtt_median_s,
-        "interface_up": m.interface_up,
-        "utilization_ratio": m.utilization_ratio,
-        "path": path_json(m.path) if m.path is not None else None,
-    }
-
-
-def _measurements(d: Any) -> Measurements | None:
-    if not isinstance(d, dict):
-        return None
-    return Measurements(
-        loss_ratio=d.get("loss_ratio"),
-        rtt_median_s=d.get("rtt_median_s"),
-        interface_up=d.get("interface_up"),
-        utilization_ratio=d.get("utilization_ratio"),
-        path=path_from_json(d.get("path")),
-    )
-
-
-def evidence_json(e: Evidence) -> dict[str, Any]:
-    """A ticket's evidence as JSON (also what the store keeps in its evidence column)."""
-    return {
-        "kind": e.kind.value,
-        "state": e.state,
-        "worst_state": e.worst_state,
-        "detail": e.detail,
-        "links": list(e.links),
-        "first_bad_at": _ts(e.first_bad_at),
-        "bad_since": _ts(e.bad_since),
-        "downtime_closed_s": e.downtime_closed_s,
-        "first": _measurements_json(e.first),
-        "worst": _measurements_json(e.worst),
-    }
-
-
-def ticket_json(t: Ticket) -> dict[str, Any]:
-    """The whole alerts/ ticket, enough to restore the ticket book after a restart."""
-    return {
-        "id": t.id,
-        "key": t.key.encoded,
-        "episode_start": _ts(t.episode_start),
-        "route": t.route.value,
-        "isp": t.isp,
-        "status": t.status.value,
-        "evidence": evidence_json(t.evidence),
-        "opened_at": _ts(t.opened_at),
-        "escalation_from": _ts(t.escalation_from),
-        "last_notified_at": _ts(t.last_notified_at),
-        "level": t.level,
-        "acknowledged_at": _ts(t.acknowledged_at),
-        "resolved_at": _ts(t.resolved_at),
-        "ok_since": _ts(t.ok_since),
-        "parent": t.parent.encoded if t.parent is not None else None,
-        "maintenance": t.maintenance,
-        "reopened": t.reopened,
-        "line_back_at": _ts(t.line_back_at),
-        "bad_again_told": t.bad_again_told,
-        "log": [
-            {
-                "seq": e.seq,
-                "at": _ts(e.at),
-                "actor": [e.actor.kind.value, e.actor.name],
-                "kind": e.kind.value,
-                "text": e.text,
-            }
-            for e in t.log
-        ],
-    }
-
-
-def ticket_from_json(d: Mapping[str, Any]) -> Ticket:
-    """Inverse of ticket_json."""
-    ev = d["evidence"]
-    evidence = Evidence(
-        kind=IncidentKind(ev["kind"]),
-        state=ev["state"],
-        worst_state=ev["worst_state"],
-        detail=ev["detail"],
-        links=tuple(ev["links"]),
-        first_bad_at=_dt(ev["first_bad_at"]) or datetime.now(UTC),
-        bad_since=_dt(ev["bad_since"]),
-        downtime_closed_s=ev["downtime_closed_s"],
-        first=_measurements(ev["first"]),
-        worst=_measurements(ev["worst"]),
-    )
-    opened = _dt(d["opened_at"]) or datetime.now(UTC)
-    return Ticket(
-        id=d["id"],
-        key=SubjectKey.parse(d["key"]),
-        episode_start=_dt(d["episode_start"]) or opened,
-        route=Route(d["route"]),
-        isp=d["isp"],
-        status=TicketStatus(d["status"]),
-        evidence=evidence,
-        opened_at=opened,
-        escalation_from=_dt(d["escalation_from"]) or opened,
-        last_notified_at=_dt(d["last_notified_at"]) or opened,
-        level=d["level"],
-        acknowledged_at=_dt(d["acknowledged_at"]),
-        resolved_at=_dt(d["resolved_at"]),
-        ok_since=_dt(d["ok_since"]),
-        parent=SubjectKey.parse(d["parent"]) if d["parent"] is not None else None,
-        maintenance=d["maintenance"],
-        reopened=d["reopened"],
-        line_back_at=_dt(d.get("line_back_at")),
-        bad_again_told=bool(d.get("bad_again_told", False)),
-        log=tuple(
-            TicketEvent(
-                seq=e["seq"],
-                at=_dt(e["at"]) or opened,
-                actor=Actor(ActorKind(e["actor"][0]), e["actor"][1]),
-                kind=EventKind(e["kind"]),
-                text=e["text"],
-            )
-            for e in d["log"]
-        ),
-    )
-
-
+# -- tickets as the store keeps them ------------------------------------------------------
 def ticket_record(t: Ticket, recovery_s: float | None = None) -> TicketRecord:
     """A ticket as the store keeps it. Its evidence also says since when the incident has been
     gone and when the ticket closes if it stays so (the pages show the recovery watch)."""
     evidence = evidence_json(t.evidence)
     if t.ok_since is not None and t.status is not TicketStatus.RESOLVED:
-        evidence["ok_since"] = _ts(t.ok_since)
-        if recovery_s is not None:
-            evidence["closes_at"] = _ts(t.ok_since + timedelta(seconds=recovery_s))
+        closes = t.ok_since + timedelta(seconds=recovery_s) if recovery_s is not None else None
+        evidence.update(recovery_json(t.ok_since, closes))
     return TicketRecord(
         id=t.id,
         incident_key=t.key,
         kind=t.evidence.kind.value,
         route=t.route.value,
         isp=t.isp,
-        state=TicketState(t.status.value),
+        state=TicketStatus(t.status.value),
         opened_at=t.opened_at,
         acknowledged_at=t.acknowledged_at,
         resolved_at=t.resolved_at,
@@ -449,12 +314,7 @@ class Notices:
             link_id=link.link if link else None,
             isp_name=isp.name if isp else None,
             circuit_id=link.circuit if link else None,
-            evidence=NoticeEvidence(
-                loss_ratio=worst.loss_ratio,
-                rtt_median_s=worst.rtt_median_s,
-                interface_up=worst.interface_up,
-                utilization_ratio=worst.utilization_ratio,
-            ),
+            evidence=worst,
             path=(e.first.path if e.first is not None else None)
             or (e.worst.path if e.worst is not None else None),
             ticket_url=signed.url if signed else None,

@@ -25,7 +25,6 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from ipaddress import ip_address
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +32,6 @@ from urllib.parse import urlsplit
 from alerts.model import PathHop, PathTrace
 from alerts.subject import SubjectKey, link_id
 from netwatch.inventory.models import Inventory
-from netwatch.notify.pathtext import hops_json
 from probes.icmp import IcmpUnavailableError
 from probes.trace import TraceHop, TraceResult, trace_paths
 
@@ -42,8 +40,6 @@ __all__ = [
     "PathTracer",
     "hop_names",
     "name_hops",
-    "path_from_json",
-    "path_json",
 ]
 
 log = logging.getLogger(__name__)
@@ -239,60 +235,3 @@ def _plans(inventory: Inventory) -> dict[SubjectKey, _Plan]:
                 str(link.address), references + chain(link.upstream)
             )
     return plans
-
-
-# --- the JSON stored with the ticket (evidence "first" -> "path") ----------------------------
-
-
-def path_json(path: PathTrace) -> dict[str, Any]:
-    """The stored form: {"target", "at" (ISO 8601 UTC), "reached", "hops": [...]}."""
-    return {
-        "target": path.target,
-        "at": path.at.astimezone(UTC).isoformat(),
-        "reached": path.reached,
-        "hops": hops_json(path),
-    }
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _float(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def path_from_json(data: object) -> PathTrace | None:
-    """Read back ``path_json``; None when there is no path or it is not of that shape."""
-    if not isinstance(data, Mapping):
-        return None
-    target, at_text, reached, raw_hops = (
-        data.get("target"),
-        data.get("at"),
-        data.get("reached"),
-        data.get("hops"),
-    )
-    if not (isinstance(target, str) and isinstance(at_text, str) and isinstance(reached, bool)):
-        return None
-    if not isinstance(raw_hops, list):
-        return None
-    try:
-        at = datetime.fromisoformat(at_text)
-    except ValueError:
-        return None
-    if at.utcoffset() is None:
-        return None
-    hops: list[PathHop] = []
-    for raw in raw_hops:
-        if not isinstance(raw, Mapping):
-            return None
-        ttl, address, name = _int(raw.get("ttl")), raw.get("address"), raw.get("name", "")
-        sent, received = _int(raw.get("sent")), _int(raw.get("received"))
-        if ttl is None or sent is None or received is None:
-            return None
-        if not (address is None or isinstance(address, str)) or not isinstance(name, str):
-            return None
-        hops.append(PathHop(ttl, address, name, _float(raw.get("rtt_s")), sent, received))
-    return PathTrace(target=target, at=at, hops=tuple(hops), reached=reached)

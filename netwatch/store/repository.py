@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.sql.dml import ReturningInsert
 
 from alerts.subject import SubjectKey
+from netwatch.store.codec import evidence_from_json, recovery_from_json
 from netwatch.store.engine import backend_of
 from netwatch.store.models import (
     ApiTokenRow,
@@ -44,17 +45,14 @@ from netwatch.store.types import (
     ApiToken,
     Availability,
     Backend,
-    CreateOutcome,
     DeliveryOutcome,
     EnqueueOutcome,
     EventRecord,
     IssuedToken,
     JsonObject,
     MaintenanceWindow,
-    NewEvent,
     NewMaintenance,
     NewOutboxItem,
-    NewTicket,
     OutboxBacklog,
     OutboxItem,
     RevokeOutcome,
@@ -62,29 +60,17 @@ from netwatch.store.types import (
     StateInterval,
     SubjectState,
     Ticket,
-    TicketCreation,
     TicketEvent,
     TicketRecord,
-    TicketState,
+    TicketStatus,
     TicketStepOutcome,
     TicketStepResult,
-    TicketUpdate,
     TokenCheck,
     TokenReason,
     TransitionOutcome,
     TransitionRecord,
-    UpdateOutcome,
 )
 
-# Lifecycle moves a ticket may make (same state → UNCHANGED, anything else → NOT_ALLOWED).
-ALLOWED_MOVES: frozenset[tuple[TicketState, TicketState]] = frozenset(
-    {
-        (TicketState.OPEN, TicketState.ACKNOWLEDGED),
-        (TicketState.OPEN, TicketState.RESOLVED),
-        (TicketState.ACKNOWLEDGED, TicketState.RESOLVED),
-        (TicketState.RESOLVED, TicketState.OPEN),  # reopened after a relapse
-    }
-)
 TOKEN_PREFIX = "nw_"  # noqa: S105 - a marker that makes leaked tokens greppable
 TOKEN_ID_HEX = 16
 # Subjects per IN (...) query: well under SQLite's bound-parameter limit.
@@ -149,13 +135,6 @@ class Store:
         return sqlite.insert(entity)
 
     # --- subject states and history ---------------------------------------------------------
-
-    async def record_transition(
-        self, subject: str, state: str, since: datetime, detail: str = ""
-    ) -> TransitionRecord:
-        """Close the subject's open interval at `since` and open one in `state`."""
-        (record,) = await self.record_transitions([StateChange(subject, state, since, detail)])
-        return record
 
     async def record_transitions(self, changes: Sequence[StateChange]) -> list[TransitionRecord]:
         """Record many transitions in one transaction (a start-up may bring thousands)."""
@@ -335,157 +314,15 @@ class Store:
 
     # --- tickets ----------------------------------------------------------------------------
 
-    async def create_ticket(
-        self, ticket: NewTicket, first_event: NewEvent, outbox: Sequence[NewOutboxItem] = ()
-    ) -> TicketCreation:
-        """Write the ticket, its first event and its notifications in one transaction.
-
-        Idempotent: the same id again writes nothing and returns the stored ticket; an
-        unresolved ticket already holding the incident key is returned as INCIDENT_OPEN.
-        """
-        async with self._write() as session:
-            # PostgreSQL, READ COMMITTED: the row we conflicted with may be resolved before
-            # we read it; then the insert can go through on a second try.
-            for _attempt in range(3):
-                inserted = await session.scalar(
-                    self._insert(TicketRow)
-                    .values(
-                        id=ticket.id,
-                        incident_key=ticket.incident_key.encoded,
-                        kind=ticket.kind,
-                        route=ticket.route,
-                        isp=ticket.isp,
-                        state=TicketState.OPEN.value,
-                        opened_at=ticket.opened_at,
-                        acknowledged_at=None,
-                        resolved_at=None,
-                        evidence=dict(ticket.evidence),
-                        escalation_level=ticket.escalation_level,
-                        last_notified_at=first_event.at if outbox else None,
-                        updated_at=first_event.at,
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(TicketRow.id)
-                )
-                if inserted is not None:
-                    break
-                existing = await session.get(TicketRow, ticket.id)
-                if existing is not None:
-                    return TicketCreation(CreateOutcome.EXISTS, _to_ticket(existing))
-                holder = await session.scalar(
-                    sa.select(TicketRow).where(
-                        TicketRow.incident_key == ticket.incident_key.encoded,
-                        TicketRow.state != TicketState.RESOLVED.value,
-                    )
-                )
-                if holder is not None:
-                    return TicketCreation(CreateOutcome.INCIDENT_OPEN, _to_ticket(holder))
-            else:
-                raise RuntimeError(f"ticket {ticket.id!r} neither inserted nor found")
-            session.add(_event_row(ticket.id, first_event))
-            await self._enqueue_in(session, outbox, first_event.at, ticket.id)
-            row = await session.get(TicketRow, ticket.id)
-            assert row is not None
-            return TicketCreation(CreateOutcome.CREATED, _to_ticket(row))
-
-    async def set_ticket_state(
-        self,
-        ticket_id: str,
-        state: TicketState,
-        event: NewEvent,
-        outbox: Sequence[NewOutboxItem] = (),
-    ) -> TicketUpdate:
-        """Move a ticket along its lifecycle, logging the event and enqueuing notifications."""
-        try:
-            async with self._write() as session:
-                row = await session.get(TicketRow, ticket_id, with_for_update=True)
-                if row is None:
-                    return TicketUpdate(UpdateOutcome.NOT_FOUND, None)
-                old = TicketState(row.state)
-                if old is state:
-                    return TicketUpdate(UpdateOutcome.UNCHANGED, _to_ticket(row))
-                if (old, state) not in ALLOWED_MOVES:
-                    return TicketUpdate(UpdateOutcome.NOT_ALLOWED, _to_ticket(row))
-                row.state = state.value
-                row.updated_at = event.at
-                if state is TicketState.ACKNOWLEDGED:
-                    row.acknowledged_at = event.at
-                elif state is TicketState.RESOLVED:
-                    row.resolved_at = event.at
-                else:  # reopened: a relapse needs a fresh acknowledgement
-                    row.acknowledged_at = None
-                    row.resolved_at = None
-                await session.flush()  # a reopen may hit the one-unresolved-per-incident index
-                self._log(session, row, event, outbox)
-                await self._enqueue_in(session, outbox, event.at, ticket_id)
-                return TicketUpdate(UpdateOutcome.CHANGED, _to_ticket(row))
-        except IntegrityError:
-            current = await self.get_ticket(ticket_id)
-            return TicketUpdate(UpdateOutcome.INCIDENT_OPEN, current)
-
-    async def append_event(
-        self, ticket_id: str, event: NewEvent, outbox: Sequence[NewOutboxItem] = ()
-    ) -> TicketUpdate:
-        """Add an entry (a note, a reminder) to a ticket's log, with its notifications."""
-        async with self._write() as session:
-            row = await session.get(TicketRow, ticket_id, with_for_update=True)
-            if row is None:
-                return TicketUpdate(UpdateOutcome.NOT_FOUND, None)
-            row.updated_at = max(row.updated_at, event.at)
-            self._log(session, row, event, outbox)
-            await self._enqueue_in(session, outbox, event.at, ticket_id)
-            return TicketUpdate(UpdateOutcome.CHANGED, _to_ticket(row))
-
-    async def escalate(
-        self,
-        ticket_id: str,
-        level: int,
-        event: NewEvent,
-        outbox: Sequence[NewOutboxItem] = (),
-    ) -> TicketUpdate:
-        """Raise a ticket's escalation level (never lowers it), logging and notifying."""
-        async with self._write() as session:
-            row = await session.get(TicketRow, ticket_id, with_for_update=True)
-            if row is None:
-                return TicketUpdate(UpdateOutcome.NOT_FOUND, None)
-            if row.state == TicketState.RESOLVED.value:
-                return TicketUpdate(UpdateOutcome.NOT_ALLOWED, _to_ticket(row))
-            if level <= row.escalation_level:
-                return TicketUpdate(UpdateOutcome.UNCHANGED, _to_ticket(row))
-            row.escalation_level = level
-            row.updated_at = max(row.updated_at, event.at)
-            self._log(session, row, event, outbox)
-            await self._enqueue_in(session, outbox, event.at, ticket_id)
-            return TicketUpdate(UpdateOutcome.CHANGED, _to_ticket(row))
-
-    @staticmethod
-    def _log(
-        session: AsyncSession, row: TicketRow, event: NewEvent, outbox: Sequence[NewOutboxItem]
-    ) -> None:
-        session.add(_event_row(row.id, event))
-        if outbox:
-            row.last_notified_at = event.at
-
     async def get_ticket(self, ticket_id: str) -> Ticket | None:
         """One ticket by id."""
         async with self._read() as session:
             row = await session.get(TicketRow, ticket_id)
             return _to_ticket(row) if row is not None else None
 
-    async def unresolved_ticket(self, incident_key: SubjectKey) -> Ticket | None:
-        """The open or acknowledged ticket of an incident, if any."""
-        async with self._read() as session:
-            row = await session.scalar(
-                sa.select(TicketRow).where(
-                    TicketRow.incident_key == incident_key.encoded,
-                    TicketRow.state != TicketState.RESOLVED.value,
-                )
-            )
-            return _to_ticket(row) if row is not None else None
-
     async def list_tickets(
         self,
-        states: Iterable[TicketState] | None = None,
+        states: Iterable[TicketStatus] | None = None,
         opened_since: datetime | None = None,
         limit: int = 500,
     ) -> list[Ticket]:
@@ -534,8 +371,8 @@ class Store:
         last: dict[str, TicketRecord] = {}
         for record in tickets:
             last[record.id] = record
-        resolved = [r for r in last.values() if r.state is TicketState.RESOLVED]
-        unresolved = [r for r in last.values() if r.state is not TicketState.RESOLVED]
+        resolved = [r for r in last.values() if r.state is TicketStatus.RESOLVED]
+        unresolved = [r for r in last.values() if r.state is not TicketStatus.RESOLVED]
         in_tickets = False
         try:
             async with self._write() as session:
@@ -593,7 +430,7 @@ class Store:
                 rows = await session.execute(
                     sa.select(TicketRow.incident_key, TicketRow.id).where(
                         TicketRow.incident_key.in_(chunk),
-                        TicketRow.state != TicketState.RESOLVED.value,
+                        TicketRow.state != TicketStatus.RESOLVED.value,
                     )
                 )
                 for key, holder in rows:
@@ -632,7 +469,7 @@ class Store:
             sa.select(TicketRow)
             .where(
                 sa.or_(
-                    TicketRow.state != TicketState.RESOLVED.value,
+                    TicketRow.state != TicketStatus.RESOLVED.value,
                     TicketRow.resolved_at >= resolved_since,
                 )
             )
@@ -642,11 +479,6 @@ class Store:
             return [_to_ticket_record(r) for r in await session.scalars(query)]
 
     # --- outbox -----------------------------------------------------------------------------
-
-    async def enqueue(self, item: NewOutboxItem, now: datetime) -> EnqueueOutcome:
-        """Add one notification unless its dedup key is already there."""
-        (outcome,) = await self.enqueue_many([item], now)
-        return outcome
 
     async def enqueue_many(
         self, items: Sequence[NewOutboxItem], now: datetime
@@ -945,12 +777,6 @@ def _to_interval(row: StateHistoryRow) -> StateInterval:
     )
 
 
-def _event_row(ticket_id: str, event: NewEvent) -> TicketEventRow:
-    return TicketEventRow(
-        ticket_id=ticket_id, at=event.at, actor=event.actor, kind=event.kind, text=event.text
-    )
-
-
 async def _count_returned(
     conn: AsyncConnection, statement: ReturningInsert[Any], rows: list[dict[str, Any]]
 ) -> int:
@@ -1018,20 +844,23 @@ def _json_object(value: Mapping[str, Any]) -> JsonObject:
 
 
 def _to_ticket(row: TicketRow) -> Ticket:
+    ok_since, closes_at = recovery_from_json(row.evidence)
     return Ticket(
         id=row.id,
         incident_key=SubjectKey.parse(row.incident_key),
         kind=row.kind,
         route=row.route,
         isp=row.isp,
-        state=TicketState(row.state),
+        state=TicketStatus(row.state),
         opened_at=row.opened_at,
         acknowledged_at=row.acknowledged_at,
         resolved_at=row.resolved_at,
-        evidence=_json_object(row.evidence),
+        evidence=evidence_from_json(row.evidence, first_bad_at=row.opened_at, kind=row.kind),
         escalation_level=row.escalation_level,
         last_notified_at=row.last_notified_at,
         updated_at=row.updated_at,
+        ok_since=ok_since,
+        closes_at=closes_at,
     )
 
 
@@ -1054,7 +883,7 @@ def _to_ticket_record(row: TicketRow) -> TicketRecord:
         kind=row.kind,
         route=row.route,
         isp=row.isp,
-        state=TicketState(row.state),
+        state=TicketStatus(row.state),
         opened_at=row.opened_at,
         acknowledged_at=row.acknowledged_at,
         resolved_at=row.resolved_at,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from alerts.subject import SubjectKey
 from netwatch.store.models import OutboxRow, TicketEventRow, TicketRow
 from netwatch.store.repository import Store, _aware, _chunks, _to_event, _to_ticket
-from netwatch.store.types import Ticket, TicketEvent, TicketState
+from netwatch.store.types import Ticket, TicketEvent, TicketStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class StatusReads:
         keys = sorted({k.encoded for k in incident_keys})
         out: dict[str, Ticket] = {}
         recent_or_open = sa.or_(
-            TicketRow.opened_at >= since, TicketRow.state != TicketState.RESOLVED.value
+            TicketRow.opened_at >= since, TicketRow.state != TicketStatus.RESOLVED.value
         )
         async with self._sessions() as session, session.begin():
             for chunk in _chunks(keys):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -12,15 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerts.model import PathTrace
+from alerts.model import Measurements, PathTrace
 from alerts.subject import SubjectKind
-from alerts.tickets import Actor, Refusal, Refused
+from alerts.tickets import Actor, Evidence, Refusal, Refused
 from netwatch.health import link_id
 from netwatch.inventory.models import LOCAL_TZ
-from netwatch.pathtrace import path_from_json
-from netwatch.store import MaintenanceWindow, NewMaintenance, RevokeOutcome, TicketState
+from netwatch.store import MaintenanceWindow, NewMaintenance, RevokeOutcome, TicketStatus
 from netwatch.store import Ticket as StoredTicket
-from netwatch.store.types import JsonObject, JsonValue
 from netwatch.web.auth import Caller, WriteCaller
 
 if TYPE_CHECKING:
@@ -270,41 +267,11 @@ class TicketDetail(TicketView):
     events: list[EventView]
 
 
-def _get(obj: JsonObject | None, key: str) -> JsonValue:
-    return obj.get(key) if isinstance(obj, Mapping) else None
-
-
-def _obj(value: JsonValue) -> JsonObject | None:
-    return value if isinstance(value, Mapping) else None
-
-
-def _str(value: JsonValue) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def json_number(value: object) -> float | None:
-    """A number read from stored JSON (evidence), None when it is not one (bools are not)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def json_time(value: object) -> datetime | None:
-    """A moment read from stored JSON (ISO 8601), None when it is not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-def downtime_s(evidence: JsonObject, now: datetime) -> float:
+def downtime_s(evidence: Evidence, now: datetime) -> float:
     """Time the subject was bad during the episode, as of now (closed stretches + running)."""
-    closed_s = json_number(_get(evidence, "downtime_closed_s")) or 0.0
-    bad_since = json_time(_get(evidence, "bad_since"))
+    bad_since = evidence.bad_since
     running_s = max((now - bad_since).total_seconds(), 0.0) if bad_since else 0.0
-    return closed_s + running_s
+    return evidence.downtime_closed_s + running_s
 
 
 def subject_of(runtime: Runtime, ticket: StoredTicket) -> SubjectView:
@@ -345,16 +312,15 @@ def subject_of(runtime: Runtime, ticket: StoredTicket) -> SubjectView:
 def ticket_view(runtime: Runtime, ticket: StoredTicket, now: datetime) -> TicketView:
     """A stored ticket as the API shows it."""
     ev = ticket.evidence
-    first_bad_at = json_time(_get(ev, "first_bad_at"))
     return TicketView(
         id=ticket.id,
         incident_key=ticket.incident_key.encoded,
         kind=ticket.kind,
         route=ticket.route,
         state=ticket.state.value,
-        problem_state=_str(_get(ev, "state")),
-        worst_state=_str(_get(ev, "worst_state")),
-        detail=_str(_get(ev, "detail")),
+        problem_state=ev.state or None,
+        worst_state=ev.worst_state or None,
+        detail=ev.detail or None,
         subject=subject_of(runtime, ticket),
         opened_at=ticket.opened_at,
         opened_at_local=local_iso(ticket.opened_at) or "",
@@ -364,8 +330,8 @@ def ticket_view(runtime: Runtime, ticket: StoredTicket, now: datetime) -> Ticket
         acknowledged_at_local=local_iso(ticket.acknowledged_at),
         resolved_at=ticket.resolved_at,
         resolved_at_local=local_iso(ticket.resolved_at),
-        first_bad_at=first_bad_at,
-        first_bad_at_local=local_iso(first_bad_at),
+        first_bad_at=ev.first_bad_at,
+        first_bad_at_local=local_iso(ev.first_bad_at),
         downtime_s=downtime_s(ev, now),
         escalation_level=ticket.escalation_level,
     )
@@ -376,20 +342,18 @@ async def ticket_detail(runtime: Runtime, ticket: StoredTicket, now: datetime) -
     assert runtime.store is not None  # _runtime checked it
     events = await runtime.store.ticket_events(ticket.id)
     ev = ticket.evidence
-    worst, first = _obj(_get(ev, "worst")), _obj(_get(ev, "first"))
-    links = _get(ev, "links")
-    interface_up = _get(worst, "interface_up")
+    worst, first = ev.worst or Measurements(), ev.first or Measurements()
     return TicketDetail(
         **ticket_view(runtime, ticket, now).model_dump(),
         evidence=EvidenceView(
-            links=[x for x in links if isinstance(x, str)] if isinstance(links, list) else [],
-            worst_loss_ratio=json_number(_get(worst, "loss_ratio")),
-            worst_rtt_median_s=json_number(_get(worst, "rtt_median_s")),
-            interface_up=interface_up if isinstance(interface_up, bool) else None,
-            worst_utilization_ratio=json_number(_get(worst, "utilization_ratio")),
-            first_loss_ratio=json_number(_get(first, "loss_ratio")),
-            first_rtt_median_s=json_number(_get(first, "rtt_median_s")),
-            path=path_from_json(_get(first, "path")),
+            links=list(ev.links),
+            worst_loss_ratio=worst.loss_ratio,
+            worst_rtt_median_s=worst.rtt_median_s,
+            interface_up=worst.interface_up,
+            worst_utilization_ratio=worst.utilization_ratio,
+            first_loss_ratio=first.loss_ratio,
+            first_rtt_median_s=first.rtt_median_s,
+            path=first.path,
         ),
         events=[
             EventView(
@@ -557,7 +521,7 @@ async def list_tickets(
     runtime = _runtime(request)
     assert runtime.store is not None
     opened_since = parse_moment(since, "since", as_end=False)[0] if since else None
-    states = [TicketState(s) for s in state] if state else None
+    states = [TicketStatus(s) for s in state] if state else None
     now = datetime.now(UTC)
     tickets = await runtime.store.list_tickets(states, opened_since, limit)
     return [ticket_view(runtime, t, now) for t in tickets]

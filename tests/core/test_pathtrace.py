@@ -17,9 +17,8 @@ from netwatch.pathtrace import (
     fill_from_known,
     hop_names,
     name_hops,
-    path_from_json,
-    path_json,
 )
+from netwatch.store.codec import path_from_json, path_json
 from probes.trace import TraceHop, TraceResult, TraceStop
 
 AT = datetime(2026, 12, 4, 1, 30, 5, 123456, tzinfo=UTC)

@@ -21,8 +21,8 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from alerts.model import DownCause, IncidentKind, PathHop, PathTrace
-from netwatch.notify.messages import Evidence, NoticeEvent, ProblemState, TicketNotice
+from alerts.model import DownCause, IncidentKind, Measurements, PathHop, PathTrace
+from netwatch.notify.messages import NoticeEvent, ProblemState, TicketNotice
 from netwatch.notify.outbox import OutboxItem
 
 SMTP_USER = "netwatch"
@@ -151,7 +151,7 @@ def make_notice(
             ),
             reached=False,
         ),
-        "evidence": Evidence(
+        "evidence": Measurements(
             loss_ratio=1.0,
             rtt_median_s=None,
             interface_up=False,

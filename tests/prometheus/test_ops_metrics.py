@@ -304,7 +304,7 @@ def test_the_outbox_backlog_comes_from_the_store(inventory: Inventory, tmp_path:
             item = NewOutboxItem(
                 channel="email", recipient="noc@vnpt.test", payload={}, dedup_key="a"
             )
-            await store.enqueue(item, T0)
+            await store.enqueue_many([item], T0)
             registry = CollectorRegistry()
             ops = OpsMetrics(
                 inventory,

@@ -32,8 +32,7 @@ from netwatch.inventory.divisions import fold
 from netwatch.inventory.models import LOCAL_TZ
 from netwatch.store.repository import Store
 from netwatch.store.status_reads import Notified, StatusReads
-from netwatch.store.types import Availability, Ticket, TicketState
-from netwatch.web.api import json_number, json_time
+from netwatch.store.types import Availability, Ticket, TicketStatus
 from netwatch.web.status.words import RANK, Shown
 
 if TYPE_CHECKING:
@@ -171,7 +170,7 @@ class TicketInfo:
     incident_key: SubjectKey
     kind: str
     route: str
-    state: TicketState
+    state: TicketStatus
     problem: str | None  # worst problem state of the episode
     opened_at: datetime
     told_at: datetime | None  # first notification delivered
@@ -210,26 +209,24 @@ def _role(actor: str) -> str:
 def ticket_info(ticket: Ticket, told: Notified | None, notes: Sequence[Note]) -> TicketInfo:
     """A stored ticket reduced to what the public page shows."""
     ev = ticket.evidence
-    links = ev.get("links")
-    worst = ev.get("worst_state") or ev.get("state")
     return TicketInfo(
         id=ticket.id,
         incident_key=ticket.incident_key,
         kind=ticket.kind,
         route=ticket.route,
         state=ticket.state,
-        problem=worst if isinstance(worst, str) and worst else None,
+        problem=ev.worst_state or ev.state or None,
         opened_at=ticket.opened_at,
         told_at=told.first_sent_at if told is not None else None,
         queued=told.queued if told is not None else 0,
         acknowledged_at=ticket.acknowledged_at,
         resolved_at=ticket.resolved_at,
-        bad_since=json_time(ev.get("bad_since")),
-        downtime_closed_s=json_number(ev.get("downtime_closed_s")) or 0.0,
-        links=tuple(x for x in links if isinstance(x, str)) if isinstance(links, list) else (),
+        bad_since=ev.bad_since,
+        downtime_closed_s=ev.downtime_closed_s,
+        links=ev.links,
         notes=tuple(notes),
-        back_since=json_time(ev.get("ok_since")),
-        closes_at=json_time(ev.get("closes_at")),
+        back_since=ticket.ok_since,
+        closes_at=ticket.closes_at,
     )
 
 
@@ -608,7 +605,7 @@ class StatusModel:
             )
             if _concerns(t, link_keys)
         ]
-        unresolved = [t.id for t in tickets if t.state is not TicketState.RESOLVED]
+        unresolved = [t.id for t in tickets if t.state is not TicketStatus.RESOLVED]
         notes = await reads.events_of(unresolved, kinds=("note",))
         told = await reads.notifications([t.id for t in tickets])
         infos = [
@@ -628,7 +625,7 @@ class StatusModel:
         )
         return CommuneRecords(
             loaded_at=now,
-            open_tickets=tuple(i for i in infos if i.state is not TicketState.RESOLVED),
+            open_tickets=tuple(i for i in infos if i.state is not TicketStatus.RESOLVED),
             recent=tuple(infos),
             month_start=start,
             availability=availability,
@@ -639,7 +636,7 @@ def _concerns(ticket: Ticket, link_keys: Iterable[str]) -> bool:
     """Portal and link tickets always; an upstream ticket when it lists one of the links."""
     if ticket.incident_key.kind is not SubjectKind.UPSTREAM:
         return True
-    links = ticket.evidence.get("links")
-    if not isinstance(links, list):
+    links = ticket.evidence.links
+    if not links:
         return True  # no list recorded: the node is above the commune, it concerns it
     return any(k in links for k in link_keys)
