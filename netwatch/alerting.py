@@ -79,7 +79,6 @@ from netwatch.notify.messages import (
     dedup_key,
     outbox_payload,
 )
-from netwatch.notify.outbox import OutboxItem as NotifyItem
 from netwatch.pathtrace import PathTracer
 from netwatch.signing import LinkSigner
 from netwatch.store import Store, TicketStepOutcome
@@ -89,6 +88,7 @@ from netwatch.store.types import (
     EventRecord,
     JsonObject,
     NewOutboxItem,
+    OutboxItem,
     StateChange,
     TicketRecord,
 )
@@ -644,20 +644,10 @@ class StoreOutbox:
         self._store = store
         self._lease_s = lease_s
 
-    async def claim_due(self, now: datetime, limit: int) -> list[NotifyItem]:
-        """Lease due items (they come back if this process dies before recording the outcome)."""
-        items = await self._store.claim_due(now, limit, lease_s=self._lease_s)
-        return [
-            NotifyItem(
-                id=i.id,
-                channel=i.channel,
-                recipient=i.recipient,
-                payload=dict(i.payload),
-                attempts=max(i.attempts - 1, 0),  # the store counts this claim as an attempt
-                dedup_key=i.dedup_key,
-            )
-            for i in items
-        ]
+    async def claim_due(self, now: datetime, limit: int) -> list[OutboxItem]:
+        """Lease due items (they come back if this process dies before recording the outcome);
+        each claim counts as an attempt."""
+        return await self._store.claim_due(now, limit, lease_s=self._lease_s)
 
     async def mark_sent(self, item_id: int, at: datetime) -> None:
         """Record a confirmed delivery."""

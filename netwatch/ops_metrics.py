@@ -42,9 +42,9 @@ from alerts.tickets import EventKind, Ticket, TicketBook, TicketEvent, TicketSta
 from netwatch.health import CENTRAL, HealthMonitor
 from netwatch.inventory import Inventory
 from netwatch.metrics import Family, MetricsCollector, labelset, link_labelset
-from netwatch.notify.outbox import OutboxItem, OutboxStore
+from netwatch.notify.outbox import OutboxStore
 from netwatch.plan import LinkRef, Plan
-from netwatch.store import OutboxBacklog
+from netwatch.store import OutboxBacklog, OutboxItem
 
 log = logging.getLogger("netwatch.ops_metrics")
 

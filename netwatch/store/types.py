@@ -178,7 +178,8 @@ class NewOutboxItem:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    """A stored notification, as claimed by a notifier."""
+    """A stored notification: one rendered payload for one channel and recipient, as the
+    outbox worker claims it (netwatch.notify.outbox) and the store keeps it."""
 
     id: int
     ticket_id: str | None

@@ -23,7 +23,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from alerts.model import DownCause, IncidentKind, Measurements, PathHop, PathTrace
 from netwatch.notify.messages import NoticeEvent, ProblemState, TicketNotice
-from netwatch.notify.outbox import OutboxItem
+from netwatch.store import OutboxItem
 
 SMTP_USER = "netwatch"
 SMTP_PASSWORD = "mật-khẩu-thử"  # non-ASCII on purpose: AUTH must carry UTF-8 (RFC 4954)
@@ -98,7 +98,17 @@ class MemoryOutbox:
             row.lease_until = now + self.lease
         return [
             OutboxItem(
-                r.id, r.channel, r.recipient, json.loads(r.payload_json), r.attempts, r.dedup_key
+                id=r.id,
+                ticket_id=None,
+                channel=r.channel,
+                recipient=r.recipient,
+                payload=json.loads(r.payload_json),
+                dedup_key=r.dedup_key,
+                created_at=now,
+                next_attempt_at=r.lease_until,
+                attempts=r.attempts + 1,  # as the store does: a claim counts an attempt
+                last_error=r.errors[-1] if r.errors else None,
+                sent_at=None,
             )
             for r in due
         ]

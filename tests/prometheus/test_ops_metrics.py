@@ -23,10 +23,9 @@ from alerts.tickets import Actor, ActorKind, Step, TicketBook, TicketPolicy
 from netwatch.health import CENTRAL, HealthMonitor
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.metrics import MetricsCollector
-from netwatch.notify.outbox import OutboxItem
 from netwatch.ops_metrics import LINK_STATES, MeteredOutbox, OpsMetrics
 from netwatch.plan import compile_plan
-from netwatch.store import NewOutboxItem, OutboxBacklog, open_store
+from netwatch.store import NewOutboxItem, OutboxBacklog, OutboxItem, open_store
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "examples" / "lam-dong.yaml"
 ENV = {
@@ -272,8 +271,11 @@ class FakeOutbox:
 
 def test_deliveries_and_failures_are_counted_per_channel(inventory: Inventory) -> None:
     setup = _setup(inventory)
-    items = [OutboxItem(i, ch, "x", {}, 0, f"k{i}") for i, ch in enumerate(["email"] * 3)]
-    items.append(OutboxItem(9, "telegram", "x", {}, 0, "k9"))
+    items = [
+        OutboxItem(i, None, ch, "x", {}, f"k{i}", T0, T0, 1, None, None)
+        for i, ch in enumerate(["email"] * 3)
+    ]
+    items.append(OutboxItem(9, None, "telegram", "x", {}, "k9", T0, T0, 1, None, None))
     fake = FakeOutbox(items)
     metered: MeteredOutbox = setup.ops.metered(fake, ["email", "telegram", "webhook:abc"])
 
