@@ -14,8 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from alerts.subject import SubjectKey
+from netwatch.store.base import _aware, _chunks
 from netwatch.store.models import OutboxRow, TicketEventRow, TicketRow
-from netwatch.store.repository import Store, _aware, _chunks, _to_event, _to_ticket
+from netwatch.store.repository import Store
+from netwatch.store.tickets import _to_event, _to_ticket
 from netwatch.store.types import Ticket, TicketEvent, TicketStatus
 
 
