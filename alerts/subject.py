@@ -64,28 +64,38 @@ class SubjectKind(enum.Enum):
 _KINDS = {k.value: k for k in SubjectKind}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class SubjectKey:
     """A subject's identity: its kind and its name within the kind.
 
     Equal, hashed and ordered by its stored form, so a set or a sort of keys behaves exactly as
     one of the strings did. Build keys once (the plan does) and pass them on: building one costs
-    a string format.
+    a string format. The hash is computed once: the hot path (the latest state, the metrics,
+    health's bad set) looks keys up by the thousand every round.
     """
 
-    kind: SubjectKind = field(compare=False)
-    name: str = field(compare=False)  # "24848/vnpt-tslcd", "pop-1", "dvcqg", "" for the monitor
+    kind: SubjectKind
+    name: str  # "24848/vnpt-tslcd", "pop-1", "dvcqg", "" for the monitor
     encoded: str = field(init=False, repr=False)  # the stored form; what equality compares
+    _hash: int = field(init=False, repr=False)
 
     MONITOR: ClassVar[SubjectKey]
 
     def __post_init__(self) -> None:
-        text = (
-            self.kind.value
-            if self.kind is SubjectKind.MONITOR
-            else f"{self.kind.value}:{self.name}"
-        )
+        kind = self.kind
+        text = kind.value if kind is SubjectKind.MONITOR else f"{kind.value}:{self.name}"
         object.__setattr__(self, "encoded", text)
+        object.__setattr__(self, "_hash", hash(text))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, SubjectKey):
+            return NotImplemented
+        return self.encoded == other.encoded
 
     def __str__(self) -> str:
         return self.encoded
