@@ -159,9 +159,10 @@ class HealthMonitor:
         self._first_seen: list[str] = []  # observed this batch, first state not yet recorded
         self._routers: dict[str, _RouterView] = {}
         self._pending: dict[str, list[LinkRound]] = {}  # rounds waiting for a utilization reading
-        # The keys of the ICMP targets and portal jobs now in a bad state, for fast confirmation;
-        # kept from the transitions, so asking costs one set lookup.
-        self._bad: set[SubjectKey] = set()
+        # The keys (stored forms: a str caches its hash) of the ICMP targets and portal jobs now
+        # in a bad state, kept from the transitions: fast confirmation asks for every target on
+        # every sweep of the round, and each answer costs one set lookup.
+        self._bad: set[str] = set()
         # Each subject judged here, by its state-history name: its key (built once).
         self._key_of: dict[str, SubjectKey] = {
             **{link: SubjectKey.link(LinkId(link)) for link in self.topology.links},
@@ -256,14 +257,14 @@ class HealthMonitor:
         if key is None:
             return  # another vantage point's view: not confirmed from here
         if transition.new in (LinkState.OK.value, NodeState.UP.value):
-            self._bad.discard(key)
+            self._bad.discard(key.encoded)
         else:
-            self._bad.add(key)
+            self._bad.add(key.encoded)
 
     # -- what fast confirmation asks (netwatch.confirm.Judge) --------------------------------
     def is_bad(self, key: SubjectKey) -> bool:
         """True while the subject (an ICMP target's or a portal job's key) is in a bad state."""
-        return key in self._bad
+        return key.encoded in self._bad
 
     def thresholds(self, key: SubjectKey) -> Thresholds | None:
         """The thresholds of an ICMP target's subject; None for what is not judged."""
