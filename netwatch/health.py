@@ -145,7 +145,8 @@ class HealthMonitor:
         self.portals = PortalEvaluator()
         self.nodes = NodeEvaluator()
         # The incidents, each carrying what was measured of its subject (a link's latest judged
-        # round); refreshed every batch. _decided: the same, as root cause decided them.
+        # round), refreshed on a change and after each ICMP round. _decided: as root cause
+        # decided them.
         self.incidents: tuple[Incident, ...] = ()
         self._decided: tuple[Incident, ...] = ()
         self._last_round: dict[str, LinkRound] = {}  # by link id: the latest round judged
@@ -223,7 +224,7 @@ class HealthMonitor:
                 self.nodes.statuses(),
                 self.portals.statuses(),
             )
-        self.incidents = self._measured(self._decided)
+            self.incidents = self._measured(self._decided)
         if changed:
             for hook in self.on_change:
                 hook()
@@ -326,7 +327,10 @@ class HealthMonitor:
             )
 
     def round_done(self, report: RoundReport) -> None:
-        """Nothing to do per round report."""
+        """After each ICMP round, the incidents carry that round's figures. (Only then and on a
+        change: the status pages rebuild when the incidents tuple is another one, once a round.)"""
+        if report.kind == "icmp":
+            self.incidents = self._measured(self._decided)
 
     def _observe_snmp(self, obs: SnmpObservation) -> list[Transition | None]:
         reachable = obs.sample.failure is None

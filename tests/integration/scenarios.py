@@ -252,7 +252,7 @@ def _ticket(twin: Twin, key: str) -> Callable[[], Ticket | None]:
 def _in_state(twin: Twin, key: str, state: str) -> Callable[[], Ticket | None]:
     def probe() -> Ticket | None:
         found = _book(twin).by_key(key)
-        return found[0] if found and found[0].evidence.get("state") == state else None
+        return found[0] if found and found[0].evidence.state == state else None
 
     return probe
 

@@ -54,7 +54,7 @@ def test_flapping_link_is_one_episode_not_a_storm(lab: Lab, twins: list[Twin]) -
         assert kinds.count("opened") == 1
         assert "reopened" not in kinds
         assert "auto_resolved" not in kinds
-        assert ticket.evidence["worst_state"] == "down"
+        assert ticket.evidence.worst_state == "down"
         mails = _mail(twin.box, VNPT_MAIL, ticket.id)
         assert [_event(m) for m in mails].count("opened") == 1
         # Not a storm: a handful of messages in two minutes of flapping (one per round: 60).

@@ -84,11 +84,11 @@ def test_twenty_percent_loss_opens_a_lossy_ticket_for_the_isp_and_escalates(
         assert ticket.route == "isp"
         assert ticket.isp == "vnpt"
         evidence = ticket.evidence
-        assert evidence["state"] == "lossy", (twin.backend, evidence)
-        assert evidence["worst_state"] == "lossy", (twin.backend, evidence)
-        worst = evidence["worst"]
-        assert isinstance(worst, dict)
-        loss = worst["loss_ratio"]
+        assert evidence.state == "lossy", (twin.backend, evidence)
+        assert evidence.worst_state == "lossy", (twin.backend, evidence)
+        worst = evidence.worst
+        assert worst is not None
+        loss = worst.loss_ratio
         assert isinstance(loss, float)
         assert 0.05 <= loss <= 0.7  # 20 % dropped: a wide band over 10 echoes a round
         assert [t.incident_key.encoded for t in book.tickets] == [key]  # nothing else in the lab
@@ -148,9 +148,9 @@ def test_congestion_opens_a_capacity_ticket_for_provincial_it(lab: Lab, twins: l
             assert ticket.kind == "capacity", (twin.backend, ticket)
             # Never judged (and announced as) a line fault on the way.
             assert "kind_changed" not in book.kinds(ticket), (twin.backend, _log(book, ticket))
-            worst = ticket.evidence["worst"]
-            assert isinstance(worst, dict)
-            utilization = worst["utilization_ratio"]
+            worst = ticket.evidence.worst
+            assert worst is not None
+            utilization = worst.utilization_ratio
             assert isinstance(utilization, float)
             assert utilization >= 0.6
         assert vnpt_ticket.route == "provincial_it"
@@ -180,7 +180,7 @@ def test_portal_down_with_links_fine_is_a_portal_incident_and_no_isp_ticket(
         assert ticket.incident_key.encoded == key
         assert ticket.kind == "portal_outage"
         assert ticket.route == "provincial_it"
-        assert ticket.evidence["state"] == "failing"
+        assert ticket.evidence.state == "failing"
         assert [t for t in book.tickets if t.route != "provincial_it" or t.isp] == []
         assert [m for to in ISP_MAILS for m in _mail(twin.box, to)] == [], twin.backend
         assert _mail(twin.box, IT_MAIL, ticket.id)
@@ -215,8 +215,7 @@ def test_upstream_down_opens_one_ticket_for_the_node_not_one_per_link(
         assert ticket.kind == "upstream_outage"
         assert ticket.route == "isp"
         assert ticket.isp == "vnpt"
-        links = ticket.evidence["links"]
-        assert isinstance(links, list)
+        links = list(ticket.evidence.links)
         assert set(links) == behind
         assert "linked" not in book.kinds(ticket)
         # One ticket, one thread: every mail is about the outage; nobody else was told.
