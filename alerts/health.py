@@ -53,8 +53,8 @@ from alerts.model import (
     S,
     Status,
     Transition,
-    portal_subject,
 )
+from alerts.subject import portal_subject
 
 # Severity when a streak mixes bad classes: the worst one is reported.
 _LINK_RANK = {

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from alerts.subject import SubjectKey
+
 
 class LinkState(enum.Enum):
     """The health of one WAN link, after hysteresis."""
@@ -85,7 +87,7 @@ class PortalRound:
 class NodeRound:
     """One round of an upstream node or reference target."""
 
-    node: str  # "upstream:pop-vnpt-1" or "reference:10.0.0.1"
+    node: str  # the node's SubjectKey.encoded: "upstream:pop-vnpt-1", "reference:10.0.0.1"
     at: datetime
     reachable: bool
     loss_ratio: float = 0.0  # of the round's echoes; a node losing them counts as bad
@@ -163,6 +165,23 @@ class PathTrace:
 
 
 @dataclass(frozen=True, slots=True)
+class Measurements:
+    """Figures measured for an incident's subject (None: not measured).
+
+    The one evidence-figures type: health attaches it to incidents, the ticket keeps the first
+    and the worst, the store keeps them as JSON and the notices say them.
+    """
+
+    loss_ratio: float | None = None
+    rtt_median_s: float | None = None
+    interface_up: bool | None = None
+    utilization_ratio: float | None = None
+    path: PathTrace | None = None  # where the path toward the subject broke, traced at opening
+    rtt_max_s: float | None = None
+    down_cause: DownCause | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LinkInfo:
     """What root-cause analysis and ticket routing need to know about a link."""
 
@@ -194,16 +213,6 @@ class Topology:
     links: Mapping[str, LinkInfo]
     upstreams: Mapping[str, UpstreamInfo] = field(default_factory=dict)
     references: tuple[str, ...] = ()  # node keys of NetWatch's own reference targets
-
-
-def upstream_key(upstream: str) -> str:
-    """The node key of an upstream node: the subject of its NodeRounds and Transitions."""
-    return f"upstream:{upstream}"
-
-
-def portal_subject(portal: str, vantage: str) -> str:
-    """The subject key of one portal seen from one vantage point: "dvcqg@central"."""
-    return f"{portal}@{vantage}"
 
 
 S = TypeVar("S", LinkState, PortalState, NodeState)
@@ -256,8 +265,7 @@ class Route(enum.Enum):
 class Incident:
     """One thing that is wrong now, with its root cause decided."""
 
-    # stable per subject: "link:24848/vnpt-tslcd", "upstream:pop-1", "portal:dvcqg", "monitor"
-    key: str
+    key: SubjectKey  # stable per subject: link, upstream node, portal or the monitor
     kind: IncidentKind
     state: str  # the LinkState / PortalState / NodeState value behind it
     since: datetime
@@ -265,3 +273,6 @@ class Incident:
     isp: str | None = None
     links: tuple[str, ...] = ()  # links affected (an upstream outage lists its communes' links)
     detail: str = ""
+    # What the health monitor measured of the subject in the round that judged it (a link's
+    # loss, RTT, interface state and utilization); None where nothing is measured per subject.
+    measured: Measurements | None = None

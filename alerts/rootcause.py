@@ -39,8 +39,8 @@ from alerts.model import (
     Route,
     Status,
     Topology,
-    upstream_key,
 )
+from alerts.subject import LinkId, SubjectKey, portal_of_subject
 
 _KIND_ORDER = {
     IncidentKind.MONITOR_CONNECTIVITY: 0,
@@ -51,17 +51,7 @@ _KIND_ORDER = {
 }
 _FAULTS = (LinkState.DOWN, LinkState.LOSSY, LinkState.SLOW)
 
-MONITOR_KEY = "monitor"
-
-
-def link_incident_key(link: str) -> str:
-    """The incident key of a link fault or capacity incident."""
-    return f"link:{link}"
-
-
-def portal_incident_key(portal: str) -> str:
-    """The incident key of a portal outage."""
-    return f"portal:{portal}"
+MONITOR_KEY = SubjectKey.MONITOR
 
 
 def decide(
@@ -128,7 +118,7 @@ def _upstream_outages(
     subtree = _subtree_links(topology)
     down_since: dict[str, datetime] = {}
     for upstream, info in topology.upstreams.items():
-        node = nodes.get(upstream_key(upstream))
+        node = nodes.get(SubjectKey.upstream(upstream).encoded)
         if info.pinged and node is not None:
             if node.state is NodeState.DOWN:
                 down_since[upstream] = node.since
@@ -149,7 +139,7 @@ def _upstream_outages(
         behind.update(affected)
         incidents.append(
             Incident(
-                key=upstream_key(upstream),
+                key=SubjectKey.upstream(upstream),
                 kind=IncidentKind.UPSTREAM_OUTAGE,
                 state=NodeState.DOWN.value,
                 since=since,
@@ -167,7 +157,7 @@ def _portal_outages(
 ) -> list[Incident]:
     by_portal: dict[str, list[Status[PortalState]]] = {}
     for subject, status in portals.items():
-        portal = subject.rsplit("@", 1)[0]
+        portal = portal_of_subject(subject)
         by_portal.setdefault(portal, []).append(status)
     incidents: list[Incident] = []
     for portal, statuses in by_portal.items():
@@ -180,7 +170,7 @@ def _portal_outages(
         phases = sorted({s.detail for s in failing if s.detail})
         incidents.append(
             Incident(
-                key=portal_incident_key(portal),
+                key=SubjectKey.portal(portal),
                 kind=IncidentKind.PORTAL_OUTAGE,
                 state=state.value,
                 since=min(s.since for s in bad),
@@ -206,7 +196,7 @@ def _link_incidents(
             route = Route.ISP_AND_PROVINCIAL_IT if info.capacity_to_isp else Route.PROVINCIAL_IT
         incidents.append(
             Incident(
-                key=link_incident_key(key),
+                key=SubjectKey.link(LinkId(key)),
                 kind=kind,
                 state=status.state.value,
                 since=status.since,

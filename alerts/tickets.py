@@ -30,7 +30,8 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import TypeAlias
 
-from alerts.model import Incident, IncidentKind, PathTrace, Route
+from alerts.model import Incident, IncidentKind, Measurements, Route
+from alerts.subject import SubjectKey
 
 
 class TicketStatus(enum.Enum):
@@ -114,17 +115,6 @@ class TicketEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class Measurements:
-    """Figures the caller measured for an incident's subject (None: not measured)."""
-
-    loss_ratio: float | None = None
-    rtt_median_s: float | None = None
-    interface_up: bool | None = None
-    utilization_ratio: float | None = None
-    path: PathTrace | None = None  # where the path toward the subject broke, traced at opening
-
-
-@dataclass(frozen=True, slots=True)
 class Evidence:
     """What a ticket proves: kind, state, since when, downtime, the figures seen."""
 
@@ -150,7 +140,7 @@ class Ticket:
     """One incident episode as people handle it. Persist all fields; restore() takes them back."""
 
     id: str
-    key: str  # the incident key
+    key: SubjectKey  # the incident's
     episode_start: datetime  # with key, what the id is derived from
     route: Route
     isp: str | None
@@ -163,7 +153,7 @@ class Ticket:
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
     ok_since: datetime | None = None  # first evaluation the incident was seen gone
-    parent: str | None = None  # incident key of the upstream outage that absorbed it
+    parent: SubjectKey | None = None  # the key of the upstream outage that absorbed it
     maintenance: bool = False  # its key is under maintenance: escalation paused
     reopened: int = 0
     log: tuple[TicketEvent, ...] = ()
@@ -289,7 +279,7 @@ class Remind(TicketChange):
 class LinkToParent(TicketChange):
     """The ticket's incident is absorbed by an upstream outage; that one carries the alerts."""
 
-    parent_key: str
+    parent_key: SubjectKey
     parent_ticket_id: str | None  # None: the outage has no ticket (e.g. under maintenance)
 
 
@@ -312,7 +302,7 @@ class Noted(TicketChange):
 class Suppressed:
     """An incident under maintenance opened (or reopened) no ticket; for the log."""
 
-    key: str
+    key: SubjectKey
     incident: Incident
     at: datetime
 
@@ -363,10 +353,10 @@ _SEVERITY: Mapping[str, int] = MappingProxyType(
 )
 
 
-def ticket_id(key: str, episode_start: datetime) -> str:
+def ticket_id(key: SubjectKey, episode_start: datetime) -> str:
     """The deterministic id of the ticket for (incident key, episode start)."""
     start = episode_start.astimezone(UTC)
-    digest = hashlib.sha256(f"{key}\n{start.isoformat()}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{key.encoded}\n{start.isoformat()}".encode()).hexdigest()
     return f"NW-{start:%Y%m%d}-{digest[:10]}"
 
 
@@ -376,15 +366,15 @@ class TicketBook:
 
     policy: TicketPolicy = field(default_factory=TicketPolicy)
     directory: Directory = field(default_factory=Directory)
-    tickets: Mapping[str, Ticket] = field(default_factory=dict)  # by incident key
-    suppressed: Mapping[str, datetime] = field(default_factory=dict)  # key → incident since
+    tickets: Mapping[SubjectKey, Ticket] = field(default_factory=dict)  # by incident key
+    suppressed: Mapping[SubjectKey, datetime] = field(default_factory=dict)  # key → incident since
 
     @classmethod
     def restore(
         cls, policy: TicketPolicy, directory: Directory, tickets: Iterable[Ticket]
     ) -> TicketBook:
         """Rebuild from stored tickets (at least the latest of each key); older ones are ignored."""
-        latest: dict[str, Ticket] = {}
+        latest: dict[SubjectKey, Ticket] = {}
         for ticket in tickets:
             known = latest.get(ticket.key)
             if known is None or ticket.episode_start > known.episode_start:
@@ -400,15 +390,15 @@ class TicketBook:
         incidents: Sequence[Incident],
         now: datetime,
         *,
-        maintenance: Collection[str] = frozenset(),
-        measurements: Mapping[str, Measurements] | None = None,
+        maintenance: Collection[SubjectKey] = frozenset(),
+        measurements: Mapping[SubjectKey, Measurements] | None = None,
     ) -> Step:
         """Move tickets on given what is wrong at ``now`` and which keys are in maintenance."""
         _require_aware(now)
-        present: dict[str, Incident] = {}
+        present: dict[SubjectKey, Incident] = {}
         for incident in incidents:
             if incident.key in present:
-                raise ValueError(f"two incidents with key {incident.key!r}")
+                raise ValueError(f"two incidents with key {incident.key.encoded!r}")
             present[incident.key] = incident
         run = _Run(self, now, maintenance, measurements or {})
         # Outages first, so tickets absorbed by one can point at its ticket.
@@ -492,8 +482,8 @@ class _Run:
         self,
         book: TicketBook,
         now: datetime,
-        maintenance: Collection[str],
-        measurements: Mapping[str, Measurements],
+        maintenance: Collection[SubjectKey],
+        measurements: Mapping[SubjectKey, Measurements],
     ) -> None:
         self.policy = book.policy
         self.directory = book.directory
@@ -654,7 +644,7 @@ class _Run:
 
     # -- tickets whose incident is gone --------------------------------------------------------
 
-    def absent(self, ticket: Ticket, covering: Mapping[str, str], blind: bool) -> None:
+    def absent(self, ticket: Ticket, covering: Mapping[str, SubjectKey], blind: bool) -> None:
         if ticket.status is TicketStatus.RESOLVED:
             if ticket.ok_since is None and not blind and not self._retired(ticket):
                 evidence = _close(ticket.evidence, self.now)
@@ -698,7 +688,7 @@ class _Run:
             recipients = _told(self.directory, ticket)
             self._emit(ticket, EventKind.AUTO_RESOLVED, text, AutoResolve, recipients)
 
-    def _link(self, ticket: Ticket, parent_key: str) -> None:
+    def _link(self, ticket: Ticket, parent_key: SubjectKey) -> None:
         parent = self.tickets.get(parent_key)
         parent_id = parent.id if parent is not None and not self._retired(parent) else None
         # While absorbed, the link is still bad: its downtime runs on and no recovery clock.
@@ -706,7 +696,7 @@ class _Run:
         if evidence.bad_since is None:
             evidence = replace(evidence, bad_since=self.now)
         ticket = replace(ticket, parent=parent_key, ok_since=None, evidence=evidence)
-        ticket, event = _log(ticket, self.now, EventKind.LINKED, parent_key)
+        ticket, event = _log(ticket, self.now, EventKind.LINKED, parent_key.encoded)
         self._store(ticket)
         recipients = _told(self.directory, ticket)
         self.actions.append(LinkToParent(ticket, event, recipients, parent_key, parent_id))
@@ -763,10 +753,11 @@ def _told(directory: Directory, ticket: Ticket) -> tuple[Contact, ...]:
     return tuple(c for lv in levels if lv.level <= ticket.level for c in lv.contacts)
 
 
-def _parent(ticket: Ticket, covering: Mapping[str, str]) -> str | None:
+def _parent(ticket: Ticket, covering: Mapping[str, SubjectKey]) -> SubjectKey | None:
     links = ticket.evidence.links
-    if not links and ticket.key.startswith("link:"):
-        links = (ticket.key.removeprefix("link:"),)
+    own = ticket.key.link_id
+    if not links and own is not None:
+        links = (own,)
     for link in links:
         parent = covering.get(link)
         if parent is not None and parent != ticket.key:
@@ -828,6 +819,8 @@ def _worse(a: Measurements, b: Measurements) -> Measurements:
         interface_up=interface_up,
         utilization_ratio=_max(a.utilization_ratio, b.utilization_ratio),
         path=a.path or b.path,  # the first trace taken stays
+        rtt_max_s=_max(a.rtt_max_s, b.rtt_max_s),
+        down_cause=a.down_cause or b.down_cause,
     )
 
 

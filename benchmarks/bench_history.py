@@ -49,7 +49,7 @@ def observations(keys: list[str], at: datetime) -> list[IcmpObservation]:
         result = PingResult(
             "10.93.0.1", 5, received, (5 - received) / 5, rtt, rtt, rtt * 1.5, None, (), None, at
         )
-        out.append(IcmpObservation(IcmpTarget(f"link:{key}", "link", "10.93.0.1", ref), result))
+        out.append(IcmpObservation(IcmpTarget(ref.key, "link", "10.93.0.1", ref), result))
     return out
 
 

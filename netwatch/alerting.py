@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +30,8 @@ from alerts.maintenance import (
     ScopeKind,
     incident_window,
 )
-from alerts.model import IncidentKind, PathTrace, Route
+from alerts.model import Incident, Measurements, PathTrace
+from alerts.subject import SubjectKey, SubjectKind
 from alerts.tickets import (
     Acknowledged,
     Action,
@@ -41,9 +42,7 @@ from alerts.tickets import (
     Directory,
     Escalate,
     EventKind,
-    Evidence,
     LinkToParent,
-    Measurements,
     Noted,
     OpenTicket,
     Refused,
@@ -80,20 +79,18 @@ from netwatch.notify.messages import (
     dedup_key,
     outbox_payload,
 )
-from netwatch.notify.messages import Evidence as NoticeEvidence
-from netwatch.notify.outbox import OutboxItem as NotifyItem
-from netwatch.pathtrace import PathTracer, path_from_json, path_json
+from netwatch.pathtrace import PathTracer
 from netwatch.signing import LinkSigner
-from netwatch.state import LatestState
 from netwatch.store import Store, TicketStepOutcome
+from netwatch.store.codec import evidence_json, recovery_json, ticket_from_json, ticket_json
 from netwatch.store.leader import LeaderLock
 from netwatch.store.types import (
     EventRecord,
     JsonObject,
     NewOutboxItem,
+    OutboxItem,
     StateChange,
     TicketRecord,
-    TicketState,
 )
 
 log = logging.getLogger("netwatch.alerting")
@@ -182,154 +179,21 @@ def windows_of(inventory: Inventory) -> tuple[MaintenanceWindow, ...]:
     return tuple(out)
 
 
-# -- tickets <-> the store's JSON ----------------------------------------------------------
-def _ts(at: datetime | None) -> str | None:
-    return at.isoformat() if at is not None else None
-
-
-def _dt(text: Any) -> datetime | None:
-    return datetime.fromisoformat(text) if isinstance(text, str) else None
-
-
-def _measurements_json(m: Measurements | None) -> dict[str, Any] | None:
-    if m is None:
-        return None
-    return {
-        "loss_ratio": m.loss_ratio,
-        "rtt_median_s": m.rtt_median_s,
-        "interface_up": m.interface_up,
-        "utilization_ratio": m.utilization_ratio,
-        "path": path_json(m.path) if m.path is not None else None,
-    }
-
-
-def _measurements(d: Any) -> Measurements | None:
-    if not isinstance(d, dict):
-        return None
-    return Measurements(
-        loss_ratio=d.get("loss_ratio"),
-        rtt_median_s=d.get("rtt_median_s"),
-        interface_up=d.get("interface_up"),
-        utilization_ratio=d.get("utilization_ratio"),
-        path=path_from_json(d.get("path")),
-    )
-
-
-def evidence_json(e: Evidence) -> dict[str, Any]:
-    """A ticket's evidence as JSON (also what the store keeps in its evidence column)."""
-    return {
-        "kind": e.kind.value,
-        "state": e.state,
-        "worst_state": e.worst_state,
-        "detail": e.detail,
-        "links": list(e.links),
-        "first_bad_at": _ts(e.first_bad_at),
-        "bad_since": _ts(e.bad_since),
-        "downtime_closed_s": e.downtime_closed_s,
-        "first": _measurements_json(e.first),
-        "worst": _measurements_json(e.worst),
-    }
-
-
-def ticket_json(t: Ticket) -> dict[str, Any]:
-    """The whole alerts/ ticket, enough to restore the ticket book after a restart."""
-    return {
-        "id": t.id,
-        "key": t.key,
-        "episode_start": _ts(t.episode_start),
-        "route": t.route.value,
-        "isp": t.isp,
-        "status": t.status.value,
-        "evidence": evidence_json(t.evidence),
-        "opened_at": _ts(t.opened_at),
-        "escalation_from": _ts(t.escalation_from),
-        "last_notified_at": _ts(t.last_notified_at),
-        "level": t.level,
-        "acknowledged_at": _ts(t.acknowledged_at),
-        "resolved_at": _ts(t.resolved_at),
-        "ok_since": _ts(t.ok_since),
-        "parent": t.parent,
-        "maintenance": t.maintenance,
-        "reopened": t.reopened,
-        "line_back_at": _ts(t.line_back_at),
-        "bad_again_told": t.bad_again_told,
-        "log": [
-            {
-                "seq": e.seq,
-                "at": _ts(e.at),
-                "actor": [e.actor.kind.value, e.actor.name],
-                "kind": e.kind.value,
-                "text": e.text,
-            }
-            for e in t.log
-        ],
-    }
-
-
-def ticket_from_json(d: Mapping[str, Any]) -> Ticket:
-    """Inverse of ticket_json."""
-    ev = d["evidence"]
-    evidence = Evidence(
-        kind=IncidentKind(ev["kind"]),
-        state=ev["state"],
-        worst_state=ev["worst_state"],
-        detail=ev["detail"],
-        links=tuple(ev["links"]),
-        first_bad_at=_dt(ev["first_bad_at"]) or datetime.now(UTC),
-        bad_since=_dt(ev["bad_since"]),
-        downtime_closed_s=ev["downtime_closed_s"],
-        first=_measurements(ev["first"]),
-        worst=_measurements(ev["worst"]),
-    )
-    opened = _dt(d["opened_at"]) or datetime.now(UTC)
-    return Ticket(
-        id=d["id"],
-        key=d["key"],
-        episode_start=_dt(d["episode_start"]) or opened,
-        route=Route(d["route"]),
-        isp=d["isp"],
-        status=TicketStatus(d["status"]),
-        evidence=evidence,
-        opened_at=opened,
-        escalation_from=_dt(d["escalation_from"]) or opened,
-        last_notified_at=_dt(d["last_notified_at"]) or opened,
-        level=d["level"],
-        acknowledged_at=_dt(d["acknowledged_at"]),
-        resolved_at=_dt(d["resolved_at"]),
-        ok_since=_dt(d["ok_since"]),
-        parent=d["parent"],
-        maintenance=d["maintenance"],
-        reopened=d["reopened"],
-        line_back_at=_dt(d.get("line_back_at")),
-        bad_again_told=bool(d.get("bad_again_told", False)),
-        log=tuple(
-            TicketEvent(
-                seq=e["seq"],
-                at=_dt(e["at"]) or opened,
-                actor=Actor(ActorKind(e["actor"][0]), e["actor"][1]),
-                kind=EventKind(e["kind"]),
-                text=e["text"],
-            )
-            for e in d["log"]
-        ),
-    )
-
-
+# -- tickets as the store keeps them ------------------------------------------------------
 def ticket_record(t: Ticket, recovery_s: float | None = None) -> TicketRecord:
     """A ticket as the store keeps it. Its evidence also says since when the incident has been
     gone and when the ticket closes if it stays so (the pages show the recovery watch)."""
     evidence = evidence_json(t.evidence)
     if t.ok_since is not None and t.status is not TicketStatus.RESOLVED:
-        evidence["ok_since"] = _ts(t.ok_since)
-        if recovery_s is not None:
-            evidence["closes_at"] = _ts(t.ok_since + timedelta(seconds=recovery_s))
+        closes = t.ok_since + timedelta(seconds=recovery_s) if recovery_s is not None else None
+        evidence.update(recovery_json(t.ok_since, closes))
     return TicketRecord(
         id=t.id,
         incident_key=t.key,
         kind=t.evidence.kind.value,
         route=t.route.value,
         isp=t.isp,
-        state=TicketState(t.status.value),
+        state=TicketStatus(t.status.value),
         opened_at=t.opened_at,
         acknowledged_at=t.acknowledged_at,
         resolved_at=t.resolved_at,
@@ -410,14 +274,16 @@ class Notices:
             state = ProblemState(e.worst_state if event is NoticeEvent.OPENED else e.state)
         except ValueError:
             state = ProblemState.DOWN  # an upstream node or the monitor: "down"
-        link = self._topology.links.get(t.key.removeprefix("link:"))
+        key = t.key
+        link_key = key.link_id
+        link = self._topology.links.get(link_key) if link_key is not None else None
         subject = None
-        if t.key.startswith("upstream:"):
-            upstream = self._inventory.upstreams.get(t.key.removeprefix("upstream:"))
-            subject = upstream.name if upstream else t.key
-        elif t.key.startswith("portal:"):
-            portal = self._inventory.portals.get(t.key.removeprefix("portal:"))
-            subject = portal.name if portal else t.key
+        if key.kind is SubjectKind.UPSTREAM:
+            upstream = self._inventory.upstreams.get(key.name)
+            subject = upstream.name if upstream else key.encoded
+        elif key.kind is SubjectKind.PORTAL:
+            portal = self._inventory.portals.get(key.name)
+            subject = portal.name if portal else key.encoded
         elif link is None:
             subject = "NetWatch"
         worst = e.worst or Measurements()
@@ -448,12 +314,7 @@ class Notices:
             link_id=link.link if link else None,
             isp_name=isp.name if isp else None,
             circuit_id=link.circuit if link else None,
-            evidence=NoticeEvidence(
-                loss_ratio=worst.loss_ratio,
-                rtt_median_s=worst.rtt_median_s,
-                interface_up=worst.interface_up,
-                utilization_ratio=worst.utilization_ratio,
-            ),
+            evidence=worst,
             path=(e.first.path if e.first is not None else None)
             or (e.worst.path if e.worst is not None else None),
             ticket_url=signed.url if signed else None,
@@ -487,7 +348,6 @@ class Alerting:
         inventory: Inventory,
         store: Store,
         health: HealthMonitor,
-        latest: LatestState,
         *,
         tick_s: float = 5.0,
         leader: LeaderLock | None = None,
@@ -500,7 +360,6 @@ class Alerting:
         self.is_leader = leader is None
         self._store = store
         self._health = health
-        self._latest = latest
         self._tick_s = tick_s
         self._windows = windows_of(inventory)
         self._notices = Notices(inventory, health)
@@ -517,7 +376,7 @@ class Alerting:
         # Where the path toward a failing subject breaks, traced when its ticket is about to
         # open (about 1.5 s on a broken path) and kept a minute for the evaluations after.
         self._tracer = tracer
-        self._paths: dict[str, tuple[datetime, PathTrace | None]] = {}
+        self._paths: dict[SubjectKey, tuple[datetime, PathTrace | None]] = {}
 
     def wake(self) -> None:
         """Evaluate now (the incidents changed)."""
@@ -604,7 +463,8 @@ class Alerting:
             topology = self._health.topology
             windows = self._windows + await self._api_windows(now)
             maintenance = {i.key for i in incidents if incident_window(i, topology, windows, now)}
-            measurements = self._measurements(incidents)
+            # What health measured when it judged each incident (never re-read from raw state).
+            measurements = {i.key: i.measured for i in incidents if i.measured is not None}
             for key, path in (await self._trace_new(incidents, maintenance, now)).items():
                 measured = measurements.get(key, Measurements())
                 measurements[key] = replace(measured, path=path)
@@ -616,8 +476,8 @@ class Alerting:
             return step.actions
 
     async def _trace_new(
-        self, incidents: Sequence[Any], maintenance: set[str], now: datetime
-    ) -> dict[str, PathTrace]:
+        self, incidents: Sequence[Incident], maintenance: set[SubjectKey], now: datetime
+    ) -> dict[SubjectKey, PathTrace]:
         """Paths toward the subjects whose ticket this evaluation opens or reopens (at most
         _TRACED_AT_ONCE of them, upstream outages first; the others open without one)."""
         if self._tracer is None:
@@ -635,7 +495,7 @@ class Alerting:
                 and self._tracer.address_of(incident.key) is not None
             ):
                 wanted.append(incident.key)
-        wanted.sort(key=lambda k: not k.startswith("upstream:"))
+        wanted.sort(key=lambda k: k.kind is not SubjectKind.UPSTREAM)
         wanted = wanted[:_TRACED_AT_ONCE]
         if wanted:
             try:
@@ -745,31 +605,6 @@ class Alerting:
             self._health.requeue_transitions(fresh)  # written next tick; nothing lost
             raise
 
-    def _measurements(self, incidents: Sequence[Any]) -> dict[str, Measurements]:
-        out = {}
-        snmp = {r.link_key: r for obs in self._latest.snmp.values() for r in obs.interfaces}
-        for incident in incidents:
-            if not incident.key.startswith("link:"):
-                continue
-            target_key = incident.key
-            obs = self._latest.icmp.get(target_key)
-            reading = snmp.get(target_key)
-            ratios = [
-                r
-                for r in (
-                    reading.in_utilization_ratio if reading else None,
-                    reading.out_utilization_ratio if reading else None,
-                )
-                if r is not None
-            ]
-            out[incident.key] = Measurements(
-                loss_ratio=obs.result.loss_ratio if obs else None,
-                rtt_median_s=obs.result.rtt_median_s if obs else None,
-                interface_up=reading.oper_up if reading else None,
-                utilization_ratio=max(ratios) if ratios else None,
-            )
-        return out
-
     async def run(self, stop: asyncio.Event) -> None:
         """Evaluate every tick until stopped; a failing store delays tickets, never loses them."""
         beat_at: datetime | None = None
@@ -809,20 +644,10 @@ class StoreOutbox:
         self._store = store
         self._lease_s = lease_s
 
-    async def claim_due(self, now: datetime, limit: int) -> list[NotifyItem]:
-        """Lease due items (they come back if this process dies before recording the outcome)."""
-        items = await self._store.claim_due(now, limit, lease_s=self._lease_s)
-        return [
-            NotifyItem(
-                id=i.id,
-                channel=i.channel,
-                recipient=i.recipient,
-                payload=dict(i.payload),
-                attempts=max(i.attempts - 1, 0),  # the store counts this claim as an attempt
-                dedup_key=i.dedup_key,
-            )
-            for i in items
-        ]
+    async def claim_due(self, now: datetime, limit: int) -> list[OutboxItem]:
+        """Lease due items (they come back if this process dies before recording the outcome);
+        each claim counts as an attempt."""
+        return await self._store.claim_due(now, limit, lease_s=self._lease_s)
 
     async def mark_sent(self, item_id: int, at: datetime) -> None:
         """Record a confirmed delivery."""

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from alerts.health import loss_over
+from alerts.subject import SubjectKey
 from netwatch.observations import IcmpObservation, Observation
 from netwatch.plan import ConfirmOptions, IcmpTarget, Plan
 from probes.icmp import IcmpPinger, PingResult
@@ -58,11 +59,11 @@ class Thresholds:
 class Judge(Protocol):
     """Who decides what the rounds mean (the health monitor); subjects are ICMP target keys."""
 
-    def is_bad(self, key: str) -> bool:
+    def is_bad(self, key: SubjectKey) -> bool:
         """True while the subject is in a bad state after hysteresis."""
         ...
 
-    def thresholds(self, key: str) -> Thresholds | None:
+    def thresholds(self, key: SubjectKey) -> Thresholds | None:
         """The subject's thresholds; None: not judged (front-office devices)."""
         ...
 
@@ -134,7 +135,7 @@ class FastConfirmer:
         options: ConfirmOptions,
         *,
         feed: Callable[[Sequence[Observation]], None],
-        poll_router: Callable[[str], Awaitable[None]] | None = None,
+        poll_router: Callable[[SubjectKey], Awaitable[None]] | None = None,
     ) -> None:
         self._judge = judge
         self.options = options
@@ -157,11 +158,11 @@ class FastConfirmer:
         nodes = sum(self._is_node)
         self._node_seats = min(nodes, self.capacity // 4)
         self._companions = _companions(targets)
-        polled = {job.commune for job in plan.snmp}
+        router_of = {job.commune: job.key for job in plan.snmp}
         self._routers = {
-            i: f"router:{t.link.commune}"
+            i: router_of[t.link.commune]
             for i, t in enumerate(targets)
-            if t.link is not None and t.link.commune in polled
+            if t.link is not None and t.link.commune in router_of
         }
         self._fast: dict[int, FastTrack] = {}
         self._cooldown: dict[int, float] = {}
@@ -170,7 +171,7 @@ class FastConfirmer:
         self._rounds = self._echoes = 0
         self._links_in_fast = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._polling: set[str] = set()  # routers with a confirmation poll under way
+        self._polling: set[SubjectKey] = set()  # routers with a confirmation poll under way
 
     # -- what the normal rounds tell ----------------------------------------------------------
 
@@ -243,7 +244,7 @@ class FastConfirmer:
                 # line would take a seat at every sweep that got an answer.
                 self._cooldown[index] = time.monotonic() + self._cooldown_s
 
-    async def _poll_twice(self, router: str) -> None:
+    async def _poll_twice(self, router: SubjectKey) -> None:
         assert self._poll_router is not None
         try:
             await self._poll_router(router)  # opens an interval that starts with the suspicion
@@ -328,7 +329,7 @@ class FastConfirmer:
             capacity=self.capacity,
         )
 
-    def in_fast_mode(self) -> dict[str, Mode]:
+    def in_fast_mode(self) -> dict[SubjectKey, Mode]:
         """The subjects in fast mode now, by target key."""
         return {self._keys[i]: track.mode for i, track in self._fast.items()}
 
@@ -348,7 +349,7 @@ def _companions(targets: Sequence[IcmpTarget]) -> dict[int, tuple[int, ...]]:
             continue
         near: list[int] = []
         if t.link.upstream is not None:
-            node = by_key.get(f"upstream:{t.link.upstream}")
+            node = by_key.get(SubjectKey.upstream(t.link.upstream))
             if node is not None:
                 near.append(node)
         near.extend(references)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from alerts.subject import SubjectKey
 from netwatch.confirm import FastConfirmer, FastTrack, Judge, Mode, Thresholds
 from netwatch.observations import (
     IcmpObservation,
@@ -76,9 +77,9 @@ class Engine:
     fast_sinks: Sequence[ObservationSink] | None = None
     confirmer: FastConfirmer | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    _routers: dict[str, _RouterState] = field(default_factory=dict)
-    _jobs: dict[str, SnmpJob] = field(init=False)  # the plan's routers by key
-    _portal_checks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _routers: dict[SubjectKey, _RouterState] = field(default_factory=dict)
+    _jobs: dict[SubjectKey, SnmpJob] = field(init=False)  # the plan's routers by key
+    _portal_checks: dict[SubjectKey, asyncio.Task[None]] = field(default_factory=dict)
     _rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
@@ -205,7 +206,7 @@ class Engine:
         for sink in self.fast_sinks if self.fast_sinks is not None else self.sinks:
             sink.observe(batch)
 
-    async def poll_router_now(self, key: str) -> None:
+    async def poll_router_now(self, key: SubjectKey) -> None:
         """Poll one router outside its round (a suspect link's), feeding every sink."""
         job = self._jobs.get(key)
         if job is None:
@@ -256,7 +257,7 @@ class Engine:
             r = rates_by_index.get(index) if index is not None else None
             readings.append(
                 InterfaceReading(
-                    link_key=f"link:{iface.link.commune}/{iface.link.link}",
+                    link_key=iface.link.key,
                     if_index=index,
                     oper_up=s.oper_up if s is not None else None,
                     in_bps=r.in_bps if r is not None else None,
@@ -338,7 +339,7 @@ class Engine:
                 self._portal_checks[key] = task
                 task.add_done_callback(functools.partial(self._portal_checked, key))
 
-    def _portal_checked(self, key: str, _task: asyncio.Task[None]) -> None:
+    def _portal_checked(self, key: SubjectKey, _task: asyncio.Task[None]) -> None:
         self._portal_checks.pop(key, None)
 
     async def _fast_portal(self, job: PortalJob, was_bad: bool, th: Thresholds) -> None:

@@ -18,10 +18,12 @@ from datetime import datetime
 from alerts.health import LinkEvaluator, NodeEvaluator, PortalEvaluator, loss_over
 from alerts.model import (
     Incident,
+    IncidentKind,
     LinkInfo,
     LinkPolicy,
     LinkRound,
     LinkState,
+    Measurements,
     NodeRound,
     NodeState,
     PortalRound,
@@ -30,9 +32,10 @@ from alerts.model import (
     Topology,
     Transition,
     UpstreamInfo,
-    portal_subject,
 )
 from alerts.rootcause import decide
+from alerts.subject import LinkId, SubjectKey, SubjectKind, portal_subject
+from alerts.subject import link_id as link_id  # the web names links through this module
 from netwatch.confirm import Thresholds
 from netwatch.inventory import Inventory
 from netwatch.observations import (
@@ -55,16 +58,13 @@ _COVERED = 0.75
 # A utilization rate over a shorter interval is noise: many agents refresh their counters every
 # few seconds (net-snmp's ifTable cache: 3 s), so a poll right after another reads 0 % or 150 %.
 _MIN_RATE_INTERVAL_S = 5.0
-
-
-def link_id(commune: str, link: str) -> str:
-    """The alerts/ name of a link: '24848/vnpt-tslcd'."""
-    return f"{commune}/{link}"
+# Incidents about one link, measured per round (an upstream outage's links are many).
+_MEASURED = frozenset({IncidentKind.LINK_FAULT, IncidentKind.CAPACITY})
 
 
 def topology_of(inventory: Inventory) -> Topology:
     """The network's shape for root-cause analysis, from the inventory."""
-    links = {}
+    links: dict[str, LinkInfo] = {}
     for commune in inventory.communes:
         for link in commune.links:
             isp = inventory.isps.get(link.isp)
@@ -88,13 +88,13 @@ def topology_of(inventory: Inventory) -> Topology:
         )
         for uid, u in inventory.upstreams.items()
     }
-    references = tuple(f"reference:{a}" for a in inventory.reference_targets)
+    references = tuple(SubjectKey.reference(str(a)).encoded for a in inventory.reference_targets)
     return Topology(links=links, upstreams=upstreams, references=references)
 
 
 def policies_of(inventory: Inventory) -> dict[str, LinkPolicy]:
     """Each link's thresholds: its commune's effective ones (defaults with overrides)."""
-    out = {}
+    out: dict[str, LinkPolicy] = {}
     for commune in inventory.communes:
         t = commune.effective_thresholds(inventory.thresholds)
         policy = LinkPolicy(
@@ -144,7 +144,12 @@ class HealthMonitor:
         self.links = LinkEvaluator(policies=policies_of(inventory))
         self.portals = PortalEvaluator()
         self.nodes = NodeEvaluator()
+        # The incidents, each carrying what was measured of its subject (a link's latest judged
+        # round), refreshed on a change and after each ICMP round. _decided: as root cause
+        # decided them.
         self.incidents: tuple[Incident, ...] = ()
+        self._decided: tuple[Incident, ...] = ()
+        self._last_round: dict[str, LinkRound] = {}  # by link id: the latest round judged
         self.transitions: deque[Transition] = deque(maxlen=history)  # the latest, for display
         self._unrecorded: list[Transition] = []  # not yet in the store's state history
         # Subjects whose first judged state is in the history already. A subject starts in its
@@ -155,9 +160,17 @@ class HealthMonitor:
         self._first_seen: list[str] = []  # observed this batch, first state not yet recorded
         self._routers: dict[str, _RouterView] = {}
         self._pending: dict[str, list[LinkRound]] = {}  # rounds waiting for a utilization reading
-        # ICMP target keys ("link:24848/vnpt-tslcd", "upstream:pop-1") now in a bad state, for
-        # fast confirmation; kept from the transitions, so asking costs one set lookup.
+        # The keys (stored forms: a str caches its hash) of the ICMP targets and portal jobs now
+        # in a bad state, kept from the transitions: fast confirmation asks for every target on
+        # every sweep of the round, and each answer costs one set lookup.
         self._bad: set[str] = set()
+        # Each subject judged here, by its state-history name: its key (built once).
+        self._key_of: dict[str, SubjectKey] = {
+            **{link: SubjectKey.link(LinkId(link)) for link in self.topology.links},
+            **{key.encoded: key for key in (SubjectKey.upstream(u) for u in inventory.upstreams)},
+            **{ref: SubjectKey.parse(ref) for ref in self.topology.references},
+            **{portal_subject(p, CENTRAL): SubjectKey.portal(p) for p in inventory.portals},
+        }
         # Called after a batch that changed the incidents (alerting evaluates at once).
         self.on_change: list[Callable[[], None]] = []
 
@@ -205,45 +218,64 @@ class HealthMonitor:
             self._record_first_states(self._first_seen)
             self._first_seen = []
         if changed or not batch:
-            self.incidents = decide(
+            self._decided = decide(
                 self.topology,
                 self.links.statuses(),
                 self.nodes.statuses(),
                 self.portals.statuses(),
             )
+            self.incidents = self._measured(self._decided)
         if changed:
             for hook in self.on_change:
                 hook()
 
+    def _measured(self, incidents: tuple[Incident, ...]) -> tuple[Incident, ...]:
+        """The incidents, a link's carrying the figures of its latest judged round."""
+        if not any(i.kind in _MEASURED for i in incidents):
+            return incidents
+        return tuple(
+            replace(i, measured=self._measurements(i.key)) if i.kind in _MEASURED else i
+            for i in incidents
+        )
+
+    def _measurements(self, key: SubjectKey) -> Measurements:
+        rnd = self._last_round.get(key.name)
+        if rnd is None:
+            return Measurements()
+        return Measurements(
+            loss_ratio=rnd.loss_ratio,
+            rtt_median_s=rnd.rtt_median_s,
+            interface_up=rnd.interface_up,
+            utilization_ratio=rnd.utilization_ratio,
+        )
+
+    def _judge_link(self, rnd: LinkRound) -> Transition | None:
+        self._last_round[rnd.link] = rnd
+        return self.links.observe(rnd)
+
     def _track_bad(self, transition: Transition) -> None:
-        subject = transition.subject
-        if subject in self.topology.links:
-            key = f"link:{subject}"
-        elif subject.startswith(("upstream:", "reference:")):
-            key = subject
-        elif subject.endswith(f"@{CENTRAL}"):
-            key = f"portal:{subject.removesuffix(f'@{CENTRAL}')}"  # the plan's PortalJob key
-        else:
+        key = self._key_of.get(transition.subject)
+        if key is None:
             return  # another vantage point's view: not confirmed from here
         if transition.new in (LinkState.OK.value, NodeState.UP.value):
-            self._bad.discard(key)
+            self._bad.discard(key.encoded)
         else:
-            self._bad.add(key)
+            self._bad.add(key.encoded)
 
     # -- what fast confirmation asks (netwatch.confirm.Judge) --------------------------------
-    def is_bad(self, key: str) -> bool:
+    def is_bad(self, key: SubjectKey) -> bool:
         """True while the subject (an ICMP target's or a portal job's key) is in a bad state."""
-        return key in self._bad
+        return key.encoded in self._bad
 
-    def thresholds(self, key: str) -> Thresholds | None:
+    def thresholds(self, key: SubjectKey) -> Thresholds | None:
         """The thresholds of an ICMP target's subject; None for what is not judged."""
-        if key.startswith("link:"):
-            p = self.links.policy(key.removeprefix("link:"))
+        if key.kind is SubjectKind.LINK:
+            p = self.links.policy(key.name)
             return Thresholds(p.rtt_s, p.loss_ratio, p.enter_rounds, p.enter_window, p.exit_rounds)
-        if key.startswith(("upstream:", "reference:")):
+        if key.is_node:
             n = self.nodes.policy
             return Thresholds(math.inf, n.loss_ratio, n.enter_rounds, n.enter_window, n.exit_rounds)
-        if key.startswith("portal:"):  # rtt_s: the portal's slow threshold on its total time
+        if key.kind is SubjectKind.PORTAL:  # rtt_s: the portal's slow threshold on its total time
             q = self.portals.policy
             return Thresholds(q.slow_s, 0.0, q.enter_rounds, q.enter_window, q.exit_rounds)
         return None
@@ -257,9 +289,9 @@ class HealthMonitor:
     ) -> Status[LinkState] | Status[NodeState] | Status[PortalState] | None:
         if subject in self.topology.links:
             return self.links.status(subject)
-        portal, at, vantage = subject.rpartition("@")
-        if at and not subject.startswith("upstream:"):
-            return self.portals.status(portal, vantage)
+        key = self._key_of.get(subject)
+        if key is not None and key.kind is SubjectKind.PORTAL:
+            return self.portals.status(key.name, CENTRAL)
         return self.nodes.status(subject)
 
     def resync_history(self, at: datetime) -> None:
@@ -295,13 +327,16 @@ class HealthMonitor:
             )
 
     def round_done(self, report: RoundReport) -> None:
-        """Nothing to do per round report."""
+        """After each ICMP round, the incidents carry that round's figures. (Only then and on a
+        change: the status pages rebuild when the incidents tuple is another one, once a round.)"""
+        if report.kind == "icmp":
+            self.incidents = self._measured(self._decided)
 
     def _observe_snmp(self, obs: SnmpObservation) -> list[Transition | None]:
         reachable = obs.sample.failure is None
         out: list[Transition | None] = []
         for reading in obs.interfaces:
-            key = reading.link_key.removeprefix("link:")
+            key = reading.link_key.name  # the link id
             view = self._routers.setdefault(key, _RouterView())
             view.router_reachable = reachable
             view.rebooted = view.rebooted or obs.rebooted
@@ -328,17 +363,18 @@ class HealthMonitor:
         if target.link is None:
             if target.role not in ("upstream", "reference"):
                 return []  # front-office devices are shown, not ticketed (for now)
+            subject = target.key.encoded
             node = NodeRound(
-                target.key, result.started_at, result.received > 0, result.loss_ratio, result.sent
+                subject, result.started_at, result.received > 0, result.loss_ratio, result.sent
             )
-            self._seen(target.key)
+            self._seen(subject)
             return [self.nodes.observe(node)]
-        key = link_id(target.link.commune, target.link.link)
+        key = target.link.id
         self._seen(key)
         view = self._routers.get(key)
         rnd = LinkRound(key, result.started_at, result.sent, result.received, result.rtt_median_s)
         if view is None:  # no router polled for this link: judged on the echoes alone
-            return [self.links.observe(rnd)]
+            return [self._judge_link(rnd)]
         pending = self._pending.setdefault(key, [])
         policy = self.links.policy(key)
         suspect = result.received > 0 and (
@@ -359,7 +395,7 @@ class HealthMonitor:
         out = []
         for rnd in pending:
             out.append(
-                self.links.observe(
+                self._judge_link(
                     replace(
                         rnd,
                         interface_up=view.interface_up,

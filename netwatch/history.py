@@ -94,7 +94,6 @@ class LinkHistory:
         self.per_hour = 3600 // bucket_s
         self._links = list(dict.fromkeys(links))
         self._index = {key: i for i, key in enumerate(self._links)}
-        self._by_target = {f"link:{key}": i for key, i in self._index.items()}
         n = len(self._links)
         self._n = n
         # Slot-major rings: bucket number b lives in slot b % buckets, link i at slot * n + i,
@@ -124,7 +123,7 @@ class LinkHistory:
         for obs in batch:
             if not isinstance(obs, IcmpObservation) or obs.target.link is None:
                 continue
-            i = self._by_target.get(obs.target.key)
+            i = self._index.get(obs.target.link.id)
             if i is None:
                 continue
             result = obs.result

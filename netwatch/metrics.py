@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from alerts.subject import SubjectKey
 from netwatch.observations import (
     IcmpObservation,
     Observation,
@@ -174,14 +175,14 @@ class MetricsCollector:
     """Keeps the latest measurement of every target; renders it when Prometheus scrapes."""
 
     def __init__(self, plan: Plan) -> None:
-        self._icmp: dict[str, _Icmp] = {}
-        self._link_labels: dict[str, str] = {}
+        self._icmp: dict[SubjectKey, _Icmp] = {}
+        self._link_labels: dict[SubjectKey, str] = {}
         for t in plan.icmp:
             if t.link is not None:
                 labels = link_labelset(t.link)
                 self._link_labels[t.key] = labels
             else:
-                node = t.key.split(":", 1)[1]
+                node = t.key.name
                 labels = labelset(
                     ("role", "node", "name", "commune"), (t.role, node, t.name, t.commune)
                 )
@@ -195,15 +196,14 @@ class MetricsCollector:
         }
         for job in plan.snmp:
             for iface in job.interfaces:
-                key = f"link:{iface.link.commune}/{iface.link.link}"
-                self._link_labels.setdefault(key, link_labelset(iface.link))
+                self._link_labels.setdefault(iface.link.key, link_labelset(iface.link))
         self._portal_labels = {
             job.key: labelset(("portal", "portal_name"), (job.portal, job.name))
             for job in plan.portals
         }
-        self._snmp: dict[str, SnmpObservation] = {}
-        self._reboots: dict[str, int] = {}
-        self._portals: dict[str, PortalObservation] = {}
+        self._snmp: dict[SubjectKey, SnmpObservation] = {}
+        self._reboots: dict[SubjectKey, int] = {}
+        self._portals: dict[SubjectKey, PortalObservation] = {}
         self._failures: dict[tuple[str, str], int] = {}
         self._rounds: dict[str, _Round] = {}
         self._plan_counts = plan.counts()
@@ -363,12 +363,14 @@ class MetricsCollector:
             _histogram_lines(links),
         )
 
-    def _router_families(self, routers: list[tuple[str, SnmpObservation]]) -> Iterator[Family]:
+    def _router_families(
+        self, routers: list[tuple[SubjectKey, SnmpObservation]]
+    ) -> Iterator[Family]:
         def per_router(
             name: str,
             kind: str,
             help_text: str,
-            value: Callable[[str, SnmpObservation], float | None],
+            value: Callable[[SubjectKey, SnmpObservation], float | None],
         ) -> Family:
             pairs = ((self._router_labels[key], value(key, obs)) for key, obs in routers)
             return (name, kind, help_text, _lines(name, pairs))
@@ -417,7 +419,9 @@ class MetricsCollector:
             )
             yield (name, kind, help_text, _lines(name, pairs))
 
-    def _portal_families(self, portals: list[tuple[str, PortalObservation]]) -> Iterator[Family]:
+    def _portal_families(
+        self, portals: list[tuple[SubjectKey, PortalObservation]]
+    ) -> Iterator[Family]:
         rows = [(self._portal_labels[key], obs) for key, obs in portals]
         yield _family(
             "netwatch_portal_up",

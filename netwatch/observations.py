@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+from alerts.subject import SubjectKey
 from netwatch.plan import IcmpTarget, PortalJob, SnmpJob
 from probes.dns import DnsResult
 from probes.http import HttpResult
@@ -20,7 +21,7 @@ Kind = Literal["icmp", "snmp", "http"]
 class InterfaceReading:
     """One WAN interface of a router as seen in one SNMP round."""
 
-    link_key: str  # "link:24848/vnpt-tslcd"
+    link_key: SubjectKey  # the link's (the plan's LinkRef.key)
     if_index: int | None  # None: the configured name was not found on the router
     oper_up: bool | None
     in_bps: float | None

@@ -37,13 +37,14 @@ from prometheus_client.core import (
 from vietnam_provinces import Province
 
 from alerts.model import IncidentKind, LinkState, Status
+from alerts.subject import LinkId, SubjectKey
 from alerts.tickets import EventKind, Ticket, TicketBook, TicketEvent, TicketStatus
-from netwatch.health import CENTRAL, HealthMonitor, link_id
+from netwatch.health import CENTRAL, HealthMonitor
 from netwatch.inventory import Inventory
 from netwatch.metrics import Family, MetricsCollector, labelset, link_labelset
-from netwatch.notify.outbox import OutboxItem, OutboxStore
+from netwatch.notify.outbox import OutboxStore
 from netwatch.plan import LinkRef, Plan
-from netwatch.store import OutboxBacklog
+from netwatch.store import OutboxBacklog, OutboxItem
 
 log = logging.getLogger("netwatch.ops_metrics")
 
@@ -238,7 +239,7 @@ class MeteredOutbox:
 @dataclass(frozen=True, slots=True)
 class _Link:
     key: str  # the alerts/ link id: "24848/vnpt-tslcd"
-    incident: str  # its incident key: "link:24848/vnpt-tslcd"
+    incident: SubjectKey  # its incident key
     labels: str  # escaped once
 
 
@@ -264,9 +265,7 @@ class OpsMetrics:
         self._backlog_source = outbox_backlog
         self._clock = clock
         self._links = [
-            _Link(link_id(t.link.commune, t.link.link), t.key, link_labelset(t.link))
-            for t in plan.icmp
-            if t.link is not None
+            _Link(t.link.id, t.key, link_labelset(t.link)) for t in plan.icmp if t.link is not None
         ]
         refs = [t.link for t in plan.icmp if t.link is not None]
         self._link_info = [_link_info_line(ref) for ref in refs]
@@ -365,7 +364,7 @@ class OpsMetrics:
             self._commune_info,
         )
 
-    def _maintenance(self) -> set[str]:
+    def _maintenance(self) -> set[SubjectKey]:
         """Incident keys that are bad now but inside a maintenance window."""
         if self._book is None:
             return set()
@@ -374,7 +373,7 @@ class OpsMetrics:
         for ticket in book.tickets.values():
             if ticket.maintenance and ticket.status is not TicketStatus.RESOLVED:
                 keys.add(ticket.key)
-                keys.update(f"link:{lk}" for lk in ticket.evidence.links)
+                keys.update(SubjectKey.link(LinkId(lk)) for lk in ticket.evidence.links)
         return keys
 
     # -- Collector: the bounded families ---------------------------------------------------

@@ -25,14 +25,13 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from ipaddress import ip_address
 from typing import Any
 from urllib.parse import urlsplit
 
 from alerts.model import PathHop, PathTrace
+from alerts.subject import SubjectKey, link_id
 from netwatch.inventory.models import Inventory
-from netwatch.notify.pathtext import hops_json
 from probes.icmp import IcmpUnavailableError
 from probes.trace import TraceHop, TraceResult, trace_paths
 
@@ -41,8 +40,6 @@ __all__ = [
     "PathTracer",
     "hop_names",
     "name_hops",
-    "path_from_json",
-    "path_json",
 ]
 
 log = logging.getLogger(__name__)
@@ -171,19 +168,21 @@ class PathTracer:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._unavailable = False
 
-    def address_of(self, incident_key: str) -> str | None:
-        """The address traced for an incident key ("link:CODE/LINK", "upstream:ID"), or None."""
+    def address_of(self, incident_key: SubjectKey) -> str | None:
+        """The address traced for an incident key (a link's, an upstream node's), or None."""
         plan = self._plans.get(incident_key)
         return plan.address if plan is not None else None
 
-    async def trace(self, incident_key: str) -> PathTrace | None:
+    async def trace(self, incident_key: SubjectKey) -> PathTrace | None:
         """The path toward the incident's subject; None for keys without an address."""
         return (await self.trace_many([incident_key])).get(incident_key)
 
-    async def trace_many(self, incident_keys: Sequence[str]) -> dict[str, PathTrace | None]:
+    async def trace_many(
+        self, incident_keys: Sequence[SubjectKey]
+    ) -> dict[SubjectKey, PathTrace | None]:
         """Several incidents in one trace (one socket, the same second or two)."""
         plans = {key: self._plans[key] for key in incident_keys if key in self._plans}
-        out: dict[str, PathTrace | None] = dict.fromkeys(incident_keys)
+        out: dict[SubjectKey, PathTrace | None] = dict.fromkeys(incident_keys)
         if not plans or self._unavailable:
             return out
         targets = sorted(
@@ -207,7 +206,7 @@ class PathTracer:
         return out
 
 
-def _plans(inventory: Inventory) -> dict[str, _Plan]:
+def _plans(inventory: Inventory) -> dict[SubjectKey, _Plan]:
     references = tuple(str(a) for a in inventory.reference_targets)
 
     def chain(upstream_id: str | None) -> tuple[str, ...]:
@@ -224,72 +223,15 @@ def _plans(inventory: Inventory) -> dict[str, _Plan]:
             upstream_id = node.parent
         return tuple(out)
 
-    plans: dict[str, _Plan] = {}
+    plans: dict[SubjectKey, _Plan] = {}
     for upstream_id, node in inventory.upstreams.items():
         if node.address is not None:
-            plans[f"upstream:{upstream_id}"] = _Plan(
+            plans[SubjectKey.upstream(upstream_id)] = _Plan(
                 str(node.address), references + chain(node.parent)
             )
     for commune in inventory.communes:
         for link in commune.links:
-            plans[f"link:{commune.code}/{link.id}"] = _Plan(
+            plans[SubjectKey.link(link_id(commune.code, link.id))] = _Plan(
                 str(link.address), references + chain(link.upstream)
             )
     return plans
-
-
-# --- the JSON stored with the ticket (evidence "first" -> "path") ----------------------------
-
-
-def path_json(path: PathTrace) -> dict[str, Any]:
-    """The stored form: {"target", "at" (ISO 8601 UTC), "reached", "hops": [...]}."""
-    return {
-        "target": path.target,
-        "at": path.at.astimezone(UTC).isoformat(),
-        "reached": path.reached,
-        "hops": hops_json(path),
-    }
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _float(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def path_from_json(data: object) -> PathTrace | None:
-    """Read back ``path_json``; None when there is no path or it is not of that shape."""
-    if not isinstance(data, Mapping):
-        return None
-    target, at_text, reached, raw_hops = (
-        data.get("target"),
-        data.get("at"),
-        data.get("reached"),
-        data.get("hops"),
-    )
-    if not (isinstance(target, str) and isinstance(at_text, str) and isinstance(reached, bool)):
-        return None
-    if not isinstance(raw_hops, list):
-        return None
-    try:
-        at = datetime.fromisoformat(at_text)
-    except ValueError:
-        return None
-    if at.utcoffset() is None:
-        return None
-    hops: list[PathHop] = []
-    for raw in raw_hops:
-        if not isinstance(raw, Mapping):
-            return None
-        ttl, address, name = _int(raw.get("ttl")), raw.get("address"), raw.get("name", "")
-        sent, received = _int(raw.get("sent")), _int(raw.get("received"))
-        if ttl is None or sent is None or received is None:
-            return None
-        if not (address is None or isinstance(address, str)) or not isinstance(name, str):
-            return None
-        hops.append(PathHop(ttl, address, name, _float(raw.get("rtt_s")), sent, received))
-    return PathTrace(target=target, at=at, hops=tuple(hops), reached=reached)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Literal
 from urllib.parse import urlsplit
 
+from alerts.subject import LinkId, SubjectKey, link_id
 from netwatch.inventory import Inventory
 from netwatch.inventory.models import SnmpCredentials
 from probes.http import HttpCheck
@@ -29,13 +30,21 @@ class LinkRef:
     circuit: str
     bandwidth_bps: float
     upstream: str | None
+    # Built once here, carried by every observation of the link (never rebuilt per round).
+    id: LinkId = field(init=False)  # "24848/vnpt-tslcd"
+    key: SubjectKey = field(init=False)  # "link:24848/vnpt-tslcd"
+
+    def __post_init__(self) -> None:
+        ident = link_id(self.commune, self.link)
+        object.__setattr__(self, "id", ident)
+        object.__setattr__(self, "key", SubjectKey.link(ident))
 
 
 @dataclass(frozen=True, slots=True)
 class IcmpTarget:
     """One address pinged every ICMP round."""
 
-    key: str  # stable id: "link:24848/vnpt-tslcd", "upstream:pop-1", "reference:10.0.0.1", ...
+    key: SubjectKey  # stable id: the link's, the upstream node's, the reference target's, ...
     role: Role
     address: str
     link: LinkRef | None = None
@@ -55,7 +64,7 @@ class SnmpInterface:
 class SnmpJob:
     """One commune router polled every SNMP round."""
 
-    key: str  # "router:24848"
+    key: SubjectKey  # the router's ("router:24848")
     commune: str
     commune_name: str
     province: str
@@ -67,7 +76,7 @@ class SnmpJob:
 class PortalJob:
     """One portal timed every HTTP round (and its name resolved through its resolver)."""
 
-    key: str  # "portal:dvcqg"
+    key: SubjectKey  # the portal's ("portal:dvcqg")
     portal: str
     name: str
     check: HttpCheck
@@ -146,15 +155,13 @@ def compile_plan(inventory: Inventory) -> Plan:
                 bandwidth_bps=link.bandwidth_mbps * 1e6,
                 upstream=link.upstream,
             )
-            icmp.append(
-                IcmpTarget(f"link:{commune.code}/{link.id}", "link", str(link.address), link=ref)
-            )
+            icmp.append(IcmpTarget(ref.key, "link", str(link.address), link=ref))
             if link.interface and commune.router is not None:
                 interfaces.append(SnmpInterface(ref, link.interface))
         for device in commune.devices:
             icmp.append(
                 IcmpTarget(
-                    f"device:{commune.code}/{device.address}",
+                    SubjectKey.device(commune.code, str(device.address)),
                     "device",
                     str(device.address),
                     name=device.name,
@@ -169,7 +176,7 @@ def compile_plan(inventory: Inventory) -> Plan:
             )
             snmp.append(
                 SnmpJob(
-                    f"router:{commune.code}",
+                    SubjectKey.router(commune.code),
                     commune.code,
                     commune.name,
                     province,
@@ -181,12 +188,17 @@ def compile_plan(inventory: Inventory) -> Plan:
         if upstream.address is not None:
             icmp.append(
                 IcmpTarget(
-                    f"upstream:{upstream_id}", "upstream", str(upstream.address), name=upstream.name
+                    SubjectKey.upstream(upstream_id),
+                    "upstream",
+                    str(upstream.address),
+                    name=upstream.name,
                 )
             )
     for address in inventory.reference_targets:
         icmp.append(
-            IcmpTarget(f"reference:{address}", "reference", str(address), name=str(address))
+            IcmpTarget(
+                SubjectKey.reference(str(address)), "reference", str(address), name=str(address)
+            )
         )
     portals = []
     for portal_id, portal in inventory.portals.items():
@@ -202,7 +214,9 @@ def compile_plan(inventory: Inventory) -> Plan:
         host = urlsplit(portal.url).hostname
         dns_name = host if host and not _is_ip(host) else None
         portals.append(
-            PortalJob(f"portal:{portal_id}", portal_id, portal.name, check, dns_name, resolver)
+            PortalJob(
+                SubjectKey.portal(portal_id), portal_id, portal.name, check, dns_name, resolver
+            )
         )
     return Plan(
         icmp=tuple(icmp),

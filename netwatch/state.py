@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from alerts.subject import SubjectKey
 from netwatch.observations import (
     IcmpObservation,
     Observation,
@@ -18,9 +19,9 @@ class LatestState:
     """Keeps the newest observation per target key; an ObservationSink."""
 
     def __init__(self) -> None:
-        self.icmp: dict[str, IcmpObservation] = {}
-        self.snmp: dict[str, SnmpObservation] = {}
-        self.portals: dict[str, PortalObservation] = {}
+        self.icmp: dict[SubjectKey, IcmpObservation] = {}
+        self.snmp: dict[SubjectKey, SnmpObservation] = {}
+        self.portals: dict[SubjectKey, PortalObservation] = {}
         self.rounds: dict[str, RoundReport] = {}
 
     def observe(self, batch: Sequence[Observation]) -> None:

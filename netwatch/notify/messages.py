@@ -17,7 +17,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
-from alerts.model import DownCause, IncidentKind, LinkState, PathTrace, PortalState
+from alerts.model import DownCause, IncidentKind, LinkState, Measurements, PathTrace, PortalState
 from alerts.tickets import EventKind
 from netwatch.notify.pathtext import (
     hide_target,
@@ -80,18 +80,6 @@ class ChannelKind(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class Evidence:
-    """What NetWatch measured over the episode (None: not measured)."""
-
-    loss_ratio: float | None = None
-    rtt_median_s: float | None = None
-    rtt_max_s: float | None = None
-    interface_up: bool | None = None
-    utilization_ratio: float | None = None
-    down_cause: DownCause | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class TicketNotice:
     """One ticket event to tell people about; everything the texts need, nothing looked up."""
 
@@ -111,7 +99,7 @@ class TicketNotice:
     isp_name: str | None = None
     circuit_id: str | None = None
     path: PathTrace | None = None  # toward the subject, traced when the ticket opened
-    evidence: Evidence = field(default_factory=Evidence)
+    evidence: Measurements = field(default_factory=Measurements)  # the worst figures
     ticket_url: str | None = None  # the ISP's signed link
     ticket_url_expires_at: datetime | None = None
     escalation_level: int = 1
@@ -272,7 +260,7 @@ def _place(notice: TicketNotice) -> str:
     return notice.subject_name or notice.link_id or notice.ticket_id
 
 
-def _evidence_lines(evidence: Evidence, vi: bool) -> list[str]:
+def _evidence_lines(evidence: Measurements, vi: bool) -> list[str]:
     lines: list[str] = []
     if evidence.loss_ratio is not None:
         pct = _number(evidence.loss_ratio * 100, vi)

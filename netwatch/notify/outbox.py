@@ -27,20 +27,9 @@ from typing import Protocol
 
 from netwatch.notify.channels import Channel, Delivered, Failed, FailureReason, SendOutcome
 from netwatch.notify.clock import Clock
+from netwatch.store.types import OutboxItem
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """One message waiting to be delivered: a rendered payload for one channel and recipient."""
-
-    id: int
-    channel: str  # the name of a configured channel
-    recipient: str  # e-mail address, chat id, or a webhook label
-    payload: Mapping[str, object]  # the rendered message as JSON-able data
-    attempts: int  # attempts made before this one
-    dedup_key: str  # unique per ticket event, channel and recipient; the webhook delivery id
 
 
 class OutboxStore(Protocol):
@@ -194,11 +183,11 @@ class OutboxWorker:
                 "notify.delivered channel=%s item=%d attempts=%d detail=%s",
                 item.channel,
                 item.id,
-                item.attempts + 1,
+                item.attempts,
                 outcome.detail,
             )
             return "delivered"
-        attempts = item.attempts + 1
+        attempts = item.attempts  # this one included (a claim counts an attempt)
         error = f"{outcome.reason.value}: {outcome.detail}"
         give_up = not outcome.retryable or (
             self._policy.max_attempts is not None and attempts >= self._policy.max_attempts

@@ -3,7 +3,8 @@
 Tables (times are UTC; timestamptz on PostgreSQL, naive-UTC text on SQLite):
 
 - ``subject_states``: the current state of every subject (link "24848/vnpt-tslcd", upstream
-  "upstream:pop-1", portal "portal:dvcqg@central"), one row each, replaced on every transition.
+  "upstream:pop-1", portal per vantage point "dvcqg@central"; alerts/subject.py), one row each,
+  replaced on every transition.
 - ``state_history``: one row per stretch of time a subject spent in one state, [since, until);
   ``until`` is NULL while it lasts and a partial unique index allows one open interval per
   subject. Monthly availability per link is computed from these intervals.

@@ -13,9 +13,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from alerts.subject import SubjectKey
+from netwatch.store.base import _aware, _chunks
 from netwatch.store.models import OutboxRow, TicketEventRow, TicketRow
-from netwatch.store.repository import Store, _aware, _chunks, _to_event, _to_ticket
-from netwatch.store.types import Ticket, TicketEvent, TicketState
+from netwatch.store.repository import Store
+from netwatch.store.tickets import _to_event, _to_ticket
+from netwatch.store.types import Ticket, TicketEvent, TicketStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +37,13 @@ class StatusReads:
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
 
     async def tickets_for(
-        self, incident_keys: Sequence[str], since: datetime, limit: int = 200
+        self, incident_keys: Sequence[SubjectKey], since: datetime, limit: int = 200
     ) -> list[Ticket]:
         """Tickets of these incidents opened since `since` or still unresolved, newest first."""
-        keys = sorted(set(incident_keys))
+        keys = sorted({k.encoded for k in incident_keys})
         out: dict[str, Ticket] = {}
         recent_or_open = sa.or_(
-            TicketRow.opened_at >= since, TicketRow.state != TicketState.RESOLVED.value
+            TicketRow.opened_at >= since, TicketRow.state != TicketStatus.RESOLVED.value
         )
         async with self._sessions() as session, session.begin():
             for chunk in _chunks(keys):

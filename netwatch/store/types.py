@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeAlias
 
+from alerts.subject import SubjectKey
+from alerts.tickets import Evidence
+from alerts.tickets import TicketStatus as TicketStatus  # the one lifecycle enum, stored by value
+
 # What JSON columns (ticket evidence, outbox payloads) hold.
 JsonValue: TypeAlias = (
     "str | int | float | bool | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
@@ -66,7 +70,7 @@ class StateInterval:
 
 
 class TransitionOutcome(enum.Enum):
-    """What record_transition did."""
+    """What record_transitions did with one change."""
 
     RECORDED = "recorded"  # previous interval closed, new one opened
     UNCHANGED = "unchanged"  # same state as the open interval: only the detail was refreshed
@@ -75,7 +79,7 @@ class TransitionOutcome(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class TransitionRecord:
-    """The result of record_transition."""
+    """The result of record_transitions for one change."""
 
     outcome: TransitionOutcome
     current: SubjectState | None
@@ -122,24 +126,6 @@ class Availability:
 # --- tickets ----------------------------------------------------------------------------------
 
 
-class TicketState(enum.Enum):
-    """A ticket's lifecycle: open → acknowledged → resolved, reopened if it relapses."""
-
-    OPEN = "open"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
-
-
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    """An entry for a ticket's log."""
-
-    at: datetime
-    actor: str  # "netwatch", "isp:vnpt", "token:ops", ...
-    kind: str  # "opened", "acknowledged", "note", "resolved", "reopened", "escalated", ...
-    text: str = ""
-
-
 @dataclass(frozen=True, slots=True)
 class TicketEvent:
     """One stored entry of a ticket's log."""
@@ -154,71 +140,25 @@ class TicketEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class NewTicket:
-    """A ticket to create; id is deterministic from (incident key, episode start)."""
-
-    id: str
-    incident_key: str
-    kind: str
-    route: str
-    opened_at: datetime
-    isp: str | None = None
-    evidence: JsonObject = field(default_factory=dict)
-    escalation_level: int = 1
-
-
-@dataclass(frozen=True, slots=True)
 class Ticket:
-    """A stored ticket."""
+    """A stored ticket, as the web and the API read it: its columns, its evidence typed."""
 
     id: str
-    incident_key: str
+    incident_key: SubjectKey
     kind: str
     route: str
     isp: str | None
-    state: TicketState
+    state: TicketStatus
     opened_at: datetime
     acknowledged_at: datetime | None
     resolved_at: datetime | None
-    evidence: JsonObject
+    evidence: Evidence  # read through netwatch.store.codec, never re-parsed by its readers
     escalation_level: int
     last_notified_at: datetime | None
     updated_at: datetime
-
-
-class CreateOutcome(enum.Enum):
-    """What create_ticket did."""
-
-    CREATED = "created"  # ticket, first event and outbox rows written in one transaction
-    EXISTS = "exists"  # a ticket with this id was already there: nothing written
-    # another unresolved ticket holds this incident: nothing written
-    INCIDENT_OPEN = "incident_open"
-
-
-@dataclass(frozen=True, slots=True)
-class TicketCreation:
-    """The result of create_ticket: the ticket that now stands for the incident."""
-
-    outcome: CreateOutcome
-    ticket: Ticket
-
-
-class UpdateOutcome(enum.Enum):
-    """What a ticket update did."""
-
-    CHANGED = "changed"
-    UNCHANGED = "unchanged"  # already in that state / level: nothing written
-    NOT_FOUND = "not_found"
-    NOT_ALLOWED = "not_allowed"  # the lifecycle forbids it (e.g. acknowledge a resolved ticket)
-    INCIDENT_OPEN = "incident_open"  # reopen refused: another ticket is open for the incident
-
-
-@dataclass(frozen=True, slots=True)
-class TicketUpdate:
-    """The result of a ticket update; ticket is None only when not found."""
-
-    outcome: UpdateOutcome
-    ticket: Ticket | None
+    # The recovery watch: since when the incident has been gone, when the ticket then closes.
+    ok_since: datetime | None = None
+    closes_at: datetime | None = None
 
 
 # --- outbox -----------------------------------------------------------------------------------
@@ -238,7 +178,8 @@ class NewOutboxItem:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    """A stored notification, as claimed by a notifier."""
+    """A stored notification: one rendered payload for one channel and recipient, as the
+    outbox worker claims it (netwatch.notify.outbox) and the store keeps it."""
 
     id: int
     ticket_id: str | None
@@ -374,11 +315,11 @@ class TicketRecord:
     """
 
     id: str
-    incident_key: str
+    incident_key: SubjectKey
     kind: str
     route: str
     isp: str | None
-    state: TicketState
+    state: TicketStatus
     opened_at: datetime
     acknowledged_at: datetime | None
     resolved_at: datetime | None

@@ -34,7 +34,7 @@ from netwatch.store import (
     NewMaintenance,
     RevokeOutcome,
     Store,
-    TicketState,
+    TicketStatus,
     TokenReason,
 )
 from netwatch.web.api import (
@@ -615,7 +615,7 @@ async def tickets_page(
     assert runtime.store is not None
     now = datetime.now(UTC)
     stored = await runtime.store.list_tickets(
-        [TicketState.OPEN, TicketState.ACKNOWLEDGED], None, 1000
+        [TicketStatus.OPEN, TicketStatus.ACKNOWLEDGED], None, 1000
     )
     views = sorted(
         (ticket_view(runtime, t, now) for t in stored),
@@ -1149,7 +1149,7 @@ async def health_page(request: Request) -> Response:
         backlog = await runtime.store.outbox_backlog(now)
         open_count = len(
             await runtime.store.list_tickets(
-                [TicketState.OPEN, TicketState.ACKNOWLEDGED], None, 1000
+                [TicketStatus.OPEN, TicketStatus.ACKNOWLEDGED], None, 1000
             )
         )
         db_error = ""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -12,14 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerts.model import PathTrace
-from alerts.tickets import Actor, Refusal, Refused
+from alerts.model import Measurements, PathTrace
+from alerts.subject import SubjectKind
+from alerts.tickets import Actor, Evidence, Refusal, Refused
 from netwatch.health import link_id
 from netwatch.inventory.models import LOCAL_TZ
-from netwatch.pathtrace import path_from_json
-from netwatch.store import MaintenanceWindow, NewMaintenance, RevokeOutcome, TicketState
+from netwatch.store import MaintenanceWindow, NewMaintenance, RevokeOutcome, TicketStatus
 from netwatch.store import Ticket as StoredTicket
-from netwatch.store.types import JsonObject, JsonValue
 from netwatch.web.auth import Caller, WriteCaller
 
 if TYPE_CHECKING:
@@ -161,7 +159,7 @@ def list_incidents(request: Request) -> list[IncidentView]:
     """Current incidents: one per link fault, upstream outage, portal outage or monitor outage."""
     return [
         IncidentView(
-            key=i.key,
+            key=i.key.encoded,
             kind=i.kind.value,
             state=i.state,
             since=i.since,
@@ -269,41 +267,11 @@ class TicketDetail(TicketView):
     events: list[EventView]
 
 
-def _get(obj: JsonObject | None, key: str) -> JsonValue:
-    return obj.get(key) if isinstance(obj, Mapping) else None
-
-
-def _obj(value: JsonValue) -> JsonObject | None:
-    return value if isinstance(value, Mapping) else None
-
-
-def _str(value: JsonValue) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def json_number(value: object) -> float | None:
-    """A number read from stored JSON (evidence), None when it is not one (bools are not)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def json_time(value: object) -> datetime | None:
-    """A moment read from stored JSON (ISO 8601), None when it is not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-def downtime_s(evidence: JsonObject, now: datetime) -> float:
+def downtime_s(evidence: Evidence, now: datetime) -> float:
     """Time the subject was bad during the episode, as of now (closed stretches + running)."""
-    closed_s = json_number(_get(evidence, "downtime_closed_s")) or 0.0
-    bad_since = json_time(_get(evidence, "bad_since"))
+    bad_since = evidence.bad_since
     running_s = max((now - bad_since).total_seconds(), 0.0) if bad_since else 0.0
-    return closed_s + running_s
+    return evidence.downtime_closed_s + running_s
 
 
 def subject_of(runtime: Runtime, ticket: StoredTicket) -> SubjectView:
@@ -311,8 +279,8 @@ def subject_of(runtime: Runtime, ticket: StoredTicket) -> SubjectView:
     key = ticket.incident_key
     isp = runtime.inventory.isps.get(ticket.isp) if ticket.isp else None
     isp_name = isp.name if isp is not None else ticket.isp
-    kind, _, rest = key.partition(":")
-    info = runtime.health.topology.links.get(rest) if kind == "link" else None
+    link = key.link_id
+    info = runtime.health.topology.links.get(link) if link is not None else None
     if info is not None:
         return SubjectView(
             name=f"{info.commune_name} — {info.link.split('/', 1)[-1]}",
@@ -323,12 +291,12 @@ def subject_of(runtime: Runtime, ticket: StoredTicket) -> SubjectView:
             isp=ticket.isp,
             isp_name=isp_name,
         )
-    name = key
-    if kind == "upstream" and rest in runtime.inventory.upstreams:
-        name = runtime.inventory.upstreams[rest].name
-    elif kind == "portal" and rest in runtime.inventory.portals:
-        name = runtime.inventory.portals[rest].name
-    elif key == "monitor":
+    name = key.encoded
+    if key.kind is SubjectKind.UPSTREAM and key.name in runtime.inventory.upstreams:
+        name = runtime.inventory.upstreams[key.name].name
+    elif key.kind is SubjectKind.PORTAL and key.name in runtime.inventory.portals:
+        name = runtime.inventory.portals[key.name].name
+    elif key.kind is SubjectKind.MONITOR:
         name = "NetWatch"
     return SubjectView(
         name=name,
@@ -344,16 +312,15 @@ def subject_of(runtime: Runtime, ticket: StoredTicket) -> SubjectView:
 def ticket_view(runtime: Runtime, ticket: StoredTicket, now: datetime) -> TicketView:
     """A stored ticket as the API shows it."""
     ev = ticket.evidence
-    first_bad_at = json_time(_get(ev, "first_bad_at"))
     return TicketView(
         id=ticket.id,
-        incident_key=ticket.incident_key,
+        incident_key=ticket.incident_key.encoded,
         kind=ticket.kind,
         route=ticket.route,
         state=ticket.state.value,
-        problem_state=_str(_get(ev, "state")),
-        worst_state=_str(_get(ev, "worst_state")),
-        detail=_str(_get(ev, "detail")),
+        problem_state=ev.state or None,
+        worst_state=ev.worst_state or None,
+        detail=ev.detail or None,
         subject=subject_of(runtime, ticket),
         opened_at=ticket.opened_at,
         opened_at_local=local_iso(ticket.opened_at) or "",
@@ -363,8 +330,8 @@ def ticket_view(runtime: Runtime, ticket: StoredTicket, now: datetime) -> Ticket
         acknowledged_at_local=local_iso(ticket.acknowledged_at),
         resolved_at=ticket.resolved_at,
         resolved_at_local=local_iso(ticket.resolved_at),
-        first_bad_at=first_bad_at,
-        first_bad_at_local=local_iso(first_bad_at),
+        first_bad_at=ev.first_bad_at,
+        first_bad_at_local=local_iso(ev.first_bad_at),
         downtime_s=downtime_s(ev, now),
         escalation_level=ticket.escalation_level,
     )
@@ -375,20 +342,18 @@ async def ticket_detail(runtime: Runtime, ticket: StoredTicket, now: datetime) -
     assert runtime.store is not None  # _runtime checked it
     events = await runtime.store.ticket_events(ticket.id)
     ev = ticket.evidence
-    worst, first = _obj(_get(ev, "worst")), _obj(_get(ev, "first"))
-    links = _get(ev, "links")
-    interface_up = _get(worst, "interface_up")
+    worst, first = ev.worst or Measurements(), ev.first or Measurements()
     return TicketDetail(
         **ticket_view(runtime, ticket, now).model_dump(),
         evidence=EvidenceView(
-            links=[x for x in links if isinstance(x, str)] if isinstance(links, list) else [],
-            worst_loss_ratio=json_number(_get(worst, "loss_ratio")),
-            worst_rtt_median_s=json_number(_get(worst, "rtt_median_s")),
-            interface_up=interface_up if isinstance(interface_up, bool) else None,
-            worst_utilization_ratio=json_number(_get(worst, "utilization_ratio")),
-            first_loss_ratio=json_number(_get(first, "loss_ratio")),
-            first_rtt_median_s=json_number(_get(first, "rtt_median_s")),
-            path=path_from_json(_get(first, "path")),
+            links=list(ev.links),
+            worst_loss_ratio=worst.loss_ratio,
+            worst_rtt_median_s=worst.rtt_median_s,
+            interface_up=worst.interface_up,
+            worst_utilization_ratio=worst.utilization_ratio,
+            first_loss_ratio=first.loss_ratio,
+            first_rtt_median_s=first.rtt_median_s,
+            path=first.path,
         ),
         events=[
             EventView(
@@ -556,7 +521,7 @@ async def list_tickets(
     runtime = _runtime(request)
     assert runtime.store is not None
     opened_since = parse_moment(since, "since", as_end=False)[0] if since else None
-    states = [TicketState(s) for s in state] if state else None
+    states = [TicketStatus(s) for s in state] if state else None
     now = datetime.now(UTC)
     tickets = await runtime.store.list_tickets(states, opened_since, limit)
     return [ticket_view(runtime, t, now) for t in tickets]

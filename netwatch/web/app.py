@@ -121,7 +121,6 @@ def create_app(
                 inventory,
                 store,
                 health,
-                latest,
                 tick_s=alerting_tick_s,
                 leader=leader,
                 tracer=PathTracer(inventory) if probing else None,

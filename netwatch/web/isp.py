@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
 from alerts.model import PathTrace
+from alerts.subject import SubjectKey
 from alerts.tickets import Actor, ActorKind
 from netwatch.health import link_id
 from netwatch.inventory.models import LOCAL_TZ
@@ -283,7 +284,7 @@ def live_link(runtime: Runtime, view: TicketDetail) -> LiveLink | None:
     subject = view.subject
     if subject.commune is None or subject.link is None:
         return None
-    key = f"link:{subject.commune}/{subject.link}"
+    key = SubjectKey.link(link_id(subject.commune, subject.link))
     obs = runtime.state.icmp.get(key)
     reading = next(
         (r for o in runtime.state.snmp.values() for r in o.interfaces if r.link_key == key), None

@@ -20,6 +20,7 @@ from alerts.maintenance import (
     link_window,
 )
 from alerts.model import Incident, IncidentKind, LinkInfo, Route, Topology
+from alerts.subject import SubjectKey
 
 LINK = LinkInfo("24848/vnpt-tslcd", "68", "24848", "Xã Lát", "vnpt", "LDG-0001", "pop-1")
 OTHER = LinkInfo("00123/viettel", "08", "00123", "Xã Khác", "viettel", "HG-0002", "pop-1")
@@ -149,7 +150,7 @@ def test_link_window_returns_the_covering_active_window() -> None:
 
 
 def _incident(kind: IncidentKind, key: str, links: tuple[str, ...], isp: str | None) -> Incident:
-    return Incident(key, kind, "down", INSIDE, Route.ISP, isp, links)
+    return Incident(SubjectKey.parse(key), kind, "down", INSIDE, Route.ISP, isp, links)
 
 
 TOPO = Topology(links={LINK.link: LINK, OTHER.link: OTHER})
@@ -182,5 +183,5 @@ def test_an_upstream_outage_is_covered_by_its_isp_or_by_all_its_links() -> None:
 def test_portal_and_monitor_incidents_are_never_under_maintenance() -> None:
     everything = MaintenanceWindow(MaintenanceScope(ScopeKind.ISP, "vnpt"), NIGHTLY)
     for kind in (IncidentKind.PORTAL_OUTAGE, IncidentKind.MONITOR_CONNECTIVITY):
-        incident = _incident(kind, "x", (LINK.link,), "vnpt")
+        incident = _incident(kind, "portal:x", (LINK.link,), "vnpt")
         assert incident_window(incident, TOPO, [everything], INSIDE) is None

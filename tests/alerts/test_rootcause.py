@@ -21,9 +21,9 @@ from alerts.model import (
     Status,
     Topology,
     UpstreamInfo,
-    upstream_key,
 )
 from alerts.rootcause import decide
+from alerts.subject import SubjectKey
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 BEHIND_POP = tuple(f"2484{n}/vnpt-tslcd" for n in range(5))  # five communes behind pop-1
@@ -70,7 +70,7 @@ REFS_UP = {r: ns(r, NodeState.UP) for r in REFS}
 
 
 def kinds(incidents: tuple[Incident, ...]) -> list[tuple[IncidentKind, str]]:
-    return [(i.kind, i.key) for i in incidents]
+    return [(i.kind, i.key.encoded) for i in incidents]
 
 
 def test_all_fine_is_no_incident() -> None:
@@ -80,10 +80,13 @@ def test_all_fine_is_no_incident() -> None:
 
 def test_pinged_upstream_down_with_five_communes_is_one_incident() -> None:
     links = links_all(LinkState.DOWN)
-    nodes = {**REFS_UP, upstream_key("pop-1"): ns("upstream:pop-1", NodeState.DOWN, 2)}
+    nodes = {
+        **REFS_UP,
+        SubjectKey.upstream("pop-1").encoded: ns("upstream:pop-1", NodeState.DOWN, 2),
+    }
     (incident,) = decide(topology(), links, nodes, {})
     assert incident == Incident(
-        key="upstream:pop-1",
+        key=SubjectKey.parse("upstream:pop-1"),
         kind=IncidentKind.UPSTREAM_OUTAGE,
         state="down",
         since=at(2),
@@ -157,13 +160,16 @@ def test_a_down_parent_takes_its_children_and_all_their_links() -> None:
         "upstream:pop-a": ns("upstream:pop-a", NodeState.DOWN),
     }
     (incident,) = decide(_tree(parent_pinged=True), links, nodes, {})
-    assert (incident.key, incident.links) == ("upstream:pop-d", ("1/a", "2/a", "3/b", "4/d"))
+    assert (incident.key.encoded, incident.links) == (
+        "upstream:pop-d",
+        ("1/a", "2/a", "3/b", "4/d"),
+    )
 
 
 def test_an_unpinged_parent_is_inferred_from_its_whole_subtree() -> None:
     links = {k: ls(k, LinkState.DOWN) for k in ("1/a", "2/a", "3/b", "4/d")}
     (incident,) = decide(_tree(parent_pinged=False), links, {}, {})
-    assert incident.key == "upstream:pop-d"
+    assert incident.key.encoded == "upstream:pop-d"
     links["4/d"] = ls("4/d", LinkState.OK)
     # The parent's own commune answers: the parent is up, each child is down on its own.
     assert kinds(decide(_tree(parent_pinged=False), links, {}, {})) == [
@@ -210,7 +216,7 @@ def test_references_all_down_is_the_monitor_alone() -> None:
     portals = {"dvcqg@central": ps("dvcqg@central", PortalState.FAILING)}
     (incident,) = decide(topology(), links, nodes, portals)
     assert incident == Incident(
-        key="monitor",
+        key=SubjectKey.parse("monitor"),
         kind=IncidentKind.MONITOR_CONNECTIVITY,
         state="down",
         since=at(3),
@@ -247,7 +253,7 @@ def test_portal_failing_with_links_fine_is_a_portal_incident_only() -> None:
     portals = _vantages(PortalState.FAILING, PortalState.FAILING, PortalState.OK)
     (incident,) = decide(topology(), links, REFS_UP, portals)
     assert incident == Incident(
-        key="portal:dvcqg",
+        key=SubjectKey.parse("portal:dvcqg"),
         kind=IncidentKind.PORTAL_OUTAGE,
         state="failing",
         since=at(0),
@@ -307,7 +313,7 @@ def test_link_faults_go_to_the_isp_with_their_detail() -> None:
     for state in (LinkState.DOWN, LinkState.LOSSY, LinkState.SLOW):
         (incident,) = decide(topo, {ELSEWHERE: ls(ELSEWHERE, state, 3, "x")}, REFS_UP, {})
         assert incident == Incident(
-            key=f"link:{ELSEWHERE}",
+            key=SubjectKey.parse(f"link:{ELSEWHERE}"),
             kind=IncidentKind.LINK_FAULT,
             state=state.value,
             since=at(3),
@@ -366,7 +372,7 @@ def test_incidents_are_ordered_by_kind_then_key_whatever_the_input_order() -> No
 def test_timeline_upstream_fails_one_incident_from_the_first_confirmed_round() -> None:
     topo = topology(pinged=True)
     link_ev, node_ev, portal_ev = LinkEvaluator(), NodeEvaluator(), PortalEvaluator()
-    pop = upstream_key("pop-1")
+    pop = SubjectKey.upstream("pop-1").encoded
     history: list[list[tuple[IncidentKind, str]]] = []
     for i in range(12):
         broken = 2 <= i < 6  # the POP loses power for four rounds
@@ -407,7 +413,7 @@ def test_timeline_outage_starting_mid_round_is_still_one_upstream_incident() -> 
     round before the node and each gets a link-fault incident first (found on the lab)."""
     topo = topology(pinged=True)
     link_ev, node_ev = LinkEvaluator(), NodeEvaluator()
-    pop = upstream_key("pop-1")
+    pop = SubjectKey.upstream("pop-1").encoded
     for i in range(10):
         received = 10 if i < 2 else (5 if i == 2 else 0)  # dies in the middle of round 2
         for ref in REFS:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from alerts.model import Incident, IncidentKind, Route
+from alerts.subject import SubjectKey
 from alerts.tickets import (
     Action,
     Actor,
@@ -39,9 +40,9 @@ from alerts.tickets import (
 T0 = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)  # 08:00 in Asia/Ho_Chi_Minh
 
 LINK = "24848/vnpt-tslcd"
-KEY = f"link:{LINK}"
+KEY = SubjectKey.parse(f"link:{LINK}")
 OTHER = "24849/vnpt-tslcd"
-UPSTREAM = "upstream:pop-lac-duong"
+UPSTREAM = SubjectKey.parse("upstream:pop-lac-duong")
 
 NOC = Contact(1, "Trung tâm điều hành VNPT", 0, isp="vnpt", email="noc@vnpt.example")
 CHIEF = Contact(2, "Trưởng ca NOC", 30 * 60, isp="vnpt", email="truongca@vnpt.example")
@@ -65,7 +66,7 @@ def link_fault(
     since_min: float, state: str = "down", detail: str = "no_echo", link: str = LINK
 ) -> Incident:
     return Incident(
-        key=f"link:{link}",
+        key=SubjectKey.parse(f"link:{link}"),
         kind=IncidentKind.LINK_FAULT,
         state=state,
         since=at(since_min),
@@ -120,10 +121,10 @@ class Timeline:
         )
         return self._adopt(result)
 
-    def ack(self, minute: float, key: str = KEY) -> list[Action]:
+    def ack(self, minute: float, key: SubjectKey = KEY) -> list[Action]:
         return self._adopt(self.book.acknowledge(self.ticket(key).id, ENGINEER, at(minute)))
 
-    def resolve(self, minute: float, key: str = KEY) -> list[Action]:
+    def resolve(self, minute: float, key: SubjectKey = KEY) -> list[Action]:
         return self._adopt(self.book.resolve(self.ticket(key).id, ENGINEER, at(minute), "fixed"))
 
     def _adopt(self, result: Step | Refused) -> list[Action]:
@@ -132,10 +133,10 @@ class Timeline:
         self.book = result.book
         return list(result.actions)
 
-    def ticket(self, key: str = KEY) -> Ticket:
+    def ticket(self, key: SubjectKey = KEY) -> Ticket:
         return self.book.tickets[key]
 
-    def log(self, key: str = KEY) -> list[EventKind]:
+    def log(self, key: SubjectKey = KEY) -> list[EventKind]:
         return [e.kind for e in self.ticket(key).log]
 
 
@@ -186,7 +187,7 @@ def test_replaying_an_evaluation_after_a_crash_yields_the_same_ticket() -> None:
 def test_ticket_ids_depend_on_key_and_episode_start_only() -> None:
     assert ticket_id(KEY, at(0)) == ticket_id(KEY, at(0).astimezone(timezone(timedelta(hours=7))))
     assert ticket_id(KEY, at(0)) != ticket_id(KEY, at(1))
-    assert ticket_id(KEY, at(0)) != ticket_id(f"link:{OTHER}", at(0))
+    assert ticket_id(KEY, at(0)) != ticket_id(SubjectKey.parse(f"link:{OTHER}"), at(0))
     assert ticket_id(KEY, at(0)).startswith("NW-20261120-")
 
 
@@ -650,7 +651,11 @@ def test_a_link_ticket_is_matched_by_its_key_when_its_incident_named_no_links() 
     assert names(tl.step(1, upstream_outage(1))) == ["OpenTicket", "LinkToParent"]
     # A ticket that is not a link's and names no links is never absorbed.
     portal = Incident(
-        "portal:dvcqg", IncidentKind.PORTAL_OUTAGE, "failing", at(0), Route.PROVINCIAL_IT
+        SubjectKey.parse("portal:dvcqg"),
+        IncidentKind.PORTAL_OUTAGE,
+        "failing",
+        at(0),
+        Route.PROVINCIAL_IT,
     )
     tl.step(2, portal, upstream_outage(1))
     assert names(tl.step(3, upstream_outage(1))) == ["UpdateTicket:recovering"]
@@ -686,7 +691,7 @@ def test_an_absorbed_ticket_points_at_an_outage_without_ticket_under_maintenance
 def test_when_netwatch_itself_is_blind_recovery_is_held() -> None:
     tl = Timeline()
     monitor = Incident(
-        "monitor", IncidentKind.MONITOR_CONNECTIVITY, "down", at(4), Route.PROVINCIAL_IT
+        SubjectKey.MONITOR, IncidentKind.MONITOR_CONNECTIVITY, "down", at(4), Route.PROVINCIAL_IT
     )
     tl.step(0, link_fault(0))
     tl.step(3)
@@ -702,7 +707,7 @@ def test_when_netwatch_itself_is_blind_recovery_is_held() -> None:
 def test_a_resolved_ticket_is_not_cleared_while_netwatch_is_blind() -> None:
     tl = Timeline()
     monitor = Incident(
-        "monitor", IncidentKind.MONITOR_CONNECTIVITY, "down", at(6), Route.PROVINCIAL_IT
+        SubjectKey.MONITOR, IncidentKind.MONITOR_CONNECTIVITY, "down", at(6), Route.PROVINCIAL_IT
     )
     tl.step(0, link_fault(0))
     tl.resolve(5)

@@ -74,7 +74,7 @@ async def test_rounds_feed_every_sink_and_stop_cleanly(plan: Plan) -> None:
         assert netwatch_tasks() == []
     assert first.batches == second.batches
     for batch in first.batches:
-        assert [o.target.key for o in batch if isinstance(o, IcmpObservation)] == [
+        assert [o.target.key.encoded for o in batch if isinstance(o, IcmpObservation)] == [
             "link:24848/a",
             "link:24848/b",
         ]
@@ -143,7 +143,7 @@ async def test_a_failing_portal_is_confirmed_by_fast_probes_before_its_next_roun
             assert (status.state.value, status.detail) == ("failing", "connect")
             # One scheduled round (60 s apart) saw it; the fast probes confirmed it.
             assert [r.kind for r in rounds.reports] == ["http"]
-            assert [i.key for i in health.incidents] == ["portal:dvcqg"]
+            assert [i.key.encoded for i in health.incidents] == ["portal:dvcqg"]
         finally:
             await engine.stop()
         assert netwatch_tasks() == []

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from alerts.subject import SubjectKey
 from netwatch.health import HealthMonitor
 from netwatch.inventory import load_inventory
 from netwatch.observations import IcmpObservation, InterfaceReading, SnmpObservation
@@ -50,7 +51,19 @@ def _reading(plan: Plan, since: datetime, until: datetime, utilization: float) -
     job = plan.snmp[0]
     sample = RouterSample("10.91.9.1", until, 0.0, 1000.0, (), None)
     reading = InterfaceReading(
-        f"link:{LINK}", 1, True, None, None, utilization, 0.1, None, None, None, None, None, None
+        SubjectKey.parse(f"link:{LINK}"),
+        1,
+        True,
+        None,
+        None,
+        utilization,
+        0.1,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
     )
     return SnmpObservation(job, sample, (reading,), False, since)
 

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from alerts.subject import SubjectKey
 from netwatch.inventory import load_inventory
 from netwatch.metrics import MetricsCollector
 from netwatch.observations import (
@@ -86,7 +87,7 @@ def ping(address: str, rtts: tuple[float, ...], sent: int = 5) -> PingResult:
 
 def test_plan_is_flat_and_complete(plan: Plan) -> None:
     assert plan.counts() == {"icmp": 11 + 2 + 4 + 2, "snmp": 8, "http": 2}
-    link = next(t for t in plan.icmp if t.key == "link:24848/vnpt-tslcd")
+    link = next(t for t in plan.icmp if t.key.encoded == "link:24848/vnpt-tslcd")
     assert link.address == "10.68.10.1"
     assert link.link is not None
     assert link.link.bandwidth_bps == 100e6
@@ -99,8 +100,8 @@ def test_icmp_observations_become_link_metrics(plan: Plan) -> None:
     registry = CollectorRegistry()
     collector = MetricsCollector(plan)
     collector.register(registry)
-    target = next(t for t in plan.icmp if t.key == "link:24848/vnpt-tslcd")
-    down = next(t for t in plan.icmp if t.key == "link:24781/vnpt-tslcd")
+    target = next(t for t in plan.icmp if t.key.encoded == "link:24848/vnpt-tslcd")
+    down = next(t for t in plan.icmp if t.key.encoded == "link:24781/vnpt-tslcd")
     collector.observe(
         [
             IcmpObservation(target, ping(target.address, (0.004, 0.006, 0.020, 0.005))),
@@ -145,10 +146,22 @@ def test_snmp_portal_and_round_metrics(plan: Plan) -> None:
         failure=None,
     )
     reading = InterfaceReading(
-        "link:24848/vnpt-tslcd", 2, True, 8e6, 2e6, 0.08, 0.02, 10_000, 20_000, 1, 2, 3, 4
+        SubjectKey.parse("link:24848/vnpt-tslcd"),
+        2,
+        True,
+        8e6,
+        2e6,
+        0.08,
+        0.02,
+        10_000,
+        20_000,
+        1,
+        2,
+        3,
+        4,
     )
     missing = InterfaceReading(
-        "link:24848/viettel-internet", None, None, None, None, None, None, None, None, None,
+        SubjectKey.parse("link:24848/viettel-internet"), None, None, None, None, None, None, None, None, None,
         None, None, None,
     )  # fmt: skip
     collector.observe([SnmpObservation(job, sample, (reading, missing), rebooted=True)])

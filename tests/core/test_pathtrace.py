@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from alerts.model import PathHop, PathTrace
+from alerts.subject import SubjectKey
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.pathtrace import (
     REFERENCE_NAME,
@@ -16,9 +17,8 @@ from netwatch.pathtrace import (
     fill_from_known,
     hop_names,
     name_hops,
-    path_from_json,
-    path_json,
 )
+from netwatch.store.codec import path_from_json, path_json
 from probes.trace import TraceHop, TraceResult, TraceStop
 
 AT = datetime(2026, 12, 4, 1, 30, 5, 123456, tzinfo=UTC)
@@ -153,12 +153,14 @@ def test_hops_are_named_from_the_inventory(inventory: Inventory) -> None:
 
 def test_incident_keys_map_to_addresses(inventory: Inventory) -> None:
     tracer = PathTracer(inventory)
-    assert tracer.address_of("link:24848/vnpt-tslcd") == "10.94.10.1"
-    assert tracer.address_of("link:24848/vnpt-backup") == "10.94.10.5"
-    assert tracer.address_of("upstream:pop-vnpt-1") == "10.94.1.1"
-    assert tracer.address_of("upstream:dark") is None  # not pinged: no address to trace
-    for key in ("portal:dvcqg", "monitor", "link:24848/nope", "upstream:nope", ""):
-        assert tracer.address_of(key) is None
+    assert tracer.address_of(SubjectKey.parse("link:24848/vnpt-tslcd")) == "10.94.10.1"
+    assert tracer.address_of(SubjectKey.parse("link:24848/vnpt-backup")) == "10.94.10.5"
+    assert tracer.address_of(SubjectKey.parse("upstream:pop-vnpt-1")) == "10.94.1.1"
+    assert (
+        tracer.address_of(SubjectKey.parse("upstream:dark")) is None
+    )  # not pinged: no address to trace
+    for key in ("portal:dvcqg", "monitor", "link:24848/nope", "upstream:nope"):
+        assert tracer.address_of(SubjectKey.parse(key)) is None
 
 
 def _hop(ttl: int, address: str | None) -> TraceHop:

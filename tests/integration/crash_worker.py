@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alerts.model import Incident, IncidentKind, Route
+from alerts.subject import SubjectKey
 from netwatch.alerting import Alerting
 from netwatch.health import HealthMonitor
 from netwatch.inventory import load_inventory
-from netwatch.state import LatestState
 from netwatch.store import open_store
 
 SINCE = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
@@ -27,7 +27,7 @@ async def main(data_dir: Path, config: Path, count: int, database_url: str | Non
     store = await open_store(database_url, data_dir=data_dir)
     health = HealthMonitor(inventory)
     links = sorted(health.topology.links)[:count]
-    alerting = Alerting(inventory, store, health, LatestState())
+    alerting = Alerting(inventory, store, health)
     now = SINCE + timedelta(minutes=5)
     await alerting.restore(now)
     print("ready", flush=True)  # from here on, every evaluation may be creating a ticket
@@ -36,7 +36,7 @@ async def main(data_dir: Path, config: Path, count: int, database_url: str | Non
     for k in range(max(1, len(alerting.book.tickets)), len(links) + 1):
         health.incidents = tuple(
             Incident(
-                key=f"link:{link}",
+                key=SubjectKey.parse(f"link:{link}"),
                 kind=IncidentKind.LINK_FAULT,
                 state="down",
                 since=SINCE,

@@ -194,7 +194,7 @@ class Book:
     outbox: tuple[OutboxItem, ...]
 
     def by_key(self, key: str) -> list[Ticket]:
-        return [t for t in self.tickets if t.incident_key == key]
+        return [t for t in self.tickets if t.incident_key.encoded == key]
 
     def kinds(self, ticket: Ticket) -> list[str]:
         return [e.kind for e in self.events[ticket.id]]
@@ -252,7 +252,7 @@ def _ticket(twin: Twin, key: str) -> Callable[[], Ticket | None]:
 def _in_state(twin: Twin, key: str, state: str) -> Callable[[], Ticket | None]:
     def probe() -> Ticket | None:
         found = _book(twin).by_key(key)
-        return found[0] if found and found[0].evidence.get("state") == state else None
+        return found[0] if found and found[0].evidence.state == state else None
 
     return probe
 

@@ -140,7 +140,7 @@ def test_a_cut_line_is_ticketed_before_a_whole_round_and_told_when_it_is_back(
         assert kinds[0] == "opened", _log(book, ticket)
         assert kinds.count("line_back") == 1, _log(book, ticket)
         assert kinds.index("line_back") < kinds.index("auto_resolved")
-        assert ticket.evidence["state"] == "down"
+        assert ticket.evidence.state == "down"
         mails = _mail(twin.box, VNPT_MAIL, ticket.id)
         told = [_event(m) for m in mails]
         assert told == ["opened", "line_back", "auto_resolved"], (twin.backend, told)
@@ -150,12 +150,14 @@ def test_a_cut_line_is_ticketed_before_a_whole_round_and_told_when_it_is_back(
         text = body.decode()
         assert "Đường đi dừng sau: POP VNPT số 2" in text, text
         assert "The path stops after: POP VNPT số 2" in text
-        first = ticket.evidence["first"]
-        assert isinstance(first, dict)
-        path = first["path"]
-        assert isinstance(path, dict)
-        assert path["reached"] is False
-        assert [t.incident_key for t in book.tickets] == [key]  # nothing else: no false ticket
+        first = ticket.evidence.first
+        assert first is not None
+        path = first.path
+        assert path is not None
+        assert path.reached is False
+        assert [t.incident_key.encoded for t in book.tickets] == [
+            key
+        ]  # nothing else: no false ticket
         assert _mail(twin.box, IT_MAIL) == []
 
 
@@ -183,7 +185,7 @@ def test_one_percent_random_loss_opens_nothing(lab: Lab, twins: list[Twin]) -> N
 
     for twin, changed, admitted in zip(twins, changes, engaged, strict=True):
         book = books[twin.backend]
-        assert book.tickets == (), (twin.backend, [t.incident_key for t in book.tickets])
+        assert book.tickets == (), (twin.backend, [t.incident_key.encoded for t in book.tickets])
         assert twin.box.messages == []
         assert changed == [], (twin.backend, changed)  # not even a state change
         assert admitted > 0, twin.backend  # lost echoes did put lines in fast mode

@@ -73,7 +73,7 @@ def _read(data_dir: Path, url: str | None) -> tuple[list[str], Counter[str], int
         store: Store = await open_store(url, data_dir=data_dir, migrate=False)
         try:
             tickets = await store.list_tickets(limit=1000)
-            keys = [t.incident_key for t in tickets]
+            keys = [t.incident_key.encoded for t in tickets]
             events = 0
             for t in tickets:
                 log = await store.ticket_events(t.id)

@@ -49,12 +49,12 @@ def test_flapping_link_is_one_episode_not_a_storm(lab: Lab, twins: list[Twin]) -
         tickets = book.by_key(key)
         assert len(tickets) == 1, (twin.backend, [t.id for t in tickets])
         [ticket] = tickets
-        assert [t.incident_key for t in book.tickets] == [key]
+        assert [t.incident_key.encoded for t in book.tickets] == [key]
         kinds = book.kinds(ticket)
         assert kinds.count("opened") == 1
         assert "reopened" not in kinds
         assert "auto_resolved" not in kinds
-        assert ticket.evidence["worst_state"] == "down"
+        assert ticket.evidence.worst_state == "down"
         mails = _mail(twin.box, VNPT_MAIL, ticket.id)
         assert [_event(m) for m in mails].count("opened") == 1
         # Not a storm: a handful of messages in two minutes of flapping (one per round: 60).

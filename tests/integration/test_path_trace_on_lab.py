@@ -9,6 +9,7 @@ import time
 import pytest
 
 from alerts.model import PathTrace
+from alerts.subject import SubjectKey
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.lab import Lab
 from netwatch.pathtrace import REFERENCE_NAME, PathTracer
@@ -36,7 +37,7 @@ def _pop_address(lab: Lab, upstream_id: str) -> str:
 
 def _traced(tracer: PathTracer, *keys: str) -> tuple[list[PathTrace | None], float]:
     async def run() -> list[PathTrace | None]:
-        return list(await asyncio.gather(*(tracer.trace(key) for key in keys)))
+        return list(await asyncio.gather(*(tracer.trace(SubjectKey.parse(k)) for k in keys)))
 
     started = time.monotonic()
     paths = asyncio.run(run())

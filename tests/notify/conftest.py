@@ -21,9 +21,9 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from alerts.model import DownCause, IncidentKind, PathHop, PathTrace
-from netwatch.notify.messages import Evidence, NoticeEvent, ProblemState, TicketNotice
-from netwatch.notify.outbox import OutboxItem
+from alerts.model import DownCause, IncidentKind, Measurements, PathHop, PathTrace
+from netwatch.notify.messages import NoticeEvent, ProblemState, TicketNotice
+from netwatch.store import OutboxItem
 
 SMTP_USER = "netwatch"
 SMTP_PASSWORD = "mật-khẩu-thử"  # non-ASCII on purpose: AUTH must carry UTF-8 (RFC 4954)
@@ -98,7 +98,17 @@ class MemoryOutbox:
             row.lease_until = now + self.lease
         return [
             OutboxItem(
-                r.id, r.channel, r.recipient, json.loads(r.payload_json), r.attempts, r.dedup_key
+                id=r.id,
+                ticket_id=None,
+                channel=r.channel,
+                recipient=r.recipient,
+                payload=json.loads(r.payload_json),
+                dedup_key=r.dedup_key,
+                created_at=now,
+                next_attempt_at=r.lease_until,
+                attempts=r.attempts + 1,  # as the store does: a claim counts an attempt
+                last_error=r.errors[-1] if r.errors else None,
+                sent_at=None,
             )
             for r in due
         ]
@@ -151,7 +161,7 @@ def make_notice(
             ),
             reached=False,
         ),
-        "evidence": Evidence(
+        "evidence": Measurements(
             loss_ratio=1.0,
             rtt_median_s=None,
             interface_up=False,

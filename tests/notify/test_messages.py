@@ -8,12 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts.model import IncidentKind
+from alerts.model import IncidentKind, Measurements
 from netwatch.notify.messages import (
     CHAT_NOTE_MAX_CHARS,
     ChannelKind,
     EmailContent,
-    Evidence,
     NoticeEvent,
     ProblemState,
     TicketNotice,
@@ -142,7 +141,7 @@ def test_portal_outage_without_commune() -> None:
         isp_name=None,
         circuit_id=None,
         path=None,
-        evidence=Evidence(),
+        evidence=Measurements(),
         subject_name="Cổng Dịch vụ công quốc gia",
     )
     assert email_subject(notice) == (

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from alerts.subject import SubjectKey, SubjectKind
 from netwatch.confirm import FastConfirmer, Thresholds
 from netwatch.engine import Engine, EngineOptions, spread_spacing_s
 from netwatch.health import HealthMonitor
@@ -115,7 +116,9 @@ async def test_a_silent_line_is_confirmed_down_by_fast_rounds_before_its_round_e
     )
     engine.start()
     try:
-        await _until(lambda: health.is_bad("link:24848/b"), "link b confirmed down")
+        await _until(
+            lambda: health.is_bad(SubjectKey.parse("link:24848/b")), "link b confirmed down"
+        )
         # Confirmed by fast rounds: the normal round (echoes 6 s apart over 30 s) is not over.
         assert rounds.reports == []
         status = health.link_status("24848", "b")
@@ -126,15 +129,17 @@ async def test_a_silent_line_is_confirmed_down_by_fast_rounds_before_its_round_e
         assert confirmer.stats().rounds >= 3  # enter_rounds (3) bad fast rounds
         # What root cause needs was probed with it, and nothing else is bad.
         for key in ("link:24848/a", "link:28696/a", "upstream:pop-1", "reference:10.91.9.200"):
-            assert not health.is_bad(key), key
-        assert not any(i.key.startswith("upstream:") for i in health.incidents)
+            assert not health.is_bad(SubjectKey.parse(key)), key
+        assert not any(i.key.kind is SubjectKind.UPSTREAM for i in health.incidents)
         [incident] = health.incidents
-        assert incident.key == "link:24848/b"
+        assert incident.key.encoded == "link:24848/b"
 
         # The line comes back: its next answered echo puts it in fast mode again, and fast
         # rounds confirm the recovery (exit_rounds good rounds) without waiting for rounds.
         confirm_lab.ns("ip", "route", "add", "local", f"{SILENT}1/32", "dev", "lo")
-        await _until(lambda: not health.is_bad("link:24848/b"), "link b confirmed back")
+        await _until(
+            lambda: not health.is_bad(SubjectKey.parse("link:24848/b")), "link b confirmed back"
+        )
         assert health.incidents == ()
         stats = confirmer.stats()
         assert stats.confirmed >= 2  # down, then back
@@ -146,11 +151,11 @@ async def test_a_silent_line_is_confirmed_down_by_fast_rounds_before_its_round_e
 class _Everything:
     """A judge for the national outage: every subject good so far, default thresholds."""
 
-    def is_bad(self, key: str) -> bool:
+    def is_bad(self, key: SubjectKey) -> bool:
         return False
 
-    def thresholds(self, key: str) -> Thresholds | None:
-        rtt = math.inf if not key.startswith("link:") else 0.05
+    def thresholds(self, key: SubjectKey) -> Thresholds | None:
+        rtt = math.inf if key.kind is not SubjectKind.LINK else 0.05
         return Thresholds(rtt, 0.02, 3, 5, 5)
 
 
@@ -159,9 +164,11 @@ def _national_plan(links: int, nodes: int, confirm: ConfirmOptions) -> Plan:
     for i in range(links):
         ref = LinkRef("68", f"{i:05d}", f"Xã {i}", "a", "vnpt", "tslcd", f"C{i}", 1e7, f"p{i % 5}")
         address = f"10.91.{10 + i // 250}.{1 + i % 250}"
-        targets.append(IcmpTarget(f"link:{i:05d}/a", "link", address, link=ref))
+        targets.append(IcmpTarget(ref.key, "link", address, link=ref))
     for j in range(nodes):
-        targets.append(IcmpTarget(f"upstream:p{j}", "upstream", f"10.91.11.{251 + j % 4}"))
+        targets.append(
+            IcmpTarget(SubjectKey.upstream(f"p{j}"), "upstream", f"10.91.11.{251 + j % 4}")
+        )
     return Plan(tuple(targets), (), (), 30.0, 5, 60.0, 60.0, confirm)
 
 
@@ -196,7 +203,7 @@ async def test_a_national_outage_stays_within_the_seats_and_the_send_rate(
         while time.monotonic() - started < 6.0:
             in_fast = confirmer.in_fast_mode()
             peak = max(peak, len(in_fast))
-            nodes_seen |= {k for k in in_fast if k.startswith("upstream:")}
+            nodes_seen |= {k.encoded for k in in_fast if k.kind is SubjectKind.UPSTREAM}
             await asyncio.sleep(0.02)
     finally:
         fast.cancel()

@@ -18,14 +18,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.model import Incident, IncidentKind, LinkRound, PortalRound, Route
+from alerts.subject import SubjectKey
 from alerts.tickets import Actor, ActorKind, Step, TicketBook, TicketPolicy
 from netwatch.health import CENTRAL, HealthMonitor
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.metrics import MetricsCollector
-from netwatch.notify.outbox import OutboxItem
 from netwatch.ops_metrics import LINK_STATES, MeteredOutbox, OpsMetrics
 from netwatch.plan import compile_plan
-from netwatch.store import NewOutboxItem, OutboxBacklog, open_store
+from netwatch.store import NewOutboxItem, OutboxBacklog, OutboxItem, open_store
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "examples" / "lam-dong.yaml"
 ENV = {
@@ -117,7 +117,7 @@ def _round(setup: Setup, at: datetime, received: int, link: str = LINK) -> None:
 
 def _incident(since: datetime, state: str = "down", link: str = LINK) -> Incident:
     return Incident(
-        key=f"link:{link}",
+        key=SubjectKey.parse(f"link:{link}"),
         kind=IncidentKind.LINK_FAULT,
         state=state,
         since=since,
@@ -152,7 +152,9 @@ def test_a_bad_link_inside_a_maintenance_window_is_in_maintenance(inventory: Inv
     for i in range(4):
         _round(setup, T0 + timedelta(seconds=30 * i), 0)
     assert setup.scrape().states(**LAC_DUONG_VNPT) == ["down"]
-    step = setup.books.book.evaluate([_incident(T0)], T0, maintenance={f"link:{LINK}"})
+    step = setup.books.book.evaluate(
+        [_incident(T0)], T0, maintenance={SubjectKey.parse(f"link:{LINK}")}
+    )
     setup.books.book = step.book  # suppressed: no ticket, nobody paged
     assert setup.scrape().states(**LAC_DUONG_VNPT) == ["maintenance"]
     setup.books.book = setup.books.book.evaluate([_incident(T0)], T0 + timedelta(minutes=1)).book
@@ -269,8 +271,11 @@ class FakeOutbox:
 
 def test_deliveries_and_failures_are_counted_per_channel(inventory: Inventory) -> None:
     setup = _setup(inventory)
-    items = [OutboxItem(i, ch, "x", {}, 0, f"k{i}") for i, ch in enumerate(["email"] * 3)]
-    items.append(OutboxItem(9, "telegram", "x", {}, 0, "k9"))
+    items = [
+        OutboxItem(i, None, ch, "x", {}, f"k{i}", T0, T0, 1, None, None)
+        for i, ch in enumerate(["email"] * 3)
+    ]
+    items.append(OutboxItem(9, None, "telegram", "x", {}, "k9", T0, T0, 1, None, None))
     fake = FakeOutbox(items)
     metered: MeteredOutbox = setup.ops.metered(fake, ["email", "telegram", "webhook:abc"])
 
@@ -301,7 +306,7 @@ def test_the_outbox_backlog_comes_from_the_store(inventory: Inventory, tmp_path:
             item = NewOutboxItem(
                 channel="email", recipient="noc@vnpt.test", payload={}, dedup_key="a"
             )
-            await store.enqueue(item, T0)
+            await store.enqueue_many([item], T0)
             registry = CollectorRegistry()
             ops = OpsMetrics(
                 inventory,

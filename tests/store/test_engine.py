@@ -10,7 +10,15 @@ import pytest
 import sqlalchemy as sa
 
 from netwatch.store import Store, create_engine, normalize_url, open_store
-from netwatch.store.types import Backend
+from netwatch.store.types import Backend, StateChange, TransitionRecord
+
+
+async def _record(
+    store: Store, subject: str, state: str, since: datetime, detail: str = ""
+) -> TransitionRecord:
+    """One transition, through the batch writer."""
+    (record,) = await store.record_transitions([StateChange(subject, state, since, detail)])
+    return record
 
 
 def test_normalize_url_picks_async_drivers() -> None:
@@ -41,7 +49,7 @@ def test_create_engine_needs_url_or_data_dir() -> None:
 
 async def test_timestamps_come_back_aware_utc(store: Store) -> None:
     ict = timezone(timedelta(hours=7))
-    await store.record_transition("l1", "down", datetime(2026, 6, 1, 7, 0, tzinfo=ict))
+    await _record(store, "l1", "down", datetime(2026, 6, 1, 7, 0, tzinfo=ict))
     state = await store.current_state("l1")
     assert state is not None
     assert state.since == datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
@@ -50,11 +58,11 @@ async def test_timestamps_come_back_aware_utc(store: Store) -> None:
 
 async def test_naive_timestamps_are_refused(store: Store) -> None:
     with pytest.raises(sa.exc.StatementError, match="naive datetime"):
-        await store.record_transition("l1", "down", datetime(2026, 6, 1))  # noqa: DTZ001
+        await _record(store, "l1", "down", datetime(2026, 6, 1))  # noqa: DTZ001
 
 
 async def test_reads_do_not_wait_for_a_writer(store: Store) -> None:
-    await store.record_transition("l1", "ok", datetime(2026, 6, 1, tzinfo=UTC))
+    await _record(store, "l1", "ok", datetime(2026, 6, 1, tzinfo=UTC))
     async with store.engine.begin() as writer:
         # An open write transaction (SQLite: holds the write lock)...
         await writer.execute(sa.text("UPDATE subject_states SET detail = 'busy'"))

@@ -6,12 +6,20 @@ from datetime import UTC, datetime
 
 import pytest
 
-from netwatch.store import StateChange, Store, TransitionOutcome
+from netwatch.store import StateChange, Store, TransitionOutcome, TransitionRecord
 
 LINK = "24848/vnpt-tslcd"
 JUNE = datetime(2026, 6, 1, tzinfo=UTC)
 JULY = datetime(2026, 7, 1, tzinfo=UTC)
 H = 3600.0
+
+
+async def _record(
+    store: Store, subject: str, state: str, since: datetime, detail: str = ""
+) -> TransitionRecord:
+    """One transition, through the batch writer."""
+    (record,) = await store.record_transitions([StateChange(subject, state, since, detail)])
+    return record
 
 
 def _june(day: int, hour: int = 0) -> datetime:
@@ -20,13 +28,13 @@ def _june(day: int, hour: int = 0) -> datetime:
 
 async def _make_june(store: Store) -> None:
     """ok since May; down 4 h on the 3rd; lossy 24 h on the 10th; NetWatch off 6 h on the 20th."""
-    await store.record_transition(LINK, "ok", datetime(2026, 5, 28, tzinfo=UTC))
-    await store.record_transition(LINK, "down", _june(3, 10), "interface_down")
-    await store.record_transition(LINK, "ok", _june(3, 14))
-    await store.record_transition(LINK, "lossy", _june(10))
-    await store.record_transition(LINK, "ok", _june(11))
+    await _record(store, LINK, "ok", datetime(2026, 5, 28, tzinfo=UTC))
+    await _record(store, LINK, "down", _june(3, 10), "interface_down")
+    await _record(store, LINK, "ok", _june(3, 14))
+    await _record(store, LINK, "lossy", _june(10))
+    await _record(store, LINK, "ok", _june(11))
     assert await store.mark_all_unknown(_june(20)) == 1  # clean shutdown
-    await store.record_transition(LINK, "ok", _june(20, 6))  # back up
+    await _record(store, LINK, "ok", _june(20, 6))  # back up
 
 
 async def test_transitions_close_the_previous_interval(store: Store) -> None:
@@ -48,13 +56,13 @@ async def test_transitions_close_the_previous_interval(store: Store) -> None:
 
 
 async def test_repeated_and_stale_transitions(store: Store) -> None:
-    first = await store.record_transition(LINK, "down", _june(3), "no_echo")
+    first = await _record(store, LINK, "down", _june(3), "no_echo")
     assert first.outcome is TransitionOutcome.RECORDED
-    same = await store.record_transition(LINK, "down", _june(3, 1), "interface_down")
+    same = await _record(store, LINK, "down", _june(3, 1), "interface_down")
     assert same.outcome is TransitionOutcome.UNCHANGED
     assert same.current is not None
     assert same.current.detail == "interface_down"
-    stale = await store.record_transition(LINK, "ok", _june(2))
+    stale = await _record(store, LINK, "ok", _june(2))
     assert stale.outcome is TransitionOutcome.STALE
     assert len(await store.history(LINK, JUNE, JULY)) == 1
 
@@ -111,17 +119,17 @@ async def test_after_a_crash_the_gap_from_the_last_heartbeat_is_unknown(store: S
     """NetWatch died at 03:00 after its last heartbeat at 02:00; it starts again at 09:00."""
     other = "28696/vnpt-tslcd"
     assert await store.last_heartbeat() is None
-    await store.record_transition(LINK, "ok", _june(1))
-    await store.record_transition(other, "ok", _june(1))
+    await _record(store, LINK, "ok", _june(1))
+    await _record(store, other, "ok", _june(1))
     await store.heartbeat(_june(2, 1))
     await store.heartbeat(_june(2, 2))
     await store.heartbeat(_june(2, 1))  # a late writer never moves it back
-    await store.record_transition(other, "down", _june(2, 2) + (_june(2, 3) - _june(2, 2)) / 2)
+    await _record(store, other, "down", _june(2, 2) + (_june(2, 3) - _june(2, 2)) / 2)
     alive = await store.last_heartbeat()
     assert alive == _june(2, 2)
     # The restart: everything unknown from the last heartbeat (or from a later change).
     assert await store.mark_all_unknown(alive) == 2
-    await store.record_transition(LINK, "ok", _june(2, 9))
+    await _record(store, LINK, "ok", _june(2, 9))
     report = await store.availability(LINK, _june(2), _june(3), now=_june(3))
     assert report.unknown_s == pytest.approx(7 * H)  # 02:00 to 09:00, not counted as ok
     assert report.ok_s == pytest.approx(17 * H)

@@ -28,8 +28,8 @@ def _item(key: str, not_before: datetime | None = None) -> NewOutboxItem:
 
 
 async def test_same_dedup_key_is_enqueued_once(store: Store) -> None:
-    assert await store.enqueue(_item("t1:opened:tg"), NOW) is EnqueueOutcome.ENQUEUED
-    assert await store.enqueue(_item("t1:opened:tg"), NOW) is EnqueueOutcome.DUPLICATE
+    assert (await store.enqueue_many([_item("t1:opened:tg")], NOW))[0] is EnqueueOutcome.ENQUEUED
+    assert (await store.enqueue_many([_item("t1:opened:tg")], NOW))[0] is EnqueueOutcome.DUPLICATE
     outcomes = await store.enqueue_many([_item("t1:opened:tg"), _item("t1:resolved:tg")], NOW)
     assert outcomes == [EnqueueOutcome.DUPLICATE, EnqueueOutcome.ENQUEUED]
     items = await store.outbox_items()
@@ -37,7 +37,7 @@ async def test_same_dedup_key_is_enqueued_once(store: Store) -> None:
     assert items[0].payload == {"text": "Sự cố t1:opened:tg", "n": [1, 2.5, None, True]}
     # Even once sent, the same notification is never enqueued again.
     await store.mark_sent(items[0].id, NOW)
-    assert await store.enqueue(_item("t1:opened:tg"), NOW) is EnqueueOutcome.DUPLICATE
+    assert (await store.enqueue_many([_item("t1:opened:tg")], NOW))[0] is EnqueueOutcome.DUPLICATE
 
 
 async def test_claim_lease_retry_and_delivery(store: Store) -> None:
@@ -79,7 +79,7 @@ async def test_claim_lease_retry_and_delivery(store: Store) -> None:
 
 
 async def test_a_dead_claimer_s_items_come_back_after_the_lease(store: Store) -> None:
-    await store.enqueue(_item("a"), NOW)
+    await store.enqueue_many([_item("a")], NOW)
     (first,) = await store.claim_due(NOW, limit=1, lease_s=300)
     # The claimer died without marking anything.
     assert await store.claim_due(NOW + timedelta(seconds=299), limit=1) == []

@@ -11,14 +11,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from alerts.model import IncidentKind, Measurements
+from alerts.subject import SubjectKey
+from alerts.tickets import Evidence
 from netwatch.store import (
     EventRecord,
-    NewEvent,
     NewOutboxItem,
-    NewTicket,
     Store,
     TicketRecord,
-    TicketState,
+    TicketStatus,
     TicketStepOutcome,
     TicketStepResult,
     create_engine,
@@ -26,18 +27,30 @@ from netwatch.store import (
     head_revision,
     upgrade,
 )
+from netwatch.store.codec import evidence_json
 from netwatch.store.migrate import downgrade
 from netwatch.store.models import OutboxRow, TicketEventRow, TicketRow
 
 T0 = datetime(2026, 6, 3, 3, 0, tzinfo=UTC)
 KEY = "link:24848/vnpt-tslcd"
+EVIDENCE = Evidence(
+    kind=IncidentKind.LINK_FAULT,
+    state="down",
+    worst_state="down",
+    detail="",
+    links=("24848/vnpt-tslcd",),
+    first_bad_at=T0,
+    bad_since=T0,
+    first=Measurements(loss_ratio=1.0),
+    worst=Measurements(loss_ratio=1.0),
+)
 # apply_ticket_changes' arguments but `now`.
 Step: TypeAlias = tuple[list[TicketRecord], list[EventRecord], list[NewOutboxItem]]
 
 
 def _record(
     ticket_id: str = "NW-20260603-aaaaaaaaaa",
-    state: TicketState = TicketState.OPEN,
+    state: TicketStatus = TicketStatus.OPEN,
     key: str = KEY,
     opened_at: datetime = T0,
     level: int = 1,
@@ -45,7 +58,7 @@ def _record(
 ) -> TicketRecord:
     return TicketRecord(
         id=ticket_id,
-        incident_key=key,
+        incident_key=SubjectKey.parse(key),
         kind="link_fault",
         route="isp",
         isp="vnpt",
@@ -53,7 +66,7 @@ def _record(
         opened_at=opened_at,
         acknowledged_at=None,
         resolved_at=resolved_at,
-        evidence={"state": "down", "loss_ratio": 1.0, "rtt_median_s": None, "links": [KEY]},
+        evidence=evidence_json(EVIDENCE),
         escalation_level=level,
         last_notified_at=opened_at,
         book={
@@ -68,7 +81,7 @@ def _record(
 
 def _resolved(record: TicketRecord, at: datetime) -> TicketRecord:
     book = {**record.book, "status": "resolved"}
-    return replace(record, state=TicketState.RESOLVED, resolved_at=at, book=book)
+    return replace(record, state=TicketStatus.RESOLVED, resolved_at=at, book=book)
 
 
 def _event(ticket_id: str, seq: int, kind: str = "opened", at: datetime = T0) -> EventRecord:
@@ -109,9 +122,9 @@ async def test_first_apply_writes_everything(store: Store) -> None:
     stored = await store.get_ticket(rec.id)
     assert stored is not None
     assert (stored.state, stored.updated_at, stored.evidence) == (
-        TicketState.OPEN,
+        TicketStatus.OPEN,
         T0,
-        rec.evidence,
+        EVIDENCE,  # what rec.evidence says, read back typed
     )
     assert await store.ticket_books(T0) == [rec]
     events = await store.ticket_events(rec.id)
@@ -149,7 +162,7 @@ async def test_a_changed_ticket_is_updated_in_every_column(store: Store) -> None
     t1 = T0 + timedelta(minutes=30)
     acked = replace(
         rec,
-        state=TicketState.ACKNOWLEDGED,
+        state=TicketStatus.ACKNOWLEDGED,
         acknowledged_at=t1,
         isp=None,
         evidence={"state": "lossy"},
@@ -181,9 +194,12 @@ async def test_resolve_then_open_the_next_episode_in_one_call(store: Store) -> N
     result = await store.apply_ticket_changes(*step, t1)
     assert result.outcome is TicketStepOutcome.APPLIED
     assert (result.tickets_written, result.events_inserted, result.outbox_enqueued) == (2, 2, 2)
-    unresolved = await store.unresolved_ticket(KEY)
-    assert unresolved is not None
-    assert unresolved.id == new.id
+    open_now = [TicketStatus.OPEN, TicketStatus.ACKNOWLEDGED]
+    unresolved = [
+        t for t in await store.list_tickets(open_now) if t.incident_key == SubjectKey.parse(KEY)
+    ]
+    assert len(unresolved) == 1
+    assert unresolved[0].id == new.id
     replay = await store.apply_ticket_changes(*step, t1)
     assert not replay.changed
 
@@ -197,8 +213,8 @@ async def test_open_listed_before_the_resolve_still_passes(store: Store) -> None
     result = await store.apply_ticket_changes([new, _resolved(old, t1)], [], [], t1)
     assert (result.outcome, result.tickets_written) == (TicketStepOutcome.APPLIED, 2)
     assert [(r.id, r.state) for r in await store.ticket_books(T0)] == [
-        (old.id, TicketState.RESOLVED),
-        (new.id, TicketState.OPEN),
+        (old.id, TicketStatus.RESOLVED),
+        (new.id, TicketStatus.OPEN),
     ]
 
 
@@ -293,32 +309,60 @@ async def test_a_bad_event_or_payload_leaves_nothing_of_the_call(store: Store) -
 
 async def test_ticket_books_are_the_unresolved_and_the_recently_resolved(store: Store) -> None:
     window_start = T0 + timedelta(days=1)
-    old = _resolved(_record("NW-1", key="k1"), window_start - timedelta(seconds=1))
-    edge = _resolved(_record("NW-2", key="k2"), window_start)
-    recent = _resolved(_record("NW-3", key="k3"), window_start + timedelta(hours=1))
-    open_ = _record("NW-4", key="k4")
-    acked = replace(_record("NW-5", key="k5"), state=TicketState.ACKNOWLEDGED, acknowledged_at=T0)
+    old = _resolved(_record("NW-1", key="upstream:k1"), window_start - timedelta(seconds=1))
+    edge = _resolved(_record("NW-2", key="upstream:k2"), window_start)
+    recent = _resolved(_record("NW-3", key="upstream:k3"), window_start + timedelta(hours=1))
+    open_ = _record("NW-4", key="upstream:k4")
+    acked = replace(
+        _record("NW-5", key="upstream:k5"), state=TicketStatus.ACKNOWLEDGED, acknowledged_at=T0
+    )
     await store.apply_ticket_changes([old, edge, recent, open_, acked], [], [], T0)
-    # A ticket written by the older per-change methods comes back with an empty book.
-    legacy = NewTicket("NW-6", "k6", "link_fault", "isp", T0 + timedelta(minutes=1))
-    await store.create_ticket(legacy, NewEvent(T0, "netwatch", "opened"))
+    # A ticket written by an older version (no book) comes back with an empty book.
+    await _legacy_ticket(store, "NW-6", "upstream:k6", T0 + timedelta(minutes=1))
     books = await store.ticket_books(window_start)
     assert [b.id for b in books] == ["NW-2", "NW-3", "NW-4", "NW-5", "NW-6"]
     assert books[:4] == [edge, recent, open_, acked]
     assert books[4].book == {}
 
 
-async def test_older_writers_keep_working_beside_steps(store: Store) -> None:
-    legacy = NewTicket("NW-legacy", KEY, "link_fault", "isp", T0)
-    await store.create_ticket(legacy, NewEvent(T0, "netwatch", "opened"))
-    note = await store.append_event(legacy.id, NewEvent(T0, "isp:vnpt", "note", "Đang xử lý"))
-    assert note.ticket is not None
+async def _legacy_ticket(store: Store, ticket_id: str, key: str, opened_at: datetime) -> None:
+    """A ticket and its first event as the per-change writers of older versions left them."""
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            sa.insert(TicketRow).values(
+                id=ticket_id,
+                incident_key=key,
+                kind="link_fault",
+                route="isp",
+                isp=None,
+                state="open",
+                opened_at=opened_at,
+                evidence={},
+                escalation_level=1,
+                updated_at=opened_at,
+            )
+        )
+        await conn.execute(
+            sa.insert(TicketEventRow).values(
+                ticket_id=ticket_id, at=opened_at, actor="netwatch", kind="opened", text=""
+            )
+        )
+
+
+async def test_older_rows_keep_working_beside_steps(store: Store) -> None:
+    await _legacy_ticket(store, "NW-legacy", KEY, T0)
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            sa.insert(TicketEventRow).values(
+                ticket_id="NW-legacy", at=T0, actor="isp:vnpt", kind="note", text="Đang xử lý"
+            )
+        )
     # Their events have no seq, so the machine's numbers never collide with them.
     result = await store.apply_ticket_changes(
-        [], [_event(legacy.id, 0, "note"), _event(legacy.id, 1, "note")], [], T0
+        [], [_event("NW-legacy", 0, "note"), _event("NW-legacy", 1, "note")], [], T0
     )
     assert result.events_inserted == 2
-    assert [e.seq for e in await store.ticket_events(legacy.id)] == [None, None, 0, 1]
+    assert [e.seq for e in await store.ticket_events("NW-legacy")] == [None, None, 0, 1]
 
 
 async def test_concurrent_replays_write_once(store: Store, db_url: str) -> None:

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 import pytest
 from fastapi import FastAPI
 
-from alerts.model import Incident, IncidentKind, Route
+from alerts.model import Incident, IncidentKind, Measurements, Route
+from alerts.subject import SubjectKey
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.observations import IcmpObservation
 from netwatch.signing import LinkSigner
@@ -173,7 +174,7 @@ class Server:
         """Make the health monitor report a link fault; wait for the alerting loop's ticket."""
         runtime = self.runtime
         key = f"{COMMUNE}/{link}"
-        target = next(t for t in runtime.plan.icmp if t.link is not None and t.key.endswith(key))
+        target = next(t for t in runtime.plan.icmp if t.link is not None and t.link.id == key)
         now = datetime.now(UTC)
         received = round(10 * (1 - loss_ratio))
         rtts = (rtt_median_s,) * received if rtt_median_s is not None else ()
@@ -198,7 +199,7 @@ class Server:
             ]
         )
         incident = Incident(
-            key=f"link:{key}",
+            key=SubjectKey.parse(f"link:{key}"),
             kind=IncidentKind.LINK_FAULT,
             state=state,
             since=now - timedelta(minutes=3),
@@ -206,9 +207,11 @@ class Server:
             isp=target.link.isp if target.link else None,
             links=(key,),
             detail="interface_down" if state == "down" else "",
+            # What the health monitor would have measured in the round that judged it.
+            measured=Measurements(loss_ratio=loss_ratio, rtt_median_s=rtt_median_s),
         )
         runtime.health.incidents = (*runtime.health.incidents, incident)
-        return self.wait_for_ticket(incident.key, timeout_s)
+        return self.wait_for_ticket(incident.key.encoded, timeout_s)
 
     def wait_for_ticket(self, incident_key: str, timeout_s: float = 20.0) -> str:
         """The id of the ticket the alerting loop opens for an incident key."""

@@ -7,8 +7,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from alerts.model import PathHop, PathTrace
-from netwatch.pathtrace import path_json
-from netwatch.store import NewEvent, NewTicket, Store
+from alerts.subject import SubjectKey
+from netwatch.store import EventRecord, Store, TicketRecord, TicketStatus
+from netwatch.store.codec import path_json
 from netwatch.store.types import JsonValue
 from tests.web.conftest import COMMUNE, Server
 
@@ -49,18 +50,25 @@ def _store_ticket(server: Server, path: PathTrace | None) -> str:
         "first": first,
         "worst": first,
     }
-    ticket = NewTicket(
+    ticket = TicketRecord(
         id=TICKET,
-        incident_key=f"link:{COMMUNE}/viettel-inet",
+        incident_key=SubjectKey.parse(f"link:{COMMUNE}/viettel-inet"),
         kind="link_fault",
         route="isp",
-        opened_at=AT,
         isp="viettel",
+        state=TicketStatus.OPEN,
+        opened_at=AT,
+        acknowledged_at=None,
+        resolved_at=None,
         evidence=evidence,
+        escalation_level=1,
+        last_notified_at=None,
+        book={},
     )
+    opened = EventRecord(TICKET, 0, AT, "netwatch", "opened", "down (no_echo)")
 
     async def create(store: Store) -> None:
-        await store.create_ticket(ticket, NewEvent(AT, "netwatch", "opened", "down (no_echo)"))
+        await store.apply_ticket_changes([ticket], [opened], [], AT)
 
     server.with_store(create)
     return TICKET

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from alerts.model import IncidentKind, Route
+from alerts.subject import SubjectKey
 from alerts.tickets import (
     SYSTEM,
     EventKind,
@@ -91,7 +92,7 @@ def test_notices_carry_a_signed_link_valid_for_the_configured_days(inventory: In
     event = TicketEvent(0, T0, SYSTEM, EventKind.OPENED, "down")
     ticket = Ticket(
         id="NW-20261122-0123456789",
-        key="link:24848/vnpt-tslcd",
+        key=SubjectKey.parse("link:24848/vnpt-tslcd"),
         episode_start=T0,
         route=Route.ISP,
         isp="vnpt",

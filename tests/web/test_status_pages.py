@@ -23,6 +23,7 @@ import pytest
 from fastapi import FastAPI, Request
 
 from alerts.model import Incident, IncidentKind, Route
+from alerts.subject import SubjectKey
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.observations import IcmpObservation, RoundReport
 from netwatch.store import open_store
@@ -135,7 +136,7 @@ class Status:
     def rounds(self, link: str, count: int, *, received: int, rtt_s: float | None) -> None:
         """Feed `count` ICMP rounds of one link ("CODE/LINK-ID"), 10 ms apart, ending about now."""
         runtime = self.runtime
-        target = next(t for t in runtime.plan.icmp if t.key == f"link:{link}")
+        target = next(t for t in runtime.plan.icmp if t.key.encoded == f"link:{link}")
         now = datetime.now(UTC)
         for i in range(count):
             # Rounds must move forward in time (an older round is ignored, as a late one is).
@@ -390,7 +391,7 @@ def test_portal_outage_is_not_the_communes_line(status: Status) -> None:
     status.rounds(f"{TAN_PHU}/vnpt-tslcd", 3, received=10, rtt_s=0.004)
     since = datetime.now(UTC) - timedelta(minutes=4)
     outage = Incident(
-        key="portal:dvcqg",
+        key=SubjectKey.parse("portal:dvcqg"),
         kind=IncidentKind.PORTAL_OUTAGE,
         state="failing",
         since=since,

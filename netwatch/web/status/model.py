@@ -23,7 +23,8 @@ from alerts.maintenance import (
     ScopeKind,
     link_window,
 )
-from alerts.model import Incident, IncidentKind, LinkInfo, LinkState, Topology, upstream_key
+from alerts.model import Incident, IncidentKind, LinkInfo, LinkState, Topology
+from alerts.subject import LinkId, SubjectKey, SubjectKind
 from netwatch.alerting import windows_of
 from netwatch.health import link_id
 from netwatch.inventory import Divisions
@@ -31,8 +32,7 @@ from netwatch.inventory.divisions import fold
 from netwatch.inventory.models import LOCAL_TZ
 from netwatch.store.repository import Store
 from netwatch.store.status_reads import Notified, StatusReads
-from netwatch.store.types import Availability, Ticket, TicketState
-from netwatch.web.api import json_number, json_time
+from netwatch.store.types import Availability, Ticket, TicketStatus
 from netwatch.web.status.words import RANK, Shown
 
 if TYPE_CHECKING:
@@ -167,10 +167,10 @@ class TicketInfo:
     """What the public may know of a ticket."""
 
     id: str
-    incident_key: str
+    incident_key: SubjectKey
     kind: str
     route: str
-    state: TicketState
+    state: TicketStatus
     problem: str | None  # worst problem state of the episode
     opened_at: datetime
     told_at: datetime | None  # first notification delivered
@@ -209,26 +209,24 @@ def _role(actor: str) -> str:
 def ticket_info(ticket: Ticket, told: Notified | None, notes: Sequence[Note]) -> TicketInfo:
     """A stored ticket reduced to what the public page shows."""
     ev = ticket.evidence
-    links = ev.get("links")
-    worst = ev.get("worst_state") or ev.get("state")
     return TicketInfo(
         id=ticket.id,
         incident_key=ticket.incident_key,
         kind=ticket.kind,
         route=ticket.route,
         state=ticket.state,
-        problem=worst if isinstance(worst, str) and worst else None,
+        problem=ev.worst_state or ev.state or None,
         opened_at=ticket.opened_at,
         told_at=told.first_sent_at if told is not None else None,
         queued=told.queued if told is not None else 0,
         acknowledged_at=ticket.acknowledged_at,
         resolved_at=ticket.resolved_at,
-        bad_since=json_time(ev.get("bad_since")),
-        downtime_closed_s=json_number(ev.get("downtime_closed_s")) or 0.0,
-        links=tuple(x for x in links if isinstance(x, str)) if isinstance(links, list) else (),
+        bad_since=ev.bad_since,
+        downtime_closed_s=ev.downtime_closed_s,
+        links=ev.links,
         notes=tuple(notes),
-        back_since=json_time(ev.get("ok_since")),
-        closes_at=json_time(ev.get("closes_at")),
+        back_since=ticket.ok_since,
+        closes_at=ticket.closes_at,
     )
 
 
@@ -279,6 +277,7 @@ class _StaticLink:
     bandwidth_mbps: float
     info: LinkInfo | None
     rtt_threshold_s: float
+    subject: SubjectKey  # the plan's key of the link (its latest observation's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +342,7 @@ class StatusModel:
                         bandwidth_mbps=link.bandwidth_mbps,
                         info=topology.links.get(key),
                         rtt_threshold_s=thresholds.rtt_ms / 1000,
+                        subject=SubjectKey.link(key),
                     )
                 )
             static.append(
@@ -465,7 +465,7 @@ class StatusModel:
         for incident in incidents:
             if incident.kind is not IncidentKind.UPSTREAM_OUTAGE:
                 continue
-            name = incident.detail or incident.key.removeprefix("upstream:")
+            name = incident.detail or incident.key.name
             for key in incident.links:
                 behind[key] = name
             isp = inventory.isps.get(incident.isp or "")
@@ -490,7 +490,7 @@ class StatusModel:
                     if windows and static.info is not None
                     else None
                 )
-                obs = icmp.get(f"link:{static.key}")
+                obs = icmp.get(static.subject)
                 result = obs.result if obs is not None else None
                 judged = status.state if status is not None else None
                 shown = Shown.UNKNOWN if judged is None else _SHOWN_OF[judged]
@@ -531,9 +531,7 @@ class StatusModel:
                 )
             )
         portal_incidents = {
-            i.key.removeprefix("portal:"): i
-            for i in incidents
-            if i.kind is IncidentKind.PORTAL_OUTAGE
+            i.key.name: i for i in incidents if i.kind is IncidentKind.PORTAL_OUTAGE
         }
         portals = []
         for pid, portal in inventory.portals.items():
@@ -558,15 +556,15 @@ class StatusModel:
         )
 
     # -- commune records ---------------------------------------------------------------------
-    def incident_keys(self, commune: CommuneView) -> list[str]:
+    def incident_keys(self, commune: CommuneView) -> list[SubjectKey]:
         """The incidents whose tickets concern a commune: its links, nodes above, portals."""
         topology = self.runtime.health.topology
-        keys = [f"link:{v.key}" for v in commune.links]
+        keys = [SubjectKey.link(LinkId(v.key)) for v in commune.links]
         for view in commune.links:
             info = topology.links.get(view.key)
             if info is not None:
-                keys.extend(upstream_key(u) for u in upstream_chain(topology, info.upstream))
-        keys.extend(f"portal:{pid}" for pid in self.runtime.inventory.portals)
+                keys.extend(SubjectKey.upstream(u) for u in upstream_chain(topology, info.upstream))
+        keys.extend(SubjectKey.portal(pid) for pid in self.runtime.inventory.portals)
         return list(dict.fromkeys(keys))
 
     async def records(self, commune: CommuneView) -> CommuneRecords | None:
@@ -607,7 +605,7 @@ class StatusModel:
             )
             if _concerns(t, link_keys)
         ]
-        unresolved = [t.id for t in tickets if t.state is not TicketState.RESOLVED]
+        unresolved = [t.id for t in tickets if t.state is not TicketStatus.RESOLVED]
         notes = await reads.events_of(unresolved, kinds=("note",))
         told = await reads.notifications([t.id for t in tickets])
         infos = [
@@ -627,7 +625,7 @@ class StatusModel:
         )
         return CommuneRecords(
             loaded_at=now,
-            open_tickets=tuple(i for i in infos if i.state is not TicketState.RESOLVED),
+            open_tickets=tuple(i for i in infos if i.state is not TicketStatus.RESOLVED),
             recent=tuple(infos),
             month_start=start,
             availability=availability,
@@ -636,10 +634,9 @@ class StatusModel:
 
 def _concerns(ticket: Ticket, link_keys: Iterable[str]) -> bool:
     """Portal and link tickets always; an upstream ticket when it lists one of the links."""
-    kind = ticket.incident_key.split(":", 1)[0]
-    if kind != "upstream":
+    if ticket.incident_key.kind is not SubjectKind.UPSTREAM:
         return True
-    links = ticket.evidence.get("links")
-    if not isinstance(links, list):
+    links = ticket.evidence.links
+    if not links:
         return True  # no list recorded: the node is above the commune, it concerns it
     return any(k in links for k in link_keys)

@@ -436,11 +436,8 @@ def commune_page(
     open_by_link: dict[str, TicketInfo] = {}
     if records is not None:
         for ticket in records.open_tickets:
-            covered = ticket.links or (
-                (ticket.incident_key.removeprefix("link:"),)
-                if ticket.incident_key.startswith("link:")
-                else ()
-            )
+            own = ticket.incident_key.link_id
+            covered = ticket.links or ((own,) if own is not None else ())
             for key in covered:
                 open_by_link.setdefault(key, ticket)
     province = snapshot.provinces.get(commune.province_code, f"{commune.province_code:02d}")

@@ -1,0 +1,275 @@
+"""The one codec between the typed ticket values and the JSON the store keeps.
+
+alerts/ works on frozen values (Ticket, Evidence, Measurements, PathTrace); the database keeps
+them as JSON columns (the ticket's ``book``, its ``evidence``). Everything that writes or reads
+those columns goes through here, so the web reads typed evidence and never re-parses JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from alerts.model import DownCause, IncidentKind, Measurements, PathHop, PathTrace, Route
+from alerts.subject import SubjectKey
+from alerts.tickets import (
+    Actor,
+    ActorKind,
+    EventKind,
+    Evidence,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+)
+from netwatch.notify.pathtext import hops_json
+
+# --- the path trace (evidence "first" -> "path") ---------------------------------------------
+
+
+def path_json(path: PathTrace) -> dict[str, Any]:
+    """The stored form: {"target", "at" (ISO 8601 UTC), "reached", "hops": [...]}."""
+    return {
+        "target": path.target,
+        "at": path.at.astimezone(UTC).isoformat(),
+        "reached": path.reached,
+        "hops": hops_json(path),
+    }
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def path_from_json(data: object) -> PathTrace | None:
+    """Read back ``path_json``; None when there is no path or it is not of that shape."""
+    if not isinstance(data, Mapping):
+        return None
+    target, at_text, reached, raw_hops = (
+        data.get("target"),
+        data.get("at"),
+        data.get("reached"),
+        data.get("hops"),
+    )
+    if not (isinstance(target, str) and isinstance(at_text, str) and isinstance(reached, bool)):
+        return None
+    if not isinstance(raw_hops, list):
+        return None
+    try:
+        at = datetime.fromisoformat(at_text)
+    except ValueError:
+        return None
+    if at.utcoffset() is None:
+        return None
+    hops: list[PathHop] = []
+    for raw in raw_hops:
+        if not isinstance(raw, Mapping):
+            return None
+        ttl, address, name = _int(raw.get("ttl")), raw.get("address"), raw.get("name", "")
+        sent, received = _int(raw.get("sent")), _int(raw.get("received"))
+        if ttl is None or sent is None or received is None:
+            return None
+        if not (address is None or isinstance(address, str)) or not isinstance(name, str):
+            return None
+        hops.append(PathHop(ttl, address, name, _float(raw.get("rtt_s")), sent, received))
+    return PathTrace(target=target, at=at, hops=tuple(hops), reached=reached)
+
+
+# --- evidence and tickets -----------------------------------------------------------------------
+
+
+def _ts(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def _dt(text: Any) -> datetime | None:
+    return datetime.fromisoformat(text) if isinstance(text, str) else None
+
+
+def _measurements_json(m: Measurements | None) -> dict[str, Any] | None:
+    if m is None:
+        return None
+    out: dict[str, Any] = {
+        "loss_ratio": m.loss_ratio,
+        "rtt_median_s": m.rtt_median_s,
+        "interface_up": m.interface_up,
+        "utilization_ratio": m.utilization_ratio,
+        "path": path_json(m.path) if m.path is not None else None,
+    }
+    # Only when measured (health does not yet), so the stored JSON stays as it was.
+    if m.rtt_max_s is not None:
+        out["rtt_max_s"] = m.rtt_max_s
+    if m.down_cause is not None:
+        out["down_cause"] = m.down_cause.value
+    return out
+
+
+def _measurements(d: object) -> Measurements | None:
+    if not isinstance(d, Mapping):
+        return None
+    interface_up = d.get("interface_up")
+    return Measurements(
+        loss_ratio=_float(d.get("loss_ratio")),
+        rtt_median_s=_float(d.get("rtt_median_s")),
+        interface_up=interface_up if isinstance(interface_up, bool) else None,
+        utilization_ratio=_float(d.get("utilization_ratio")),
+        path=path_from_json(d.get("path")),
+        rtt_max_s=_float(d.get("rtt_max_s")),
+        down_cause=_down_cause(d.get("down_cause")),
+    )
+
+
+def _down_cause(value: object) -> DownCause | None:
+    try:
+        return DownCause(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def evidence_json(e: Evidence) -> dict[str, Any]:
+    """A ticket's evidence as JSON (also what the store keeps in its evidence column)."""
+    return {
+        "kind": e.kind.value,
+        "state": e.state,
+        "worst_state": e.worst_state,
+        "detail": e.detail,
+        "links": list(e.links),
+        "first_bad_at": _ts(e.first_bad_at),
+        "bad_since": _ts(e.bad_since),
+        "downtime_closed_s": e.downtime_closed_s,
+        "first": _measurements_json(e.first),
+        "worst": _measurements_json(e.worst),
+    }
+
+
+def ticket_json(t: Ticket) -> dict[str, Any]:
+    """The whole alerts/ ticket, enough to restore the ticket book after a restart."""
+    return {
+        "id": t.id,
+        "key": t.key.encoded,
+        "episode_start": _ts(t.episode_start),
+        "route": t.route.value,
+        "isp": t.isp,
+        "status": t.status.value,
+        "evidence": evidence_json(t.evidence),
+        "opened_at": _ts(t.opened_at),
+        "escalation_from": _ts(t.escalation_from),
+        "last_notified_at": _ts(t.last_notified_at),
+        "level": t.level,
+        "acknowledged_at": _ts(t.acknowledged_at),
+        "resolved_at": _ts(t.resolved_at),
+        "ok_since": _ts(t.ok_since),
+        "parent": t.parent.encoded if t.parent is not None else None,
+        "maintenance": t.maintenance,
+        "reopened": t.reopened,
+        "line_back_at": _ts(t.line_back_at),
+        "bad_again_told": t.bad_again_told,
+        "log": [
+            {
+                "seq": e.seq,
+                "at": _ts(e.at),
+                "actor": [e.actor.kind.value, e.actor.name],
+                "kind": e.kind.value,
+                "text": e.text,
+            }
+            for e in t.log
+        ],
+    }
+
+
+def ticket_from_json(d: Mapping[str, Any]) -> Ticket:
+    """Inverse of ticket_json."""
+    opened = _dt(d["opened_at"]) or datetime.now(UTC)
+    evidence = evidence_from_json(d["evidence"], first_bad_at=_dt(d["evidence"]["first_bad_at"]))
+    return Ticket(
+        id=d["id"],
+        key=SubjectKey.parse(d["key"]),
+        episode_start=_dt(d["episode_start"]) or opened,
+        route=Route(d["route"]),
+        isp=d["isp"],
+        status=TicketStatus(d["status"]),
+        evidence=evidence,
+        opened_at=opened,
+        escalation_from=_dt(d["escalation_from"]) or opened,
+        last_notified_at=_dt(d["last_notified_at"]) or opened,
+        level=d["level"],
+        acknowledged_at=_dt(d["acknowledged_at"]),
+        resolved_at=_dt(d["resolved_at"]),
+        ok_since=_dt(d["ok_since"]),
+        parent=SubjectKey.parse(d["parent"]) if d["parent"] is not None else None,
+        maintenance=d["maintenance"],
+        reopened=d["reopened"],
+        line_back_at=_dt(d.get("line_back_at")),
+        bad_again_told=bool(d.get("bad_again_told", False)),
+        log=tuple(
+            TicketEvent(
+                seq=e["seq"],
+                at=_dt(e["at"]) or opened,
+                actor=Actor(ActorKind(e["actor"][0]), e["actor"][1]),
+                kind=EventKind(e["kind"]),
+                text=e["text"],
+            )
+            for e in d["log"]
+        ),
+    )
+
+
+def _time(value: object) -> datetime | None:
+    """A moment read from JSON (ISO 8601), None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def evidence_from_json(
+    d: object, *, first_bad_at: datetime | None = None, kind: str = ""
+) -> Evidence:
+    """Inverse of evidence_json. Lenient, for rows written by older versions: a missing figure
+    is None, a missing time ``first_bad_at`` (the ticket's opening), a missing kind ``kind``."""
+    ev: Mapping[str, object] = d if isinstance(d, Mapping) else {}
+    state = ev.get("state")
+    worst_state = ev.get("worst_state")
+    detail = ev.get("detail")
+    links = ev.get("links")
+    raw_kind = ev.get("kind") or kind
+    return Evidence(
+        kind=IncidentKind(raw_kind) if isinstance(raw_kind, str) and raw_kind else _NO_KIND,
+        state=state if isinstance(state, str) else "",
+        worst_state=worst_state if isinstance(worst_state, str) else "",
+        detail=detail if isinstance(detail, str) else "",
+        links=tuple(x for x in links if isinstance(x, str)) if isinstance(links, list) else (),
+        first_bad_at=_time(ev.get("first_bad_at")) or first_bad_at or datetime.now(UTC),
+        bad_since=_time(ev.get("bad_since")),
+        downtime_closed_s=_float(ev.get("downtime_closed_s")) or 0.0,
+        first=_measurements(ev.get("first")),
+        worst=_measurements(ev.get("worst")),
+    )
+
+
+_NO_KIND = IncidentKind.LINK_FAULT  # a row without any kind: the only kind of the first tickets
+
+
+def recovery_json(ok_since: datetime | None, closes_at: datetime | None) -> dict[str, Any]:
+    """The recovery watch the evidence column carries beside the evidence (pages show it)."""
+    out: dict[str, Any] = {}
+    if ok_since is not None:
+        out["ok_since"] = _ts(ok_since)
+        if closes_at is not None:
+            out["closes_at"] = _ts(closes_at)
+    return out
+
+
+def recovery_from_json(d: object) -> tuple[datetime | None, datetime | None]:
+    """Inverse of recovery_json: (ok_since, closes_at)."""
+    if not isinstance(d, Mapping):
+        return None, None
+    return _time(d.get("ok_since")), _time(d.get("closes_at"))

@@ -1,0 +1,191 @@
+"""The persisted outbox: notifications enqueued once, claimed with a lease, marked."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
+
+from netwatch.store.base import StoreBase, _aware, _json_object
+from netwatch.store.models import OutboxRow
+from netwatch.store.types import (
+    DeliveryOutcome,
+    EnqueueOutcome,
+    NewOutboxItem,
+    OutboxBacklog,
+    OutboxItem,
+)
+
+MAX_ERROR_CHARS = 2000
+DEFAULT_LEASE_S = 300.0
+
+
+class OutboxRepository(StoreBase):
+    """The outbox: enqueue (deduplicated), claim, mark sent or failed, backlog."""
+
+    async def enqueue_many(
+        self, items: Sequence[NewOutboxItem], now: datetime
+    ) -> list[EnqueueOutcome]:
+        """Add notifications in one transaction, skipping dedup keys already there."""
+        async with self._write() as session:
+            return await self._enqueue_in(session, items, now, None)
+
+    async def _enqueue_in(
+        self,
+        session: AsyncSession,
+        items: Sequence[NewOutboxItem],
+        now: datetime,
+        ticket_id: str | None,
+    ) -> list[EnqueueOutcome]:
+        outcomes = []
+        for item in items:
+            inserted = await session.scalar(
+                self._insert(OutboxRow)
+                .values(
+                    ticket_id=item.ticket_id or ticket_id,
+                    channel=item.channel,
+                    recipient=item.recipient,
+                    payload=dict(item.payload),
+                    dedup_key=item.dedup_key,
+                    created_at=now,
+                    next_attempt_at=item.not_before or now,
+                    attempts=0,
+                    last_error=None,
+                    sent_at=None,
+                )
+                .on_conflict_do_nothing(index_elements=[OutboxRow.dedup_key])
+                .returning(OutboxRow.id)
+            )
+            outcomes.append(
+                EnqueueOutcome.ENQUEUED if inserted is not None else EnqueueOutcome.DUPLICATE
+            )
+        return outcomes
+
+    def _insert_outbox(self) -> ReturningInsert[int]:
+        return (
+            self._insert(OutboxRow)
+            .on_conflict_do_nothing(index_elements=[OutboxRow.dedup_key])
+            .returning(OutboxRow.id)
+        )
+
+    async def claim_due(
+        self, now: datetime, limit: int, lease_s: float = DEFAULT_LEASE_S
+    ) -> list[OutboxItem]:
+        """Take up to `limit` due items for delivery, oldest due first.
+
+        A claim counts an attempt and pushes next_attempt_at by the lease, so a concurrent
+        claimer (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: one writer at a time) never gets
+        the same item, and a claimer that dies leaves it due again once the lease ends.
+        """
+        async with self._write() as session:
+            rows = list(
+                await session.scalars(
+                    sa.select(OutboxRow)
+                    .where(OutboxRow.sent_at.is_(None), OutboxRow.next_attempt_at <= now)
+                    .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            lease_until = now + timedelta(seconds=lease_s)
+            for row in rows:
+                row.next_attempt_at = lease_until
+                row.attempts += 1
+            return [_to_outbox(r) for r in rows]
+
+    async def mark_sent(self, item_id: int, at: datetime) -> DeliveryOutcome:
+        """Record a delivery; a second mark is a no-op."""
+        async with self._write() as session:
+            row = await session.get(OutboxRow, item_id, with_for_update=True)
+            if row is None:
+                return DeliveryOutcome.NOT_FOUND
+            if row.sent_at is not None:
+                return DeliveryOutcome.ALREADY_SENT
+            row.sent_at = at
+            row.next_attempt_at = None
+            return DeliveryOutcome.RECORDED
+
+    async def mark_failed(
+        self, item_id: int, error: str, next_attempt_at: datetime | None
+    ) -> DeliveryOutcome:
+        """Record a failed attempt and when to retry (None: give up)."""
+        async with self._write() as session:
+            row = await session.get(OutboxRow, item_id, with_for_update=True)
+            if row is None:
+                return DeliveryOutcome.NOT_FOUND
+            if row.sent_at is not None:
+                return DeliveryOutcome.ALREADY_SENT
+            row.last_error = error[:MAX_ERROR_CHARS]
+            row.next_attempt_at = next_attempt_at
+            return DeliveryOutcome.RECORDED
+
+    async def get_outbox_item(self, item_id: int) -> OutboxItem | None:
+        """One outbox item by id."""
+        async with self._read() as session:
+            row = await session.get(OutboxRow, item_id)
+            return _to_outbox(row) if row is not None else None
+
+    async def outbox_items(self, ticket_id: str | None = None) -> list[OutboxItem]:
+        """Outbox items (of one ticket), oldest first."""
+        query = sa.select(OutboxRow).order_by(OutboxRow.id)
+        if ticket_id is not None:
+            query = query.where(OutboxRow.ticket_id == ticket_id)
+        async with self._read() as session:
+            return [_to_outbox(r) for r in await session.scalars(query)]
+
+    async def outbox_backlog(self, now: datetime) -> OutboxBacklog:
+        """Counts for metrics: pending, due now, given up, and the oldest pending item's age."""
+        unsent = OutboxRow.sent_at.is_(None)
+        pending = OutboxRow.next_attempt_at.is_not(None)
+        async with self._read() as session:
+            row = (
+                await session.execute(
+                    sa.select(
+                        sa.func.count().filter(unsent, pending),
+                        sa.func.count().filter(unsent, OutboxRow.next_attempt_at <= now),
+                        sa.func.count().filter(unsent, OutboxRow.next_attempt_at.is_(None)),
+                        sa.func.min(OutboxRow.created_at).filter(unsent, pending),
+                    )
+                )
+            ).one()
+        return OutboxBacklog(
+            pending=row[0], due=row[1], given_up=row[2], oldest_pending_at=_aware(row[3])
+        )
+
+
+def _outbox_rows(items: Sequence[NewOutboxItem], now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "ticket_id": item.ticket_id,
+            "channel": item.channel,
+            "recipient": item.recipient,
+            "payload": dict(item.payload),
+            "dedup_key": item.dedup_key,
+            "created_at": now,
+            "next_attempt_at": item.not_before or now,
+            "attempts": 0,
+            "last_error": None,
+            "sent_at": None,
+        }
+        for item in items
+    ]
+
+
+def _to_outbox(row: OutboxRow) -> OutboxItem:
+    return OutboxItem(
+        id=row.id,
+        ticket_id=row.ticket_id,
+        channel=row.channel,
+        recipient=row.recipient,
+        payload=_json_object(row.payload),
+        dedup_key=row.dedup_key,
+        created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        sent_at=row.sent_at,
+    )
