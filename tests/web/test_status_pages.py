@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -221,8 +222,8 @@ def status(tmp_path: Path, inventory: Inventory) -> Iterator[Status]:
 
 
 def _text(html: str) -> str:
-    """The visible text, tags removed and spaces collapsed."""
-    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    """The visible text: tags removed, entities read (&#39; is '), spaces collapsed."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
 
 
 def _no_internals(html: str) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass, field
 from datetime import datetime
-from html import escape
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
@@ -33,25 +32,19 @@ from netwatch.web.status.pages import (
     message_page,
     province_page,
     provinces_page,
+    redirect_page,
 )
 from netwatch.web.status.words import Shown, T
 
 if TYPE_CHECKING:
     from netwatch.web.app import Runtime
 
+__all__ = ["StatusPages", "redirect_page", "router"]
+
 router = APIRouter(include_in_schema=False)
 MAX_QUERY_CHARS = 100
 # Rendered pages kept per (page, language, filter); searches are rendered per request.
 _GZIP_MIN_BYTES = 1024
-
-
-def redirect_page(target: str) -> str:
-    """A tiny page that sends the browser on (works without JavaScript)."""
-    return (
-        f'<!DOCTYPE html><html lang="vi"><head><meta charset="utf-8">'
-        f'<meta http-equiv="refresh" content="0; url={escape(target)}"><title>NetWatch</title>'
-        f'</head><body><a href="{escape(target)}">NetWatch</a></body></html>'
-    )
 
 
 @dataclass(frozen=True, slots=True)
