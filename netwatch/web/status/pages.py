@@ -226,23 +226,25 @@ class ProvinceRow:
     name: str
     communes: int
     problems: int
-    states: tuple[tuple[Shown, int], ...]  # worst first
+    states: tuple[tuple[str, str, int], ...]  # (state css, state words, communes), worst first
 
 
-def _province_row(snapshot: Snapshot, code: int, name: str) -> ProvinceRow:
+def _province_row(snapshot: Snapshot, code: int, name: str, lang: Lang) -> ProvinceRow:
     communes = snapshot.in_province(code)
     bad = sum(1 for c in communes if RANK[c.shown] > RANK[Shown.UNKNOWN])
     by_state: dict[Shown, int] = {}
     for c in communes:
         by_state[c.shown] = by_state.get(c.shown, 0) + 1
-    states = tuple((s, by_state[s]) for s in sorted(by_state, key=lambda s: -RANK[s]))
+    states = tuple(
+        (s.value, STATE[s][lang], by_state[s]) for s in sorted(by_state, key=lambda s: -RANK[s])
+    )
     return ProvinceRow(code, name, len(communes), bad, states)
 
 
 def provinces_page(snapshot: Snapshot, lang: Lang, *, q: str = "") -> str:
     """Several provinces: each with its count of communes in trouble, and a search over all."""
     rows = [
-        _province_row(snapshot, code, name)
+        _province_row(snapshot, code, name, lang)
         for code, name in sorted(snapshot.provinces.items(), key=lambda kv: kv[1])
     ]
     return _page(
