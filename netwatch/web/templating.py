@@ -173,8 +173,3 @@ def templates() -> Jinja2Templates:
 def render(name: str, context: Mapping[str, Any]) -> str:
     """A template rendered to a string (pages cached per round are rendered this way)."""
     return templates().get_template(name).render(context)
-
-
-def trusted(html: str) -> Markup:
-    """HTML NetWatch itself produced (the stylesheet, an SVG chart): not escaped again."""
-    return Markup(html)  # noqa: S704 -- only for text this code generated, never for input
