@@ -33,22 +33,11 @@ from netwatch.store import (
     MaintenanceWindow,
     NewMaintenance,
     RevokeOutcome,
-    Store,
     TicketState,
     TokenReason,
 )
-from netwatch.web.api import (
-    ActionFailure,
-    ManualAction,
-    ScopeIn,
-    TicketView,
-    _scope_target,
-    apply_action,
-    ticket_detail,
-    ticket_not_found,
-    ticket_view,
-)
 from netwatch.web.auth import WRITE_SCOPE
+from netwatch.web.deps import require_runtime, runtime_or_none
 from netwatch.web.i18n import TIMEZONE_NOTE, Lang, fmt_duration, fmt_number, fmt_time, pick_lang
 from netwatch.web.isp import (
     DONE,
@@ -73,11 +62,23 @@ from netwatch.web.session import (
     SessionReason,
     SessionSigner,
 )
+from netwatch.web.views import (
+    ActionFailure,
+    ManualAction,
+    ScopeIn,
+    TicketView,
+    apply_action,
+    scope_target,
+    ticket_detail,
+    ticket_not_found,
+    ticket_view,
+)
 
 if TYPE_CHECKING:
-    from netwatch.web.app import Runtime
+    from netwatch.runtime import Runtime
 
-router = APIRouter(prefix="/admin", include_in_schema=False)
+PREFIX = "/admin"
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
 MAX_REASON_CHARS = 500
 MAX_TOKEN_CHARS = 200
 DEFAULT_WINDOW = timedelta(hours=2)
@@ -254,32 +255,24 @@ class Login:
 # --- sessions ----------------------------------------------------------------------------------
 
 
-def session_signer(request: Request) -> SessionSigner:
-    """The signer: keyed by the link secret when configured, else by a key made at start-up."""
-    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
-    notifications = runtime.inventory.notifications if runtime is not None else None
+def session_signer(request: Request, runtime: Runtime) -> SessionSigner:
+    """The signer: keyed by the link secret when configured, else by the app's own key."""
+    notifications = runtime.inventory.notifications
     if notifications is not None:
         return SessionSigner.from_link_secret(notifications.link_secret.reveal())
-    signer: SessionSigner | None = getattr(request.app.state, "admin_session_signer", None)
-    if signer is None:
-        signer = SessionSigner.random()
-        request.app.state.admin_session_signer = signer
+    signer: SessionSigner = request.app.state.admin_session_signer  # made with the app
     return signer
 
 
-def _runtime(request: Request) -> Runtime | None:
-    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
-    if runtime is None or runtime.store is None or runtime.alerting is None:
-        return None
-    return runtime
-
-
-async def current_login(request: Request, store: Store) -> Login | None:
+async def current_login(request: Request, runtime: Runtime) -> Login | None:
     """The logged-in session, if the cookie is genuine and its token still has the scope."""
-    check = session_signer(request).verify(request.cookies.get(SESSION_COOKIE), datetime.now(UTC))
+    signer = session_signer(request, runtime)
+    check = signer.verify(request.cookies.get(SESSION_COOKIE), datetime.now(UTC))
     if check.reason is not SessionReason.OK or check.session is None:
         return None
-    token = next((t for t in await store.list_tokens() if t.id == check.session.token_id), None)
+    token = next(
+        (t for t in await runtime.store.list_tokens() if t.id == check.session.token_id), None
+    )
     if token is None or token.revoked_at is not None or WRITE_SCOPE not in token.scopes:
         return None
     return Login(check.session, token)
@@ -374,7 +367,8 @@ def _refused(
     return _page(request, lang, title, main, login=login, status_code=status)
 
 
-def _starting(request: Request) -> Response:
+def starting_page(request: Request) -> Response:
+    """503: the runtime is not built yet (netwatch.web.app answers NotReady with this)."""
     return _refused(
         request,
         503,
@@ -411,11 +405,8 @@ async def _writable(
     request: Request,
 ) -> tuple[Runtime, Login, dict[str, str]] | Response:
     """For a POST: the runtime, the login and the form fields, or the refusal page."""
-    runtime = _runtime(request)
-    if runtime is None:
-        return _starting(request)
-    assert runtime.store is not None
-    login = await current_login(request, runtime.store)
+    runtime = require_runtime(request)
+    login = await current_login(request, runtime)
     if login is None:
         return _session_gone(request)
     fields = await read_fields(request)
@@ -441,11 +432,8 @@ async def _writable(
 
 async def _readable(request: Request) -> tuple[Runtime, Login] | Response:
     """For a GET: the runtime and the login, or a redirect to the login page."""
-    runtime = _runtime(request)
-    if runtime is None:
-        return _starting(request)
-    assert runtime.store is not None
-    login = await current_login(request, runtime.store)
+    runtime = require_runtime(request)
+    login = await current_login(request, runtime)
     if login is None:
         return _to_login(request)
     return runtime, login
@@ -479,11 +467,9 @@ async def login_page(
 ) -> Response:
     """The login form (a logged-in visitor goes straight on)."""
     lang = pick_lang(request)
-    runtime = _runtime(request)
-    if runtime is not None:
-        assert runtime.store is not None
-        if await current_login(request, runtime.store) is not None:
-            return RedirectResponse(_safe_next(next), status_code=303)
+    runtime = runtime_or_none(request)
+    if runtime is not None and await current_login(request, runtime) is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)
     main = (_notice(a("bye", lang)) if bye else "") + _login_form(lang, _safe_next(next))
     return _page(request, lang, a("login", lang), main, login=None)
 
@@ -492,10 +478,7 @@ async def login_page(
 async def login(request: Request) -> Response:
     """Check the token (hash compared in the store) and open a session."""
     lang = pick_lang(request)
-    runtime = _runtime(request)
-    if runtime is None:
-        return _starting(request)
-    assert runtime.store is not None
+    runtime = require_runtime(request)
     fields = await read_fields(request)
     if isinstance(fields, str):
         return _refused(
@@ -518,7 +501,7 @@ async def login(request: Request) -> Response:
         }
         main = _login_form(lang, next_path, message[lang])
         return _page(request, lang, a("login", lang), main, login=None, status_code=401)
-    signer = session_signer(request)
+    signer = session_signer(request, runtime)
     cookie, _ = signer.issue(check.info.id, datetime.now(UTC))
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(
@@ -612,7 +595,6 @@ async def tickets_page(
             login=login,
             back="/admin",
         )
-    assert runtime.store is not None
     now = datetime.now(UTC)
     stored = await runtime.store.list_tickets(
         [TicketState.OPEN, TicketState.ACKNOWLEDGED], None, 1000
@@ -659,7 +641,6 @@ async def ticket_page(request: Request, ticket_id: str, done: str | None = None)
         return checked
     runtime, login = checked
     lang = pick_lang(request)
-    assert runtime.store is not None
     ticket = await runtime.store.get_ticket(ticket_id)
     if ticket is None:
         failure = ticket_not_found(ticket_id)
@@ -882,7 +863,6 @@ async def _maintenance_page(
     status_code: int = 200,
 ) -> Response:
     lang = pick_lang(request)
-    assert runtime.store is not None
     now = datetime.now(UTC)
     windows = await runtime.store.maintenance_windows(start=now)
     if windows:
@@ -973,11 +953,12 @@ def _window_from_form(
         )
     try:
         value: int | str = int(target) if kind == "province" else target
-        scope_kind, scope_target = _scope_target(runtime, ScopeIn.model_validate({kind: value}))
+        scope = ScopeIn.model_validate({kind: value})
+        scope_kind, scope_value = scope_target(runtime, scope)
     except (HTTPException, ValueError) as exc:
         detail = str(exc.detail) if isinstance(exc, HTTPException) else str(exc)
         return say(f"Phạm vi không hợp lệ: {detail}", f"Not a valid scope: {detail}")
-    return NewMaintenance(scope_kind, scope_target, start, end, reason, created_by)
+    return NewMaintenance(scope_kind, scope_value, start, end, reason, created_by)
 
 
 @router.post("/maintenance")
@@ -995,7 +976,6 @@ async def create_maintenance(request: Request) -> Response:
         return await _maintenance_page(
             request, runtime, login, values=values, error=window, status_code=422
         )
-    assert runtime.store is not None
     await runtime.store.add_maintenance(window, now)
     return RedirectResponse("/admin/maintenance?done=created", status_code=303)
 
@@ -1007,7 +987,6 @@ async def end_maintenance(request: Request, window_id: str) -> Response:
     if isinstance(checked, Response):
         return checked
     runtime, login, _ = checked
-    assert runtime.store is not None
     if not window_id.isdigit() or len(window_id) > 18:
         outcome = RevokeOutcome.NOT_FOUND
     else:
@@ -1108,7 +1087,6 @@ async def health_page(request: Request) -> Response:
         return checked
     runtime, login = checked
     lang = pick_lang(request)
-    assert runtime.store is not None
     now = datetime.now(UTC)
     rounds = round_health(runtime, now)
     rows = []
@@ -1165,7 +1143,7 @@ async def health_page(request: Request) -> Response:
         ]
     else:
         outbox = [(a("pending", lang), a("unknown", lang))]
-    last_tick = runtime.alerting.last_tick_at if runtime.alerting else None
+    last_tick = runtime.alerting.last_tick_at
     tick_text = (
         f"{fmt_time(last_tick, lang)} ({fmt_duration((now - last_tick).total_seconds(), lang)} "
         f"{a('ago', lang)})"

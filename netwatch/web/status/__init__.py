@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Request, Response
 
 from netwatch.history import LinkSeries
+from netwatch.web.deps import runtime_or_none
 from netwatch.web.i18n import Lang, pick_lang, remember_lang
 from netwatch.web.status.model import CommuneRecords, Snapshot, StatusModel
 from netwatch.web.status.pages import (
@@ -77,8 +78,7 @@ class StatusPages:
 
     def series(self, link: str, now: datetime) -> LinkSeries | None:
         """A link's 24 h buckets (None when NetWatch keeps no history)."""
-        history = getattr(self.runtime, "history", None)
-        return history.series(link, now) if history is not None else None
+        return self.runtime.history.series(link, now)
 
     def cached(
         self, key: tuple[str, ...], snapshot: Snapshot, records: CommuneRecords | None
@@ -103,7 +103,7 @@ class StatusPages:
 def pages_of(request: Request) -> StatusPages | None:
     """The app's StatusPages, made on first use; None while NetWatch is starting."""
     app_state = request.app.state
-    runtime: Runtime | None = getattr(app_state, "runtime", None)
+    runtime = runtime_or_none(request)
     if runtime is None:
         return None
     pages: StatusPages | None = getattr(app_state, "status_pages", None)
