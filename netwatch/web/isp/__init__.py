@@ -42,6 +42,7 @@ from netwatch.web.api import (
     ticket_detail,
     ticket_not_found,
 )
+from netwatch.web.deps import runtime_or_none
 from netwatch.web.i18n import is_lang, pick_lang
 from netwatch.web.isp.model import (
     IspTicketView,
@@ -75,7 +76,7 @@ from netwatch.web.isp.words import (
 )
 
 if TYPE_CHECKING:
-    from netwatch.web.app import Runtime
+    from netwatch.runtime import Runtime
 
 # What other modules import from here (the admin pages, until they have their own templates).
 __all__ = [
@@ -209,7 +210,6 @@ def _starting(request: Request, html: bool) -> Response:
 
 
 async def _view(runtime: Runtime, ticket_id: str, check: LinkCheck) -> IspTicketView | None:
-    assert runtime.store is not None
     assert check.expires_at is not None  # a valid link has its expiry
     ticket = await runtime.store.get_ticket(ticket_id)
     if ticket is None:
@@ -250,11 +250,11 @@ async def isp_ticket(
 ) -> Response:
     """Evidence and log of one ticket; a page with the action forms for browsers."""
     html = wants_html(request)
-    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+    runtime = runtime_or_none(request)
     check = _check(runtime, ticket_id, exp, sig)
     if not check.ok:
         return _link_refused(request, html, check)
-    if runtime is None or runtime.store is None:
+    if runtime is None:
         return _starting(request, html)
     view = await _view(runtime, ticket_id, check)
     if view is None:
@@ -275,11 +275,11 @@ async def _act(request: Request, ticket_id: str, action: ManualAction) -> Respon
     if isinstance(fields, str):
         return _error(request, html, 400, "bad_body", fields, "Yêu cầu không đúng định dạng.")
     exp, sig = fields.get("exp"), fields.get("sig")
-    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+    runtime = runtime_or_none(request)
     check = _check(runtime, ticket_id, exp, sig)
     if not check.ok:
         return _link_refused(request, html, check)
-    if runtime is None or runtime.store is None or runtime.alerting is None:
+    if runtime is None:
         return _starting(request, html)
     lang_field = fields.get("lang")
     query = {"exp": exp or "", "sig": sig or ""}

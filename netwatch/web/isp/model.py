@@ -17,7 +17,7 @@ from netwatch.web.i18n import Lang, fmt_number, fmt_percent, fmt_time
 from netwatch.web.isp.words import DETAIL, LEVEL, PROBLEM, SINCE, Label, Words
 
 if TYPE_CHECKING:
-    from netwatch.web.app import Runtime
+    from netwatch.runtime import Runtime
 
 
 class IspTicketView(TicketDetail):

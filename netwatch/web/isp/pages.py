@@ -43,7 +43,7 @@ from netwatch.web.layout import language_urls, page_response
 from netwatch.web.templating import render
 
 if TYPE_CHECKING:
-    from netwatch.web.app import Runtime
+    from netwatch.runtime import Runtime
 
 MAX_NAME_CHARS = 100
 
@@ -159,10 +159,9 @@ def ticket_main_html(
 def chart_html(runtime: Runtime, view: TicketDetail, lang: Lang, now: datetime) -> Markup:
     """Loss and latency of the ticket's link over the last 24 h (SVG), or "" without history."""
     s = view.subject
-    history = runtime.history
-    if history is None or s.commune is None or s.link is None:
+    if s.commune is None or s.link is None:
         return Markup("")
-    series = history.series(link_id(s.commune, s.link), now)
+    series = runtime.history.series(link_id(s.commune, s.link), now)
     if series is None:
         return Markup("")
     commune = runtime.inventory.commune(s.commune)
