@@ -38,7 +38,7 @@ from netwatch.web.status.pages import (
 from netwatch.web.status.words import Shown, T
 
 if TYPE_CHECKING:
-    from netwatch.web.app import Runtime
+    from netwatch.runtime import Runtime
 
 __all__ = ["StatusPages", "redirect_page", "router"]
 

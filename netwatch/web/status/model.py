@@ -36,7 +36,7 @@ from netwatch.web.api import json_number, json_time
 from netwatch.web.status.words import RANK, Shown
 
 if TYPE_CHECKING:
-    from netwatch.web.app import Runtime
+    from netwatch.runtime import Runtime
 
 RECENT_DAYS = 30
 _SHOWN_OF = {
