@@ -21,10 +21,9 @@ the templates (templates/*.html, autoescaped, extending the shared base.html) ar
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -42,6 +41,7 @@ from netwatch.web.api import (
     ticket_detail,
     ticket_not_found,
 )
+from netwatch.web.common import private_page, read_fields
 from netwatch.web.deps import runtime_or_none
 from netwatch.web.i18n import is_lang, pick_lang
 from netwatch.web.isp.model import (
@@ -59,7 +59,6 @@ from netwatch.web.isp.pages import (
     chart_html,
     error_page,
     forms_html,
-    private_page,
     render_ticket_page,
     ticket_main_html,
 )
@@ -106,7 +105,6 @@ __all__ = [
 ]
 
 router = APIRouter(tags=["isp"])
-MAX_BODY_BYTES = 16_384
 
 
 # --- content negotiation and bodies ----------------------------------------------------------
@@ -130,36 +128,6 @@ def wants_html(request: Request) -> bool:
         elif media in ("application/json", "*/*", "application/*"):
             best_json = max(best_json, q)
     return best_html > best_json
-
-
-async def read_fields(request: Request) -> dict[str, str] | str:
-    """The query and body fields (body wins), or why the body cannot be read."""
-    fields = dict(request.query_params)
-    raw = await request.body()
-    if not raw:
-        return fields
-    if len(raw) > MAX_BODY_BYTES:
-        return f"the request body is larger than {MAX_BODY_BYTES} bytes"
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "the request body is not UTF-8"
-    if content_type == "application/json":
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return "the request body is not valid JSON"
-        if not isinstance(data, dict) or not all(
-            isinstance(v, str | int) and not isinstance(v, bool) for v in data.values()
-        ):
-            return "the JSON body must be an object of strings (exp, sig, name, text)"
-        fields.update({str(k): str(v) for k, v in data.items()})
-    elif content_type in ("application/x-www-form-urlencoded", ""):
-        fields.update({k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()})
-    else:
-        return "send the fields as a form or as JSON"
-    return fields
 
 
 def _error(

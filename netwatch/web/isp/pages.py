@@ -18,6 +18,7 @@ from netwatch.notify.pathtext import path_summary
 from netwatch.signing import ticket_path
 from netwatch.web.api import TicketDetail
 from netwatch.web.charts import chart_data, latency_loss_chart
+from netwatch.web.common import private_page
 from netwatch.web.i18n import LANGS, TIMEZONE_NOTE, Lang, fmt_time, pick_lang
 from netwatch.web.isp.model import (
     IspTicketView,
@@ -39,7 +40,7 @@ from netwatch.web.isp.words import (
     Label,
     Words,
 )
-from netwatch.web.layout import language_urls, page_response
+from netwatch.web.layout import language_urls
 from netwatch.web.templating import render
 
 if TYPE_CHECKING:
@@ -210,14 +211,6 @@ def render_ticket_page(
         done=done_words[lang] if done_words else "",
         footnote=f"{Label.EXPIRES[lang]} {fmt_time(view.link_expires_at, lang)}.",
     )
-
-
-def private_page(request: Request, html: str, lang: Lang, status_code: int = 200) -> Response:
-    """A page that must not be cached or leak its address (signed links, sessions)."""
-    response = page_response(request, html, lang, status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
 
 
 def error_page(
