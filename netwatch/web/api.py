@@ -2,26 +2,68 @@
 
 from __future__ import annotations
 
-import enum
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerts.model import Measurements, PathTrace
-from alerts.subject import SubjectKind
-from alerts.tickets import Actor, Evidence, Refusal, Refused
 from netwatch.health import link_id
 from netwatch.inventory.models import LOCAL_TZ
+from netwatch.runtime import Runtime
 from netwatch.store import MaintenanceWindow, NewMaintenance, RevokeOutcome, TicketStatus
-from netwatch.store import Ticket as StoredTicket
 from netwatch.web.auth import Caller, WriteCaller
+from netwatch.web.deps import RuntimeDep
+from netwatch.web.views import (
+    MAX_TEXT_CHARS,
+    ActionFailure,
+    EventView,
+    EvidenceView,
+    ManualAction,
+    ScopeIn,
+    SubjectView,
+    TicketDetail,
+    TicketView,
+    apply_action,
+    downtime_s,
+    local_iso,
+    refusal_failure,
+    scope_target,
+    subject_of,
+    ticket_detail,
+    ticket_not_found,
+    ticket_view,
+)
 
-if TYPE_CHECKING:
-    from netwatch.web.app import Runtime
+# The shared views keep being importable from here (the ISP and status pages, older tests).
+__all__ = [
+    "MAX_TEXT_CHARS",
+    "ActionFailure",
+    "AvailabilityView",
+    "CommuneView",
+    "EventView",
+    "EvidenceView",
+    "IncidentView",
+    "LinkView",
+    "MaintenanceIn",
+    "MaintenanceView",
+    "ManualAction",
+    "ScopeIn",
+    "SubjectView",
+    "TicketDetail",
+    "TicketView",
+    "apply_action",
+    "downtime_s",
+    "local_iso",
+    "parse_moment",
+    "refusal_failure",
+    "router",
+    "subject_of",
+    "ticket_detail",
+    "ticket_not_found",
+    "ticket_view",
+]
 
 router = APIRouter(prefix="/api/v1")
 
@@ -60,8 +102,7 @@ class CommuneView(BaseModel):
     links: list[LinkView]
 
 
-def _links(request: Request, commune: str | None = None) -> list[LinkView]:
-    runtime = request.app.state.runtime
+def _links(runtime: Runtime, commune: str | None = None) -> list[LinkView]:
     snmp_by_link = {
         reading.link_key: reading
         for obs in runtime.state.snmp.values()
@@ -109,9 +150,9 @@ def _links(request: Request, commune: str | None = None) -> list[LinkView]:
     tags=["links"],
     summary="Every link and its latest round",
 )
-def list_links(request: Request) -> list[LinkView]:
+def list_links(runtime: RuntimeDep) -> list[LinkView]:
     """Links of every commune with the latest ICMP and SNMP measurements."""
-    return _links(request)
+    return _links(runtime)
 
 
 @router.get(
@@ -121,9 +162,8 @@ def list_links(request: Request) -> list[LinkView]:
     summary="One commune by official code",
     responses={404: {"description": "No such commune in the configuration"}},
 )
-def get_commune(code: str, request: Request) -> CommuneView:
+def get_commune(code: str, runtime: RuntimeDep) -> CommuneView:
     """A commune's links with their latest measurements."""
-    runtime = request.app.state.runtime
     normalized = code.zfill(5) if code.isdigit() else code
     commune = runtime.inventory.commune(normalized)
     if commune is None:
@@ -132,7 +172,7 @@ def get_commune(code: str, request: Request) -> CommuneView:
         code=commune.code,
         name=commune.name,
         province=f"{commune.province_code:02d}",
-        links=_links(request, commune.code),
+        links=_links(runtime, commune.code),
     )
 
 
@@ -155,7 +195,7 @@ class IncidentView(BaseModel):
     tags=["incidents"],
     summary="What is wrong now, root cause decided",
 )
-def list_incidents(request: Request) -> list[IncidentView]:
+def list_incidents(runtime: RuntimeDep) -> list[IncidentView]:
     """Current incidents: one per link fault, upstream outage, portal outage or monitor outage."""
     return [
         IncidentView(
@@ -168,7 +208,7 @@ def list_incidents(request: Request) -> list[IncidentView]:
             links=list(i.links),
             detail=i.detail,
         )
-        for i in request.app.state.runtime.health.incidents
+        for i in runtime.health.incidents
     ]
 
 
@@ -176,296 +216,11 @@ def list_incidents(request: Request) -> list[IncidentView]:
 # Read endpoints are open like the ones above (the status page shows the same facts); the write
 # endpoints need a bearer token with the "write" scope (netwatch.web.auth).
 
-MAX_TEXT_CHARS = 2000
 _TICKET_404: dict[int | str, dict[str, Any]] = {404: {"description": "No such ticket"}}
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing, unknown or revoked API token"},
     403: {"description": "The token lacks the write scope"},
 }
-
-
-def local_iso(at: datetime | None) -> str | None:
-    """The moment as ISO 8601 in Asia/Ho_Chi_Minh (+07:00)."""
-    return at.astimezone(LOCAL_TZ).isoformat() if at is not None else None
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
-    if runtime is None or runtime.store is None or runtime.alerting is None:
-        raise HTTPException(503, "NetWatch is starting; try again in a few seconds")
-    return runtime
-
-
-class EventView(BaseModel):
-    """One entry of a ticket's log."""
-
-    seq: int | None
-    at: datetime
-    at_local: str
-    actor: str  # "netwatch", "isp:VNPT Lâm Đồng", "provincial_it:ops"
-    kind: str  # opened, acknowledged, note, resolved, escalated, auto_resolved, ...
-    text: str
-
-
-class SubjectView(BaseModel):
-    """What a ticket is about: a link (with its commune), an upstream node, a portal."""
-
-    name: str
-    commune: str | None
-    commune_name: str | None
-    link: str | None  # the link id within the commune
-    circuit: str | None
-    isp: str | None
-    isp_name: str | None
-
-
-class TicketView(BaseModel):
-    """A ticket with its age and acknowledgement."""
-
-    id: str
-    incident_key: str
-    kind: str  # link_fault, capacity, upstream_outage, portal_outage, monitor_connectivity
-    route: str  # isp, provincial_it, isp_and_provincial_it
-    state: str  # open, acknowledged, resolved
-    problem_state: str | None  # down, lossy, slow, congested, failing (the latest)
-    worst_state: str | None
-    detail: str | None  # e.g. interface_down, router_unreachable
-    subject: SubjectView
-    opened_at: datetime
-    opened_at_local: str
-    age_s: float
-    acknowledged: bool
-    acknowledged_at: datetime | None
-    acknowledged_at_local: str | None
-    resolved_at: datetime | None
-    resolved_at_local: str | None
-    first_bad_at: datetime | None
-    first_bad_at_local: str | None
-    downtime_s: float
-    escalation_level: int
-
-
-class EvidenceView(BaseModel):
-    """What NetWatch measured over the episode (None: not measured)."""
-
-    links: list[str]  # affected links, "CODE/LINK-ID"
-    worst_loss_ratio: float | None
-    worst_rtt_median_s: float | None
-    interface_up: bool | None  # False if the router's WAN interface was seen down
-    worst_utilization_ratio: float | None
-    first_loss_ratio: float | None
-    first_rtt_median_s: float | None
-    # Toward the subject, traced when the ticket opened: where the path stopped (hop addresses
-    # are the ISP's routers: shown to the ISP and provincial IT, never on the public pages).
-    path: PathTrace | None = None
-
-
-class TicketDetail(TicketView):
-    """A ticket with its evidence and its whole log."""
-
-    evidence: EvidenceView
-    events: list[EventView]
-
-
-def downtime_s(evidence: Evidence, now: datetime) -> float:
-    """Time the subject was bad during the episode, as of now (closed stretches + running)."""
-    bad_since = evidence.bad_since
-    running_s = max((now - bad_since).total_seconds(), 0.0) if bad_since else 0.0
-    return evidence.downtime_closed_s + running_s
-
-
-def subject_of(runtime: Runtime, ticket: StoredTicket) -> SubjectView:
-    """A ticket's subject, named from the inventory."""
-    key = ticket.incident_key
-    isp = runtime.inventory.isps.get(ticket.isp) if ticket.isp else None
-    isp_name = isp.name if isp is not None else ticket.isp
-    link = key.link_id
-    info = runtime.health.topology.links.get(link) if link is not None else None
-    if info is not None:
-        return SubjectView(
-            name=f"{info.commune_name} — {info.link.split('/', 1)[-1]}",
-            commune=info.commune,
-            commune_name=info.commune_name,
-            link=info.link.split("/", 1)[-1],
-            circuit=info.circuit,
-            isp=ticket.isp,
-            isp_name=isp_name,
-        )
-    name = key.encoded
-    if key.kind is SubjectKind.UPSTREAM and key.name in runtime.inventory.upstreams:
-        name = runtime.inventory.upstreams[key.name].name
-    elif key.kind is SubjectKind.PORTAL and key.name in runtime.inventory.portals:
-        name = runtime.inventory.portals[key.name].name
-    elif key.kind is SubjectKind.MONITOR:
-        name = "NetWatch"
-    return SubjectView(
-        name=name,
-        commune=None,
-        commune_name=None,
-        link=None,
-        circuit=None,
-        isp=ticket.isp,
-        isp_name=isp_name,
-    )
-
-
-def ticket_view(runtime: Runtime, ticket: StoredTicket, now: datetime) -> TicketView:
-    """A stored ticket as the API shows it."""
-    ev = ticket.evidence
-    return TicketView(
-        id=ticket.id,
-        incident_key=ticket.incident_key.encoded,
-        kind=ticket.kind,
-        route=ticket.route,
-        state=ticket.state.value,
-        problem_state=ev.state or None,
-        worst_state=ev.worst_state or None,
-        detail=ev.detail or None,
-        subject=subject_of(runtime, ticket),
-        opened_at=ticket.opened_at,
-        opened_at_local=local_iso(ticket.opened_at) or "",
-        age_s=max((now - ticket.opened_at).total_seconds(), 0.0),
-        acknowledged=ticket.acknowledged_at is not None,
-        acknowledged_at=ticket.acknowledged_at,
-        acknowledged_at_local=local_iso(ticket.acknowledged_at),
-        resolved_at=ticket.resolved_at,
-        resolved_at_local=local_iso(ticket.resolved_at),
-        first_bad_at=ev.first_bad_at,
-        first_bad_at_local=local_iso(ev.first_bad_at),
-        downtime_s=downtime_s(ev, now),
-        escalation_level=ticket.escalation_level,
-    )
-
-
-async def ticket_detail(runtime: Runtime, ticket: StoredTicket, now: datetime) -> TicketDetail:
-    """A stored ticket with its evidence and log."""
-    assert runtime.store is not None  # _runtime checked it
-    events = await runtime.store.ticket_events(ticket.id)
-    ev = ticket.evidence
-    worst, first = ev.worst or Measurements(), ev.first or Measurements()
-    return TicketDetail(
-        **ticket_view(runtime, ticket, now).model_dump(),
-        evidence=EvidenceView(
-            links=list(ev.links),
-            worst_loss_ratio=worst.loss_ratio,
-            worst_rtt_median_s=worst.rtt_median_s,
-            interface_up=worst.interface_up,
-            worst_utilization_ratio=worst.utilization_ratio,
-            first_loss_ratio=first.loss_ratio,
-            first_rtt_median_s=first.rtt_median_s,
-            path=first.path,
-        ),
-        events=[
-            EventView(
-                seq=e.seq,
-                at=e.at,
-                at_local=local_iso(e.at) or "",
-                actor=e.actor,
-                kind=e.kind,
-                text=e.text,
-            )
-            for e in events
-        ],
-    )
-
-
-class ManualAction(enum.Enum):
-    """What a person does to a ticket."""
-
-    ACKNOWLEDGE = "acknowledge"
-    RESOLVE = "resolve"
-    NOTE = "note"
-
-
-@dataclass(frozen=True, slots=True)
-class ActionFailure:
-    """A manual action not done: the HTTP status, and why in English and in Vietnamese."""
-
-    status: int
-    reason: str
-    message: str
-    message_vi: str
-
-
-def refusal_failure(ticket_id: str, reason: Refusal) -> ActionFailure:
-    """409 (or 422 for an empty note) for what the ticket book refused."""
-    texts = {
-        Refusal.ALREADY_ACKNOWLEDGED: (
-            f"ticket {ticket_id} is already acknowledged",
-            f"Phiếu {ticket_id} đã được tiếp nhận trước đó.",
-        ),
-        Refusal.ALREADY_RESOLVED: (
-            f"ticket {ticket_id} is already resolved",
-            f"Phiếu {ticket_id} đã được đóng.",
-        ),
-        Refusal.UNKNOWN_TICKET: (
-            f"ticket {ticket_id} is no longer current: it was closed long ago or a newer "
-            "ticket stands for the same problem",
-            f"Phiếu {ticket_id} không còn hiệu lực: phiếu đã đóng từ lâu hoặc đã có phiếu mới "
-            "cho cùng sự cố.",
-        ),
-        Refusal.EMPTY_NOTE: ("a note needs text", "Ghi chú cần có nội dung."),
-    }
-    message, message_vi = texts[reason]
-    status = 422 if reason is Refusal.EMPTY_NOTE else 409
-    return ActionFailure(status, reason.value, message, message_vi)
-
-
-def ticket_not_found(ticket_id: str) -> ActionFailure:
-    """404 for a ticket id the store does not know."""
-    return ActionFailure(
-        404,
-        "unknown_ticket",
-        f"ticket {ticket_id!r} not found",
-        f"Không tìm thấy phiếu {ticket_id}.",
-    )
-
-
-async def apply_action(
-    runtime: Runtime,
-    ticket_id: str,
-    action: ManualAction,
-    actor: Actor,
-    text: str,
-    now: datetime,
-) -> StoredTicket | ActionFailure:
-    """Acknowledge, resolve or note a ticket through the alerting service (one book, persisted)."""
-    assert runtime.store is not None  # _runtime checked both
-    assert runtime.alerting is not None
-    text = text.strip()
-    if action is ManualAction.NOTE and not text:
-        return refusal_failure(ticket_id, Refusal.EMPTY_NOTE)
-    if len(text) > MAX_TEXT_CHARS:
-        return ActionFailure(
-            422,
-            "text_too_long",
-            f"text is longer than {MAX_TEXT_CHARS} characters",
-            f"Nội dung dài quá {MAX_TEXT_CHARS} ký tự.",
-        )
-    if await runtime.store.get_ticket(ticket_id) is None:
-        return ticket_not_found(ticket_id)
-    alerting = runtime.alerting
-    if not alerting.is_leader:
-        # The leading instance owns the ticket book; a change made here would be overwritten.
-        return ActionFailure(
-            503,
-            "standby",
-            "this NetWatch instance is on standby; the leading instance takes changes, "
-            "try again in a moment",
-            "Máy NetWatch này đang ở chế độ dự phòng; máy chính nhận thay đổi, "
-            "vui lòng thử lại sau ít phút.",
-        )
-    if action is ManualAction.ACKNOWLEDGE:
-        result = await alerting.acknowledge(ticket_id, actor, now, text)
-    elif action is ManualAction.RESOLVE:
-        result = await alerting.resolve(ticket_id, actor, now, text)
-    else:
-        result = await alerting.note(ticket_id, actor, now, text)
-    if isinstance(result, Refused):
-        return refusal_failure(ticket_id, result.reason)
-    stored = await runtime.store.get_ticket(ticket_id)
-    assert stored is not None  # it was there, and tickets are never deleted
-    return stored
 
 
 def parse_moment(text: str, field: str, *, as_end: bool) -> tuple[datetime, bool]:
@@ -506,7 +261,7 @@ def parse_moment(text: str, field: str, *, as_end: bool) -> tuple[datetime, bool
     responses={422: {"description": "A filter is not valid"}},
 )
 async def list_tickets(
-    request: Request,
+    runtime: RuntimeDep,
     state: Annotated[
         list[Literal["open", "acknowledged", "resolved"]] | None,
         Query(description="Only tickets in these states (repeat the parameter for several)"),
@@ -518,8 +273,6 @@ async def list_tickets(
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many")] = 100,
 ) -> list[TicketView]:
     """Tickets with their age, acknowledgement, subject and downtime so far."""
-    runtime = _runtime(request)
-    assert runtime.store is not None
     opened_since = parse_moment(since, "since", as_end=False)[0] if since else None
     states = [TicketStatus(s) for s in state] if state else None
     now = datetime.now(UTC)
@@ -534,10 +287,8 @@ async def list_tickets(
     summary="One ticket with its evidence and log",
     responses=_TICKET_404,
 )
-async def get_ticket(ticket_id: str, request: Request) -> TicketDetail:
+async def get_ticket(ticket_id: str, runtime: RuntimeDep) -> TicketDetail:
     """A ticket with everything it proves and every change made to it."""
-    runtime = _runtime(request)
-    assert runtime.store is not None
     ticket = await runtime.store.get_ticket(ticket_id)
     if ticket is None:
         raise HTTPException(404, ticket_not_found(ticket_id).message)
@@ -559,9 +310,8 @@ class NoteIn(BaseModel):
 
 
 async def _act(
-    request: Request, ticket_id: str, action: ManualAction, caller: Caller, text: str
+    runtime: Runtime, ticket_id: str, action: ManualAction, caller: Caller, text: str
 ) -> TicketDetail:
-    runtime = _runtime(request)
     now = datetime.now(UTC)
     result = await apply_action(runtime, ticket_id, action, caller.actor, text, now)
     if isinstance(result, ActionFailure):
@@ -585,11 +335,11 @@ _ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
     responses=_ACTION_ERRORS,
 )
 async def acknowledge_ticket(
-    ticket_id: str, request: Request, caller: WriteCaller, body: ActionIn | None = None
+    ticket_id: str, runtime: RuntimeDep, caller: WriteCaller, body: ActionIn | None = None
 ) -> TicketDetail:
     """Acknowledge as provincial IT (the log names the token)."""
     text = body.text if body else ""
-    return await _act(request, ticket_id, ManualAction.ACKNOWLEDGE, caller, text)
+    return await _act(runtime, ticket_id, ManualAction.ACKNOWLEDGE, caller, text)
 
 
 @router.post(
@@ -600,11 +350,11 @@ async def acknowledge_ticket(
     responses=_ACTION_ERRORS,
 )
 async def resolve_ticket(
-    ticket_id: str, request: Request, caller: WriteCaller, body: ActionIn | None = None
+    ticket_id: str, runtime: RuntimeDep, caller: WriteCaller, body: ActionIn | None = None
 ) -> TicketDetail:
     """Resolve as provincial IT; it reopens if the problem is in fact still there."""
     text = body.text if body else ""
-    return await _act(request, ticket_id, ManualAction.RESOLVE, caller, text)
+    return await _act(runtime, ticket_id, ManualAction.RESOLVE, caller, text)
 
 
 @router.post(
@@ -615,10 +365,10 @@ async def resolve_ticket(
     responses=_ACTION_ERRORS,
 )
 async def note_ticket(
-    ticket_id: str, request: Request, caller: WriteCaller, body: NoteIn
+    ticket_id: str, runtime: RuntimeDep, caller: WriteCaller, body: NoteIn
 ) -> TicketDetail:
     """A note, told to those already notified of the ticket."""
-    return await _act(request, ticket_id, ManualAction.NOTE, caller, body.text)
+    return await _act(runtime, ticket_id, ManualAction.NOTE, caller, body.text)
 
 
 # --- availability --------------------------------------------------------------------------
@@ -658,7 +408,7 @@ class AvailabilityView(BaseModel):
 async def link_availability(
     commune: str,
     link: str,
-    request: Request,
+    runtime: RuntimeDep,
     start: Annotated[
         str | None,
         Query(
@@ -675,8 +425,6 @@ async def link_availability(
     ] = None,
 ) -> AvailabilityView:
     """Seconds down, degraded, ok and unknown, and the availability ratio (unknown excluded)."""
-    runtime = _runtime(request)
-    assert runtime.store is not None
     code = commune.zfill(5) if commune.isdigit() else commune
     info = runtime.health.topology.links.get(link_id(code, link))
     if info is None:
@@ -718,17 +466,6 @@ async def link_availability(
 
 
 # --- maintenance windows -------------------------------------------------------------------
-
-
-class ScopeIn(BaseModel):
-    """What a window covers: exactly one of province, commune, link, isp, upstream."""
-
-    model_config = ConfigDict(extra="forbid")
-    province: int | None = None
-    commune: str | None = None
-    link: str | None = Field(None, description='"CODE/LINK-ID", e.g. "24848/vnpt-tslcd"')
-    isp: str | None = None
-    upstream: str | None = None
 
 
 class MaintenanceIn(BaseModel):
@@ -773,44 +510,14 @@ def _maintenance_view(w: MaintenanceWindow) -> MaintenanceView:
     )
 
 
-def _scope_target(runtime: Runtime, scope: ScopeIn) -> tuple[str, str]:
-    """(scope, target) checked against the inventory; 422 naming what is wrong."""
-    given = {k: v for k, v in scope.model_dump().items() if v is not None}
-    if len(given) != 1:
-        raise HTTPException(
-            422, "scope: name exactly one of province, commune, link, isp, upstream"
-        )
-    kind, value = next(iter(given.items()))
-    inventory = runtime.inventory
-    if kind == "province":
-        if value not in {c.province_code for c in inventory.communes}:
-            raise HTTPException(422, f"scope: province {value} has no monitored commune")
-        return kind, str(value)
-    if kind == "commune":
-        code = value.zfill(5) if value.isdigit() else value
-        if inventory.commune(code) is None:
-            raise HTTPException(422, f"scope: commune {value!r} is not monitored")
-        return kind, code
-    if kind == "link":
-        if value not in runtime.health.topology.links:
-            raise HTTPException(422, f"scope: link {value!r} is not monitored (write CODE/LINK-ID)")
-        return kind, value
-    names = inventory.isps if kind == "isp" else inventory.upstreams
-    if value not in names:
-        raise HTTPException(422, f"scope: {kind} {value!r} is not in the configuration")
-    return kind, value
-
-
 @router.get(
     "/maintenance",
     response_model=list[MaintenanceView],
     tags=["maintenance"],
     summary="Maintenance windows made through the API, not ended and not cancelled",
 )
-async def list_maintenance(request: Request) -> list[MaintenanceView]:
+async def list_maintenance(runtime: RuntimeDep) -> list[MaintenanceView]:
     """Current and coming windows (the config file's own windows are not listed here)."""
-    runtime = _runtime(request)
-    assert runtime.store is not None
     windows = await runtime.store.maintenance_windows(start=datetime.now(UTC))
     return [_maintenance_view(w) for w in windows]
 
@@ -824,12 +531,10 @@ async def list_maintenance(request: Request) -> list[MaintenanceView]:
     responses={**_AUTH_ERRORS, 422: {"description": "Bad scope or times"}},
 )
 async def create_maintenance(
-    body: MaintenanceIn, request: Request, caller: WriteCaller
+    body: MaintenanceIn, runtime: RuntimeDep, caller: WriteCaller
 ) -> MaintenanceView:
     """Store a window: tickets of what it covers are suppressed while it lasts."""
-    runtime = _runtime(request)
-    assert runtime.store is not None
-    kind, target = _scope_target(runtime, body.scope)
+    kind, target = scope_target(runtime, body.scope)
     start = body.start if body.start.tzinfo else body.start.replace(tzinfo=LOCAL_TZ)
     end = body.end if body.end.tzinfo else body.end.replace(tzinfo=LOCAL_TZ)
     if end <= start:
@@ -852,10 +557,8 @@ async def create_maintenance(
         409: {"description": "Already cancelled"},
     },
 )
-async def cancel_maintenance(window_id: int, request: Request, caller: WriteCaller) -> Response:
+async def cancel_maintenance(window_id: int, runtime: RuntimeDep, caller: WriteCaller) -> Response:
     """Cancel a window: it stops suppressing from now on."""
-    runtime = _runtime(request)
-    assert runtime.store is not None
     outcome = await runtime.store.cancel_maintenance(window_id, datetime.now(UTC))
     if outcome is RevokeOutcome.NOT_FOUND:
         raise HTTPException(404, f"maintenance window {window_id} not found")

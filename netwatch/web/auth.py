@@ -9,7 +9,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from alerts.tickets import Actor, ActorKind
-from netwatch.store import ApiToken, Store, TokenReason
+from netwatch.store import ApiToken, TokenReason
+from netwatch.web.deps import require_runtime
 
 WRITE_SCOPE = "write"
 # auto_error=False: a missing token must be our 401 with a clear message, not FastAPI's own.
@@ -44,15 +45,6 @@ class Caller:
         return f"token:{self.token.name}"
 
 
-def store_of(request: Request) -> Store:
-    """The running store, or 503 while NetWatch is still starting."""
-    runtime = getattr(request.app.state, "runtime", None)
-    store: Store | None = getattr(runtime, "store", None)
-    if store is None:
-        raise HTTPException(503, "NetWatch is starting; try again in a few seconds")
-    return store
-
-
 async def require_write(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -62,7 +54,9 @@ async def require_write(
         raise HTTPException(
             401, "missing API token: send 'Authorization: Bearer <token>'", headers=_CHALLENGE
         )
-    check = await store_of(request).verify_token(credentials.credentials, WRITE_SCOPE)
+    # After the 401: a caller without a token learns that first, even while NetWatch starts.
+    store = require_runtime(request).store
+    check = await store.verify_token(credentials.credentials, WRITE_SCOPE)
     if check.reason is TokenReason.MISSING_SCOPE:
         raise HTTPException(403, f"API token lacks the {WRITE_SCOPE!r} scope")
     if not check.ok or check.info is None:

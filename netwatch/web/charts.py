@@ -7,6 +7,10 @@ its own 0-100 % scale, buckets without data a grey band, the RTT threshold a das
 
 Use `latency_loss_chart(ChartData(...), ...)`; `chart_data(series)` converts a
 netwatch.history.LinkSeries.
+
+The SVG stays Python, not a template: it is geometry computed point by point. Its three texts
+(title, description, caption) go through markupsafe's `escape`, and the result is
+`markupsafe.Markup`, so a page template inserts it as it is and never escapes it twice.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from html import escape
+
+from markupsafe import Markup, escape
 
 from netwatch.history import LinkSeries
 from netwatch.web.i18n import Lang, fmt_number, fmt_time, local
@@ -168,7 +173,7 @@ def latency_loss_svg(
     title: str,
     chart_id: str,
     rtt_threshold_s: float | None = None,
-) -> str:
+) -> Markup:
     """The <svg> element alone (role img, titled and described); `chart_id` must be unique."""
     x0, x1, y0, y1 = LEFT, WIDTH - RIGHT, TOP, HEIGHT - BOTTOM
     span_s = max((data.end - data.start).total_seconds(), 1.0)
@@ -268,7 +273,7 @@ def latency_loss_svg(
                     f'stroke-width="{width}" stroke-linejoin="round"/>'
                 )
     title_id, desc_id = f"{chart_id}-t", f"{chart_id}-d"
-    return (
+    return Markup(  # noqa: S704 -- numbers and constants; the texts escaped here
         f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="{title_id} {desc_id}" '
         f'xmlns="http://www.w3.org/2000/svg" font-family="system-ui,sans-serif" font-size="11" '
         f'fill="#333">'
@@ -297,13 +302,13 @@ def latency_loss_chart(
     title: str,
     chart_id: str,
     rtt_threshold_s: float | None = None,
-) -> str:
+) -> Markup:
     """A <figure> with the SVG chart and a caption (legend and the figures in words)."""
     svg = latency_loss_svg(
         data, lang=lang, title=title, chart_id=chart_id, rtt_threshold_s=rtt_threshold_s
     )
     caption = describe(summarize(data), lang)
-    return (
+    return Markup(  # noqa: S704 -- the SVG above, constant words, the caption escaped here
         f'<figure class="chart">{svg}<figcaption><span aria-hidden="true">'
         f"{_legend(lang, rtt_threshold_s is not None)}</span><br>{escape(caption)}"
         "</figcaption></figure>"

@@ -131,6 +131,46 @@ def test_it_staff_log_in_and_see_the_open_ticket(
     assert "Đã tiếp nhận" in row.inner_text()
 
 
+# Every word (a Vietnamese syllable, a name, a number) of the tickets table, with the rectangles
+# it is drawn in: a word laid out on more than one line was broken inside itself. Hyphens and
+# slashes are places a line may break ("NW-20261204-…", "Xã / đường truyền"), so they end words.
+_WORDS_BROKEN_ACROSS_LINES = """
+(selector) => {
+  const broken = [];
+  for (const cell of document.querySelectorAll(selector)) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const m of node.data.matchAll(/[^\\s\\-\\/–—]+/gu)) {
+        const range = document.createRange();
+        range.setStart(node, m.index);
+        range.setEnd(node, m.index + m[0].length);
+        const lines = new Set(
+          [...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top))
+        );
+        if (lines.size > 1) broken.push(m[0]);
+      }
+    }
+  }
+  return broken;
+}
+"""
+
+
+def test_the_tickets_table_breaks_lines_between_words_only(
+    netwatch: NetWatchOnLab, ticket_id: str, page: PageFactory
+) -> None:
+    """At 1280 px no cell splits a word: "Tiếp nhận", never "Tiế p nhậ n" (issue 14)."""
+    wide = page(DESKTOP)
+    _log_in(wide, netwatch, netwatch.create_token("bang-phieu"))
+    assert wide.locator("table.tickets tbody tr").filter(has_text=ticket_id).count() == 1
+    for sort in ("age", "-age"):
+        wide.goto(f"{netwatch.base}/admin?sort={sort}")
+        cells = "table.tickets th, table.tickets td"
+        assert wide.locator(cells).count() >= 16
+        broken = wide.evaluate(_WORDS_BROKEN_ACROSS_LINES, cells)
+        assert broken == [], f"words split across lines at 1280 px: {broken}"
+
+
 def test_a_maintenance_window_is_planned_and_ended_over_the_ticket(
     netwatch: NetWatchOnLab, ticket_id: str, page: PageFactory, check_html: CheckHtml
 ) -> None:

@@ -289,3 +289,58 @@ def test_every_ticket_event_kind_has_words_on_the_isp_page() -> None:
     for words in EVENT.values():
         assert words["vi"]
         assert words["en"]
+
+
+def test_the_ticket_page_escapes_what_it_shows() -> None:
+    from netwatch.web.api import EvidenceView, SubjectView, TicketDetail
+    from netwatch.web.isp import forms_html, ticket_main_html
+
+    now = datetime.now(UTC)
+    view = TicketDetail(
+        id="T-1",
+        incident_key="link:28696/x",
+        kind="link_fault",
+        route="isp",
+        state="open",
+        problem_state="down",
+        worst_state="down",
+        detail=None,
+        subject=SubjectView(
+            name="x",
+            commune="28696",
+            commune_name="<script>x</script>",
+            link="x",
+            circuit="<b>C</b>",
+            isp="vnpt",
+            isp_name="VNPT",
+        ),
+        opened_at=now,
+        opened_at_local="",
+        age_s=0,
+        acknowledged=False,
+        acknowledged_at=None,
+        acknowledged_at_local=None,
+        resolved_at=None,
+        resolved_at_local=None,
+        first_bad_at=None,
+        first_bad_at_local=None,
+        downtime_s=0,
+        escalation_level=0,
+        evidence=EvidenceView(
+            links=[],
+            worst_loss_ratio=None,
+            worst_rtt_median_s=None,
+            interface_up=None,
+            worst_utilization_ratio=None,
+            first_loss_ratio=None,
+            first_rtt_median_s=None,
+        ),
+        events=[],
+    )
+    forms = forms_html(view, "vi", "/t/T-1", {"sig": '"><script>'}, ask_name=True)
+    assert '<input type="hidden" name="sig" value="&#34;&gt;&lt;script&gt;">' in forms
+    page = ticket_main_html(view, "vi", now=now, live=None, chart="", forms=forms)
+    assert "<script>" not in page
+    assert "&lt;script&gt;x&lt;/script&gt; (mã 28696)" in page
+    assert "<strong>&lt;b&gt;C&lt;/b&gt;</strong>" in page
+    assert page.count("<form") == 3  # the trusted forms are inserted as they are

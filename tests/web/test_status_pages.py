@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -222,8 +223,8 @@ def status(tmp_path: Path, inventory: Inventory) -> Iterator[Status]:
 
 
 def _text(html: str) -> str:
-    """The visible text, tags removed and spaces collapsed."""
-    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    """The visible text: tags removed, entities read (&#39; is '), spaces collapsed."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
 
 
 def _no_internals(html: str) -> None:
@@ -511,3 +512,26 @@ def test_the_24h_chart_survives_a_restart(tmp_path: Path, inventory: Inventory) 
         after = _text(second.get(f"/status/xa/{TAN_PHU}").text)
         assert "Độ trễ trung vị 12 ms" in after
         assert "Mất gói cao nhất 25 %" in after
+
+
+def test_pages_escape_what_they_show_by_default() -> None:
+    # Autoescape, not a convention: a value with markup is shown as text.
+    from netwatch.web.status.pages import message_page
+
+    page = message_page("en", "<b>T</b>", "<script>alert(1)</script>", '/status/xa/"x"')
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<title>&lt;b&gt;T&lt;/b&gt; — NetWatch</title>" in page
+    assert 'href="/status/xa/&#34;x&#34;?lang=vi"' in page  # attributes too
+    assert page.startswith('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">')
+
+
+def test_templates_are_found_through_the_installed_packages() -> None:
+    from netwatch.web.templating import templates
+
+    env = templates().env
+    for name in ("base.html", "status/province.html", "status/commune.html", "isp/ticket.html"):
+        template = env.get_template(name)
+        assert template.filename is not None
+        assert "/netwatch/web/" in template.filename.replace("\\", "/")
+    assert env.autoescape is not False

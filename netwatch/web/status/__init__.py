@@ -19,12 +19,12 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass, field
 from datetime import datetime
-from html import escape
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
 
 from netwatch.history import LinkSeries
+from netwatch.web.deps import runtime_or_none
 from netwatch.web.i18n import Lang, pick_lang, remember_lang
 from netwatch.web.status.model import CommuneRecords, Snapshot, StatusModel
 from netwatch.web.status.pages import (
@@ -33,25 +33,19 @@ from netwatch.web.status.pages import (
     message_page,
     province_page,
     provinces_page,
+    redirect_page,
 )
 from netwatch.web.status.words import Shown, T
 
 if TYPE_CHECKING:
-    from netwatch.web.app import Runtime
+    from netwatch.runtime import Runtime
+
+__all__ = ["StatusPages", "redirect_page", "router"]
 
 router = APIRouter(include_in_schema=False)
 MAX_QUERY_CHARS = 100
 # Rendered pages kept per (page, language, filter); searches are rendered per request.
 _GZIP_MIN_BYTES = 1024
-
-
-def redirect_page(target: str) -> str:
-    """A tiny page that sends the browser on (works without JavaScript)."""
-    return (
-        f'<!DOCTYPE html><html lang="vi"><head><meta charset="utf-8">'
-        f'<meta http-equiv="refresh" content="0; url={escape(target)}"><title>NetWatch</title>'
-        f'</head><body><a href="{escape(target)}">NetWatch</a></body></html>'
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +78,7 @@ class StatusPages:
 
     def series(self, link: str, now: datetime) -> LinkSeries | None:
         """A link's 24 h buckets (None when NetWatch keeps no history)."""
-        history = getattr(self.runtime, "history", None)
-        return history.series(link, now) if history is not None else None
+        return self.runtime.history.series(link, now)
 
     def cached(
         self, key: tuple[str, ...], snapshot: Snapshot, records: CommuneRecords | None
@@ -110,7 +103,7 @@ class StatusPages:
 def pages_of(request: Request) -> StatusPages | None:
     """The app's StatusPages, made on first use; None while NetWatch is starting."""
     app_state = request.app.state
-    runtime: Runtime | None = getattr(app_state, "runtime", None)
+    runtime = runtime_or_none(request)
     if runtime is None:
         return None
     pages: StatusPages | None = getattr(app_state, "status_pages", None)

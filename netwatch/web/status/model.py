@@ -36,7 +36,7 @@ from netwatch.store.types import Availability, Ticket, TicketStatus
 from netwatch.web.status.words import RANK, Shown
 
 if TYPE_CHECKING:
-    from netwatch.web.app import Runtime
+    from netwatch.runtime import Runtime
 
 RECENT_DAYS = 30
 _SHOWN_OF = {
@@ -382,8 +382,6 @@ class StatusModel:
 
     async def _load_api_windows(self, now: datetime) -> tuple[MaintenanceWindow, ...]:
         store = self.runtime.store
-        if store is None:
-            return ()
         out: list[MaintenanceWindow] = []
         # Windows overlapping the next max_age: they may start before the next refresh.
         for w in await store.maintenance_windows(now, now + timedelta(seconds=self.max_age_s)):
@@ -570,8 +568,6 @@ class StatusModel:
     async def records(self, commune: CommuneView) -> CommuneRecords | None:
         """The commune's stored facts (None while the store is not open yet)."""
         store = self.runtime.store
-        if store is None:
-            return None
         loop = asyncio.get_running_loop()
         pending = self._records.setdefault(commune.code, _Pending())
         if pending.records is not None and loop.time() < pending.expires:

@@ -1,0 +1,222 @@
+"""The composition root: every long-lived part of a running NetWatch, built in one place.
+
+`open_runtime` builds the whole runtime — inventory, plan, latest state, health, engine, store,
+alerting (with its leader lock and path tracer), history and rollups, the outbox worker, the
+metrics — starts its background work, and hands out one finished, immutable `Runtime`; on the
+way out it stops everything in reverse order. Nothing is published half-built: whoever holds a
+`Runtime` may use every field of it. The web (netwatch.web.app) only wraps this context manager
+in its lifespan; probes are wired here, never in the web package (an import contract says so).
+
+What is legitimately optional is typed as such and decided here, once: with probing off there
+is no pinger, SNMP poller or HTTP prober in the engine and no path tracer in alerting, and a
+machine without ICMP permission runs without the pinger (logged once, with its fix).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from prometheus_client import CollectorRegistry, ProcessCollector
+
+from netwatch.alerting import Alerting, StoreOutbox, build_channels
+from netwatch.engine import Engine, EngineOptions
+from netwatch.health import HealthMonitor, link_id
+from netwatch.history import LinkHistory
+from netwatch.inventory import Inventory
+from netwatch.metrics import MetricsCollector
+from netwatch.notify.clock import SystemClock
+from netwatch.notify.outbox import OutboxWorker, RetryPolicy
+from netwatch.ops_metrics import OpsMetrics
+from netwatch.pathtrace import PathTracer
+from netwatch.plan import Plan, compile_plan
+from netwatch.state import LatestState
+from netwatch.store import Store, open_store
+from netwatch.store.leader import LeaderLock
+from netwatch.store.rollups import Rollups
+from probes.http import HttpProber
+from probes.icmp import IcmpPinger, IcmpUnavailableError
+from probes.snmp import SnmpPoller
+
+log = logging.getLogger("netwatch.runtime")
+
+_Stopper = Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeOptions:
+    """How to build a runtime (what `netwatch run` and the tests choose)."""
+
+    probing: bool = True  # False: no probe sockets at all (tests feed observations by hand)
+    engine: EngineOptions = field(default_factory=EngineOptions)
+    data_dir: Path = Path("data")  # the embedded SQLite database, when no database_url
+    database_url: str | None = None  # PostgreSQL instead of SQLite
+    alerting_tick_s: float = 5.0
+    retry: RetryPolicy | None = None  # the outbox's retry policy (None: its default)
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """A running NetWatch: every part built and started; immutable (its parts have state)."""
+
+    inventory: Inventory
+    plan: Plan
+    state: LatestState  # the latest observation of every target
+    registry: CollectorRegistry  # what /metrics exposes besides the collector's own chunks
+    collector: MetricsCollector
+    health: HealthMonitor  # judged states and incidents
+    engine: Engine
+    store: Store
+    alerting: Alerting
+    history: LinkHistory  # 24 h per-link buckets for the status page
+    rollups: Rollups
+    outbox: OutboxWorker
+    ops: OpsMetrics
+    tracer: PathTracer | None  # None with probing off: tickets open without a path trace
+
+
+async def _open_probes(
+    stack: AsyncExitStack, plan: Plan
+) -> tuple[IcmpPinger | None, SnmpPoller, HttpProber]:
+    """The probe clients, closed with the stack; no pinger when ICMP is not permitted."""
+    pinger: IcmpPinger | None = None
+    try:
+        pinger = await stack.enter_async_context(await IcmpPinger.open())
+    except IcmpUnavailableError as exc:
+        log.error("ICMP probing disabled: %s", exc)
+    snmp = await stack.enter_async_context(await SnmpPoller.open())
+    http = await stack.enter_async_context(HttpProber())
+    http.prepare([job.check for job in plan.portals])
+    return pinger, snmp, http
+
+
+@asynccontextmanager
+async def open_runtime(
+    inventory: Inventory,
+    options: RuntimeOptions | None = None,
+    *,
+    plan: Plan | None = None,
+) -> AsyncIterator[Runtime]:
+    """Build and start everything; yield the finished runtime; stop everything on exit."""
+    opts = options or RuntimeOptions()
+    plan = plan if plan is not None else compile_plan(inventory)
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)  # NetWatch's own CPU, memory, open files
+    collector = MetricsCollector(plan)
+    collector.register(registry)
+    latest = LatestState()
+    health = HealthMonitor(inventory)
+    history = LinkHistory([link_id(c.code, k.id) for c in inventory.communes for k in c.links])
+    async with AsyncExitStack() as stack:
+        pinger: IcmpPinger | None = None
+        snmp: SnmpPoller | None = None
+        http: HttpProber | None = None
+        if opts.probing:
+            pinger, snmp, http = await _open_probes(stack, plan)
+        engine = Engine(
+            plan,
+            pinger,
+            snmp,
+            http,
+            [collector, latest, health, history],
+            opts.engine,
+            judge=health,
+            fast_sinks=[latest, health],
+        )
+        store = await open_store(opts.database_url, data_dir=opts.data_dir)
+        stack.push_async_callback(store.close)
+        rollups = Rollups(store)
+        await history.load(rollups, datetime.now(UTC))
+        # On PostgreSQL a second instance may share the store: one leads alerting.
+        leader = LeaderLock(store.engine)
+        stack.push_async_callback(leader.release)
+        tracer = PathTracer(inventory) if opts.probing else None
+        alerting = Alerting(
+            inventory,
+            store,
+            health,
+            tick_s=opts.alerting_tick_s,
+            leader=leader,
+            tracer=tracer,
+        )
+        await alerting.start(datetime.now(UTC))
+        # Judged states, tickets and the outbox for Prometheus (docs/dashboards.md).
+        ops = OpsMetrics(
+            inventory,
+            plan,
+            health,
+            ticket_book=lambda: alerting.book,
+            outbox_backlog=store.outbox_backlog,
+        )
+        ops.register(registry, collector)
+        alerting.on_taken_over.append(ops.tickets.baseline)
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        channels = build_channels(inventory, session, SystemClock())
+        outbox = ops.metered(StoreOutbox(store), channels)  # counts deliveries
+        worker = OutboxWorker(outbox, channels, SystemClock(), policy=opts.retry)
+        alerting.on_enqueued.append(worker.wake)
+        health.on_change.append(alerting.wake)
+        runtime = Runtime(
+            inventory=inventory,
+            plan=plan,
+            state=latest,
+            registry=registry,
+            collector=collector,
+            health=health,
+            engine=engine,
+            store=store,
+            alerting=alerting,
+            history=history,
+            rollups=rollups,
+            outbox=worker,
+            ops=ops,
+            tracer=tracer,
+        )
+        engine.start()
+        stack.push_async_callback(engine.stop)
+        stack.push_async_callback(_run_background(runtime))
+        log.info(
+            "netwatch started communes=%d icmp_targets=%d routers=%d portals=%d",
+            len(inventory.communes),
+            len(plan.icmp),
+            len(plan.snmp),
+            len(plan.portals),
+        )
+        # What is built by now lives as long as the runtime: keep it out of the cyclic GC's
+        # generations, whose full passes would scan it all (100+ ms pauses at national
+        # scale, the status pages' p99; docs/status-page.md). Unfrozen on the way out.
+        gc.collect()
+        gc.freeze()
+        try:
+            yield runtime
+        finally:
+            gc.unfreeze()
+
+
+def _run_background(runtime: Runtime) -> _Stopper:
+    """Start the loops that run beside the rounds; the returned callable stops them."""
+    stop = asyncio.Event()
+    background = [
+        asyncio.create_task(runtime.alerting.run(stop), name="netwatch-alerting"),
+        asyncio.create_task(runtime.outbox.run(stop), name="netwatch-outbox"),
+        asyncio.create_task(runtime.ops.run(stop), name="netwatch-ops-metrics"),
+        asyncio.create_task(runtime.history.run(runtime.rollups, stop), name="netwatch-history"),
+    ]
+
+    async def stop_background() -> None:
+        stop.set()
+        await asyncio.gather(*background, return_exceptions=True)
+        try:  # the time NetWatch is stopped counts as unknown, not as the last state
+            await runtime.alerting.close(datetime.now(UTC))
+        except Exception:
+            log.exception("state history not closed at shutdown")
+
+    return stop_background

@@ -1,0 +1,248 @@
+"""Every word of the provincial IT view (/admin), in Vietnamese and English.
+
+Moved verbatim from the former `A` table and the messages written inside the routes: each entry
+has a name (`Label.LOGIN`, `Message.CSRF`) instead of a string key. Words with {placeholders}
+are filled with `str.format` (or the templates' `say` filter). The kinds and states of tickets
+are the ticket pages' words (netwatch.web.isp.words): one wording for both views.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Final
+
+from netwatch.web.isp.words import KIND, TICKET_STATE, Words
+
+__all__ = [
+    "DONE",
+    "KIND",
+    "REFUSAL_TITLE",
+    "ROUND_KIND",
+    "TICKET_STATE",
+    "Label",
+    "Message",
+    "Refusal",
+    "Words",
+]
+
+
+class Label:
+    """The view's labels, headings, buttons and sentences."""
+
+    TITLE: Final[Words] = {"vi": "Quản trị NetWatch", "en": "NetWatch administration"}
+    LOGIN: Final[Words] = {"vi": "Đăng nhập", "en": "Log in"}
+    LOGIN_INTRO: Final[Words] = {
+        "vi": "Dành cho cán bộ CNTT của tỉnh. Đăng nhập bằng mã truy cập (API token) có quyền "
+        "ghi, tạo bằng lệnh “netwatch token create TÊN --scope write”.",
+        "en": "For provincial IT staff. Log in with an API token that has the write scope, "
+        "made with “netwatch token create NAME --scope write”.",
+    }
+    TOKEN: Final[Words] = {"vi": "Mã truy cập (API token)", "en": "API token"}
+    LOGOUT: Final[Words] = {"vi": "Đăng xuất", "en": "Log out"}
+    LOGGED_IN_AS: Final[Words] = {"vi": "Đăng nhập với mã", "en": "Logged in with token"}
+    UNTIL: Final[Words] = {"vi": "đến", "en": "until"}
+    BYE: Final[Words] = {"vi": "Bạn đã đăng xuất.", "en": "You are logged out."}
+    TICKETS: Final[Words] = {"vi": "Phiếu đang mở", "en": "Open tickets"}
+    MAINTENANCE: Final[Words] = {"vi": "Bảo trì", "en": "Maintenance"}
+    HEALTH: Final[Words] = {"vi": "Tình trạng NetWatch", "en": "NetWatch health"}
+    NO_TICKETS: Final[Words] = {
+        "vi": "Không có phiếu nào đang mở.",
+        "en": "No ticket is open.",
+    }
+    TICKET: Final[Words] = {"vi": "Phiếu", "en": "Ticket"}
+    SUBJECT: Final[Words] = {"vi": "Xã / đường truyền", "en": "Commune / link"}
+    ISP: Final[Words] = {"vi": "Nhà mạng", "en": "ISP"}
+    PROBLEM: Final[Words] = {"vi": "Tình trạng", "en": "Problem"}
+    OPENED: Final[Words] = {"vi": "Mở lúc", "en": "Opened"}
+    AGE: Final[Words] = {"vi": "Tuổi phiếu", "en": "Age"}
+    ACK: Final[Words] = {"vi": "Tiếp nhận", "en": "Acknowledged"}
+    LEVEL: Final[Words] = {"vi": "Cấp", "en": "Level"}
+    NOT_ACKED: Final[Words] = {"vi": "Chưa", "en": "Not yet"}
+    OLDEST_FIRST: Final[Words] = {"vi": "cũ nhất trước", "en": "oldest first"}
+    NEWEST_FIRST: Final[Words] = {"vi": "mới nhất trước", "en": "newest first"}
+    SORTED: Final[Words] = {"vi": "Sắp xếp theo tuổi", "en": "Sorted by age"}
+    COUNTS: Final[Words] = {
+        "vi": "{open} phiếu đang mở, {unacked} phiếu chưa được tiếp nhận.",
+        "en": "{open} open tickets, {unacked} not acknowledged.",
+    }
+    WINDOWS: Final[Words] = {
+        "vi": "Các đợt bảo trì hiện tại và sắp tới",
+        "en": "Current and coming windows",
+    }
+    NO_WINDOWS: Final[Words] = {
+        "vi": "Không có đợt bảo trì nào đang diễn ra hoặc sắp tới.",
+        "en": "No maintenance window now or to come.",
+    }
+    CONFIG_WINDOWS: Final[Words] = {
+        "vi": "Lịch bảo trì trong tệp cấu hình (chỉ đọc)",
+        "en": "Windows in the configuration file (read-only)",
+    }
+    SCOPE: Final[Words] = {"vi": "Phạm vi", "en": "Scope"}
+    START: Final[Words] = {"vi": "Bắt đầu", "en": "Start"}
+    END: Final[Words] = {"vi": "Kết thúc", "en": "End"}
+    REASON: Final[Words] = {"vi": "Lý do", "en": "Reason"}
+    BY: Final[Words] = {"vi": "Người tạo", "en": "Created by"}
+    STATUS: Final[Words] = {"vi": "Trạng thái", "en": "Status"}
+    ACTIVE: Final[Words] = {"vi": "Đang bảo trì", "en": "In progress"}
+    PLANNED: Final[Words] = {"vi": "Sắp tới", "en": "Planned"}
+    END_NOW: Final[Words] = {"vi": "Kết thúc ngay", "en": "End now"}
+    CANCEL: Final[Words] = {"vi": "Hủy", "en": "Cancel"}
+    NEW_WINDOW: Final[Words] = {"vi": "Tạo đợt bảo trì", "en": "Plan a maintenance window"}
+    NEW_HINT: Final[Words] = {
+        "vi": "Trong thời gian bảo trì, NetWatch không mở phiếu và không báo nhà mạng cho "
+        "phạm vi đã chọn. Giờ theo giờ Việt Nam.",
+        "en": "During the window NetWatch opens no ticket and tells no ISP about what it "
+        "covers. Times are Vietnam time.",
+    }
+    CREATE: Final[Words] = {"vi": "Tạo", "en": "Create"}
+    WHOLE_PROVINCE: Final[Words] = {"vi": "Toàn tỉnh", "en": "Whole province"}
+    G_PROVINCE: Final[Words] = {"vi": "Tỉnh", "en": "Province"}
+    G_COMMUNE: Final[Words] = {"vi": "Xã/phường", "en": "Commune"}
+    G_LINK: Final[Words] = {"vi": "Đường truyền", "en": "Link"}
+    G_ISP: Final[Words] = {"vi": "Nhà mạng", "en": "ISP"}
+    G_UPSTREAM: Final[Words] = {"vi": "Điểm kết nối của nhà mạng", "en": "ISP upstream node"}
+    CHOOSE: Final[Words] = {"vi": "— chọn —", "en": "— choose —"}
+    ROUNDS: Final[Words] = {"vi": "Các vòng đo", "en": "Probe rounds"}
+    KIND: Final[Words] = {"vi": "Loại", "en": "Kind"}
+    INTERVAL: Final[Words] = {"vi": "Chu kỳ", "en": "Interval"}
+    LAST_ROUND: Final[Words] = {"vi": "Vòng gần nhất", "en": "Last round"}
+    LAG: Final[Words] = {"vi": "Trễ lịch", "en": "Lag"}
+    DURATION: Final[Words] = {"vi": "Thời gian đo", "en": "Duration"}
+    TARGETS: Final[Words] = {"vi": "Số mục tiêu", "en": "Targets"}
+    SKIPPED: Final[Words] = {"vi": "Vòng bị bỏ", "en": "Skipped"}
+    FAILURES: Final[Words] = {"vi": "Lỗi đo", "en": "Failures"}
+    ON_TIME: Final[Words] = {"vi": "Đúng lịch", "en": "On time"}
+    LATE: Final[Words] = {"vi": "Chậm lịch", "en": "Late"}
+    NOT_YET: Final[Words] = {"vi": "Chưa chạy", "en": "Not yet run"}
+    OFF: Final[Words] = {"vi": "Không bật", "en": "Off"}
+    OUTBOX: Final[Words] = {"vi": "Hàng đợi thông báo", "en": "Notification outbox"}
+    PENDING: Final[Words] = {"vi": "Đang chờ gửi", "en": "Pending"}
+    DUE: Final[Words] = {"vi": "Đến hạn gửi", "en": "Due now"}
+    GIVEN_UP: Final[Words] = {"vi": "Đã bỏ (gửi lỗi quá nhiều lần)", "en": "Given up"}
+    OLDEST_PENDING: Final[Words] = {"vi": "Cũ nhất đang chờ", "en": "Oldest pending"}
+    ALERTING: Final[Words] = {"vi": "Xử lý phiếu tự động", "en": "Alerting loop"}
+    LAST_TICK: Final[Words] = {"vi": "Lần đánh giá gần nhất", "en": "Last evaluation"}
+    UNKNOWN: Final[Words] = {"vi": "Không rõ", "en": "Unknown"}
+    DATABASE: Final[Words] = {"vi": "Cơ sở dữ liệu", "en": "Database"}
+    DB_OK: Final[Words] = {"vi": "Hoạt động", "en": "OK"}
+    DB_BAD: Final[Words] = {"vi": "Lỗi", "en": "Failing"}
+    ANSWERED_IN: Final[Words] = {"vi": "trả lời trong", "en": "answered in"}
+    COMMUNES: Final[Words] = {"vi": "Số xã/phường", "en": "Communes"}
+    LINKS: Final[Words] = {"vi": "Số đường truyền", "en": "Links"}
+    OPEN_TICKETS: Final[Words] = {"vi": "Phiếu đang mở", "en": "Open tickets"}
+    AGO: Final[Words] = {"vi": "trước", "en": "ago"}
+    FAIL_HINT: Final[Words] = {
+        "vi": "Lỗi đo: mục tiêu không trả lời trong vòng gần nhất.",
+        "en": "Failures: targets that did not answer in the last round.",
+    }
+    BACK: Final[Words] = {"vi": "Quay lại", "en": "Back"}
+
+
+# A probe kind's name on the health page, by kind.
+ROUND_KIND: Mapping[str, Words] = {
+    "icmp": {"vi": "Ping (ICMP)", "en": "Ping (ICMP)"},
+    "snmp": {"vi": "SNMP (bộ định tuyến)", "en": "SNMP (routers)"},
+    "http": {"vi": "Cổng dịch vụ công (HTTPS)", "en": "Portals (HTTPS)"},
+}
+# The notice after a maintenance window is made or ended (post/redirect/get), by ?done=.
+DONE: Mapping[str, Words] = {
+    "created": {"vi": "Đã tạo đợt bảo trì.", "en": "The maintenance window is planned."},
+    "ended": {"vi": "Đã kết thúc đợt bảo trì.", "en": "The maintenance window is ended."},
+}
+
+
+class Refusal(enum.Enum):
+    """Why a request of the IT view is refused."""
+
+    LOGIN_FAILED = "login_failed"
+    NO_SCOPE = "no_scope"
+    SESSION = "session"
+    CSRF = "csrf"
+    BAD_INPUT = "bad_input"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    STARTING = "starting"
+
+
+REFUSAL_TITLE: Mapping[Refusal, Words] = {
+    Refusal.LOGIN_FAILED: {"vi": "Đăng nhập không thành công", "en": "Login failed"},
+    Refusal.NO_SCOPE: {"vi": "Không đủ quyền", "en": "Not allowed"},
+    Refusal.SESSION: {"vi": "Cần đăng nhập lại", "en": "Please log in again"},
+    Refusal.CSRF: {"vi": "Biểu mẫu không hợp lệ", "en": "Form not accepted"},
+    Refusal.BAD_INPUT: {"vi": "Dữ liệu chưa đúng", "en": "Please check the form"},
+    Refusal.NOT_FOUND: {"vi": "Không tìm thấy", "en": "Not found"},
+    Refusal.CONFLICT: {"vi": "Không thực hiện được", "en": "Could not be done"},
+    Refusal.STARTING: {"vi": "NetWatch đang khởi động", "en": "NetWatch is starting"},
+}
+
+
+class Message:
+    """What a refusal page or a form error says ({placeholders} filled by the caller)."""
+
+    STARTING: Final[Words] = {
+        "vi": "NetWatch đang khởi động, vui lòng thử lại sau ít giây.",
+        "en": "NetWatch is starting; try again in a few seconds.",
+    }
+    SESSION_GONE: Final[Words] = {
+        "vi": "Phiên đăng nhập không còn hiệu lực (hết hạn, đã đăng xuất hoặc mã truy cập đã "
+        "bị thu hồi). Không có thay đổi nào được thực hiện.",
+        "en": "Your session is no longer valid (expired, logged out, or the token was "
+        "revoked). Nothing was changed.",
+    }
+    # The English side of a bad body is the reader's own reason (read_fields).
+    BAD_BODY: Final[str] = "Yêu cầu không đúng định dạng."
+    CSRF: Final[Words] = {
+        "vi": "Biểu mẫu đã cũ hoặc không được gửi từ trang quản trị. Hãy mở lại trang "
+        "và thử lại. Không có thay đổi nào được thực hiện.",
+        "en": "The form is stale or was not sent from the admin pages. Open the page "
+        "again and retry. Nothing was changed.",
+    }
+    NO_SCOPE: Final[Words] = {
+        "vi": "Mã truy cập này không có quyền ghi (write). Hãy dùng mã tạo với --scope write.",
+        "en": "This token lacks the write scope. Use a token made with --scope write.",
+    }
+    LOGIN_FAILED: Final[Words] = {
+        "vi": "Mã truy cập không đúng, không tồn tại hoặc đã bị thu hồi.",
+        "en": "The token is wrong, unknown or revoked.",
+    }
+    BAD_SORT: Final[Words] = {
+        "vi": "Cách sắp xếp {sort!r} không hợp lệ: dùng age hoặc -age.",
+        "en": "sort {sort!r} is not valid: use age or -age.",
+    }
+    NOT_A_TIME: Final[Words] = {
+        "vi": "{field}: “{value}” không phải ngày giờ (dạng 2026-11-22T22:00).",
+        "en": "{field}: “{value}” is not a date and time (like 2026-11-22T22:00).",
+    }
+    CHOOSE_SCOPE: Final[Words] = {
+        "vi": "Hãy chọn phạm vi bảo trì.",
+        "en": "Choose what the window covers.",
+    }
+    END_BEFORE_START: Final[Words] = {
+        "vi": "Thời điểm kết thúc phải sau thời điểm bắt đầu.",
+        "en": "The end must be after the start.",
+    }
+    ENDS_IN_PAST: Final[Words] = {
+        "vi": "Đợt bảo trì này đã kết thúc trong quá khứ.",
+        "en": "This window ends in the past.",
+    }
+    NO_REASON: Final[Words] = {
+        "vi": "Hãy ghi lý do bảo trì.",
+        "en": "Give the reason for the window.",
+    }
+    REASON_TOO_LONG: Final[Words] = {
+        "vi": "Lý do dài quá {max_chars} ký tự.",
+        "en": "The reason is longer than {max_chars} characters.",
+    }
+    BAD_SCOPE: Final[Words] = {
+        "vi": "Phạm vi không hợp lệ: {detail}",
+        "en": "Not a valid scope: {detail}",
+    }
+    NO_SUCH_WINDOW: Final[Words] = {
+        "vi": "Không có đợt bảo trì số {window_id}.",
+        "en": "There is no maintenance window {window_id}.",
+    }
+    WINDOW_ALREADY_ENDED: Final[Words] = {
+        "vi": "Đợt bảo trì số {window_id} đã kết thúc hoặc đã bị hủy trước đó.",
+        "en": "Maintenance window {window_id} was already ended or cancelled.",
+    }

@@ -1,0 +1,357 @@
+"""ISP ticket pages: evidence and actions through an expiring signed link, no account needed.
+
+GET /t/{id}?exp&sig shows the ticket (JSON, or a page in Vietnamese — English with ?lang=en —
+when the browser asks for HTML); POST /t/{id}/acknowledge, /note and /resolve act on it with the
+same exp and sig (in the query, a form or a JSON body). Browsers' forms work without JavaScript
+and are answered by a redirect back to the page (post/redirect/get). The link is checked before
+anything else: a forged, altered or expired link gets 403 and learns nothing, not even whether
+the ticket exists.
+
+What the ISP sees: the commune, the link's name, its circuit ID and ISP, the problem and since
+when, the downtime so far, the first bad round and the worst measurements, the router's WAN
+interface state and utilization, a loss/latency chart when the history is there, and the whole
+log, and the path trace taken when the ticket opened (where the path toward the subject stopped,
+hop by hop, with the routers' addresses: they are the ISP's own). Not shown: contacts, SNMP
+credentials, other monitored addresses (the circuit ID names the line in the ISP's own systems)
+— see docs/isp-and-admin-pages.md.
+
+This module holds the routes; model.py the views, words.py every word (vi/en), pages.py what
+the templates (templates/*.html, autoescaped, extending the shared base.html) are given.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import BaseModel
+
+from alerts.tickets import Actor, ActorKind
+from netwatch.inventory.models import LOCAL_TZ
+from netwatch.notify.messages import format_time_vi
+from netwatch.notify.pathtext import hide_target
+from netwatch.signing import LinkCheck, LinkReason, LinkSigner, ticket_path
+from netwatch.web.api import (
+    ActionFailure,
+    ManualAction,
+    apply_action,
+    ticket_detail,
+    ticket_not_found,
+)
+from netwatch.web.common import private_page, read_fields
+from netwatch.web.deps import runtime_or_none
+from netwatch.web.i18n import is_lang, pick_lang
+from netwatch.web.isp.model import (
+    IspTicketView,
+    LiveLink,
+    actor_words,
+    event_text,
+    live_link,
+    problem_words,
+)
+from netwatch.web.isp.pages import (
+    MAX_NAME_CHARS,
+    TICKET_CSS,
+    TICKET_STATE_CSS,
+    chart_html,
+    error_page,
+    forms_html,
+    render_ticket_page,
+    ticket_main_html,
+)
+from netwatch.web.isp.words import (
+    DETAIL,
+    DONE,
+    EVENT,
+    KIND,
+    LINK_REFUSED,
+    PROBLEM,
+    TICKET_STATE,
+    Label,
+    Words,
+)
+
+if TYPE_CHECKING:
+    from netwatch.runtime import Runtime
+
+# What other modules import from here (the admin pages, until they have their own templates).
+__all__ = [
+    "DETAIL",
+    "DONE",
+    "EVENT",
+    "KIND",
+    "PROBLEM",
+    "TICKET_CSS",
+    "TICKET_STATE",
+    "TICKET_STATE_CSS",
+    "IspTicketView",
+    "LiveLink",
+    "Words",
+    "actor_words",
+    "chart_html",
+    "error_page",
+    "event_text",
+    "forms_html",
+    "live_link",
+    "private_page",
+    "problem_words",
+    "read_fields",
+    "router",
+    "ticket_main_html",
+    "wants_html",
+]
+
+router = APIRouter(tags=["isp"])
+
+
+# --- content negotiation and bodies ----------------------------------------------------------
+
+
+def wants_html(request: Request) -> bool:
+    """Whether the client prefers HTML to JSON (a browser); JSON when it does not say."""
+    best_html = best_json = 0.0
+    for part in request.headers.get("accept", "").split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if media in ("text/html", "application/xhtml+xml"):
+            best_html = max(best_html, q)
+        elif media in ("application/json", "*/*", "application/*"):
+            best_json = max(best_json, q)
+    return best_html > best_json
+
+
+def _error(
+    request: Request,
+    html: bool,
+    status: int,
+    reason: str,
+    message: str,
+    message_vi: str,
+    *,
+    title: Words = Label.FAILED_TITLE,
+    back: str | None = None,
+) -> Response:
+    if html:
+        return error_page(request, status, title, message, message_vi, back=back)
+    return JSONResponse(
+        {"detail": message, "detail_vi": message_vi, "reason": reason}, status_code=status
+    )
+
+
+def _link_refused(request: Request, html: bool, check: LinkCheck) -> Response:
+    message, message_vi = LINK_REFUSED[check.reason]
+    if check.reason is LinkReason.EXPIRED and check.expires_at is not None:
+        message_vi = f"{message_vi} (Hết hạn lúc {format_time_vi(check.expires_at)}.)"
+    return _error(
+        request, html, 403, check.reason.value, message, message_vi, title=Label.REFUSED_TITLE
+    )
+
+
+def _check(runtime: Runtime | None, ticket_id: str, exp: str | None, sig: str | None) -> LinkCheck:
+    notifications = runtime.inventory.notifications if runtime is not None else None
+    if notifications is None:
+        # No secret configured: NetWatch never issued a link, so none can be valid.
+        return LinkCheck(LinkReason.BAD_SIGNATURE)
+    signer = LinkSigner.from_notifications(notifications)
+    return signer.verify(ticket_id, exp, sig, datetime.now(UTC))
+
+
+def _starting(request: Request, html: bool) -> Response:
+    return _error(
+        request,
+        html,
+        503,
+        "starting",
+        "NetWatch is starting; try again in a few seconds",
+        "NetWatch đang khởi động, vui lòng thử lại sau ít giây.",
+    )
+
+
+async def _view(runtime: Runtime, ticket_id: str, check: LinkCheck) -> IspTicketView | None:
+    assert check.expires_at is not None  # a valid link has its expiry
+    ticket = await runtime.store.get_ticket(ticket_id)
+    if ticket is None:
+        return None
+    detail = await ticket_detail(runtime, ticket, datetime.now(UTC))
+    if detail.evidence.path is not None:
+        # Where the path stops, but not the monitored address it was traced toward.
+        detail.evidence.path = hide_target(detail.evidence.path)
+    return IspTicketView(
+        **detail.model_dump(),
+        link_expires_at=check.expires_at,
+        link_expires_at_local=check.expires_at.astimezone(LOCAL_TZ).isoformat(),
+    )
+
+
+_LINK_ERRORS: dict[int | str, dict[str, object]] = {
+    403: {"description": "Forged, altered or expired link: nothing is shown or changed"},
+    404: {"description": "No such ticket"},
+}
+
+
+# --- endpoints -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/t/{ticket_id}",
+    response_model=IspTicketView,
+    summary="A ticket's evidence, through its signed link (HTML for browsers)",
+    responses={**_LINK_ERRORS, 200: {"content": {"text/html": {}}}},
+)
+async def isp_ticket(
+    ticket_id: str,
+    request: Request,
+    exp: Annotated[str | None, Query(description="Expiry, unix seconds (part of the link)")] = None,
+    sig: Annotated[str | None, Query(description="Signature (part of the link)")] = None,
+    lang: Annotated[str | None, Query(description="Page language: vi (default) or en")] = None,
+    done: Annotated[str | None, Query(include_in_schema=False)] = None,
+) -> Response:
+    """Evidence and log of one ticket; a page with the action forms for browsers."""
+    html = wants_html(request)
+    runtime = runtime_or_none(request)
+    check = _check(runtime, ticket_id, exp, sig)
+    if not check.ok:
+        return _link_refused(request, html, check)
+    if runtime is None:
+        return _starting(request, html)
+    view = await _view(runtime, ticket_id, check)
+    if view is None:
+        failure = ticket_not_found(ticket_id)
+        return _error(
+            request, html, failure.status, failure.reason, failure.message, failure.message_vi
+        )
+    if html:
+        page_lang = pick_lang(request)
+        page = render_ticket_page(request, runtime, view, exp or "", sig or "", page_lang, done)
+        return private_page(request, page, page_lang)
+    return JSONResponse(view.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+
+
+async def _act(request: Request, ticket_id: str, action: ManualAction) -> Response:
+    html = wants_html(request)
+    fields = await read_fields(request)
+    if isinstance(fields, str):
+        return _error(request, html, 400, "bad_body", fields, "Yêu cầu không đúng định dạng.")
+    exp, sig = fields.get("exp"), fields.get("sig")
+    runtime = runtime_or_none(request)
+    check = _check(runtime, ticket_id, exp, sig)
+    if not check.ok:
+        return _link_refused(request, html, check)
+    if runtime is None:
+        return _starting(request, html)
+    lang_field = fields.get("lang")
+    query = {"exp": exp or "", "sig": sig or ""}
+    if is_lang(lang_field):
+        query["lang"] = lang_field
+    back = f"{ticket_path(ticket_id)}?{urlencode(query)}"
+    name = fields.get("name", "").strip()
+    if len(name) > MAX_NAME_CHARS:
+        return _error(
+            request,
+            html,
+            422,
+            "name_too_long",
+            f"name is longer than {MAX_NAME_CHARS} characters",
+            f"Tên người xử lý dài quá {MAX_NAME_CHARS} ký tự.",
+            back=back,
+        )
+    ticket = await runtime.store.get_ticket(ticket_id)
+    if ticket is None:
+        failure = ticket_not_found(ticket_id)
+        return _error(
+            request, html, failure.status, failure.reason, failure.message, failure.message_vi
+        )
+    if not name:
+        isp = runtime.inventory.isps.get(ticket.isp) if ticket.isp else None
+        name = isp.name if isp is not None else (ticket.isp or "nhà mạng")
+    now = datetime.now(UTC)
+    actor = Actor(ActorKind.ISP, name)
+    result = await apply_action(runtime, ticket_id, action, actor, fields.get("text", ""), now)
+    if isinstance(result, ActionFailure):
+        return _error(
+            request,
+            html,
+            result.status,
+            result.reason,
+            result.message,
+            result.message_vi,
+            back=back,
+        )
+    if html:
+        # Post/redirect/get: a reload shows the page instead of sending the form again.
+        return RedirectResponse(f"{back}&done={action.value}", status_code=303)
+    view = await _view(runtime, ticket_id, check)
+    assert view is not None  # it was just changed
+    return JSONResponse(view.model_dump(mode="json"))
+
+
+class IspActionIn(BaseModel):
+    """The fields of an action (as a form or JSON): the link's exp and sig, who, what."""
+
+    exp: str
+    sig: str
+    name: str | None = None  # default: the ticket's ISP
+    text: str | None = None  # required for a note
+    lang: str | None = None  # the page language to come back to (browsers)
+
+
+_ACTION_DOC: dict[int | str, dict[str, object]] = {
+    **_LINK_ERRORS,
+    400: {"description": "The body is neither a form nor a JSON object"},
+    409: {"description": "Refused by the ticket's lifecycle (already acknowledged, resolved)"},
+    422: {"description": "A note without text, or a text too long"},
+}
+_BODY_DOC: dict[str, object] = {
+    "requestBody": {
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": IspActionIn.model_json_schema()},
+            "application/json": {"schema": IspActionIn.model_json_schema()},
+        }
+    }
+}
+
+
+@router.post(
+    "/t/{ticket_id}/acknowledge",
+    response_model=IspTicketView,
+    summary="Acknowledge a ticket through its signed link",
+    responses=_ACTION_DOC,
+    openapi_extra=_BODY_DOC,
+)
+async def isp_acknowledge(ticket_id: str, request: Request) -> Response:
+    """Take the ticket: escalation and reminders stop. Browsers are sent back to the page."""
+    return await _act(request, ticket_id, ManualAction.ACKNOWLEDGE)
+
+
+@router.post(
+    "/t/{ticket_id}/note",
+    response_model=IspTicketView,
+    summary="Add a note through the signed link",
+    responses=_ACTION_DOC,
+    openapi_extra=_BODY_DOC,
+)
+async def isp_note(ticket_id: str, request: Request) -> Response:
+    """A note in the ticket's log, told to those already notified."""
+    return await _act(request, ticket_id, ManualAction.NOTE)
+
+
+@router.post(
+    "/t/{ticket_id}/resolve",
+    response_model=IspTicketView,
+    summary="Resolve a ticket through its signed link",
+    responses=_ACTION_DOC,
+    openapi_extra=_BODY_DOC,
+)
+async def isp_resolve(ticket_id: str, request: Request) -> Response:
+    """Say it is fixed; the ticket reopens if the link is in fact still bad."""
+    return await _act(request, ticket_id, ManualAction.RESOLVE)
