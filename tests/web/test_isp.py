@@ -64,7 +64,7 @@ def test_a_browser_gets_a_vietnamese_page_with_three_forms(server: Server) -> No
         "Xã Lạc Dương (mã 24848)",
         "LDG-TSLCD-0001",
         "VNPT Lâm Đồng",
-        "Mất kết nối — cổng WAN của bộ định tuyến bị ngắt",
+        "Mất kết nối — thiết bị mạng (router) của xã báo cổng WAN ngừng hoạt động",  # the catalogue's down cause
         "Thời gian gián đoạn đến nay",
         "Giờ Việt Nam (UTC+7)",
         "Mở phiếu",

@@ -1,8 +1,8 @@
 """Every word of the ISP's ticket page (and the provincial IT's view of a ticket), vi and en.
 
-Moved verbatim from the former netwatch/web/isp.py (its `L` table is `Label` here, one named
-entry per label). Incident kinds and ticket states are still this page's own wording; a later
-change wires them to the one vocabulary catalogue (issue 14, item 5).
+Moved from the former netwatch/web/isp.py (its `L` table is `Label` here, one named entry per
+label). Incident kinds, states, down causes, ticket statuses and events come from the one
+vocabulary catalogue, netwatch.vocab, as in mail, chat, the status page and the dashboards.
 """
 
 from __future__ import annotations
@@ -10,77 +10,35 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from alerts.model import DownCause, IncidentKind, LinkState, PortalState
+from alerts.tickets import EventKind, TicketStatus
 from netwatch.signing import LinkReason
+from netwatch.vocab import (
+    DOWN_CAUSE,
+    INCIDENT_KIND,
+    LANGS,
+    LINK_STATE,
+    PORTAL_STATE,
+    TICKET_EVENT,
+    TICKET_STATUS,
+)
 from netwatch.web.i18n import Lang
 
 Words = Mapping[Lang, str]
 
-TICKET_STATE: Mapping[str, Words] = {
-    "open": {"vi": "Đang mở — chưa tiếp nhận", "en": "Open — not yet acknowledged"},
-    "acknowledged": {"vi": "Đã tiếp nhận — đang xử lý", "en": "Acknowledged — being worked on"},
-    "resolved": {"vi": "Đã đóng", "en": "Resolved"},
-}
-KIND: Mapping[str, Words] = {
-    "link_fault": {"vi": "Sự cố đường truyền", "en": "Link fault"},
-    "capacity": {"vi": "Quá tải băng thông", "en": "Capacity (line full)"},
-    "upstream_outage": {
-        "vi": "Sự cố tại điểm kết nối của nhà mạng",
-        "en": "Outage at the ISP's upstream node",
-    },
-    "portal_outage": {"vi": "Cổng dịch vụ công gián đoạn", "en": "Public service portal outage"},
-    "monitor_connectivity": {
-        "vi": "Hệ thống giám sát mất kết nối",
-        "en": "The monitor lost its own connectivity",
-    },
-}
+# Incident kinds, states, down causes, ticket statuses and log events: the one catalogue's
+# wordings (netwatch.vocab), keyed by the stored values this page reads.
+TICKET_STATE: Mapping[str, Words] = {s.value: TICKET_STATUS[s] for s in TicketStatus}
+KIND: Mapping[str, Words] = {k.value: INCIDENT_KIND[k] for k in IncidentKind}
 PROBLEM: Mapping[str, Words] = {
-    "down": {"vi": "Mất kết nối", "en": "Down"},
-    "lossy": {"vi": "Mất gói", "en": "Packet loss"},
-    "slow": {"vi": "Chậm (độ trễ cao)", "en": "Slow (high latency)"},
-    "congested": {"vi": "Quá tải", "en": "Congested"},
-    "failing": {"vi": "Gián đoạn", "en": "Failing"},
-    "ok": {"vi": "Bình thường", "en": "Normal"},
+    **{s.value: LINK_STATE[s] for s in LinkState},
+    PortalState.FAILING.value: PORTAL_STATE[PortalState.FAILING],
 }
+# Said after "—" inside a sentence, so in the catalogue's inline (lower-case) form.
 DETAIL: Mapping[str, Words] = {
-    "interface_down": {
-        "vi": "cổng WAN của bộ định tuyến bị ngắt",
-        "en": "the router's WAN interface is down",
-    },
-    "router_rebooted": {"vi": "bộ định tuyến vừa khởi động lại", "en": "the router just rebooted"},
-    "router_unreachable": {
-        "vi": "bộ định tuyến cũng không phản hồi SNMP",
-        "en": "the router does not answer SNMP either",
-    },
-    "no_echo": {"vi": "không có phản hồi ping", "en": "no ping replies"},
+    c.value: {lang: DOWN_CAUSE[c].inline(lang) for lang in LANGS} for c in DownCause
 }
-EVENT: Mapping[str, Words] = {
-    "opened": {"vi": "Mở phiếu", "en": "Ticket opened"},
-    "reopened": {"vi": "Mở lại phiếu", "en": "Ticket reopened"},
-    "state_changed": {"vi": "Tình trạng thay đổi", "en": "State changed"},
-    "kind_changed": {"vi": "Loại sự cố thay đổi", "en": "Kind of problem changed"},
-    "evidence": {"vi": "Cập nhật số liệu", "en": "Evidence updated"},
-    "recovering": {"vi": "Đường truyền đang phục hồi", "en": "Link recovering"},
-    "line_back": {
-        "vi": "Đường truyền đã hoạt động trở lại (đang theo dõi trước khi đóng phiếu)",
-        "en": "Line back (watched before the ticket closes)",
-    },
-    "bad_again": {"vi": "Sự cố lặp lại", "en": "Bad again"},
-    "recovery_held": {"vi": "Tạm dừng theo dõi phục hồi", "en": "Recovery watch paused"},
-    "cleared": {"vi": "Sự cố đã hết", "en": "Problem cleared"},
-    "auto_resolved": {
-        "vi": "Tự động đóng (đường truyền đã ổn định)",
-        "en": "Resolved automatically (the link held normal)",
-    },
-    "linked": {"vi": "Gộp vào sự cố cấp trên", "en": "Linked to an upstream incident"},
-    "unlinked": {"vi": "Tách khỏi sự cố cấp trên", "en": "Unlinked from the upstream incident"},
-    "maintenance_started": {"vi": "Bắt đầu bảo trì", "en": "Maintenance started"},
-    "maintenance_ended": {"vi": "Kết thúc bảo trì", "en": "Maintenance ended"},
-    "escalated": {"vi": "Chuyển cấp xử lý", "en": "Escalated"},
-    "reminded": {"vi": "Nhắc lại", "en": "Reminder sent"},
-    "acknowledged": {"vi": "Tiếp nhận", "en": "Acknowledged"},
-    "resolved": {"vi": "Đóng phiếu", "en": "Resolved"},
-    "note": {"vi": "Ghi chú", "en": "Note"},
-}
+EVENT: Mapping[str, Words] = {e.value: TICKET_EVENT[e] for e in EventKind}
 # What NetWatch's terse "ok since …" / "unacknowledged since …" log texts say.
 SINCE: Mapping[str, Words] = {
     "ok": {"vi": "Bình thường từ", "en": "Normal since"},
