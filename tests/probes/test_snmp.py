@@ -509,6 +509,38 @@ def test_indexed_usm_finds_users_like_stock_pysnmp() -> None:
     assert answers[0] == answers[1] == [b"ops"] * 5 + [b"noc"]
 
 
+async def test_the_indexed_usm_is_installed_and_serves_v3_lookups(
+    snmpd: peers.Snmpd, poller: SnmpPoller
+) -> None:
+    # indexed_usm() overrides a private pysnmp method (pysnmp pinned to the minor version it was
+    # tested against): if a pysnmp release renames it or stops calling it, v3 still works on the
+    # stock quadratic path, so only this test tells. It must be installed on the engine and
+    # answer the securityName lookups of a real v3 exchange with snmpd.
+    target = SnmpTarget(LOOPBACK, v3_credentials(0), port=peers.SNMPD_PORT, timeout_s=1.0)
+    sample = await poller.poll(target, [1])
+    assert sample.failure is None, sample.detail
+    v3 = poller._v3
+    assert v3 is not None
+    usm = v3.usm
+    assert type(usm).__name__ == "IndexedUsm"
+    assert v3._engine.security_models[usm.SECURITY_MODEL_ID] is usm
+    assert usm.indexed_lookups > 0
+
+
+def test_indexed_usm_warns_when_pysnmp_has_no_lookup_to_override(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pysnmp.proto.secmod.rfc3414.service import SnmpUSMSecurityModel
+
+    from probes.snmp_wire import indexed_usm
+
+    monkeypatch.delattr(SnmpUSMSecurityModel, "_SnmpUSMSecurityModel__sec2usr")
+    with caplog.at_level(logging.WARNING, logger="probes.snmp_wire"):
+        usm = indexed_usm()
+    assert type(usm) is SnmpUSMSecurityModel
+    assert "snmp usm index not installed" in caplog.text
+
+
 # --- rates: pure unit tests with realistic counter sequences --------------------------------
 
 
