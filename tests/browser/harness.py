@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
 
-from tests.servers import free_port
+from tests.servers import reserved_port
 
 T = TypeVar("T")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -270,7 +270,7 @@ class HtmlValidator:
             raise RuntimeError(
                 "java not found: install default-jre-headless (scripts/bootstrap.sh)"
             )
-        self.port = free_port()
+        self.port = reserved_port()  # a JVM told its port on the command line
         self._log = log_path.open("wb")
         # Any HTTP the checker might try goes to a closed loopback port: nothing leaves.
         self._process = subprocess.Popen(

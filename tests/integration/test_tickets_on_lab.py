@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from netwatch.engine import EngineOptions
 from netwatch.inventory import load_inventory
@@ -26,7 +25,7 @@ from netwatch.notify.channels import WebhookVerdict, verify_webhook
 from netwatch.web.app import create_app
 from tests.integration.test_run_on_lab import _env, serving
 from tests.lab.fixtures import built_lab
-from tests.servers import free_port
+from tests.servers import smtp_server
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 LAB_INDEX = 9  # 10.97.0.0/16, namespaces nwl9-* (each lab module has its own: they run in parallel)
@@ -46,13 +45,9 @@ class Mailbox:
 
 @pytest.fixture
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box, port = Mailbox(), free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    box = Mailbox()
+    with smtp_server(box) as port:
         yield box, port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
@@ -69,7 +64,7 @@ def webhooks() -> Iterator[tuple[list[tuple[bytes, dict[str, str]]], int]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # asked for its port below
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

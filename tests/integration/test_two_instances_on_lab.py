@@ -44,7 +44,7 @@ from tests.integration.scenarios import (
     _wait_for,
 )
 from tests.integration.test_run_on_lab import Client, serving
-from tests.servers import free_port
+from tests.servers import reserved_port
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab, pytest.mark.timeout(300)]
 
@@ -55,7 +55,7 @@ LAB_INDEX = 14  # 10.102.0.0/16, namespaces nwl14-*: `scenario_lab` (conftest) b
 def shared(tmp_path: Path, pg_cluster: PgCluster) -> Iterator[Twin]:
     """One PostgreSQL database and one SMTP server for both instances."""
     with pg_database(pg_cluster, "nw_pair") as url:
-        twin = Twin("postgresql", tmp_path, url, free_port())
+        twin = Twin("postgresql", tmp_path, url, reserved_port())
         twin.smtp_up()
         try:
             yield twin

@@ -18,7 +18,7 @@ from netwatch.lab.dns import build_response
 from netwatch.lab.load import blast
 from netwatch.lab.pki import issue_lab_tls
 from netwatch.lab.portal import PortalControl, PortalMode, read_control, serve, write_control
-from tests.servers import free_port
+from tests.servers import reserved_port
 
 ZONE = "lab.netwatch.vn"
 RECORDS = {"dichvucong.lab.netwatch.vn": "10.89.250.10"}
@@ -59,7 +59,7 @@ def test_control_file_defaults_to_healthy(tmp_path: Path) -> None:
 async def test_portal_serves_tls_from_the_lab_ca(tmp_path: Path) -> None:
     tls = issue_lab_tls(tmp_path, "dichvucong.lab.netwatch.vn", "127.0.0.1")
     control = tmp_path / "control.json"
-    port = free_port()
+    port = reserved_port()  # serve() takes a port; it does not report one it picked
     url = f"https://127.0.0.1:{port}/"
     stop = asyncio.Event()
     server = asyncio.create_task(

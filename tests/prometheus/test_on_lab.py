@@ -30,7 +30,6 @@ from typing import Any
 import pytest
 import trustme
 import yaml
-from aiosmtpd.controller import Controller
 
 from netwatch.engine import EngineOptions
 from netwatch.inventory import Inventory, load_inventory
@@ -54,7 +53,8 @@ from tests.prometheus.prometheus_server import (
     finite_values,
     running_prometheus,
 )
-from tests.servers import free_port
+from tests.servers import reserved_port
+from tests.servers import smtp_server as smtp_port_of
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 
@@ -82,13 +82,9 @@ class Mailbox:
 
 @contextmanager
 def smtp_server() -> Iterator[tuple[Mailbox, int]]:
-    box, port = Mailbox(), free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    box = Mailbox()
+    with smtp_port_of(box) as port:
         yield box, port
-    finally:
-        controller.stop()
 
 
 @contextmanager
@@ -315,9 +311,9 @@ def run(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         )
         client = stack.enter_context(serving(app))
         netwatch = client.base.removeprefix("http://")
-        dead = f"127.0.0.1:{free_port()}"
+        dead = f"127.0.0.1:{reserved_port()}"  # reserved by this process: nothing listens
         config = _prometheus_config(work, netwatch, dead)
-        prom = stack.enter_context(running_prometheus(config, work, free_port()))
+        prom = stack.enter_context(running_prometheus(config, work, reserved_port()))
         r = Run(
             lab=lab,
             client=client,
