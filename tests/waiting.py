@@ -16,20 +16,24 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+class WaitTimeoutError(AssertionError):
+    """A waited-for condition did not hold in time (an AssertionError: the test fails)."""
+
+
 def wait_until(
     predicate: Callable[[], T],
     timeout_s: float = 10.0,
     interval_s: float = 0.05,
     message: str = "condition",
 ) -> T:
-    """Call predicate until it returns something truthy (returned); AssertionError after timeout."""
+    """Call predicate until it returns something truthy (returned); WaitTimeoutError after timeout."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"{message}: not reached within {timeout_s} s (last: {value!r})")
+            raise WaitTimeoutError(f"{message}: not reached within {timeout_s} s (last: {value!r})")
         time.sleep(interval_s)
 
 
@@ -48,5 +52,5 @@ async def async_wait_until(
         if value:
             return value  # type: ignore[return-value]
         if time.monotonic() >= deadline:
-            raise AssertionError(f"{message}: not reached within {timeout_s} s (last: {value!r})")
+            raise WaitTimeoutError(f"{message}: not reached within {timeout_s} s (last: {value!r})")
         await asyncio.sleep(interval_s)

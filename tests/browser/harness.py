@@ -30,7 +30,6 @@ import json
 import re
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Coroutine, Sequence
@@ -42,6 +41,7 @@ from urllib.parse import urlsplit
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
 
 from tests.servers import reserved_port
+from tests.waiting import WaitTimeoutError, wait_until
 
 T = TypeVar("T")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -295,15 +295,19 @@ class HtmlValidator:
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
         """Wait until the checker answers (the JVM and its schemas take a few seconds)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             if self._process.poll() is not None:
                 raise RuntimeError(f"the Nu HTML Checker exited ({self._process.returncode})")
             with contextlib.suppress(OSError):
                 self.messages("<!doctype html><html lang=en><title>x</title></html>")
-                return
-            time.sleep(0.2)
-        raise RuntimeError("the Nu HTML Checker did not start in time")
+                return True
+            return False
+
+        try:
+            wait_until(answers, timeout_s, 0.2, "the Nu HTML Checker answering")
+        except WaitTimeoutError:
+            raise RuntimeError("the Nu HTML Checker did not start in time") from None
 
     def messages(self, html_text: str) -> list[HtmlMessage]:
         """Every message of the checker about a document."""

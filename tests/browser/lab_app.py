@@ -12,7 +12,6 @@ import email
 import email.message
 import json
 import re
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from netwatch.store import IssuedToken, open_store
 from netwatch.web.app import create_app
 from tests.browser.harness import run_async
 from tests.servers import listening_socket, smtp_server, uvicorn_thread
+from tests.waiting import wait_until
 
 LINK_SECRET = "browser-test-link-secret-0123456789"
 
@@ -45,12 +45,7 @@ def lab_env(path: Path) -> dict[str, str]:
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 90.0) -> None:
     """Poll until predicate() holds; fail naming what did not happen."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
+    wait_until(predicate, timeout_s, 0.25, what)
 
 
 @dataclass

@@ -31,6 +31,7 @@ from tests.browser.harness import (
 )
 from tests.browser.lab_app import NetWatchOnLab, lab_env, wait_for
 from tests.lab.fixtures import built_lab
+from tests.waiting import WaitTimeoutError, wait_until
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 
@@ -128,13 +129,15 @@ def _served(tab: Page) -> str:
 
 def _reload_until(tab: Page, url: str, predicate: Callable[[Page], bool], deadline: float) -> bool:
     """Open url again and again until predicate(tab) holds or the monotonic deadline passes."""
-    while True:
+
+    def shown() -> bool:
         tab.goto(url)
-        if predicate(tab):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
+        return predicate(tab)
+
+    try:
+        return wait_until(shown, deadline - time.monotonic(), 0.2, url)
+    except WaitTimeoutError:
+        return False
 
 
 def test_pages_render_search_without_diacritics_and_fit_a_phone(

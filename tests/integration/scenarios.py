@@ -172,8 +172,61 @@ def _netwatch(
             )
             stack.enter_context(serving(app))
             runtimes.append(app.state.runtime)
-        time.sleep(baseline_s)  # healthy rounds first (and two SNMP samples: utilization is a rate)
+        if baseline_s > 0:
+            # Healthy rounds first (and two SNMP samples: utilization is a rate), counted in
+            # NetWatch's own rounds rather than slept for.
+            icmp_s = inventory_of(twins[0]).intervals.icmp_s
+            _after_rounds(runtimes, max(1, round(baseline_s / icmp_s)), what="a healthy baseline")
+            _after_rounds(runtimes, 2, kind="snmp", what="two SNMP samples")
         yield runtimes
+
+
+def _rounds(runtime: Runtime, kind: str, *, slots: bool = False) -> int:
+    """Rounds of a kind this NetWatch has completed (its registry's netwatch_rounds_total);
+    with slots, the skipped ones too: the round slots that have passed."""
+    names = ["netwatch_rounds_total"] + (["netwatch_rounds_skipped_total"] if slots else [])
+    for _ in range(3):
+        try:  # collected from the test thread while the loop's thread records rounds
+            values = [runtime.registry.get_sample_value(n, {"kind": kind}) for n in names]
+        except RuntimeError:
+            continue
+        return int(sum(v or 0 for v in values))
+    raise AssertionError("the round counters could not be read")
+
+
+def _after_rounds(
+    runtimes: Sequence[Runtime],
+    count: int,
+    *,
+    kind: str = "icmp",
+    slots: bool = False,
+    what: str = "",
+    timeout_s: float | None = None,
+) -> None:
+    """Wait until every NetWatch has completed `count` more rounds of a kind (or, with slots,
+    `count` more round slots have passed): time told by NetWatch's own rounds, not a nap."""
+    start = [_rounds(r, kind, slots=slots) for r in runtimes]
+
+    def done() -> bool | None:
+        counts = [_rounds(r, kind, slots=slots) for r in runtimes]
+        return all(c >= s + count for c, s in zip(counts, start, strict=True)) or None
+
+    _wait_for(
+        done,
+        what or f"{count} more {kind} rounds",
+        timeout_s=timeout_s if timeout_s is not None else 30 + 5 * count,
+        every_s=0.2,
+    )
+
+
+def _outbox_drained(twin: Twin) -> Callable[[], Book | None]:
+    """A probe: the twin's book once every notification in its outbox has been sent."""
+
+    def probe() -> Book | None:
+        book = _book(twin)
+        return book if all(i.sent_at for i in book.outbox) else None
+
+    return probe
 
 
 def _codes(lab: Lab) -> list[str]:

@@ -26,6 +26,7 @@ from netwatch.web.app import create_app
 from tests.integration.test_run_on_lab import _env, serving
 from tests.lab.fixtures import built_lab
 from tests.servers import smtp_server
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 LAB_INDEX = 9  # 10.97.0.0/16, namespaces nwl9-* (each lab module has its own: they run in parallel)
@@ -80,12 +81,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 def _wait(predicate: Callable[[], bool], timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError("condition not met in time")
+    wait_until(predicate, timeout_s, 0.5, "condition")
 
 
 def _subject(message: email.message.Message) -> str:
@@ -134,7 +130,12 @@ def test_link_down_opens_one_ticket_mails_and_signs_then_resolves(
         alerting_tick_s=1.0,
     )
     with serving(app) as client:
-        time.sleep(3)  # a healthy baseline first
+        # A healthy baseline first: every link of the commune judged ok.
+        def healthy() -> bool:
+            status, body = client.get(f"/api/v1/communes/{code}")
+            return status == 200 and all(x["state"] == "ok" for x in json.loads(body)["links"])
+
+        _wait(healthy, 60)
         assert box.messages == []
         lab.commune_down(int(code))
         faulted = time.monotonic()
