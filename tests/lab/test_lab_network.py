@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from netwatch.lab import FaultProblem, Lab
+from netwatch.lab.faults import TBF_LATENCY_MS
 from netwatch.lab.topology import CommunePlan
 from tests.waiting import wait_until
 
@@ -37,16 +39,17 @@ def _ifindex(namespace: str, ifname: str) -> int:
     return int(proc.stdout.split(":", 1)[0])
 
 
-def _qdisc_dropped(namespace: str, ifname: str) -> int:
-    """Packets the root qdisc of an interface has dropped (tc -s: "dropped N")."""
+def _qdisc_backlog_bytes(namespace: str, ifname: str) -> int:
+    """Bytes queued in the root qdisc of an interface (tc -s: "backlog 113022b 91p")."""
     shown = subprocess.run(
         ["tc", "-n", namespace, "-s", "qdisc", "show", "dev", ifname, "root"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    words = shown.replace(",", " ").split()
-    return int(words[words.index("dropped") + 1])
+    found = re.search(r"\bbacklog (\d+)b", shown)
+    assert found, shown
+    return int(found.group(1))
 
 
 def _all_addresses(lab: Lab) -> list[str]:
@@ -145,14 +148,16 @@ def test_congestion_saturates_the_link(clean_lab: Lab) -> None:
     idle = ping([address], count=20)[address]
     index = _ifindex(commune.namespace, link1.router_ifname)
     assert clean_lab.commune_congest(commune.code, link1.id).ok
-    # Let the shaper's queue fill: the tbf queue toward the commune drops what overflows it.
+    # Let the shaper's queue fill: the tbf queue toward the commune holds at least half of
+    # its latency's worth of bytes (the load keeps it near full from then on).
     upstream = clean_lab.plan.upstream(link1.upstream)
     assert upstream is not None
+    half_full = link1.bandwidth_mbps * 1_000_000 / 8 * TBF_LATENCY_MS / 1000 / 2
     wait_until(
-        lambda: _qdisc_dropped(upstream.namespace, link1.upstream_ifname) > 0,
+        lambda: _qdisc_backlog_bytes(upstream.namespace, link1.upstream_ifname) >= half_full,
         10,
         0.1,
-        "the shaper's queue full",
+        "the shaper's queue filled",
     )
 
     def counters() -> tuple[float, int, int]:
