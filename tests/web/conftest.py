@@ -93,7 +93,10 @@ class Client:
 
     def __init__(self, base: str, http: httpx.Client | None = None) -> None:
         self.base = base.rstrip("/")
-        self.http = http or httpx.Client(timeout=15)
+        # Over a socket, no connection kept alive (none left open for the GC to warn about).
+        self.http = http or httpx.Client(
+            timeout=15, limits=httpx.Limits(max_keepalive_connections=0)
+        )
         # No cookies kept (urllib kept none): a page's language or session never sticks.
         self.http.cookies = CookieJar(DefaultCookiePolicy(allowed_domains=[]))  # type: ignore[assignment]
 
@@ -119,9 +122,12 @@ class Client:
             sent["Content-Type"] = "application/x-www-form-urlencoded"
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
-        response = self.http.request(
-            method, self.base + path, content=data, headers=sent, follow_redirects=True
-        )
+        try:
+            response = self.http.request(
+                method, self.base + path, content=data, headers=sent, follow_redirects=True
+            )
+        except httpx.TransportError as exc:  # an OSError, as urllib's were: nothing answered
+            raise ConnectionError(f"{method} {self.base}{path}: {exc}") from exc
         return Reply(response.status_code, dict(response.headers), response.text)
 
     def get(self, path: str, **kwargs: Any) -> Reply:
