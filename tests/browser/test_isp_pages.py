@@ -5,45 +5,27 @@ gets the 403 page. Lab index 13 (10.101.0.0/16, namespaces nwl13-*)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Page
 
-from netwatch.lab import Lab
 from tests.browser.harness import (
     DESKTOP,
     PHONE,
-    HtmlMessage,
+    CheckHtml,
+    PageFactory,
     assert_no_horizontal_scroll,
     check_accessibility,
     page_weight_bytes,
     save_screenshot,
 )
 from tests.browser.lab_app import LINK_SECRET, NetWatchOnLab, lab_env, wait_for
-from tests.lab.fixtures import built_lab
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 
 LAB_INDEX = 13
-PageFactory = Callable[..., Page]
-CheckHtml = Callable[[str], list[HtmlMessage]]
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    yield from built_lab(LAB_INDEX, 2, tmp_path_factory.mktemp("isp-pages-lab"))
-
-
-@pytest.fixture(scope="module")
-def netwatch(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetWatchOnLab]:
-    running = NetWatchOnLab.start(lab, tmp_path_factory.mktemp("isp-pages"))
-    try:
-        yield running
-    finally:
-        lab.restore()
-        running.stop()
+LAB_COMMUNES = 2  # the `lab` and `netwatch` fixtures: tests/browser/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -18,47 +18,37 @@ import pytest
 from playwright.sync_api import Page
 
 from netwatch.inventory.models import Commune
-from netwatch.lab import Lab
 from netwatch.web.status import StatusPages
 from tests.browser.harness import (
     DESKTOP,
     PHONE,
-    HtmlMessage,
+    CheckHtml,
+    PageFactory,
     assert_no_horizontal_scroll,
     check_accessibility,
     page_weight_bytes,
     save_screenshot,
 )
 from tests.browser.lab_app import NetWatchOnLab, lab_env, wait_for
-from tests.lab.fixtures import built_lab
+from tests.waiting import WaitTimeoutError, wait_until
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 
 LAB_INDEX = 10
+LAB_COMMUNES = 3  # the `lab` and `netwatch` fixtures: tests/browser/conftest.py
 ROUND_S = 2.0  # NetWatchOnLab's ICMP interval
-PageFactory = Callable[..., Page]
-CheckHtml = Callable[[str], list[HtmlMessage]]
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    yield from built_lab(LAB_INDEX, 3, tmp_path_factory.mktemp("status-pages-lab"))
-
-
-@pytest.fixture(scope="module")
-def netwatch(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetWatchOnLab]:
-    running = NetWatchOnLab.start(lab, tmp_path_factory.mktemp("status-pages"))
-    try:
-        # Tickets and availability re-read every second (production: every 10 s), so the test
-        # does not wait on the cache to see the ISP told.
-        runtime = running.app.state.runtime
-        running.app.state.status_pages = StatusPages(runtime, store_ttl_s=1.0)
-        # A healthy baseline: every link judged, the portal answering.
-        wait_for(lambda: _all_links(running, "ok"), "every link judged ok", 60)
-        yield running
-    finally:
-        lab.restore()
-        running.stop()
+def netwatch(netwatch: NetWatchOnLab) -> NetWatchOnLab:
+    """conftest's NetWatch on this module's lab, with a faster status cache, once healthy."""
+    # Tickets and availability re-read every second (production: every 10 s), so the test
+    # does not wait on the cache to see the ISP told.
+    runtime = netwatch.app.state.runtime
+    netwatch.app.state.status_pages = StatusPages(runtime, store_ttl_s=1.0)
+    # A healthy baseline: every link judged, the portal answering.
+    wait_for(lambda: _all_links(netwatch, "ok"), "every link judged ok", 60)
+    return netwatch
 
 
 @pytest.fixture
@@ -128,13 +118,15 @@ def _served(tab: Page) -> str:
 
 def _reload_until(tab: Page, url: str, predicate: Callable[[Page], bool], deadline: float) -> bool:
     """Open url again and again until predicate(tab) holds or the monotonic deadline passes."""
-    while True:
+
+    def shown() -> bool:
         tab.goto(url)
-        if predicate(tab):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
+        return predicate(tab)
+
+    try:
+        return wait_until(shown, deadline - time.monotonic(), 0.2, url)
+    except WaitTimeoutError:
+        return False
 
 
 def test_pages_render_search_without_diacritics_and_fit_a_phone(

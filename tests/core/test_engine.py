@@ -112,9 +112,9 @@ async def test_a_failing_portal_is_confirmed_by_fast_probes_before_its_next_roun
 ) -> None:
     from netwatch.health import HealthMonitor
     from probes.http import HttpProber
-    from tests.servers import free_port
+    from tests.servers import reserved_port
 
-    closed = free_port()  # nothing listens there: every probe fails at connect
+    closed = reserved_port()  # held by this test process: nothing listens, every connect fails
     path = tmp_path / "netwatch.yaml"
     path.write_text(
         "intervals: {http_s: 60}\n"

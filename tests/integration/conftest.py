@@ -14,7 +14,7 @@ from netwatch.lab import Lab
 from tests.conftest import PgCluster
 from tests.integration.scenarios import LAB_COMMUNES, Twin
 from tests.lab.fixtures import built_lab
-from tests.servers import free_port
+from tests.servers import reserved_port
 
 
 @contextmanager
@@ -52,8 +52,9 @@ def twins(tmp_path: Path, pg_cluster: PgCluster) -> Iterator[list[Twin]]:
     """A SQLite twin and a PostgreSQL twin, SMTP servers up; all torn down after the test."""
     with pg_database(pg_cluster, "nw_scenario") as url:
         pair = [
-            Twin("sqlite", tmp_path / "sqlite", None, free_port()),
-            Twin("postgresql", tmp_path / "postgresql", url, free_port()),
+            # Reserved, not port 0: a twin's SMTP server comes back on the same port.
+            Twin("sqlite", tmp_path / "sqlite", None, reserved_port()),
+            Twin("postgresql", tmp_path / "postgresql", url, reserved_port()),
         ]
         try:
             for twin in pair:

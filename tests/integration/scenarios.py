@@ -38,6 +38,7 @@ from netwatch.store import OutboxItem, Ticket, TicketEvent, open_store
 from netwatch.web.app import Runtime, create_app
 from tests.integration.test_run_on_lab import _env, serving
 from tests.integration.test_tickets_on_lab import Mailbox
+from tests.waiting import WaitTimeoutError, wait_until
 
 LAB_COMMUNES = 10  # pop-vnpt-1 carries the vnpt links of communes 0, 2, 4, 6, 8
 VNPT_MAIL = "noc@vnpt.test"
@@ -172,8 +173,74 @@ def _netwatch(
             )
             stack.enter_context(serving(app))
             runtimes.append(app.state.runtime)
-        time.sleep(baseline_s)  # healthy rounds first (and two SNMP samples: utilization is a rate)
+        _baseline(runtimes, inventory_of(twins[0]).intervals, baseline_s)
         yield runtimes
+
+
+def _baseline(runtimes: Sequence[Runtime], intervals: Intervals, baseline_s: float) -> None:
+    """Healthy rounds first (and two SNMP samples: utilization is a rate): the rounds that fit
+    in baseline_s, counted by NetWatch itself rather than slept for."""
+    wanted = {"icmp": int(baseline_s // intervals.icmp_s)}
+    if runtimes and runtimes[0].plan.snmp:
+        wanted["snmp"] = min(2, int(baseline_s // intervals.snmp_s))
+    if not wanted["icmp"]:
+        # Rounds longer than the baseline (production intervals): none completes within it;
+        # the baseline only gives the engines their start.
+        time.sleep(baseline_s)
+        return
+
+    def done() -> bool | None:  # counted from 0: the NetWatches have just started
+        return all(_rounds(r, k) >= n for r in runtimes for k, n in wanted.items()) or None
+
+    _wait_for(done, f"a healthy baseline: {wanted} rounds", 30 + 5 * max(wanted.values()), 0.2)
+
+
+def _rounds(runtime: Runtime, kind: str, *, slots: bool = False) -> int:
+    """Rounds of a kind this NetWatch has completed (its registry's netwatch_rounds_total);
+    with slots, the skipped ones too: the round slots that have passed."""
+    names = ["netwatch_rounds_total"] + (["netwatch_rounds_skipped_total"] if slots else [])
+    for _ in range(3):
+        try:  # collected from the test thread while the loop's thread records rounds
+            values = [runtime.registry.get_sample_value(n, {"kind": kind}) for n in names]
+        except RuntimeError:
+            continue
+        return int(sum(v or 0 for v in values))
+    raise AssertionError("the round counters could not be read")
+
+
+def _after_rounds(
+    runtimes: Sequence[Runtime],
+    count: int,
+    *,
+    kind: str = "icmp",
+    slots: bool = False,
+    what: str = "",
+    timeout_s: float | None = None,
+) -> None:
+    """Wait until every NetWatch has completed `count` more rounds of a kind (or, with slots,
+    `count` more round slots have passed): time told by NetWatch's own rounds, not a nap."""
+    start = [_rounds(r, kind, slots=slots) for r in runtimes]
+
+    def done() -> bool | None:
+        counts = [_rounds(r, kind, slots=slots) for r in runtimes]
+        return all(c >= s + count for c, s in zip(counts, start, strict=True)) or None
+
+    _wait_for(
+        done,
+        what or f"{count} more {kind} rounds",
+        timeout_s=timeout_s if timeout_s is not None else 30 + 5 * count,
+        every_s=0.2,
+    )
+
+
+def _outbox_drained(twin: Twin) -> Callable[[], Book | None]:
+    """A probe: the twin's book once every notification in its outbox has been sent."""
+
+    def probe() -> Book | None:
+        book = _book(twin)
+        return book if all(i.sent_at for i in book.outbox) else None
+
+    return probe
 
 
 def _codes(lab: Lab) -> list[str]:
@@ -231,14 +298,15 @@ def _wait_for(
     probe: Callable[[], T | None], what: str, timeout_s: float = 90.0, every_s: float = 1.0
 ) -> T:
     """Poll until `probe` returns something (not None); fail saying what was awaited."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def boxed() -> list[T] | None:  # a found value may be falsy (an empty Book is not None)
         found = probe()
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s:.0f} s: {what}")
-        time.sleep(every_s)
+        return None if found is None else [found]
+
+    try:
+        return wait_until(boxed, timeout_s, every_s, what)[0]
+    except WaitTimeoutError:
+        raise AssertionError(f"not within {timeout_s:.0f} s: {what}") from None
 
 
 def _ticket(twin: Twin, key: str) -> Callable[[], Ticket | None]:

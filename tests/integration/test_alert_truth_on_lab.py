@@ -25,6 +25,7 @@ from tests.integration.scenarios import (
     VNPT_LINK,
     VNPT_MAIL,
     Twin,
+    _after_rounds,
     _book,
     _code_of,
     _event,
@@ -176,7 +177,8 @@ def test_one_percent_random_loss_opens_nothing(lab: Lab, twins: list[Twin]) -> N
     with _netwatch(lab, twins, inventory, baseline_s=4, options=slow_sweeps) as runtimes:
         for code in codes:
             assert lab.commune_loss(int(code), 1).ok
-        time.sleep(120)
+        # 60 round slots of 2 s (120 s), counted by the engines themselves.
+        _after_rounds(runtimes, 60, slots=True, timeout_s=240)
         books = {twin.backend: _book(twin) for twin in twins}
         changes = [list(r.health.transitions) for r in runtimes]
         engaged = [

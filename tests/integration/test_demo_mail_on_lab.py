@@ -28,7 +28,7 @@ from netwatch.mailbox import CaughtMail, read_mailbox
 from tests.integration.scenarios import _wait_for
 from tests.integration.test_run_on_lab import _env
 from tests.lab.fixtures import lab_skip_reason
-from tests.servers import free_port
+from tests.servers import reserved_port
 from tests.web.conftest import Client
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab, pytest.mark.timeout(360)]
@@ -111,7 +111,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
         smtp_port, page = int(found.group(1)), found.group(2)
 
         # 2. The lab, its inventory mailing through the catcher with links to NetWatch's port.
-        port = free_port()
+        port = reserved_port()  # the lab's mails link to it before NetWatch starts
         public_url = f"http://127.0.0.1:{port}"
         lab = Lab(LAB_INDEX, state)
 

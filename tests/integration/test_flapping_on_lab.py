@@ -22,6 +22,8 @@ from tests.integration.scenarios import (
     _log,
     _mail,
     _netwatch,
+    _outbox_drained,
+    _wait_for,
 )
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab, pytest.mark.timeout(360)]
@@ -41,7 +43,9 @@ def test_flapping_link_is_one_episode_not_a_storm(lab: Lab, twins: list[Twin]) -
             assert lab.commune_restore(int(code)).ok
             time.sleep(flap_s)
         books = {twin.backend: _book(twin) for twin in twins}
-        time.sleep(3)  # let the outboxes deliver what the stores hold
+        # Let the outboxes deliver what the stores hold.
+        for twin in twins:
+            _wait_for(_outbox_drained(twin), f"{twin.backend}: the outbox sent")
 
     for twin in twins:
         book = books[twin.backend]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from netwatch.store import open_store
 from netwatch.web.app import create_app
 from tests.lab.fixtures import built_lab
 from tests.servers import uvicorn_thread
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 
@@ -81,12 +81,7 @@ def _value(
 
 
 def _wait(predicate: Callable[[], bool], timeout_s: float = 40.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError("condition not met in time")
+    wait_until(predicate, timeout_s, 0.5, "condition")
 
 
 @pytest.fixture

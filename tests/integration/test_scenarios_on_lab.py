@@ -35,6 +35,7 @@ from tests.integration.scenarios import (
     VNPT_MAIL,
     Book,
     Twin,
+    _after_rounds,
     _book,
     _code_of,
     _codes,
@@ -46,6 +47,7 @@ from tests.integration.scenarios import (
     _mail,
     _netwatch,
     _opened_mail,
+    _outbox_drained,
     _ticket,
     _wait_for,
 )
@@ -64,7 +66,7 @@ def test_twenty_percent_loss_opens_a_lossy_ticket_for_the_isp_and_escalates(
     key = f"link:{code}/{VNPT_LINK}"
     with _netwatch(
         lab, twins, lambda t: _inventory(lab, t.smtp_port, vnpt_escalation_min=escalate_min)
-    ):
+    ) as runtimes:
         assert lab.commune_loss(int(code), 20).ok
         for twin in twins:
             ticket = _wait_for(_ticket(twin, key), f"{twin.backend}: a ticket for {key}")
@@ -74,7 +76,8 @@ def test_twenty_percent_loss_opens_a_lossy_ticket_for_the_isp_and_escalates(
                 f"{twin.backend}: the escalation to VNPT's level 2",
                 timeout_s=escalate_min * 60 + 30,
             )
-        time.sleep(4)  # a few more rounds: the episode must stay lossy, not turn into down
+        # A few more rounds: the episode must stay lossy, not turn into down.
+        _after_rounds(runtimes, 2)
         books = {twin.backend: _book(twin) for twin in twins}
 
     for twin in twins:
@@ -134,8 +137,11 @@ def test_congestion_opens_a_capacity_ticket_for_provincial_it(lab: Lab, twins: l
                 _wait_for(
                     _in_state(twin, key, "congested"), f"{twin.backend}: {key} judged congested"
                 )
-        time.sleep(4)  # the outbox delivers
-        books = {twin.backend: _book(twin) for twin in twins}
+        # The outbox delivers (the opening notices were queued with the tickets).
+        books = {
+            twin.backend: _wait_for(_outbox_drained(twin), f"{twin.backend}: the outbox sent")
+            for twin in twins
+        }
 
     for twin in twins:
         book, box = books[twin.backend], twin.box
@@ -166,13 +172,19 @@ def test_portal_down_with_links_fine_is_a_portal_incident_and_no_isp_ticket(
 ) -> None:
     [portal] = _inventory(lab, 25).portals
     key = f"portal:{portal}"
-    with _netwatch(lab, twins, lambda t: _inventory(lab, t.smtp_port)):
+    with _netwatch(lab, twins, lambda t: _inventory(lab, t.smtp_port)) as runtimes:
         assert lab.portal_down().ok
         for twin in twins:
             ticket = _wait_for(_ticket(twin, key), f"{twin.backend}: the portal outage ticket")
             _wait_for(_opened_mail(twin.box, IT_MAIL, ticket.id), "the mail to provincial IT")
-        time.sleep(6)  # more rounds: nothing else may follow
-        books = {twin.backend: _book(twin) for twin in twins}
+        # More rounds (of links and of the portal), then what they queued is sent: nothing
+        # else may follow.
+        _after_rounds(runtimes, 3)
+        _after_rounds(runtimes, 2, kind="http")
+        books = {
+            twin.backend: _wait_for(_outbox_drained(twin), f"{twin.backend}: the outbox sent")
+            for twin in twins
+        }
 
     for twin in twins:
         book = books[twin.backend]
@@ -198,13 +210,17 @@ def test_upstream_down_opens_one_ticket_for_the_node_not_one_per_link(
     }
     assert len(behind) >= 5
     key = "upstream:pop-vnpt-1"
-    with _netwatch(lab, twins, lambda t: _inventory(lab, t.smtp_port)):
+    with _netwatch(lab, twins, lambda t: _inventory(lab, t.smtp_port)) as runtimes:
         assert lab.upstream_down("pop-vnpt-1").ok
         for twin in twins:
             ticket = _wait_for(_ticket(twin, key), f"{twin.backend}: the upstream outage ticket")
             _wait_for(_opened_mail(twin.box, VNPT_MAIL, ticket.id), "the outage mail to VNPT")
-        time.sleep(6)  # more rounds: no per-link ticket may follow
-        books = {twin.backend: _book(twin) for twin in twins}
+        # More rounds, then what they queued is sent: no per-link ticket may follow.
+        _after_rounds(runtimes, 3)
+        books = {
+            twin.backend: _wait_for(_outbox_drained(twin), f"{twin.backend}: the outbox sent")
+            for twin in twins
+        }
 
     for twin in twins:
         book, box = books[twin.backend], twin.box
@@ -291,8 +307,8 @@ def test_smtp_down_for_a_while_delays_mail_but_loses_and_doubles_none(
         for twin in twins:
             _wait_for(retried(twin), f"{twin.backend}: the outbox retrying the mail")
     # NetWatch restarts while the mail server is still down.
-    with _netwatch(lab, twins, lambda t: _inventory(lab, t.smtp_port), baseline_s=0):
-        time.sleep(max(0.0, started + down_s - time.monotonic()))
+    with _netwatch(lab, twins, lambda t: _inventory(lab, t.smtp_port), baseline_s=0) as runtimes:
+        time.sleep(max(0.0, started + down_s - time.monotonic()))  # the fault's length
         for twin in twins:
             assert twin.box.messages == [], twin.backend
             twin.smtp_up()
@@ -310,7 +326,8 @@ def test_smtp_down_for_a_while_delays_mail_but_loses_and_doubles_none(
             )
             for twin in twins
         }
-        time.sleep(3)  # any duplicate would be on its way by now
+        # Any duplicate would be on its way after two more rounds (and their evaluations).
+        _after_rounds(runtimes, 2)
 
     for twin in twins:
         book = books[twin.backend]

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from netwatch.engine import EngineOptions
 from netwatch.inventory import load_inventory
@@ -26,7 +25,8 @@ from netwatch.notify.channels import WebhookVerdict, verify_webhook
 from netwatch.web.app import create_app
 from tests.integration.test_run_on_lab import _env, serving
 from tests.lab.fixtures import built_lab
-from tests.servers import free_port
+from tests.servers import smtp_server
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 LAB_INDEX = 9  # 10.97.0.0/16, namespaces nwl9-* (each lab module has its own: they run in parallel)
@@ -46,13 +46,9 @@ class Mailbox:
 
 @pytest.fixture
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box, port = Mailbox(), free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    box = Mailbox()
+    with smtp_server(box) as port:
         yield box, port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
@@ -69,7 +65,7 @@ def webhooks() -> Iterator[tuple[list[tuple[bytes, dict[str, str]]], int]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # asked for its port below
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -85,12 +81,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 def _wait(predicate: Callable[[], bool], timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError("condition not met in time")
+    wait_until(predicate, timeout_s, 0.5, "condition")
 
 
 def _subject(message: email.message.Message) -> str:
@@ -139,7 +130,12 @@ def test_link_down_opens_one_ticket_mails_and_signs_then_resolves(
         alerting_tick_s=1.0,
     )
     with serving(app) as client:
-        time.sleep(3)  # a healthy baseline first
+        # A healthy baseline first: every link of the commune judged ok.
+        def healthy() -> bool:
+            status, body = client.get(f"/api/v1/communes/{code}")
+            return status == 200 and all(x["state"] == "ok" for x in json.loads(body)["links"])
+
+        _wait(healthy, 60)
         assert box.messages == []
         lab.commune_down(int(code))
         faulted = time.monotonic()

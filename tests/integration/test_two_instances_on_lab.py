@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -34,17 +33,19 @@ from tests.integration.scenarios import (
     VNPT_LINK,
     VNPT_MAIL,
     Twin,
+    _after_rounds,
     _book,
     _code_of,
     _event,
     _event_mail,
     _inventory,
     _mail,
+    _outbox_drained,
     _ticket,
     _wait_for,
 )
 from tests.integration.test_run_on_lab import Client, serving
-from tests.servers import free_port
+from tests.servers import reserved_port
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab, pytest.mark.timeout(300)]
 
@@ -55,7 +56,7 @@ LAB_INDEX = 14  # 10.102.0.0/16, namespaces nwl14-*: `scenario_lab` (conftest) b
 def shared(tmp_path: Path, pg_cluster: PgCluster) -> Iterator[Twin]:
     """One PostgreSQL database and one SMTP server for both instances."""
     with pg_database(pg_cluster, "nw_pair") as url:
-        twin = Twin("postgresql", tmp_path, url, free_port())
+        twin = Twin("postgresql", tmp_path, url, reserved_port())
         twin.smtp_up()
         try:
             yield twin
@@ -116,7 +117,8 @@ def test_the_standby_takes_over_without_losing_or_doubling_anything(lab: Lab, sh
     with ExitStack() as standby_stack:
         first_stack = ExitStack()
         first = first_stack.enter_context(serving(app("first")))
-        second = standby_stack.enter_context(serving(app("second")))
+        second_app = app("second")
+        second = standby_stack.enter_context(serving(second_app))
         try:
             assert (_role(first), _role(second)) == ("leader", "standby")
             assert lab.commune_down(int(code)).ok
@@ -134,7 +136,10 @@ def test_the_standby_takes_over_without_losing_or_doubling_anything(lab: Lab, sh
             _event_mail(shared.box, VNPT_MAIL, ticket.id, "auto_resolved"),
             "the auto-resolve notice from the new leader",
         )
-        time.sleep(3)  # anything doubled would be on its way by now
+        # Anything doubled would be on its way after two more rounds of the new leader (and
+        # their evaluations), and sent once its outbox has drained.
+        _after_rounds([second_app.state.runtime], 2)
+        _wait_for(_outbox_drained(shared), "the new leader's outbox sent")
         book = _book(shared)
         # The new leader counts what happened after the handover, not the ticket's whole log
         # again (the first leader counted its opening): Prometheus sums the two instances.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from netwatch.lab import FaultProblem, Lab
+from netwatch.lab.faults import TBF_LATENCY_MS
 from netwatch.lab.topology import CommunePlan
+from tests.waiting import wait_until
 
 from .tools import https_get, interface_rx_bytes, ip, ping, resolve, snmpget
 
@@ -34,6 +37,19 @@ def _ifindex(namespace: str, ifname: str) -> int:
     proc = ip("-n", namespace, "-o", "link", "show", "dev", ifname)
     assert proc.returncode == 0, proc.stderr
     return int(proc.stdout.split(":", 1)[0])
+
+
+def _qdisc_backlog_bytes(namespace: str, ifname: str) -> int:
+    """Bytes queued in the root qdisc of an interface (tc -s: "backlog 113022b 91p")."""
+    shown = subprocess.run(
+        ["tc", "-n", namespace, "-s", "qdisc", "show", "dev", ifname, "root"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = re.search(r"\bbacklog (\d+)b", shown)
+    assert found, shown
+    return int(found.group(1))
 
 
 def _all_addresses(lab: Lab) -> list[str]:
@@ -101,12 +117,13 @@ def test_link_down_falls_into_the_blackhole(clean_lab: Lab) -> None:
     assert matches.split() == ["blackhole", plan.prefix, "metric", "4000"]
     # The router still answers SNMP over its second link and sees wan1 without carrier.
     index = _ifindex(commune.namespace, link1.router_ifname)
-    deadline = time.monotonic() + 10  # snmpd caches interface data for a few seconds
-    oper = ""
-    while oper != "2" and time.monotonic() < deadline:
+
+    # snmpd caches interface data for a few seconds: poll until it tells.
+    def oper_status() -> str:
         (oper,) = snmpget(clean_lab, link2.router_address, f"{IF_OPER_STATUS}.{index}")
-        time.sleep(0.5)
-    assert oper == "2"  # down
+        return oper
+
+    assert wait_until(lambda: oper_status() == "2", 10, 0.5, "wan1 down over SNMP")  # down
     assert clean_lab.commune_restore(commune.code).ok
     assert ping([link1.router_address], count=5)[link1.router_address].loss_ratio == 0
 
@@ -131,7 +148,17 @@ def test_congestion_saturates_the_link(clean_lab: Lab) -> None:
     idle = ping([address], count=20)[address]
     index = _ifindex(commune.namespace, link1.router_ifname)
     assert clean_lab.commune_congest(commune.code, link1.id).ok
-    time.sleep(1.0)  # let the shaper's queue fill
+    # Let the shaper's queue fill: the tbf queue toward the commune holds at least half of
+    # its latency's worth of bytes (the load keeps it near full from then on).
+    upstream = clean_lab.plan.upstream(link1.upstream)
+    assert upstream is not None
+    half_full = link1.bandwidth_mbps * 1_000_000 / 8 * TBF_LATENCY_MS / 1000 / 2
+    wait_until(
+        lambda: _qdisc_backlog_bytes(upstream.namespace, link1.upstream_ifname) >= half_full,
+        10,
+        0.1,
+        "the shaper's queue filled",
+    )
 
     def counters() -> tuple[float, int, int]:
         (snmp,) = snmpget(clean_lab, link2.router_address, f"{IF_HC_IN_OCTETS}.{index}")
@@ -166,8 +193,12 @@ def test_reboot_resets_uptime_and_counters(clean_lab: Lab) -> None:
         int, snmpget(clean_lab, address, SYS_UPTIME, f"{IF_HC_IN_OCTETS}.{index}")
     )
     if uptime_before < 200:  # centiseconds: make the reset unmistakable
-        time.sleep(2.5 - uptime_before / 100)
-        uptime_before = int(snmpget(clean_lab, address, SYS_UPTIME)[0])
+        uptime_before = wait_until(
+            lambda: (u := int(snmpget(clean_lab, address, SYS_UPTIME)[0])) >= 250 and u,
+            10,
+            0.25,
+            "the router's uptime past 2.5 s",
+        )
     assert octets_before > 0
     assert clean_lab.commune_reboot(commune.code, downtime_s=1.0).ok
     uptime_after, octets_after = map(
@@ -278,10 +309,12 @@ def test_restore_restarts_processes_that_died(clean_lab: Lab) -> None:
     for pid in victims:
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while any(p.alive for p in clean_lab.status().processes if p.pid in victims):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(
+        lambda: not any(p.alive for p in clean_lab.status().processes if p.pid in victims),
+        5,
+        0.05,
+        "the killed processes gone",
+    )
     assert clean_lab.restore().ok
     assert all(p.alive for p in clean_lab.status().processes)
     assert snmpget(clean_lab, commune.address, SYS_NAME)

@@ -18,7 +18,8 @@ from netwatch.lab.dns import build_response
 from netwatch.lab.load import blast
 from netwatch.lab.pki import issue_lab_tls
 from netwatch.lab.portal import PortalControl, PortalMode, read_control, serve, write_control
-from tests.servers import free_port
+from tests.servers import reserved_port
+from tests.waiting import async_wait_until
 
 ZONE = "lab.netwatch.vn"
 RECORDS = {"dichvucong.lab.netwatch.vn": "10.89.250.10"}
@@ -59,7 +60,7 @@ def test_control_file_defaults_to_healthy(tmp_path: Path) -> None:
 async def test_portal_serves_tls_from_the_lab_ca(tmp_path: Path) -> None:
     tls = issue_lab_tls(tmp_path, "dichvucong.lab.netwatch.vn", "127.0.0.1")
     control = tmp_path / "control.json"
-    port = free_port()
+    port = reserved_port()  # serve() takes a port; it does not report one it picked
     url = f"https://127.0.0.1:{port}/"
     stop = asyncio.Event()
     server = asyncio.create_task(
@@ -86,17 +87,17 @@ async def test_portal_serves_tls_from_the_lab_ca(tmp_path: Path) -> None:
 
 async def _wait_listening(port: int, timeout_s: float = 10.0) -> None:
     """Wait until something accepts TCP connections on 127.0.0.1:port."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
+
+    async def accepts() -> bool:
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
-            assert asyncio.get_running_loop().time() < deadline, f"nothing listens on {port}"
-            await asyncio.sleep(0.05)
-            continue
+            return False
         writer.close()
         await writer.wait_closed()
-        return
+        return True
+
+    await async_wait_until(accepts, timeout_s, 0.05, f"something listening on {port}")
 
 
 def test_load_generator_paces_its_packets() -> None:

@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,8 @@ from typing import cast
 
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto.api import v2c
+
+from tests.waiting import WaitTimeoutError, wait_until
 
 SNMPD_PORT = 16110
 SNMPD_RESTART_PORT = 16111
@@ -46,8 +47,8 @@ def _wait_udp_agent(
     port: int, community: str, deadline_s: float, proc: subprocess.Popen[bytes]
 ) -> None:
     """Block until an agent answers a v2c GET of sysUpTime.0 (net-snmp's own snmpget)."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
+
+    def answers() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"SNMP agent exited with {proc.returncode} before answering")
         done = subprocess.run(
@@ -57,10 +58,14 @@ def _wait_udp_agent(
             env=_netsnmp_env(),
             check=False,
         )  # fmt: skip
-        if done.returncode == 0:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"SNMP agent on 127.0.0.1:{port} did not answer within {deadline_s} s")
+        return done.returncode == 0
+
+    try:
+        wait_until(answers, deadline_s, 0.2, f"SNMP agent on 127.0.0.1:{port} answering")
+    except WaitTimeoutError:
+        raise RuntimeError(
+            f"SNMP agent on 127.0.0.1:{port} did not answer within {deadline_s} s"
+        ) from None
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -24,6 +24,7 @@ from netwatch.inventory import load_inventory
 from netwatch.observations import IcmpObservation, Observation, RoundReport
 from netwatch.plan import ConfirmOptions, IcmpTarget, LinkRef, Plan, compile_plan
 from probes.icmp import IcmpPinger
+from tests.waiting import async_wait_until
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 
@@ -67,11 +68,7 @@ class Recorder:
 
 async def _until(check: object, what: str, timeout_s: float = 60.0) -> None:
     assert callable(check)
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+    await async_wait_until(check, timeout_s, 0.05, what)
 
 
 async def test_the_pinger_reports_each_sweep_once_in_order_while_the_round_runs(
@@ -231,10 +228,12 @@ async def test_a_round_started_while_another_waits_for_its_next_sweep_is_sent_at
 ) -> None:
     # A normal round spread over its interval sleeps seconds between sweeps; a fast round
     # started meanwhile must not wait for that sleep (it once did: fast rounds every 6 s).
+    sent = pinger.stats().sent
     slow = asyncio.create_task(
         pinger.round([f"{ANSWERING}1"], echoes=2, spacing_s=30.0, timeout_s=1.0)
     )
-    await asyncio.sleep(0.5)  # its first sweep is out; the next one is 30 s away
+    # Its first sweep is out; the next one is 30 s away.
+    await async_wait_until(lambda: pinger.stats().sent > sent, message="the first sweep sent")
     fast = await asyncio.wait_for(
         pinger.round([f"{ANSWERING}2"], echoes=3, spacing_s=0.05, timeout_s=1.0), 10
     )

@@ -25,6 +25,7 @@ from probes.icmp import (
     format_ping_table,
     ping_once,
 )
+from tests.waiting import async_wait_until
 
 
 class IcmpLab(Protocol):
@@ -136,8 +137,13 @@ async def test_unanswered_addresses_give_a_reason(icmp_lab: IcmpLab, pinger: Icm
 @pytest.mark.lab
 async def test_link_down_mid_round(link_lab: IcmpLab, pinger: IcmpPinger) -> None:
     targets = link_lab.targets_v4(20)
+    before = pinger.stats()
     task = asyncio.create_task(pinger.round(targets, echoes=10, spacing_s=0.1, timeout_s=0.5))
-    await asyncio.sleep(0.45)
+    # Three sweeps answered (of ten), then the link goes down under the round.
+    await async_wait_until(
+        lambda: _delta(pinger.stats(), before)["received"] >= 3 * len(targets),
+        message="three sweeps answered",
+    )
     await asyncio.to_thread(link_lab.set_link, up=False)
     results = await task
     assert [r.address for r in results] == targets
@@ -169,7 +175,10 @@ async def test_duplicate_replies_are_ignored_and_counted(
     before = pinger.stats()
     with icmp_lab.nft("ip nwi_dup", ruleset):
         results = await pinger.round(targets, echoes=3, spacing_s=0.05, timeout_s=1.0)
-        await asyncio.sleep(0.2)  # let the duplicates of the last echoes arrive and be read
+        # The duplicates of the last echoes arrive after the round: wait until they are read.
+        await async_wait_until(
+            lambda: _delta(pinger.stats(), before)["duplicate"] >= 60, message="duplicates read"
+        )
     _assert_all_answered(results, targets, 3)
     delta = _delta(pinger.stats(), before)
     assert delta["received"] == 60
@@ -195,16 +204,23 @@ async def test_foreign_replies_cause_no_crosstalk(icmp_lab: IcmpLab, pinger: Icm
             other.round(targets, echoes=4, spacing_s=0.06, timeout_s=1.0),
         )
         _, fping_err = await fping.communicate()
-        await asyncio.sleep(0.2)  # let the last foreign replies be read
+        fping_replies = sum(
+            1
+            for line in fping_err.decode().splitlines()
+            for value in line.partition(" : ")[2].split()
+            if value != "-"
+        )
+        # The last foreign replies arrive after the rounds: wait until both pingers read them.
+        await async_wait_until(
+            lambda: (
+                _delta(pinger.stats(), before)["foreign"] >= 120 + fping_replies
+                and other.stats().foreign >= 150
+            ),
+            message="the last foreign replies read",
+        )
         other_delta = other.stats()
     _assert_all_answered(ours, targets, 5)
     _assert_all_answered(theirs, targets, 4)
-    fping_replies = sum(
-        1
-        for line in fping_err.decode().splitlines()
-        for value in line.partition(" : ")[2].split()
-        if value != "-"
-    )
     assert fping_replies > 0
     delta = _delta(pinger.stats(), before)
     assert (delta["received"], delta["duplicate"], delta["late"]) == (150, 0, 0)
@@ -252,7 +268,10 @@ async def test_replies_after_the_timeout_are_late(icmp_lab: IcmpLab, pinger: Icm
     targets = icmp_lab.targets_v4(10, skip=8000)
     before = pinger.stats()
     results = await pinger.round(targets, echoes=2, spacing_s=0.01, timeout_s=1e-6)
-    await asyncio.sleep(0.1)  # let replies to the ended round be read
+    # Replies to the ended round arrive after it: wait until they are read (as late).
+    await async_wait_until(
+        lambda: _delta(pinger.stats(), before)["late"] >= 20, message="late replies read"
+    )
     assert [(r.sent, r.received, r.failure) for r in results] == [(2, 0, PingFailure.NO_REPLY)] * 10
     delta = _delta(pinger.stats(), before)
     assert (delta["sent"], delta["received"], delta["late"], delta["duplicate"]) == (20, 0, 20, 0)
@@ -265,7 +284,7 @@ async def test_cancelled_round_leaves_the_pinger_usable(
 ) -> None:
     targets = icmp_lab.targets_v4(20, skip=9000)
     task = asyncio.create_task(pinger.round(targets, echoes=10, spacing_s=0.1))
-    await asyncio.sleep(0.15)
+    await async_wait_until(lambda: pinger.stats().sent >= 20, message="the first sweep sent")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -339,7 +358,7 @@ async def test_close_ends_running_rounds_with_what_they_have() -> None:
         pytest.skip("needs root for raw ICMP sockets")
     pinger = await IcmpPinger.open()
     task = asyncio.create_task(pinger.round(["127.0.0.1"], echoes=10, spacing_s=0.1))
-    await asyncio.sleep(0.25)
+    await async_wait_until(lambda: pinger.stats().sent >= 2, message="two echoes sent")
     await pinger.close()
     (result,) = await task
     assert 1 <= result.sent < 10

@@ -30,6 +30,7 @@ from probes.snmp import (
     format_snmp_summary,
 )
 from probes.snmp_wire import Kind, Value, WireFailure, get_pdu
+from tests.waiting import async_wait_until
 
 try:
     from tests.probes import snmp_peers as peers
@@ -163,7 +164,12 @@ async def test_close_fails_requests_in_flight_and_queued(creds: SnmpV2c | SnmpV3
     target = SnmpTarget(LOOPBACK, creds, port=peers.CLOSED_PORT, timeout_s=60.0, retries=0)
     poller = await SnmpPoller.open(max_in_flight=1)
     polls = [asyncio.create_task(poller.poll(target, [1])) for _ in range(3)]
-    await asyncio.sleep(0.2)  # the first is on the wire, the others wait for max_in_flight
+    # The first holds the only slot (on the wire), the other two wait for it.
+    slots = poller._in_flight
+    await async_wait_until(
+        lambda: slots.locked() and len(slots._waiters or ()) == 2,  # type: ignore[attr-defined]
+        message="one poll in flight, two queued",
+    )
     await poller.close()
     samples = await asyncio.wait_for(asyncio.gather(*polls), timeout=10)
     assert [(s.failure, s.detail) for s in samples] == [
@@ -179,18 +185,17 @@ async def test_counters_move_with_traffic_on_lo(snmpd: peers.Snmpd, poller: Snmp
     payload = b"x" * 1400
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         # net-snmp caches interface statistics for a few seconds: send, then poll until they move.
-        deadline = time.monotonic() + 30
-        while True:
+        async def moved() -> RouterSample | None:
             for _ in range(200):
                 sock.sendto(payload, (LOOPBACK, peers.TRAFFIC_SINK_PORT))
-            await asyncio.sleep(0.5)
-            second = await poller.poll(target, [1])
-            assert second.failure is None
-            assert isinstance(second.interfaces[0].in_octets, int)
+            sample = await poller.poll(target, [1])
+            assert sample.failure is None
+            assert isinstance(sample.interfaces[0].in_octets, int)
             assert isinstance(first.interfaces[0].in_octets, int)
-            if second.interfaces[0].in_octets > first.interfaces[0].in_octets + 200 * 1400:
-                break
-            assert time.monotonic() < deadline, "lo counters did not move"
+            grown = sample.interfaces[0].in_octets > first.interfaces[0].in_octets + 200 * 1400
+            return sample if grown else None
+
+        second = await async_wait_until(moved, 30, 0.5, "lo counters moved")
     rates, rebooted = compute_rates(first, second, {1: 100e6})
     assert not rebooted
     (lo,) = rates
@@ -204,11 +209,13 @@ async def test_counters_move_with_traffic_on_lo(snmpd: peers.Snmpd, poller: Snmp
 async def test_snmpd_restart_is_a_reboot_without_rate_spike(poller: SnmpPoller) -> None:
     with peers.running_snmpd(peers.SNMPD_RESTART_PORT) as agent:
         target = v2c_target(port=agent.port)
-        before = await poller.poll(target, [1])
-        while before.uptime_s is not None and before.uptime_s < 2.0:
-            # Let the agent's uptime grow past what it will have right after the restart.
-            await asyncio.sleep(0.5)
-            before = await poller.poll(target, [1])
+
+        # Let the agent's uptime grow past what it will have right after the restart.
+        async def grown() -> RouterSample | None:
+            sample = await poller.poll(target, [1])
+            return sample if sample.uptime_s is None or sample.uptime_s >= 2.0 else None
+
+        before = await async_wait_until(grown, 30, 0.5, "the agent's uptime past 2 s")
         assert before.failure is None
         agent.restart()
         after = await poller.poll(target, [1])
@@ -507,6 +514,38 @@ def test_indexed_usm_finds_users_like_stock_pysnmp() -> None:
             sec2usr(snmp_engine, admin("nobody"))
         answers.append(seen)
     assert answers[0] == answers[1] == [b"ops"] * 5 + [b"noc"]
+
+
+async def test_the_indexed_usm_is_installed_and_serves_v3_lookups(
+    snmpd: peers.Snmpd, poller: SnmpPoller
+) -> None:
+    # indexed_usm() overrides a private pysnmp method (pysnmp pinned to the minor version it was
+    # tested against): if a pysnmp release renames it or stops calling it, v3 still works on the
+    # stock quadratic path, so only this test tells. It must be installed on the engine and
+    # answer the securityName lookups of a real v3 exchange with snmpd.
+    target = SnmpTarget(LOOPBACK, v3_credentials(0), port=peers.SNMPD_PORT, timeout_s=1.0)
+    sample = await poller.poll(target, [1])
+    assert sample.failure is None, sample.detail
+    v3 = poller._v3
+    assert v3 is not None
+    usm = v3.usm
+    assert type(usm).__name__ == "IndexedUsm"
+    assert v3._engine.security_models[usm.SECURITY_MODEL_ID] is usm
+    assert usm.indexed_lookups > 0
+
+
+def test_indexed_usm_warns_when_pysnmp_has_no_lookup_to_override(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pysnmp.proto.secmod.rfc3414.service import SnmpUSMSecurityModel
+
+    from probes.snmp_wire import indexed_usm
+
+    monkeypatch.delattr(SnmpUSMSecurityModel, "_SnmpUSMSecurityModel__sec2usr")
+    with caplog.at_level(logging.WARNING, logger="probes.snmp_wire"):
+        usm = indexed_usm()
+    assert type(usm) is SnmpUSMSecurityModel
+    assert "snmp usm index not installed" in caplog.text
 
 
 # --- rates: pure unit tests with realistic counter sequences --------------------------------

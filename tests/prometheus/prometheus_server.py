@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.waiting import wait_until
+
 
 class PrometheusError(AssertionError):
     """Prometheus answered a query with an error."""
@@ -108,17 +110,16 @@ def running_prometheus(config: Path, work: Path, port: int) -> Iterator[Promethe
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
+
+        def ready() -> bool:
             assert proc.poll() is None, (work / "prometheus.log").read_text()
             try:
                 with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        break
+                    return bool(response.status == 200)
             except (urllib.error.URLError, ConnectionError):
-                pass
-            assert time.monotonic() < deadline, "Prometheus did not become ready"
-            time.sleep(0.2)
+                return False
+
+        wait_until(ready, 30, 0.2, "Prometheus ready")
         yield Prometheus(base)
     finally:
         proc.terminate()

@@ -30,7 +30,6 @@ from typing import Any
 import pytest
 import trustme
 import yaml
-from aiosmtpd.controller import Controller
 
 from netwatch.engine import EngineOptions
 from netwatch.inventory import Inventory, load_inventory
@@ -54,7 +53,9 @@ from tests.prometheus.prometheus_server import (
     finite_values,
     running_prometheus,
 )
-from tests.servers import free_port
+from tests.servers import reserved_port
+from tests.servers import smtp_server as smtp_port_of
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 
@@ -82,13 +83,9 @@ class Mailbox:
 
 @contextmanager
 def smtp_server() -> Iterator[tuple[Mailbox, int]]:
-    box, port = Mailbox(), free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    box = Mailbox()
+    with smtp_port_of(box) as port:
         yield box, port
-    finally:
-        controller.stop()
 
 
 @contextmanager
@@ -209,12 +206,7 @@ def _prometheus_config(work: Path, netwatch: str, dead: str) -> Path:
 
 
 def _wait(what: str, predicate: Callable[[], bool], timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not in {timeout_s:.0f} s")
+    wait_until(predicate, timeout_s, 0.5, what)
 
 
 def _post(base: str, path: str, token: str) -> dict[str, Any]:
@@ -315,9 +307,9 @@ def run(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         )
         client = stack.enter_context(serving(app))
         netwatch = client.base.removeprefix("http://")
-        dead = f"127.0.0.1:{free_port()}"
+        dead = f"127.0.0.1:{reserved_port()}"  # reserved by this process: nothing listens
         config = _prometheus_config(work, netwatch, dead)
-        prom = stack.enter_context(running_prometheus(config, work, free_port()))
+        prom = stack.enter_context(running_prometheus(config, work, reserved_port()))
         r = Run(
             lab=lab,
             client=client,
@@ -357,7 +349,15 @@ def run(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         _post(client.base, f"/api/v1/tickets/{by_link[VIETTEL]}/resolve", token)
         _wait("every alert firing", lambda: r.expected_alerts() <= r.firing(), 100)
         _wait("notifications delivered", lambda: mailbox.count > 0, 30)
-        time.sleep(3)  # a few more scrapes after the last change, for rate() windows
+        # A few more scrapes of NetWatch after the last change, for rate() windows.
+        scrapes = f'count_over_time(up{{instance="{netwatch}"}}[1h])'
+
+        def scraped() -> float:
+            found = prom.query(scrapes)
+            return float(found[0]["value"][1]) if found else 0.0
+
+        before = scraped()
+        _wait("three more scrapes", lambda: scraped() >= before + 3, 30)
         yield r
 
 

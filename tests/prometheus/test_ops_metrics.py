@@ -26,6 +26,7 @@ from netwatch.metrics import MetricsCollector
 from netwatch.ops_metrics import LINK_STATES, MeteredOutbox, OpsMetrics
 from netwatch.plan import compile_plan
 from netwatch.store import NewOutboxItem, OutboxBacklog, OutboxItem, open_store
+from tests.waiting import async_wait_until
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "examples" / "lam-dong.yaml"
 ENV = {
@@ -358,10 +359,9 @@ def test_the_follow_loop_counts_without_a_scrape(inventory: Inventory) -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(setup.ops.run(stop, follow_s=0.01))
         setup.books.book = setup.books.book.evaluate([_incident(T0)], T0).book
-        for _ in range(500):
-            if setup.ops.tickets.opened[("vnpt", "link_fault")]:
-                break
-            await asyncio.sleep(0.01)
+        await async_wait_until(
+            lambda: setup.ops.tickets.opened[("vnpt", "link_fault")], 5, 0.01, "ticket counted"
+        )
         stop.set()
         await task
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from netwatch.store import LeaderStatus, Store, create_engine, leader_lock
 from netwatch.store.leader import LEADER_LOCK_KEY
+from tests.waiting import async_wait_until
 
 
 async def test_second_instance_leads_only_after_the_first_releases(
@@ -48,13 +47,12 @@ async def _kill_lock_holder(engine: AsyncEngine) -> None:
             sa.text("SELECT count(pg_terminate_backend(pid))" + _HOLDERS), key
         )
         assert killed == 1
+
         # pg_terminate_backend only signals: the backend (and its lock) goes a moment later.
-        for _ in range(500):  # 10 s at most
-            if not await conn.scalar(sa.text("SELECT count(*)" + _HOLDERS), key):
-                break
-            await asyncio.sleep(0.02)
-        else:
-            raise AssertionError("the terminated backend still holds the leader lock")
+        async def released() -> bool:
+            return not await conn.scalar(sa.text("SELECT count(*)" + _HOLDERS), key)
+
+        await async_wait_until(released, 10, 0.02, "the terminated backend's lock released")
 
 
 async def test_takeover_when_the_leader_dies(store: Store, db_url: str) -> None:

@@ -1,18 +1,18 @@
-"""A real NetWatch (probing off) under uvicorn on loopback, with a real SQLite store."""
+"""A real NetWatch (probing off) in process, reached through httpx's ASGI transport, real SQLite."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -24,7 +24,8 @@ from netwatch.signing import LinkSigner
 from netwatch.store import Store, open_store
 from netwatch.web.app import Runtime, create_app
 from probes.icmp import PingResult
-from tests.servers import uvicorn_thread
+from tests.servers import InProcess, in_process
+from tests.waiting import wait_until
 
 LINK_SECRET = "test-link-secret-0123456789"
 COMMUNE = "24848"
@@ -84,10 +85,21 @@ class Reply:
 
 
 class Client:
-    """A real HTTP client (urllib) against the real server."""
+    """An HTTP client that follows redirects as a browser does, answering plain Replies.
 
-    def __init__(self, base: str) -> None:
-        self.base = base
+    Over a real socket when given only a base URL (a NetWatch subprocess, the lab), or in
+    process through `http` (an httpx client on tests.servers.in_process) where no socket is
+    needed. Content is asked for unencoded, as urllib did.
+    """
+
+    def __init__(self, base: str, http: httpx.Client | None = None) -> None:
+        self.base = base.rstrip("/")
+        # Over a socket, no connection kept alive (none left open for the GC to warn about).
+        self.http = http or httpx.Client(
+            timeout=15, limits=httpx.Limits(max_keepalive_connections=0)
+        )
+        # No cookies kept (urllib kept none): a page's language or session never sticks.
+        self.http.cookies = CookieJar(DefaultCookiePolicy(allowed_domains=[]))  # type: ignore[assignment]
 
     def request(
         self,
@@ -102,23 +114,22 @@ class Client:
     ) -> Reply:
         """Send one request; redirects are followed, as a browser does."""
         data = raw
-        sent = dict(headers or {})
+        sent = {"Accept-Encoding": "identity", **(headers or {})}
         if json_body is not None:
             data = json.dumps(json_body).encode()
             sent["Content-Type"] = "application/json"
         elif form is not None:
-            from urllib.parse import urlencode
-
             data = urlencode(form).encode()
             sent["Content-Type"] = "application/x-www-form-urlencoded"
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
-        req = urllib.request.Request(self.base + path, data=data, headers=sent, method=method)
         try:
-            with urllib.request.urlopen(req, timeout=15) as response:
-                return Reply(response.status, dict(response.headers), response.read().decode())
-        except urllib.error.HTTPError as exc:
-            return Reply(exc.code, dict(exc.headers), exc.read().decode())
+            response = self.http.request(
+                method, self.base + path, content=data, headers=sent, follow_redirects=True
+            )
+        except httpx.TransportError as exc:  # an OSError, as urllib's were: nothing answered
+            raise ConnectionError(f"{method} {self.base}{path}: {exc}") from exc
+        return Reply(response.status_code, dict(response.headers), response.text)
 
     def get(self, path: str, **kwargs: Any) -> Reply:
         """GET."""
@@ -138,6 +149,11 @@ class Server:
     data_dir: Path
     inventory: Inventory
     signer: LinkSigner
+    process: InProcess
+
+    def browser(self, **options: Any) -> httpx.Client:
+        """Another client of the same NetWatch, with its own cookies (httpx.Client options)."""
+        return self.process.client(**options)
 
     @property
     def runtime(self) -> Runtime:
@@ -215,14 +231,15 @@ class Server:
 
     def wait_for_ticket(self, incident_key: str, timeout_s: float = 20.0) -> str:
         """The id of the ticket the alerting loop opens for an incident key."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def opened() -> list[str]:
             tickets = self.client.get("/api/v1/tickets").json()
-            found = [t["id"] for t in tickets if t["incident_key"] == incident_key]
-            if found:
-                return str(found[0])
-            time.sleep(0.1)
-        raise AssertionError("the alerting loop opened no ticket")
+            return [str(t["id"]) for t in tickets if t["incident_key"] == incident_key]
+
+        try:
+            return wait_until(opened, timeout_s, 0.1, "ticket")[0]
+        except AssertionError:
+            raise AssertionError("the alerting loop opened no ticket") from None
 
 
 @pytest.fixture
@@ -233,24 +250,30 @@ def inventory(tmp_path: Path) -> Inventory:
     return load_inventory(path, environ={"NETWATCH_LINK_SECRET": LINK_SECRET})
 
 
-@pytest.fixture
-def server(tmp_path: Path, inventory: Inventory) -> Iterator[Server]:
-    """NetWatch with probing off, alerting every 0.2 s, on a free loopback port."""
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    app = create_app(
+def netwatch_app(tmp_path: Path, inventory: Inventory, data_dir: Path) -> FastAPI:
+    """The one place web tests build NetWatch: probing off, alerting every 0.2 s."""
+    return create_app(
         tmp_path / "netwatch.yaml",
         inventory=inventory,
         probing=False,
         data_dir=data_dir,
         alerting_tick_s=0.2,
     )
+
+
+@pytest.fixture
+def server(tmp_path: Path, inventory: Inventory) -> Iterator[Server]:
+    """NetWatch with probing off, alerting every 0.2 s, in process (its lifespan runs)."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    app = netwatch_app(tmp_path, inventory, data_dir)
     assert inventory.notifications is not None
-    with uvicorn_thread(app) as base:
+    with in_process(app) as process, process.client() as http:
         yield Server(
-            Client(base),
+            Client(str(http.base_url), http),
             app,
             data_dir,
             inventory,
             LinkSigner.from_notifications(inventory.notifications),
+            process,
         )

@@ -24,7 +24,7 @@ def _token(server: Server, scopes: tuple[str, ...] = ("write",), name: str = "op
 @pytest.fixture
 def browser(server: Server) -> Iterator[httpx.Client]:
     """A cookie-keeping client that does not follow redirects (the tests look at them)."""
-    with httpx.Client(base_url=server.client.base, follow_redirects=False, timeout=15) as client:
+    with server.browser(follow_redirects=False) as client:
         yield client
 
 

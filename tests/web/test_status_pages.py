@@ -1,8 +1,8 @@
-"""The public status pages against a real NetWatch (probing off) under uvicorn, real SQLite.
+"""The public status pages against a real NetWatch (probing off) in process, real SQLite.
 
 Rounds are fed through the engine's own sinks (metrics, latest state, health with its real
 hysteresis, link history), on the server's event loop; the alerting loop then records the states
-and opens tickets as in production. Pages are read over HTTP like a phone would.
+and opens tickets as in production. Pages are read over HTTP (httpx's ASGI transport) as a phone would.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import re
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,11 +26,12 @@ from alerts.subject import SubjectKey
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.observations import IcmpObservation, RoundReport
 from netwatch.store import open_store
-from netwatch.web.app import Runtime, create_app
+from netwatch.web.app import Runtime
 from netwatch.web.status import StatusPages
 from probes.icmp import PingResult
-from tests.servers import uvicorn_thread
-from tests.web.conftest import Client, Reply
+from tests.servers import in_process
+from tests.waiting import wait_until
+from tests.web.conftest import Client, Reply, netwatch_app
 
 SECRET = "status-test-link-secret-0123456789"
 CONFIG = """
@@ -170,16 +169,20 @@ class Status:
 
     def wait_for(self, path: str, predicate: Callable[[str], bool], timeout_s: float = 15) -> str:
         """Poll a page until predicate(text) holds; the page's text."""
-        deadline = time.monotonic() + timeout_s
-        text = ""
-        while time.monotonic() < deadline:
+        last = [""]
+
+        def shown() -> str | None:
             reply = self.get(path)
             assert reply.status == 200, reply.text
-            text = reply.text
-            if predicate(text):
-                return text
-            time.sleep(0.1)
-        raise AssertionError(f"{path} never showed what was expected; last page:\n{text}")
+            last[0] = reply.text
+            return reply.text if predicate(reply.text) else None
+
+        try:
+            return wait_until(shown, timeout_s, 0.1, path)
+        except AssertionError:
+            raise AssertionError(
+                f"{path} never showed what was expected; last page:\n{last[0]}"
+            ) from None
 
 
 @pytest.fixture
@@ -193,13 +196,7 @@ def inventory(tmp_path: Path) -> Inventory:
 def serving(tmp_path: Path, inventory: Inventory) -> Iterator[Status]:
     """NetWatch with probing off, alerting every 0.2 s, status data re-read every 0.2 s."""
     data_dir = tmp_path / "data"
-    app = create_app(
-        tmp_path / "netwatch.yaml",
-        inventory=inventory,
-        probing=False,
-        data_dir=data_dir,
-        alerting_tick_s=0.2,
-    )
+    app = netwatch_app(tmp_path, inventory, data_dir)
     loops: list[asyncio.AbstractEventLoop] = []
 
     async def capture(request: Request) -> dict[str, str]:
@@ -209,8 +206,8 @@ def serving(tmp_path: Path, inventory: Inventory) -> Iterator[Status]:
         return {}
 
     app.add_api_route("/_test/loop", capture)
-    with uvicorn_thread(app) as base:
-        client = Client(base)
+    with in_process(app) as process, process.client() as http:
+        client = Client(str(http.base_url), http)
         assert client.get("/_test/loop").status == 200
         yield Status(client, app, data_dir, loops[0])
 
@@ -491,12 +488,10 @@ def test_pages_are_light_self_contained_and_gzipped(status: Status) -> None:
         assert "<script src" not in page
         assert "<link" not in page  # the stylesheet is inline
         assert not re.search(r"(src|href)=\"https?://", page)  # nothing from elsewhere
-        request = urllib.request.Request(
-            status.client.base + path, headers={"Accept-Encoding": "gzip"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        url = status.client.base + path
+        with status.client.http.stream("GET", url, headers={"Accept-Encoding": "gzip"}) as response:
             assert response.headers["Content-Encoding"] == "gzip"
-            assert gzip.decompress(response.read()).decode() == page
+            assert gzip.decompress(b"".join(response.iter_raw())).decode() == page
 
 
 def test_the_24h_chart_survives_a_restart(tmp_path: Path, inventory: Inventory) -> None:
