@@ -170,6 +170,9 @@ def test_congestion_saturates_the_link(clean_lab: Lab) -> None:
 
     t0, snmp0, rx0 = counters()
     busy = ping([address], count=20, period_ms=100)[address]
+    # snmpd refreshes its interface counters every few seconds: the window must span a refresh
+    # (two reads inside one cache period both say the same number, as a fresh clone showed).
+    wait_until(lambda: counters()[1] > snmp0, 10, 0.2, "snmpd's counters refreshed")
     t1, snmp1, rx1 = counters()
     rate_bytes_s = link1.bandwidth_mbps * 1_000_000 / 8
     elapsed = t1 - t0
