@@ -242,19 +242,11 @@ def _wordings_of(value: str) -> list[Wording]:
     return [table[m] for named, table in TABLES.items() for m in named if m.value == value]
 
 
-# The pre-issue-14 page modules keep their own tables until the lead wires them to the catalogue
-# (they move to netwatch/web/admin/words.py and netwatch/web/isp/words.py on another branch;
-# those new modules are scanned like every other).
-NOT_YET_WIRED: set[str] = set()  # every page module says the catalogue's words
-
-
 def test_every_page_table_of_states_kinds_or_events_says_the_catalogue_wording() -> None:
     """Any {value: {vi, en}} table in the web package keyed only by named members' values
     (a ticket-kind table, a problem table, an event log table) must say the catalogue's words."""
     checked = 0
     for module in _web_modules():
-        if module.__name__ in NOT_YET_WIRED:
-            continue
         for name, table in vars(module).items():
             if not (isinstance(table, Mapping) and table and name.isupper()):
                 continue
