@@ -30,12 +30,8 @@ from probes.snmp import (
     format_snmp_summary,
 )
 from probes.snmp_wire import Kind, Value, WireFailure, get_pdu
+from tests.probes import snmp_peers as peers
 from tests.waiting import async_wait_until
-
-try:
-    from tests.probes import snmp_peers as peers
-except ImportError:  # tests/ run as rootdir without packages
-    import snmp_peers as peers  # type: ignore[no-redef,import-not-found]
 
 LOOPBACK = "127.0.0.1"
 
