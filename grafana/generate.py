@@ -123,6 +123,7 @@ UP_MAPPINGS = value_map([("1", "Hoạt động / up", "green"), ("0", "Lỗi / d
 
 MERGE = dm.DataTransformerConfig(id_val="merge", options={})  # the targets' tables as one
 DASHED_THRESHOLDS = common.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED)
+BARS = dm.DynamicConfigValue(id_val="custom.drawStyle", value="bars")
 # An availability cell: a percentage to the thousandth, its background coloured by threshold.
 AVAILABILITY_CELLS = [
     dm.DynamicConfigValue(id_val="unit", value="percentunit"),
@@ -138,9 +139,6 @@ def right_axis(unit: str, *more: dm.DynamicConfigValue) -> list[dm.DynamicConfig
         dm.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
         *more,
     ]
-
-
-BARS = dm.DynamicConfigValue(id_val="custom.drawStyle", value="bars")
 
 
 def up_stat(title: str, target: prometheus.Dataquery) -> stat.Panel:
