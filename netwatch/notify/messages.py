@@ -413,7 +413,9 @@ _BODY = _BodyWords(
 
 
 def _body(n: TicketNotice, lang: Lang) -> list[str]:
-    w, vi = _BODY, lang == "vi"
+    """The body in one language: the same lines, in the same order, for both."""
+    w = _BODY
+    vi = lang == "vi"
     when = format_time_vi if vi else format_time_en
     duration = format_duration_vi if vi else format_duration_en
     headline = _headline(n, lang)
