@@ -64,6 +64,8 @@ HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._process import process_group  # noqa: E402
+
 LAB_INDEX = 17  # 10.105.0.0/16, namespaces nwl17-*: no test or other benchmark uses it
 LINK = "vnpt-tslcd"  # every lab commune has it (link 1)
 SCRAPE_S = 15.0  # Prometheus scrape_interval and evaluation_interval
@@ -201,22 +203,8 @@ def process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A child in its own process group (Ctrl-C reaches us, not it), logging to work/NAME.log,
     stopped whatever happens."""
-    log = (work / f"{name}.log").open("wb")
-    child = subprocess.Popen(
-        argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
-    )
-    try:
+    with process_group(argv, log=work / f"{name}.log", env=env) as child:
         yield child
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGTERM)
-        try:
-            child.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)
-            child.wait(timeout=10)
-        log.close()
 
 
 def get(url: str, timeout: float = 5.0) -> bytes:

@@ -22,7 +22,6 @@ import gzip
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -38,6 +37,7 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._anyip import AnyIpLab, anyip_lab  # noqa: E402
+from benchmarks._process import process_group  # noqa: E402
 
 NAMESPACE = "nwl3-bench"  # lab index 3's prefix and names
 NETWORK = "10.91.0.0/16"
@@ -121,23 +121,12 @@ def icmp_rounds(base: str) -> float:
 @contextlib.contextmanager
 def netwatch(config: Path, work: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
     """`netwatch run` in its own process group; stopped whatever happens."""
-    log = (work / "netwatch.log").open("wb")
-    process = subprocess.Popen(
-        [str(ROOT / ".venv/bin/netwatch"), "run", "--config", str(config), "--listen",
-         f"127.0.0.1:{port}", "--data-dir", str(work / "data"), "--log-level", "warning"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
+    argv = [
+        str(ROOT / ".venv/bin/netwatch"), "run", "--config", str(config),
+        "--listen", f"127.0.0.1:{port}", "--data-dir", str(work / "data"), "--log-level", "warning",
+    ]  # fmt: skip
+    with process_group(argv, log=work / "netwatch.log", stop_timeout_s=30) as process:
         yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        log.close()
 
 
 @contextlib.contextmanager
@@ -168,11 +157,8 @@ http {{
 """,
         encoding="utf-8",
     )
-    process = subprocess.Popen(
-        ["nginx", "-c", str(conf), "-p", str(work)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    try:
+    argv = ["nginx", "-c", str(conf), "-p", str(work)]
+    with process_group(argv, log=None, stop_timeout_s=10) as process:
         deadline = time.monotonic() + 10
         while True:
             with contextlib.suppress(OSError):
@@ -182,14 +168,6 @@ http {{
                 raise RuntimeError("nginx did not start")
             time.sleep(0.05)
         yield
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=10)
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def _ms(text: str) -> float:

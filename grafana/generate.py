@@ -91,6 +91,11 @@ def query(
     return q
 
 
+def table_query(expr: str, *, ref: str = "A") -> prometheus.Dataquery:
+    """An instant PromQL target read as a table (for table panels and the map)."""
+    return query(expr, ref=ref, instant=True, fmt=pm.PromQueryFormat.TABLE)
+
+
 def thresholds(*steps: tuple[float | None, str]) -> dashboard.ThresholdsConfig:
     """Absolute thresholds: (None, base colour), then (value, colour) upward."""
     return (
@@ -114,6 +119,39 @@ STATE_THRESHOLDS = thresholds(
     *((None if i == 0 else float(c), col) for i, (c, _s, _t, col) in enumerate(STATE_CODES))
 )
 UP_MAPPINGS = value_map([("1", "Hoạt động / up", "green"), ("0", "Lỗi / down", "red")])
+
+
+MERGE = dm.DataTransformerConfig(id_val="merge", options={})  # the targets' tables as one
+DASHED_THRESHOLDS = common.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED)
+BARS = dm.DynamicConfigValue(id_val="custom.drawStyle", value="bars")
+# An availability cell: a percentage to the thousandth, its background coloured by threshold.
+AVAILABILITY_CELLS = [
+    dm.DynamicConfigValue(id_val="unit", value="percentunit"),
+    dm.DynamicConfigValue(id_val="decimals", value=3),
+    dm.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
+]
+
+
+def right_axis(unit: str, *more: dm.DynamicConfigValue) -> list[dm.DynamicConfigValue]:
+    """Field properties of a second series drawn against its own unit on the right axis."""
+    return [
+        dm.DynamicConfigValue(id_val="unit", value=unit),
+        dm.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
+        *more,
+    ]
+
+
+def up_stat(title: str, target: prometheus.Dataquery) -> stat.Panel:
+    """A stat that is green with "up" on 1 and red with "down" on 0 (portal up, scraped)."""
+    return (
+        stat.Panel()
+        .title(title)
+        .with_target(target)
+        .mappings(UP_MAPPINGS)
+        .thresholds(thresholds((None, "red"), (1.0, "green")))
+        .color_mode(cm.BigValueColorMode.BACKGROUND)
+        .graph_mode(cm.BigValueGraphMode.NONE)
+    )
 
 
 def color_override(
@@ -288,13 +326,11 @@ def province_overview() -> dashboard.Dashboard:
             "truyền. Communes with coordinates in the config, coloured by their worst link state."
         )
         .with_target(
-            query(
+            table_query(
                 f"commune:netwatch_link_state:max_code{{{sel}}}"
                 " * on (job, province, commune) group_left (latitude, longitude)"
                 " max by (job, province, commune, latitude, longitude)"
                 f' (netwatch_commune_info{{{sel}, latitude!=""}})',
-                instant=True,
-                fmt=pm.PromQueryFormat.TABLE,
             )
         )
         .with_transformation(
@@ -397,11 +433,9 @@ def province_overview() -> dashboard.Dashboard:
             "Tỷ lệ mất gói trung bình trong khoảng thời gian chọn. Mean loss over the range."
         )
         .with_target(
-            query(
+            table_query(
                 "topk(10, max by (province, commune, commune_name, link, isp)"
                 f" (avg_over_time(netwatch_link_loss_ratio{{{sel}}}[$__range])))",
-                instant=True,
-                fmt=pm.PromQueryFormat.TABLE,
             )
         )
         .with_transformation(_organize({"Time": True}, {"Value": "Mất gói / loss"}))
@@ -423,12 +457,10 @@ def province_overview() -> dashboard.Dashboard:
             "none)."
         )
         .with_target(
-            query(
+            table_query(
                 "topk(10, max by (province, commune, commune_name, link, isp)"
                 " (avg_over_time(netwatch_link_round_rtt_seconds"
                 f'{{{sel}, stat="median"}}[$__range]) >= 0))',
-                instant=True,
-                fmt=pm.PromQueryFormat.TABLE,
             )
         )
         .with_transformation(_organize({"Time": True}, {"Value": "Độ trễ / RTT"}))
@@ -457,13 +489,10 @@ def province_overview() -> dashboard.Dashboard:
         9,
     )
     lay.add(
-        stat.Panel()
-        .title("Cổng DVC hoạt động / Portal up")
-        .with_target(query("netwatch_portal_up", "{{portal_name}}", instant=True))
-        .mappings(UP_MAPPINGS)
-        .thresholds(thresholds((None, "red"), (1.0, "green")))
-        .color_mode(cm.BigValueColorMode.BACKGROUND)
-        .graph_mode(cm.BigValueGraphMode.NONE),
+        up_stat(
+            "Cổng DVC hoạt động / Portal up",
+            query("netwatch_portal_up", "{{portal_name}}", instant=True),
+        ),
         4,
         9,
     )
@@ -588,9 +617,7 @@ def commune_detail() -> dashboard.Dashboard:
         .min(0)
         .max(1)
         .thresholds(thresholds((None, "green"), (0.02, "red")))
-        .thresholds_style(
-            common.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED)
-        )
+        .thresholds_style(DASHED_THRESHOLDS)
         .legend(legend_table("mean", "max", "lastNotNull")),
         12,
         8,
@@ -634,9 +661,7 @@ def commune_detail() -> dashboard.Dashboard:
         .unit("percentunit")
         .min(0)
         .thresholds(thresholds((None, "green"), (0.85, "orange")))
-        .thresholds_style(
-            common.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED)
-        )
+        .thresholds_style(DASHED_THRESHOLDS)
         .legend(legend_table("mean", "max", "lastNotNull")),
         12,
         8,
@@ -771,17 +796,15 @@ def isp_accountability() -> dashboard.Dashboard:
             "Thời gian không mất kết nối trên thời gian biết trạng thái (không tính lúc NetWatch "
             "không chạy và lúc bảo trì), so với 99,5 %. Known time not judged down, against 99.5 %."
         )
-        .with_target(query(availability, instant=True, fmt=pm.PromQueryFormat.TABLE))
-        .with_target(query(downtime_per_isp, instant=True, fmt=pm.PromQueryFormat.TABLE, ref="B"))
+        .with_target(table_query(availability))
+        .with_target(table_query(downtime_per_isp, ref="B"))
         .with_target(
-            query(
+            table_query(
                 f"count by (isp) (max by (isp, commune, link) (netwatch_link_info{{{sel}}}))",
-                instant=True,
-                fmt=pm.PromQueryFormat.TABLE,
                 ref="C",
             )
         )
-        .with_transformation(dm.DataTransformerConfig(id_val="merge", options={}))
+        .with_transformation(MERGE)
         .with_transformation(
             _organize(
                 {"Time": True},
@@ -794,13 +817,7 @@ def isp_accountability() -> dashboard.Dashboard:
         )
         .override_by_name(
             "Khả dụng / availability",
-            [
-                dm.DynamicConfigValue(id_val="unit", value="percentunit"),
-                dm.DynamicConfigValue(id_val="decimals", value=3),
-                dm.DynamicConfigValue(
-                    id_val="custom.cellOptions", value={"type": "color-background"}
-                ),
-            ],
+            AVAILABILITY_CELLS,
         )
         .override_by_name(
             "Phút mất kết nối / downtime min", [dm.DynamicConfigValue(id_val="decimals", value=1)]
@@ -827,20 +844,16 @@ def isp_accountability() -> dashboard.Dashboard:
         .title("Khả dụng theo mạch / Availability per circuit")
         .description("Mạch kém nhất trước. Worst circuits first.")
         .with_target(
-            query(
+            table_query(
                 "(1 - avg_over_time(link:netwatch_link_unavailable:bool"
                 f"{{{sel}}}[$__range])) * on (job, commune, link) group_left (circuit)"
                 f" max by (job, commune, link, circuit) (netwatch_link_info{{{sel}}})",
-                instant=True,
-                fmt=pm.PromQueryFormat.TABLE,
             )
         )
         .with_target(
-            query(
+            table_query(
                 "avg_over_time(link:netwatch_link_unavailable:bool"
                 f"{{{sel}}}[$__range]) * $__range_s / 60",
-                instant=True,
-                fmt=pm.PromQueryFormat.TABLE,
                 ref="B",
             )
         )
@@ -850,7 +863,7 @@ def isp_accountability() -> dashboard.Dashboard:
                 options={"byField": "link", "mode": "outer"},
             )
         )
-        .with_transformation(dm.DataTransformerConfig(id_val="merge", options={}))
+        .with_transformation(MERGE)
         .with_transformation(
             _organize(
                 {"Time": True, "job": True, "path": True},
@@ -865,13 +878,7 @@ def isp_accountability() -> dashboard.Dashboard:
         )
         .override_by_name(
             "Khả dụng / availability",
-            [
-                dm.DynamicConfigValue(id_val="unit", value="percentunit"),
-                dm.DynamicConfigValue(id_val="decimals", value=3),
-                dm.DynamicConfigValue(
-                    id_val="custom.cellOptions", value={"type": "color-background"}
-                ),
-            ],
+            AVAILABILITY_CELLS,
         )
         .thresholds(green_at_contract)
         .data_links([commune_link()]),
@@ -887,15 +894,13 @@ def isp_accountability() -> dashboard.Dashboard:
     counts = table.Panel().title("Phiếu sự cố / Tickets (opened, acknowledged, resolved)")
     for ref, name, _label in tickets:
         counts = counts.with_target(
-            query(
+            table_query(
                 f'sum by (isp) (increase({name}{{isp=~"$isp"}}[$__range]))',
-                instant=True,
-                fmt=pm.PromQueryFormat.TABLE,
                 ref=ref,
             )
         )
     counts = (
-        counts.with_transformation(dm.DataTransformerConfig(id_val="merge", options={}))
+        counts.with_transformation(MERGE)
         .with_transformation(
             _organize({"Time": True}, {f"Value #{ref}": label for ref, _n, label in tickets})
         )
@@ -906,10 +911,8 @@ def isp_accountability() -> dashboard.Dashboard:
         table.Panel()
         .title("Phiếu đang mở / Open tickets")
         .with_target(
-            query(
+            table_query(
                 'sum by (isp, state) (netwatch_open_tickets{isp=~"$isp"})',
-                instant=True,
-                fmt=pm.PromQueryFormat.TABLE,
             )
         )
         .with_transformation(_organize({"Time": True}, {"Value": "Số phiếu / tickets"}))
@@ -930,23 +933,19 @@ def isp_accountability() -> dashboard.Dashboard:
                 "Median (from the histogram) and mean over the range."
             )
             .with_target(
-                query(
+                table_query(
                     f"histogram_quantile(0.5, sum by (isp, le) (increase({family}_bucket"
                     '{isp=~"$isp"}[$__range])))',
-                    instant=True,
-                    fmt=pm.PromQueryFormat.TABLE,
                 )
             )
             .with_target(
-                query(
+                table_query(
                     f'sum by (isp) (increase({family}_sum{{isp=~"$isp"}}[$__range]))'
                     f' / sum by (isp) (increase({family}_count{{isp=~"$isp"}}[$__range]))',
-                    instant=True,
-                    fmt=pm.PromQueryFormat.TABLE,
                     ref="B",
                 )
             )
-            .with_transformation(dm.DataTransformerConfig(id_val="merge", options={}))
+            .with_transformation(MERGE)
             .with_transformation(
                 _organize(
                     {"Time": True},
@@ -970,9 +969,7 @@ def isp_accountability() -> dashboard.Dashboard:
         .unit("percentunit")
         .max(1)
         .thresholds(green_at_contract)
-        .thresholds_style(
-            common.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED)
-        )
+        .thresholds_style(DASHED_THRESHOLDS)
         .legend(legend_table("mean", "min")),
         24,
         8,
@@ -1001,13 +998,10 @@ def netwatch_self() -> dashboard.Dashboard:
     )
     lay = Layout(d)
     lay.add(
-        stat.Panel()
-        .title("Prometheus thu thập được / Scraped")
-        .with_target(query(f"up{{{sel}}}", "{{instance}}", instant=True))
-        .mappings(UP_MAPPINGS)
-        .thresholds(thresholds((None, "red"), (1.0, "green")))
-        .color_mode(cm.BigValueColorMode.BACKGROUND)
-        .graph_mode(cm.BigValueGraphMode.NONE),
+        up_stat(
+            "Prometheus thu thập được / Scraped",
+            query(f"up{{{sel}}}", "{{instance}}", instant=True),
+        ),
         6,
         5,
     )
@@ -1064,11 +1058,7 @@ def netwatch_self() -> dashboard.Dashboard:
         .unit("s")
         .override_by_regexp(
             "bỏ lượt / skipped$",
-            [
-                dm.DynamicConfigValue(id_val="unit", value="short"),
-                dm.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
-                dm.DynamicConfigValue(id_val="custom.drawStyle", value="bars"),
-            ],
+            right_axis("short", BARS),
         )
         .legend(legend_table("mean", "max")),
         12,
@@ -1105,10 +1095,7 @@ def netwatch_self() -> dashboard.Dashboard:
         .min(0)
         .override_by_name(
             "tuổi cũ nhất / oldest age",
-            [
-                dm.DynamicConfigValue(id_val="unit", value="s"),
-                dm.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
-            ],
+            right_axis("s"),
         )
         .legend(legend_table("max", "lastNotNull")),
         12,
@@ -1151,10 +1138,7 @@ def netwatch_self() -> dashboard.Dashboard:
         .unit("s")
         .override_by_regexp(
             "mẫu / samples$",
-            [
-                dm.DynamicConfigValue(id_val="unit", value="short"),
-                dm.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
-            ],
+            right_axis("short"),
         )
         .legend(legend_table("mean", "max")),
         12,
@@ -1173,10 +1157,7 @@ def netwatch_self() -> dashboard.Dashboard:
         .unit("percentunit")
         .override_by_regexp(
             "RSS$",
-            [
-                dm.DynamicConfigValue(id_val="unit", value="bytes"),
-                dm.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
-            ],
+            right_axis("bytes"),
         )
         .legend(legend_table("mean", "max")),
         12,

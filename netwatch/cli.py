@@ -134,16 +134,21 @@ def _register_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     revoke = commands.add_parser("revoke", help="refuse a token from now on")
     revoke.add_argument("id", help="the token id shown by `netwatch token list`")
     for command in commands.choices.values():
-        command.add_argument(
-            "--data-dir",
-            default="data",
-            help="where the embedded SQLite database lives (default: ./data)",
-        )
-        command.add_argument(
-            "--database-url",
-            default=os.environ.get("NETWATCH_DATABASE_URL"),
-            help="PostgreSQL URL instead of SQLite (default: $NETWATCH_DATABASE_URL)",
-        )
+        add_store_arguments(command)
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """--data-dir and --database-url: where a command finds NetWatch's store."""
+    parser.add_argument(
+        "--data-dir",
+        default="data",
+        help="where the embedded SQLite database lives (default: ./data)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("NETWATCH_DATABASE_URL"),
+        help="PostgreSQL URL instead of SQLite (default: $NETWATCH_DATABASE_URL)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
+from netwatch.cli import add_store_arguments
 from netwatch.inventory import ConfigError
 
 
@@ -17,16 +17,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--config", required=True, help="config file or folder")
     run.add_argument("--listen", default="127.0.0.1:8080", help="address:port of the web server")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    run.add_argument(
-        "--data-dir",
-        default="data",
-        help="where the embedded SQLite database lives (default: ./data)",
-    )
-    run.add_argument(
-        "--database-url",
-        default=os.environ.get("NETWATCH_DATABASE_URL"),
-        help="PostgreSQL URL instead of SQLite (default: $NETWATCH_DATABASE_URL)",
-    )
+    add_store_arguments(run)
     run.set_defaults(handler=_run)
 
 

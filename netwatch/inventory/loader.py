@@ -131,6 +131,10 @@ class _Merged:
                 continue
             self.positions[new_prefix + rest] = position
 
+    def issue(self, loc: Loc, message: str) -> ConfigIssue:
+        """A mistake in the value at `loc`, placed where that value stands."""
+        return ConfigIssue(self.where(loc), format_path(loc), message)
+
     def where(self, loc: Loc, *, key: bool = False) -> Position:
         """Best position for a location: the value itself, else its nearest parent."""
         if key and (*loc, "__key__") in self.positions:
@@ -324,13 +328,7 @@ def _cross_check(merged: _Merged, divisions: Divisions) -> list[ConfigIssue]:
     def ref(value: Any, known: set[str], loc: Loc, what: str, section: str) -> None:
         if isinstance(value, str) and value not in known:
             listed = ", ".join(sorted(known)) or f"none: add a `{section}:` section"
-            issues.append(
-                ConfigIssue(
-                    merged.where(loc),
-                    format_path(loc),
-                    f"unknown {what} {value!r}; defined: {listed}",
-                )
-            )
+            issues.append(merged.issue(loc, f"unknown {what} {value!r}; defined: {listed}"))
 
     upstreams = data.get("upstreams")
     if isinstance(upstreams, dict):
@@ -358,10 +356,8 @@ def _cross_check(merged: _Merged, divisions: Divisions) -> list[ConfigIssue]:
             if code in seen_codes:
                 first = merged.where(seen_codes[code])
                 issues.append(
-                    ConfigIssue(
-                        merged.where(("communes", i, "code")),
-                        f"communes[{i}].code",
-                        f"commune {code} is listed twice (also at {first})",
+                    merged.issue(
+                        ("communes", i, "code"), f"commune {code} is listed twice (also at {first})"
                     )
                 )
             else:
@@ -374,9 +370,8 @@ def _cross_check(merged: _Merged, divisions: Divisions) -> list[ConfigIssue]:
                 and info.province_code != province
             ):
                 issues.append(
-                    ConfigIssue(
-                        merged.where(("communes", i, "code")),
-                        f"communes[{i}].code",
+                    merged.issue(
+                        ("communes", i, "code"),
                         f"{info.name} belongs to {info.province_name} ({info.province_code:02d}), "
                         f"not to province {province:02d} named at the top",
                     )
@@ -403,10 +398,8 @@ def _cross_check(merged: _Merged, divisions: Divisions) -> list[ConfigIssue]:
             if isinstance(lid, str):
                 if lid in link_ids:
                     issues.append(
-                        ConfigIssue(
-                            merged.where((*base, "id")),
-                            format_path((*base, "id")),
-                            f"link id {lid!r} is used twice in this commune",
+                        merged.issue(
+                            (*base, "id"), f"link id {lid!r} is used twice in this commune"
                         )
                     )
                 link_ids[lid] = j
@@ -415,9 +408,8 @@ def _cross_check(merged: _Merged, divisions: Divisions) -> list[ConfigIssue]:
                 if addr in seen_addresses:
                     first = merged.where(seen_addresses[addr])
                     issues.append(
-                        ConfigIssue(
-                            merged.where((*base, "address")),
-                            format_path((*base, "address")),
+                        merged.issue(
+                            (*base, "address"),
                             f"address {addr} is already pinged for another link (at {first})",
                         )
                     )
@@ -439,10 +431,8 @@ def _cross_check(merged: _Merged, divisions: Divisions) -> list[ConfigIssue]:
         if isinstance(rounds, int) and isinstance(window, int) and window < rounds:
             loc: Loc = ("communes", i, "thresholds")
             issues.append(
-                ConfigIssue(
-                    merged.where(loc),
-                    format_path(loc),
-                    f"enter_window ({window}) must be at least enter_rounds ({rounds})",
+                merged.issue(
+                    loc, f"enter_window ({window}) must be at least enter_rounds ({rounds})"
                 )
             )
 
@@ -459,11 +449,7 @@ def _cross_check(merged: _Merged, divisions: Divisions) -> list[ConfigIssue]:
         code = _code(scope.get("commune"))
         if code is not None and code not in seen_codes:
             issues.append(
-                ConfigIssue(
-                    merged.where((*loc, "commune")),
-                    format_path((*loc, "commune")),
-                    f"commune {code} is not in this configuration",
-                )
+                merged.issue((*loc, "commune"), f"commune {code} is not in this configuration")
             )
         link = scope.get("link")
         if isinstance(link, str) and "/" in link:
@@ -480,11 +466,7 @@ def _cross_check(merged: _Merged, divisions: Divisions) -> list[ConfigIssue]:
             known = {lk.get("id") for lk in (owner or {}).get("links", []) if isinstance(lk, dict)}
             if owner is None or lid not in known:
                 issues.append(
-                    ConfigIssue(
-                        merged.where((*loc, "link")),
-                        format_path((*loc, "link")),
-                        f"no link {link!r} in this configuration",
-                    )
+                    merged.issue((*loc, "link"), f"no link {link!r} in this configuration")
                 )
 
     portals = data.get("portals")
@@ -553,5 +535,5 @@ def _check_channels(data: dict[str, Any], merged: _Merged) -> list[ConfigIssue]:
         for field_name, needed, message in _CHANNEL_NEEDS:
             if contact.get(field_name) and notifications.get(needed) is None:
                 where: Loc = (*loc, field_name)
-                issues.append(ConfigIssue(merged.where(where), format_path(where), message))
+                issues.append(merged.issue(where, message))
     return issues

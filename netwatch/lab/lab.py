@@ -586,13 +586,23 @@ class Lab:
 
     def commune_restore(self, code: int) -> FaultResult:
         """Undo every fault on a commune (all its links) and make sure its snmpd runs."""
-        action = f"commune {code} restore"
+        return self._restore_then(code, f"commune {code} restore")
+
+    def _restore_then(
+        self,
+        code: int,
+        action: str,
+        then: Callable[[LabState, CommunePlan], object] | None = None,
+    ) -> FaultResult:
+        """Restore a commune fully, then (under the same lock) do `then` to it."""
         with self._faulting() as state:
             found = self._resolve(state, code, None, action)
             if isinstance(found, FaultResult):
                 return found
             state, commune, _ = found
             self._restore_commune(state, commune)
+            if then is not None:
+                then(state, commune)
             return FaultResult(action)
 
     def _restore_commune(self, state: LabState, commune: CommunePlan) -> LabState:
@@ -611,12 +621,8 @@ class Lab:
         action = f"commune {code} reboot"
         if not 0 <= downtime_s <= 600:
             return FaultResult(action, FaultProblem.BAD_VALUE, "downtime is 0 to 600 s")
-        with self._faulting() as state:
-            found = self._resolve(state, code, None, action)
-            if isinstance(found, FaultResult):
-                return found
-            state, commune, _ = found
-            self._restore_commune(state, commune)
+
+        def reboot(state: LabState, commune: CommunePlan) -> None:
             faults.reboot(
                 state.plan,
                 commune,
@@ -624,7 +630,8 @@ class Lab:
                 downtime_s=downtime_s,
                 env=self.child_env(),
             )
-            return FaultResult(action)
+
+        return self._restore_then(code, action, reboot)
 
     def upstream_down(self, upstream_id: str) -> FaultResult:
         """Cut an upstream node (and so every commune link behind it) off from the core."""

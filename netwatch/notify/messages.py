@@ -34,6 +34,7 @@ from netwatch.vocab import (
     PORTAL_STATE,
     TERM,
     TICKET_EVENT,
+    Lang,
     Term,
     Wording,
 )
@@ -291,72 +292,60 @@ def _evidence_lines(evidence: Measurements, vi: bool) -> list[str]:
     return lines
 
 
-def _headline_vi(n: TicketNotice) -> str:
-    state = _STATE[n.state].inline("vi")
-    who = n.actor or "không rõ"
-    match n.event:
-        case NoticeEvent.OPENED:
-            since = format_time_vi(n.first_bad_at)
-            return f"NetWatch phát hiện sự cố tại {_place(n)} từ {since}: {state}."
-        case NoticeEvent.UPDATED:
-            return f"Tình trạng hiện tại: {state}."
-        case NoticeEvent.ESCALATED:
-            return f"Phiếu chưa được tiếp nhận; đã chuyển lên cấp xử lý {n.escalation_level}."
-        case NoticeEvent.REMINDER:
-            return f"Phiếu vẫn chưa được tiếp nhận; sự cố ({state}) vẫn đang tiếp diễn."
-        case NoticeEvent.ACKNOWLEDGED:
-            return f"Phiếu đã được tiếp nhận bởi {who}."
-        case NoticeEvent.NOTE:
-            return f"{who} đã thêm ghi chú."
-        case NoticeEvent.RESOLVED:
-            return f"Phiếu đã được đóng bởi {who}."
-        case NoticeEvent.AUTO_RESOLVED:
-            return "Kết nối đã ổn định trở lại; NetWatch tự động đóng phiếu."
-        case NoticeEvent.REOPENED:
-            return f"Sự cố tái diễn ({state}); phiếu được mở lại."
-        case NoticeEvent.LINE_BACK:
-            since = format_time_vi(n.back_since or n.at)
-            watch = _minutes(n.closes_after_s, vi=True)
-            return (
-                f"Kết nối của {_place(n)} đã hoạt động bình thường trở lại từ {since}; "
-                f"NetWatch tiếp tục theo dõi {watch} trước khi tự động đóng phiếu."
-            )
-        case NoticeEvent.BAD_AGAIN:
-            return f"Sự cố xuất hiện lại ({state}) trong thời gian theo dõi; phiếu vẫn mở."
+# What each event's headline says; filled in by `_headline` (the same fields in both languages).
+_HEADLINE: Mapping[NoticeEvent, Wording] = {
+    NoticeEvent.OPENED: Wording(
+        "NetWatch phát hiện sự cố tại {place} từ {since}: {state}.",
+        "NetWatch found a problem at {place} since {since}: {state}.",
+    ),
+    NoticeEvent.UPDATED: Wording("Tình trạng hiện tại: {state}.", "Current state: {state}."),
+    NoticeEvent.ESCALATED: Wording(
+        "Phiếu chưa được tiếp nhận; đã chuyển lên cấp xử lý {level}.",
+        "Not acknowledged yet; escalated to level {level}.",
+    ),
+    NoticeEvent.REMINDER: Wording(
+        "Phiếu vẫn chưa được tiếp nhận; sự cố ({state}) vẫn đang tiếp diễn.",
+        "Still not acknowledged; the problem ({state}) goes on.",
+    ),
+    NoticeEvent.ACKNOWLEDGED: Wording(
+        "Phiếu đã được tiếp nhận bởi {who}.", "Acknowledged by {who}."
+    ),
+    NoticeEvent.NOTE: Wording("{who} đã thêm ghi chú.", "{who} added a note."),
+    NoticeEvent.RESOLVED: Wording("Phiếu đã được đóng bởi {who}.", "Resolved by {who}."),
+    NoticeEvent.AUTO_RESOLVED: Wording(
+        "Kết nối đã ổn định trở lại; NetWatch tự động đóng phiếu.",
+        "The connection has been back to normal long enough; NetWatch closed the ticket.",
+    ),
+    NoticeEvent.REOPENED: Wording(
+        "Sự cố tái diễn ({state}); phiếu được mở lại.",
+        "The problem came back ({state}); the ticket is open again.",
+    ),
+    NoticeEvent.LINE_BACK: Wording(
+        "Kết nối của {place} đã hoạt động bình thường trở lại từ {since}; "
+        "NetWatch tiếp tục theo dõi {watch} trước khi tự động đóng phiếu.",
+        "The connection of {place} has been back to normal since {since}; "
+        "NetWatch watches it {watch} more before closing the ticket.",
+    ),
+    NoticeEvent.BAD_AGAIN: Wording(
+        "Sự cố xuất hiện lại ({state}) trong thời gian theo dõi; phiếu vẫn mở.",
+        "The problem is back ({state}) while being watched; the ticket stays open.",
+    ),
+}
 
 
-def _headline_en(n: TicketNotice) -> str:
-    state = _STATE[n.state].inline("en")
-    who = n.actor or "unknown"
-    match n.event:
-        case NoticeEvent.OPENED:
-            since = format_time_en(n.first_bad_at)
-            return f"NetWatch found a problem at {_place(n)} since {since}: {state}."
-        case NoticeEvent.UPDATED:
-            return f"Current state: {state}."
-        case NoticeEvent.ESCALATED:
-            return f"Not acknowledged yet; escalated to level {n.escalation_level}."
-        case NoticeEvent.REMINDER:
-            return f"Still not acknowledged; the problem ({state}) goes on."
-        case NoticeEvent.ACKNOWLEDGED:
-            return f"Acknowledged by {who}."
-        case NoticeEvent.NOTE:
-            return f"{who} added a note."
-        case NoticeEvent.RESOLVED:
-            return f"Resolved by {who}."
-        case NoticeEvent.AUTO_RESOLVED:
-            return "The connection has been back to normal long enough; NetWatch closed the ticket."
-        case NoticeEvent.REOPENED:
-            return f"The problem came back ({state}); the ticket is open again."
-        case NoticeEvent.LINE_BACK:
-            since = format_time_en(n.back_since or n.at)
-            watch = _minutes(n.closes_after_s, vi=False)
-            return (
-                f"The connection of {_place(n)} has been back to normal since {since}; "
-                f"NetWatch watches it {watch} more before closing the ticket."
-            )
-        case NoticeEvent.BAD_AGAIN:
-            return f"The problem is back ({state}) while being watched; the ticket stays open."
+def _headline(n: TicketNotice, lang: Lang) -> str:
+    vi = lang == "vi"
+    when = format_time_vi if vi else format_time_en
+    # A line-back notice tells since when the line is fine; every other since when it was bad.
+    line_back = n.event is NoticeEvent.LINE_BACK
+    return _HEADLINE[n.event][lang].format(
+        place=_place(n),
+        since=when(n.back_since or n.at) if line_back else when(n.first_bad_at),
+        state=_STATE[n.state].inline(lang),
+        who=n.actor or _BODY.unknown[lang],
+        level=n.escalation_level,
+        watch=_minutes(n.closes_after_s, vi=vi),
+    )
 
 
 def _minutes(seconds: float | None, *, vi: bool) -> str:
@@ -368,81 +357,105 @@ def _closed(n: TicketNotice) -> bool:
     return n.event in (NoticeEvent.RESOLVED, NoticeEvent.AUTO_RESOLVED)
 
 
-def _body_vi(n: TicketNotice) -> list[str]:
-    lines = [f"Phiếu {n.ticket_id} — {_EVENT[n.event].vi}", "", _headline_vi(n), ""]
-    lines.append(f"Loại sự cố: {INCIDENT_KIND[n.kind].vi} ({_STATE[n.state].inline('vi')})")
+@dataclass(frozen=True, slots=True)
+class _BodyWords:
+    """The labels of an e-mail body, each in both languages; `_body` writes either with them."""
+
+    ticket: Wording
+    incident: Wording
+    code: Wording
+    commune: Wording
+    province: Wording
+    subject: Wording
+    isp: Wording
+    circuit: Wording
+    link: Wording
+    since: Wording
+    downtime_total: Wording
+    downtime_so_far: Wording
+    escalation: Wording
+    notice_time: Wording
+    evidence: Wording
+    path_traced: Wording
+    note: Wording
+    unknown: Wording
+    see_link: Wording
+    link_expires: Wording
+
+
+_BODY = _BodyWords(
+    ticket=Wording("Phiếu", "Ticket"),
+    incident=Wording("Loại sự cố", "Incident"),
+    code=Wording("mã", "code"),
+    commune=Wording("Đơn vị", "Commune"),
+    province=Wording("Tỉnh/thành phố", "Province"),
+    subject=Wording("Đối tượng", "Subject"),
+    isp=Wording("Nhà mạng", "ISP"),
+    circuit=Wording("Mã mạch (circuit ID)", "Circuit ID"),
+    link=Wording("Đường truyền", "Link"),
+    since=Wording("Bắt đầu từ", "Since"),
+    downtime_total=Wording("Tổng thời gian sự cố", "Total downtime"),
+    downtime_so_far=Wording("Thời gian sự cố đến nay", "Downtime so far"),
+    escalation=Wording("Cấp xử lý", "Escalation level"),
+    notice_time=Wording("Thời điểm thông báo", "Notice time"),
+    evidence=Wording("Bằng chứng đo được:", "Evidence:"),
+    path_traced=Wording(
+        "Đường đi từ NetWatch, đo lúc {at}:", "Path from NetWatch, traced at {at}:"
+    ),
+    note=Wording("Ghi chú", "Note"),
+    unknown=Wording("không rõ", "unknown"),
+    see_link=Wording(
+        "Xem bằng chứng, tiếp nhận, ghi chú hoặc đóng phiếu (không cần đăng nhập):",
+        "See the evidence, acknowledge, add a note or resolve (no login needed):",
+    ),
+    link_expires=Wording("Liên kết hết hạn lúc {at}.", "The link expires at {at}."),
+)
+
+
+def _body(n: TicketNotice, lang: Lang) -> list[str]:
+    """The body in one language: the same lines, in the same order, for both."""
+    w = _BODY
+    vi = lang == "vi"
+    when = format_time_vi if vi else format_time_en
+    duration = format_duration_vi if vi else format_duration_en
+    headline = _headline(n, lang)
+    lines = [f"{w.ticket[lang]} {n.ticket_id} — {_EVENT[n.event][lang]}", "", headline, ""]
+    lines.append(
+        f"{w.incident[lang]}: {INCIDENT_KIND[n.kind][lang]} ({_STATE[n.state].inline(lang)})"
+    )
     if n.commune_name:
-        code = f" (mã {n.commune_code})" if n.commune_code else ""
-        lines.append(f"Đơn vị: {n.commune_name}{code}")
+        code = f" ({w.code[lang]} {n.commune_code})" if n.commune_code else ""
+        lines.append(f"{w.commune[lang]}: {n.commune_name}{code}")
         if n.province_name:
-            lines.append(f"Tỉnh/thành phố: {n.province_name}")
+            lines.append(f"{w.province[lang]}: {n.province_name}")
     elif n.subject_name:
-        lines.append(f"Đối tượng: {n.subject_name}")
+        lines.append(f"{w.subject[lang]}: {n.subject_name}")
     if n.isp_name:
-        lines.append(f"Nhà mạng: {n.isp_name}")
+        lines.append(f"{w.isp[lang]}: {n.isp_name}")
     if n.circuit_id:
-        lines.append(f"Mã mạch (circuit ID): {n.circuit_id}")
+        lines.append(f"{w.circuit[lang]}: {n.circuit_id}")
     if n.link_id:
-        lines.append(f"Đường truyền: {n.link_id}")
-    lines.append(f"Bắt đầu từ: {format_time_vi(n.first_bad_at)}")
-    label = "Tổng thời gian sự cố" if _closed(n) else "Thời gian sự cố đến nay"
-    lines.append(f"{label}: {format_duration_vi(n.downtime_s)}")
-    lines.append(f"Cấp xử lý: {n.escalation_level}")
-    lines.append(f"Thời điểm thông báo: {format_time_vi(n.at)}")
-    evidence = _evidence_lines(n.evidence, vi=True)
+        lines.append(f"{w.link[lang]}: {n.link_id}")
+    lines.append(f"{w.since[lang]}: {when(n.first_bad_at)}")
+    label = w.downtime_total[lang] if _closed(n) else w.downtime_so_far[lang]
+    lines.append(f"{label}: {duration(n.downtime_s)}")
+    lines.append(f"{w.escalation[lang]}: {n.escalation_level}")
+    lines.append(f"{w.notice_time[lang]}: {when(n.at)}")
+    evidence = _evidence_lines(n.evidence, vi=vi)
     if evidence:
-        lines += ["", "Bằng chứng đo được:"] + [f"  - {line}" for line in evidence]
+        lines += ["", w.evidence[lang]] + [f"  - {line}" for line in evidence]
     if n.path is not None:
         path = hide_target(n.path)  # the ISP reads this: not the monitored address itself
-        lines += ["", path_summary(path, vi=True)]
-        lines.append(f"Đường đi từ NetWatch, đo lúc {format_time_vi(path.at)}:")
-        lines += [f"  {hop_line(hop, vi=True)}" for hop in path.hops]
+        lines += ["", path_summary(path, vi=vi)]
+        lines.append(w.path_traced[lang].format(at=when(path.at)))
+        lines += [f"  {hop_line(hop, vi=vi)}" for hop in path.hops]
     if n.note:
-        lines += ["", f"Ghi chú ({n.actor or 'không rõ'}):", n.note]
+        lines += ["", f"{w.note[lang]} ({n.actor or w.unknown[lang]}):", n.note]
     if n.ticket_url:
-        lines += ["", "Xem bằng chứng, tiếp nhận, ghi chú hoặc đóng phiếu (không cần đăng nhập):"]
+        lines += ["", w.see_link[lang]]
         lines.append(n.ticket_url)
         if n.ticket_url_expires_at is not None:
-            lines.append(f"Liên kết hết hạn lúc {format_time_vi(n.ticket_url_expires_at)}.")
-    return lines
-
-
-def _body_en(n: TicketNotice) -> list[str]:
-    lines = [f"Ticket {n.ticket_id} — {_EVENT[n.event].en}", "", _headline_en(n), ""]
-    lines.append(f"Incident: {INCIDENT_KIND[n.kind].en} ({_STATE[n.state].inline('en')})")
-    if n.commune_name:
-        code = f" (code {n.commune_code})" if n.commune_code else ""
-        lines.append(f"Commune: {n.commune_name}{code}")
-        if n.province_name:
-            lines.append(f"Province: {n.province_name}")
-    elif n.subject_name:
-        lines.append(f"Subject: {n.subject_name}")
-    if n.isp_name:
-        lines.append(f"ISP: {n.isp_name}")
-    if n.circuit_id:
-        lines.append(f"Circuit ID: {n.circuit_id}")
-    if n.link_id:
-        lines.append(f"Link: {n.link_id}")
-    lines.append(f"Since: {format_time_en(n.first_bad_at)}")
-    label = "Total downtime" if _closed(n) else "Downtime so far"
-    lines.append(f"{label}: {format_duration_en(n.downtime_s)}")
-    lines.append(f"Escalation level: {n.escalation_level}")
-    lines.append(f"Notice time: {format_time_en(n.at)}")
-    evidence = _evidence_lines(n.evidence, vi=False)
-    if evidence:
-        lines += ["", "Evidence:"] + [f"  - {line}" for line in evidence]
-    if n.path is not None:
-        path = hide_target(n.path)
-        lines += ["", path_summary(path, vi=False)]
-        lines.append(f"Path from NetWatch, traced at {format_time_en(path.at)}:")
-        lines += [f"  {hop_line(hop, vi=False)}" for hop in path.hops]
-    if n.note:
-        lines += ["", f"Note ({n.actor or 'unknown'}):", n.note]
-    if n.ticket_url:
-        lines += ["", "See the evidence, acknowledge, add a note or resolve (no login needed):"]
-        lines.append(n.ticket_url)
-        if n.ticket_url_expires_at is not None:
-            lines.append(f"The link expires at {format_time_en(n.ticket_url_expires_at)}.")
+            lines.append(w.link_expires[lang].format(at=when(n.ticket_url_expires_at)))
     return lines
 
 
@@ -466,8 +479,8 @@ def render_email(notice: TicketNotice) -> EmailContent:
     footer_en = (
         "Automatic message from NetWatch, the network monitor of the public service centers."
     )
-    lines = [*_body_vi(notice), "", footer_vi, "", "--- English ---", ""]
-    lines += [*_body_en(notice), "", footer_en]
+    lines = [*_body(notice, "vi"), "", footer_vi, "", "--- English ---", ""]
+    lines += [*_body(notice, "en"), "", footer_en]
     return EmailContent(
         subject=email_subject(notice),
         text="\n".join(lines) + "\n",
@@ -583,7 +596,7 @@ def render_webhook(notice: TicketNotice) -> dict[str, object]:
         "trace": _trace_json(notice.path),
         "note": notice.note,
         "actor": notice.actor,
-        "summary": {"vi": _headline_vi(notice), "en": _headline_en(notice)},
+        "summary": {"vi": _headline(notice, "vi"), "en": _headline(notice, "en")},
     }
 
 
@@ -617,7 +630,7 @@ def render_chat(notice: TicketNotice) -> str:
         f"{_place(notice)}{isp}{circuit} — {_STATE[notice.state].inline('vi')}",
     ]
     if notice.event is not NoticeEvent.OPENED:
-        lines.append(_headline_vi(notice))
+        lines.append(_headline(notice, "vi"))
     lines += [
         f"Từ {local:%H:%M %d/%m/%Y} (giờ VN), "
         f"{'tổng' if _closed(notice) else 'đã'} {format_duration_vi(notice.downtime_s)}",

@@ -688,11 +688,20 @@ def test_an_absorbed_ticket_points_at_an_outage_without_ticket_under_maintenance
     assert tl.step(30, upstream_outage(4), maintenance={UPSTREAM}) == []
 
 
+def netwatch_blind(since_min: float) -> Incident:
+    """NetWatch's own reference targets fail: it cannot see, so it judges nothing."""
+    return Incident(
+        SubjectKey.MONITOR,
+        IncidentKind.MONITOR_CONNECTIVITY,
+        "down",
+        at(since_min),
+        Route.PROVINCIAL_IT,
+    )
+
+
 def test_when_netwatch_itself_is_blind_recovery_is_held() -> None:
     tl = Timeline()
-    monitor = Incident(
-        SubjectKey.MONITOR, IncidentKind.MONITOR_CONNECTIVITY, "down", at(4), Route.PROVINCIAL_IT
-    )
+    monitor = netwatch_blind(4)
     tl.step(0, link_fault(0))
     tl.step(3)
     actions = tl.step(5, monitor)
@@ -706,9 +715,7 @@ def test_when_netwatch_itself_is_blind_recovery_is_held() -> None:
 
 def test_a_resolved_ticket_is_not_cleared_while_netwatch_is_blind() -> None:
     tl = Timeline()
-    monitor = Incident(
-        SubjectKey.MONITOR, IncidentKind.MONITOR_CONNECTIVITY, "down", at(6), Route.PROVINCIAL_IT
-    )
+    monitor = netwatch_blind(6)
     tl.step(0, link_fault(0))
     tl.resolve(5)
     assert names(tl.step(6, monitor)) == ["OpenTicket"]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -26,26 +24,9 @@ from probes.dns import DnsResult
 from probes.http import HttpFailure, HttpPhase, HttpResult
 from probes.icmp import PingFailure, PingResult
 from probes.snmp_types import InterfaceSample, RouterSample
+from tests.lam_dong import ENV, EXAMPLE, LAC_DUONG_VNPT, assert_promtool_accepts
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "examples" / "lam-dong.yaml"
-ENV = {
-    "NETWATCH_SNMP_COMMUNITY": "c",
-    "NETWATCH_SNMP_AUTH_KEY": "authkey-123",
-    "NETWATCH_SNMP_PRIV_KEY": "privkey-123",
-    "NETWATCH_LINK_SECRET": "l",
-    "NETWATCH_SMTP_PASSWORD": "p",
-    "NETWATCH_WEBHOOK_SECRET": "w",
-    "NETWATCH_TELEGRAM_TOKEN": "t",
-}
 NOW = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
-LAC_DUONG = {
-    "province": "68",
-    "commune": "24848",
-    "commune_name": "Xã Lạc Dương",
-    "link": "vnpt-tslcd",
-    "isp": "vnpt",
-    "path": "tslcd",
-}
 
 
 class Scrape:
@@ -110,21 +91,25 @@ def test_icmp_observations_become_link_metrics(plan: Plan) -> None:
     )
     collector.observe([IcmpObservation(target, ping(target.address, (0.004,) * 5))])
     value = Scrape(collector, registry)
-    assert value("netwatch_link_up", LAC_DUONG) == 1
-    assert value("netwatch_link_loss_ratio", LAC_DUONG) == 0
-    assert value("netwatch_link_echoes_sent_total", LAC_DUONG) == 10
-    assert value("netwatch_link_echoes_received_total", LAC_DUONG) == 9
-    assert value("netwatch_link_round_rtt_seconds", {**LAC_DUONG, "stat": "median"}) == 0.004
-    assert value("netwatch_link_rtt_seconds_bucket", {**LAC_DUONG, "le": "0.005"}) == 7
-    assert value("netwatch_link_rtt_seconds_bucket", {**LAC_DUONG, "le": "+Inf"}) == 9
-    assert value("netwatch_link_rtt_seconds_count", LAC_DUONG) == 9
-    xuan_huong = {**LAC_DUONG, "commune": "24781", "commune_name": "Phường Xuân Hương - Đà Lạt"}
+    assert value("netwatch_link_up", LAC_DUONG_VNPT) == 1
+    assert value("netwatch_link_loss_ratio", LAC_DUONG_VNPT) == 0
+    assert value("netwatch_link_echoes_sent_total", LAC_DUONG_VNPT) == 10
+    assert value("netwatch_link_echoes_received_total", LAC_DUONG_VNPT) == 9
+    assert value("netwatch_link_round_rtt_seconds", {**LAC_DUONG_VNPT, "stat": "median"}) == 0.004
+    assert value("netwatch_link_rtt_seconds_bucket", {**LAC_DUONG_VNPT, "le": "0.005"}) == 7
+    assert value("netwatch_link_rtt_seconds_bucket", {**LAC_DUONG_VNPT, "le": "+Inf"}) == 9
+    assert value("netwatch_link_rtt_seconds_count", LAC_DUONG_VNPT) == 9
+    xuan_huong = {
+        **LAC_DUONG_VNPT,
+        "commune": "24781",
+        "commune_name": "Phường Xuân Hương - Đà Lạt",
+    }
     assert value("netwatch_link_up", xuan_huong) == 0
     # A link not measured yet has no series rather than a made-up value.
     assert (
         value(
             "netwatch_link_up",
-            {**LAC_DUONG, "commune": "24846", "commune_name": "Phường Lang Biang - Đà Lạt"},
+            {**LAC_DUONG_VNPT, "commune": "24846", "commune_name": "Phường Lang Biang - Đà Lạt"},
         )
         is None
     )
@@ -176,13 +161,15 @@ def test_snmp_portal_and_round_metrics(plan: Plan) -> None:
     collector.observe([PortalObservation(portal, http, dns)])
     collector.round_done(RoundReport("snmp", NOW, NOW, 0.25, 1.5, 8, 1))
     value = Scrape(collector, registry)
-    router = {k: LAC_DUONG[k] for k in ("province", "commune", "commune_name")}
+    router = {k: LAC_DUONG_VNPT[k] for k in ("province", "commune", "commune_name")}
     assert value("netwatch_router_up", router) == 1
     assert value("netwatch_router_reboots_total", router) == 1
-    assert value("netwatch_interface_oper_up", LAC_DUONG) == 1
-    assert value("netwatch_link_utilization_ratio", {**LAC_DUONG, "direction": "in"}) == 0.08
-    assert value("netwatch_interface_octets_total", {**LAC_DUONG, "direction": "out"}) == 20_000
-    assert value("netwatch_link_bandwidth_bits_per_second", LAC_DUONG) == 100e6
+    assert value("netwatch_interface_oper_up", LAC_DUONG_VNPT) == 1
+    assert value("netwatch_link_utilization_ratio", {**LAC_DUONG_VNPT, "direction": "in"}) == 0.08
+    assert (
+        value("netwatch_interface_octets_total", {**LAC_DUONG_VNPT, "direction": "out"}) == 20_000
+    )
+    assert value("netwatch_link_bandwidth_bits_per_second", LAC_DUONG_VNPT) == 100e6
     pl = {"portal": "dvcqg", "portal_name": "Cổng Dịch vụ công quốc gia"}
     assert value("netwatch_portal_up", pl) == 0
     assert value("netwatch_portal_phase_seconds", {**pl, "phase": "tls"}) == 0.03
@@ -204,8 +191,4 @@ def test_exposition_passes_promtool(plan: Plan) -> None:
         collector.observe([IcmpObservation(target, ping(target.address, (0.003, 0.004)))])
     collector.round_done(RoundReport("icmp", NOW, NOW, 0.0, 2.0, len(plan.icmp), 0))
     text = collector.exposition(registry)
-    run = subprocess.run(
-        ["promtool", "check", "metrics"], input=text, capture_output=True, check=False
-    )
-    assert run.returncode == 0, run.stdout.decode() + run.stderr.decode()
-    assert run.stdout.decode() + run.stderr.decode() == ""
+    assert_promtool_accepts(text)

@@ -25,17 +25,15 @@ from netwatch.inventory import Inventory, load_inventory
 from netwatch.inventory.models import (
     Contact,
     Intervals,
-    Notifications,
     ProvincialIt,
-    Smtp,
     ThresholdOverrides,
     TicketRules,
 )
-from netwatch.inventory.secrets import Secret
 from netwatch.lab import Lab
 from netwatch.notify.outbox import RetryPolicy
 from netwatch.store import OutboxItem, Ticket, TicketEvent, open_store
 from netwatch.web.app import Runtime, create_app
+from tests.integration.lab_notify import lab_notifications
 from tests.integration.test_run_on_lab import _env, serving
 from tests.integration.test_tickets_on_lab import Mailbox
 from tests.waiting import WaitTimeoutError, wait_until
@@ -125,16 +123,7 @@ def _inventory(
             "tickets": TicketRules(
                 recovery_min=recovery_min, reopen_window_min=60, remind_every_min=None
             ),
-            "notifications": Notifications(
-                public_url="https://netwatch.test",
-                link_secret=Secret("link-secret", "TEST_LINK"),
-                smtp=Smtp(
-                    host="127.0.0.1",
-                    port=smtp_port,
-                    from_address="netwatch@lab.test",
-                    starttls=False,
-                ),
-            ),
+            "notifications": lab_notifications(smtp_port),
         }
     )
 

@@ -21,7 +21,7 @@ from netwatch.inventory.models import Intervals
 from netwatch.lab import Lab
 from netwatch.store import open_store
 from netwatch.web.app import create_app
-from tests.lab.fixtures import built_lab
+from tests.lab.fixtures import built_lab, restored
 from tests.servers import uvicorn_thread
 from tests.waiting import wait_until
 
@@ -87,10 +87,7 @@ def _wait(predicate: Callable[[], bool], timeout_s: float = 40.0) -> None:
 @pytest.fixture
 def clean_lab(lab: Lab) -> Iterator[Lab]:
     """The module's lab with every fault undone after the test."""
-    try:
-        yield lab
-    finally:
-        lab.restore()
+    yield from restored(lab)
 
 
 def _app(lab: Lab, data_dir: Path) -> tuple[FastAPI, list[str]]:

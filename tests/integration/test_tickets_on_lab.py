@@ -18,11 +18,12 @@ import pytest
 
 from netwatch.engine import EngineOptions
 from netwatch.inventory import load_inventory
-from netwatch.inventory.models import Contact, Intervals, Notifications, Smtp, TicketRules
+from netwatch.inventory.models import Contact, Intervals, TicketRules
 from netwatch.inventory.secrets import Secret
 from netwatch.lab import Lab
 from netwatch.notify.channels import WebhookVerdict, verify_webhook
 from netwatch.web.app import create_app
+from tests.integration.lab_notify import lab_notifications
 from tests.integration.test_run_on_lab import _env, serving
 from tests.lab.fixtures import built_lab
 from tests.servers import smtp_server
@@ -106,16 +107,8 @@ def test_link_down_opens_one_ticket_mails_and_signs_then_resolves(
             "intervals": Intervals(icmp_s=2, icmp_echoes=5, snmp_s=2, http_s=5),
             "isps": isps,
             "tickets": TicketRules(recovery_min=0.2, reopen_window_min=0, remind_every_min=None),
-            "notifications": Notifications(
-                public_url="https://netwatch.test",
-                link_secret=Secret("link-secret", "TEST_LINK"),
-                smtp=Smtp(
-                    host="127.0.0.1",
-                    port=smtp_port,
-                    from_address="netwatch@lab.test",
-                    starttls=False,
-                ),
-                webhook_secret=Secret(WEBHOOK_SECRET, "TEST_WEBHOOK"),
+            "notifications": lab_notifications(
+                smtp_port, webhook_secret=Secret(WEBHOOK_SECRET, "TEST_WEBHOOK")
             ),
         }
     )

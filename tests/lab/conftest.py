@@ -8,7 +8,7 @@ import pytest
 
 from netwatch.lab import Lab
 
-from .fixtures import built_lab
+from .fixtures import built_lab, restored
 
 # Lab index reserved for tests/lab: prefix 10.89.0.0/16, namespaces nwl1-*.
 LAB_INDEX = 1
@@ -24,7 +24,4 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 @pytest.fixture
 def clean_lab(lab: Lab) -> Iterator[Lab]:
     """The shared lab, with every fault undone after the test."""
-    try:
-        yield lab
-    finally:
-        lab.restore()
+    yield from restored(lab)

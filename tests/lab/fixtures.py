@@ -38,3 +38,11 @@ def built_lab(index: int, communes: int, state_dir: Path) -> Iterator[Lab]:
         yield lab
     finally:
         lab.down()
+
+
+def restored(lab: Lab) -> Iterator[Lab]:
+    """The lab for one test, with every fault undone after it: `yield from restored(lab)`."""
+    try:
+        yield lab
+    finally:
+        lab.restore()

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import trustme
 from aiosmtpd.controller import Controller
@@ -173,6 +174,13 @@ def make_notice(
     }
     values.update(changes)
     return TicketNotice(**values)
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client session for the webhook and Telegram channels."""
+    async with aiohttp.ClientSession() as s:
+        yield s
 
 
 @pytest.fixture(scope="session")

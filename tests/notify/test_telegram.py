@@ -23,6 +23,7 @@ from netwatch.notify.messages import ChannelKind, NoticeEvent, dedup_key, outbox
 from netwatch.notify.outbox import OutboxWorker, RetryPolicy
 
 from .conftest import ManualClock, MemoryOutbox, make_notice
+from .http_peer import serving
 
 TOKEN = "7311922045:AAH-thử-nghiệm-ZqX9"
 PORT = 18640
@@ -55,19 +56,8 @@ async def bot_api() -> AsyncIterator[FakeBotApi]:
     api = FakeBotApi()
     app = web.Application()
     app.router.add_post("/bot{token}/sendMessage", api.send_message)
-    runner = web.AppRunner(app, access_log=None)  # the fake's own access log is not NetWatch's
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", PORT).start()
-    try:
+    async with serving(app, PORT):
         yield api
-    finally:
-        await runner.cleanup()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def telegram(

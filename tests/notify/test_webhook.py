@@ -32,6 +32,7 @@ from netwatch.notify.messages import ChannelKind, dedup_key, outbox_payload
 from netwatch.notify.outbox import OutboxWorker, RetryPolicy
 
 from .conftest import ManualClock, MemoryOutbox, make_notice
+from .http_peer import serving
 
 SECRET = "chia-sẻ-bí-mật-7d1e"
 PORT = 18630
@@ -69,20 +70,8 @@ async def receiver() -> AsyncIterator[Receiver]:
     rec = Receiver(statuses=[])
     app = web.Application()
     app.router.add_post("/hooks/netwatch", rec.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", PORT)
-    await site.start()
-    try:
+    async with serving(app, PORT):
         yield rec
-    finally:
-        await runner.cleanup()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def channel(

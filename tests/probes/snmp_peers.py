@@ -22,6 +22,7 @@ from typing import cast
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto.api import v2c
 
+from tests.processes import stop
 from tests.waiting import WaitTimeoutError, wait_until
 
 SNMPD_PORT = 16110
@@ -66,17 +67,6 @@ def _wait_udp_agent(
         raise RuntimeError(
             f"SNMP agent on 127.0.0.1:{port} did not answer within {deadline_s} s"
         ) from None
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if it lingers; reaped either way."""
-    with contextlib.suppress(ProcessLookupError):
-        proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def _netsnmp_env() -> dict[str, str]:
@@ -132,7 +122,7 @@ class Snmpd:
         """Stop snmpd (SIGTERM, then SIGKILL) and reap it."""
         if self.proc is None:
             return
-        _stop(self.proc)
+        stop(self.proc)
         self.proc = None
 
     def restart(self) -> None:
@@ -220,7 +210,7 @@ def running_snmpsim(port: int) -> Iterator[str]:
             ) from exc
         yield "127.0.0.1"
     finally:
-        _stop(proc)
+        stop(proc)
         log.close()
         shutil.rmtree(root, ignore_errors=True)
 

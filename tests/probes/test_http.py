@@ -9,27 +9,6 @@ from datetime import UTC, timedelta
 
 import pytest
 
-try:
-    from tests.probes.http_peers import (
-        PAGE,
-        PAGE_TEXT,
-        PeerPki,
-        Peers,
-        make_pki,
-        server_context,
-        temp_dir,
-    )
-except ImportError:  # tests/probes is not a package: pytest put this folder on sys.path
-    from http_peers import (  # type: ignore[no-redef,import-not-found,unused-ignore]
-        PAGE,
-        PAGE_TEXT,
-        PeerPki,
-        Peers,
-        make_pki,
-        server_context,
-        temp_dir,
-    )
-
 from probes.http import (
     HttpCheck,
     HttpFailure,
@@ -37,6 +16,15 @@ from probes.http import (
     HttpProber,
     HttpResult,
     format_http_result,
+)
+from tests.probes.http_peers import (
+    PAGE,
+    PAGE_TEXT,
+    PeerPki,
+    Peers,
+    make_pki,
+    server_context,
+    temp_dir,
 )
 
 # Ports 18400-18419 belong to this module (helper range 18400-18499).

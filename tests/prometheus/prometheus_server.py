@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.processes import stop
 from tests.waiting import wait_until
 
 
@@ -122,10 +123,5 @@ def running_prometheus(config: Path, work: Path, port: int) -> Iterator[Promethe
         wait_until(ready, 30, 0.2, "Prometheus ready")
         yield Prometheus(base)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc, timeout_s=20)
         log.close()

@@ -36,15 +36,13 @@ from netwatch.inventory import Inventory, load_inventory
 from netwatch.inventory.models import (
     Coordinates,
     Intervals,
-    Notifications,
     Portal,
-    Smtp,
     ThresholdOverrides,
 )
-from netwatch.inventory.secrets import Secret
 from netwatch.lab import Lab
 from netwatch.store import open_store
 from netwatch.web.app import create_app
+from tests.integration.lab_notify import lab_notifications
 from tests.integration.test_run_on_lab import Client, _env, serving
 from tests.lab.fixtures import built_lab
 from tests.prometheus import promql
@@ -156,16 +154,7 @@ def _inventory(lab: Lab, smtp_port: int, portal_url: str, portal_ca: Path) -> In
             "communes": tuple(communes),
             "intervals": Intervals(icmp_s=2, icmp_echoes=10, snmp_s=4, http_s=3),
             "portals": {**inventory.portals, "motcua": motcua},
-            "notifications": Notifications(
-                public_url="https://netwatch.test",
-                link_secret=Secret("link-secret", "TEST_LINK"),
-                smtp=Smtp(
-                    host="127.0.0.1",
-                    port=smtp_port,
-                    from_address="netwatch@lab.test",
-                    starttls=False,
-                ),
-            ),
+            "notifications": lab_notifications(smtp_port),
         }
     )
 

@@ -1,0 +1,21 @@
+"""An aiohttp application served on a loopback port for the length of a test (webhook receivers,
+a fake Telegram Bot API)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application, port: int) -> AsyncIterator[None]:
+    """`app` on 127.0.0.1:`port` until the block ends (stopped also when it fails)."""
+    runner = web.AppRunner(app, access_log=None)  # the peer's own access log is not NetWatch's
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        yield
+    finally:
+        await runner.cleanup()
