@@ -3,7 +3,9 @@
 Builds the synthetic national plan of tests/bus/national.py (3,321 communes: 9,997 ICMP
 targets, 3,321 routers), one round of each kind, and times the codec the way the processes use
 it: grouped into one message per province and kind, encoded, then decoded against the plan.
-For comparison, the same ICMP round as one message per target. Prints RESULT lines.
+For comparison, the same ICMP round as one message per target. Then the whole path through a
+real nats-server (the venv's, in a temporary directory): publish the national round with
+message ids and PubAcks, consume it with the ordered durable consumer. Prints RESULT lines.
 
     .venv/bin/python -m benchmarks.bench_wire [--repeat 7]
 """
@@ -11,12 +13,19 @@ For comparison, the same ICMP round as one message per target. Prints RESULT lin
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
+
+import nats
 
 from netwatch.bus import wire
+from netwatch.bus.server import NatsServerOptions, nats_server_version, running_nats_server
+from netwatch.bus.streams import ObservationConsumer, ObservationPublisher, ensure_stream
 from netwatch.observations import Kind, Observation
 from tests.bus import national
 
@@ -95,6 +104,40 @@ def main() -> None:
     print(
         f"RESULT wire kind=icmp-per-target messages={len(singles)} bytes={sum(sizes)}"
         f" mean_bytes={statistics.mean(sizes):.0f} encode_ms={enc:.1f} decode_ms={dec:.1f}"
+    )
+    asyncio.run(through_nats(rounds, index))
+
+
+async def through_nats(rounds: dict[Kind, list[Observation]], index: wire.PlanIndex) -> None:
+    """Publish one national round to a real server and consume it back, timed."""
+    with tempfile.TemporaryDirectory(prefix="nw-bench-bus-") as tmp:
+        async with running_nats_server(NatsServerOptions(data_dir=Path(tmp))) as server:
+            nc = await nats.connect(server.url)
+            try:
+                js = nc.jetstream()
+                await ensure_stream(js)
+                pub = ObservationPublisher(js, index, shard=0)
+                t0 = time.perf_counter()
+                messages = 0
+                for kind, obs in rounds.items():
+                    messages += (await pub.publish_round(kind, obs, round_id=1)).messages
+                published = time.perf_counter() - t0
+                consumer = ObservationConsumer(js, index, durable="bench")
+                t0 = time.perf_counter()
+                seen = got = 0
+                async for d in consumer.deliveries():
+                    seen += len(d.batch.observations)
+                    await d.ack()
+                    got += 1
+                    if got == messages:
+                        break
+                consumed = time.perf_counter() - t0
+                await consumer.close()
+            finally:
+                await nc.close()
+    print(
+        f"RESULT bus nats_server={nats_server_version()} messages={messages}"
+        f" observations={seen} publish_ms={published * 1000:.0f} consume_ms={consumed * 1000:.0f}"
     )
 
 

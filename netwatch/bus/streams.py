@@ -12,8 +12,8 @@ Delivery is at least once; the two halves of "exactly once" are here too:
   message again; one that records the stream sequence of what it processed along with its own
   state passes that as ``after_seq`` and such messages are acknowledged and skipped.
 
-Limits are chosen for a national round (docs/bus.md): about 60 KB/s of observations
-uncompressed, kept 6 hours at most and 1 GiB at most, S2-compressed on disk.
+Limits are chosen for a national deployment (docs/bus.md): measured 3.5 MB of stream per
+minute of national rounds, so 4 hours (~850 MB) fit under the 1 GiB cap.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class PublishError(RuntimeError):
 class StreamLimits:
     """Sizes of the stream and the buckets; the defaults fit a national deployment."""
 
-    max_age_s: float = 6 * 3600.0  # a core down longer than this resumes from live data
+    max_age_s: float = 4 * 3600.0  # a core down longer than this resumes from live data
     max_bytes: int = 1024**3
     duplicate_window_s: float = 300.0  # >= 2 rounds of the slowest kind (SNMP, 60 s) with room
     replicas: int = 1  # 3 on a three-node cluster (distributed mode)
@@ -136,31 +136,41 @@ class Buckets:
     leader: KeyValue
 
 
+def _bucket_config(
+    bucket: str, description: str, limits: StreamLimits, **sizes: float | None
+) -> api.KeyValueConfig:
+    """A bucket keeping the latest value of each key, on disk, replicated like the stream."""
+    config = api.KeyValueConfig(
+        bucket=bucket,
+        description=description,
+        history=1,
+        storage=api.StorageType.FILE,
+        replicas=limits.replicas,
+    )
+    return config.evolve(**sizes)
+
+
 async def ensure_buckets(js: JetStreamContext, limits: StreamLimits | None = None) -> Buckets:
     """Create the buckets, or open them (idempotent)."""
     lim = limits or StreamLimits()
     state = await _ensure_bucket(
         js,
-        api.KeyValueConfig(
-            bucket=STATE_BUCKET,
-            description="NetWatch core's state and per-round page snapshots",
-            history=1,
+        _bucket_config(
+            STATE_BUCKET,
+            "NetWatch core's state and per-round page snapshots",
+            lim,
             max_bytes=lim.state_max_bytes,
             max_value_size=lim.state_max_value_bytes,
-            storage=api.StorageType.FILE,
-            replicas=lim.replicas,
         ),
     )
     leader = await _ensure_bucket(
         js,
-        api.KeyValueConfig(
-            bucket=LEADER_BUCKET,
-            description="NetWatch core leader lease (expires unless renewed)",
-            history=1,
+        _bucket_config(
+            LEADER_BUCKET,
+            "NetWatch core leader lease (expires unless renewed)",
+            lim,
             ttl=lim.leader_ttl_s,
             max_value_size=1024,
-            storage=api.StorageType.FILE,
-            replicas=lim.replicas,
         ),
     )
     return Buckets(state, leader)
@@ -250,7 +260,11 @@ class ObservationPublisher:
                     stream=OBSERVATIONS,
                     headers=headers,
                 )
-            except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+            except (
+                nats.errors.TimeoutError,
+                nats.errors.NoRespondersError,
+                nats.js.errors.NoStreamResponseError,  # no stream (yet) or JetStream restarting
+            ) as exc:
                 # No ack: the message may or may not be stored; the same id makes a retry safe.
                 if attempt == self.attempts:
                     raise PublishError(

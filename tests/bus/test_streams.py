@@ -18,6 +18,7 @@ from netwatch.bus.streams import (
     Delivery,
     ObservationConsumer,
     ObservationPublisher,
+    PublishError,
     StreamLimits,
     ensure_buckets,
     ensure_stream,
@@ -118,14 +119,22 @@ async def test_a_republished_round_is_deduplicated(
     assert third.duplicates == 0  # another shard's messages are its own
 
 
+async def _portal_rounds(
+    js: JetStreamContext, plan: Plan, index: wire.PlanIndex, rounds: int
+) -> ObservationConsumer:
+    """Publish rounds of the portals (one message each: all are national) and open the core's
+    consumer on them; its unacknowledged messages come back after a second."""
+    pub = ObservationPublisher(js, index, shard=0)
+    portals = national.http_round(plan)
+    for n in range(rounds):
+        await pub.publish_round("http", portals, round_id=_round_id(n))
+    return ObservationConsumer(js, index, durable="core", ack_wait_s=1.0)
+
+
 async def test_a_restarted_consumer_continues_after_its_last_ack(
     stream: JetStreamContext, plan: Plan, index: wire.PlanIndex
 ) -> None:
-    pub = ObservationPublisher(stream, index, shard=0)
-    portals = national.http_round(plan)  # one message per round: the nation's portals
-    for n in range(5):
-        await pub.publish_round("http", portals, round_id=_round_id(n))
-    consumer = ObservationConsumer(stream, index, durable="core", ack_wait_s=1.0)
+    consumer = await _portal_rounds(stream, plan, index, 5)
     done = await _take(consumer, 2)
     # The third is processed but the reader dies before its ack: it must come again.
     unacked = await _take(consumer, 1, ack=False)
@@ -148,11 +157,7 @@ async def test_a_reader_that_recorded_its_position_skips_what_it_processed(
 ) -> None:
     # The exactly-once half on the reader's side: the core stores the stream sequence with its
     # state; a message processed but not acknowledged before a crash is skipped, not counted.
-    pub = ObservationPublisher(stream, index, shard=0)
-    portals = national.http_round(plan)
-    for n in range(3):
-        await pub.publish_round("http", portals, round_id=_round_id(n))
-    consumer = ObservationConsumer(stream, index, durable="core", ack_wait_s=1.0)
+    consumer = await _portal_rounds(stream, plan, index, 3)
     processed = (await _take(consumer, 1))[0].stream_seq
     (second,) = await _take(consumer, 1, ack=False)  # processed, recorded, ack lost
     await consumer.close()
@@ -209,3 +214,12 @@ async def test_a_huge_province_is_split_under_the_payload_limit(
     assert sum(len(d.batch.observations) for d in got) == len(plan.icmp)
     assert all(d.batch.sent_at <= datetime.now(UTC) for d in got)
     await consumer.close()
+
+
+async def test_a_publish_nobody_stores_fails_after_its_retries(
+    js: JetStreamContext, plan: Plan, index: wire.PlanIndex
+) -> None:
+    # No stream yet (ensure_stream not called): JetStream has no responder for the subject.
+    pub = ObservationPublisher(js, index, shard=0, attempts=2, retry_base_s=0.01)
+    with pytest.raises(PublishError, match=r"no ack for \d+:0:nw\.obs\.v1\.nation\.http:0 after 2"):
+        await pub.publish_round("http", national.http_round(plan), round_id=_round_id(0))
