@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sysconfig
 import time
 from collections.abc import AsyncIterator, Callable
@@ -102,9 +103,7 @@ def find_nats_server() -> Path:
 
 
 def nats_server_version(binary: Path | None = None) -> str:
-    """The version the binary reports ("2.15.1")."""
-    import subprocess  # blocking on purpose: a CLI helper, never on the event loop
-
+    """The version the binary reports ("2.15.1"); blocking: for the CLI and the tests."""
     exe = binary or find_nats_server()
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout
     return out.strip().removeprefix("nats-server: v")

@@ -561,9 +561,10 @@ def _decode_report(kind: Kind, row: object, times: _Times) -> RoundReport:
     )
 
 
-def _envelope_field(env: Mapping[str, Any], key: str, types: type | tuple[type, ...]) -> Any:
+def _envelope_field(env: Mapping[str, Any], key: str, kind: type) -> Any:
     value = env.get(key)
-    if not isinstance(value, types) or isinstance(value, bool) is not (types is bool):
+    # The exact type: msgpack gives plain int, str and bool, and a bool is no round number.
+    if type(value) is not kind:
         raise WireError(f"envelope field {key!r} missing or of the wrong type: {value!r:.40}")
     return value
 

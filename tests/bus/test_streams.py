@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 
 import msgpack
+import nats
 import pytest
 from nats.js import JetStreamContext
 
 from netwatch.bus import wire
+from netwatch.bus.server import NatsServerOptions, running_nats_server
 from netwatch.bus.streams import (
     LEADER_BUCKET,
     OBSERVATIONS,
@@ -26,6 +29,8 @@ from netwatch.bus.streams import (
 from netwatch.observations import IcmpObservation
 from netwatch.plan import Plan
 from tests.bus import national
+from tests.servers import reserved_port
+from tests.waiting import async_wait_until
 
 ROUND_S = 30_000  # round ids are the slots' start in Unix ms
 
@@ -223,3 +228,33 @@ async def test_a_publish_nobody_stores_fails_after_its_retries(
     pub = ObservationPublisher(js, index, shard=0, attempts=2, retry_base_s=0.01)
     with pytest.raises(PublishError, match=r"no ack for \d+:0:nw\.obs\.v1\.nation\.http:0 after 2"):
         await pub.publish_round("http", national.http_round(plan), round_id=_round_id(0))
+
+
+async def test_the_bus_flows_again_after_the_server_was_down(
+    tmp_path: Path, plan: Plan, index: wire.PlanIndex
+) -> None:
+    # What probe workers and the core live through when nats-server is killed and restarted:
+    # the client reconnects by itself, the durable consumer keeps its position (on disk), and a
+    # round published in the gap fails loudly, then goes through once, whatever was buffered.
+    opts = NatsServerOptions(data_dir=tmp_path, port=reserved_port())
+    portals = national.http_round(plan)
+    async with running_nats_server(opts) as server:
+        nc = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.1)
+        js = nc.jetstream()
+        await ensure_stream(js)
+        pub = ObservationPublisher(js, index, shard=0, ack_timeout_s=0.5, attempts=2)
+        await pub.publish_round("http", portals, round_id=_round_id(0))
+        consumer = ObservationConsumer(js, index, durable="core")
+        (first,) = await _take(consumer, 1)
+    try:
+        with pytest.raises(PublishError):
+            await pub.publish_round("http", portals, round_id=_round_id(1))
+        async with running_nats_server(opts):
+            await async_wait_until(lambda: nc.is_connected, message="client reconnected")
+            await pub.publish_round("http", portals, round_id=_round_id(1))  # the same ids
+            (second,) = await _take(consumer, 1)
+            assert (first.batch.round_id, second.batch.round_id) == (_round_id(0), _round_id(1))
+            assert (await js.stream_info(OBSERVATIONS)).state.messages == 2
+            await consumer.close()
+    finally:
+        await nc.close()
