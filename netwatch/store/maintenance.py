@@ -8,13 +8,13 @@ import sqlalchemy as sa
 
 from netwatch.store.base import StoreBase
 from netwatch.store.models import MaintenanceWindowRow
-from netwatch.store.types import MaintenanceWindow, NewMaintenance, RevokeOutcome
+from netwatch.store.types import NewMaintenance, RevokeOutcome, StoredWindow
 
 
 class MaintenanceRepository(StoreBase):
     """One-off maintenance windows: add, list the ones overlapping a period, cancel."""
 
-    async def add_maintenance(self, window: NewMaintenance, now: datetime) -> MaintenanceWindow:
+    async def add_maintenance(self, window: NewMaintenance, now: datetime) -> StoredWindow:
         """Store a one-off maintenance window (ends_at must be after starts_at)."""
         if window.ends_at <= window.starts_at:
             raise ValueError("maintenance window must end after it starts")
@@ -35,7 +35,7 @@ class MaintenanceRepository(StoreBase):
 
     async def maintenance_windows(
         self, start: datetime | None = None, end: datetime | None = None
-    ) -> list[MaintenanceWindow]:
+    ) -> list[StoredWindow]:
         """Windows not cancelled that overlap [start, end) (all when not given), by start."""
         query = (
             sa.select(MaintenanceWindowRow)
@@ -61,8 +61,8 @@ class MaintenanceRepository(StoreBase):
             return RevokeOutcome.DONE
 
 
-def _to_window(row: MaintenanceWindowRow) -> MaintenanceWindow:
-    return MaintenanceWindow(
+def _to_window(row: MaintenanceWindowRow) -> StoredWindow:
+    return StoredWindow(
         id=row.id,
         scope=row.scope,
         target=row.target,
