@@ -14,7 +14,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 from alerts.model import Route
 from alerts.subject import SubjectKey
 from alerts.tickets import EventKind, Ticket, TicketEvent
-from netwatch.store.base import _chunks, _json_object
+from netwatch.store.base import _chunks, _fields, _json_object, _value
 from netwatch.store.codec import actor_from_text, completed, evidence_from_json, recovery_from_json
 from netwatch.store.models import TicketEventRow, TicketRow
 from netwatch.store.outbox import OutboxRepository, _outbox_rows
@@ -44,18 +44,6 @@ TICKET_COLUMNS = (
     "escalation_level",
     "last_notified_at",
     "book",
-)
-# The columns kept as TicketRecord has them (the others are encoded: key, state, JSON).
-_PLAIN_COLUMNS = (
-    "id",
-    "kind",
-    "route",
-    "isp",
-    "opened_at",
-    "acknowledged_at",
-    "resolved_at",
-    "escalation_level",
-    "last_notified_at",
 )
 
 
@@ -229,7 +217,7 @@ async def _count_returned(
 def _ticket_rows(records: Sequence[TicketRecord], now: datetime) -> list[dict[str, Any]]:
     return [
         {
-            **{name: getattr(r, name) for name in _PLAIN_COLUMNS},
+            **_fields(r),
             "incident_key": r.incident_key.encoded,
             "state": r.state.value,
             "evidence": dict(r.evidence),
@@ -241,17 +229,7 @@ def _ticket_rows(records: Sequence[TicketRecord], now: datetime) -> list[dict[st
 
 
 def _event_rows(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
-    return [
-        {
-            "ticket_id": e.ticket_id,
-            "seq": e.seq,
-            "at": e.at,
-            "actor": e.actor,
-            "kind": e.kind,
-            "text": e.text,
-        }
-        for e in events
-    ]
+    return [_fields(e) for e in events]
 
 
 def _to_ticket(row: TicketRow) -> StoredTicket:
@@ -293,8 +271,9 @@ def _to_event(row: TicketEventRow) -> StoredEvent:
 
 
 def _to_ticket_record(row: TicketRow) -> TicketRecord:
-    return TicketRecord(
-        **{name: getattr(row, name) for name in _PLAIN_COLUMNS},
+    return _value(
+        TicketRecord,
+        row,
         incident_key=SubjectKey.parse(row.incident_key),
         state=TicketStatus(row.state),
         evidence=_json_object(row.evidence),
