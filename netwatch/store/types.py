@@ -157,7 +157,7 @@ class StoredTicket:
 
     ticket: Ticket
     updated_at: datetime
-    escalation_level: int  # as shown: at least 1 (the first level is told at opening)
+    escalation_level: int  # its column: the level told so far (alerting writes 1 at least)
     # The recovery watch of an unresolved ticket: since when the incident has been gone, when
     # the ticket then closes if it stays so (pages show it); None otherwise.
     back_since: datetime | None = None
