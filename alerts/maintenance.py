@@ -5,9 +5,10 @@ saving time, so a wall-clock window is one fixed span of absolute time). A windo
 (start, end) or recurring (daily, or weekly on some days, starting at a local HH:MM and lasting
 ``duration_min``); a recurring window may cross midnight and the end of the week (Sunday 23:00
 for 120 minutes covers Monday 00:30). A window is scoped to one province, commune, link
-("CODE/LINK-ID") or ISP. Maintenance suppresses tickets, never measurement: callers keep
-evaluating health and decide what to do with an incident under maintenance (the issue: a ticket
-already open when a window starts is kept).
+("CODE/LINK-ID"), ISP, or ISP upstream node: a node's window covers every link behind it, also
+behind the nodes below it (its whole subtree of the topology). Maintenance suppresses tickets,
+never measurement: callers keep evaluating health and decide what to do with an incident under
+maintenance (the issue: a ticket already open when a window starts is kept).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class ScopeKind(enum.Enum):
     COMMUNE = "commune"
     LINK = "link"
     ISP = "isp"
+    UPSTREAM = "upstream"  # an ISP upstream node and everything behind it
 
 
 class Recurrence(enum.Enum):
@@ -41,7 +43,8 @@ class Recurrence(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class MaintenanceScope:
-    """The one thing a window covers: a province, commune, link ("CODE/LINK-ID") or ISP."""
+    """The one thing a window covers: a province, commune, link ("CODE/LINK-ID"), ISP or
+    upstream node (with the nodes below it)."""
 
     kind: ScopeKind
     value: str
@@ -111,10 +114,13 @@ def _same_link(a: str, b: str) -> bool:
     return _same_code(code_a, code_b) and id_a == id_b
 
 
-def covers(scope: MaintenanceScope, link: LinkInfo) -> bool:
-    """Whether a scope includes a link."""
+def covers(scope: MaintenanceScope, link: LinkInfo, topology: Topology) -> bool:
+    """Whether a scope includes a link (an upstream node's: the link is behind it or behind a
+    node below it)."""
     if scope.kind is ScopeKind.LINK:
         return _same_link(scope.value, link.link)
+    if scope.kind is ScopeKind.UPSTREAM:
+        return scope.value in topology.upstream_chain(link.upstream)
     named = {
         ScopeKind.PROVINCE: link.province,
         ScopeKind.COMMUNE: link.commune,
@@ -124,11 +130,11 @@ def covers(scope: MaintenanceScope, link: LinkInfo) -> bool:
 
 
 def link_window(
-    link: LinkInfo, windows: Iterable[MaintenanceWindow], at: datetime
+    link: LinkInfo, topology: Topology, windows: Iterable[MaintenanceWindow], at: datetime
 ) -> MaintenanceWindow | None:
     """The first window that puts a link under maintenance at ``at``, or None."""
     for window in windows:
-        if covers(window.scope, link) and is_active(window.schedule, at):
+        if covers(window.scope, link, topology) and is_active(window.schedule, at):
             return window
     return None
 
@@ -156,7 +162,7 @@ def incident_window(
     found: MaintenanceWindow | None = None
     for key in incident.links:
         info = topology.links.get(key)
-        covering = None if info is None else link_window(info, pending, at)
+        covering = None if info is None else link_window(info, topology, pending, at)
         if covering is None:
             return None
         found = found or covering

@@ -214,6 +214,14 @@ class Topology:
     upstreams: Mapping[str, UpstreamInfo] = field(default_factory=dict)
     references: tuple[str, ...] = ()  # node keys of NetWatch's own reference targets
 
+    def upstream_chain(self, upstream: str | None) -> list[str]:
+        """A node and its ancestors (nearest first), stopping at unknown nodes and cycles."""
+        out: list[str] = []
+        while upstream is not None and upstream in self.upstreams and upstream not in out:
+            out.append(upstream)
+            upstream = self.upstreams[upstream].parent
+        return out
+
 
 S = TypeVar("S", LinkState, PortalState, NodeState)
 

@@ -426,10 +426,9 @@ class TicketBook:
         self, ticket_id: str, actor: Actor, now: datetime, text: str = ""
     ) -> Step | Refused:
         """Take an open ticket: stops escalation and reminders."""
-        _require_aware(now)
-        ticket = self.by_id(ticket_id)
-        if ticket is None:
-            return Refused(ticket_id, Refusal.UNKNOWN_TICKET)
+        ticket = self._current(ticket_id, now)
+        if isinstance(ticket, Refused):
+            return ticket
         if ticket.status is TicketStatus.RESOLVED:
             return Refused(ticket_id, Refusal.ALREADY_RESOLVED)
         if ticket.status is TicketStatus.ACKNOWLEDGED:
@@ -441,10 +440,9 @@ class TicketBook:
         self, ticket_id: str, actor: Actor, now: datetime, text: str = ""
     ) -> Step | Refused:
         """Resolve by hand; if the incident is still there after ``still_failing_s``, it reopens."""
-        _require_aware(now)
-        ticket = self.by_id(ticket_id)
-        if ticket is None:
-            return Refused(ticket_id, Refusal.UNKNOWN_TICKET)
+        ticket = self._current(ticket_id, now)
+        if isinstance(ticket, Refused):
+            return ticket
         if ticket.status is TicketStatus.RESOLVED:
             return Refused(ticket_id, Refusal.ALREADY_RESOLVED)
         changed = replace(ticket, status=TicketStatus.RESOLVED, resolved_at=now)
@@ -452,13 +450,18 @@ class TicketBook:
 
     def note(self, ticket_id: str, actor: Actor, now: datetime, text: str) -> Step | Refused:
         """Add a note to a ticket, in any status."""
-        _require_aware(now)
-        ticket = self.by_id(ticket_id)
-        if ticket is None:
-            return Refused(ticket_id, Refusal.UNKNOWN_TICKET)
+        ticket = self._current(ticket_id, now)
+        if isinstance(ticket, Refused):
+            return ticket
         if not text.strip():
             return Refused(ticket_id, Refusal.EMPTY_NOTE)
         return self._manual(ticket, now, actor, EventKind.NOTE, text, Noted)
+
+    def _current(self, ticket_id: str, now: datetime) -> Ticket | Refused:
+        """The ticket a manual change is about, if it is the latest of its key."""
+        _require_aware(now)
+        ticket = self.by_id(ticket_id)
+        return ticket if ticket is not None else Refused(ticket_id, Refusal.UNKNOWN_TICKET)
 
     def _manual(
         self,
@@ -540,8 +543,7 @@ class _Run:
             first=measured,
             worst=measured,
         )
-        levels = self.directory.levels(incident.route, incident.isp)
-        first = [lv for lv in levels if lv.after_s <= 0]
+        level, recipients = self._first(incident)
         ticket = Ticket(
             id=ticket_id(incident.key, start),
             key=incident.key,
@@ -553,14 +555,12 @@ class _Run:
             opened_at=self.now,
             escalation_from=self.now,
             last_notified_at=self.now,
-            level=first[-1].level if first else 0,
+            level=level,
         )
-        recipients = tuple(c for lv in first for c in lv.contacts)
         self._emit(ticket, EventKind.OPENED, _describe(incident), OpenTicket, recipients)
 
     def _reopen(self, ticket: Ticket, incident: Incident, why: str) -> None:
-        levels = self.directory.levels(incident.route, incident.isp)
-        first = [lv for lv in levels if lv.after_s <= 0]
+        level, recipients = self._first(incident)
         evidence = _restate(_track(ticket.evidence, incident, ticket.ok_since), incident)
         evidence = _measure(evidence, self.measurements.get(incident.key))
         ticket = replace(
@@ -571,7 +571,7 @@ class _Run:
             evidence=evidence,
             escalation_from=self.now,
             last_notified_at=self.now,
-            level=first[-1].level if first else 0,
+            level=level,
             acknowledged_at=None,
             resolved_at=None,
             ok_since=None,
@@ -581,9 +581,15 @@ class _Run:
             line_back_at=None,  # a new episode: its own line-back notice
             bad_again_told=False,
         )
-        recipients = tuple(c for lv in first for c in lv.contacts)
         text = f"{why}: {_describe(incident)}"
         self._emit(ticket, EventKind.REOPENED, text, ReopenTicket, recipients)
+
+    def _first(self, incident: Incident) -> tuple[int, tuple[Contact, ...]]:
+        """The levels told at once when an episode opens: the highest of them, and whom."""
+        first = [
+            lv for lv in self.directory.levels(incident.route, incident.isp) if lv.after_s <= 0
+        ]
+        return (first[-1].level if first else 0), tuple(c for lv in first for c in lv.contacts)
 
     def _continue(self, ticket: Ticket, incident: Incident, under: bool) -> None:
         if ticket.parent is not None:

@@ -82,7 +82,13 @@ from netwatch.notify.messages import (
 from netwatch.pathtrace import PathTracer
 from netwatch.signing import LinkSigner
 from netwatch.store import Store, TicketStepOutcome
-from netwatch.store.codec import evidence_json, recovery_json, ticket_from_json, ticket_json
+from netwatch.store.codec import (
+    actor_text,
+    evidence_json,
+    recovery_json,
+    ticket_from_json,
+    ticket_json,
+)
 from netwatch.store.leader import LeaderLock
 from netwatch.store.types import (
     EventRecord,
@@ -101,7 +107,6 @@ HEARTBEAT_EVERY = timedelta(seconds=15)
 _TRACED_AT_ONCE = 32
 _TRACE_WAIT_S = 4.0
 _PATH_KEPT = timedelta(seconds=60)
-SYSTEM = Actor(ActorKind.SYSTEM, "netwatch")
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _NOTICE = {
     OpenTicket: NoticeEvent.OPENED,
@@ -206,11 +211,7 @@ def ticket_record(t: Ticket, recovery_s: float | None = None) -> TicketRecord:
 
 def event_record(ticket: Ticket, event: TicketEvent) -> EventRecord:
     """One log event as the store keeps it."""
-    actor = (
-        "netwatch"
-        if event.actor.kind is ActorKind.SYSTEM
-        else f"{event.actor.kind.value}:{event.actor.name}"
-    )
+    actor = actor_text(event.actor)
     return EventRecord(ticket.id, event.seq, event.at, actor, event.kind.value, event.text)
 
 
@@ -544,21 +545,8 @@ class Alerting:
 
     async def _api_windows(self, now: datetime) -> tuple[MaintenanceWindow, ...]:
         """Windows created through the API that are active now, as alerts/ evaluates them."""
-        out: list[MaintenanceWindow] = []
-        for w in await self._store.maintenance_windows(now, now + timedelta(seconds=1)):
-            schedule = OneOff(w.starts_at, w.ends_at)
-            if w.scope == "upstream":  # alerts/ scopes links; an upstream covers those behind it
-                out.extend(
-                    MaintenanceWindow(
-                        MaintenanceScope(ScopeKind.LINK, link.link), schedule, w.reason
-                    )
-                    for link in self._health.topology.links.values()
-                    if link.upstream == w.target
-                )
-            else:
-                kind = ScopeKind(w.scope)
-                out.append(MaintenanceWindow(MaintenanceScope(kind, w.target), schedule, w.reason))
-        return tuple(out)
+        stored = await self._store.maintenance_windows(now, now + timedelta(seconds=1))
+        return tuple(w.window for w in stored)
 
     async def _persist(self, actions: Sequence[Action], now: datetime) -> None:
         tickets: list[TicketRecord] = []

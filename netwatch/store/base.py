@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -13,8 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from netwatch.store.engine import backend_of
 from netwatch.store.models import StateHistoryRow
-from netwatch.store.types import Backend, JsonObject
+from netwatch.store.types import Backend, JsonObject, RevokeOutcome
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+V = TypeVar("V", bound="DataclassInstance")
 # Subjects per IN (...) query: well under SQLite's bound-parameter limit.
 CHUNK = 500
 
@@ -37,6 +42,18 @@ def _aware(value: object) -> datetime | None:
 
 def _json_object(value: Mapping[str, Any]) -> JsonObject:
     return dict(value)
+
+
+def _value(cls: type[V], row: object, **given: Any) -> V:
+    """A frozen store value from an ORM row: every field is the row's attribute of the same
+    name, but those ``given`` (the ones the row keeps encoded)."""
+    names = (f.name for f in dataclasses.fields(cls))
+    return cls(**{n: getattr(row, n) for n in names if n not in given}, **given)
+
+
+def _fields(value: DataclassInstance) -> dict[str, Any]:
+    """A frozen value's fields by name: the columns of the row it becomes."""
+    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
 
 
 def _overlapping(start: datetime, end: datetime) -> tuple[sa.ColumnElement[bool], ...]:
@@ -71,6 +88,19 @@ class StoreBase:
     async def _read(self) -> AsyncIterator[AsyncSession]:
         async with self._read_sessions() as session, session.begin():
             yield session
+
+    async def _stamp_once(
+        self, entity: type[Any], key: object, column: str, at: datetime
+    ) -> RevokeOutcome:
+        """Set a row's moment column (revoked, cancelled) unless it is set: done once."""
+        async with self._write() as session:
+            row = await session.get(entity, key, with_for_update=True)
+            if row is None:
+                return RevokeOutcome.NOT_FOUND
+            if getattr(row, column) is not None:
+                return RevokeOutcome.ALREADY
+            setattr(row, column, at)
+            return RevokeOutcome.DONE
 
     def _insert(self, entity: type[Any]) -> sqlite.Insert | postgresql.Insert:
         if self.backend is Backend.POSTGRESQL:

@@ -8,12 +8,14 @@ those columns goes through here, so the web reads typed evidence and never re-pa
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from alerts.model import DownCause, IncidentKind, Measurements, PathHop, PathTrace, Route
 from alerts.subject import SubjectKey
 from alerts.tickets import (
+    SYSTEM,
     Actor,
     ActorKind,
     EventKind,
@@ -148,6 +150,45 @@ def evidence_json(e: Evidence) -> dict[str, Any]:
     }
 
 
+def actor_text(actor: Actor) -> str:
+    """How the store names who made a change: "netwatch", or "isp:NAME", "provincial_it:NAME"."""
+    if actor.kind is ActorKind.SYSTEM:
+        return actor.name
+    return f"{actor.kind.value}:{actor.name}"
+
+
+def actor_from_text(text: str) -> Actor:
+    """Inverse of actor_text; any other text (an older version's) is the system's own name."""
+    kind, sep, name = text.partition(":")
+    if sep and kind in _PEOPLE:
+        return Actor(ActorKind(kind), name)
+    return Actor(ActorKind.SYSTEM, text)
+
+
+_PEOPLE = frozenset(k.value for k in ActorKind if k is not ActorKind.SYSTEM)
+
+
+def _event_json(e: TicketEvent) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "at": _ts(e.at),
+        "actor": [e.actor.kind.value, e.actor.name],
+        "kind": e.kind.value,
+        "text": e.text,
+    }
+
+
+def _event_from_json(d: Mapping[str, Any], opened: datetime) -> TicketEvent:
+    actor = d.get("actor")
+    return TicketEvent(
+        seq=d["seq"],
+        at=_dt(d.get("at")) or opened,
+        actor=Actor(ActorKind(actor[0]), actor[1]) if isinstance(actor, list) else SYSTEM,
+        kind=EventKind(d["kind"]),
+        text=d.get("text", ""),
+    )
+
+
 def ticket_json(t: Ticket) -> dict[str, Any]:
     """The whole alerts/ ticket, enough to restore the ticket book after a restart."""
     return {
@@ -170,16 +211,7 @@ def ticket_json(t: Ticket) -> dict[str, Any]:
         "reopened": t.reopened,
         "line_back_at": _ts(t.line_back_at),
         "bad_again_told": t.bad_again_told,
-        "log": [
-            {
-                "seq": e.seq,
-                "at": _ts(e.at),
-                "actor": [e.actor.kind.value, e.actor.name],
-                "kind": e.kind.value,
-                "text": e.text,
-            }
-            for e in t.log
-        ],
+        "log": [_event_json(e) for e in t.log],
     }
 
 
@@ -187,36 +219,43 @@ def ticket_from_json(d: Mapping[str, Any]) -> Ticket:
     """Inverse of ticket_json."""
     opened = _dt(d["opened_at"]) or datetime.now(UTC)
     evidence = evidence_from_json(d["evidence"], first_bad_at=_dt(d["evidence"]["first_bad_at"]))
-    return Ticket(
+    columns = Ticket(
         id=d["id"],
         key=SubjectKey.parse(d["key"]),
-        episode_start=_dt(d["episode_start"]) or opened,
+        episode_start=opened,
         route=Route(d["route"]),
         isp=d["isp"],
         status=TicketStatus(d["status"]),
         evidence=evidence,
         opened_at=opened,
-        escalation_from=_dt(d["escalation_from"]) or opened,
+        escalation_from=opened,
         last_notified_at=_dt(d["last_notified_at"]) or opened,
-        level=d["level"],
         acknowledged_at=_dt(d["acknowledged_at"]),
         resolved_at=_dt(d["resolved_at"]),
-        ok_since=_dt(d["ok_since"]),
-        parent=SubjectKey.parse(d["parent"]) if d["parent"] is not None else None,
-        maintenance=d["maintenance"],
-        reopened=d["reopened"],
-        line_back_at=_dt(d.get("line_back_at")),
-        bad_again_told=bool(d.get("bad_again_told", False)),
-        log=tuple(
-            TicketEvent(
-                seq=e["seq"],
-                at=_dt(e["at"]) or opened,
-                actor=Actor(ActorKind(e["actor"][0]), e["actor"][1]),
-                kind=EventKind(e["kind"]),
-                text=e["text"],
-            )
-            for e in d["log"]
-        ),
+    )
+    return completed(columns, d)
+
+
+def completed(columns: Ticket, book: Mapping[str, Any]) -> Ticket:
+    """A ticket as a stored row's columns tell it, completed from its book with what only the
+    book keeps (episode start, escalation, recovery, parent, maintenance, log, ...).
+
+    What the book lacks stays as in ``columns``: a row of an older version has book ``{}``.
+    """
+    parent = book.get("parent")
+    return replace(
+        columns,
+        episode_start=_dt(book.get("episode_start")) or columns.episode_start,
+        escalation_from=_dt(book.get("escalation_from")) or columns.escalation_from,
+        level=book.get("level", columns.level),
+        ok_since=_dt(book["ok_since"]) if "ok_since" in book else columns.ok_since,
+        parent=SubjectKey.parse(parent) if isinstance(parent, str) else columns.parent,
+        maintenance=bool(book.get("maintenance", columns.maintenance)),
+        reopened=book.get("reopened", columns.reopened),
+        line_back_at=_dt(book.get("line_back_at")) or columns.line_back_at,
+        bad_again_told=bool(book.get("bad_again_told", columns.bad_again_told)),
+        log=tuple(_event_from_json(e, columns.opened_at) for e in book.get("log", ()))
+        or columns.log,
     )
 
 

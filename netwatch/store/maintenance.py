@@ -6,28 +6,19 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from netwatch.store.base import StoreBase
+from netwatch.store.base import StoreBase, _fields, _value
 from netwatch.store.models import MaintenanceWindowRow
-from netwatch.store.types import MaintenanceWindow, NewMaintenance, RevokeOutcome
+from netwatch.store.types import NewMaintenance, RevokeOutcome, StoredWindow
 
 
 class MaintenanceRepository(StoreBase):
     """One-off maintenance windows: add, list the ones overlapping a period, cancel."""
 
-    async def add_maintenance(self, window: NewMaintenance, now: datetime) -> MaintenanceWindow:
+    async def add_maintenance(self, window: NewMaintenance, now: datetime) -> StoredWindow:
         """Store a one-off maintenance window (ends_at must be after starts_at)."""
         if window.ends_at <= window.starts_at:
             raise ValueError("maintenance window must end after it starts")
-        row = MaintenanceWindowRow(
-            scope=window.scope,
-            target=window.target,
-            starts_at=window.starts_at,
-            ends_at=window.ends_at,
-            reason=window.reason,
-            created_by=window.created_by,
-            created_at=now,
-            cancelled_at=None,
-        )
+        row = MaintenanceWindowRow(**_fields(window), created_at=now, cancelled_at=None)
         async with self._write() as session:
             session.add(row)
             await session.flush()
@@ -35,7 +26,7 @@ class MaintenanceRepository(StoreBase):
 
     async def maintenance_windows(
         self, start: datetime | None = None, end: datetime | None = None
-    ) -> list[MaintenanceWindow]:
+    ) -> list[StoredWindow]:
         """Windows not cancelled that overlap [start, end) (all when not given), by start."""
         query = (
             sa.select(MaintenanceWindowRow)
@@ -51,25 +42,8 @@ class MaintenanceRepository(StoreBase):
 
     async def cancel_maintenance(self, window_id: int, at: datetime) -> RevokeOutcome:
         """Cancel a window; it stops suppressing from now on."""
-        async with self._write() as session:
-            row = await session.get(MaintenanceWindowRow, window_id, with_for_update=True)
-            if row is None:
-                return RevokeOutcome.NOT_FOUND
-            if row.cancelled_at is not None:
-                return RevokeOutcome.ALREADY
-            row.cancelled_at = at
-            return RevokeOutcome.DONE
+        return await self._stamp_once(MaintenanceWindowRow, window_id, "cancelled_at", at)
 
 
-def _to_window(row: MaintenanceWindowRow) -> MaintenanceWindow:
-    return MaintenanceWindow(
-        id=row.id,
-        scope=row.scope,
-        target=row.target,
-        starts_at=row.starts_at,
-        ends_at=row.ends_at,
-        reason=row.reason,
-        created_by=row.created_by,
-        created_at=row.created_at,
-        cancelled_at=row.cancelled_at,
-    )
+def _to_window(row: MaintenanceWindowRow) -> StoredWindow:
+    return _value(StoredWindow, row)

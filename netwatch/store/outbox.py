@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
-from netwatch.store.base import StoreBase, _aware, _json_object
+from netwatch.store.base import StoreBase, _aware, _json_object, _value
 from netwatch.store.models import OutboxRow
 from netwatch.store.types import (
     DeliveryOutcome,
@@ -42,24 +42,8 @@ class OutboxRepository(StoreBase):
         ticket_id: str | None,
     ) -> list[EnqueueOutcome]:
         outcomes = []
-        for item in items:
-            inserted = await session.scalar(
-                self._insert(OutboxRow)
-                .values(
-                    ticket_id=item.ticket_id or ticket_id,
-                    channel=item.channel,
-                    recipient=item.recipient,
-                    payload=dict(item.payload),
-                    dedup_key=item.dedup_key,
-                    created_at=now,
-                    next_attempt_at=item.not_before or now,
-                    attempts=0,
-                    last_error=None,
-                    sent_at=None,
-                )
-                .on_conflict_do_nothing(index_elements=[OutboxRow.dedup_key])
-                .returning(OutboxRow.id)
-            )
+        for row in _outbox_rows(items, now, ticket_id):
+            inserted = await session.scalar(self._insert_outbox().values(row))
             outcomes.append(
                 EnqueueOutcome.ENQUEUED if inserted is not None else EnqueueOutcome.DUPLICATE
             )
@@ -99,28 +83,26 @@ class OutboxRepository(StoreBase):
 
     async def mark_sent(self, item_id: int, at: datetime) -> DeliveryOutcome:
         """Record a delivery; a second mark is a no-op."""
-        async with self._write() as session:
-            row = await session.get(OutboxRow, item_id, with_for_update=True)
-            if row is None:
-                return DeliveryOutcome.NOT_FOUND
-            if row.sent_at is not None:
-                return DeliveryOutcome.ALREADY_SENT
-            row.sent_at = at
-            row.next_attempt_at = None
-            return DeliveryOutcome.RECORDED
+        return await self._mark(item_id, sent_at=at, next_attempt_at=None)
 
     async def mark_failed(
         self, item_id: int, error: str, next_attempt_at: datetime | None
     ) -> DeliveryOutcome:
         """Record a failed attempt and when to retry (None: give up)."""
+        return await self._mark(
+            item_id, last_error=error[:MAX_ERROR_CHARS], next_attempt_at=next_attempt_at
+        )
+
+    async def _mark(self, item_id: int, **columns: object) -> DeliveryOutcome:
+        """Set columns of an item not sent yet (one that is sent stays as it is)."""
         async with self._write() as session:
             row = await session.get(OutboxRow, item_id, with_for_update=True)
             if row is None:
                 return DeliveryOutcome.NOT_FOUND
             if row.sent_at is not None:
                 return DeliveryOutcome.ALREADY_SENT
-            row.last_error = error[:MAX_ERROR_CHARS]
-            row.next_attempt_at = next_attempt_at
+            for name, value in columns.items():
+                setattr(row, name, value)
             return DeliveryOutcome.RECORDED
 
     async def get_outbox_item(self, item_id: int) -> OutboxItem | None:
@@ -157,10 +139,12 @@ class OutboxRepository(StoreBase):
         )
 
 
-def _outbox_rows(items: Sequence[NewOutboxItem], now: datetime) -> list[dict[str, Any]]:
+def _outbox_rows(
+    items: Sequence[NewOutboxItem], now: datetime, ticket_id: str | None = None
+) -> list[dict[str, Any]]:
     return [
         {
-            "ticket_id": item.ticket_id,
+            "ticket_id": item.ticket_id or ticket_id,
             "channel": item.channel,
             "recipient": item.recipient,
             "payload": dict(item.payload),
@@ -176,16 +160,4 @@ def _outbox_rows(items: Sequence[NewOutboxItem], now: datetime) -> list[dict[str
 
 
 def _to_outbox(row: OutboxRow) -> OutboxItem:
-    return OutboxItem(
-        id=row.id,
-        ticket_id=row.ticket_id,
-        channel=row.channel,
-        recipient=row.recipient,
-        payload=_json_object(row.payload),
-        dedup_key=row.dedup_key,
-        created_at=row.created_at,
-        next_attempt_at=row.next_attempt_at,
-        attempts=row.attempts,
-        last_error=row.last_error,
-        sent_at=row.sent_at,
-    )
+    return _value(OutboxItem, row, payload=_json_object(row.payload))

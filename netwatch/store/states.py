@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from netwatch.store.base import StoreBase, _chunks, _overlapping
+from netwatch.store.base import StoreBase, _chunks, _overlapping, _value
 from netwatch.store.models import StateHistoryRow, SubjectStateRow
 from netwatch.store.types import (
     DEGRADED_STATES,
@@ -234,13 +234,7 @@ def _availability(
 
 
 def _to_subject_state(row: SubjectStateRow) -> SubjectState:
-    return SubjectState(
-        subject=row.subject,
-        state=row.state,
-        detail=row.detail,
-        since=row.since,
-        updated_at=row.updated_at,
-    )
+    return _value(SubjectState, row)
 
 
 def _subject_state(row: SubjectStateRow | None) -> SubjectState | None:
@@ -248,6 +242,4 @@ def _subject_state(row: SubjectStateRow | None) -> SubjectState | None:
 
 
 def _to_interval(row: StateHistoryRow) -> StateInterval:
-    return StateInterval(
-        subject=row.subject, state=row.state, detail=row.detail, since=row.since, until=row.until
-    )
+    return _value(StateInterval, row)

@@ -18,7 +18,7 @@ from netwatch.store.base import _aware, _chunks
 from netwatch.store.models import OutboxRow, TicketEventRow, TicketRow
 from netwatch.store.repository import Store
 from netwatch.store.tickets import _to_event, _to_ticket
-from netwatch.store.types import Ticket, TicketEvent, TicketStatus
+from netwatch.store.types import StoredEvent, StoredTicket, TicketStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +38,10 @@ class StatusReads:
 
     async def tickets_for(
         self, incident_keys: Sequence[SubjectKey], since: datetime, limit: int = 200
-    ) -> list[Ticket]:
+    ) -> list[StoredTicket]:
         """Tickets of these incidents opened since `since` or still unresolved, newest first."""
         keys = sorted({k.encoded for k in incident_keys})
-        out: dict[str, Ticket] = {}
+        out: dict[str, StoredTicket] = {}
         recent_or_open = sa.or_(
             TicketRow.opened_at >= since, TicketRow.state != TicketStatus.RESOLVED.value
         )
@@ -55,14 +55,16 @@ class StatusReads:
                 )
                 for row in await session.scalars(query):
                     out[row.id] = _to_ticket(row)
-        return sorted(out.values(), key=lambda t: (t.opened_at, t.id), reverse=True)[:limit]
+        return sorted(out.values(), key=lambda t: (t.ticket.opened_at, t.ticket.id), reverse=True)[
+            :limit
+        ]
 
     async def events_of(
         self, ticket_ids: Sequence[str], kinds: Sequence[str] | None = None
-    ) -> dict[str, list[TicketEvent]]:
+    ) -> dict[str, list[StoredEvent]]:
         """The events of these tickets (of `kinds` when given), oldest first, by ticket."""
         ids = sorted(set(ticket_ids))
-        out: dict[str, list[TicketEvent]] = {t: [] for t in ids}
+        out: dict[str, list[StoredEvent]] = {t: [] for t in ids}
         async with self._sessions() as session, session.begin():
             for chunk in _chunks(ids):
                 query = (

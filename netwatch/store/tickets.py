@@ -11,16 +11,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import ReturningInsert
 
+from alerts.model import Route
 from alerts.subject import SubjectKey
-from netwatch.store.base import _chunks, _json_object
-from netwatch.store.codec import evidence_from_json, recovery_from_json
+from alerts.tickets import EventKind, Ticket, TicketEvent
+from netwatch.store.base import _chunks, _fields, _json_object, _value
+from netwatch.store.codec import actor_from_text, completed, evidence_from_json, recovery_from_json
 from netwatch.store.models import TicketEventRow, TicketRow
 from netwatch.store.outbox import OutboxRepository, _outbox_rows
 from netwatch.store.types import (
+    UNNUMBERED,
     EventRecord,
     NewOutboxItem,
-    Ticket,
-    TicketEvent,
+    StoredEvent,
+    StoredTicket,
     TicketRecord,
     TicketStatus,
     TicketStepOutcome,
@@ -47,7 +50,7 @@ TICKET_COLUMNS = (
 class TicketsRepository(OutboxRepository):
     """Tickets and their logs (written with their outbox rows in one transaction)."""
 
-    async def get_ticket(self, ticket_id: str) -> Ticket | None:
+    async def get_ticket(self, ticket_id: str) -> StoredTicket | None:
         """One ticket by id."""
         async with self._read() as session:
             row = await session.get(TicketRow, ticket_id)
@@ -58,7 +61,7 @@ class TicketsRepository(OutboxRepository):
         states: Iterable[TicketStatus] | None = None,
         opened_since: datetime | None = None,
         limit: int = 500,
-    ) -> list[Ticket]:
+    ) -> list[StoredTicket]:
         """Tickets, newest first, optionally by state and opening time."""
         query = sa.select(TicketRow).order_by(TicketRow.opened_at.desc(), TicketRow.id)
         if states is not None:
@@ -68,7 +71,7 @@ class TicketsRepository(OutboxRepository):
         async with self._read() as session:
             return [_to_ticket(r) for r in await session.scalars(query.limit(limit))]
 
-    async def ticket_events(self, ticket_id: str) -> list[TicketEvent]:
+    async def ticket_events(self, ticket_id: str) -> list[StoredEvent]:
         """A ticket's log, oldest first."""
         async with self._read() as session:
             rows = await session.scalars(
@@ -214,18 +217,10 @@ async def _count_returned(
 def _ticket_rows(records: Sequence[TicketRecord], now: datetime) -> list[dict[str, Any]]:
     return [
         {
-            "id": r.id,
+            **_fields(r),
             "incident_key": r.incident_key.encoded,
-            "kind": r.kind,
-            "route": r.route,
-            "isp": r.isp,
             "state": r.state.value,
-            "opened_at": r.opened_at,
-            "acknowledged_at": r.acknowledged_at,
-            "resolved_at": r.resolved_at,
             "evidence": dict(r.evidence),
-            "escalation_level": r.escalation_level,
-            "last_notified_at": r.last_notified_at,
             "book": dict(r.book),
             "updated_at": now,
         }
@@ -234,65 +229,53 @@ def _ticket_rows(records: Sequence[TicketRecord], now: datetime) -> list[dict[st
 
 
 def _event_rows(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
-    return [
-        {
-            "ticket_id": e.ticket_id,
-            "seq": e.seq,
-            "at": e.at,
-            "actor": e.actor,
-            "kind": e.kind,
-            "text": e.text,
-        }
-        for e in events
-    ]
+    return [_fields(e) for e in events]
 
 
-def _to_ticket(row: TicketRow) -> Ticket:
-    ok_since, closes_at = recovery_from_json(row.evidence)
-    return Ticket(
+def _to_ticket(row: TicketRow) -> StoredTicket:
+    back_since, closes_at = recovery_from_json(row.evidence)
+    columns = Ticket(
         id=row.id,
-        incident_key=SubjectKey.parse(row.incident_key),
-        kind=row.kind,
-        route=row.route,
+        key=SubjectKey.parse(row.incident_key),
+        episode_start=row.opened_at,
+        route=Route(row.route),
         isp=row.isp,
-        state=TicketStatus(row.state),
+        status=TicketStatus(row.state),
+        evidence=evidence_from_json(row.evidence, first_bad_at=row.opened_at, kind=row.kind),
         opened_at=row.opened_at,
+        escalation_from=row.opened_at,
+        last_notified_at=row.last_notified_at or row.opened_at,
+        level=row.escalation_level,
         acknowledged_at=row.acknowledged_at,
         resolved_at=row.resolved_at,
-        evidence=evidence_from_json(row.evidence, first_bad_at=row.opened_at, kind=row.kind),
-        escalation_level=row.escalation_level,
-        last_notified_at=row.last_notified_at,
+        ok_since=back_since,
+    )
+    return StoredTicket(
+        ticket=completed(columns, row.book),
         updated_at=row.updated_at,
-        ok_since=ok_since,
+        escalation_level=row.escalation_level,
+        back_since=back_since,
         closes_at=closes_at,
     )
 
 
-def _to_event(row: TicketEventRow) -> TicketEvent:
-    return TicketEvent(
-        id=row.id,
-        ticket_id=row.ticket_id,
+def _to_event(row: TicketEventRow) -> StoredEvent:
+    event = TicketEvent(
+        seq=row.seq if row.seq is not None else UNNUMBERED,
         at=row.at,
-        actor=row.actor,
-        kind=row.kind,
+        actor=actor_from_text(row.actor),
+        kind=EventKind(row.kind),
         text=row.text,
-        seq=row.seq,
     )
+    return StoredEvent(id=row.id, ticket_id=row.ticket_id, event=event)
 
 
 def _to_ticket_record(row: TicketRow) -> TicketRecord:
-    return TicketRecord(
-        id=row.id,
+    return _value(
+        TicketRecord,
+        row,
         incident_key=SubjectKey.parse(row.incident_key),
-        kind=row.kind,
-        route=row.route,
-        isp=row.isp,
         state=TicketStatus(row.state),
-        opened_at=row.opened_at,
-        acknowledged_at=row.acknowledged_at,
-        resolved_at=row.resolved_at,
         evidence=_json_object(row.evidence),
-        escalation_level=row.escalation_level,
-        last_notified_at=row.last_notified_at,
         book=_json_object(row.book),
     )

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from netwatch.store.base import StoreBase
+from netwatch.store.base import StoreBase, _value
 from netwatch.store.models import ApiTokenRow
 from netwatch.store.types import ApiToken, IssuedToken, RevokeOutcome, TokenCheck, TokenReason
 
@@ -58,14 +58,7 @@ class TokensRepository(StoreBase):
 
     async def revoke_token(self, token_id: str, at: datetime) -> RevokeOutcome:
         """Revoke a token by its id; it stays listed, refused from now on."""
-        async with self._write() as session:
-            row = await session.get(ApiTokenRow, token_id, with_for_update=True)
-            if row is None:
-                return RevokeOutcome.NOT_FOUND
-            if row.revoked_at is not None:
-                return RevokeOutcome.ALREADY
-            row.revoked_at = at
-            return RevokeOutcome.DONE
+        return await self._stamp_once(ApiTokenRow, token_id, "revoked_at", at)
 
     async def list_tokens(self) -> list[ApiToken]:
         """All tokens (public part only), oldest first."""
@@ -81,10 +74,4 @@ def _token_hash(token: str) -> str:
 
 
 def _to_token(row: ApiTokenRow) -> ApiToken:
-    return ApiToken(
-        id=row.id,
-        name=row.name,
-        scopes=tuple(row.scopes),
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-    )
+    return _value(ApiToken, row, scopes=tuple(row.scopes))

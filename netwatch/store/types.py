@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeAlias
 
+from alerts.maintenance import MaintenanceScope, MaintenanceWindow, OneOff, ScopeKind
 from alerts.subject import SubjectKey
-from alerts.tickets import Evidence
+from alerts.tickets import Ticket, TicketEvent
 from alerts.tickets import TicketStatus as TicketStatus  # the one lifecycle enum, stored by value
 
 # What JSON columns (ticket evidence, outbox payloads) hold.
@@ -126,38 +127,40 @@ class Availability:
 # --- tickets ----------------------------------------------------------------------------------
 
 
+# A stored log entry written before events were numbered (schema 0001) has no sequence number.
+UNNUMBERED = -1
+
+
 @dataclass(frozen=True, slots=True)
-class TicketEvent:
-    """One stored entry of a ticket's log."""
+class StoredEvent:
+    """One entry of a ticket's log as stored: alerts' event, and the row's own id.
+
+    An entry written before events were numbered has ``event.seq`` UNNUMBERED (``seq`` None).
+    """
 
     id: int
     ticket_id: str
-    at: datetime
-    actor: str
-    kind: str
-    text: str
-    seq: int | None = None  # set by apply_ticket_changes; None for the other writers
+    event: TicketEvent
+
+    @property
+    def seq(self) -> int | None:
+        """The event's number in its ticket's log; None for an entry of an older version."""
+        return None if self.event.seq == UNNUMBERED else self.event.seq
 
 
 @dataclass(frozen=True, slots=True)
-class Ticket:
-    """A stored ticket, as the web and the API read it: its columns, its evidence typed."""
+class StoredTicket:
+    """A stored ticket as the web and the API read it: alerts' ticket, and what only its row
+    keeps. The ticket is the row's columns, completed from its book (``TicketRecord.book``)
+    with what only the book holds; a row of an older version (no book) gives its columns only:
+    the episode starts at the opening, the log is empty (its events are in ticket_events)."""
 
-    id: str
-    incident_key: SubjectKey
-    kind: str
-    route: str
-    isp: str | None
-    state: TicketStatus
-    opened_at: datetime
-    acknowledged_at: datetime | None
-    resolved_at: datetime | None
-    evidence: Evidence  # read through netwatch.store.codec, never re-parsed by its readers
-    escalation_level: int
-    last_notified_at: datetime | None
+    ticket: Ticket
     updated_at: datetime
-    # The recovery watch: since when the incident has been gone, when the ticket then closes.
-    ok_since: datetime | None = None
+    escalation_level: int  # its column: the level told so far (alerting writes 1 at least)
+    # The recovery watch of an unresolved ticket: since when the incident has been gone, when
+    # the ticket then closes if it stays so (pages show it); None otherwise.
+    back_since: datetime | None = None
     closes_at: datetime | None = None
 
 
@@ -289,11 +292,11 @@ class NewMaintenance:
 
 
 @dataclass(frozen=True, slots=True)
-class MaintenanceWindow:
-    """A stored maintenance window."""
+class StoredWindow:
+    """A stored maintenance window (one-off, made through the API or the admin pages)."""
 
     id: int
-    scope: str
+    scope: str  # a ScopeKind value: "commune", "link", "isp", "province", "upstream"
     target: str
     starts_at: datetime
     ends_at: datetime
@@ -301,6 +304,13 @@ class MaintenanceWindow:
     created_by: str
     created_at: datetime
     cancelled_at: datetime | None
+
+    @property
+    def window(self) -> MaintenanceWindow:
+        """The window as alerts/ evaluates it: the one conversion, for alerting and the pages
+        alike (an upstream node's window covers its whole subtree)."""
+        scope = MaintenanceScope(ScopeKind(self.scope), self.target)
+        return MaintenanceWindow(scope, OneOff(self.starts_at, self.ends_at), self.reason)
 
 
 # --- ticket steps (the alerts/ state machine's persistence) -----------------------------------

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from netwatch.health import link_id
 from netwatch.inventory.models import LOCAL_TZ
 from netwatch.runtime import Runtime
-from netwatch.store import MaintenanceWindow, NewMaintenance, RevokeOutcome, TicketStatus
+from netwatch.store import NewMaintenance, RevokeOutcome, StoredWindow, TicketStatus
 from netwatch.web.auth import Caller, WriteCaller
 from netwatch.web.deps import RuntimeDep
 from netwatch.web.views import (
@@ -494,7 +494,7 @@ class MaintenanceView(BaseModel):
     cancelled_at: datetime | None
 
 
-def _maintenance_view(w: MaintenanceWindow) -> MaintenanceView:
+def _maintenance_view(w: StoredWindow) -> MaintenanceView:
     return MaintenanceView(
         id=w.id,
         scope=w.scope,

@@ -17,10 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.model import Measurements, PathTrace
 from alerts.subject import SubjectKind
-from alerts.tickets import Actor, Evidence, Refusal, Refused
+from alerts.tickets import Actor, Evidence, Refusal, Refused, Ticket
 from netwatch.inventory.models import LOCAL_TZ
 from netwatch.runtime import Runtime
-from netwatch.store import Ticket as StoredTicket
+from netwatch.store import StoredTicket
+from netwatch.store.codec import actor_text
 
 MAX_TEXT_CHARS = 2000
 
@@ -108,9 +109,9 @@ def downtime_s(evidence: Evidence, now: datetime) -> float:
     return evidence.downtime_closed_s + running_s
 
 
-def subject_of(runtime: Runtime, ticket: StoredTicket) -> SubjectView:
+def subject_of(runtime: Runtime, ticket: Ticket) -> SubjectView:
     """A ticket's subject, named from the inventory."""
-    key = ticket.incident_key
+    key = ticket.key
     isp = runtime.inventory.isps.get(ticket.isp) if ticket.isp else None
     isp_name = isp.name if isp is not None else ticket.isp
     link = key.link_id
@@ -143,15 +144,16 @@ def subject_of(runtime: Runtime, ticket: StoredTicket) -> SubjectView:
     )
 
 
-def ticket_view(runtime: Runtime, ticket: StoredTicket, now: datetime) -> TicketView:
+def ticket_view(runtime: Runtime, stored: StoredTicket, now: datetime) -> TicketView:
     """A stored ticket as the API shows it."""
+    ticket = stored.ticket
     ev = ticket.evidence
     return TicketView(
         id=ticket.id,
-        incident_key=ticket.incident_key.encoded,
-        kind=ticket.kind,
-        route=ticket.route,
-        state=ticket.state.value,
+        incident_key=ticket.key.encoded,
+        kind=ev.kind.value,
+        route=ticket.route.value,
+        state=ticket.status.value,
         problem_state=ev.state or None,
         worst_state=ev.worst_state or None,
         detail=ev.detail or None,
@@ -167,17 +169,17 @@ def ticket_view(runtime: Runtime, ticket: StoredTicket, now: datetime) -> Ticket
         first_bad_at=ev.first_bad_at,
         first_bad_at_local=local_iso(ev.first_bad_at),
         downtime_s=downtime_s(ev, now),
-        escalation_level=ticket.escalation_level,
+        escalation_level=stored.escalation_level,
     )
 
 
-async def ticket_detail(runtime: Runtime, ticket: StoredTicket, now: datetime) -> TicketDetail:
+async def ticket_detail(runtime: Runtime, stored: StoredTicket, now: datetime) -> TicketDetail:
     """A stored ticket with its evidence and log."""
-    events = await runtime.store.ticket_events(ticket.id)
-    ev = ticket.evidence
+    events = await runtime.store.ticket_events(stored.ticket.id)
+    ev = stored.ticket.evidence
     worst, first = ev.worst or Measurements(), ev.first or Measurements()
     return TicketDetail(
-        **ticket_view(runtime, ticket, now).model_dump(),
+        **ticket_view(runtime, stored, now).model_dump(),
         evidence=EvidenceView(
             links=list(ev.links),
             worst_loss_ratio=worst.loss_ratio,
@@ -191,11 +193,11 @@ async def ticket_detail(runtime: Runtime, ticket: StoredTicket, now: datetime) -
         events=[
             EventView(
                 seq=e.seq,
-                at=e.at,
-                at_local=local_iso(e.at) or "",
-                actor=e.actor,
-                kind=e.kind,
-                text=e.text,
+                at=e.event.at,
+                at_local=local_iso(e.event.at) or "",
+                actor=actor_text(e.event.actor),
+                kind=e.event.kind.value,
+                text=e.event.text,
             )
             for e in events
         ],

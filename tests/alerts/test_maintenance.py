@@ -19,11 +19,20 @@ from alerts.maintenance import (
     is_active,
     link_window,
 )
-from alerts.model import Incident, IncidentKind, LinkInfo, Route, Topology
+from alerts.model import Incident, IncidentKind, LinkInfo, Route, Topology, UpstreamInfo
 from alerts.subject import SubjectKey
 
 LINK = LinkInfo("24848/vnpt-tslcd", "68", "24848", "Xã Lát", "vnpt", "LDG-0001", "pop-1")
-OTHER = LinkInfo("00123/viettel", "08", "00123", "Xã Khác", "viettel", "HG-0002", "pop-1")
+OTHER = LinkInfo("00123/viettel", "08", "00123", "Xã Khác", "viettel", "HG-0002", "pop-2")
+# pop-0 feeds pop-1 (LINK's) and pop-2 (OTHER's).
+TOPO = Topology(
+    links={LINK.link: LINK, OTHER.link: OTHER},
+    upstreams={
+        "pop-0": UpstreamInfo("pop-0", "vnpt", "POP 0", pinged=True),
+        "pop-1": UpstreamInfo("pop-1", "vnpt", "POP 1", pinged=True, parent="pop-0"),
+        "pop-2": UpstreamInfo("pop-2", "viettel", "POP 2", pinged=False, parent="pop-0"),
+    },
+)
 
 
 def local(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
@@ -130,11 +139,14 @@ def test_local_time_has_no_daylight_saving() -> None:
         (ScopeKind.ISP, "vnpt", {LINK}),
         (ScopeKind.ISP, "VNPT", {LINK}),
         (ScopeKind.ISP, "fpt", set()),
+        (ScopeKind.UPSTREAM, "pop-1", {LINK}),  # the node the link hangs off
+        (ScopeKind.UPSTREAM, "pop-0", {LINK, OTHER}),  # a node above: its whole subtree
+        (ScopeKind.UPSTREAM, "pop-9", set()),
     ],
 )
 def test_each_scope(kind: ScopeKind, value: str, covered: set[LinkInfo]) -> None:
     scope = MaintenanceScope(kind, value)
-    assert {link for link in (LINK, OTHER) if covers(scope, link)} == covered
+    assert {link for link in (LINK, OTHER) if covers(scope, link, TOPO)} == covered
 
 
 NIGHTLY = Recurring(Recurrence.DAILY, time(23, 0), 120)
@@ -144,16 +156,13 @@ INSIDE, OUTSIDE = local(2026, 3, 2, 23, 30), local(2026, 3, 2, 22, 0)
 def test_link_window_returns_the_covering_active_window() -> None:
     other_isp = MaintenanceWindow(MaintenanceScope(ScopeKind.ISP, "viettel"), NIGHTLY, "x")
     commune = MaintenanceWindow(MaintenanceScope(ScopeKind.COMMUNE, "24848"), NIGHTLY, "Nâng cấp")
-    assert link_window(LINK, [other_isp, commune], INSIDE) is commune
-    assert link_window(LINK, [other_isp, commune], OUTSIDE) is None
-    assert link_window(LINK, [], INSIDE) is None
+    assert link_window(LINK, TOPO, [other_isp, commune], INSIDE) is commune
+    assert link_window(LINK, TOPO, [other_isp, commune], OUTSIDE) is None
+    assert link_window(LINK, TOPO, [], INSIDE) is None
 
 
 def _incident(kind: IncidentKind, key: str, links: tuple[str, ...], isp: str | None) -> Incident:
     return Incident(SubjectKey.parse(key), kind, "down", INSIDE, Route.ISP, isp, links)
-
-
-TOPO = Topology(links={LINK.link: LINK, OTHER.link: OTHER})
 
 
 def test_a_link_incident_is_under_maintenance_when_its_link_is() -> None:
@@ -185,3 +194,25 @@ def test_portal_and_monitor_incidents_are_never_under_maintenance() -> None:
     for kind in (IncidentKind.PORTAL_OUTAGE, IncidentKind.MONITOR_CONNECTIVITY):
         incident = _incident(kind, "portal:x", (LINK.link,), "vnpt")
         assert incident_window(incident, TOPO, [everything], INSIDE) is None
+
+
+def test_an_upstream_outage_is_covered_by_a_window_on_a_node_above_it() -> None:
+    outage = _incident(IncidentKind.UPSTREAM_OUTAGE, "upstream:pop-1", (LINK.link,), "vnpt")
+    above = MaintenanceWindow(MaintenanceScope(ScopeKind.UPSTREAM, "pop-0"), NIGHTLY)
+    assert incident_window(outage, TOPO, [above], INSIDE) is above
+    beside = MaintenanceWindow(MaintenanceScope(ScopeKind.UPSTREAM, "pop-2"), NIGHTLY)
+    assert incident_window(outage, TOPO, [beside], INSIDE) is None
+
+
+def test_the_topology_chain_stops_at_unknown_nodes_and_cycles() -> None:
+    loop = Topology(
+        links={},
+        upstreams={
+            "a": UpstreamInfo("a", "vnpt", "A", pinged=True, parent="b"),
+            "b": UpstreamInfo("b", "vnpt", "B", pinged=True, parent="a"),
+            "c": UpstreamInfo("c", "vnpt", "C", pinged=True, parent="gone"),
+        },
+    )
+    assert loop.upstream_chain("a") == ["a", "b"]
+    assert loop.upstream_chain("c") == ["c"]
+    assert loop.upstream_chain(None) == []

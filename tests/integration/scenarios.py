@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from aiosmtpd.controller import Controller
 
+from alerts.tickets import Ticket, TicketEvent
 from netwatch.engine import EngineOptions
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.inventory.models import (
@@ -31,7 +32,7 @@ from netwatch.inventory.models import (
 )
 from netwatch.lab import Lab
 from netwatch.notify.outbox import RetryPolicy
-from netwatch.store import OutboxItem, Ticket, TicketEvent, open_store
+from netwatch.store import OutboxItem, open_store
 from netwatch.web.app import Runtime, create_app
 from tests.integration.lab_notify import lab_notifications
 from tests.integration.test_run_on_lab import _env, serving
@@ -250,10 +251,10 @@ class Book:
     outbox: tuple[OutboxItem, ...]
 
     def by_key(self, key: str) -> list[Ticket]:
-        return [t for t in self.tickets if t.incident_key.encoded == key]
+        return [t for t in self.tickets if t.key.encoded == key]
 
     def kinds(self, ticket: Ticket) -> list[str]:
-        return [e.kind for e in self.events[ticket.id]]
+        return [e.kind.value for e in self.events[ticket.id]]
 
 
 def _book(twin: Twin) -> Book:
@@ -262,8 +263,10 @@ def _book(twin: Twin) -> Book:
     async def read() -> Book:
         store = await open_store(twin.database_url, data_dir=twin.data_dir, migrate=False)
         try:
-            tickets = tuple(await store.list_tickets())
-            events = {t.id: tuple(await store.ticket_events(t.id)) for t in tickets}
+            tickets = tuple(s.ticket for s in await store.list_tickets())
+            events = {
+                t.id: tuple(e.event for e in await store.ticket_events(t.id)) for t in tickets
+            }
             return Book(tickets, events, tuple(await store.outbox_items()))
         finally:
             await store.close()
@@ -316,7 +319,7 @@ def _in_state(twin: Twin, key: str, state: str) -> Callable[[], Ticket | None]:
 
 def _log(book: Book, ticket: Ticket) -> list[tuple[str, str]]:
     """A ticket's log, short, for failure messages."""
-    return [(e.kind, e.text) for e in book.events[ticket.id]]
+    return [(e.kind.value, e.text) for e in book.events[ticket.id]]
 
 
 def _opened_mail(box: Mailbox, to: str, ticket: str) -> Callable[[], email.message.Message | None]:

@@ -156,9 +156,7 @@ def test_a_cut_line_is_ticketed_before_a_whole_round_and_told_when_it_is_back(
         path = first.path
         assert path is not None
         assert path.reached is False
-        assert [t.incident_key.encoded for t in book.tickets] == [
-            key
-        ]  # nothing else: no false ticket
+        assert [t.key.encoded for t in book.tickets] == [key]  # nothing else: no false ticket
         assert _mail(twin.box, IT_MAIL) == []
 
 
@@ -187,7 +185,7 @@ def test_one_percent_random_loss_opens_nothing(lab: Lab, twins: list[Twin]) -> N
 
     for twin, changed, admitted in zip(twins, changes, engaged, strict=True):
         book = books[twin.backend]
-        assert book.tickets == (), (twin.backend, [t.incident_key.encoded for t in book.tickets])
+        assert book.tickets == (), (twin.backend, [t.key.encoded for t in book.tickets])
         assert twin.box.messages == []
         assert changed == [], (twin.backend, changed)  # not even a state change
         assert admitted > 0, twin.backend  # lost echoes did put lines in fast mode

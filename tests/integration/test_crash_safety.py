@@ -73,12 +73,12 @@ def _read(data_dir: Path, url: str | None) -> tuple[list[str], Counter[str], int
         store: Store = await open_store(url, data_dir=data_dir, migrate=False)
         try:
             tickets = await store.list_tickets(limit=1000)
-            keys = [t.incident_key.encoded for t in tickets]
+            keys = [t.ticket.key.encoded for t in tickets]
             events = 0
             for t in tickets:
-                log = await store.ticket_events(t.id)
+                log = await store.ticket_events(t.ticket.id)
                 seqs = [e.seq for e in log]
-                assert len(seqs) == len(set(seqs)), f"{t.id}: an event written twice"
+                assert len(seqs) == len(set(seqs)), f"{t.ticket.id}: an event written twice"
                 events += len(log)
             outbox = await store.outbox_items()
             dedup = Counter(i.dedup_key for i in outbox)

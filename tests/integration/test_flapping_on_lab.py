@@ -53,7 +53,7 @@ def test_flapping_link_is_one_episode_not_a_storm(lab: Lab, twins: list[Twin]) -
         tickets = book.by_key(key)
         assert len(tickets) == 1, (twin.backend, [t.id for t in tickets])
         [ticket] = tickets
-        assert [t.incident_key.encoded for t in book.tickets] == [key]
+        assert [t.key.encoded for t in book.tickets] == [key]
         kinds = book.kinds(ticket)
         assert kinds.count("opened") == 1
         assert "reopened" not in kinds

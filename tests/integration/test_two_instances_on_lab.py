@@ -152,7 +152,7 @@ def test_the_standby_takes_over_without_losing_or_doubling_anything(lab: Lab, sh
         assert counted["netwatch_tickets_acknowledged_total"] == 1, counted
         assert counted["netwatch_tickets_resolved_total"] == 1, counted
 
-    assert [t.incident_key.encoded for t in book.tickets] == [key]  # one ticket across the handover
+    assert [t.key.encoded for t in book.tickets] == [key]  # one ticket across the handover
     [ticket] = book.tickets
     kinds = book.kinds(ticket)
     assert kinds.count("opened") == 1

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from alerts.maintenance import MaintenanceScope, MaintenanceWindow, OneOff, ScopeKind
 from netwatch.store import NewMaintenance, RevokeOutcome, Store
 
 START = datetime(2026, 6, 6, 15, tzinfo=UTC)  # 22:00 in Asia/Ho_Chi_Minh
@@ -40,3 +41,13 @@ async def test_add_list_cancel(store: Store) -> None:
 async def test_window_must_end_after_it_starts(store: Store) -> None:
     with pytest.raises(ValueError, match="end after it starts"):
         await store.add_maintenance(_window("24848", hours=0), START)
+
+
+async def test_a_stored_window_is_the_one_alerts_evaluates(store: Store) -> None:
+    made = NewMaintenance("upstream", "pop-da-lat", START, START + timedelta(hours=2), "POP", "ui")
+    stored = await store.add_maintenance(made, START)
+    assert stored.window == MaintenanceWindow(
+        MaintenanceScope(ScopeKind.UPSTREAM, "pop-da-lat"),
+        OneOff(START, START + timedelta(hours=2)),
+        "POP",
+    )

@@ -121,14 +121,16 @@ async def test_first_apply_writes_everything(store: Store) -> None:
     assert result.changed
     stored = await store.get_ticket(rec.id)
     assert stored is not None
-    assert (stored.state, stored.updated_at, stored.evidence) == (
+    assert (stored.ticket.status, stored.updated_at, stored.ticket.evidence) == (
         TicketStatus.OPEN,
         T0,
         EVIDENCE,  # what rec.evidence says, read back typed
     )
     assert await store.ticket_books(T0) == [rec]
     events = await store.ticket_events(rec.id)
-    assert [(e.seq, e.kind, e.text) for e in events] == [(0, "opened", "opened #0")]
+    assert [(e.seq, e.event.kind.value, e.event.text) for e in events] == [
+        (0, "opened", "opened #0")
+    ]
     assert [o.dedup_key for o in await store.outbox_items(rec.id)] == [
         _mail(rec.id).dedup_key,
         _mail(rec.id, "opened-l1").dedup_key,
@@ -177,7 +179,7 @@ async def test_a_changed_ticket_is_updated_in_every_column(store: Store) -> None
     assert await store.ticket_books(T0) == [acked]
     stored = await store.get_ticket(rec.id)
     assert stored is not None
-    assert (stored.updated_at, stored.acknowledged_at, stored.isp) == (t1, t1, None)
+    assert (stored.updated_at, stored.ticket.acknowledged_at, stored.ticket.isp) == (t1, t1, None)
     assert [e.seq for e in await store.ticket_events(rec.id)] == [0, 1]
 
 
@@ -196,7 +198,9 @@ async def test_resolve_then_open_the_next_episode_in_one_call(store: Store) -> N
     assert (result.tickets_written, result.events_inserted, result.outbox_enqueued) == (2, 2, 2)
     open_now = [TicketStatus.OPEN, TicketStatus.ACKNOWLEDGED]
     unresolved = [
-        t for t in await store.list_tickets(open_now) if t.incident_key == SubjectKey.parse(KEY)
+        t.ticket
+        for t in await store.list_tickets(open_now)
+        if t.ticket.key == SubjectKey.parse(KEY)
     ]
     assert len(unresolved) == 1
     assert unresolved[0].id == new.id

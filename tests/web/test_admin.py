@@ -12,6 +12,7 @@ import pytest
 
 from netwatch.inventory.models import LOCAL_TZ
 from netwatch.store import Store
+from netwatch.store.codec import actor_text
 from netwatch.web.session import SESSION_COOKIE, SessionSigner
 from tests.web.conftest import COMMUNE, LINK_SECRET, Server
 
@@ -177,7 +178,7 @@ def test_a_ticket_is_acknowledged_noted_and_resolved_as_provincial_it(
     assert "Biểu mẫu" in no_csrf.text
     ticket = server.with_store(lambda s: s.get_ticket(ticket_id))
     assert ticket is not None
-    assert ticket.state.value == "open"
+    assert ticket.ticket.status.value == "open"
 
     acked = browser.post(
         f"/admin/tickets/{ticket_id}/acknowledge", data={"csrf": csrf, "text": "Đã gọi VNPT"}
@@ -200,7 +201,7 @@ def test_a_ticket_is_acknowledged_noted_and_resolved_as_provincial_it(
     assert "ops-lamdong (CNTT tỉnh)" in shown
 
     events = server.with_store(lambda s: s.ticket_events(ticket_id))
-    assert [(e.kind, e.actor) for e in events[1:]] == [
+    assert [(e.event.kind.value, actor_text(e.event.actor)) for e in events[1:]] == [
         ("acknowledged", "provincial_it:ops-lamdong"),
         ("note", "provincial_it:ops-lamdong"),
         ("resolved", "provincial_it:ops-lamdong"),

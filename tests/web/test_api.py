@@ -92,7 +92,7 @@ def test_write_endpoints_need_a_valid_write_token(server: Server) -> None:
     assert (revoked.status, revoked.json()["detail"]) == (401, "API token revoked")
 
     events = server.with_store(lambda s: s.ticket_events(ticket_id))
-    assert [e.kind for e in events] == ["opened"]  # nothing refused was written
+    assert [e.event.kind.value for e in events] == ["opened"]  # nothing refused was written
 
 
 def test_notes_and_resolve_through_the_api(server: Server) -> None:
@@ -132,7 +132,7 @@ def test_notes_and_resolve_through_the_api(server: Server) -> None:
     assert (unknown.status, unknown.json()["detail"]) == (404, "ticket 'NW-x' not found")
     stored = server.with_store(lambda s: s.get_ticket(ticket_id))
     assert stored is not None
-    assert stored.state.value == "resolved"
+    assert stored.ticket.status.value == "resolved"
 
 
 def _history(server: Server) -> None:

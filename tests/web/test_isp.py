@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from netwatch.store import Store
+from netwatch.store.codec import actor_text
 from tests.web.conftest import COMMUNE, LINK_SECRET, Server
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
@@ -193,8 +194,9 @@ def test_acknowledge_by_link_then_the_api_gets_409(server: Server) -> None:
     assert reply.status == 200
     assert reply.json()["state"] == "acknowledged"
     ticket, events = _stored(server, ticket_id)
-    assert ticket.state.value == "acknowledged"
-    assert (events[-1].kind, events[-1].actor, events[-1].text) == (
+    assert ticket.ticket.status.value == "acknowledged"
+    last = events[-1].event
+    assert (last.kind.value, actor_text(last.actor), last.text) == (
         "acknowledged",
         "isp:VNPT Lâm Đồng",
         "Đã cử kỹ thuật viên",
@@ -231,8 +233,8 @@ def test_forms_from_a_browser_note_and_resolve_and_come_back_to_the_page(server:
     assert "Đã đóng" in resolved.text
     assert f'action="/t/{ticket_id}/resolve"' not in resolved.text
     ticket, events = _stored(server, ticket_id)
-    assert ticket.state.value == "resolved"
-    assert [(e.kind, e.actor) for e in events[-2:]] == [
+    assert ticket.ticket.status.value == "resolved"
+    assert [(e.event.kind.value, actor_text(e.event.actor)) for e in events[-2:]] == [
         ("note", "isp:Nguyễn Văn An"),
         ("resolved", "isp:VNPT Lâm Đồng"),
     ]
@@ -277,7 +279,7 @@ def test_bad_actions_get_clear_4xx(server: Server) -> None:
     missing = server.client.get(f"/t/{unknown}?exp={other.exp}&sig={other.sig}")
     assert (missing.status, missing.json()["detail"]) == (404, f"ticket {unknown!r} not found")
     ticket, _ = _stored(server, ticket_id)
-    assert ticket.state.value == "open"
+    assert ticket.ticket.status.value == "open"
 
 
 def test_every_ticket_event_kind_has_words_on_the_isp_page() -> None:

@@ -14,7 +14,7 @@ from alerts.tickets import Actor, ActorKind
 from netwatch.health import link_id
 from netwatch.inventory.models import LOCAL_TZ
 from netwatch.runtime import Runtime
-from netwatch.store import ApiToken, MaintenanceWindow, NewMaintenance
+from netwatch.store import ApiToken, NewMaintenance, StoredWindow
 from netwatch.web.admin.words import KIND, TICKET_STATE, Label, Message
 from netwatch.web.i18n import Lang, fmt_duration, fmt_number, fmt_time
 from netwatch.web.isp.model import problem_words
@@ -134,13 +134,13 @@ def local_input(at: datetime) -> str:
 class WindowRow:
     """A stored window as its table row shows it."""
 
-    window: MaintenanceWindow
+    window: StoredWindow
     scope: str
     active: bool  # started: ending it ends it now; otherwise it is cancelled
 
 
 def window_rows(
-    runtime: Runtime, windows: Sequence[MaintenanceWindow], lang: Lang, now: datetime
+    runtime: Runtime, windows: Sequence[StoredWindow], lang: Lang, now: datetime
 ) -> list[WindowRow]:
     """The table's rows: each window's scope in words, and whether it is in progress."""
     return [

@@ -272,8 +272,9 @@ async def _act(request: Request, ticket_id: str, action: ManualAction) -> Respon
             request, html, failure.status, failure.reason, failure.message, failure.message_vi
         )
     if not name:
-        isp = runtime.inventory.isps.get(ticket.isp) if ticket.isp else None
-        name = isp.name if isp is not None else (ticket.isp or "nhà mạng")
+        isp_id = ticket.ticket.isp
+        isp = runtime.inventory.isps.get(isp_id) if isp_id else None
+        name = isp.name if isp is not None else (isp_id or "nhà mạng")
     now = datetime.now(UTC)
     actor = Actor(ActorKind.ISP, name)
     result = await apply_action(runtime, ticket_id, action, actor, fields.get("text", ""), now)

@@ -16,15 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from alerts.maintenance import (
-    MaintenanceScope,
-    MaintenanceWindow,
-    OneOff,
-    ScopeKind,
-    link_window,
-)
-from alerts.model import Incident, IncidentKind, LinkInfo, LinkState, Topology
+from alerts.maintenance import MaintenanceWindow, link_window
+from alerts.model import Incident, IncidentKind, LinkInfo, LinkState
 from alerts.subject import LinkId, SubjectKey, SubjectKind
+from alerts.tickets import Ticket, TicketEvent
 from netwatch.alerting import windows_of
 from netwatch.health import link_id
 from netwatch.inventory import Divisions
@@ -32,7 +27,7 @@ from netwatch.inventory.divisions import fold
 from netwatch.inventory.models import LOCAL_TZ
 from netwatch.store.repository import Store
 from netwatch.store.status_reads import Notified, StatusReads
-from netwatch.store.types import Availability, Ticket, TicketStatus
+from netwatch.store.types import Availability, StoredTicket, TicketStatus
 from netwatch.web.status.words import RANK, Shown
 
 if TYPE_CHECKING:
@@ -201,20 +196,20 @@ class CommuneRecords:
     availability: Mapping[str, Availability]  # link key -> this month
 
 
-def _role(actor: str) -> str:
-    kind = actor.split(":", 1)[0]
-    return kind if kind in ("isp", "provincial_it") else "system"
+def _note(event: TicketEvent) -> Note:
+    return Note(event.at, event.actor.kind.value, event.text)
 
 
-def ticket_info(ticket: Ticket, told: Notified | None, notes: Sequence[Note]) -> TicketInfo:
+def ticket_info(stored: StoredTicket, told: Notified | None, notes: Sequence[Note]) -> TicketInfo:
     """A stored ticket reduced to what the public page shows."""
+    ticket = stored.ticket
     ev = ticket.evidence
     return TicketInfo(
         id=ticket.id,
-        incident_key=ticket.incident_key,
-        kind=ticket.kind,
-        route=ticket.route,
-        state=ticket.state,
+        incident_key=ticket.key,
+        kind=ev.kind.value,
+        route=ticket.route.value,
+        state=ticket.status,
         problem=ev.worst_state or ev.state or None,
         opened_at=ticket.opened_at,
         told_at=told.first_sent_at if told is not None else None,
@@ -225,8 +220,8 @@ def ticket_info(ticket: Ticket, told: Notified | None, notes: Sequence[Note]) ->
         downtime_closed_s=ev.downtime_closed_s,
         links=ev.links,
         notes=tuple(notes),
-        back_since=ticket.ok_since,
-        closes_at=ticket.closes_at,
+        back_since=stored.back_since,
+        closes_at=stored.closes_at,
     )
 
 
@@ -245,15 +240,6 @@ def month_start(now: datetime) -> datetime:
 def next_month(start: datetime) -> datetime:
     """The start of the month after `start` (a month start)."""
     return (start + timedelta(days=32)).replace(day=1)
-
-
-def upstream_chain(topology: Topology, upstream: str | None) -> list[str]:
-    """A node and its ancestors (nearest first), stopping at unknown nodes and cycles."""
-    out: list[str] = []
-    while upstream is not None and upstream in topology.upstreams and upstream not in out:
-        out.append(upstream)
-        upstream = topology.upstreams[upstream].parent
-    return out
 
 
 @dataclass(slots=True)
@@ -381,26 +367,9 @@ class StatusModel:
             self._windows_loading = None
 
     async def _load_api_windows(self, now: datetime) -> tuple[MaintenanceWindow, ...]:
-        store = self.runtime.store
-        out: list[MaintenanceWindow] = []
         # Windows overlapping the next max_age: they may start before the next refresh.
-        for w in await store.maintenance_windows(now, now + timedelta(seconds=self.max_age_s)):
-            schedule = OneOff(w.starts_at, w.ends_at)
-            if w.scope == "upstream":
-                out.extend(
-                    MaintenanceWindow(
-                        MaintenanceScope(ScopeKind.LINK, link.link), schedule, w.reason
-                    )
-                    for link in self.runtime.health.topology.links.values()
-                    if w.target in upstream_chain(self.runtime.health.topology, link.upstream)
-                )
-            else:
-                try:
-                    kind = ScopeKind(w.scope)
-                except ValueError:
-                    continue
-                out.append(MaintenanceWindow(MaintenanceScope(kind, w.target), schedule, w.reason))
-        return tuple(out)
+        later = now + timedelta(seconds=self.max_age_s)
+        return tuple(w.window for w in await self.runtime.store.maintenance_windows(now, later))
 
     # -- snapshot ----------------------------------------------------------------------------
     def _current_generation(self) -> tuple[object, ...]:
@@ -455,6 +424,7 @@ class StatusModel:
         state, the portals, the incidents."""
         runtime = self.runtime
         inventory, health = runtime.inventory, runtime.health
+        topology = health.topology
         windows = self._config_windows + self._api_windows
         incidents = health.incidents
         monitor = next((i for i in incidents if i.kind is IncidentKind.MONITOR_CONNECTIVITY), None)
@@ -484,7 +454,7 @@ class StatusModel:
             for static in commune.links:
                 status = health.links.status(static.key)
                 window = (
-                    link_window(static.info, windows, now)
+                    link_window(static.info, topology, windows, now)
                     if windows and static.info is not None
                     else None
                 )
@@ -561,7 +531,7 @@ class StatusModel:
         for view in commune.links:
             info = topology.links.get(view.key)
             if info is not None:
-                keys.extend(SubjectKey.upstream(u) for u in upstream_chain(topology, info.upstream))
+                keys.extend(SubjectKey.upstream(u) for u in topology.upstream_chain(info.upstream))
         keys.extend(SubjectKey.portal(pid) for pid in self.runtime.inventory.portals)
         return list(dict.fromkeys(keys))
 
@@ -599,16 +569,17 @@ class StatusModel:
             for t in await reads.tickets_for(
                 self.incident_keys(commune), now - timedelta(days=RECENT_DAYS)
             )
-            if _concerns(t, link_keys)
+            if _concerns(t.ticket, link_keys)
         ]
-        unresolved = [t.id for t in tickets if t.state is not TicketStatus.RESOLVED]
+        ids = [t.ticket.id for t in tickets]
+        unresolved = [t.ticket.id for t in tickets if t.ticket.status is not TicketStatus.RESOLVED]
         notes = await reads.events_of(unresolved, kinds=("note",))
-        told = await reads.notifications([t.id for t in tickets])
+        told = await reads.notifications(ids)
         infos = [
             ticket_info(
                 t,
-                told.get(t.id),
-                [Note(e.at, _role(e.actor), e.text) for e in notes.get(t.id, ())],
+                told.get(t.ticket.id),
+                [_note(e.event) for e in notes.get(t.ticket.id, ())],
             )
             for t in tickets
         ]
@@ -630,7 +601,7 @@ class StatusModel:
 
 def _concerns(ticket: Ticket, link_keys: Iterable[str]) -> bool:
     """Portal and link tickets always; an upstream ticket when it lists one of the links."""
-    if ticket.incident_key.kind is not SubjectKind.UPSTREAM:
+    if ticket.key.kind is not SubjectKind.UPSTREAM:
         return True
     links = ticket.evidence.links
     if not links:
