@@ -17,16 +17,15 @@ from netwatch.runtime import Runtime
 from netwatch.store import ApiToken, MaintenanceWindow, NewMaintenance
 from netwatch.web.admin.words import KIND, TICKET_STATE, Label, Message
 from netwatch.web.i18n import Lang, fmt_duration, fmt_number, fmt_time
-from netwatch.web.isp.model import problem_words
 from netwatch.web.session import Session
+from netwatch.web.ticket.model import problem_words
+from netwatch.web.ticket.pages import TICKET_STATE_CSS
 from netwatch.web.views import ScopeIn, TicketView, scope_target
 
 MAX_REASON_CHARS = 500
 DEFAULT_WINDOW = timedelta(hours=2)
 SCOPE_KINDS = ("province", "commune", "link", "isp", "upstream")
 SORTS = ("age", "-age")
-# The badge colour of a ticket state (the status pages' palette, as on the ticket page).
-TICKET_STATE_CSS = {"open": "st-down", "acknowledged": "st-slow", "resolved": "st-ok"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 Moved verbatim from the former `A` table and the messages written inside the routes: each entry
 has a name (`Label.LOGIN`, `Message.CSRF`) instead of a string key. Words with {placeholders}
 are filled with `str.format` (or the templates' `say` filter). The kinds and states of tickets
-are the ticket pages' words (netwatch.web.isp.words): one wording for both views.
+are the ticket body's words (netwatch.web.ticket.words): one wording for both views.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import enum
 from collections.abc import Mapping
 from typing import Final
 
-from netwatch.web.isp.words import KIND, TICKET_STATE, Words
+from netwatch.web.ticket.words import KIND, TICKET_STATE, Words
 
 __all__ = [
     "DONE",

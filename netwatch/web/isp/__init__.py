@@ -15,8 +15,10 @@ hop by hop, with the routers' addresses: they are the ISP's own). Not shown: con
 credentials, other monitored addresses (the circuit ID names the line in the ISP's own systems)
 — see docs/isp-and-admin-pages.md.
 
-This module holds the routes; model.py the views, words.py every word (vi/en), pages.py what
-the templates (templates/*.html, autoescaped, extending the shared base.html) are given.
+This module holds the routes; model.py the view, words.py the page's own words (vi/en), pages.py
+what the templates (templates/*.html, autoescaped, extending the shared base.html) are given.
+The ticket's body (summary, evidence, path, chart, forms, log) is netwatch.web.ticket's, shared
+with the provincial IT's view.
 """
 
 from __future__ import annotations
@@ -34,75 +36,26 @@ from netwatch.inventory.models import LOCAL_TZ
 from netwatch.notify.messages import format_time_vi
 from netwatch.notify.pathtext import hide_target
 from netwatch.signing import LinkCheck, LinkReason, LinkSigner, ticket_path
-from netwatch.web.api import (
+from netwatch.web.common import private_page, read_fields
+from netwatch.web.deps import runtime_or_none
+from netwatch.web.i18n import is_lang, pick_lang
+from netwatch.web.isp.model import IspTicketView
+from netwatch.web.isp.pages import error_page, render_ticket_page
+from netwatch.web.isp.words import LINK_REFUSED, Label
+from netwatch.web.ticket.pages import MAX_NAME_CHARS
+from netwatch.web.ticket.words import Words
+from netwatch.web.views import (
     ActionFailure,
     ManualAction,
     apply_action,
     ticket_detail,
     ticket_not_found,
 )
-from netwatch.web.common import private_page, read_fields
-from netwatch.web.deps import runtime_or_none
-from netwatch.web.i18n import is_lang, pick_lang
-from netwatch.web.isp.model import (
-    IspTicketView,
-    LiveLink,
-    actor_words,
-    event_text,
-    live_link,
-    problem_words,
-)
-from netwatch.web.isp.pages import (
-    MAX_NAME_CHARS,
-    TICKET_CSS,
-    TICKET_STATE_CSS,
-    chart_html,
-    error_page,
-    forms_html,
-    render_ticket_page,
-    ticket_main_html,
-)
-from netwatch.web.isp.words import (
-    DETAIL,
-    DONE,
-    EVENT,
-    KIND,
-    LINK_REFUSED,
-    PROBLEM,
-    TICKET_STATE,
-    Label,
-    Words,
-)
 
 if TYPE_CHECKING:
     from netwatch.runtime import Runtime
 
-# What other modules import from here (the admin pages, until they have their own templates).
-__all__ = [
-    "DETAIL",
-    "DONE",
-    "EVENT",
-    "KIND",
-    "PROBLEM",
-    "TICKET_CSS",
-    "TICKET_STATE",
-    "TICKET_STATE_CSS",
-    "IspTicketView",
-    "LiveLink",
-    "Words",
-    "actor_words",
-    "chart_html",
-    "error_page",
-    "event_text",
-    "forms_html",
-    "live_link",
-    "private_page",
-    "problem_words",
-    "read_fields",
-    "router",
-    "ticket_main_html",
-    "wants_html",
-]
+__all__ = ["IspTicketView", "router", "wants_html"]
 
 router = APIRouter(tags=["isp"])
 
