@@ -292,11 +292,9 @@ def test_every_ticket_event_kind_has_words_on_the_isp_page() -> None:
 
 
 def test_the_ticket_page_escapes_what_it_shows() -> None:
-    from markupsafe import Markup
-
     from netwatch.web.api import EvidenceView, SubjectView, TicketDetail
     from netwatch.web.templating import templates
-    from netwatch.web.ticket.pages import CONTEXT, body_of
+    from netwatch.web.ticket.pages import CONTEXT, TicketBody, TicketForms
 
     now = datetime.now(UTC)
     view = TicketDetail(
@@ -340,15 +338,7 @@ def test_the_ticket_page_escapes_what_it_shows() -> None:
         ),
         events=[],
     )
-    body = body_of(
-        view,
-        "vi",
-        live=None,
-        chart=Markup(""),
-        action_base="/t/T-1",
-        hidden={"sig": '"><script>'},
-        ask_name=True,
-    )
+    body = TicketBody(view, "vi", TicketForms("/t/T-1", {"sig": '"><script>'}, ask_name=True))
 
     def render(macro: str) -> str:
         # As a page renders the ticket body: its macros imported with the page's context.

@@ -49,7 +49,7 @@ from netwatch.web.deps import RuntimeDep, runtime_or_none
 from netwatch.web.i18n import pick_lang
 from netwatch.web.session import SESSION_COOKIE, SESSION_PATH, SessionReason, SessionSigner
 from netwatch.web.ticket.pages import CONTEXT as TICKET_CONTEXT
-from netwatch.web.ticket.pages import ticket_body
+from netwatch.web.ticket.pages import TicketForms, ticket_body
 from netwatch.web.views import (
     ActionFailure,
     ManualAction,
@@ -311,9 +311,9 @@ async def ticket_page(
             view,
             lang,
             now,
-            action_base=f"/admin/tickets/{ticket_id}",
-            hidden={"csrf": login.session.csrf},
-            ask_name=False,
+            TicketForms(
+                f"/admin/tickets/{ticket_id}", {"csrf": login.session.csrf}, ask_name=False
+            ),
             done=done,
         ),
     )

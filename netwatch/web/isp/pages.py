@@ -20,7 +20,7 @@ from netwatch.web.isp.words import Label
 from netwatch.web.layout import language_urls
 from netwatch.web.templating import render
 from netwatch.web.ticket.pages import CONTEXT as TICKET_CONTEXT
-from netwatch.web.ticket.pages import ticket_body
+from netwatch.web.ticket.pages import TicketForms, ticket_body
 from netwatch.web.ticket.words import Label as TicketLabel
 from netwatch.web.ticket.words import Words
 
@@ -61,9 +61,9 @@ def render_ticket_page(
             view,
             lang,
             datetime.now(UTC),
-            action_base=ticket_path(view.id),
-            hidden={"exp": exp, "sig": sig, "lang": lang},
-            ask_name=True,
+            TicketForms(
+                ticket_path(view.id), {"exp": exp, "sig": sig, "lang": lang}, ask_name=True
+            ),
             done=done,
             footnote=f"{Label.EXPIRES[lang]} {fmt_time(view.link_expires_at, lang)}.",
         ),

@@ -60,50 +60,44 @@ CONTEXT: Mapping[str, Any] = {
 
 
 @dataclass(frozen=True, slots=True)
+class TicketForms:
+    """Where the body's forms post ({action_base}/acknowledge, /note, /resolve), with which
+    hidden fields, and whether they ask for a name (the ISP; the admin's token names the actor)."""
+
+    action_base: str
+    hidden: Mapping[str, str]
+    ask_name: bool
+
+
+@dataclass(frozen=True, slots=True)
 class TicketBody:
-    """One ticket as its body shows it: summary, evidence, path, chart, forms, log."""
+    """One ticket as its body shows it, in the page language: summary, evidence, path, chart,
+    forms, log."""
 
     view: TicketDetail
-    live: LiveLink | None
-    evidence: list[tuple[str, str, str, str]]  # (measure, at first, worst, now)
-    hops: list[HopRow]
-    path_summary: str
-    chart: Markup  # the server-drawn SVG (netwatch.web.charts), or empty
-    action_base: str  # the forms post to {action_base}/acknowledge, /note, /resolve
-    hidden: Mapping[str, str] = field(default_factory=dict)  # the forms' hidden fields
-    ask_name: bool = False  # a "your name" field (the ISP); the admin's token names the actor
+    lang: Lang
+    forms: TicketForms
+    live: LiveLink | None = None  # the link's latest round
+    chart: Markup = field(default_factory=Markup)  # server-drawn SVG (netwatch.web.charts)
     done: str = ""  # the notice of an action just done
     footnote: str = ""  # said after the time zone note
 
+    @property
+    def evidence(self) -> list[tuple[str, str, str, str]]:
+        """(measure, at first, worst, now) for loss, RTT, interface, use."""
+        return evidence_rows(self.view, self.live, self.lang)
 
-def body_of(
-    view: TicketDetail,
-    lang: Lang,
-    *,
-    live: LiveLink | None,
-    chart: Markup,
-    action_base: str,
-    hidden: Mapping[str, str],
-    ask_name: bool,
-    done: str | None = None,
-    footnote: str = "",
-) -> TicketBody:
-    """The body of a ticket in the page language; `done` is the action just done (?done=)."""
-    path = view.evidence.path
-    done_words = DONE.get(done or "")
-    return TicketBody(
-        view=view,
-        live=live,
-        evidence=evidence_rows(view, live, lang),
-        hops=hop_rows(path, lang) if path is not None else [],
-        path_summary=path_summary(path, vi=lang == "vi") if path is not None else "",
-        chart=chart,
-        action_base=action_base,
-        hidden=hidden,
-        ask_name=ask_name,
-        done=done_words[lang] if done_words else "",
-        footnote=footnote,
-    )
+    @property
+    def hops(self) -> list[HopRow]:
+        """The path's hops, when the ticket has a path trace."""
+        path = self.view.evidence.path
+        return hop_rows(path, self.lang) if path is not None else []
+
+    @property
+    def path_summary(self) -> str:
+        """Where the path stopped, in one sentence ("" without a path trace)."""
+        path = self.view.evidence.path
+        return path_summary(path, vi=self.lang == "vi") if path is not None else ""
 
 
 def ticket_body(
@@ -111,24 +105,22 @@ def ticket_body(
     view: TicketDetail,
     lang: Lang,
     now: datetime,
+    forms: TicketForms,
     *,
-    action_base: str,
-    hidden: Mapping[str, str],
-    ask_name: bool,
     done: str | None = None,
     footnote: str = "",
 ) -> TicketBody:
-    """The body of a live ticket: with its link's latest round and its 24 h chart."""
-    return body_of(
+    """The body of a live ticket, with its link's latest round and 24 h chart; `done` is the
+    action just done (?done=), said as a notice."""
+    done_words = DONE.get(done or "")
+    return TicketBody(
         view,
         lang,
-        live=live_link(runtime, view),
-        chart=ticket_chart(runtime, view, lang, now),
-        action_base=action_base,
-        hidden=hidden,
-        ask_name=ask_name,
-        done=done,
-        footnote=footnote,
+        forms,
+        live_link(runtime, view),
+        ticket_chart(runtime, view, lang, now),
+        done_words[lang] if done_words else "",
+        footnote,
     )
 
 
