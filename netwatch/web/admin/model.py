@@ -15,12 +15,13 @@ from netwatch.health import link_id
 from netwatch.inventory.models import LOCAL_TZ
 from netwatch.runtime import Runtime
 from netwatch.store import ApiToken, MaintenanceWindow, NewMaintenance
-from netwatch.web.admin.words import KIND, TICKET_STATE, Label, Message
+from netwatch.web.admin.words import Label, Message
 from netwatch.web.i18n import Lang, fmt_duration, fmt_number, fmt_time
 from netwatch.web.session import Session
 from netwatch.web.ticket.model import problem_words
 from netwatch.web.ticket.pages import TICKET_STATE_CSS
 from netwatch.web.views import ScopeIn, TicketView, scope_target
+from netwatch.web.words import TICKET_KIND, TICKET_STATE
 
 MAX_REASON_CHARS = 500
 DEFAULT_WINDOW = timedelta(hours=2)
@@ -68,7 +69,7 @@ def ticket_rows(views: Sequence[TicketView], lang: Lang) -> list[TicketRow]:
             state_css=TICKET_STATE_CSS.get(v.state, "st-unknown"),
             state=TICKET_STATE[v.state][lang] if v.state in TICKET_STATE else v.state,
             problem=problem_words(v, lang),
-            kind=KIND[v.kind][lang] if v.kind in KIND else v.kind,
+            kind=TICKET_KIND[v.kind][lang] if v.kind in TICKET_KIND else v.kind,
         )
         for v in views
     ]

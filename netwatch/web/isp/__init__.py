@@ -43,7 +43,6 @@ from netwatch.web.isp.model import IspTicketView
 from netwatch.web.isp.pages import error_page, render_ticket_page
 from netwatch.web.isp.words import LINK_REFUSED, Label
 from netwatch.web.ticket.pages import MAX_NAME_CHARS
-from netwatch.web.ticket.words import Words
 from netwatch.web.views import (
     ActionFailure,
     ManualAction,
@@ -51,6 +50,7 @@ from netwatch.web.views import (
     ticket_detail,
     ticket_not_found,
 )
+from netwatch.web.words import Words
 
 if TYPE_CHECKING:
     from netwatch.runtime import Runtime

@@ -22,7 +22,7 @@ from netwatch.web.templating import render
 from netwatch.web.ticket.pages import CONTEXT as TICKET_CONTEXT
 from netwatch.web.ticket.pages import TicketForms, ticket_body
 from netwatch.web.ticket.words import Label as TicketLabel
-from netwatch.web.ticket.words import Words
+from netwatch.web.words import Words
 
 if TYPE_CHECKING:
     from netwatch.runtime import Runtime

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from netwatch.signing import LinkReason
-from netwatch.web.ticket.words import Words
+from netwatch.web.words import Common, Words
 
 # Why a signed link is refused: (English, Vietnamese), the API's detail and detail_vi.
 LINK_REFUSED: Mapping[LinkReason, tuple[str, str]] = {
@@ -34,5 +34,5 @@ class Label:
 
     EXPIRES: Final[Words] = {"vi": "Liên kết có hiệu lực đến", "en": "This link is valid until"}
     REFUSED_TITLE: Final[Words] = {"vi": "Không mở được phiếu", "en": "The ticket cannot be opened"}
-    FAILED_TITLE: Final[Words] = {"vi": "Không thực hiện được", "en": "Could not be done"}
+    FAILED_TITLE: Final[Words] = Common.FAILED
     BACK: Final[Words] = {"vi": "Quay lại phiếu", "en": "Back to the ticket"}

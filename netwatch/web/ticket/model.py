@@ -14,8 +14,9 @@ from alerts.subject import SubjectKey, link_id
 from alerts.tickets import ActorKind
 from netwatch.notify.pathtext import format_rtt
 from netwatch.web.i18n import Lang, fmt_number, fmt_percent, fmt_time
-from netwatch.web.ticket.words import DETAIL, LEVEL, PROBLEM, SINCE, Label, Words
+from netwatch.web.ticket.words import DETAIL, LEVEL, PROBLEM, SINCE, Label
 from netwatch.web.views import EventView, TicketDetail, TicketView
+from netwatch.web.words import Words
 
 if TYPE_CHECKING:
     from netwatch.runtime import Runtime

@@ -28,8 +28,9 @@ from netwatch.web.ticket.model import (
     problem_words,
     word,
 )
-from netwatch.web.ticket.words import CHART_TITLE, DONE, EVENT, KIND, TICKET_STATE, Label
+from netwatch.web.ticket.words import CHART_TITLE, DONE, EVENT, Label
 from netwatch.web.views import TicketDetail
+from netwatch.web.words import TICKET_KIND, TICKET_STATE
 
 if TYPE_CHECKING:
     from netwatch.runtime import Runtime
@@ -48,7 +49,7 @@ CONTEXT: Mapping[str, Any] = {
     "TicketLabel": Label,
     "TICKET_STATE": TICKET_STATE,
     "TICKET_STATE_CSS": TICKET_STATE_CSS,
-    "TICKET_KIND": KIND,
+    "TICKET_KIND": TICKET_KIND,
     "TICKET_EVENT": EVENT,
     "TIMEZONE_NOTE": TIMEZONE_NOTE,
     "word": word,

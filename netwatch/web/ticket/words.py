@@ -11,25 +11,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from alerts.model import DownCause, IncidentKind, LinkState, PortalState
-from alerts.tickets import EventKind, TicketStatus
+from alerts.model import DownCause, LinkState, PortalState
+from alerts.tickets import EventKind
 from netwatch.vocab import (
     DOWN_CAUSE,
-    INCIDENT_KIND,
     LANGS,
     LINK_STATE,
     PORTAL_STATE,
     TICKET_EVENT,
-    TICKET_STATUS,
 )
-from netwatch.web.i18n import Lang
+from netwatch.web.words import Common, Words
 
-Words = Mapping[Lang, str]
-
-# Incident kinds, states, down causes, ticket statuses and log events: the one catalogue's
-# wordings (netwatch.vocab), keyed by the stored values this page reads.
-TICKET_STATE: Mapping[str, Words] = {s.value: TICKET_STATUS[s] for s in TicketStatus}
-KIND: Mapping[str, Words] = {k.value: INCIDENT_KIND[k] for k in IncidentKind}
+# States, down causes and log events: the one catalogue's wordings (netwatch.vocab), keyed by the
+# stored values the body reads (a ticket's status and kind: netwatch.web.words).
 PROBLEM: Mapping[str, Words] = {
     **{s.value: LINK_STATE[s] for s in LinkState},
     PortalState.FAILING.value: PORTAL_STATE[PortalState.FAILING],
@@ -45,7 +39,7 @@ SINCE: Mapping[str, Words] = {
     "unacknowledged": {"vi": "Chưa được tiếp nhận từ", "en": "Not acknowledged since"},
 }
 # "level 2" in the log: an escalation level.
-LEVEL: Words = {"vi": "Cấp", "en": "Level"}
+LEVEL: Words = Common.LEVEL
 # The notice after an action (post/redirect/get), by action (?done=); both views say it.
 DONE: Mapping[str, Words] = {
     "acknowledge": {
@@ -72,17 +66,17 @@ class Label:
     SUMMARY: Final[Words] = {"vi": "Tóm tắt", "en": "Summary"}
     TICKET_STATE: Final[Words] = {"vi": "Trạng thái phiếu", "en": "Ticket state"}
     KIND: Final[Words] = {"vi": "Loại sự cố", "en": "Kind"}
-    PROBLEM: Final[Words] = {"vi": "Tình trạng", "en": "Problem"}
-    COMMUNE: Final[Words] = {"vi": "Xã/phường", "en": "Commune"}
+    PROBLEM: Final[Words] = Common.PROBLEM
+    COMMUNE: Final[Words] = Common.COMMUNE
     CODE: Final[Words] = {"vi": "mã", "en": "code"}
-    LINK: Final[Words] = {"vi": "Đường truyền", "en": "Link"}
+    LINK: Final[Words] = Common.LINK
     CIRCUIT: Final[Words] = {"vi": "Mã kênh truyền", "en": "Circuit ID"}
-    ISP: Final[Words] = {"vi": "Nhà mạng", "en": "ISP"}
+    ISP: Final[Words] = Common.ISP
     AFFECTED: Final[Words] = {"vi": "Các đường truyền bị ảnh hưởng", "en": "Affected links"}
     OPENED_AT: Final[Words] = {"vi": "Mở phiếu lúc", "en": "Opened"}
     ACKED_AT: Final[Words] = {"vi": "Tiếp nhận lúc", "en": "Acknowledged"}
     RESOLVED_AT: Final[Words] = {"vi": "Đóng lúc", "en": "Resolved"}
-    NOT_ACKED: Final[Words] = {"vi": "Chưa tiếp nhận", "en": "Not yet"}
+    NOT_ACKED: Final[Words] = Common.NOT_ACKNOWLEDGED
     FIRST_BAD: Final[Words] = {"vi": "Bắt đầu có sự cố", "en": "Problem began"}
     DOWNTIME: Final[Words] = {"vi": "Thời gian gián đoạn đến nay", "en": "Downtime so far"}
     EVIDENCE: Final[Words] = {"vi": "Số liệu đo", "en": "Evidence"}
@@ -90,7 +84,7 @@ class Label:
     FIRST_ROUND: Final[Words] = {"vi": "Lúc đầu", "en": "At first"}
     WORST: Final[Words] = {"vi": "Xấu nhất", "en": "Worst"}
     NOW: Final[Words] = {"vi": "Hiện tại", "en": "Now"}
-    LOSS: Final[Words] = {"vi": "Mất gói", "en": "Packet loss"}
+    LOSS: Final[Words] = Common.LOSS
     RTT: Final[Words] = {"vi": "Độ trễ (RTT)", "en": "Latency (RTT)"}
     INTERFACE: Final[Words] = {"vi": "Cổng WAN", "en": "WAN interface"}
     UTILIZATION: Final[Words] = {"vi": "Băng thông dùng", "en": "Utilization"}
@@ -98,7 +92,7 @@ class Label:
     MEASURED_AT: Final[Words] = {"vi": "Đo lúc", "en": "Measured at"}
     IF_UP: Final[Words] = {"vi": "Hoạt động (up)", "en": "Up"}
     IF_DOWN: Final[Words] = {"vi": "Bị ngắt (down)", "en": "Down"}
-    UNKNOWN: Final[Words] = {"vi": "Không rõ", "en": "Unknown"}
+    UNKNOWN: Final[Words] = Common.UNKNOWN
     CHART: Final[Words] = {
         "vi": "Mất gói và độ trễ 24 giờ qua",
         "en": "Loss and latency, last 24 hours",
