@@ -88,7 +88,7 @@ async def current_login(request: Request, runtime: Runtime) -> Login | None:
     token = next((t for t in tokens if t.id == check.session.token_id), None)
     if token is None or token.revoked_at is not None or WRITE_SCOPE not in token.scopes:
         return None
-    return Login(check.session, token)
+    return Login(token, check.session)
 
 
 def _safe_next(target: str | None) -> str:

@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 
 from fastapi import HTTPException
 
-from alerts.tickets import Actor, ActorKind
 from netwatch.health import link_id
 from netwatch.inventory.models import LOCAL_TZ
 from netwatch.runtime import Runtime
-from netwatch.store import ApiToken, MaintenanceWindow, NewMaintenance
+from netwatch.store import MaintenanceWindow, NewMaintenance
 from netwatch.web.admin.words import Label, Message
+from netwatch.web.auth import Caller
 from netwatch.web.i18n import Lang, fmt_duration, fmt_number, fmt_time
 from netwatch.web.session import Session
 from netwatch.web.ticket.model import problem_words
@@ -30,21 +30,11 @@ SORTS = ("age", "-age")
 
 
 @dataclass(frozen=True, slots=True)
-class Login:
-    """A verified session and the token it was opened with."""
+class Login(Caller):
+    """A caller of the write API (its token names the actor, as the API names it) logged in
+    through a verified session."""
 
     session: Session
-    token: ApiToken
-
-    @property
-    def actor(self) -> Actor:
-        """Provincial IT, named after the token (as the API names it)."""
-        return Actor(ActorKind.PROVINCIAL_IT, self.token.name)
-
-    @property
-    def created_by(self) -> str:
-        """How the store names this login in what it writes (as the API names a token)."""
-        return f"token:{self.token.name}"
 
 
 # --- open tickets ------------------------------------------------------------------------------
