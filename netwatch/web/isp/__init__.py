@@ -23,6 +23,7 @@ with the provincial IT's view.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlencode
@@ -274,37 +275,43 @@ _BODY_DOC: dict[str, object] = {
 }
 
 
-@router.post(
-    "/t/{ticket_id}/acknowledge",
-    response_model=IspTicketView,
-    summary="Acknowledge a ticket through its signed link",
-    responses=_ACTION_DOC,
-    openapi_extra=_BODY_DOC,
+# The three actions, one route each (POST /t/{id}/acknowledge, /note, /resolve): what the API's
+# documentation says of each. They differ in nothing else.
+_ACTIONS: tuple[tuple[ManualAction, str, str], ...] = (
+    (
+        ManualAction.ACKNOWLEDGE,
+        "Acknowledge a ticket through its signed link",
+        "Take the ticket: escalation and reminders stop. Browsers are sent back to the page.",
+    ),
+    (
+        ManualAction.NOTE,
+        "Add a note through the signed link",
+        "A note in the ticket's log, told to those already notified.",
+    ),
+    (
+        ManualAction.RESOLVE,
+        "Resolve a ticket through its signed link",
+        "Say it is fixed; the ticket reopens if the link is in fact still bad.",
+    ),
 )
-async def isp_acknowledge(ticket_id: str, request: Request) -> Response:
-    """Take the ticket: escalation and reminders stop. Browsers are sent back to the page."""
-    return await _act(request, ticket_id, ManualAction.ACKNOWLEDGE)
 
 
-@router.post(
-    "/t/{ticket_id}/note",
-    response_model=IspTicketView,
-    summary="Add a note through the signed link",
-    responses=_ACTION_DOC,
-    openapi_extra=_BODY_DOC,
-)
-async def isp_note(ticket_id: str, request: Request) -> Response:
-    """A note in the ticket's log, told to those already notified."""
-    return await _act(request, ticket_id, ManualAction.NOTE)
+def _action_endpoint(action: ManualAction) -> Callable[[str, Request], Awaitable[Response]]:
+    async def endpoint(ticket_id: str, request: Request) -> Response:
+        return await _act(request, ticket_id, action)
+
+    return endpoint
 
 
-@router.post(
-    "/t/{ticket_id}/resolve",
-    response_model=IspTicketView,
-    summary="Resolve a ticket through its signed link",
-    responses=_ACTION_DOC,
-    openapi_extra=_BODY_DOC,
-)
-async def isp_resolve(ticket_id: str, request: Request) -> Response:
-    """Say it is fixed; the ticket reopens if the link is in fact still bad."""
-    return await _act(request, ticket_id, ManualAction.RESOLVE)
+for _action, _summary, _description in _ACTIONS:
+    router.add_api_route(
+        f"/t/{{ticket_id}}/{_action.value}",
+        _action_endpoint(_action),
+        methods=["POST"],
+        name=f"isp_{_action.value}",
+        response_model=IspTicketView,
+        summary=_summary,
+        description=_description,
+        responses=_ACTION_DOC,
+        openapi_extra=_BODY_DOC,
+    )
