@@ -15,6 +15,7 @@ from netwatch.inventory.models import LOCAL_TZ
 from netwatch.runtime import Runtime
 from netwatch.store import MaintenanceWindow, NewMaintenance, RevokeOutcome, TicketStatus
 from netwatch.web.auth import Caller, WriteCaller
+from netwatch.web.common import ActionDoc, add_action_routes
 from netwatch.web.deps import RuntimeDep
 from netwatch.web.views import (
     MAX_TEXT_CHARS,
@@ -330,7 +331,7 @@ _ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
 
 # Acknowledge and resolve take the same optional words and differ only in the action: one
 # route each (POST /tickets/{id}/acknowledge, /resolve), registered from this table.
-_TEXT_ACTIONS: tuple[tuple[ManualAction, str, str], ...] = (
+_TEXT_ACTIONS: tuple[ActionDoc, ...] = (
     (
         ManualAction.ACKNOWLEDGE,
         "Take a ticket: escalation and reminders stop",
@@ -353,18 +354,16 @@ def _text_action(action: ManualAction) -> Callable[..., Awaitable[TicketDetail]]
     return endpoint
 
 
-for _action, _summary, _description in _TEXT_ACTIONS:
-    router.add_api_route(
-        f"/tickets/{{ticket_id}}/{_action.value}",
-        _text_action(_action),
-        methods=["POST"],
-        name=f"{_action.value}_ticket",
-        response_model=TicketDetail,
-        tags=["tickets"],
-        summary=_summary,
-        description=_description,
-        responses=_ACTION_ERRORS,
-    )
+add_action_routes(
+    router,
+    "/tickets/{{ticket_id}}/{action}",
+    _TEXT_ACTIONS,
+    _text_action,
+    name="{action}_ticket",
+    response_model=TicketDetail,
+    tags=["tickets"],
+    responses=_ACTION_ERRORS,
+)
 
 
 @router.post(

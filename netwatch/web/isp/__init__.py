@@ -37,7 +37,7 @@ from netwatch.inventory.models import LOCAL_TZ
 from netwatch.notify.messages import format_time_vi
 from netwatch.notify.pathtext import hide_target
 from netwatch.signing import LinkCheck, LinkReason, LinkSigner, ticket_path
-from netwatch.web.common import private_page, read_fields
+from netwatch.web.common import ActionDoc, add_action_routes, private_page, read_fields
 from netwatch.web.deps import runtime_or_none
 from netwatch.web.i18n import is_lang, pick_lang
 from netwatch.web.isp.model import IspTicketView
@@ -277,7 +277,7 @@ _BODY_DOC: dict[str, object] = {
 
 # The three actions, one route each (POST /t/{id}/acknowledge, /note, /resolve): what the API's
 # documentation says of each. They differ in nothing else.
-_ACTIONS: tuple[tuple[ManualAction, str, str], ...] = (
+_ACTIONS: tuple[ActionDoc, ...] = (
     (
         ManualAction.ACKNOWLEDGE,
         "Acknowledge a ticket through its signed link",
@@ -303,15 +303,13 @@ def _action_endpoint(action: ManualAction) -> Callable[[str, Request], Awaitable
     return endpoint
 
 
-for _action, _summary, _description in _ACTIONS:
-    router.add_api_route(
-        f"/t/{{ticket_id}}/{_action.value}",
-        _action_endpoint(_action),
-        methods=["POST"],
-        name=f"isp_{_action.value}",
-        response_model=IspTicketView,
-        summary=_summary,
-        description=_description,
-        responses=_ACTION_DOC,
-        openapi_extra=_BODY_DOC,
-    )
+add_action_routes(
+    router,
+    "/t/{{ticket_id}}/{action}",
+    _ACTIONS,
+    _action_endpoint,
+    name="isp_{action}",
+    response_model=IspTicketView,
+    responses=_ACTION_DOC,
+    openapi_extra=_BODY_DOC,
+)
