@@ -87,18 +87,19 @@ def wants_html(request: Request) -> bool:
 def _error(
     request: Request,
     html: bool,
-    status: int,
-    reason: str,
-    message: str,
-    message_vi: str,
+    failure: ActionFailure,
     *,
     title: Words = Label.FAILED_TITLE,
     back: str | None = None,
 ) -> Response:
+    """What was not done and why: a page for a browser, else JSON (detail, detail_vi, reason)."""
     if html:
-        return error_page(request, status, title, message, message_vi, back=back)
+        return error_page(
+            request, failure.status, title, failure.message, failure.message_vi, back=back
+        )
     return JSONResponse(
-        {"detail": message, "detail_vi": message_vi, "reason": reason}, status_code=status
+        {"detail": failure.message, "detail_vi": failure.message_vi, "reason": failure.reason},
+        status_code=failure.status,
     )
 
 
@@ -106,9 +107,8 @@ def _link_refused(request: Request, html: bool, check: LinkCheck) -> Response:
     message, message_vi = LINK_REFUSED[check.reason]
     if check.reason is LinkReason.EXPIRED and check.expires_at is not None:
         message_vi = f"{message_vi} (Hết hạn lúc {format_time_vi(check.expires_at)}.)"
-    return _error(
-        request, html, 403, check.reason.value, message, message_vi, title=Label.REFUSED_TITLE
-    )
+    failure = ActionFailure(403, check.reason.value, message, message_vi)
+    return _error(request, html, failure, title=Label.REFUSED_TITLE)
 
 
 def _check(runtime: Runtime | None, ticket_id: str, exp: str | None, sig: str | None) -> LinkCheck:
@@ -120,15 +120,26 @@ def _check(runtime: Runtime | None, ticket_id: str, exp: str | None, sig: str | 
     return signer.verify(ticket_id, exp, sig, datetime.now(UTC))
 
 
-def _starting(request: Request, html: bool) -> Response:
-    return _error(
-        request,
-        html,
-        503,
-        "starting",
-        "NetWatch is starting; try again in a few seconds",
-        "NetWatch đang khởi động, vui lòng thử lại sau ít giây.",
-    )
+_STARTING = ActionFailure(
+    503,
+    "starting",
+    "NetWatch is starting; try again in a few seconds",
+    "NetWatch đang khởi động, vui lòng thử lại sau ít giây.",
+)
+
+
+def _opened(
+    request: Request, html: bool, ticket_id: str, exp: str | None, sig: str | None
+) -> tuple[Runtime, LinkCheck] | Response:
+    """The runtime and the link's check, or the refusal: the link is checked before anything
+    else (a bad link learns nothing, not even that NetWatch is starting)."""
+    runtime = runtime_or_none(request)
+    check = _check(runtime, ticket_id, exp, sig)
+    if not check.ok:
+        return _link_refused(request, html, check)
+    if runtime is None:
+        return _error(request, html, _STARTING)
+    return runtime, check
 
 
 async def _view(runtime: Runtime, ticket_id: str, check: LinkCheck) -> IspTicketView | None:
@@ -172,18 +183,13 @@ async def isp_ticket(
 ) -> Response:
     """Evidence and log of one ticket; a page with the action forms for browsers."""
     html = wants_html(request)
-    runtime = runtime_or_none(request)
-    check = _check(runtime, ticket_id, exp, sig)
-    if not check.ok:
-        return _link_refused(request, html, check)
-    if runtime is None:
-        return _starting(request, html)
+    opened = _opened(request, html, ticket_id, exp, sig)
+    if isinstance(opened, Response):
+        return opened
+    runtime, check = opened
     view = await _view(runtime, ticket_id, check)
     if view is None:
-        failure = ticket_not_found(ticket_id)
-        return _error(
-            request, html, failure.status, failure.reason, failure.message, failure.message_vi
-        )
+        return _error(request, html, ticket_not_found(ticket_id))
     if html:
         page_lang = pick_lang(request)
         page = render_ticket_page(request, runtime, view, exp or "", sig or "", page_lang, done)
@@ -195,14 +201,13 @@ async def _act(request: Request, ticket_id: str, action: ManualAction) -> Respon
     html = wants_html(request)
     fields = await read_fields(request)
     if isinstance(fields, str):
-        return _error(request, html, 400, "bad_body", fields, "Yêu cầu không đúng định dạng.")
+        bad_body = ActionFailure(400, "bad_body", fields, "Yêu cầu không đúng định dạng.")
+        return _error(request, html, bad_body)
     exp, sig = fields.get("exp"), fields.get("sig")
-    runtime = runtime_or_none(request)
-    check = _check(runtime, ticket_id, exp, sig)
-    if not check.ok:
-        return _link_refused(request, html, check)
-    if runtime is None:
-        return _starting(request, html)
+    opened = _opened(request, html, ticket_id, exp, sig)
+    if isinstance(opened, Response):
+        return opened
+    runtime, check = opened
     lang_field = fields.get("lang")
     query = {"exp": exp or "", "sig": sig or ""}
     if is_lang(lang_field):
@@ -210,21 +215,16 @@ async def _act(request: Request, ticket_id: str, action: ManualAction) -> Respon
     back = f"{ticket_path(ticket_id)}?{urlencode(query)}"
     name = fields.get("name", "").strip()
     if len(name) > MAX_NAME_CHARS:
-        return _error(
-            request,
-            html,
+        too_long = ActionFailure(
             422,
             "name_too_long",
             f"name is longer than {MAX_NAME_CHARS} characters",
             f"Tên người xử lý dài quá {MAX_NAME_CHARS} ký tự.",
-            back=back,
         )
+        return _error(request, html, too_long, back=back)
     ticket = await runtime.store.get_ticket(ticket_id)
     if ticket is None:
-        failure = ticket_not_found(ticket_id)
-        return _error(
-            request, html, failure.status, failure.reason, failure.message, failure.message_vi
-        )
+        return _error(request, html, ticket_not_found(ticket_id))
     if not name:
         isp = runtime.inventory.isps.get(ticket.isp) if ticket.isp else None
         name = isp.name if isp is not None else (ticket.isp or "nhà mạng")
@@ -232,15 +232,7 @@ async def _act(request: Request, ticket_id: str, action: ManualAction) -> Respon
     actor = Actor(ActorKind.ISP, name)
     result = await apply_action(runtime, ticket_id, action, actor, fields.get("text", ""), now)
     if isinstance(result, ActionFailure):
-        return _error(
-            request,
-            html,
-            result.status,
-            result.reason,
-            result.message,
-            result.message_vi,
-            back=back,
-        )
+        return _error(request, html, result, back=back)
     if html:
         # Post/redirect/get: a reload shows the page instead of sending the form again.
         return RedirectResponse(f"{back}&done={action.value}", status_code=303)
