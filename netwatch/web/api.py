@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -14,6 +15,7 @@ from netwatch.inventory.models import LOCAL_TZ
 from netwatch.runtime import Runtime
 from netwatch.store import NewMaintenance, RevokeOutcome, StoredWindow, TicketStatus
 from netwatch.web.auth import Caller, WriteCaller
+from netwatch.web.common import ActionDoc, add_action_routes
 from netwatch.web.deps import RuntimeDep
 from netwatch.web.views import (
     MAX_TEXT_CHARS,
@@ -327,34 +329,41 @@ _ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
-    "/tickets/{ticket_id}/acknowledge",
-    response_model=TicketDetail,
-    tags=["tickets"],
-    summary="Take a ticket: escalation and reminders stop",
-    responses=_ACTION_ERRORS,
+# Acknowledge and resolve take the same optional words and differ only in the action: one
+# route each (POST /tickets/{id}/acknowledge, /resolve), registered from this table.
+_TEXT_ACTIONS: tuple[ActionDoc, ...] = (
+    (
+        ManualAction.ACKNOWLEDGE,
+        "Take a ticket: escalation and reminders stop",
+        "Acknowledge as provincial IT (the log names the token).",
+    ),
+    (
+        ManualAction.RESOLVE,
+        "Resolve a ticket by hand",
+        "Resolve as provincial IT; it reopens if the problem is in fact still there.",
+    ),
 )
-async def acknowledge_ticket(
-    ticket_id: str, runtime: RuntimeDep, caller: WriteCaller, body: ActionIn | None = None
-) -> TicketDetail:
-    """Acknowledge as provincial IT (the log names the token)."""
-    text = body.text if body else ""
-    return await _act(runtime, ticket_id, ManualAction.ACKNOWLEDGE, caller, text)
 
 
-@router.post(
-    "/tickets/{ticket_id}/resolve",
+def _text_action(action: ManualAction) -> Callable[..., Awaitable[TicketDetail]]:
+    async def endpoint(
+        ticket_id: str, runtime: RuntimeDep, caller: WriteCaller, body: ActionIn | None = None
+    ) -> TicketDetail:
+        return await _act(runtime, ticket_id, action, caller, body.text if body else "")
+
+    return endpoint
+
+
+add_action_routes(
+    router,
+    "/tickets/{{ticket_id}}/{action}",
+    _TEXT_ACTIONS,
+    _text_action,
+    name="{action}_ticket",
     response_model=TicketDetail,
     tags=["tickets"],
-    summary="Resolve a ticket by hand",
     responses=_ACTION_ERRORS,
 )
-async def resolve_ticket(
-    ticket_id: str, runtime: RuntimeDep, caller: WriteCaller, body: ActionIn | None = None
-) -> TicketDetail:
-    """Resolve as provincial IT; it reopens if the problem is in fact still there."""
-    text = body.text if body else ""
-    return await _act(runtime, ticket_id, ManualAction.RESOLVE, caller, text)
 
 
 @router.post(

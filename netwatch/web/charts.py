@@ -23,6 +23,7 @@ from markupsafe import Markup, escape
 
 from netwatch.history import LinkSeries
 from netwatch.web.i18n import Lang, fmt_number, fmt_time, local
+from netwatch.web.words import Common, Words
 
 WIDTH = 400
 HEIGHT = 190
@@ -35,15 +36,29 @@ AXIS_COLOUR = "#595959"
 _STEPS_MS = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000)
 _TICK_HOURS = (1, 2, 3, 4, 6, 12, 24)
 
-WORDS: Mapping[str, Mapping[Lang, str]] = {
+# The legend's words, and the caption's sentences ({placeholders} filled by `describe`).
+WORDS: Mapping[str, Words] = {
     "rtt": {"vi": "Độ trễ (trung vị)", "en": "Latency (median)"},
     "rtt_max": {"vi": "Độ trễ cao nhất", "en": "Highest latency"},
-    "loss": {"vi": "Mất gói", "en": "Packet loss"},
+    "loss": Common.LOSS,
     "gap": {"vi": "Không có số liệu", "en": "No data"},
     "threshold": {"vi": "Ngưỡng độ trễ", "en": "Latency threshold"},
     "no_data": {
         "vi": "Chưa có số liệu đo trong khoảng thời gian này.",
         "en": "No measurements in this period yet.",
+    },
+    "rtt_said": {
+        "vi": "Độ trễ trung vị {median}, cao nhất {peak}.",
+        "en": "Median latency {median}, highest {peak}.",
+    },
+    "loss_said": {
+        "vi": "Mất gói cao nhất {pct} (lúc {at}).",
+        "en": "Highest packet loss {pct} (at {at}).",
+    },
+    "no_loss": {"vi": "Không mất gói.", "en": "No packet loss."},
+    "gap_said": {
+        "vi": "Không có số liệu trong {share} thời gian.",
+        "en": "No data for {share} of the time.",
     },
 }
 
@@ -137,28 +152,16 @@ def describe(summary: ChartSummary, lang: Lang) -> str:
     parts = []
     if summary.rtt_median_s is not None and summary.rtt_peak_s is not None:
         median, peak = _ms(summary.rtt_median_s, lang), _ms(summary.rtt_peak_s, lang)
-        parts.append(
-            f"Độ trễ trung vị {median}, cao nhất {peak}."
-            if lang == "vi"
-            else f"Median latency {median}, highest {peak}."
-        )
+        parts.append(WORDS["rtt_said"][lang].format(median=median, peak=peak))
     if summary.loss_peak_at is not None and summary.loss_peak_ratio is not None:
         at = fmt_time(summary.loss_peak_at, lang)
         pct = _pct(summary.loss_peak_ratio, lang)
-        parts.append(
-            f"Mất gói cao nhất {pct} (lúc {at})."
-            if lang == "vi"
-            else f"Highest packet loss {pct} (at {at})."
-        )
+        parts.append(WORDS["loss_said"][lang].format(pct=pct, at=at))
     else:
-        parts.append("Không mất gói." if lang == "vi" else "No packet loss.")
+        parts.append(WORDS["no_loss"][lang])
     if summary.measured_share < 0.999:
         share = _pct(1 - summary.measured_share, lang)
-        parts.append(
-            f"Không có số liệu trong {share} thời gian."
-            if lang == "vi"
-            else f"No data for {share} of the time."
-        )
+        parts.append(WORDS["gap_said"][lang].format(share=share))
     return " ".join(parts)
 
 

@@ -1,16 +1,20 @@
-"""Page helpers the ISP pages and the provincial IT view share: reading a form (or JSON) body,
-and answering with a page that must not be cached or leak its address.
+"""Helpers the ISP pages, the provincial IT view and the API share: reading a form (or JSON)
+body, answering with a page that must not be cached or leak its address, and one POST route per
+manual action on a ticket.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import Request, Response
+from fastapi import APIRouter, Request, Response
 
 from netwatch.web.i18n import Lang
 from netwatch.web.layout import page_response
+from netwatch.web.views import ManualAction
 
 MAX_BODY_BYTES = 16_384
 
@@ -51,3 +55,30 @@ def private_page(request: Request, html: str, lang: Lang, status_code: int = 200
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+# A manual action, and what the API's documentation says of its route: (action, summary, text).
+ActionDoc = tuple[ManualAction, str, str]
+
+
+def add_action_routes(
+    router: APIRouter,
+    path: str,
+    actions: Sequence[ActionDoc],
+    endpoint: Callable[[ManualAction], Callable[..., Awaitable[Any]]],
+    *,
+    name: str,
+    **options: Any,
+) -> None:
+    """A POST route per action, at `path` and named `name` with {action} filled in (the
+    action's value), each answered by `endpoint(action)`; `options` go to every route."""
+    for action, summary, description in actions:
+        router.add_api_route(
+            path.format(action=action.value),
+            endpoint(action),
+            methods=["POST"],
+            name=name.format(action=action.value),
+            summary=summary,
+            description=description,
+            **options,
+        )

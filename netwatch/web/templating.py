@@ -47,8 +47,9 @@ from netwatch.web.i18n import (
     local,
 )
 
-# Page packages under netwatch.web with a templates/ folder, each under its own prefix.
-PAGE_PACKAGES = ("status", "isp", "admin")
+# Page packages under netwatch.web with a templates/ folder, each under its own prefix (ticket:
+# the ticket body the isp and admin pages share).
+PAGE_PACKAGES = ("status", "isp", "admin", "ticket")
 
 _NEWLINE_AND_INDENT = re.compile(r"\n[ \t]*")
 

@@ -14,8 +14,8 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +25,7 @@ from fastapi import FastAPI
 
 from netwatch.engine import EngineOptions
 from netwatch.inventory import Inventory, load_inventory
-from netwatch.inventory.models import Intervals, Notifications, Smtp, TicketRules
+from netwatch.inventory.models import Commune, Intervals, Link, Notifications, Smtp, TicketRules
 from netwatch.inventory.secrets import Secret
 from netwatch.lab import Lab
 from netwatch.store import IssuedToken, open_store
@@ -145,6 +145,20 @@ class NetWatchOnLab:
         links = self.get_json(f"/api/v1/communes/{commune}")["links"]
         state: str | None = next(x["state"] for x in links if x["link"] == link)
         return state
+
+    @contextmanager
+    def link_down(self, commune_index: int) -> Iterator[tuple[Commune, Link]]:
+        """A commune's first link, judged healthy first, then taken down in the lab until the
+        block ends (the lab is restored then)."""
+        commune = self.inventory.communes[commune_index]
+        link = commune.links[0]
+        wait_for(lambda: self.link_state(commune.code, link.id) == "ok", "a healthy baseline", 60)
+        result = self.lab.commune_down(int(commune.code), link.id)
+        assert result.problem is None, result
+        try:
+            yield commune, link
+        finally:
+            self.lab.restore()
 
     def ticket_links(self) -> list[str]:
         """Every ISP ticket link NetWatch has mailed, oldest first."""

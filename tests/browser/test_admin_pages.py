@@ -33,22 +33,15 @@ LAB_COMMUNES = 2  # the `lab` and `netwatch` fixtures: tests/browser/conftest.py
 
 @pytest.fixture(scope="module")
 def ticket_id(netwatch: NetWatchOnLab) -> Iterator[str]:
-    """The ticket NetWatch opens when the lab takes a commune's second link down."""
-    commune = netwatch.inventory.communes[1]
-    link = commune.links[0]
-    wait_for(lambda: netwatch.link_state(commune.code, link.id) == "ok", "a healthy baseline", 60)
-    result = netwatch.lab.commune_down(int(commune.code), link.id)
-    assert result.problem is None, result
-    key = f"link:{commune.code}/{link.id}"
-    try:
+    """The ticket NetWatch opens when the lab takes the second commune's link down."""
+    with netwatch.link_down(1) as (commune, link):
+        key = f"link:{commune.code}/{link.id}"
         wait_for(
             lambda: any(t["incident_key"] == key for t in netwatch.open_tickets()),
             "the ticket of the link taken down",
             90,
         )
         yield next(t["id"] for t in netwatch.open_tickets() if t["incident_key"] == key)
-    finally:
-        netwatch.lab.restore()
 
 
 def _checked(tab: Page, check_html: CheckHtml, name: str) -> None:

@@ -31,16 +31,9 @@ LAB_COMMUNES = 2  # the `lab` and `netwatch` fixtures: tests/browser/conftest.py
 @pytest.fixture(scope="module")
 def ticket_link(netwatch: NetWatchOnLab) -> Iterator[str]:
     """A link of a commune taken down in the lab, and the signed link NetWatch mailed for it."""
-    commune = netwatch.inventory.communes[0]
-    link = commune.links[0]
-    wait_for(lambda: netwatch.link_state(commune.code, link.id) == "ok", "a healthy baseline", 60)
-    result = netwatch.lab.commune_down(int(commune.code), link.id)
-    assert result.problem is None, result
-    try:
+    with netwatch.link_down(0):
         wait_for(lambda: bool(netwatch.ticket_links()), "the ticket's e-mail with its link", 90)
         yield netwatch.ticket_links()[0]
-    finally:
-        netwatch.lab.restore()
 
 
 def _private_things(netwatch: NetWatchOnLab) -> list[str]:

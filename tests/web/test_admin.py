@@ -210,6 +210,41 @@ def test_a_ticket_is_acknowledged_noted_and_resolved_as_provincial_it(
     assert missing.status_code == 404
 
 
+def _ticket_body(page: str, ticket_id: str) -> str:
+    """The ticket body of a page, without what differs by design between the two pages that
+    show it: where the forms post, their hidden fields, the ISP's name field, the footnote."""
+    main = page[page.index('<main id="main">') : page.index("</main>")]
+    main = re.sub(r'<input type="hidden"[^>]*>', "", main)
+    main = re.sub(
+        r'<label for="\w+-name">[^<]*</label><input type="text" id="\w+-name"[^>]*>', "", main
+    )
+    main = re.sub(rf'action="(/admin/tickets|/t)/{ticket_id}/', 'action="/', main)
+    main = re.sub(r"\(UTC\+7\)\. [^<]*</small>", "(UTC+7).</small>", main)
+    # The downtime so far, read a moment apart by the two requests.
+    return re.sub(r"<strong>[^<]*\d[^<]*</strong></dd></dl>", "<strong>…</strong></dd></dl>", main)
+
+
+def test_the_admin_ticket_page_shows_the_body_the_isp_sees(
+    server: Server, browser: httpx.Client
+) -> None:
+    # One component (netwatch.web.ticket), rendered with each page: the same summary, evidence,
+    # chart, forms and log, with the same stylesheet rules, whichever door the reader came by.
+    ticket_id = server.open_ticket()
+    _login(browser, _token(server))
+    for lang in ("vi", "en"):
+        admin = browser.get(f"/admin/tickets/{ticket_id}?lang={lang}").text
+        isp = server.client.get(
+            f"/t/{ticket_id}?{server.link_query(ticket_id)}&lang={lang}",
+            headers={"Accept": "text/html"},
+        ).text
+        assert _ticket_body(admin, ticket_id) == _ticket_body(isp, ticket_id)
+        assert "LDG-TSLCD-0001" in _ticket_body(admin, ticket_id)
+        for page in (admin, isp):
+            head = page[: page.index("</head>")]
+            assert head.count("ol.timeline{") == 1  # the body's rules, once, in the head
+            assert page.count("<form") == 3 + (page is admin)  # + the admin's logout form
+
+
 def test_maintenance_windows_are_created_and_ended(server: Server, browser: httpx.Client) -> None:
     _login(browser, _token(server))
     page = browser.get("/admin/maintenance")

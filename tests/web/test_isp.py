@@ -284,7 +284,7 @@ def test_bad_actions_get_clear_4xx(server: Server) -> None:
 
 def test_every_ticket_event_kind_has_words_on_the_isp_page() -> None:
     from alerts.tickets import EventKind
-    from netwatch.web.isp import EVENT
+    from netwatch.web.ticket.words import EVENT
 
     missing = [k.value for k in EventKind if k.value not in EVENT]
     assert missing == []
@@ -295,7 +295,8 @@ def test_every_ticket_event_kind_has_words_on_the_isp_page() -> None:
 
 def test_the_ticket_page_escapes_what_it_shows() -> None:
     from netwatch.web.api import EvidenceView, SubjectView, TicketDetail
-    from netwatch.web.isp import forms_html, ticket_main_html
+    from netwatch.web.templating import templates
+    from netwatch.web.ticket.pages import CONTEXT, TicketBody, TicketForms
 
     now = datetime.now(UTC)
     view = TicketDetail(
@@ -339,10 +340,17 @@ def test_the_ticket_page_escapes_what_it_shows() -> None:
         ),
         events=[],
     )
-    forms = forms_html(view, "vi", "/t/T-1", {"sig": '"><script>'}, ask_name=True)
+    body = TicketBody(view, "vi", TicketForms("/t/T-1", {"sig": '"><script>'}, ask_name=True))
+
+    def render(macro: str) -> str:
+        # As a page renders the ticket body: its macros imported with the page's context.
+        source = f'{{% import "ticket/ticket.html" as ticket with context %}}{{{{ {macro} }}}}'
+        return templates().env.from_string(source).render({**CONTEXT, "lang": "vi", "t": body})
+
+    forms = render("ticket.forms(t)")
     assert '<input type="hidden" name="sig" value="&#34;&gt;&lt;script&gt;">' in forms
-    page = ticket_main_html(view, "vi", now=now, live=None, chart="", forms=forms)
+    page = render("ticket.body(t)")
     assert "<script>" not in page
     assert "&lt;script&gt;x&lt;/script&gt; (mã 28696)" in page
     assert "<strong>&lt;b&gt;C&lt;/b&gt;</strong>" in page
-    assert page.count("<form") == 3  # the trusted forms are inserted as they are
+    assert page.count("<form") == 3  # the forms, rendered with the body

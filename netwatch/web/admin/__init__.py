@@ -23,7 +23,6 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
-from markupsafe import Markup
 
 from netwatch.runtime import Runtime
 from netwatch.store import RevokeOutcome, TicketStatus, TokenReason
@@ -48,11 +47,9 @@ from netwatch.web.auth import WRITE_SCOPE
 from netwatch.web.common import read_fields
 from netwatch.web.deps import RuntimeDep, runtime_or_none
 from netwatch.web.i18n import pick_lang
-from netwatch.web.isp.model import live_link
-from netwatch.web.isp.pages import TICKET_CSS, chart_html, forms_html, ticket_main_html
-from netwatch.web.isp.words import DONE as TICKET_DONE
 from netwatch.web.session import SESSION_COOKIE, SESSION_PATH, SessionReason, SessionSigner
-from netwatch.web.templating import templates
+from netwatch.web.ticket.pages import CONTEXT as TICKET_CONTEXT
+from netwatch.web.ticket.pages import TicketForms, ticket_body
 from netwatch.web.views import (
     ActionFailure,
     ManualAction,
@@ -91,7 +88,7 @@ async def current_login(request: Request, runtime: Runtime) -> Login | None:
     token = next((t for t in tokens if t.id == check.session.token_id), None)
     if token is None or token.revoked_at is not None or WRITE_SCOPE not in token.scopes:
         return None
-    return Login(check.session, token)
+    return Login(token, check.session)
 
 
 def _safe_next(target: str | None) -> str:
@@ -141,11 +138,6 @@ async def _readable(request: Request, runtime: Runtime) -> Login | Response:
     """For a GET: the login, or a redirect to the login page."""
     login = await current_login(request, runtime)
     return login if login is not None else _to_login(request)
-
-
-def _notice(text: str) -> str:
-    """The notice of an action just done (the ticket body takes it as trusted HTML)."""
-    return str(templates().env.get_template("admin/_parts.html").module.notice(text))  # type: ignore[attr-defined]
 
 
 # --- login and logout ------------------------------------------------------------------------
@@ -304,24 +296,6 @@ async def ticket_page(
         )
     now = datetime.now(UTC)
     view = await ticket_detail(runtime, ticket, now)
-    done_words = TICKET_DONE.get(done or "")
-    # The ticket pages' own body (netwatch.web.isp.pages), the same as the ISP sees: rendered
-    # by its autoescaped template and inserted whole.
-    body = ticket_main_html(
-        view,
-        lang,
-        now=now,
-        live=live_link(runtime, view),
-        chart=chart_html(runtime, view, lang, now),
-        forms=forms_html(
-            view,
-            lang,
-            f"/admin/tickets/{ticket_id}",
-            {"csrf": login.session.csrf},
-            ask_name=False,
-        ),
-        notice=_notice(done_words[lang]) if done_words else "",
-    )
     return page(
         request,
         "ticket.html",
@@ -329,8 +303,19 @@ async def ticket_page(
         f"{Label.TICKET[lang]} {ticket_id}",
         login=login,
         current="tickets",
-        page_css=Markup(TICKET_CSS),  # noqa: S704 -- the ticket pages' constant stylesheet
-        body=Markup(body),  # noqa: S704 -- rendered by an autoescaped template
+        **TICKET_CONTEXT,
+        # The ticket's body, the same as the ISP sees (netwatch.web.ticket), acted on as
+        # provincial IT: the session's CSRF token in its forms, the token naming the actor.
+        t=ticket_body(
+            runtime,
+            view,
+            lang,
+            now,
+            TicketForms(
+                f"/admin/tickets/{ticket_id}", {"csrf": login.session.csrf}, ask_name=False
+            ),
+            done=done,
+        ),
     )
 
 

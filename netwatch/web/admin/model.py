@@ -10,41 +10,31 @@ from datetime import datetime, timedelta
 
 from fastapi import HTTPException
 
-from alerts.tickets import Actor, ActorKind
 from netwatch.health import link_id
 from netwatch.inventory.models import LOCAL_TZ
 from netwatch.runtime import Runtime
-from netwatch.store import ApiToken, NewMaintenance, StoredWindow
-from netwatch.web.admin.words import KIND, TICKET_STATE, Label, Message
+from netwatch.store import NewMaintenance, StoredWindow
+from netwatch.web.admin.words import Label, Message
+from netwatch.web.auth import Caller
 from netwatch.web.i18n import Lang, fmt_duration, fmt_number, fmt_time
-from netwatch.web.isp.model import problem_words
 from netwatch.web.session import Session
+from netwatch.web.ticket.model import problem_words
+from netwatch.web.ticket.pages import TICKET_STATE_CSS
 from netwatch.web.views import ScopeIn, TicketView, scope_target
+from netwatch.web.words import TICKET_KIND, TICKET_STATE
 
 MAX_REASON_CHARS = 500
 DEFAULT_WINDOW = timedelta(hours=2)
 SCOPE_KINDS = ("province", "commune", "link", "isp", "upstream")
 SORTS = ("age", "-age")
-# The badge colour of a ticket state (the status pages' palette, as on the ticket page).
-TICKET_STATE_CSS = {"open": "st-down", "acknowledged": "st-slow", "resolved": "st-ok"}
 
 
 @dataclass(frozen=True, slots=True)
-class Login:
-    """A verified session and the token it was opened with."""
+class Login(Caller):
+    """A caller of the write API (its token names the actor, as the API names it) logged in
+    through a verified session."""
 
     session: Session
-    token: ApiToken
-
-    @property
-    def actor(self) -> Actor:
-        """Provincial IT, named after the token (as the API names it)."""
-        return Actor(ActorKind.PROVINCIAL_IT, self.token.name)
-
-    @property
-    def created_by(self) -> str:
-        """How the store names this login in what it writes (as the API names a token)."""
-        return f"token:{self.token.name}"
 
 
 # --- open tickets ------------------------------------------------------------------------------
@@ -69,7 +59,7 @@ def ticket_rows(views: Sequence[TicketView], lang: Lang) -> list[TicketRow]:
             state_css=TICKET_STATE_CSS.get(v.state, "st-unknown"),
             state=TICKET_STATE[v.state][lang] if v.state in TICKET_STATE else v.state,
             problem=problem_words(v, lang),
-            kind=KIND[v.kind][lang] if v.kind in KIND else v.kind,
+            kind=TICKET_KIND[v.kind][lang] if v.kind in TICKET_KIND else v.kind,
         )
         for v in views
     ]

@@ -63,7 +63,6 @@ def page(
     login: Login | None,
     current: str = "",
     status_code: int = 200,
-    page_css: Markup | None = None,
     **context: Any,
 ) -> Response:
     """An admin page from its template, private (no-store, no referrer)."""
@@ -78,7 +77,6 @@ def page(
             "home": "/admin",
             "robots_noindex": True,
             "login": login,
-            "page_css": page_css or Markup(""),
             **context,
         },
     )

@@ -3,7 +3,7 @@
 Moved verbatim from the former `A` table and the messages written inside the routes: each entry
 has a name (`Label.LOGIN`, `Message.CSRF`) instead of a string key. Words with {placeholders}
 are filled with `str.format` (or the templates' `say` filter). The kinds and states of tickets
-are the ticket pages' words (netwatch.web.isp.words): one wording for both views.
+are netwatch.web.words': one wording for every view.
 """
 
 from __future__ import annotations
@@ -12,14 +12,12 @@ import enum
 from collections.abc import Mapping
 from typing import Final
 
-from netwatch.web.isp.words import KIND, TICKET_STATE, Words
+from netwatch.web.words import Common, Words
 
 __all__ = [
     "DONE",
-    "KIND",
     "REFUSAL_TITLE",
     "ROUND_KIND",
-    "TICKET_STATE",
     "Label",
     "Message",
     "Refusal",
@@ -52,12 +50,12 @@ class Label:
     }
     TICKET: Final[Words] = {"vi": "Phiếu", "en": "Ticket"}
     SUBJECT: Final[Words] = {"vi": "Xã / đường truyền", "en": "Commune / link"}
-    ISP: Final[Words] = {"vi": "Nhà mạng", "en": "ISP"}
-    PROBLEM: Final[Words] = {"vi": "Tình trạng", "en": "Problem"}
+    ISP: Final[Words] = Common.ISP
+    PROBLEM: Final[Words] = Common.PROBLEM
     OPENED: Final[Words] = {"vi": "Mở lúc", "en": "Opened"}
     AGE: Final[Words] = {"vi": "Tuổi phiếu", "en": "Age"}
-    ACK: Final[Words] = {"vi": "Tiếp nhận", "en": "Acknowledged"}
-    LEVEL: Final[Words] = {"vi": "Cấp", "en": "Level"}
+    ACK: Final[Words] = Common.ACKNOWLEDGED
+    LEVEL: Final[Words] = Common.LEVEL
     NOT_ACKED: Final[Words] = {"vi": "Chưa", "en": "Not yet"}
     OLDEST_FIRST: Final[Words] = {"vi": "cũ nhất trước", "en": "oldest first"}
     NEWEST_FIRST: Final[Words] = {"vi": "mới nhất trước", "en": "newest first"}
@@ -97,10 +95,10 @@ class Label:
     }
     CREATE: Final[Words] = {"vi": "Tạo", "en": "Create"}
     WHOLE_PROVINCE: Final[Words] = {"vi": "Toàn tỉnh", "en": "Whole province"}
-    G_PROVINCE: Final[Words] = {"vi": "Tỉnh", "en": "Province"}
-    G_COMMUNE: Final[Words] = {"vi": "Xã/phường", "en": "Commune"}
-    G_LINK: Final[Words] = {"vi": "Đường truyền", "en": "Link"}
-    G_ISP: Final[Words] = {"vi": "Nhà mạng", "en": "ISP"}
+    G_PROVINCE: Final[Words] = Common.PROVINCE
+    G_COMMUNE: Final[Words] = Common.COMMUNE
+    G_LINK: Final[Words] = Common.LINK
+    G_ISP: Final[Words] = Common.ISP
     G_UPSTREAM: Final[Words] = {"vi": "Điểm kết nối của nhà mạng", "en": "ISP upstream node"}
     CHOOSE: Final[Words] = {"vi": "— chọn —", "en": "— choose —"}
     ROUNDS: Final[Words] = {"vi": "Các vòng đo", "en": "Probe rounds"}
@@ -123,14 +121,14 @@ class Label:
     OLDEST_PENDING: Final[Words] = {"vi": "Cũ nhất đang chờ", "en": "Oldest pending"}
     ALERTING: Final[Words] = {"vi": "Xử lý phiếu tự động", "en": "Alerting loop"}
     LAST_TICK: Final[Words] = {"vi": "Lần đánh giá gần nhất", "en": "Last evaluation"}
-    UNKNOWN: Final[Words] = {"vi": "Không rõ", "en": "Unknown"}
+    UNKNOWN: Final[Words] = Common.UNKNOWN
     DATABASE: Final[Words] = {"vi": "Cơ sở dữ liệu", "en": "Database"}
     DB_OK: Final[Words] = {"vi": "Hoạt động", "en": "OK"}
     DB_BAD: Final[Words] = {"vi": "Lỗi", "en": "Failing"}
     ANSWERED_IN: Final[Words] = {"vi": "trả lời trong", "en": "answered in"}
     COMMUNES: Final[Words] = {"vi": "Số xã/phường", "en": "Communes"}
     LINKS: Final[Words] = {"vi": "Số đường truyền", "en": "Links"}
-    OPEN_TICKETS: Final[Words] = {"vi": "Phiếu đang mở", "en": "Open tickets"}
+    OPEN_TICKETS: Final[Words] = TICKETS
     AGO: Final[Words] = {"vi": "trước", "en": "ago"}
     FAIL_HINT: Final[Words] = {
         "vi": "Lỗi đo: mục tiêu không trả lời trong vòng gần nhất.",
@@ -171,8 +169,8 @@ REFUSAL_TITLE: Mapping[Refusal, Words] = {
     Refusal.SESSION: {"vi": "Cần đăng nhập lại", "en": "Please log in again"},
     Refusal.CSRF: {"vi": "Biểu mẫu không hợp lệ", "en": "Form not accepted"},
     Refusal.BAD_INPUT: {"vi": "Dữ liệu chưa đúng", "en": "Please check the form"},
-    Refusal.NOT_FOUND: {"vi": "Không tìm thấy", "en": "Not found"},
-    Refusal.CONFLICT: {"vi": "Không thực hiện được", "en": "Could not be done"},
+    Refusal.NOT_FOUND: Common.NOT_FOUND,
+    Refusal.CONFLICT: Common.FAILED,
     Refusal.STARTING: {"vi": "NetWatch đang khởi động", "en": "NetWatch is starting"},
 }
 

@@ -15,12 +15,15 @@ hop by hop, with the routers' addresses: they are the ISP's own). Not shown: con
 credentials, other monitored addresses (the circuit ID names the line in the ISP's own systems)
 — see docs/isp-and-admin-pages.md.
 
-This module holds the routes; model.py the views, words.py every word (vi/en), pages.py what
-the templates (templates/*.html, autoescaped, extending the shared base.html) are given.
+This module holds the routes; model.py the view, words.py the page's own words (vi/en), pages.py
+what the templates (templates/*.html, autoescaped, extending the shared base.html) are given.
+The ticket's body (summary, evidence, path, chart, forms, log) is netwatch.web.ticket's, shared
+with the provincial IT's view.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlencode
@@ -34,75 +37,26 @@ from netwatch.inventory.models import LOCAL_TZ
 from netwatch.notify.messages import format_time_vi
 from netwatch.notify.pathtext import hide_target
 from netwatch.signing import LinkCheck, LinkReason, LinkSigner, ticket_path
-from netwatch.web.api import (
+from netwatch.web.common import ActionDoc, add_action_routes, private_page, read_fields
+from netwatch.web.deps import runtime_or_none
+from netwatch.web.i18n import is_lang, pick_lang
+from netwatch.web.isp.model import IspTicketView
+from netwatch.web.isp.pages import error_page, render_ticket_page
+from netwatch.web.isp.words import LINK_REFUSED, Label
+from netwatch.web.ticket.pages import MAX_NAME_CHARS
+from netwatch.web.views import (
     ActionFailure,
     ManualAction,
     apply_action,
     ticket_detail,
     ticket_not_found,
 )
-from netwatch.web.common import private_page, read_fields
-from netwatch.web.deps import runtime_or_none
-from netwatch.web.i18n import is_lang, pick_lang
-from netwatch.web.isp.model import (
-    IspTicketView,
-    LiveLink,
-    actor_words,
-    event_text,
-    live_link,
-    problem_words,
-)
-from netwatch.web.isp.pages import (
-    MAX_NAME_CHARS,
-    TICKET_CSS,
-    TICKET_STATE_CSS,
-    chart_html,
-    error_page,
-    forms_html,
-    render_ticket_page,
-    ticket_main_html,
-)
-from netwatch.web.isp.words import (
-    DETAIL,
-    DONE,
-    EVENT,
-    KIND,
-    LINK_REFUSED,
-    PROBLEM,
-    TICKET_STATE,
-    Label,
-    Words,
-)
+from netwatch.web.words import Words
 
 if TYPE_CHECKING:
     from netwatch.runtime import Runtime
 
-# What other modules import from here (the admin pages, until they have their own templates).
-__all__ = [
-    "DETAIL",
-    "DONE",
-    "EVENT",
-    "KIND",
-    "PROBLEM",
-    "TICKET_CSS",
-    "TICKET_STATE",
-    "TICKET_STATE_CSS",
-    "IspTicketView",
-    "LiveLink",
-    "Words",
-    "actor_words",
-    "chart_html",
-    "error_page",
-    "event_text",
-    "forms_html",
-    "live_link",
-    "private_page",
-    "problem_words",
-    "read_fields",
-    "router",
-    "ticket_main_html",
-    "wants_html",
-]
+__all__ = ["IspTicketView", "router", "wants_html"]
 
 router = APIRouter(tags=["isp"])
 
@@ -133,18 +87,19 @@ def wants_html(request: Request) -> bool:
 def _error(
     request: Request,
     html: bool,
-    status: int,
-    reason: str,
-    message: str,
-    message_vi: str,
+    failure: ActionFailure,
     *,
     title: Words = Label.FAILED_TITLE,
     back: str | None = None,
 ) -> Response:
+    """What was not done and why: a page for a browser, else JSON (detail, detail_vi, reason)."""
     if html:
-        return error_page(request, status, title, message, message_vi, back=back)
+        return error_page(
+            request, failure.status, title, failure.message, failure.message_vi, back=back
+        )
     return JSONResponse(
-        {"detail": message, "detail_vi": message_vi, "reason": reason}, status_code=status
+        {"detail": failure.message, "detail_vi": failure.message_vi, "reason": failure.reason},
+        status_code=failure.status,
     )
 
 
@@ -152,9 +107,8 @@ def _link_refused(request: Request, html: bool, check: LinkCheck) -> Response:
     message, message_vi = LINK_REFUSED[check.reason]
     if check.reason is LinkReason.EXPIRED and check.expires_at is not None:
         message_vi = f"{message_vi} (Hết hạn lúc {format_time_vi(check.expires_at)}.)"
-    return _error(
-        request, html, 403, check.reason.value, message, message_vi, title=Label.REFUSED_TITLE
-    )
+    failure = ActionFailure(403, check.reason.value, message, message_vi)
+    return _error(request, html, failure, title=Label.REFUSED_TITLE)
 
 
 def _check(runtime: Runtime | None, ticket_id: str, exp: str | None, sig: str | None) -> LinkCheck:
@@ -166,15 +120,26 @@ def _check(runtime: Runtime | None, ticket_id: str, exp: str | None, sig: str | 
     return signer.verify(ticket_id, exp, sig, datetime.now(UTC))
 
 
-def _starting(request: Request, html: bool) -> Response:
-    return _error(
-        request,
-        html,
-        503,
-        "starting",
-        "NetWatch is starting; try again in a few seconds",
-        "NetWatch đang khởi động, vui lòng thử lại sau ít giây.",
-    )
+_STARTING = ActionFailure(
+    503,
+    "starting",
+    "NetWatch is starting; try again in a few seconds",
+    "NetWatch đang khởi động, vui lòng thử lại sau ít giây.",
+)
+
+
+def _opened(
+    request: Request, html: bool, ticket_id: str, exp: str | None, sig: str | None
+) -> tuple[Runtime, LinkCheck] | Response:
+    """The runtime and the link's check, or the refusal: the link is checked before anything
+    else (a bad link learns nothing, not even that NetWatch is starting)."""
+    runtime = runtime_or_none(request)
+    check = _check(runtime, ticket_id, exp, sig)
+    if not check.ok:
+        return _link_refused(request, html, check)
+    if runtime is None:
+        return _error(request, html, _STARTING)
+    return runtime, check
 
 
 async def _view(runtime: Runtime, ticket_id: str, check: LinkCheck) -> IspTicketView | None:
@@ -218,18 +183,13 @@ async def isp_ticket(
 ) -> Response:
     """Evidence and log of one ticket; a page with the action forms for browsers."""
     html = wants_html(request)
-    runtime = runtime_or_none(request)
-    check = _check(runtime, ticket_id, exp, sig)
-    if not check.ok:
-        return _link_refused(request, html, check)
-    if runtime is None:
-        return _starting(request, html)
+    opened = _opened(request, html, ticket_id, exp, sig)
+    if isinstance(opened, Response):
+        return opened
+    runtime, check = opened
     view = await _view(runtime, ticket_id, check)
     if view is None:
-        failure = ticket_not_found(ticket_id)
-        return _error(
-            request, html, failure.status, failure.reason, failure.message, failure.message_vi
-        )
+        return _error(request, html, ticket_not_found(ticket_id))
     if html:
         page_lang = pick_lang(request)
         page = render_ticket_page(request, runtime, view, exp or "", sig or "", page_lang, done)
@@ -241,14 +201,13 @@ async def _act(request: Request, ticket_id: str, action: ManualAction) -> Respon
     html = wants_html(request)
     fields = await read_fields(request)
     if isinstance(fields, str):
-        return _error(request, html, 400, "bad_body", fields, "Yêu cầu không đúng định dạng.")
+        bad_body = ActionFailure(400, "bad_body", fields, "Yêu cầu không đúng định dạng.")
+        return _error(request, html, bad_body)
     exp, sig = fields.get("exp"), fields.get("sig")
-    runtime = runtime_or_none(request)
-    check = _check(runtime, ticket_id, exp, sig)
-    if not check.ok:
-        return _link_refused(request, html, check)
-    if runtime is None:
-        return _starting(request, html)
+    opened = _opened(request, html, ticket_id, exp, sig)
+    if isinstance(opened, Response):
+        return opened
+    runtime, check = opened
     lang_field = fields.get("lang")
     query = {"exp": exp or "", "sig": sig or ""}
     if is_lang(lang_field):
@@ -256,21 +215,16 @@ async def _act(request: Request, ticket_id: str, action: ManualAction) -> Respon
     back = f"{ticket_path(ticket_id)}?{urlencode(query)}"
     name = fields.get("name", "").strip()
     if len(name) > MAX_NAME_CHARS:
-        return _error(
-            request,
-            html,
+        too_long = ActionFailure(
             422,
             "name_too_long",
             f"name is longer than {MAX_NAME_CHARS} characters",
             f"Tên người xử lý dài quá {MAX_NAME_CHARS} ký tự.",
-            back=back,
         )
+        return _error(request, html, too_long, back=back)
     ticket = await runtime.store.get_ticket(ticket_id)
     if ticket is None:
-        failure = ticket_not_found(ticket_id)
-        return _error(
-            request, html, failure.status, failure.reason, failure.message, failure.message_vi
-        )
+        return _error(request, html, ticket_not_found(ticket_id))
     if not name:
         isp_id = ticket.ticket.isp
         isp = runtime.inventory.isps.get(isp_id) if isp_id else None
@@ -279,15 +233,7 @@ async def _act(request: Request, ticket_id: str, action: ManualAction) -> Respon
     actor = Actor(ActorKind.ISP, name)
     result = await apply_action(runtime, ticket_id, action, actor, fields.get("text", ""), now)
     if isinstance(result, ActionFailure):
-        return _error(
-            request,
-            html,
-            result.status,
-            result.reason,
-            result.message,
-            result.message_vi,
-            back=back,
-        )
+        return _error(request, html, result, back=back)
     if html:
         # Post/redirect/get: a reload shows the page instead of sending the form again.
         return RedirectResponse(f"{back}&done={action.value}", status_code=303)
@@ -322,37 +268,41 @@ _BODY_DOC: dict[str, object] = {
 }
 
 
-@router.post(
-    "/t/{ticket_id}/acknowledge",
+# The three actions, one route each (POST /t/{id}/acknowledge, /note, /resolve): what the API's
+# documentation says of each. They differ in nothing else.
+_ACTIONS: tuple[ActionDoc, ...] = (
+    (
+        ManualAction.ACKNOWLEDGE,
+        "Acknowledge a ticket through its signed link",
+        "Take the ticket: escalation and reminders stop. Browsers are sent back to the page.",
+    ),
+    (
+        ManualAction.NOTE,
+        "Add a note through the signed link",
+        "A note in the ticket's log, told to those already notified.",
+    ),
+    (
+        ManualAction.RESOLVE,
+        "Resolve a ticket through its signed link",
+        "Say it is fixed; the ticket reopens if the link is in fact still bad.",
+    ),
+)
+
+
+def _action_endpoint(action: ManualAction) -> Callable[[str, Request], Awaitable[Response]]:
+    async def endpoint(ticket_id: str, request: Request) -> Response:
+        return await _act(request, ticket_id, action)
+
+    return endpoint
+
+
+add_action_routes(
+    router,
+    "/t/{{ticket_id}}/{action}",
+    _ACTIONS,
+    _action_endpoint,
+    name="isp_{action}",
     response_model=IspTicketView,
-    summary="Acknowledge a ticket through its signed link",
     responses=_ACTION_DOC,
     openapi_extra=_BODY_DOC,
 )
-async def isp_acknowledge(ticket_id: str, request: Request) -> Response:
-    """Take the ticket: escalation and reminders stop. Browsers are sent back to the page."""
-    return await _act(request, ticket_id, ManualAction.ACKNOWLEDGE)
-
-
-@router.post(
-    "/t/{ticket_id}/note",
-    response_model=IspTicketView,
-    summary="Add a note through the signed link",
-    responses=_ACTION_DOC,
-    openapi_extra=_BODY_DOC,
-)
-async def isp_note(ticket_id: str, request: Request) -> Response:
-    """A note in the ticket's log, told to those already notified."""
-    return await _act(request, ticket_id, ManualAction.NOTE)
-
-
-@router.post(
-    "/t/{ticket_id}/resolve",
-    response_model=IspTicketView,
-    summary="Resolve a ticket through its signed link",
-    responses=_ACTION_DOC,
-    openapi_extra=_BODY_DOC,
-)
-async def isp_resolve(ticket_id: str, request: Request) -> Response:
-    """Say it is fixed; the ticket reopens if the link is in fact still bad."""
-    return await _act(request, ticket_id, ManualAction.RESOLVE)

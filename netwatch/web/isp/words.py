@@ -1,8 +1,6 @@
-"""Every word of the ISP's ticket page (and the provincial IT's view of a ticket), vi and en.
-
-Moved from the former netwatch/web/isp.py (its `L` table is `Label` here, one named entry per
-label). Incident kinds, states, down causes, ticket statuses and events come from the one
-vocabulary catalogue, netwatch.vocab, as in mail, chat, the status page and the dashboards.
+"""The ISP page's own words, vi and en: why its signed link is refused, its refusal pages, the
+link's expiry. The ticket body's words (shared with the provincial IT's view) are in
+netwatch.web.ticket.words.
 """
 
 from __future__ import annotations
@@ -10,42 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from alerts.model import DownCause, IncidentKind, LinkState, PortalState
-from alerts.tickets import EventKind, TicketStatus
 from netwatch.signing import LinkReason
-from netwatch.vocab import (
-    DOWN_CAUSE,
-    INCIDENT_KIND,
-    LANGS,
-    LINK_STATE,
-    PORTAL_STATE,
-    TICKET_EVENT,
-    TICKET_STATUS,
-)
-from netwatch.web.i18n import Lang
+from netwatch.web.words import Common, Words
 
-Words = Mapping[Lang, str]
-
-# Incident kinds, states, down causes, ticket statuses and log events: the one catalogue's
-# wordings (netwatch.vocab), keyed by the stored values this page reads.
-TICKET_STATE: Mapping[str, Words] = {s.value: TICKET_STATUS[s] for s in TicketStatus}
-KIND: Mapping[str, Words] = {k.value: INCIDENT_KIND[k] for k in IncidentKind}
-PROBLEM: Mapping[str, Words] = {
-    **{s.value: LINK_STATE[s] for s in LinkState},
-    PortalState.FAILING.value: PORTAL_STATE[PortalState.FAILING],
-}
-# Said after "—" inside a sentence, so in the catalogue's inline (lower-case) form.
-DETAIL: Mapping[str, Words] = {
-    c.value: {lang: DOWN_CAUSE[c].inline(lang) for lang in LANGS} for c in DownCause
-}
-EVENT: Mapping[str, Words] = {e.value: TICKET_EVENT[e] for e in EventKind}
-# What NetWatch's terse "ok since …" / "unacknowledged since …" log texts say.
-SINCE: Mapping[str, Words] = {
-    "ok": {"vi": "Bình thường từ", "en": "Normal since"},
-    "unacknowledged": {"vi": "Chưa được tiếp nhận từ", "en": "Not acknowledged since"},
-}
-# "level 2" in the log: an escalation level.
-LEVEL: Words = {"vi": "Cấp", "en": "Level"}
 # Why a signed link is refused: (English, Vietnamese), the API's detail and detail_vi.
 LINK_REFUSED: Mapping[LinkReason, tuple[str, str]] = {
     LinkReason.MALFORMED: (
@@ -62,91 +27,12 @@ LINK_REFUSED: Mapping[LinkReason, tuple[str, str]] = {
         "hoặc liên hệ bộ phận CNTT của tỉnh.",
     ),
 }
-# The notice after an action (post/redirect/get), by action.
-DONE: Mapping[str, Words] = {
-    "acknowledge": {
-        "vi": "Đã ghi nhận: phiếu đã được tiếp nhận. Việc nhắc và chuyển cấp dừng lại.",
-        "en": "Done: the ticket is acknowledged. Reminders and escalation stop.",
-    },
-    "note": {"vi": "Đã thêm ghi chú vào nhật ký phiếu.", "en": "The note is in the ticket's log."},
-    "resolve": {
-        "vi": "Đã đóng phiếu. Nếu đường truyền vẫn lỗi, phiếu sẽ tự mở lại.",
-        "en": "The ticket is resolved. It reopens by itself if the link is still bad.",
-    },
-}
-# The chart's title for screen readers.
-CHART_TITLE: Words = {
-    "vi": "Mất gói và độ trễ 24 giờ qua — {commune} — {link}",
-    "en": "Packet loss and latency, last 24 hours — {commune} — {link}",
-}
 
 
 class Label:
-    """The page's labels, headings, buttons and sentences, each in Vietnamese and English."""
+    """The ISP page's own labels and titles."""
 
-    TICKET: Final[Words] = {"vi": "Phiếu sự cố", "en": "Trouble ticket"}
-    SUMMARY: Final[Words] = {"vi": "Tóm tắt", "en": "Summary"}
-    TICKET_STATE: Final[Words] = {"vi": "Trạng thái phiếu", "en": "Ticket state"}
-    KIND: Final[Words] = {"vi": "Loại sự cố", "en": "Kind"}
-    PROBLEM: Final[Words] = {"vi": "Tình trạng", "en": "Problem"}
-    COMMUNE: Final[Words] = {"vi": "Xã/phường", "en": "Commune"}
-    CODE: Final[Words] = {"vi": "mã", "en": "code"}
-    LINK: Final[Words] = {"vi": "Đường truyền", "en": "Link"}
-    CIRCUIT: Final[Words] = {"vi": "Mã kênh truyền", "en": "Circuit ID"}
-    ISP: Final[Words] = {"vi": "Nhà mạng", "en": "ISP"}
-    AFFECTED: Final[Words] = {"vi": "Các đường truyền bị ảnh hưởng", "en": "Affected links"}
-    OPENED_AT: Final[Words] = {"vi": "Mở phiếu lúc", "en": "Opened"}
-    ACKED_AT: Final[Words] = {"vi": "Tiếp nhận lúc", "en": "Acknowledged"}
-    RESOLVED_AT: Final[Words] = {"vi": "Đóng lúc", "en": "Resolved"}
-    NOT_ACKED: Final[Words] = {"vi": "Chưa tiếp nhận", "en": "Not yet"}
-    FIRST_BAD: Final[Words] = {"vi": "Bắt đầu có sự cố", "en": "Problem began"}
-    DOWNTIME: Final[Words] = {"vi": "Thời gian gián đoạn đến nay", "en": "Downtime so far"}
-    EVIDENCE: Final[Words] = {"vi": "Số liệu đo", "en": "Evidence"}
-    MEASURE: Final[Words] = {"vi": "Chỉ số", "en": "Measure"}
-    FIRST_ROUND: Final[Words] = {"vi": "Lúc đầu", "en": "At first"}
-    WORST: Final[Words] = {"vi": "Xấu nhất", "en": "Worst"}
-    NOW: Final[Words] = {"vi": "Hiện tại", "en": "Now"}
-    LOSS: Final[Words] = {"vi": "Mất gói", "en": "Packet loss"}
-    RTT: Final[Words] = {"vi": "Độ trễ (RTT)", "en": "Latency (RTT)"}
-    INTERFACE: Final[Words] = {"vi": "Cổng WAN", "en": "WAN interface"}
-    UTILIZATION: Final[Words] = {"vi": "Băng thông dùng", "en": "Utilization"}
-    IN_OUT: Final[Words] = {"vi": "vào / ra", "en": "in / out"}
-    MEASURED_AT: Final[Words] = {"vi": "Đo lúc", "en": "Measured at"}
-    IF_UP: Final[Words] = {"vi": "Hoạt động (up)", "en": "Up"}
-    IF_DOWN: Final[Words] = {"vi": "Bị ngắt (down)", "en": "Down"}
-    UNKNOWN: Final[Words] = {"vi": "Không rõ", "en": "Unknown"}
-    CHART: Final[Words] = {
-        "vi": "Mất gói và độ trễ 24 giờ qua",
-        "en": "Loss and latency, last 24 hours",
-    }
-    PATH: Final[Words] = {"vi": "Đường đi khi mở phiếu", "en": "The path when the ticket opened"}
-    HOP: Final[Words] = {"vi": "Chặng", "en": "Hop"}
-    ADDRESS: Final[Words] = {"vi": "Địa chỉ", "en": "Address"}
-    NAME: Final[Words] = {"vi": "Tên", "en": "Name"}
-    ANSWERED: Final[Words] = {"vi": "Phản hồi", "en": "Answered"}
-    NO_ANSWER: Final[Words] = {"vi": "không phản hồi", "en": "no answer"}
-    TRACED: Final[Words] = {"vi": "Đo từ NetWatch lúc {at}.", "en": "Traced from NetWatch at {at}."}
-    LOG: Final[Words] = {"vi": "Diễn biến phiếu", "en": "What happened"}
-    ACTIONS: Final[Words] = {"vi": "Xử lý phiếu", "en": "Act on the ticket"}
-    ACK: Final[Words] = {"vi": "Tiếp nhận phiếu", "en": "Acknowledge"}
-    ACK_BUTTON: Final[Words] = {"vi": "Tiếp nhận", "en": "Acknowledge"}
-    ADD_NOTE: Final[Words] = {"vi": "Thêm ghi chú", "en": "Add a note"}
-    NOTE_BUTTON: Final[Words] = {"vi": "Gửi ghi chú", "en": "Send the note"}
-    RESOLVE: Final[Words] = {"vi": "Đóng phiếu (đã khắc phục)", "en": "Resolve (fixed)"}
-    RESOLVE_BUTTON: Final[Words] = {"vi": "Đóng phiếu", "en": "Resolve"}
-    WHO: Final[Words] = {"vi": "Người xử lý (không bắt buộc)", "en": "Your name (optional)"}
-    NOTE_OPT: Final[Words] = {"vi": "Ghi chú (không bắt buộc)", "en": "Note (optional)"}
-    NOTE_TEXT: Final[Words] = {"vi": "Nội dung", "en": "Text"}
-    FIX_TEXT: Final[Words] = {"vi": "Đã khắc phục thế nào", "en": "What was fixed"}
-    RESOLVED_NOTE: Final[Words] = {
-        "vi": "Phiếu đã đóng. Nếu sự cố quay lại, NetWatch sẽ mở lại phiếu và báo cho nhà mạng.",
-        "en": "The ticket is resolved. If the problem comes back, NetWatch reopens it and "
-        "tells the ISP.",
-    }
     EXPIRES: Final[Words] = {"vi": "Liên kết có hiệu lực đến", "en": "This link is valid until"}
     REFUSED_TITLE: Final[Words] = {"vi": "Không mở được phiếu", "en": "The ticket cannot be opened"}
-    FAILED_TITLE: Final[Words] = {"vi": "Không thực hiện được", "en": "Could not be done"}
+    FAILED_TITLE: Final[Words] = Common.FAILED
     BACK: Final[Words] = {"vi": "Quay lại phiếu", "en": "Back to the ticket"}
-    NWATCH: Final[Words] = {"vi": "NetWatch", "en": "NetWatch"}
-    ISP_ACTOR: Final[Words] = {"vi": "nhà mạng", "en": "ISP"}
-    IT_ACTOR: Final[Words] = {"vi": "CNTT tỉnh", "en": "provincial IT"}

@@ -3,7 +3,8 @@
 Each function returns `Notice`s: a sentence in the page's language and how serious it is. The
 sentences follow root cause: an ISP node down explains every commune behind it (not their own
 lines); a failing portal is never the commune's line; a full line is capacity, not an ISP fault;
-NetWatch's own lost connectivity makes every state doubtful and says so.
+NetWatch's own lost connectivity makes every state doubtful and says so. The sentences
+themselves are words.Explain's; this module picks one and fills it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from netwatch.web.i18n import Lang, fmt_number, fmt_time
 from netwatch.web.status.model import CommuneView, LinkView, PortalView, Snapshot, TicketInfo
-from netwatch.web.status.words import PATH, Shown
+from netwatch.web.status.words import PATH, Explain, Shown, Words
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +26,7 @@ class Notice:
 
 
 def _line(link: LinkView, lang: Lang) -> str:
-    path = PATH[link.path][lang]
-    if lang == "vi":
-        return f"Đường truyền {link.isp_name} ({path})"
-    return f"The {link.isp_name} link ({path})"
+    return Explain.LINE[lang].format(isp=link.isp_name, path=PATH[link.path][lang])
 
 
 def _told(link: LinkView, tickets: Mapping[str, TicketInfo], lang: Lang) -> str:
@@ -37,126 +35,41 @@ def _told(link: LinkView, tickets: Mapping[str, TicketInfo], lang: Lang) -> str:
     if ticket is None:
         return ""
     if ticket.acknowledged_at is not None:
-        return " Nhà mạng đã tiếp nhận xử lý." if lang == "vi" else " The ISP is working on it."
+        return Explain.ISP_ON_IT[lang]
     if ticket.route == "provincial_it":
-        return " CNTT tỉnh đã được thông báo." if lang == "vi" else " Provincial IT has been told."
-    return " Nhà mạng đã được thông báo." if lang == "vi" else " The ISP has been told."
+        return Explain.IT_TOLD[lang]
+    return Explain.ISP_TOLD[lang]
 
 
 def link_notice(link: LinkView, tickets: Mapping[str, TicketInfo], lang: Lang) -> Notice | None:
     """Whose problem one link's state is, in one or two sentences (None when it is fine)."""
     line = _line(link, lang)
     told = _told(link, tickets, lang)
+
+    def say(level: str, words: Words, **values: object) -> Notice:
+        text = words[lang].format(line=line, told=told, isp=link.isp_name, **values)
+        return Notice(level, text)
+
     if link.shown is Shown.MAINTENANCE:
-        reason = link.maintenance or ""
-        if lang == "vi":
-            return Notice(
-                "info",
-                f"{line} đang được bảo trì theo kế hoạch ({reason}): có thể gián đoạn trong "
-                "thời gian bảo trì.",
-            )
-        return Notice(
-            "info", f"{line} is under planned maintenance ({reason}): it may be interrupted."
-        )
+        return say("info", Explain.MAINTENANCE, reason=link.maintenance or "")
     if link.shown is Shown.DOWN:
         if link.upstream_outage is not None:
-            if lang == "vi":
-                return Notice(
-                    "bad",
-                    f"{line} mất kết nối do sự cố tại {link.upstream_outage} của nhà mạng "
-                    f"{link.isp_name}: nhiều xã trong khu vực cùng bị ảnh hưởng — không phải lỗi "
-                    f"tại xã.{told}",
-                )
-            return Notice(
-                "bad",
-                f"{line} is down because of an outage at {link.upstream_outage} of "
-                f"{link.isp_name}: several communes in the area are affected — not a fault at "
-                f"the commune.{told}",
-            )
-        if link.detail == "interface_down":
-            if lang == "vi":
-                return Notice(
-                    "bad",
-                    f"{line} mất kết nối: cổng WAN trên thiết bị mạng của xã báo mất tín hiệu từ "
-                    "đường truyền. Hãy kiểm tra dây cáp và modem/thiết bị quang của nhà mạng tại "
-                    f"xã; nếu thiết bị vẫn bình thường, lỗi thuộc đường truyền của nhà mạng.{told}",
-                )
-            return Notice(
-                "bad",
-                f"{line} is down: the WAN port of the commune's router sees no signal from the "
-                "line. Check the cable and the ISP's modem at the commune; if they look fine, "
-                f"the fault is on the ISP's line.{told}",
-            )
-        if link.detail == "router_rebooted":
-            if lang == "vi":
-                return Notice(
-                    "bad",
-                    f"{line} mất kết nối: thiết bị mạng của xã vừa khởi động lại (có thể do mất "
-                    f"điện tại xã).{told}",
-                )
-            return Notice(
-                "bad",
-                f"{line} is down: the commune's router has just restarted (a power cut at the "
-                f"commune?).{told}",
-            )
-        if link.detail == "router_unreachable":
-            if lang == "vi":
-                return Notice(
-                    "bad",
-                    f"{line} mất kết nối: không liên lạc được với thiết bị mạng của xã — có thể "
-                    f"mất điện tại xã hoặc đứt đường truyền của nhà mạng.{told}",
-                )
-            return Notice(
-                "bad",
-                f"{line} is down: the commune's router cannot be reached — a power cut at the "
-                f"commune, or the ISP's line is cut.{told}",
-            )
-        if lang == "vi":
-            return Notice(
-                "bad",
-                f"{line} mất kết nối — lỗi đường truyền phía nhà mạng {link.isp_name}.{told}",
-            )
-        return Notice("bad", f"{line} is down — a fault on {link.isp_name}'s side.{told}")
+            return say("bad", Explain.DOWN_UPSTREAM, node=link.upstream_outage)
+        # What the health monitor saw besides no echo, when it tells whose side it is.
+        because = {
+            "interface_down": Explain.DOWN_INTERFACE,
+            "router_rebooted": Explain.DOWN_REBOOTED,
+            "router_unreachable": Explain.DOWN_UNREACHABLE,
+        }
+        return say("bad", because.get(link.detail, Explain.DOWN))
     if link.shown is Shown.LOSSY:
-        if lang == "vi":
-            return Notice(
-                "warn",
-                f"{line} đang mất gói, kết nối chập chờn — lỗi chất lượng phía nhà mạng, không "
-                f"phải do xã dùng quá nhiều.{told}",
-            )
-        return Notice(
-            "warn",
-            f"{line} is losing packets (unstable) — a quality fault on the ISP's side, not "
-            f"the commune using too much.{told}",
-        )
+        return say("warn", Explain.LOSSY)
     if link.shown is Shown.SLOW:
-        limit = f"{fmt_number(link.rtt_threshold_s * 1000, lang, 0)} ms"
-        if lang == "vi":
-            return Notice(
-                "warn",
-                f"{line} đang chậm: độ trễ vượt ngưỡng {limit} trong khi đường truyền không đầy "
-                f"— lỗi chất lượng phía nhà mạng.{told}",
-            )
-        return Notice(
-            "warn",
-            f"{line} is slow: latency above {limit} while the line is not full — a quality "
-            f"fault on the ISP's side.{told}",
+        return say(
+            "warn", Explain.SLOW, limit=f"{fmt_number(link.rtt_threshold_s * 1000, lang, 0)} ms"
         )
     if link.shown is Shown.CONGESTED:
-        bw = fmt_number(link.bandwidth_mbps, lang, 0)
-        if lang == "vi":
-            return Notice(
-                "warn",
-                f"{line} đang quá tải: xã đang dùng gần hết băng thông thuê bao ({bw} Mbps) — "
-                "không phải lỗi của nhà mạng; CNTT tỉnh xem xét nâng băng thông hoặc giảm tải "
-                f"(tải tệp lớn, camera...).{told}",
-            )
-        return Notice(
-            "warn",
-            f"{line} is overloaded: the commune uses nearly all of its contracted bandwidth "
-            f"({bw} Mbps) — not an ISP fault; provincial IT looks at more bandwidth or less "
-            f"load (large downloads, cameras...).{told}",
-        )
+        return say("warn", Explain.CONGESTED, bw=fmt_number(link.bandwidth_mbps, lang, 0))
     return _line_back(line, tickets.get(link.key), lang)
 
 
@@ -164,42 +77,19 @@ def _line_back(line: str, ticket: TicketInfo | None, lang: Lang) -> Notice | Non
     """A fine link whose ticket is still open: back, and watched a while before closing."""
     if ticket is None or ticket.back_since is None or ticket.resolved_at is not None:
         return None
+    until = ""
+    if ticket.closes_at is not None:
+        until = Explain.UNTIL[lang].format(closes=fmt_time(ticket.closes_at, lang))
     since = fmt_time(ticket.back_since, lang)
-    closes = fmt_time(ticket.closes_at, lang) if ticket.closes_at is not None else None
-    if lang == "vi":
-        until = f" đến {closes}" if closes else ""
-        return Notice(
-            "ok",
-            f"{line} đã hoạt động trở lại từ {since}. NetWatch tiếp tục theo dõi{until} rồi "
-            "mới đóng phiếu sự cố.",
-        )
-    until = f" until {closes}" if closes else ""
-    return Notice(
-        "ok",
-        f"{line} has been back since {since}. NetWatch keeps watching it{until} before it "
-        "closes the ticket.",
-    )
+    return Notice("ok", Explain.BACK[lang].format(line=line, since=since, until=until))
 
 
 def portal_notice(portal: PortalView, lang: Lang) -> Notice | None:
     """A failing or slow portal is never the commune's line."""
     if portal.state == "failing":
-        if lang == "vi":
-            return Notice(
-                "bad", f"{portal.name} đang gián đoạn — không phải lỗi đường truyền của xã."
-            )
-        return Notice(
-            "bad", f"{portal.name} is interrupted — not a fault of the commune's connection."
-        )
+        return Notice("bad", Explain.PORTAL_FAILING[lang].format(name=portal.name))
     if portal.state == "slow":
-        if lang == "vi":
-            return Notice(
-                "warn", f"{portal.name} đang phản hồi chậm — không phải lỗi đường truyền của xã."
-            )
-        return Notice(
-            "warn",
-            f"{portal.name} is responding slowly — not a fault of the commune's connection.",
-        )
+        return Notice("warn", Explain.PORTAL_SLOW[lang].format(name=portal.name))
     return None
 
 
@@ -207,35 +97,16 @@ def monitor_notice(snapshot: Snapshot, lang: Lang) -> Notice | None:
     """NetWatch cut off from the network: say so before anything else."""
     if snapshot.monitor is None:
         return None
-    if lang == "vi":
-        return Notice(
-            "warn",
-            "Hệ thống giám sát NetWatch đang mất kết nối — tình trạng hiển thị có thể chưa "
-            "phản ánh đúng đường truyền của các xã.",
-        )
-    return Notice(
-        "warn",
-        "NetWatch itself has lost connectivity — the states shown may not reflect the "
-        "communes' links.",
-    )
+    return Notice("warn", Explain.MONITOR[lang])
 
 
 def province_notices(snapshot: Snapshot, lang: Lang) -> list[Notice]:
     """Area-wide problems: the monitor, ISP nodes down, portals."""
     out = [n for n in (monitor_notice(snapshot, lang),) if n is not None]
     for outage in snapshot.upstream_outages:
-        n = len(outage.communes)
-        if lang == "vi":
-            text = (
-                f"Sự cố tại {outage.name} của nhà mạng {outage.isp_name}: {n} xã phía sau mất "
-                "kết nối — không phải lỗi tại các xã; nhà mạng được thông báo một lần cho cả "
-                "khu vực."
-            )
-        else:
-            text = (
-                f"Outage at {outage.name} of {outage.isp_name}: {n} communes behind it are "
-                "down — not a fault at the communes; the ISP is told once for the whole area."
-            )
+        text = Explain.UPSTREAM_OUTAGE[lang].format(
+            node=outage.name, isp=outage.isp_name, n=len(outage.communes)
+        )
         out.append(Notice("bad", text))
     out.extend(pn for p in snapshot.portals if (pn := portal_notice(p, lang)) is not None)
     return out
@@ -255,33 +126,12 @@ def commune_notices(
     working = [v for v in commune.links if v.shown is Shown.OK]
     if bad and working:
         names = ", ".join(_line(v, lang) for v in working)
-        out.append(
-            Notice(
-                "info",
-                f"Xã vẫn còn kết nối qua: {names}."
-                if lang == "vi"
-                else f"The commune still has a connection through: {names}.",
-            )
-        )
+        out.append(Notice("info", Explain.STILL_CONNECTED[lang].format(names=names)))
     portals = [n for p in snapshot.portals if (n := portal_notice(p, lang)) is not None]
     out.extend(portals)
     if not bad and not portals and snapshot.monitor is None:
         if all(v.shown is Shown.UNKNOWN for v in commune.links):
-            out.append(
-                Notice(
-                    "info",
-                    "Chưa có số liệu đo: NetWatch vừa khởi động."
-                    if lang == "vi"
-                    else "No measurement yet: NetWatch has just started.",
-                )
-            )
+            out.append(Notice("info", Explain.NO_DATA_YET[lang]))
         else:
-            out.append(
-                Notice(
-                    "ok",
-                    "Đường truyền của xã hoạt động bình thường."
-                    if lang == "vi"
-                    else "The commune's connection is working normally.",
-                )
-            )
+            out.append(Notice("ok", Explain.ALL_FINE[lang]))
     return out

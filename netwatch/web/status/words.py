@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from typing import Final
 
-from alerts.model import LinkState
+from netwatch.notify.messages import ProblemState, problem_words
 from netwatch.vocab import DOWN_CAUSE as CATALOGUE_DOWN_CAUSE
-from netwatch.vocab import INCIDENT_KIND, LINK_STATE, TERM, TICKET_STATUS, Term
+from netwatch.vocab import LINK_STATE, TERM, Term
 from netwatch.vocab import PORTAL_STATE as CATALOGUE_PORTAL_STATE
-from netwatch.web.i18n import Lang
+from netwatch.web.words import TICKET_KIND, TICKET_STATE, Common, Words
 
-Words = Mapping[Lang, str]
+__all__ = [
+    "DOWN_CAUSE",
+    "PATH",
+    "PORTAL_CSS",
+    "PORTAL_STATE",
+    "PROBLEM",
+    "RANK",
+    "STATE",
+    "TICKET_KIND",
+    "TICKET_STATE",
+    "Explain",
+    "Shown",
+    "T",
+    "Words",
+]
 
 
 class Shown(enum.Enum):
@@ -38,13 +53,10 @@ RANK = {
 }
 
 # State, kind and ticket words are the one catalogue's (netwatch/vocab.py): the pages, mail, chat
-# and dashboards say them alike. These tables only key them the way the pages look them up.
+# and dashboards say them alike. These tables only key them the way the pages look them up (a
+# link's judged state is shown as the state of the same name).
 STATE: Mapping[Shown, Words] = {
-    Shown.OK: LINK_STATE[LinkState.OK],
-    Shown.SLOW: LINK_STATE[LinkState.SLOW],
-    Shown.LOSSY: LINK_STATE[LinkState.LOSSY],
-    Shown.CONGESTED: LINK_STATE[LinkState.CONGESTED],
-    Shown.DOWN: LINK_STATE[LinkState.DOWN],
+    **{Shown(state.value): words for state, words in LINK_STATE.items()},
     Shown.MAINTENANCE: TERM[Term.MAINTENANCE],
     Shown.UNKNOWN: TERM[Term.NO_DATA],
 }
@@ -116,7 +128,7 @@ T: Mapping[str, Words] = {
     },
     "answer_h": {"vi": "Kết nối của xã hiện nay", "en": "The commune's connection now"},
     "links_h": {"vi": "Các đường truyền", "en": "Links"},
-    "link_isp": {"vi": "Nhà mạng", "en": "ISP"},
+    "link_isp": Common.ISP,
     "link_path": {"vi": "Loại đường truyền", "en": "Kind"},
     "link_state": {"vi": "Tình trạng", "en": "State"},
     "link_since": {"vi": "Từ lúc", "en": "Since"},
@@ -145,16 +157,16 @@ T: Mapping[str, Words] = {
         "vi": "Chưa gửi (chưa cấu hình người nhận thông báo)",
         "en": "Not sent (no recipient configured)",
     },
-    "ticket_ack": {"vi": "Tiếp nhận", "en": "Acknowledged"},
+    "ticket_ack": Common.ACKNOWLEDGED,
     "ticket_ack_yes": {"vi": "Đã tiếp nhận lúc {time}", "en": "Yes, at {time}"},
-    "ticket_ack_no": {"vi": "Chưa tiếp nhận", "en": "Not yet"},
+    "ticket_ack_no": Common.NOT_ACKNOWLEDGED,
     "ticket_downtime": {"vi": "Thời gian gián đoạn", "en": "Downtime so far"},
     "ticket_notes": {"vi": "Ghi chú", "en": "Notes"},
     "who_isp": {"vi": "Nhà mạng", "en": "The ISP"},
-    "who_it": {"vi": "CNTT tỉnh", "en": "Provincial IT"},
+    "who_it": Common.PROVINCIAL_IT,
     "who_both": {"vi": "Nhà mạng và CNTT tỉnh", "en": "The ISP and provincial IT"},
-    "actor_isp": {"vi": "Nhà mạng", "en": "ISP"},
-    "actor_it": {"vi": "CNTT tỉnh", "en": "Provincial IT"},
+    "actor_isp": Common.ISP,
+    "actor_it": Common.PROVINCIAL_IT,
     "actor_system": {"vi": "NetWatch", "en": "NetWatch"},
     "chart_h": {"vi": "Độ trễ và mất gói 24 giờ qua", "en": "Latency and packet loss, last 24 h"},
     "chart_title": {
@@ -185,7 +197,7 @@ T: Mapping[str, Words] = {
         "en": "down {down}, degraded {degraded}; over {known} with data",
     },
     "availability_unknown": {"vi": "chưa có số liệu", "en": "no data yet"},
-    "not_found_h1": {"vi": "Không tìm thấy", "en": "Not found"},
+    "not_found_h1": Common.NOT_FOUND,
     "commune_not_found": {
         "vi": "NetWatch không theo dõi xã, phường có mã “{code}”.",
         "en": "NetWatch does not monitor a commune with code “{code}”.",
@@ -204,16 +216,123 @@ T: Mapping[str, Words] = {
         "en": "NetWatch — link monitoring for commune Public Administration Service Centers. "
         "Public page: no internal address, contact or secret is shown.",
     },
-    "nav_province": {"vi": "Tỉnh", "en": "Province"},
+    "nav_province": Common.PROVINCE,
     "nav_all": {"vi": "Tất cả tỉnh", "en": "All provinces"},
 }
 
-TICKET_KIND: Mapping[str, Words] = {kind.value: words for kind, words in INCIDENT_KIND.items()}
-TICKET_STATE: Mapping[str, Words] = {status.value: words for status, words in TICKET_STATUS.items()}
-PROBLEM: Mapping[str, Words] = {
-    "down": STATE[Shown.DOWN],
-    "lossy": STATE[Shown.LOSSY],
-    "slow": STATE[Shown.SLOW],
-    "congested": STATE[Shown.CONGESTED],
-    "failing": PORTAL_STATE["failing"],
-}
+# The problem behind a ticket, as mail and chat name it.
+PROBLEM: Mapping[str, Words] = {state.value: problem_words(state) for state in ProblemState}
+
+
+class Explain:
+    """The sentences that say whose problem a state is (netwatch.web.status.explain fills their
+    {placeholders}: line, told, reason, node, isp, limit, bw, since, until, name, n)."""
+
+    LINE: Final[Words] = {"vi": "Đường truyền {isp} ({path})", "en": "The {isp} link ({path})"}
+    # Said after a link's sentence: who has been told of its ticket.
+    ISP_ON_IT: Final[Words] = {
+        "vi": " Nhà mạng đã tiếp nhận xử lý.",
+        "en": " The ISP is working on it.",
+    }
+    IT_TOLD: Final[Words] = {
+        "vi": " CNTT tỉnh đã được thông báo.",
+        "en": " Provincial IT has been told.",
+    }
+    ISP_TOLD: Final[Words] = {
+        "vi": " Nhà mạng đã được thông báo.",
+        "en": " The ISP has been told.",
+    }
+    MAINTENANCE: Final[Words] = {
+        "vi": "{line} đang được bảo trì theo kế hoạch ({reason}): có thể gián đoạn trong thời "
+        "gian bảo trì.",
+        "en": "{line} is under planned maintenance ({reason}): it may be interrupted.",
+    }
+    DOWN_UPSTREAM: Final[Words] = {
+        "vi": "{line} mất kết nối do sự cố tại {node} của nhà mạng {isp}: nhiều xã trong khu vực "
+        "cùng bị ảnh hưởng — không phải lỗi tại xã.{told}",
+        "en": "{line} is down because of an outage at {node} of {isp}: several communes in the "
+        "area are affected — not a fault at the commune.{told}",
+    }
+    DOWN_INTERFACE: Final[Words] = {
+        "vi": "{line} mất kết nối: cổng WAN trên thiết bị mạng của xã báo mất tín hiệu từ đường "
+        "truyền. Hãy kiểm tra dây cáp và modem/thiết bị quang của nhà mạng tại xã; nếu thiết bị "
+        "vẫn bình thường, lỗi thuộc đường truyền của nhà mạng.{told}",
+        "en": "{line} is down: the WAN port of the commune's router sees no signal from the "
+        "line. Check the cable and the ISP's modem at the commune; if they look fine, the fault "
+        "is on the ISP's line.{told}",
+    }
+    DOWN_REBOOTED: Final[Words] = {
+        "vi": "{line} mất kết nối: thiết bị mạng của xã vừa khởi động lại (có thể do mất điện tại "
+        "xã).{told}",
+        "en": "{line} is down: the commune's router has just restarted (a power cut at the "
+        "commune?).{told}",
+    }
+    DOWN_UNREACHABLE: Final[Words] = {
+        "vi": "{line} mất kết nối: không liên lạc được với thiết bị mạng của xã — có thể mất điện "
+        "tại xã hoặc đứt đường truyền của nhà mạng.{told}",
+        "en": "{line} is down: the commune's router cannot be reached — a power cut at the "
+        "commune, or the ISP's line is cut.{told}",
+    }
+    DOWN: Final[Words] = {
+        "vi": "{line} mất kết nối — lỗi đường truyền phía nhà mạng {isp}.{told}",
+        "en": "{line} is down — a fault on {isp}'s side.{told}",
+    }
+    LOSSY: Final[Words] = {
+        "vi": "{line} đang mất gói, kết nối chập chờn — lỗi chất lượng phía nhà mạng, không phải "
+        "do xã dùng quá nhiều.{told}",
+        "en": "{line} is losing packets (unstable) — a quality fault on the ISP's side, not the "
+        "commune using too much.{told}",
+    }
+    SLOW: Final[Words] = {
+        "vi": "{line} đang chậm: độ trễ vượt ngưỡng {limit} trong khi đường truyền không đầy — "
+        "lỗi chất lượng phía nhà mạng.{told}",
+        "en": "{line} is slow: latency above {limit} while the line is not full — a quality "
+        "fault on the ISP's side.{told}",
+    }
+    CONGESTED: Final[Words] = {
+        "vi": "{line} đang quá tải: xã đang dùng gần hết băng thông thuê bao ({bw} Mbps) — không "
+        "phải lỗi của nhà mạng; CNTT tỉnh xem xét nâng băng thông hoặc giảm tải (tải tệp lớn, "
+        "camera...).{told}",
+        "en": "{line} is overloaded: the commune uses nearly all of its contracted bandwidth "
+        "({bw} Mbps) — not an ISP fault; provincial IT looks at more bandwidth or less load "
+        "(large downloads, cameras...).{told}",
+    }
+    BACK: Final[Words] = {
+        "vi": "{line} đã hoạt động trở lại từ {since}. NetWatch tiếp tục theo dõi{until} rồi mới "
+        "đóng phiếu sự cố.",
+        "en": "{line} has been back since {since}. NetWatch keeps watching it{until} before it "
+        "closes the ticket.",
+    }
+    UNTIL: Final[Words] = {"vi": " đến {closes}", "en": " until {closes}"}
+    PORTAL_FAILING: Final[Words] = {
+        "vi": "{name} đang gián đoạn — không phải lỗi đường truyền của xã.",
+        "en": "{name} is interrupted — not a fault of the commune's connection.",
+    }
+    PORTAL_SLOW: Final[Words] = {
+        "vi": "{name} đang phản hồi chậm — không phải lỗi đường truyền của xã.",
+        "en": "{name} is responding slowly — not a fault of the commune's connection.",
+    }
+    MONITOR: Final[Words] = {
+        "vi": "Hệ thống giám sát NetWatch đang mất kết nối — tình trạng hiển thị có thể chưa phản "
+        "ánh đúng đường truyền của các xã.",
+        "en": "NetWatch itself has lost connectivity — the states shown may not reflect the "
+        "communes' links.",
+    }
+    UPSTREAM_OUTAGE: Final[Words] = {
+        "vi": "Sự cố tại {node} của nhà mạng {isp}: {n} xã phía sau mất kết nối — không phải lỗi "
+        "tại các xã; nhà mạng được thông báo một lần cho cả khu vực.",
+        "en": "Outage at {node} of {isp}: {n} communes behind it are down — not a fault at the "
+        "communes; the ISP is told once for the whole area.",
+    }
+    STILL_CONNECTED: Final[Words] = {
+        "vi": "Xã vẫn còn kết nối qua: {names}.",
+        "en": "The commune still has a connection through: {names}.",
+    }
+    NO_DATA_YET: Final[Words] = {
+        "vi": "Chưa có số liệu đo: NetWatch vừa khởi động.",
+        "en": "No measurement yet: NetWatch has just started.",
+    }
+    ALL_FINE: Final[Words] = {
+        "vi": "Đường truyền của xã hoạt động bình thường.",
+        "en": "The commune's connection is working normally.",
+    }
