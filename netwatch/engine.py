@@ -76,8 +76,8 @@ class Engine:
     judge: Judge | None = None
     fast_sinks: Sequence[ObservationSink] | None = None
     confirmer: FastConfirmer | None = None
-    # How the confirmer asks for a suspect link's router poll when this engine polls no
-    # routers itself (a probe worker asks the SNMP worker over the bus, netwatch/roles/probe.py).
+    # How the confirmer gets a suspect link's router polled, instead of poll_router_now (a probe
+    # worker asks the SNMP worker over the bus, or publishes its own poll as a fast one).
     router_poller: Callable[[SubjectKey], Awaitable[None]] | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _routers: dict[SubjectKey, _RouterState] = field(default_factory=dict)
@@ -110,7 +110,8 @@ class Engine:
                 self.judge,
                 self.plan.confirm,
                 feed=self._feed_fast,
-                poll_router=self.poll_router_now if self.snmp is not None else self.router_poller,
+                poll_router=self.router_poller
+                or (self.poll_router_now if self.snmp is not None else None),
             )
             self._tasks.append(
                 asyncio.create_task(self.confirmer.run(self.pinger), name="netwatch-confirm")

@@ -301,7 +301,7 @@ class ProbeWorker:
                 o.engine,
                 judge=self.health,
                 fast_sinks=fast,
-                router_poller=self._ask_router_poll if pinger is not None else None,
+                router_poller=self._poll_here if snmp is not None else self._ask_router_poll,
             )
             self._spawn(self._connect(), "netwatch-probe-connect")
             publisher = asyncio.create_task(
@@ -414,6 +414,16 @@ class ProbeWorker:
         self._count("answered")
         if batch is not None and self.health is not None:
             self.health.observe(batch.observations)  # the local judge sees the poll too
+
+    async def _poll_here(self, key: SubjectKey) -> None:
+        """The confirmer's router poll when this worker polls routers itself (`--kinds all`):
+        published as a fast observation, like one asked for over the bus, and judged here."""
+        assert self.engine is not None
+        obs = await self.engine.poll_router(key)
+        if obs is not None:
+            self.sink.observe_fast([obs])
+            if self.health is not None:
+                self.health.observe([obs])
 
     async def _serve_poll(self, msg: Msg) -> None:
         """A poll request: this shard's router is polled at once (in a task of its own, so
