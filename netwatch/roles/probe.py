@@ -26,6 +26,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections import Counter
 from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -116,31 +117,23 @@ class ProbeOptions:
 # -- metrics ---------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _RoundStats:
-    rounds: int = 0
-    skipped: int = 0
-    duration_s: float = 0.0
-    lag_s: float = 0.0
-
-
 class RoundStats:
     """An ObservationSink that only keeps the round reports, for /metrics."""
 
     def __init__(self) -> None:
-        self.by_kind: dict[Kind, _RoundStats] = {}
+        self.last: dict[Kind, RoundReport] = {}
+        self.rounds: Counter[Kind] = Counter()
+        self.skipped: Counter[Kind] = Counter()
 
     def observe(self, batch: Sequence[Observation]) -> None:
         """Observations are the bus's business."""
         del batch
 
     def round_done(self, report: RoundReport) -> None:
-        """Count the round."""
-        s = self.by_kind.setdefault(report.kind, _RoundStats())
-        s.rounds += 1
-        s.skipped += report.skipped_rounds
-        s.duration_s = report.duration_s
-        s.lag_s = report.lag_s
+        """Count the round and keep its report."""
+        self.last[report.kind] = report
+        self.rounds[report.kind] += 1
+        self.skipped[report.kind] += report.skipped_rounds
 
 
 class ProbeMetrics(Collector):
@@ -167,11 +160,11 @@ class ProbeMetrics(Collector):
         lag = GaugeMetricFamily(
             "netwatch_round_lag_seconds", "How late the last round started", labels=(*base, "kind")
         )
-        for kind, r in sorted(dict(w.stats.by_kind).items()):
-            rounds.add_metric([*own, kind], r.rounds)
-            skipped.add_metric([*own, kind], r.skipped)
-            duration.add_metric([*own, kind], r.duration_s)
-            lag.add_metric([*own, kind], r.lag_s)
+        for kind, report in sorted(dict(w.stats.last).items()):
+            rounds.add_metric([*own, kind], w.stats.rounds[kind])
+            skipped.add_metric([*own, kind], w.stats.skipped[kind])
+            duration.add_metric([*own, kind], report.duration_s)
+            lag.add_metric([*own, kind], report.lag_s)
         targets = GaugeMetricFamily(
             "netwatch_targets", "Targets of this shard per probe kind", labels=(*base, "kind")
         )
@@ -184,13 +177,13 @@ class ProbeMetrics(Collector):
     def _bus(self, base: tuple[str, ...], own: list[str]) -> Iterator[Metric]:
         w = self._w
         c = w.sink.counters
-        published = CounterMetricFamily(
+        published = _by_round_kind(
             "netwatch_bus_published_rounds",
             "Rounds published on the bus (fast: fast confirmation rounds and router polls)",
-            labels=(*base, "kind", "fast"),
+            base,
+            own,
+            c.published_rounds,
         )
-        for (kind, fast), n in sorted(dict(c.published_rounds).items()):
-            published.add_metric([*own, kind, str(fast).lower()], n)
         messages = CounterMetricFamily(
             "netwatch_bus_published_messages",
             "Messages acknowledged by the stream",
@@ -198,13 +191,13 @@ class ProbeMetrics(Collector):
         )
         for kind, n in sorted(dict(c.published_messages).items()):
             messages.add_metric([*own, kind], n)
-        dropped = CounterMetricFamily(
+        dropped = _by_round_kind(
             "netwatch_bus_dropped_rounds",
             "Rounds dropped unpublished (the oldest, while the bus was down)",
-            labels=(*base, "kind", "fast"),
+            base,
+            own,
+            c.dropped_rounds,
         )
-        for (kind, fast), n in sorted(dict(c.dropped_rounds).items()):
-            dropped.add_metric([*own, kind, str(fast).lower()], n)
         errors = CounterMetricFamily(
             "netwatch_bus_publish_errors", "Publish attempts that failed", labels=base
         )
@@ -226,6 +219,19 @@ class ProbeMetrics(Collector):
         for result, n in sorted(dict(w.poll_requests).items()):
             polls.add_metric([*own, result], n)
         yield from (published, messages, dropped, errors, queued, connected, polls)
+
+
+def _by_round_kind(
+    name: str,
+    doc: str,
+    base: tuple[str, ...],
+    own: list[str],
+    counts: dict[tuple[Kind, bool], int],
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=(*base, "kind", "fast"))
+    for (kind, fast), n in sorted(dict(counts).items()):
+        family.add_metric([*own, kind, str(fast).lower()], n)
+    return family
 
 
 # -- the worker ------------------------------------------------------------------------------

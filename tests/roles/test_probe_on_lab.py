@@ -256,8 +256,8 @@ async def test_probing_goes_on_while_the_bus_is_down(
                 lambda: counters.published_rounds.get(("icmp", False), 0) >= 1, 30, 0.1
             )
         # The bus is gone: rounds go on, the newest one waits, older ones are dropped.
-        before = w.stats.by_kind["icmp"].rounds
-        await async_wait_until(lambda: w.stats.by_kind["icmp"].rounds >= before + 3, 30, 0.1)
+        before = w.stats.rounds["icmp"]
+        await async_wait_until(lambda: w.stats.rounds["icmp"] >= before + 3, 30, 0.1)
         assert counters.dropped_rounds.get(("icmp", False), 0) >= 1
         assert counters.publish_errors >= 1
         published = counters.published_rounds[("icmp", False)]
@@ -340,7 +340,7 @@ async def test_icmp_worker_asks_the_snmp_worker_for_a_suspect_links_router(
         worker(inventory, nats_server.url, kinds=frozenset({"icmp"})) as icmp,
     ):
         await async_wait_until(lambda: snmp.connected() and icmp.connected(), 20, 0.05)
-        await async_wait_until(lambda: "icmp" in icmp.stats.by_kind, 20, 0.1)
+        await async_wait_until(lambda: icmp.stats.rounds["icmp"] >= 1, 20, 0.1)
         lab.commune_down(down.code)
         await async_wait_until(lambda: icmp.poll_requests.get("answered", 0) >= 1, 60, 0.2)
         assert snmp.poll_requests["polled"] >= 1
