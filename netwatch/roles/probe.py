@@ -334,7 +334,7 @@ class ProbeWorker:
         log.info("probe worker stopped shard=%d/%d", o.shard, o.shards)
 
     async def _flush(self, publisher: asyncio.Task[None]) -> None:
-        if self.connected() and self.sink.queued:
+        if self.connected():  # also waits for a round in flight (not in `queued` any more)
             try:
                 await asyncio.wait_for(self.sink.drain(), self.options.flush_timeout_s)
             except TimeoutError:
