@@ -278,6 +278,35 @@ async def test_probing_goes_on_while_the_bus_is_down(
     assert counters.outages == 1
 
 
+async def test_a_worker_started_before_its_bus_buffers_and_flushes_at_stop(
+    lab: Lab, inventory: Inventory, tmp_path: Path
+) -> None:
+    opts = NatsServerOptions(data_dir=tmp_path / "bus", port=reserved_port())
+    url = f"nats://127.0.0.1:{opts.port}"
+    w = ProbeWorker(
+        inventory,
+        ProbeOptions(nats=(url,), engine=ENGINE, kinds=frozenset({"icmp"}), keep_rounds=1),
+    )
+    stopping = asyncio.Event()
+    task = asyncio.create_task(w.run(stopping))
+    counters = w.sink.counters
+    try:
+        await async_wait_until(lambda: w.stats.rounds["icmp"] >= 2, 30, 0.1)
+        assert counters.dropped_rounds[("icmp", False)] >= 1  # no bus yet: the oldest went
+        async with running_nats_server(opts):
+            await async_wait_until(lambda: counters.published_rounds, 30, 0.1)
+            rounds = w.stats.rounds["icmp"]
+            await async_wait_until(lambda: w.stats.rounds["icmp"] > rounds, 30, 0.1)
+            stopping.set()  # the bus still up: what the worker holds is flushed
+            await asyncio.wait_for(task, 30)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 30)
+    # Every round is either published or counted as dropped.
+    published = counters.published_rounds[("icmp", False)]
+    assert published + counters.dropped_rounds[("icmp", False)] == w.stats.rounds["icmp"]
+
+
 async def test_snmp_workers_answer_poll_requests_for_their_own_routers(
     lab: Lab, inventory: Inventory, plan: Plan, nats_server: NatsServer, js: JetStreamContext
 ) -> None:
