@@ -76,6 +76,9 @@ class Engine:
     judge: Judge | None = None
     fast_sinks: Sequence[ObservationSink] | None = None
     confirmer: FastConfirmer | None = None
+    # How the confirmer gets a suspect link's router polled, instead of poll_router_now (a probe
+    # worker asks the SNMP worker over the bus, or publishes its own poll as a fast one).
+    router_poller: Callable[[SubjectKey], Awaitable[None]] | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _routers: dict[SubjectKey, _RouterState] = field(default_factory=dict)
     _jobs: dict[SubjectKey, SnmpJob] = field(init=False)  # the plan's routers by key
@@ -107,7 +110,8 @@ class Engine:
                 self.judge,
                 self.plan.confirm,
                 feed=self._feed_fast,
-                poll_router=self.poll_router_now if self.snmp is not None else None,
+                poll_router=self.router_poller
+                or (self.poll_router_now if self.snmp is not None else None),
             )
             self._tasks.append(
                 asyncio.create_task(self.confirmer.run(self.pinger), name="netwatch-confirm")
@@ -208,12 +212,18 @@ class Engine:
 
     async def poll_router_now(self, key: SubjectKey) -> None:
         """Poll one router outside its round (a suspect link's), feeding every sink."""
+        obs = await self.poll_router(key)
+        if obs is not None:
+            for sink in self.sinks:
+                sink.observe([obs])
+
+    async def poll_router(self, key: SubjectKey) -> SnmpObservation | None:
+        """Poll one router of the plan outside its round and hand back the observation,
+        feeding no sink; None for a router not in the plan."""
         job = self._jobs.get(key)
-        if job is None:
-            return
-        obs = await self._poll_router(job)
-        for sink in self.sinks:
-            sink.observe([obs])
+        if job is None or self.snmp is None:
+            return None
+        return await self._poll_router(job)
 
     async def snmp_round(self) -> list[Observation]:
         """Poll every router once (one GET each), with bounded concurrency."""

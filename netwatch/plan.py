@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import zlib
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Literal
@@ -227,6 +229,42 @@ def compile_plan(inventory: Inventory) -> Plan:
         snmp_interval_s=inventory.intervals.snmp_s,
         http_interval_s=inventory.intervals.http_s,
         confirm=_confirm(inventory),
+    )
+
+
+def shard_of(commune: str, count: int) -> int:
+    """The shard of a commune among `count`: CRC-32 of its code, the same in every process and
+    on every machine (Python's own str hash is salted per process)."""
+    return zlib.crc32(commune.encode()) % count
+
+
+def shard_plan(plan: Plan, index: int, count: int) -> Plan:
+    """The part of a plan that shard `index` of `count` measures.
+
+    A commune goes whole to one shard (its links, devices and router together, so a worker's
+    fast confirmation has a link's companions and its router); upstream nodes, reference
+    targets and portals go to shard 0. `count` 1 is the plan itself.
+    """
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard {index}/{count}: want 0 <= index < count")
+    if count == 1:
+        return plan
+
+    def mine(commune: str) -> bool:
+        return shard_of(commune, count) == index
+
+    def owns(t: IcmpTarget) -> bool:
+        if t.link is not None:
+            return mine(t.link.commune)
+        if t.commune:  # a device in a commune
+            return mine(t.commune)
+        return index == 0  # upstream nodes, reference targets
+
+    return dataclasses.replace(
+        plan,
+        icmp=tuple(t for t in plan.icmp if owns(t)),
+        snmp=tuple(j for j in plan.snmp if mine(j.commune)),
+        portals=plan.portals if index == 0 else (),
     )
 
 
