@@ -3,34 +3,12 @@ every second (production waits 5 s between alerting ticks)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from fastapi import FastAPI
+from functools import partial
 
 from netwatch.engine import EngineOptions
-from netwatch.inventory import Inventory
-from netwatch.lab import Lab
-from netwatch.notify.outbox import RetryPolicy
 from netwatch.web.app import create_app
 
 QUICK_ROUNDS = EngineOptions(icmp_spacing_s=0.05, icmp_timeout_s=1.0, start_jitter_s=0.2)
 
-
-def quick_app(
-    lab: Lab,
-    inventory: Inventory,
-    data_dir: Path,
-    *,
-    database_url: str | None = None,
-    retry: RetryPolicy | None = None,
-) -> FastAPI:
-    """NetWatch on the lab's config with `inventory`, quick rounds, alerting every second."""
-    return create_app(
-        lab.paths.config_file,
-        inventory=inventory,
-        options=QUICK_ROUNDS,
-        data_dir=data_dir,
-        database_url=database_url,
-        alerting_tick_s=1.0,
-        retry=retry,
-    )
+# create_app with the lab tests' engine and alerting tick; give it config, inventory, data_dir.
+quick_app = partial(create_app, options=QUICK_ROUNDS, alerting_tick_s=1.0)

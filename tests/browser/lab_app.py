@@ -112,7 +112,7 @@ class NetWatchOnLab:
         )
         data_dir = tmp / "data"
         data_dir.mkdir()
-        app = quick_app(lab, inventory, data_dir)
+        app = quick_app(lab.paths.config_file, inventory=inventory, data_dir=data_dir)
         with running:
             running.enter_context(uvicorn_thread(app, sock))
             return cls(lab, inventory, app, base, data_dir, mailbox, running.pop_all())

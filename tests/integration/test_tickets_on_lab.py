@@ -113,7 +113,9 @@ def test_link_down_opens_one_ticket_mails_and_signs_then_resolves(
     )
     code = inventory.communes[2].code
     name = inventory.communes[2].name
-    app = quick_app(lab, inventory, tmp_path, database_url=database_url)
+    app = quick_app(
+        lab.paths.config_file, inventory=inventory, data_dir=tmp_path, database_url=database_url
+    )
     with serving(app) as client:
         # A healthy baseline first: every link of the commune judged ok.
         def healthy() -> bool:

@@ -104,9 +104,9 @@ def test_the_standby_takes_over_without_losing_or_doubling_anything(lab: Lab, sh
     def app(name: str) -> FastAPI:
         (shared.data_dir / name).mkdir()
         return quick_app(
-            lab,
-            inventory,
-            shared.data_dir / name,
+            lab.paths.config_file,
+            inventory=inventory,
+            data_dir=shared.data_dir / name,
             database_url=shared.database_url,
             retry=QUICK_RETRY,
         )

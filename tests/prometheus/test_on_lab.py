@@ -286,7 +286,7 @@ def run(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         codes = [c.code for c in inventory.communes]
         data_dir = work / "data"
         token = _token(data_dir)
-        app = quick_app(lab, inventory, data_dir)
+        app = quick_app(lab.paths.config_file, inventory=inventory, data_dir=data_dir)
         client = stack.enter_context(serving(app))
         netwatch = client.base.removeprefix("http://")
         dead = f"127.0.0.1:{reserved_port()}"  # reserved by this process: nothing listens
