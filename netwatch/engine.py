@@ -7,9 +7,10 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from alerts.subject import SubjectKey
 from netwatch.confirm import FastConfirmer, FastTrack, Judge, Mode, Thresholds
@@ -32,6 +33,8 @@ from probes.snmp_rates import compute_rates
 from probes.snmp_types import RouterSample, SnmpFailure
 
 log = logging.getLogger("netwatch.engine")
+_Job = TypeVar("_Job")
+_Out = TypeVar("_Out")
 
 
 @dataclass(slots=True)
@@ -228,13 +231,7 @@ class Engine:
     async def snmp_round(self) -> list[Observation]:
         """Poll every router once (one GET each), with bounded concurrency."""
         assert self.snmp is not None
-        gate = asyncio.Semaphore(self.options.snmp_concurrency)
-
-        async def one(job: SnmpJob) -> Observation:
-            async with gate:
-                return await self._poll_router(job)
-
-        return list(await asyncio.gather(*(one(job) for job in self.plan.snmp)))
+        return await _bounded(self.plan.snmp, self.options.snmp_concurrency, self._poll_router)
 
     async def _poll_router(self, job: SnmpJob) -> SnmpObservation:
         state = self._routers.setdefault(job.key, _RouterState())
@@ -311,13 +308,9 @@ class Engine:
     async def http_round(self) -> list[Observation]:
         """Time every portal (fresh connection each) and resolve its name."""
         assert self.http is not None
-        gate = asyncio.Semaphore(self.options.http_concurrency)
-
-        async def one(job: PortalJob) -> Observation:
-            async with gate:
-                return await self._probe_portal(job)
-
-        batch = list(await asyncio.gather(*(one(job) for job in self.plan.portals)))
+        batch: list[Observation] = await _bounded(
+            self.plan.portals, self.options.http_concurrency, self._probe_portal
+        )
         self._confirm_portals(batch)
         return batch
 
@@ -362,6 +355,19 @@ class Engine:
             obs = await self._probe_portal(job)
             self._feed_fast([obs])
             done = track.step(_portal_bad(obs, th.rtt_s), self.judge.is_bad(job.key), th)
+
+
+async def _bounded(
+    jobs: Iterable[_Job], limit: int, run: Callable[[_Job], Awaitable[_Out]]
+) -> list[_Out]:
+    """`run` for every job, at most `limit` at once; the results in the jobs' order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(job: _Job) -> _Out:
+        async with gate:
+            return await run(job)
+
+    return list(await asyncio.gather(*(one(job) for job in jobs)))
 
 
 def _portal_bad(obs: PortalObservation, slow_s: float) -> bool:

@@ -17,7 +17,8 @@ def fold(text: str) -> str:
     return " ".join(unidecode(text.replace("Đ", "D").replace("đ", "d")).lower().split())
 
 
-def _bare(folded: str) -> str:
+def bare(folded: str) -> str:
+    """A folded commune name without its 'xa '/'phuong ' prefix: 'xa lac duong' -> 'lac duong'."""
     for prefix in _PREFIXES:
         if folded.startswith(prefix):
             return folded[len(prefix) :]
@@ -47,7 +48,7 @@ class Divisions:
 
     @cached_property
     def _folded(self) -> list[tuple[str, str, CommuneInfo]]:
-        return [(fold(c.name), _bare(fold(c.name)), c) for c in self.communes.values()]
+        return [(fold(c.name), bare(fold(c.name)), c) for c in self.communes.values()]
 
     def commune(self, code: str) -> CommuneInfo | None:
         """The commune with this five-digit code, or None."""
@@ -58,15 +59,15 @@ class Divisions:
     ) -> list[CommuneInfo]:
         """Communes whose name matches `text`, diacritics-insensitive, best first."""
         query = fold(text)
-        bare_query = _bare(query)
+        bare_query = bare(query)
         if not bare_query:
             return []
         pool = [row for row in self._folded if province is None or row[2].province_code == province]
-        exact = [c for full, bare, c in pool if bare == bare_query or full == query]
-        contains = [c for full, bare, c in pool if bare_query in full and c not in exact]
+        exact = [c for full, short, c in pool if short == bare_query or full == query]
+        contains = [c for full, _, c in pool if bare_query in full and c not in exact]
         found = exact + sorted(contains, key=lambda c: len(c.name))
         if not exact and len(found) < limit:
-            names = {bare: c for _, bare, c in pool}
+            names = {short: c for _, short, c in pool}
             for match in difflib.get_close_matches(bare_query, list(names), n=limit, cutoff=0.6):
                 if names[match] not in found:
                     found.append(names[match])

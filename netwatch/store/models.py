@@ -66,6 +66,13 @@ JsonType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
 BigIntId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
+
+def _partial_index(name: str, column: str, where: str, *, unique: bool = False) -> sa.Index:
+    """An index over the rows where `where` holds: the same condition on SQLite and PostgreSQL."""
+    condition = sa.text(where)
+    return sa.Index(name, column, unique=unique, sqlite_where=condition, postgresql_where=condition)
+
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -101,13 +108,7 @@ class StateHistoryRow(Base):
     __table_args__ = (
         sa.Index("ix_state_history_subject_since", "subject", "since"),
         # At most one open interval per subject.
-        sa.Index(
-            "uq_state_history_open",
-            "subject",
-            unique=True,
-            sqlite_where=sa.text("until IS NULL"),
-            postgresql_where=sa.text("until IS NULL"),
-        ),
+        _partial_index("uq_state_history_open", "subject", "until IS NULL", unique=True),
         sa.CheckConstraint("until IS NULL OR until >= since", name="interval_order"),
     )
 
@@ -127,12 +128,8 @@ class TicketRow(Base):
         sa.Index("ix_tickets_state_opened_at", "state", "opened_at"),
         sa.Index("ix_tickets_incident_key", "incident_key"),
         # One unresolved ticket per incident: the database's own guard against doubles.
-        sa.Index(
-            "uq_tickets_unresolved_incident",
-            "incident_key",
-            unique=True,
-            sqlite_where=sa.text("state != 'resolved'"),
-            postgresql_where=sa.text("state != 'resolved'"),
+        _partial_index(
+            "uq_tickets_unresolved_incident", "incident_key", "state != 'resolved'", unique=True
         ),
         sa.CheckConstraint("state IN ('open', 'acknowledged', 'resolved')", name="state"),
     )
@@ -181,12 +178,7 @@ class OutboxRow(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         # Claimers look for unsent items by due time.
-        sa.Index(
-            "ix_outbox_due",
-            "next_attempt_at",
-            sqlite_where=sa.text("sent_at IS NULL"),
-            postgresql_where=sa.text("sent_at IS NULL"),
-        ),
+        _partial_index("ix_outbox_due", "next_attempt_at", "sent_at IS NULL"),
         sa.Index("ix_outbox_ticket_id", "ticket_id"),
     )
 

@@ -39,3 +39,7 @@ class Common:
     LOSS: Final[Words] = {"vi": "Mất gói", "en": "Packet loss"}  # the measure
     NOT_FOUND: Final[Words] = {"vi": "Không tìm thấy", "en": "Not found"}
     FAILED: Final[Words] = {"vi": "Không thực hiện được", "en": "Could not be done"}
+    STARTING: Final[Words] = {
+        "vi": "NetWatch đang khởi động, vui lòng thử lại sau ít giây.",
+        "en": "NetWatch is starting; try again in a few seconds.",
+    }

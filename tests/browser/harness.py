@@ -399,6 +399,19 @@ def page_weight_bytes(page: Page) -> int:
     return total
 
 
+MAX_PAGE_BYTES = 100_000  # a page with all it loads, over a commune centre's slow line
+
+
+def check_page(page: Page, html: str, check_html: CheckHtml, screenshot: str) -> None:
+    """What every NetWatch page passes: its HTML valid, accessible, under MAX_PAGE_BYTES with all
+    it loads, no sideways scroll at the page's width; then a screenshot named `screenshot`."""
+    check_html(html)
+    check_accessibility(page)
+    assert page_weight_bytes(page) < MAX_PAGE_BYTES
+    assert_no_horizontal_scroll(page)
+    save_screenshot(page, screenshot)
+
+
 def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine (made on the worker) to completion on a worker thread's own loop."""
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="harness-async") as pool:

@@ -23,14 +23,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from netwatch.engine import EngineOptions
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.inventory.models import Commune, Intervals, Link, Notifications, Smtp, TicketRules
 from netwatch.inventory.secrets import Secret
 from netwatch.lab import Lab
 from netwatch.store import IssuedToken, open_store
-from netwatch.web.app import create_app
 from tests.browser.harness import run_async
+from tests.lab_netwatch import quick_app
 from tests.servers import listening_socket, smtp_server, uvicorn_thread
 from tests.waiting import wait_until
 
@@ -113,13 +112,7 @@ class NetWatchOnLab:
         )
         data_dir = tmp / "data"
         data_dir.mkdir()
-        app = create_app(
-            lab.paths.config_file,
-            inventory=inventory,
-            options=EngineOptions(icmp_spacing_s=0.05, icmp_timeout_s=1.0, start_jitter_s=0.2),
-            data_dir=data_dir,
-            alerting_tick_s=1.0,
-        )
+        app = quick_app(lab.paths.config_file, inventory=inventory, data_dir=data_dir)
         with running:
             running.enter_context(uvicorn_thread(app, sock))
             return cls(lab, inventory, app, base, data_dir, mailbox, running.pop_all())

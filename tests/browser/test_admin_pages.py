@@ -18,9 +18,8 @@ from tests.browser.harness import (
     PHONE,
     CheckHtml,
     PageFactory,
-    assert_no_horizontal_scroll,
     check_accessibility,
-    page_weight_bytes,
+    check_page,
     save_screenshot,
 )
 from tests.browser.lab_app import NetWatchOnLab, wait_for
@@ -44,15 +43,6 @@ def ticket_id(netwatch: NetWatchOnLab) -> Iterator[str]:
         yield next(t["id"] for t in netwatch.open_tickets() if t["incident_key"] == key)
 
 
-def _checked(tab: Page, check_html: CheckHtml, name: str) -> None:
-    """Valid HTML, accessible, light, no sideways scroll at the page's width; a screenshot."""
-    check_html(tab.content())
-    check_accessibility(tab)
-    assert page_weight_bytes(tab) < 100_000
-    assert_no_horizontal_scroll(tab)
-    save_screenshot(tab, name)
-
-
 def _log_in(tab: Page, netwatch: NetWatchOnLab, token: str) -> None:
     tab.goto(f"{netwatch.base}/admin")
     assert tab.url.startswith(f"{netwatch.base}/admin/login?next=")
@@ -66,7 +56,7 @@ def test_it_staff_log_in_and_see_the_open_ticket(
 ) -> None:
     tab = page(PHONE)
     tab.goto(f"{netwatch.base}/admin/login")
-    _checked(tab, check_html, "admin-login-phone")
+    check_page(tab, tab.content(), check_html, "admin-login-phone")
     tab.fill("#token", "nw_0000000000000000_not-a-real-token")
     tab.get_by_role("button", name="Đăng nhập").click()
     assert "Mã truy cập không đúng" in tab.locator("[role=alert]").inner_text()
@@ -83,7 +73,7 @@ def test_it_staff_log_in_and_see_the_open_ticket(
     assert commune.name in text
     assert "Mất kết nối" in text
     assert "Chưa" in text  # not acknowledged
-    _checked(tab, check_html, "admin-tickets-phone")
+    check_page(tab, tab.content(), check_html, "admin-tickets-phone")
 
     wide = page(DESKTOP)
     wide.context.add_cookies(tab.context.cookies())
@@ -101,7 +91,7 @@ def test_it_staff_log_in_and_see_the_open_ticket(
     wide.get_by_role("button", name="Tiếp nhận", exact=True).click()
     wide.wait_for_url(re.compile(r"done=acknowledge"))
     assert "Tiếp nhận — cntt-lamdong (CNTT tỉnh)" in wide.locator("ol.timeline").inner_text()
-    _checked(wide, check_html, "admin-ticket-desktop")
+    check_page(wide, wide.content(), check_html, "admin-ticket-desktop")
     tab.reload()
     row = tab.locator("table.tickets tbody tr").filter(has_text=ticket_id)
     assert "Đã tiếp nhận" in row.inner_text()
@@ -156,7 +146,7 @@ def test_a_maintenance_window_is_planned_and_ended_over_the_ticket(
     tab.get_by_role("link", name="Bảo trì").click()
     tab.wait_for_url(f"{netwatch.base}/admin/maintenance")
     assert "Không có đợt bảo trì nào" in tab.locator("main").inner_text()
-    _checked(tab, check_html, "admin-maintenance-empty-phone")
+    check_page(tab, tab.content(), check_html, "admin-maintenance-empty-phone")
 
     now = datetime.now(LOCAL_TZ)
     tab.select_option("#target", f"commune:{commune.code}")
@@ -169,7 +159,7 @@ def test_a_maintenance_window_is_planned_and_ended_over_the_ticket(
     assert "Đã tạo đợt bảo trì." in listed
     assert "Thay bộ định tuyến tại trung tâm" in listed
     assert "Đang bảo trì" in listed
-    _checked(tab, check_html, "admin-maintenance-active-phone")
+    check_page(tab, tab.content(), check_html, "admin-maintenance-active-phone")
 
     def logged(kind: str) -> bool:
         events = netwatch.get_json(f"/api/v1/tickets/{ticket_id}")["events"]
@@ -222,7 +212,7 @@ def test_the_health_page_and_logout(
     assert "Hàng đợi thông báo" in main
     # The alerting loop runs: its last evaluation is a time, seconds ago, not "unknown".
     assert re.search(r"Lần đánh giá gần nhất: \d\d:\d\d", main), main
-    _checked(tab, check_html, "admin-health-phone")
+    check_page(tab, tab.content(), check_html, "admin-health-phone")
 
     english = page(DESKTOP)
     english.context.add_cookies(tab.context.cookies())

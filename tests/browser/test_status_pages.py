@@ -24,9 +24,8 @@ from tests.browser.harness import (
     PHONE,
     CheckHtml,
     PageFactory,
-    assert_no_horizontal_scroll,
     check_accessibility,
-    page_weight_bytes,
+    check_page,
     save_screenshot,
 )
 from tests.browser.lab_app import NetWatchOnLab, lab_env, wait_for
@@ -97,15 +96,11 @@ def _private_things(netwatch: NetWatchOnLab) -> list[str]:
 def _check_page(tab: Page, netwatch: NetWatchOnLab, check_html: CheckHtml, screenshot: str) -> str:
     """The checks every status page passes; returns its HTML."""
     html = _served(tab)
-    check_html(html)
     for private in _private_things(netwatch):
         assert private not in html, f"{tab.url} shows {private!r}"
-    assert page_weight_bytes(tab) < 100_000
     if tab.viewport_size is not None and tab.viewport_size["width"] == PHONE.width:
         assert tab.evaluate("document.documentElement.scrollWidth") <= PHONE.width
-        assert_no_horizontal_scroll(tab)
-    check_accessibility(tab)
-    save_screenshot(tab, screenshot)
+    check_page(tab, html, check_html, screenshot)
     return html
 
 

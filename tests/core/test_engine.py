@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from netwatch.engine import Engine, EngineOptions
+from netwatch.engine import Engine, EngineOptions, _bounded
 from netwatch.inventory import load_inventory
 from netwatch.observations import IcmpObservation, Observation, RoundReport
 from netwatch.plan import Plan, compile_plan
@@ -147,3 +147,18 @@ async def test_a_failing_portal_is_confirmed_by_fast_probes_before_its_next_roun
         finally:
             await engine.stop()
         assert netwatch_tasks() == []
+
+
+async def test_bounded_rounds_keep_the_jobs_order_with_at_most_limit_at_once() -> None:
+    running, peak = 0, 0
+
+    async def run(job: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0)  # let every other job start that may
+        running -= 1
+        return job * 10
+
+    assert await _bounded(range(7), 3, run) == [0, 10, 20, 30, 40, 50, 60]
+    assert peak == 3

@@ -37,6 +37,7 @@ from netwatch.web.app import Runtime, create_app
 from tests.integration.lab_notify import lab_notifications
 from tests.integration.test_run_on_lab import _env, serving
 from tests.integration.test_tickets_on_lab import Mailbox
+from tests.lab_netwatch import QUICK_ROUNDS
 from tests.waiting import WaitTimeoutError, wait_until
 
 LAB_COMMUNES = 10  # pop-vnpt-1 carries the vnpt links of communes 0, 2, 4, 6, 8
@@ -132,10 +133,6 @@ def _inventory(
 # Scaled like the rounds (1/5 of the production 10 s / 600 s): a receiver back after an outage
 # gets its mail within 20 s.
 QUICK_RETRY = RetryPolicy(base_delay_s=2.0, max_delay_s=20.0)
-
-
-# The scenarios' engine: short rounds (2 s) whose echoes go out at once.
-QUICK_ROUNDS = EngineOptions(icmp_spacing_s=0.05, icmp_timeout_s=1.0, start_jitter_s=0.2)
 
 
 @contextmanager

@@ -15,13 +15,13 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from netwatch.engine import EngineOptions
 from netwatch.inventory import load_inventory
 from netwatch.inventory.models import Intervals
 from netwatch.lab import Lab
 from netwatch.store import open_store
 from netwatch.web.app import create_app
 from tests.lab.fixtures import built_lab, restored
+from tests.lab_netwatch import QUICK_ROUNDS
 from tests.servers import uvicorn_thread
 from tests.waiting import wait_until
 
@@ -97,8 +97,9 @@ def _app(lab: Lab, data_dir: Path) -> tuple[FastAPI, list[str]]:
     inventory = inventory.model_copy(
         update={"intervals": Intervals(icmp_s=3, icmp_echoes=20, snmp_s=2, http_s=3)}
     )
-    options = EngineOptions(icmp_spacing_s=0.05, icmp_timeout_s=1.0, start_jitter_s=0.2)
-    app = create_app(paths.config_file, inventory=inventory, options=options, data_dir=data_dir)
+    app = create_app(
+        paths.config_file, inventory=inventory, options=QUICK_ROUNDS, data_dir=data_dir
+    )
     return app, [c.code for c in inventory.communes]
 
 

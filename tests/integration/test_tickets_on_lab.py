@@ -16,16 +16,15 @@ from typing import Any
 
 import pytest
 
-from netwatch.engine import EngineOptions
 from netwatch.inventory import load_inventory
 from netwatch.inventory.models import Contact, Intervals, TicketRules
 from netwatch.inventory.secrets import Secret
 from netwatch.lab import Lab
 from netwatch.notify.channels import WebhookVerdict, verify_webhook
-from netwatch.web.app import create_app
 from tests.integration.lab_notify import lab_notifications
 from tests.integration.test_run_on_lab import _env, serving
 from tests.lab.fixtures import built_lab
+from tests.lab_netwatch import quick_app
 from tests.servers import smtp_server
 from tests.waiting import wait_until
 
@@ -114,13 +113,8 @@ def test_link_down_opens_one_ticket_mails_and_signs_then_resolves(
     )
     code = inventory.communes[2].code
     name = inventory.communes[2].name
-    app = create_app(
-        lab.paths.config_file,
-        inventory=inventory,
-        options=EngineOptions(icmp_spacing_s=0.05, icmp_timeout_s=1.0, start_jitter_s=0.2),
-        data_dir=tmp_path,
-        database_url=database_url,
-        alerting_tick_s=1.0,
+    app = quick_app(
+        lab.paths.config_file, inventory=inventory, data_dir=tmp_path, database_url=database_url
     )
     with serving(app) as client:
         # A healthy baseline first: every link of the commune judged ok.

@@ -22,10 +22,8 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from netwatch.engine import EngineOptions
 from netwatch.lab import Lab
 from netwatch.store import open_store
-from netwatch.web.app import create_app
 from tests.conftest import PgCluster
 from tests.integration.conftest import pg_database
 from tests.integration.scenarios import (
@@ -45,6 +43,7 @@ from tests.integration.scenarios import (
     _wait_for,
 )
 from tests.integration.test_run_on_lab import Client, serving
+from tests.lab_netwatch import quick_app
 from tests.servers import reserved_port
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab, pytest.mark.timeout(300)]
@@ -104,13 +103,11 @@ def test_the_standby_takes_over_without_losing_or_doubling_anything(lab: Lab, sh
 
     def app(name: str) -> FastAPI:
         (shared.data_dir / name).mkdir()
-        return create_app(
+        return quick_app(
             lab.paths.config_file,
             inventory=inventory,
-            options=EngineOptions(icmp_spacing_s=0.05, icmp_timeout_s=1.0, start_jitter_s=0.2),
             data_dir=shared.data_dir / name,
             database_url=shared.database_url,
-            alerting_tick_s=1.0,
             retry=QUICK_RETRY,
         )
 

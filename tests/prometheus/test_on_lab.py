@@ -31,7 +31,6 @@ import pytest
 import trustme
 import yaml
 
-from netwatch.engine import EngineOptions
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.inventory.models import (
     Coordinates,
@@ -41,10 +40,10 @@ from netwatch.inventory.models import (
 )
 from netwatch.lab import Lab
 from netwatch.store import open_store
-from netwatch.web.app import create_app
 from tests.integration.lab_notify import lab_notifications
 from tests.integration.test_run_on_lab import Client, _env, serving
 from tests.lab.fixtures import built_lab
+from tests.lab_netwatch import quick_app
 from tests.prometheus import promql
 from tests.prometheus.prometheus_server import (
     Prometheus,
@@ -287,13 +286,7 @@ def run(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         codes = [c.code for c in inventory.communes]
         data_dir = work / "data"
         token = _token(data_dir)
-        app = create_app(
-            lab.paths.config_file,
-            inventory=inventory,
-            options=EngineOptions(icmp_spacing_s=0.05, icmp_timeout_s=1.0, start_jitter_s=0.2),
-            data_dir=data_dir,
-            alerting_tick_s=1.0,
-        )
+        app = quick_app(lab.paths.config_file, inventory=inventory, data_dir=data_dir)
         client = stack.enter_context(serving(app))
         netwatch = client.base.removeprefix("http://")
         dead = f"127.0.0.1:{reserved_port()}"  # reserved by this process: nothing listens

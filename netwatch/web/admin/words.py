@@ -178,10 +178,7 @@ REFUSAL_TITLE: Mapping[Refusal, Words] = {
 class Message:
     """What a refusal page or a form error says ({placeholders} filled by the caller)."""
 
-    STARTING: Final[Words] = {
-        "vi": "NetWatch đang khởi động, vui lòng thử lại sau ít giây.",
-        "en": "NetWatch is starting; try again in a few seconds.",
-    }
+    STARTING: Final[Words] = Common.STARTING
     SESSION_GONE: Final[Words] = {
         "vi": "Phiên đăng nhập không còn hiệu lực (hết hạn, đã đăng xuất hoặc mã truy cập đã "
         "bị thu hồi). Không có thay đổi nào được thực hiện.",

@@ -38,7 +38,7 @@ from netwatch.notify.messages import format_time_vi
 from netwatch.notify.pathtext import hide_target
 from netwatch.signing import LinkCheck, LinkReason, LinkSigner, ticket_path
 from netwatch.web.common import ActionDoc, add_action_routes, private_page, read_fields
-from netwatch.web.deps import runtime_or_none
+from netwatch.web.deps import STARTING, runtime_or_none
 from netwatch.web.i18n import is_lang, pick_lang
 from netwatch.web.isp.model import IspTicketView
 from netwatch.web.isp.pages import error_page, render_ticket_page
@@ -51,7 +51,7 @@ from netwatch.web.views import (
     ticket_detail,
     ticket_not_found,
 )
-from netwatch.web.words import Words
+from netwatch.web.words import Common, Words
 
 if TYPE_CHECKING:
     from netwatch.runtime import Runtime
@@ -120,12 +120,7 @@ def _check(runtime: Runtime | None, ticket_id: str, exp: str | None, sig: str | 
     return signer.verify(ticket_id, exp, sig, datetime.now(UTC))
 
 
-_STARTING = ActionFailure(
-    503,
-    "starting",
-    "NetWatch is starting; try again in a few seconds",
-    "NetWatch đang khởi động, vui lòng thử lại sau ít giây.",
-)
+_STARTING = ActionFailure(503, "starting", STARTING, Common.STARTING["vi"])
 
 
 def _opened(

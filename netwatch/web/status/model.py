@@ -23,7 +23,7 @@ from alerts.tickets import Ticket, TicketEvent
 from netwatch.alerting import windows_of
 from netwatch.health import link_id
 from netwatch.inventory import Divisions
-from netwatch.inventory.divisions import fold
+from netwatch.inventory.divisions import bare, fold
 from netwatch.inventory.models import LOCAL_TZ
 from netwatch.store.repository import Store
 from netwatch.store.status_reads import Notified, StatusReads
@@ -41,15 +41,6 @@ _SHOWN_OF = {
     LinkState.CONGESTED: Shown.CONGESTED,
     LinkState.DOWN: Shown.DOWN,
 }
-_PREFIXES = ("xa ", "phuong ", "dac khu ", "thi tran ")
-
-
-def bare(folded: str) -> str:
-    """A folded commune name without its 'xa '/'phuong ' prefix."""
-    for prefix in _PREFIXES:
-        if folded.startswith(prefix):
-            return folded[len(prefix) :]
-    return folded
 
 
 @dataclass(frozen=True, slots=True)

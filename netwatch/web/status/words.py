@@ -206,10 +206,7 @@ T: Mapping[str, Words] = {
         "vi": "NetWatch không theo dõi tỉnh, thành phố có mã “{code}”.",
         "en": "NetWatch does not monitor a province with code “{code}”.",
     },
-    "starting": {
-        "vi": "NetWatch đang khởi động, vui lòng thử lại sau ít giây.",
-        "en": "NetWatch is starting; please try again in a few seconds.",
-    },
+    "starting": Common.STARTING,
     "footer": {
         "vi": "NetWatch — giám sát đường truyền của Trung tâm Phục vụ hành chính công cấp xã. "
         "Trang công khai: không hiển thị địa chỉ nội bộ, thông tin liên hệ hay mật khẩu.",
