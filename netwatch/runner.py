@@ -1,10 +1,18 @@
-"""`netwatch run`: the long-running service."""
+"""`netwatch run`: the long-running service.
+
+Without `--role`, the supervisor (netwatch.roles.supervisor): a private nats-server, the probe
+workers, the alerting core with the web, each a child process. `--role all` is the single
+process of before (probes, alerting and web on one event loop: small setups and tests);
+`--role core` is one alerting core on a bus given with `--nats` (docs/architecture.md).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from netwatch.cli import add_store_arguments
@@ -17,22 +25,64 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--config", required=True, help="config file or folder")
     run.add_argument("--listen", default="127.0.0.1:8080", help="address:port of the web server")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument(
+        "--role",
+        choices=sorted(ROLES),
+        help="run one part only (default: supervise them all on this machine)",
+    )
+    run.add_argument("--nats", help="NATS server URL(s), comma-separated (with --role)")
     add_store_arguments(run)
+    _add_core_arguments(run)
+    _add_supervisor_arguments(run)
     run.set_defaults(handler=_run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    import uvicorn
+def _add_core_arguments(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "--name",
+        help="--role core: this core's name, stable across its restarts (its bus consumer and "
+        "lease holder; default: HOST-PORT of --listen)",
+    )
 
-    from netwatch.web.app import create_app
 
+def _add_supervisor_arguments(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "--probe-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="supervisor: ICMP+HTTP probe worker processes (default: one per CPU; 0: none)",
+    )
+    run.add_argument(
+        "--snmp-workers",
+        type=int,
+        default=1,
+        help="supervisor: SNMP probe worker processes (default: 1; 0: none)",
+    )
+
+
+def _logging(args: argparse.Namespace) -> None:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+
+
+def _run(args: argparse.Namespace) -> int:
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit():
         print(f"netwatch run: --listen wants ADDRESS:PORT, got {args.listen!r}", file=sys.stderr)
         return 2
+    args.listen_host, args.listen_port = host.strip("[]"), int(port)
+    _logging(args)
+    role = ROLES[args.role] if args.role else _run_supervisor
+    return role(args)
+
+
+def _run_all(args: argparse.Namespace) -> int:
+    """`--role all`: everything in this one process, probing with its own engine."""
+    import uvicorn
+
+    from netwatch.web.app import create_app
+
     try:
         app = create_app(
             args.config, data_dir=Path(args.data_dir), database_url=args.database_url or None
@@ -40,5 +90,23 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    uvicorn.run(app, host=host.strip("[]"), port=int(port), log_level=args.log_level)
+    uvicorn.run(app, host=args.listen_host, port=args.listen_port, log_level=args.log_level)
     return 0
+
+
+def _run_core(args: argparse.Namespace) -> int:
+    from netwatch.roles.core import run_core
+
+    return run_core(args)
+
+
+def _run_supervisor(args: argparse.Namespace) -> int:
+    from netwatch.roles.supervisor import run_supervisor
+
+    return run_supervisor(args)
+
+
+ROLES: dict[str, Callable[[argparse.Namespace], int]] = {
+    "all": _run_all,
+    "core": _run_core,
+}
