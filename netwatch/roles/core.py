@@ -46,7 +46,13 @@ from prometheus_client.registry import Collector
 
 from netwatch.bus import wire
 from netwatch.bus.lease import Lease
-from netwatch.bus.streams import ObservationConsumer, StreamLimits, ensure_buckets, ensure_stream
+from netwatch.bus.streams import (
+    Delivery,
+    ObservationConsumer,
+    StreamLimits,
+    ensure_buckets,
+    ensure_stream,
+)
 from netwatch.inventory import ConfigError, Inventory
 from netwatch.observations import ObservationSink
 from netwatch.plan import Plan
@@ -187,6 +193,7 @@ class FeedCounts:
     unknown: int = 0  # observations of subjects this core's plan does not know
     skipped: int = 0  # redelivered at or below the last applied sequence: not applied again
     rejected: int = 0  # undecodable messages (terminated)
+    failed: int = 0  # messages a sink raised on (logged; the batch is lost to this core)
     last_seq: int = 0  # the stream sequence of the last applied message
 
 
@@ -198,7 +205,6 @@ class BusFeed:
         self._index = index
         self.durable = durable
         self.counts = FeedCounts()
-        self.on_applied: list[Callable[[int], None]] = []  # called with the stream sequence
 
     async def run(
         self, sinks: Sequence[ObservationSink], fast_sinks: Sequence[ObservationSink]
@@ -211,14 +217,14 @@ class BusFeed:
             )
             try:
                 async for delivery in consumer.deliveries():
-                    self._apply(delivery.batch, sinks, fast_sinks)
+                    self._apply_safely(delivery, sinks, fast_sinks)
                     self.counts.last_seq = consumer.after_seq = delivery.stream_seq
-                    for hook in self.on_applied:
-                        hook(delivery.stream_seq)
                     await delivery.ack()
                     delay = 0.5
             except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
                 log.warning("observation feed interrupted error=%r; again in %.1f s", exc, delay)
+            except Exception:  # a bug here must not leave the core deaf: log, re-bind
+                log.exception("observation feed failed; again in %.1f s", delay)
             finally:
                 self.counts.skipped += consumer.skipped
                 self.counts.rejected += consumer.rejected
@@ -226,6 +232,24 @@ class BusFeed:
                     await asyncio.wait_for(consumer.close(), _BUS_TIMEOUT_S)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+    def _apply_safely(
+        self,
+        delivery: Delivery,
+        sinks: Sequence[ObservationSink],
+        fast_sinks: Sequence[ObservationSink],
+    ) -> None:
+        """Apply one message; a sink that raises loses that batch, logged, never the stream
+        (a message that fails the same way every time would otherwise stop the core for good)."""
+        try:
+            self._apply(delivery.batch, sinks, fast_sinks)
+        except Exception:
+            self.counts.failed += 1
+            log.exception(
+                "observation batch not applied subject=%s seq=%d",
+                delivery.subject,
+                delivery.stream_seq,
+            )
 
     def _apply(
         self,
@@ -276,6 +300,7 @@ class CoreMetrics(Collector):
             ("messages_applied", "Bus messages applied", c.messages),
             ("messages_skipped", "Redelivered messages skipped (applied before)", c.skipped),
             ("messages_rejected", "Undecodable bus messages dropped", c.rejected),
+            ("messages_failed", "Bus messages a sink failed on (see the log)", c.failed),
             ("observations_unknown", "Observations of subjects not in this plan", c.unknown),
         ):
             yield CounterMetricFamily(f"netwatch_core_{name}", doc, value=value)

@@ -13,6 +13,8 @@
    the exit status is 0. Children run in sessions of their own (a Ctrl-C reaches only the
    supervisor, which stops them in order) and ask the kernel for SIGTERM if the supervisor dies
    (``PR_SET_PDEATHSIG``, as the nats-server does): nothing outlives it, even a SIGKILL.
+5. A nats-server that dies stops everything too, with status 1 (for systemd's
+   ``Restart=on-failure``): its port was its own choice, children could not follow a new one.
 
 The database URL reaches children through ``NETWATCH_DATABASE_URL``, never their command line
 (``ps`` shows command lines to every user).
@@ -187,12 +189,24 @@ async def _prepare_bus(url: str) -> None:
         await nc.close()
 
 
+async def _until_gone(pid: int, every_s: float = 0.5) -> None:
+    """Return once process `pid` (our child, reaped by asyncio when it exits) is gone."""
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        await asyncio.sleep(every_s)
+
+
 async def supervise(
     args: argparse.Namespace,
     specs: Callable[[argparse.Namespace, str], Sequence[ChildSpec]] = child_specs,
 ) -> int:
-    """Run the bus and the children until SIGINT or SIGTERM; 0 after a clean stop."""
+    """Run the bus and the children until SIGINT or SIGTERM (0), or until the nats-server
+    dies (1, after stopping the children)."""
     stop = asyncio.Event()
+    status = 0
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
@@ -210,7 +224,17 @@ async def supervise(
                 asyncio.create_task(c.keep(stop), name=f"netwatch-child-{c.spec.name}")
                 for c in children
             ]
-            await stop.wait()
+            bus_gone = asyncio.create_task(_until_gone(server.pid))
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait([bus_gone, stopping], return_when=asyncio.FIRST_COMPLETED)
+            if bus_gone.done():
+                # Children would wait for a bus that is not coming back (its port was the
+                # server's choice): stop, and let whoever started us (systemd) start us again.
+                log.error("nats-server exited pid=%d: stopping every child", server.pid)
+                status = 1
+                stop.set()
+            bus_gone.cancel()
+            stopping.cancel()
             log.info("supervisor stopping children=%d", len(children))
             await asyncio.gather(*keepers, return_exceptions=True)
     except NatsServerError as exc:
@@ -219,8 +243,8 @@ async def supervise(
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-    log.info("supervisor stopped")
-    return 0
+    log.info("supervisor stopped status=%d", status)
+    return status
 
 
 def run_supervisor(args: argparse.Namespace) -> int:

@@ -122,7 +122,17 @@ def test_supervisor_serves_restarts_a_killed_child_and_stops_everything(
     assert run.proc.wait(timeout=60) == 0
     assert run.seen, "children were seen"
     wait_until(lambda: not [p for p in run.seen if alive(p)], timeout_s=10, message="nothing left")
-    assert "supervisor stopped" in run.text()
+    assert "supervisor stopped status=0" in run.text()
+
+
+def test_a_dead_bus_stops_everything_with_status_1(supervised: Supervised) -> None:
+    run = supervised
+    _serving(run)
+    [bus] = [p for p in run.look() if "nats-server" in _cmdline(p)]
+    os.kill(bus, signal.SIGKILL)
+    assert run.proc.wait(timeout=60) == 1
+    wait_until(lambda: not [p for p in run.seen if alive(p)], timeout_s=10, message="nothing left")
+    assert "nats-server exited" in run.text()
 
 
 def test_a_killed_supervisor_takes_its_children_with_it(supervised: Supervised) -> None:
