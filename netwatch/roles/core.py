@@ -193,6 +193,9 @@ class FeedCounts:
     unknown: int = 0  # observations of subjects this core's plan does not know
     skipped: int = 0  # redelivered at or below the last applied sequence: not applied again
     rejected: int = 0  # undecodable messages (terminated)
+    # What consumers bound before the current one skipped and rejected.
+    skipped_before: int = 0
+    rejected_before: int = 0
     failed: int = 0  # messages a sink raised on (logged; the batch is lost to this core)
     last_seq: int = 0  # the stream sequence of the last applied message
 
@@ -217,6 +220,7 @@ class BusFeed:
             )
             try:
                 async for delivery in consumer.deliveries():
+                    self._tally(consumer)
                     self._apply_safely(delivery, sinks, fast_sinks)
                     self.counts.last_seq = consumer.after_seq = delivery.stream_seq
                     await delivery.ack()
@@ -226,12 +230,17 @@ class BusFeed:
             except Exception:  # a bug here must not leave the core deaf: log, re-bind
                 log.exception("observation feed failed; again in %.1f s", delay)
             finally:
-                self.counts.skipped += consumer.skipped
-                self.counts.rejected += consumer.rejected
+                self._tally(consumer)
+                self.counts.skipped_before = self.counts.skipped
+                self.counts.rejected_before = self.counts.rejected
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(consumer.close(), _BUS_TIMEOUT_S)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+    def _tally(self, consumer: ObservationConsumer) -> None:
+        self.counts.skipped = self.counts.skipped_before + consumer.skipped
+        self.counts.rejected = self.counts.rejected_before + consumer.rejected
 
     def _apply_safely(
         self,
