@@ -12,7 +12,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from tests.conftest import PgCluster
 from tests.integration.conftest import pg_database
 from tests.roles.procs import get, netwatch, samples, spawned
 from tests.servers import reserved_port
-from tests.waiting import async_wait_until
+from tests.waiting import WaitTimeoutError, async_wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -67,6 +67,7 @@ class Feed:
     plan: Plan
     rounds: int = 0
     observations: int = 0
+    first_round_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
     async def round(self, *, up: bool) -> None:
         now = datetime.now(UTC)
@@ -76,10 +77,12 @@ class Feed:
             0.0 if up else None, (rtt,) * 5 if rtt else (), None, now,
         )  # fmt: skip
         batch = [IcmpObservation(t, result) for t in self.plan.icmp]
-        round_id = int(now.timestamp() * 1000)
-        await self.publisher.publish_round("icmp", batch, round_id=round_id)
+        # A round's id is its slot (unique per round); rounds here come faster than 1 per ms.
+        round_id = self.first_round_ms + self.rounds
+        sent = await self.publisher.publish_round("icmp", batch, round_id=round_id)
         report = RoundReport("icmp", now, now, 0.0, 0.01, len(batch), 0)
-        await self.publisher.publish_report(report, round_id=round_id)
+        reported = await self.publisher.publish_report(report, round_id=round_id)
+        assert sent.duplicates == reported.duplicates == 0
         self.rounds += 1
         self.observations += len(batch)
 
@@ -194,18 +197,23 @@ async def test_the_standby_core_takes_over_the_same_ticket_within_15_s(
         assert kinds.count("opened") == 1, kinds  # the new leader continued it, not reopened
         assert kinds[-1] == "auto_resolved", kinds
 
-        seen: list[dict[str, float]] = []
-
         def applied_all() -> dict[str, float] | None:
-            seen[:] = [samples(standby.base)]
-            done = seen[0].get("netwatch_core_round_reports_applied_total{kind=icmp}", 0)
-            return seen[0] if done >= feed.rounds else None
+            now = samples(standby.base)
+            done = now.get("netwatch_core_round_reports_applied_total{kind=icmp}", 0)
+            return now if done >= feed.rounds else None
 
-        s = await async_wait_until(
-            lambda: asyncio.to_thread(applied_all),
-            timeout_s=20,
-            message=f"{feed.rounds} rounds applied; {seen}",
-        )
+        try:
+            s = await async_wait_until(
+                lambda: asyncio.to_thread(applied_all), timeout_s=30, message="all applied"
+            )
+        except WaitTimeoutError:
+            core = {k: v for k, v in samples(standby.base).items() if "_core_" in k}
+            log = (tmp_path / f"{standby.name}.log").read_text()[-3000:]
+            info = await js.consumer_info("OBSERVATIONS", f"core-{standby.name}")
+            stream = await js.stream_info("OBSERVATIONS")
+            raise AssertionError(
+                f"{feed.rounds} rounds published; {core}\n{info}\n{stream.state}\n{log}"
+            ) from None
         assert s["netwatch_core_round_reports_applied_total{kind=icmp}"] == feed.rounds
         # Every observation applied once by the survivor: none lost, none doubled.
         assert s["netwatch_core_observations_applied_total{kind=icmp}"] == feed.observations
