@@ -17,6 +17,23 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.processes import stop
 
 
+def write_config(path: Path, *, links: int = 1, extra: str = "") -> Path:
+    """A one-commune inventory whose links answer on loopback (127.0.0.2, .3 ...)."""
+    rows = "".join(
+        f"      - {{id: {chr(97 + i)}, isp: vnpt, circuit: C{i}, bandwidth_mbps: 10, path: tslcd,"
+        f" address: 127.0.0.{2 + i}}}\n"
+        for i in range(links)
+    )
+    path.write_text(
+        "isps:\n"
+        "  vnpt: {name: VNPT, contacts: [{level: 1, name: NOC, email: noc@vnpt.example}]}\n"
+        f"{extra}"
+        "communes:\n  - code: 24848\n    links:\n" + rows,
+        encoding="utf-8",
+    )
+    return path
+
+
 def netwatch(*args: str) -> list[str]:
     """The command line of this checkout's NetWatch (as the supervisor spawns it)."""
     return [sys.executable, "-m", "netwatch.cli", *args]

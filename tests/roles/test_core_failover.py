@@ -29,21 +29,13 @@ from netwatch.plan import Plan, compile_plan
 from probes.icmp import PingResult
 from tests.conftest import PgCluster
 from tests.integration.conftest import pg_database
-from tests.roles.procs import get, netwatch, samples, spawned
+from tests.roles.procs import get, netwatch, samples, spawned, write_config
 from tests.servers import reserved_port
 from tests.waiting import WaitTimeoutError, async_wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
-CONFIG = """
-isps:
-  vnpt: {name: VNPT, contacts: [{level: 1, name: NOC, email: noc@vnpt.example}]}
-tickets: {recovery_min: 0.05, line_back_s: null, remind_every_min: null}
-communes:
-  - code: 24848
-    links:
-      - {id: a, isp: vnpt, circuit: A, bandwidth_mbps: 10, path: tslcd, address: 127.0.0.2}
-"""
+TICKETS = "tickets: {recovery_min: 0.05, line_back_s: null, remind_every_min: null}\n"
 KEY = "link:24848/a"
 TAKEOVER_LIMIT_S = 15.0
 
@@ -140,8 +132,7 @@ async def test_the_standby_core_takes_over_the_same_ticket_within_15_s(
     tmp_path: Path, bus: tuple[NatsServer, JetStreamContext], database: str
 ) -> None:
     server, js = bus
-    config = tmp_path / "netwatch.yaml"
-    config.write_text(CONFIG, encoding="utf-8")
+    config = write_config(tmp_path / "netwatch.yaml", extra=TICKETS)
     plan = compile_plan(load_inventory(config))
     feed = Feed(ObservationPublisher(js, wire.PlanIndex.from_plan(plan), shard=0), plan)
     with ExitStack() as stack:

@@ -20,18 +20,11 @@ from netwatch.observations import IcmpObservation, Observation, RoundReport
 from netwatch.plan import Plan, compile_plan
 from netwatch.roles.core import BusFeed
 from probes.icmp import PingResult
+from tests.roles.procs import write_config
 from tests.waiting import async_wait_until
 
-CONFIG = """
-isps:
-  vnpt: {name: VNPT, contacts: [{level: 1, name: NOC, email: noc@vnpt.example}]}
-communes:
-  - code: 24848
-    links:
-      - {id: a, isp: vnpt, circuit: A, bandwidth_mbps: 10, path: tslcd, address: 127.0.0.2}
-      - {id: b, isp: vnpt, circuit: B, bandwidth_mbps: 10, path: tslcd, address: 127.0.0.3}
-"""
 DURABLE = "core-test"
+Running = tuple[BusFeed, "Recorder", "Recorder", list[asyncio.Task[None]]]
 
 
 @dataclass
@@ -54,9 +47,7 @@ class Recorder:
 
 @pytest.fixture
 def plan(tmp_path: Path) -> Plan:
-    path = tmp_path / "netwatch.yaml"
-    path.write_text(CONFIG, encoding="utf-8")
-    return compile_plan(load_inventory(path))
+    return compile_plan(load_inventory(write_config(tmp_path / "netwatch.yaml", links=2)))
 
 
 @pytest.fixture
@@ -80,9 +71,7 @@ async def _publish(pub: ObservationPublisher, plan: Plan, n: int, *, fast: bool 
 
 
 @pytest.fixture
-async def running(
-    js: JetStreamContext, plan: Plan
-) -> AsyncIterator[tuple[BusFeed, Recorder, Recorder, list[asyncio.Task[None]]]]:
+async def running(js: JetStreamContext, plan: Plan) -> AsyncIterator[Running]:
     feed = BusFeed(js, wire.PlanIndex.from_plan(plan), DURABLE)
     full, fast = Recorder(), Recorder()
     tasks = [asyncio.create_task(feed.run([full, fast], [fast]))]
@@ -103,7 +92,7 @@ async def _applied(feed: BusFeed, messages: int) -> None:
 async def test_rounds_fast_rounds_and_reports_reach_their_sinks(
     publisher: ObservationPublisher,
     plan: Plan,
-    running: tuple[BusFeed, Recorder, Recorder, list[asyncio.Task[None]]],
+    running: Running,
 ) -> None:
     feed, full, fast, _ = running
     await _publish(publisher, plan, 1)
@@ -120,7 +109,7 @@ async def test_what_was_applied_is_skipped_when_delivered_again(
     js: JetStreamContext,
     publisher: ObservationPublisher,
     plan: Plan,
-    running: tuple[BusFeed, Recorder, Recorder, list[asyncio.Task[None]]],
+    running: Running,
 ) -> None:
     feed, full, _, tasks = running
     await _publish(publisher, plan, 1)
@@ -141,7 +130,7 @@ async def test_what_was_applied_is_skipped_when_delivered_again(
 async def test_a_failing_sink_loses_one_batch_not_the_stream(
     publisher: ObservationPublisher,
     plan: Plan,
-    running: tuple[BusFeed, Recorder, Recorder, list[asyncio.Task[None]]],
+    running: Running,
 ) -> None:
     feed, full, _, _ = running
     full.fail_once = True

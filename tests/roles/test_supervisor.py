@@ -19,20 +19,19 @@ from pathlib import Path
 import pytest
 
 from netwatch.roles.supervisor import Backoff
-from tests.roles.procs import alive, descendants, get, kill_all, netwatch, spawned
+from tests.roles.procs import (
+    alive,
+    descendants,
+    get,
+    kill_all,
+    netwatch,
+    spawned,
+    write_config,
+)
 from tests.servers import reserved_port
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
-
-CONFIG = """
-isps:
-  vnpt: {name: VNPT, contacts: [{level: 1, name: NOC, email: noc@vnpt.example}]}
-communes:
-  - code: 24848
-    links:
-      - {id: a, isp: vnpt, circuit: A, bandwidth_mbps: 10, path: tslcd, address: 127.0.0.2}
-"""
 
 
 def _cmdline(pid: int) -> str:
@@ -65,17 +64,20 @@ class Supervised:
         return self.log.read_text(errors="replace")
 
 
-@pytest.fixture
-def supervised(tmp_path: Path) -> Iterator[Supervised]:
-    config = tmp_path / "netwatch.yaml"
-    config.write_text(CONFIG, encoding="utf-8")
-    port = reserved_port()
-    argv = netwatch(
+def _supervisor(tmp_path: Path, port: int) -> list[str]:
+    """`netwatch run` on a one-commune config, SQLite, the core child only."""
+    config = write_config(tmp_path / "netwatch.yaml")
+    return netwatch(
         "run", "--config", str(config), "--listen", f"127.0.0.1:{port}",
         "--data-dir", str(tmp_path / "data"), "--probe-workers", "0", "--snmp-workers", "0",
     )  # fmt: skip
+
+
+@pytest.fixture
+def supervised(tmp_path: Path) -> Iterator[Supervised]:
+    port = reserved_port()
     log = tmp_path / "supervisor.log"
-    with spawned(argv, log, {"NETWATCH_DATABASE_URL": ""}) as proc:
+    with spawned(_supervisor(tmp_path, port), log, {"NETWATCH_DATABASE_URL": ""}) as proc:
         run = Supervised(proc, f"http://127.0.0.1:{port}", log)
         try:
             yield run
@@ -162,14 +164,8 @@ def taken_port() -> Iterator[int]:
 def test_a_child_that_keeps_failing_is_restarted_ever_more_slowly(
     tmp_path: Path, taken_port: int
 ) -> None:
-    config = tmp_path / "netwatch.yaml"
-    config.write_text(CONFIG, encoding="utf-8")
-    argv = netwatch(
-        "run", "--config", str(config), "--listen", f"127.0.0.1:{taken_port}",
-        "--data-dir", str(tmp_path / "data"), "--probe-workers", "0", "--snmp-workers", "0",
-    )  # fmt: skip
     log = tmp_path / "supervisor.log"
-    with spawned(argv, log, {"NETWATCH_DATABASE_URL": ""}) as proc:
+    with spawned(_supervisor(tmp_path, taken_port), log, {"NETWATCH_DATABASE_URL": ""}) as proc:
         pauses = wait_until(
             lambda: (
                 (
