@@ -10,7 +10,6 @@ the same evaluation to the same ticket ids and event numbers, which the store ig
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
@@ -89,7 +88,7 @@ from netwatch.store.codec import (
     ticket_from_json,
     ticket_json,
 )
-from netwatch.store.leader import LeaderLock
+from netwatch.store.leader import Leader
 from netwatch.store.types import (
     EventRecord,
     JsonObject,
@@ -351,7 +350,7 @@ class Alerting:
         health: HealthMonitor,
         *,
         tick_s: float = 5.0,
-        leader: LeaderLock | None = None,
+        leader: Leader | None = None,
         tracer: PathTracer | None = None,
     ) -> None:
         self._inventory = inventory
@@ -600,8 +599,8 @@ class Alerting:
             try:
                 now = datetime.now(UTC)
                 if not await self._follow_leadership(now):
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), self._tick_s)
+                    # A wake-up (a lease just taken: netwatch.roles.core) asks again at once.
+                    await self._pause(stop, self._tick_s)
                     continue
                 await self.evaluate(now)
                 self.last_tick_at = now

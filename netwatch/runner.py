@@ -1,10 +1,18 @@
-"""`netwatch run`: the long-running service."""
+"""`netwatch run`: the long-running service.
+
+Without `--role`, the supervisor (netwatch.roles.supervisor): a private nats-server, the probe
+workers, the alerting core with the web, each a child process. `--role all` is the single
+process of before (probes, alerting and web on one event loop: small setups and tests);
+`--role core` is one alerting core on a bus given with `--nats` (docs/architecture.md).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from netwatch.cli import add_store_arguments
@@ -17,29 +25,87 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--config", required=True, help="config file or folder")
     run.add_argument("--listen", default="127.0.0.1:8080", help="address:port of the web server")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument(
+        "--role",
+        choices=sorted(ROLES),
+        help="run one part only (default: supervise them all on this machine)",
+    )
+    run.add_argument("--nats", help="NATS server URL(s), comma-separated (with --role)")
     add_store_arguments(run)
-    add_role_arguments(run)
+    _add_core_arguments(run)
+    _add_probe_arguments(run)
+    _add_supervisor_arguments(run)
     run.set_defaults(handler=_run)
 
 
-def add_role_arguments(run: argparse.ArgumentParser) -> None:
-    """--role and what a role takes (issue 10; docs/bus.md). Without --role, `run` is as it was."""
-    roles = run.add_argument_group("process roles (docs/bus.md)")
-    roles.add_argument("--role", choices=["probe"], help="run one role of a split NetWatch")
-    roles.add_argument("--nats", help="bus server URL(s), comma-separated (nats://host:4222)")
-    roles.add_argument("--shard", default="0/1", help="probe role: this worker's shard I/N")
-    roles.add_argument(
-        "--kinds",
-        default="icmp,http",
-        help="probe role: icmp,http | snmp | all (default icmp,http)",
+def _add_probe_arguments(run: argparse.ArgumentParser) -> None:
+    probe = run.add_argument_group("--role probe (docs/bus.md)")
+    probe.add_argument("--shard", default="0/1", help="this worker's shard I/N")
+    probe.add_argument(
+        "--kinds", default="icmp,http", help="icmp,http | snmp | all (default icmp,http)"
     )
-    roles.add_argument(
-        "--metrics-listen", help="probe role: ADDRESS:PORT of its own /metrics (default: none)"
+    probe.add_argument("--metrics-listen", help="ADDRESS:PORT of its own /metrics (default: none)")
+
+
+def _add_core_arguments(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "--name",
+        help="--role core: this core's name, stable across its restarts (its bus consumer and "
+        "lease holder; default: HOST-PORT of --listen)",
     )
 
 
-def run_role(args: argparse.Namespace) -> int:
-    """Start the role `args.role`; 2 with a message for a bad role argument."""
+def _add_supervisor_arguments(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "--probe-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="supervisor: ICMP+HTTP probe worker processes (default: one per CPU; 0: none)",
+    )
+    run.add_argument(
+        "--snmp-workers",
+        type=int,
+        default=1,
+        help="supervisor: SNMP probe worker processes (default: 1; 0: none)",
+    )
+
+
+def _logging(args: argparse.Namespace) -> None:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    host, _, port = args.listen.rpartition(":")
+    if not host or not port.isdigit():
+        print(f"netwatch run: --listen wants ADDRESS:PORT, got {args.listen!r}", file=sys.stderr)
+        return 2
+    args.listen_host, args.listen_port = host.strip("[]"), int(port)
+    _logging(args)
+    role = ROLES[args.role] if args.role else _run_supervisor
+    return role(args)
+
+
+def _run_all(args: argparse.Namespace) -> int:
+    """`--role all`: everything in this one process, probing with its own engine."""
+    import uvicorn
+
+    from netwatch.web.app import create_app
+
+    try:
+        app = create_app(
+            args.config, data_dir=Path(args.data_dir), database_url=args.database_url or None
+        )
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    uvicorn.run(app, host=args.listen_host, port=args.listen_port, log_level=args.log_level)
+    return 0
+
+
+def _run_probe(args: argparse.Namespace) -> int:
+    """`--role probe`: one probe worker; 2 with a message for a bad role argument."""
     from netwatch.roles import probe
 
     try:
@@ -61,26 +127,20 @@ def run_role(args: argparse.Namespace) -> int:
     return probe.run(args.config, options)
 
 
-def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    if args.role is not None:
-        return run_role(args)
-    import uvicorn
+def _run_core(args: argparse.Namespace) -> int:
+    from netwatch.roles.core import run_core
 
-    from netwatch.web.app import create_app
+    return run_core(args)
 
-    host, _, port = args.listen.rpartition(":")
-    if not host or not port.isdigit():
-        print(f"netwatch run: --listen wants ADDRESS:PORT, got {args.listen!r}", file=sys.stderr)
-        return 2
-    try:
-        app = create_app(
-            args.config, data_dir=Path(args.data_dir), database_url=args.database_url or None
-        )
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    uvicorn.run(app, host=host.strip("[]"), port=int(port), log_level=args.log_level)
-    return 0
+
+def _run_supervisor(args: argparse.Namespace) -> int:
+    from netwatch.roles.supervisor import run_supervisor
+
+    return run_supervisor(args)
+
+
+ROLES: dict[str, Callable[[argparse.Namespace], int]] = {
+    "all": _run_all,
+    "core": _run_core,
+    "probe": _run_probe,
+}

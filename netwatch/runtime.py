@@ -10,6 +10,12 @@ in its lifespan; probes are wired here, never in the web package (an import cont
 What is legitimately optional is typed as such and decided here, once: with probing off there
 is no pinger, SNMP poller or HTTP prober in the engine and no path tracer in alerting, and a
 machine without ICMP permission runs without the pinger (logged once, with its fix).
+
+Observations come from the engine's own rounds (`netwatch run --role all`, every test), or from
+a **feed** (`RuntimeOptions.feed`): the alerting core (netwatch.roles.core) consumes what probe
+workers publish on the bus and hands each batch to the very sinks the engine would feed. The
+engine then has no probe clients and runs no round; alerting's leadership is then given too
+(`RuntimeOptions.leader`: the bus lease instead of the store's advisory lock).
 """
 
 from __future__ import annotations
@@ -17,12 +23,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -35,12 +41,13 @@ from netwatch.inventory import Inventory
 from netwatch.metrics import MetricsCollector
 from netwatch.notify.clock import SystemClock
 from netwatch.notify.outbox import OutboxWorker, RetryPolicy
+from netwatch.observations import ObservationSink
 from netwatch.ops_metrics import OpsMetrics
 from netwatch.pathtrace import PathTracer
 from netwatch.plan import Plan, compile_plan
 from netwatch.state import LatestState
 from netwatch.store import Store, open_store
-from netwatch.store.leader import LeaderLock
+from netwatch.store.leader import Leader, LeaderLock
 from netwatch.store.rollups import Rollups
 from probes.http import HttpProber
 from probes.icmp import IcmpPinger, IcmpUnavailableError
@@ -49,6 +56,15 @@ from probes.snmp import SnmpPoller
 log = logging.getLogger("netwatch.runtime")
 
 _Stopper = Callable[[], Coroutine[Any, Any, None]]
+
+
+class ObservationFeed(Protocol):
+    """Observations measured elsewhere (the bus), handed to the runtime's sinks."""
+
+    async def run(
+        self, sinks: Sequence[ObservationSink], fast_sinks: Sequence[ObservationSink]
+    ) -> None:
+        """Feed every batch to `sinks` (fast rounds to `fast_sinks`) until cancelled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +77,9 @@ class RuntimeOptions:
     database_url: str | None = None  # PostgreSQL instead of SQLite
     alerting_tick_s: float = 5.0
     retry: RetryPolicy | None = None  # the outbox's retry policy (None: its default)
+    # Observations from the bus instead of this process's probes (probing is then off).
+    feed: ObservationFeed | None = None
+    leader: Leader | None = None  # who leads alerting; None: the store's advisory lock
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +138,7 @@ async def open_runtime(
         pinger: IcmpPinger | None = None
         snmp: SnmpPoller | None = None
         http: HttpProber | None = None
-        if opts.probing:
+        if opts.probing and opts.feed is None:
             pinger, snmp, http = await _open_probes(stack, plan)
         engine = Engine(
             plan,
@@ -136,9 +155,10 @@ async def open_runtime(
         rollups = Rollups(store)
         await history.load(rollups, datetime.now(UTC))
         # On PostgreSQL a second instance may share the store: one leads alerting.
-        leader = LeaderLock(store.engine)
+        leader = opts.leader if opts.leader is not None else LeaderLock(store.engine)
         stack.push_async_callback(leader.release)
-        tracer = PathTracer(inventory) if opts.probing else None
+        # A core fed by the bus traces from its own machine (where the probes run, on one).
+        tracer = PathTracer(inventory) if opts.probing or opts.feed is not None else None
         alerting = Alerting(
             inventory,
             store,
@@ -182,6 +202,8 @@ async def open_runtime(
         )
         engine.start()
         stack.push_async_callback(engine.stop)
+        if opts.feed is not None:
+            stack.push_async_callback(_run_feed(opts.feed, engine, [latest, health]))
         stack.push_async_callback(_run_background(runtime))
         log.info(
             "netwatch started communes=%d icmp_targets=%d routers=%d portals=%d",
@@ -199,6 +221,19 @@ async def open_runtime(
             yield runtime
         finally:
             gc.unfreeze()
+
+
+def _run_feed(
+    feed: ObservationFeed, engine: Engine, fast_sinks: Sequence[ObservationSink]
+) -> _Stopper:
+    """Feed the engine's sinks (the list itself: a sink added later hears too) from elsewhere."""
+    task = asyncio.create_task(feed.run(engine.sinks, fast_sinks), name="netwatch-feed")
+
+    async def stop_feed() -> None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    return stop_feed
 
 
 def _run_background(runtime: Runtime) -> _Stopper:

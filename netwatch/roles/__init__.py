@@ -1,4 +1,6 @@
 """NetWatch's processes (issue 10): each role one module, started by `netwatch run --role`.
 
-`probe` measures a shard of the plan and publishes on the bus (netwatch/roles/probe.py).
+`probe` measures a shard of the plan and publishes on the bus (probe.py); `core` judges what the
+bus carries, leads alerting by the bus lease and serves the web (core.py); without a role the
+supervisor starts a private nats-server and all of them (supervisor.py).
 """

@@ -3,6 +3,9 @@
 Both instances probe; only the leader evaluates and alerts. The lock is held by a dedicated
 connection: when the leader dies its connection closes, PostgreSQL releases the lock, and the
 other instance's next refresh() takes it. On SQLite there is one instance: always leader.
+
+`Leader` is what alerting needs of any leadership: this lock, or the bus lease the `--role core`
+processes share (netwatch.roles.core.LeaseLeader; docs/architecture.md says which and why).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
@@ -42,6 +46,23 @@ class LeaderCheck:
     def is_leader(self) -> bool:
         """Whether this instance leads now."""
         return self.status is LeaderStatus.LEADER
+
+
+class Leader(Protocol):
+    """Who may lead alerting: refreshed before every evaluation, released on a clean stop."""
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this instance led at the last refresh."""
+        ...
+
+    async def refresh(self) -> LeaderCheck:
+        """Keep (or try to take) the leadership; say where this instance stands now."""
+        ...
+
+    async def release(self) -> None:
+        """Give leadership up, so another instance takes it without waiting."""
+        ...
 
 
 class LeaderLock:

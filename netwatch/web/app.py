@@ -1,14 +1,15 @@
 """The FastAPI application: routes around a runtime built by netwatch.runtime.
 
-The lifespan enters `open_runtime` and publishes the finished runtime on ``app.state.runtime``
-for `RuntimeDep` (netwatch.web.deps); nothing long-lived is built here.
+The lifespan enters `open_runtime` (or the opener given: the alerting core's, which feeds the
+runtime from the bus) and publishes the finished runtime on ``app.state.runtime`` for
+`RuntimeDep` (netwatch.web.deps); nothing long-lived is built here.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -20,13 +21,22 @@ from netwatch import __version__
 from netwatch.engine import EngineOptions
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.notify.outbox import RetryPolicy
-from netwatch.plan import compile_plan
+from netwatch.plan import Plan, compile_plan
 from netwatch.runtime import Runtime, RuntimeOptions, open_runtime
 from netwatch.web import admin, api, isp, status
 from netwatch.web.deps import NotReady, RuntimeDep
 from netwatch.web.session import SessionSigner
 
-__all__ = ["Runtime", "create_app"]
+__all__ = ["Runtime", "RuntimeOpener", "create_app"]
+
+# Builds and runs the runtime for the app's lifespan: open_runtime, or one that wraps it.
+RuntimeOpener = Callable[[Inventory, RuntimeOptions, Plan], AbstractAsyncContextManager[Runtime]]
+
+
+def _open_local(
+    inventory: Inventory, options: RuntimeOptions, plan: Plan
+) -> AbstractAsyncContextManager[Runtime]:
+    return open_runtime(inventory, options, plan=plan)
 
 
 def _standby(request: Request) -> Response:
@@ -65,8 +75,12 @@ def create_app(
     database_url: str | None = None,
     alerting_tick_s: float = 5.0,
     retry: RetryPolicy | None = None,
+    opener: RuntimeOpener = _open_local,
 ) -> FastAPI:
-    """Build the app; the inventory is loaded (and validated) before anything starts."""
+    """Build the app; the inventory is loaded (and validated) before anything starts.
+
+    `opener` builds the runtime in the lifespan: by default with this process's own probes;
+    the alerting core (netwatch.roles.core) passes one that feeds it from the bus."""
     inventory = inventory if inventory is not None else load_inventory(config)
     plan = compile_plan(inventory)
     runtime_options = RuntimeOptions(
@@ -80,7 +94,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(inventory, runtime_options, plan=plan) as runtime:
+        async with opener(inventory, runtime_options, plan) as runtime:
             app.state.runtime = runtime
             yield
 

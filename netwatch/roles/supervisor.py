@@ -1,0 +1,261 @@
+"""`netwatch run --config X` (no `--role`): every NetWatch process on this machine, supervised.
+
+1. A private nats-server (netwatch.bus.server: JetStream under ``<data-dir>/nats``, loopback,
+   ports chosen by the server), then the stream and buckets (idempotent).
+2. Children, each this same Python running ``-m netwatch.cli run --role ...`` (`child_specs`):
+   ICMP+HTTP probe workers (``--kinds icmp,http --shard i/N``, N = ``--probe-workers``, one per
+   CPU by default), SNMP workers (``--kinds snmp --shard i/M``, M = ``--snmp-workers``, 1), and
+   one alerting core serving the web on ``--listen``.
+3. A child that exits is started again after a pause that doubles with each quick exit
+   (1 s, 2 s, 4 s ... up to 60 s) and falls back to 1 s once a run lasted 30 s; every exit and
+   restart is logged with the child's name, pid and status.
+4. SIGINT / SIGTERM: every child gets SIGTERM (SIGKILL after 10 s), then the nats-server stops;
+   the exit status is 0. Children run in sessions of their own (a Ctrl-C reaches only the
+   supervisor, which stops them in order) and ask the kernel for SIGTERM if the supervisor dies
+   (``PR_SET_PDEATHSIG``, as the nats-server does): nothing outlives it, even a SIGKILL.
+5. A nats-server that dies stops everything too, with status 1 (for systemd's
+   ``Restart=on-failure``): its port was its own choice, children could not follow a new one.
+
+The database URL reaches children through ``NETWATCH_DATABASE_URL``, never their command line
+(``ps`` shows command lines to every user).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nats
+
+from netwatch.bus.server import (
+    NatsServerError,
+    NatsServerOptions,
+    _parent_death_signal,
+    running_nats_server,
+)
+from netwatch.bus.streams import ensure_buckets, ensure_stream
+
+__all__ = ["Backoff", "ChildSpec", "child_specs", "run_supervisor", "supervise"]
+
+log = logging.getLogger("netwatch.roles.supervisor")
+
+STOP_TIMEOUT_S = 10.0  # SIGTERM, then SIGKILL after this long
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSpec:
+    """One supervised process: its name in logs, its command line, extra environment."""
+
+    name: str  # "core", "probe-0", "snmp-0"
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+
+
+def _netwatch(*args: str) -> tuple[str, ...]:
+    """This very NetWatch: the running interpreter, the CLI module (venv or image alike)."""
+    return (sys.executable, "-m", "netwatch.cli", *args)
+
+
+def child_specs(args: argparse.Namespace, nats_url: str) -> list[ChildSpec]:
+    """What the supervisor runs for `netwatch run` with these arguments."""
+    config = str(Path(args.config).resolve())
+    common = ("--config", config, "--nats", nats_url, "--log-level", args.log_level)
+    env = (("NETWATCH_DATABASE_URL", args.database_url),) if args.database_url else ()
+    probe = ("run", "--role", "probe", *common)
+    icmp, snmp = args.probe_workers, args.snmp_workers
+    specs = [
+        ChildSpec(f"probe-{i}", _netwatch(*probe, "--kinds", "icmp,http", "--shard", f"{i}/{icmp}"))
+        for i in range(icmp)
+    ]
+    specs += [
+        ChildSpec(f"snmp-{i}", _netwatch(*probe, "--kinds", "snmp", "--shard", f"{i}/{snmp}"))
+        for i in range(snmp)
+    ]
+    core = _netwatch(
+        "run", "--role", "core", *common, "--listen", args.listen,
+        "--data-dir", str(args.data_dir),
+    )  # fmt: skip
+    if args.name:
+        core += ("--name", args.name)
+    specs.append(ChildSpec("core", core, env))
+    return specs
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Pauses before restarting a child: doubling with each quick exit, reset by a long run."""
+
+    initial_s: float = 1.0
+    cap_s: float = 60.0
+    stable_s: float = 30.0  # a run this long was a success: the next pause is initial_s again
+    _failures: int = 0
+
+    def after_exit(self, ran_s: float) -> float:
+        """The pause before the next start, given how long the last run lasted."""
+        if ran_s >= self.stable_s:
+            self._failures = 0
+        self._failures += 1
+        return float(min(self.initial_s * 2 ** (self._failures - 1), self.cap_s))
+
+
+@dataclass(slots=True)
+class _Child:
+    spec: ChildSpec
+    backoff: Backoff
+    proc: asyncio.subprocess.Process | None = None
+    starts: int = 0
+    clock: Callable[[], float] = field(default=time.monotonic)
+
+    async def start(self) -> asyncio.subprocess.Process:
+        env = {**os.environ, **dict(self.spec.env)}
+        proc = await asyncio.create_subprocess_exec(
+            *self.spec.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_parent_death_signal(),  # dies with the supervisor, even by SIGKILL
+            start_new_session=True,  # a terminal's Ctrl-C reaches the supervisor only
+        )
+        self.proc = proc
+        self.starts += 1
+        log.info("child started name=%s pid=%d start=%d", self.spec.name, proc.pid, self.starts)
+        return proc
+
+    async def keep(self, stop: asyncio.Event) -> None:
+        """Run the child until `stop`, starting it again whenever it exits; then stop it."""
+        try:
+            while not stop.is_set():
+                started = self.clock()
+                proc = await self.start()
+                exited = asyncio.ensure_future(proc.wait())
+                stopping = asyncio.ensure_future(stop.wait())
+                await asyncio.wait([exited, stopping], return_when=asyncio.FIRST_COMPLETED)
+                stopping.cancel()
+                if not exited.done():
+                    exited.cancel()
+                    break
+                pause = self.backoff.after_exit(self.clock() - started)
+                log.warning(
+                    "child exited name=%s pid=%d status=%s ran_s=%.1f; restart in %.1f s",
+                    self.spec.name,
+                    proc.pid,
+                    proc.returncode,
+                    self.clock() - started,
+                    pause,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT_S; reaped either way."""
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            log.warning(
+                "child did not stop in time name=%s pid=%d: killed", self.spec.name, proc.pid
+            )
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        log.info(
+            "child stopped name=%s pid=%d status=%s", self.spec.name, proc.pid, proc.returncode
+        )
+
+
+async def _prepare_bus(url: str) -> None:
+    """The stream and buckets exist before any child publishes or consumes."""
+    nc = await nats.connect(url, allow_reconnect=False)
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js)
+        await ensure_buckets(js)
+    finally:
+        await nc.close()
+
+
+async def _until_gone(pid: int, every_s: float = 0.5) -> None:
+    """Return once process `pid` (our child, reaped by asyncio when it exits) is gone."""
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        await asyncio.sleep(every_s)
+
+
+async def supervise(
+    args: argparse.Namespace,
+    specs: Callable[[argparse.Namespace, str], Sequence[ChildSpec]] = child_specs,
+) -> int:
+    """Run the bus and the children until SIGINT or SIGTERM (0), or until the nats-server
+    dies (1, after stopping the children)."""
+    stop = asyncio.Event()
+    status = 0
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    data_dir = Path(args.data_dir)  # absolute (run_supervisor): children share it
+    try:
+        async with running_nats_server(NatsServerOptions(data_dir=data_dir)) as server:
+            await _prepare_bus(server.url)
+            children = [_Child(spec, Backoff()) for spec in specs(args, server.url)]
+            log.info(
+                "supervisor started nats=%s children=%s",
+                server.url,
+                ",".join(c.spec.name for c in children),
+            )
+            keepers = [
+                asyncio.create_task(c.keep(stop), name=f"netwatch-child-{c.spec.name}")
+                for c in children
+            ]
+            bus_gone = asyncio.create_task(_until_gone(server.pid))
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait([bus_gone, stopping], return_when=asyncio.FIRST_COMPLETED)
+            if bus_gone.done():
+                # Children would wait for a bus that is not coming back (its port was the
+                # server's choice): stop, and let whoever started us (systemd) start us again.
+                log.error("nats-server exited pid=%d: stopping every child", server.pid)
+                status = 1
+                stop.set()
+            bus_gone.cancel()
+            stopping.cancel()
+            log.info("supervisor stopping children=%d", len(children))
+            await asyncio.gather(*keepers, return_exceptions=True)
+    except NatsServerError as exc:
+        log.error("the bus did not start: %s", exc)
+        return 1
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    log.info("supervisor stopped status=%d", status)
+    return status
+
+
+def run_supervisor(args: argparse.Namespace) -> int:
+    """`netwatch run` without --role."""
+    # A config error is reported once, here, not by every child in a restart loop; checked in
+    # a process of its own so that the supervisor never holds a national inventory's memory.
+    check = subprocess.run(
+        _netwatch("check-config", str(args.config)), capture_output=True, text=True, check=False
+    )
+    if check.returncode != 0:
+        sys.stderr.write(check.stderr)
+        return 1
+    args.data_dir = str(Path(args.data_dir).resolve())
+    return asyncio.run(supervise(args))
