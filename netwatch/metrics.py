@@ -171,6 +171,25 @@ class _Round:
     skipped_total: int = 0
 
 
+def _per_kind(rounds: dict[tuple[str, int], _Round]) -> list[tuple[str, _Round]]:
+    """The round series of each kind over its shards (probe workers, docs/bus.md), with the
+    meaning they have in one process: the slowest and latest shard's last round, the rounds run
+    (the busiest shard's count: every shard runs every slot) and every slot any shard skipped.
+    Per-shard figures are on each probe worker's own /metrics."""
+    merged: dict[str, _Round] = {}
+    for (kind, _shard), r in sorted(rounds.items()):
+        m = merged.get(kind)
+        if m is None:
+            merged[kind] = _Round(r.duration_s, r.lag_s, r.targets, r.rounds_total, r.skipped_total)
+            continue
+        m.duration_s = max(m.duration_s, r.duration_s)
+        m.lag_s = max(m.lag_s, r.lag_s)
+        m.targets += r.targets
+        m.rounds_total = max(m.rounds_total, r.rounds_total)
+        m.skipped_total += r.skipped_total
+    return sorted(merged.items())
+
+
 class MetricsCollector:
     """Keeps the latest measurement of every target; renders it when Prometheus scrapes."""
 
@@ -205,7 +224,7 @@ class MetricsCollector:
         self._reboots: dict[SubjectKey, int] = {}
         self._portals: dict[SubjectKey, PortalObservation] = {}
         self._failures: dict[tuple[str, str], int] = {}
-        self._rounds: dict[str, _Round] = {}
+        self._rounds: dict[tuple[str, int], _Round] = {}  # (kind, shard)
         self._plan_counts = plan.counts()
         self._sources: list[Callable[[], Iterable[Family]]] = []
 
@@ -242,7 +261,7 @@ class MetricsCollector:
 
     def round_done(self, report: RoundReport) -> None:
         """Record NetWatch's own round health."""
-        r = self._rounds.setdefault(report.kind, _Round())
+        r = self._rounds.setdefault((report.kind, report.shard), _Round())
         r.duration_s = report.duration_s
         r.lag_s = report.lag_s
         r.targets = report.targets
@@ -508,7 +527,7 @@ class MetricsCollector:
         )
         for kind, count in self._plan_counts.items():
             targets.add_metric([kind], count)
-        for kind, r in sorted(self._rounds.items()):
+        for kind, r in _per_kind(self._rounds):
             duration.add_metric([kind], r.duration_s)
             lag.add_metric([kind], r.lag_s)
             rounds.add_metric([kind], r.rounds_total)

@@ -77,6 +77,9 @@ class RoundReport:
     duration_s: float
     targets: int
     skipped_rounds: int  # slots missed because the previous round overran
+    # Which probe worker ran it (its shard, docs/bus.md); 0 in the single process. Reports of
+    # one kind come from every shard, and the round metrics add them up per kind.
+    shard: int = 0
 
 
 Observation = IcmpObservation | SnmpObservation | PortalObservation

@@ -548,7 +548,7 @@ _ROW_DECODERS: Final[Mapping[str, Callable[[object, PlanIndex, _Times], Observat
 }
 
 
-def _decode_report(kind: Kind, row: object, times: _Times) -> RoundReport:
+def _decode_report(kind: Kind, row: object, times: _Times, shard: int) -> RoundReport:
     f = _fields(row, 6, "round report")
     return RoundReport(
         kind=kind,
@@ -558,6 +558,7 @@ def _decode_report(kind: Kind, row: object, times: _Times) -> RoundReport:
         duration_s=f[3],
         targets=f[4],
         skipped_rounds=f[5],
+        shard=shard,
     )
 
 
@@ -595,7 +596,7 @@ def decode(payload: bytes, index: PlanIndex) -> Batch:
     raw_report = env.get("report")
     try:
         if raw_report is not None:
-            report = _decode_report(kind, raw_report, times)
+            report = _decode_report(kind, raw_report, times, _envelope_field(env, "shard", int))
         rows = env.get("obs", [])
         if not isinstance(rows, list):
             raise ValueError("obs must be an array")

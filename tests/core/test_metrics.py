@@ -182,6 +182,22 @@ def test_snmp_portal_and_round_metrics(plan: Plan) -> None:
     assert value("netwatch_targets", {"kind": "icmp"}) == 19
 
 
+def test_round_series_add_up_the_shards_per_kind(plan: Plan) -> None:
+    """With probe workers every shard reports each slot (netwatch/bus): the series keep their
+    single-process meaning per kind, not the last shard's figures nor N rounds per slot."""
+    registry = CollectorRegistry()
+    collector = MetricsCollector(plan)
+    collector.register(registry)
+    for _slot in range(3):
+        collector.round_done(RoundReport("icmp", NOW, NOW, 0.1, 20.0, 5000, 0, shard=0))
+        collector.round_done(RoundReport("icmp", NOW, NOW, 0.4, 12.0, 4997, 1, shard=1))
+    value = Scrape(collector, registry)
+    assert value("netwatch_rounds_total", {"kind": "icmp"}) == 3
+    assert value("netwatch_round_lag_seconds", {"kind": "icmp"}) == 0.4
+    assert value("netwatch_round_duration_seconds", {"kind": "icmp"}) == 20.0
+    assert value("netwatch_rounds_skipped_total", {"kind": "icmp"}) == 3
+
+
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool comes with `make test`")
 def test_exposition_passes_promtool(plan: Plan) -> None:
     registry = CollectorRegistry()
