@@ -73,13 +73,16 @@ from probes.snmp_wire import (
     Oid,
     Outcome,
     Reply,
+    Request,
     V2cClient,
     V2cTemplate,
     V3Client,
     Value,
     WireFailure,
-    bulk_pdu,
-    get_pdu,
+    WireStats,
+    bulk_request,
+    get_request,
+    pysnmp_pdu,
     v2c_template,
 )
 
@@ -96,6 +99,7 @@ __all__ = [
     "SnmpV2c",
     "SnmpV3",
     "SystemSummary",
+    "WireStats",
     "compute_rates",
     "format_snmp_summary",
     "reboot_between",
@@ -176,13 +180,13 @@ def _poll_oids(if_indexes: Sequence[int], bits: int) -> tuple[Oid, ...]:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """A poll request built once: OIDs and the encoded (v2c) or pysnmp PDU (v3) form.
+    """A poll request built once: the request and its encoded (v2c) or pysnmp PDU (v3) form.
 
     It depends on the credentials and the interface set, not on the address, so routers of one
     model and configuration (WAN at the same ifIndex) share one plan.
     """
 
-    oids: tuple[Oid, ...]
+    request: Request
     if_indexes: tuple[int, ...]
     bits: int
     template: V2cTemplate | None
@@ -277,10 +281,21 @@ class SnmpPoller:
             self._v3 = V3Client()
         return self._v3
 
+    def stats(self) -> WireStats:
+        """Counters of the v2c path: undecodable answers and answers nobody waited for."""
+        return self._v2c.stats()
+
     async def _exchange(
-        self, target: SnmpTarget, pdu: Any, template: V2cTemplate | None = None
+        self,
+        target: SnmpTarget,
+        request: Request,
+        template: V2cTemplate | None = None,
+        pdu: Any = None,
     ) -> Outcome:
-        """One request; a Reply here always has error-status noError."""
+        """One request; a Reply here always has error-status noError.
+
+        template (v2c) or pdu (v3) are the request already encoded, when the caller has it.
+        """
         creds = target.credentials
         async with self._in_flight:
             # Checked after the wait: requests queued behind max_in_flight may outlive close().
@@ -288,13 +303,18 @@ class SnmpPoller:
                 return WireFailure(SnmpFailure.TRANSPORT_ERROR, "poller closed")
             if isinstance(creds, SnmpV2c):
                 if template is None:
-                    template = v2c_template(creds.community, pdu)
+                    template = v2c_template(creds.community, request)
                 outcome = await self._v2c.exchange(
                     target.address, target.port, template, target.timeout_s, target.retries
                 )
             else:
                 outcome = await self._v3_client().exchange(
-                    target.address, target.port, creds, pdu, target.timeout_s, target.retries
+                    target.address,
+                    target.port,
+                    creds,
+                    pysnmp_pdu(request) if pdu is None else pdu,
+                    target.timeout_s,
+                    target.retries,
                 )
         if isinstance(outcome, Reply) and outcome.error_status:
             return _agent_error(outcome)
@@ -306,22 +326,27 @@ class SnmpPoller:
         if plan is None:
             if len(self._plans) >= PLAN_CACHE_MAX:
                 self._plans.clear()
-            oids = _poll_oids(if_indexes, bits)
-            pdu = get_pdu(oids)
+            request = get_request(_poll_oids(if_indexes, bits))
             creds = target.credentials
             if isinstance(creds, SnmpV2c):
-                # Only the bytes are kept: thousands of pyasn1 PDUs would weigh on every GC pass.
-                plan = _Plan(oids, if_indexes, bits, v2c_template(creds.community, pdu), None)
+                template = v2c_template(creds.community, request)
+                plan = _Plan(request, if_indexes, bits, template, None)
             else:
-                plan = _Plan(oids, if_indexes, bits, None, pdu)
+                plan = _Plan(request, if_indexes, bits, None, pysnmp_pdu(request))
             self._plans[key] = plan
         return plan
 
     async def _get(
-        self, target: SnmpTarget, oids: tuple[Oid, ...], pdu: Any, template: V2cTemplate | None
+        self,
+        target: SnmpTarget,
+        request: Request,
+        template: V2cTemplate | None = None,
+        pdu: Any = None,
     ) -> Outcome:
-        outcome = await self._exchange(target, pdu, template)
-        if isinstance(outcome, Reply) and tuple(oid for oid, _ in outcome.varbinds) != oids:
+        outcome = await self._exchange(target, request, template, pdu)
+        if isinstance(outcome, Reply) and tuple([oid for oid, _ in outcome.varbinds]) != (
+            request.oids
+        ):
             return WireFailure(SnmpFailure.GARBAGE, "response varbinds do not match the request")
         return outcome
 
@@ -330,14 +355,14 @@ class SnmpPoller:
         indexes = tuple(if_indexes)
         agent = (target.address, target.port)
         plan = self._plan(target, indexes, 32 if agent in self._no_hc else 64)
-        reply = await self._get(target, plan.oids, plan.pdu, plan.template)
+        reply = await self._get(target, plan.request, plan.template, plan.pdu)
         interfaces = _interfaces(plan, reply) if isinstance(reply, Reply) else ()
         if _lacks_hc_counters(interfaces):
             # No ifXTable (RFC 2863 allows it below 20 Mbit/s): fall back to 32-bit ifTable
             # counters and remember it, so later rounds are one GET again.
             self._no_hc.add(agent)
             plan = self._plan(target, indexes, 32)
-            reply = await self._get(target, plan.oids, plan.pdu, plan.template)
+            reply = await self._get(target, plan.request, plan.template, plan.pdu)
             interfaces = _interfaces(plan, reply) if isinstance(reply, Reply) else ()
         taken_at = datetime.now(UTC)
         monotonic_s = time.monotonic()
@@ -362,7 +387,7 @@ class SnmpPoller:
         rows: list[tuple[Oid, Value]] = []
         last = column
         while len(rows) < WALK_MAX_ROWS:
-            outcome = await self._exchange(target, bulk_pdu([last], BULK_MAX_REPETITIONS))
+            outcome = await self._exchange(target, bulk_request([last], BULK_MAX_REPETITIONS))
             if isinstance(outcome, WireFailure):
                 return outcome
             if not outcome.varbinds:
@@ -409,7 +434,7 @@ class SnmpPoller:
     async def system_summary(self, target: SnmpTarget) -> SystemSummary:
         """sysDescr, sysName, sysUpTime and the interface table, for the CLI diagnostic."""
         system = (SYS_DESCR, SYS_NAME, SYS_UPTIME)
-        reply = await self._get(target, system, get_pdu(system), None)
+        reply = await self._get(target, get_request(system))
         if isinstance(reply, WireFailure):
             return SystemSummary(target.address, "", "", None, (), reply.reason, reply.detail)
         (_, descr_value), (_, name_value), (_, uptime_value) = reply.varbinds

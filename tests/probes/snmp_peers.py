@@ -1,6 +1,8 @@
 """Real SNMP peers on loopback for the poller's tests: net-snmp snmpd, snmpsim, a junk answerer.
 
 Ports come from the SNMP poller's range 16100-16199 (tests run beside other helpers' suites).
+Each pytest-xdist worker takes its own block of 20 (gw0 16100-16119, gw1 16120-16139, ...):
+the agents are module- and session-scoped fixtures, so every worker starts its own.
 """
 
 from __future__ import annotations
@@ -24,13 +26,23 @@ from pysnmp.proto.api import v2c
 
 from tests.waiting import WaitTimeoutError, wait_until
 
-SNMPD_PORT = 16110
-SNMPD_RESTART_PORT = 16111
-SNMPSIM_PORT = 16112
-JUNK_PORT = 16113
-WRONG_TYPES_PORT = 16114
-CLOSED_PORT = 16115  # nothing ever listens here
-TRAFFIC_SINK_PORT = 16116  # UDP sent here only to make lo's counters move
+
+def _worker_offset() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    number = int(worker[2:]) if worker[2:].isdigit() else 0
+    if number > 4:
+        raise RuntimeError("the SNMP tests have ports for at most 5 xdist workers (-n 5)")
+    return 20 * number
+
+
+_BASE = 16100 + _worker_offset()
+SNMPD_PORT = _BASE + 10
+SNMPD_RESTART_PORT = _BASE + 11
+SNMPSIM_PORT = _BASE + 12
+JUNK_PORT = _BASE + 13
+WRONG_TYPES_PORT = _BASE + 14
+CLOSED_PORT = _BASE + 15  # nothing ever listens here
+TRAFFIC_SINK_PORT = _BASE + 16  # UDP sent here only to make lo's counters move
 
 COMMUNITY = "nws-test-community"
 # (user, net-snmp auth, auth key, net-snmp priv, priv key, poller auth, poller priv)

@@ -29,7 +29,7 @@ from probes.snmp import (
     compute_rates,
     format_snmp_summary,
 )
-from probes.snmp_wire import Kind, Value, WireFailure, get_pdu
+from probes.snmp_wire import Kind, Value, WireFailure, get_request
 from tests.probes import snmp_peers as peers
 from tests.waiting import async_wait_until
 
@@ -438,8 +438,8 @@ async def test_lean_v2c_matches_pysnmp_hlapi_on_recordings(
     # The poll's own OIDs (both counter widths) plus text and OID-typed scalars.
     oids = [*snmp._poll_oids([1, 4], 64), *snmp._poll_oids([4], 32)[1:],
             snmp.SYS_DESCR, (1, 3, 6, 1, 2, 1, 1, 2, 0)]  # fmt: skip
-    plan_pdu = get_pdu(oids)
-    outcome = await poller._exchange(target, plan_pdu)
+    plan_request = get_request(oids)
+    outcome = await poller._exchange(target, plan_request)
     assert not isinstance(outcome, WireFailure)
     reference = await _hlapi_get(target, oids)
     assert [(o, _lean(v)) for o, v in outcome.varbinds] == [(o, _plain(v)) for o, v in reference]
@@ -459,7 +459,7 @@ async def test_lean_v2c_and_v3_match_pysnmp_hlapi_on_snmpd(
     reference = [(o, _plain(v)) for o, v in await _hlapi_get(v2c_target(), static)]
     for creds in (SnmpV2c(peers.COMMUNITY), v3_credentials(1)):
         target = SnmpTarget(LOOPBACK, creds, port=peers.SNMPD_PORT)
-        outcome = await poller._exchange(target, get_pdu(static))
+        outcome = await poller._exchange(target, get_request(static))
         assert not isinstance(outcome, WireFailure)
         assert [(o, _lean(v)) for o, v in outcome.varbinds] == reference
         rows = await poller.walk(target, IF_DESCR)
