@@ -276,16 +276,16 @@ def _tl(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
     return tag, pos, stop
 
 
-def _integer(data: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
-    """An Integer32 TLV at pos: (value, position after it)."""
+def _integer(data: bytes, pos: int, end: int, what: str, low: int = _INT32_MIN) -> tuple[int, int]:
+    """An INTEGER TLV at pos in low..2**31-1: (value, position after it)."""
     tag, start, stop = _tl(data, pos, end)
     if tag != INTEGER:
         raise BerError(f"{what}: expected INTEGER, got tag 0x{tag:02x}")
     if start == stop:
         raise BerError(f"{what}: empty INTEGER")
     value = int.from_bytes(data[start:stop], "big", signed=True)
-    if not _INT32_MIN <= value <= _INT32_MAX:
-        raise BerError(f"{what}: {value} is outside Integer32")
+    if not low <= value <= _INT32_MAX:
+        raise BerError(f"{what}: {value} is outside {low}..{_INT32_MAX}")
     return value, stop
 
 
@@ -412,8 +412,9 @@ def decode_body(data: bytes, header: Header) -> tuple[int, int, VarBinds]:
     """error-status, error-index and the varbinds after a decoded header."""
     try:
         end = header.end
-        error_status, pos = _integer(data, header.body, end, "error-status")
-        error_index, pos = _integer(data, pos, end, "error-index")
+        # RFC 3416: error-status 0..18, error-index / non-repeaters / max-repetitions >= 0.
+        error_status, pos = _integer(data, header.body, end, "error-status", 0)
+        error_index, pos = _integer(data, pos, end, "error-index", 0)
         tag, pos, list_end = _tl(data, pos, end)
         if tag != SEQUENCE:
             raise BerError(f"variable-bindings: expected SEQUENCE, got tag 0x{tag:02x}")
