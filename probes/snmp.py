@@ -7,28 +7,33 @@ ifIn/OutDiscards and ifCounterDiscontinuityTime: 9 OIDs for one interface, 17 fo
 wraps, resets and reboots: probes/snmp_rates.py. No MIB is loaded: OIDs are numeric tuples.
 
 Why requests travel the way they do (benchmarks/bench_snmp.py: AnyIP lab, one snmpd answering
-for 4,096 addresses, 2 cores, medians of 3 interleaved runs, CPU of the round, 17 OIDs/GET):
+for 4,096 addresses, 2 cores, medians of 3 interleaved runs, CPU of the round, 17 OIDs/GET;
+2026-12-05, a shared and noisy machine: compare ratios, not absolute times):
 
     path                                   routers   CPU per router
-    NetWatch v2c (this module)             100       1.00 ms
-    NetWatch v2c (this module)             3,321     1.11 ms   (linearity 1.11)
-    snmp_exporter 0.21, exporter CPU       3,321     0.33 ms   (NetWatch / exporter = 3.4)
+    NetWatch v2c (this module)             100       0.06 ms
+    NetWatch v2c (this module)             3,321     0.08 ms   (NetWatch / exporter = 0.22)
+    NetWatch v2c through pyasn1 (before)   3,321     1.0-1.1 ms (NetWatch / exporter = 3.2-3.6)
+    snmp_exporter 0.21, exporter CPU       3,321     0.29-0.36 ms
     pysnmp hlapi v1arch                    3,321     1.89 ms   (91 timeouts: 208 KiB rcvbuf)
-    snmpget spawned per router             100       3.8 ms
-    NetWatch v3 authPriv SHA/AES, steady   100/1,000 1.76 / 2.00 ms  (linearity 1.13)
-    NetWatch v3, first round (discovery)   100/1,000 3.8 / 2.6 ms
+    snmpget spawned per router             100       3.1-3.5 ms
+    NetWatch v3 authPriv SHA/AES, steady   100/1,000 1.8-2.0 / 1.9-2.3 ms
+    NetWatch v3, first round (discovery)   100/1,000 3.6-4.1 / 2.7-3.2 ms
     pysnmp hlapi v3arch v3, target/router  1,000     7.7 ms    (its tables grow per target)
 
-- v2c takes a lean path around pysnmp's own message objects and pyasn1 codec (pysnmp.proto.api):
-  the GET is encoded once per (credentials, interface set) and only its four request-id octets
-  change per send; one non-blocking UDP socket serves every router, answers are matched by
-  request-id AND source address; timeouts are loop timers; the receive buffer is 4 MiB (the
-  default overflowed at 256 in flight). What remains is mostly pyasn1 decoding the answer
-  (~0.7 ms for 17 varbinds); a hand-written BER decoder would be the next lever, but it would
-  replace pysnmp's codec and the target (<= 5x snmp_exporter) holds without it. The path is
-  tested differentially against pysnmp's hlapi on snmpd and on the real-router recordings.
-- v3 goes through pysnmp's engine (USM auth/priv, engine-id discovery, timeliness) but below its
-  target tables: each credential set is one USM user registered once, and each request is handed
+- v2c speaks BER through probes/ber.py, a narrow strict codec for the message shapes a manager
+  sends and receives (pyasn1's generic decoder was 65 % of the national run's CPU: ~1 ms per
+  17-varbind answer, against 27 us now). The GET is encoded once per (credentials, interface
+  set) and only its four request-id octets change per send; one non-blocking UDP socket serves
+  every router, answers are matched by request-id AND source address (decoding stops after the
+  request-id when nobody waits for it); timeouts are loop timers; the receive buffer is 4 MiB
+  (the default overflowed at 256 in flight). A malformed answer fails its own request as GARBAGE
+  with the codec's reason, and is counted (SnmpPoller.stats()). The codec is tested against
+  pyasn1 in both directions on generated messages and malformed input (tests/probes/
+  test_ber.py), and the path against pysnmp's hlapi on snmpd and on the router recordings.
+- v3 goes through pysnmp's engine (USM auth/priv, engine-id discovery, timeliness; about 25x
+  the CPU of a v2c poll, which is why v2c has its own codec: the national inventory is all
+  v2c, config/examples/lam-dong.yaml has 2 of 8 routers on v3) but below its target tables: each credential set is one USM user registered once, and each request is handed
   to the message dispatcher with its transport address (RFC 3412 sendPdu), so nothing grows per
   router. pysnmp's USM rebuilds its securityName map by walking every user row after each row
   added, and it adds one per discovered engine-id: quadratic with one engine-id per router
