@@ -33,8 +33,9 @@ for 4,096 addresses, 2 cores, medians of 3 interleaved runs, CPU of the round, 1
   test_ber.py), and the path against pysnmp's hlapi on snmpd and on the router recordings.
 - v3 goes through pysnmp's engine (USM auth/priv, engine-id discovery, timeliness; about 25x
   the CPU of a v2c poll, which is why v2c has its own codec: the national inventory is all
-  v2c, config/examples/lam-dong.yaml has 2 of 8 routers on v3) but below its target tables: each credential set is one USM user registered once, and each request is handed
-  to the message dispatcher with its transport address (RFC 3412 sendPdu), so nothing grows per
+  v2c, config/examples/lam-dong.yaml has 2 of 8 routers on v3) but below its target tables:
+  each credential set is one USM user registered once, and each request is handed to the
+  message dispatcher with its transport address (RFC 3412 sendPdu), so nothing grows per
   router. pysnmp's USM rebuilds its securityName map by walking every user row after each row
   added, and it adds one per discovered engine-id: quadratic with one engine-id per router
   (4.6 ms per engine at 1,000, 18 ms at 3,321: 61 s in the first national round). indexed_usm
