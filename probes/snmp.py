@@ -7,29 +7,35 @@ ifIn/OutDiscards and ifCounterDiscontinuityTime: 9 OIDs for one interface, 17 fo
 wraps, resets and reboots: probes/snmp_rates.py. No MIB is loaded: OIDs are numeric tuples.
 
 Why requests travel the way they do (benchmarks/bench_snmp.py: AnyIP lab, one snmpd answering
-for 4,096 addresses, 2 cores, medians of 3 interleaved runs, CPU of the round, 17 OIDs/GET):
+for 4,096 addresses, 2 cores, medians of 3 interleaved runs, CPU of the round, 17 OIDs/GET;
+2026-12-05, a shared and noisy machine: compare ratios, not absolute times):
 
     path                                   routers   CPU per router
-    NetWatch v2c (this module)             100       1.00 ms
-    NetWatch v2c (this module)             3,321     1.11 ms   (linearity 1.11)
-    snmp_exporter 0.21, exporter CPU       3,321     0.33 ms   (NetWatch / exporter = 3.4)
+    NetWatch v2c (this module)             100       0.06 ms
+    NetWatch v2c (this module)             3,321     0.08 ms   (NetWatch / exporter = 0.22)
+    NetWatch v2c through pyasn1 (before)   3,321     1.0-1.1 ms (NetWatch / exporter = 3.2-3.6)
+    snmp_exporter 0.21, exporter CPU       3,321     0.29-0.36 ms
     pysnmp hlapi v1arch                    3,321     1.89 ms   (91 timeouts: 208 KiB rcvbuf)
-    snmpget spawned per router             100       3.8 ms
-    NetWatch v3 authPriv SHA/AES, steady   100/1,000 1.76 / 2.00 ms  (linearity 1.13)
-    NetWatch v3, first round (discovery)   100/1,000 3.8 / 2.6 ms
+    snmpget spawned per router             100       3.1-3.5 ms
+    NetWatch v3 authPriv SHA/AES, steady   100/1,000 1.8-2.0 / 1.9-2.3 ms
+    NetWatch v3, first round (discovery)   100/1,000 3.6-4.1 / 2.7-3.2 ms
     pysnmp hlapi v3arch v3, target/router  1,000     7.7 ms    (its tables grow per target)
 
-- v2c takes a lean path around pysnmp's own message objects and pyasn1 codec (pysnmp.proto.api):
-  the GET is encoded once per (credentials, interface set) and only its four request-id octets
-  change per send; one non-blocking UDP socket serves every router, answers are matched by
-  request-id AND source address; timeouts are loop timers; the receive buffer is 4 MiB (the
-  default overflowed at 256 in flight). What remains is mostly pyasn1 decoding the answer
-  (~0.7 ms for 17 varbinds); a hand-written BER decoder would be the next lever, but it would
-  replace pysnmp's codec and the target (<= 5x snmp_exporter) holds without it. The path is
-  tested differentially against pysnmp's hlapi on snmpd and on the real-router recordings.
-- v3 goes through pysnmp's engine (USM auth/priv, engine-id discovery, timeliness) but below its
-  target tables: each credential set is one USM user registered once, and each request is handed
-  to the message dispatcher with its transport address (RFC 3412 sendPdu), so nothing grows per
+- v2c speaks BER through probes/ber.py, a narrow strict codec for the message shapes a manager
+  sends and receives (pyasn1's generic decoder was 65 % of the national run's CPU: ~1 ms per
+  17-varbind answer, against 27 us now). The GET is encoded once per (credentials, interface
+  set) and only its four request-id octets change per send; one non-blocking UDP socket serves
+  every router, answers are matched by request-id AND source address (decoding stops after the
+  request-id when nobody waits for it); timeouts are loop timers; the receive buffer is 4 MiB
+  (the default overflowed at 256 in flight). A malformed answer fails its own request as GARBAGE
+  with the codec's reason, and is counted (SnmpPoller.stats()). The codec is tested against
+  pyasn1 in both directions on generated messages and malformed input (tests/probes/
+  test_ber.py), and the path against pysnmp's hlapi on snmpd and on the router recordings.
+- v3 goes through pysnmp's engine (USM auth/priv, engine-id discovery, timeliness; about 25x
+  the CPU of a v2c poll, which is why v2c has its own codec: the national inventory is all
+  v2c, config/examples/lam-dong.yaml has 2 of 8 routers on v3) but below its target tables:
+  each credential set is one USM user registered once, and each request is handed to the
+  message dispatcher with its transport address (RFC 3412 sendPdu), so nothing grows per
   router. pysnmp's USM rebuilds its securityName map by walking every user row after each row
   added, and it adds one per discovered engine-id: quadratic with one engine-id per router
   (4.6 ms per engine at 1,000, 18 ms at 3,321: 61 s in the first national round). indexed_usm
@@ -73,13 +79,16 @@ from probes.snmp_wire import (
     Oid,
     Outcome,
     Reply,
+    Request,
     V2cClient,
     V2cTemplate,
     V3Client,
     Value,
     WireFailure,
-    bulk_pdu,
-    get_pdu,
+    WireStats,
+    bulk_request,
+    get_request,
+    pysnmp_pdu,
     v2c_template,
 )
 
@@ -96,6 +105,7 @@ __all__ = [
     "SnmpV2c",
     "SnmpV3",
     "SystemSummary",
+    "WireStats",
     "compute_rates",
     "format_snmp_summary",
     "reboot_between",
@@ -176,13 +186,13 @@ def _poll_oids(if_indexes: Sequence[int], bits: int) -> tuple[Oid, ...]:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """A poll request built once: OIDs and the encoded (v2c) or pysnmp PDU (v3) form.
+    """A poll request built once: the request and its encoded (v2c) or pysnmp PDU (v3) form.
 
     It depends on the credentials and the interface set, not on the address, so routers of one
     model and configuration (WAN at the same ifIndex) share one plan.
     """
 
-    oids: tuple[Oid, ...]
+    request: Request
     if_indexes: tuple[int, ...]
     bits: int
     template: V2cTemplate | None
@@ -277,10 +287,21 @@ class SnmpPoller:
             self._v3 = V3Client()
         return self._v3
 
+    def stats(self) -> WireStats:
+        """Counters of the v2c path: undecodable answers and answers nobody waited for."""
+        return self._v2c.stats()
+
     async def _exchange(
-        self, target: SnmpTarget, pdu: Any, template: V2cTemplate | None = None
+        self,
+        target: SnmpTarget,
+        request: Request,
+        template: V2cTemplate | None = None,
+        pdu: Any = None,
     ) -> Outcome:
-        """One request; a Reply here always has error-status noError."""
+        """One request; a Reply here always has error-status noError.
+
+        template (v2c) or pdu (v3) are the request already encoded, when the caller has it.
+        """
         creds = target.credentials
         async with self._in_flight:
             # Checked after the wait: requests queued behind max_in_flight may outlive close().
@@ -288,13 +309,18 @@ class SnmpPoller:
                 return WireFailure(SnmpFailure.TRANSPORT_ERROR, "poller closed")
             if isinstance(creds, SnmpV2c):
                 if template is None:
-                    template = v2c_template(creds.community, pdu)
+                    template = v2c_template(creds.community, request)
                 outcome = await self._v2c.exchange(
                     target.address, target.port, template, target.timeout_s, target.retries
                 )
             else:
                 outcome = await self._v3_client().exchange(
-                    target.address, target.port, creds, pdu, target.timeout_s, target.retries
+                    target.address,
+                    target.port,
+                    creds,
+                    pysnmp_pdu(request) if pdu is None else pdu,
+                    target.timeout_s,
+                    target.retries,
                 )
         if isinstance(outcome, Reply) and outcome.error_status:
             return _agent_error(outcome)
@@ -306,22 +332,27 @@ class SnmpPoller:
         if plan is None:
             if len(self._plans) >= PLAN_CACHE_MAX:
                 self._plans.clear()
-            oids = _poll_oids(if_indexes, bits)
-            pdu = get_pdu(oids)
+            request = get_request(_poll_oids(if_indexes, bits))
             creds = target.credentials
             if isinstance(creds, SnmpV2c):
-                # Only the bytes are kept: thousands of pyasn1 PDUs would weigh on every GC pass.
-                plan = _Plan(oids, if_indexes, bits, v2c_template(creds.community, pdu), None)
+                template = v2c_template(creds.community, request)
+                plan = _Plan(request, if_indexes, bits, template, None)
             else:
-                plan = _Plan(oids, if_indexes, bits, None, pdu)
+                plan = _Plan(request, if_indexes, bits, None, pysnmp_pdu(request))
             self._plans[key] = plan
         return plan
 
     async def _get(
-        self, target: SnmpTarget, oids: tuple[Oid, ...], pdu: Any, template: V2cTemplate | None
+        self,
+        target: SnmpTarget,
+        request: Request,
+        template: V2cTemplate | None = None,
+        pdu: Any = None,
     ) -> Outcome:
-        outcome = await self._exchange(target, pdu, template)
-        if isinstance(outcome, Reply) and tuple(oid for oid, _ in outcome.varbinds) != oids:
+        outcome = await self._exchange(target, request, template, pdu)
+        if isinstance(outcome, Reply) and tuple([oid for oid, _ in outcome.varbinds]) != (
+            request.oids
+        ):
             return WireFailure(SnmpFailure.GARBAGE, "response varbinds do not match the request")
         return outcome
 
@@ -330,14 +361,14 @@ class SnmpPoller:
         indexes = tuple(if_indexes)
         agent = (target.address, target.port)
         plan = self._plan(target, indexes, 32 if agent in self._no_hc else 64)
-        reply = await self._get(target, plan.oids, plan.pdu, plan.template)
+        reply = await self._get(target, plan.request, plan.template, plan.pdu)
         interfaces = _interfaces(plan, reply) if isinstance(reply, Reply) else ()
         if _lacks_hc_counters(interfaces):
             # No ifXTable (RFC 2863 allows it below 20 Mbit/s): fall back to 32-bit ifTable
             # counters and remember it, so later rounds are one GET again.
             self._no_hc.add(agent)
             plan = self._plan(target, indexes, 32)
-            reply = await self._get(target, plan.oids, plan.pdu, plan.template)
+            reply = await self._get(target, plan.request, plan.template, plan.pdu)
             interfaces = _interfaces(plan, reply) if isinstance(reply, Reply) else ()
         taken_at = datetime.now(UTC)
         monotonic_s = time.monotonic()
@@ -362,7 +393,7 @@ class SnmpPoller:
         rows: list[tuple[Oid, Value]] = []
         last = column
         while len(rows) < WALK_MAX_ROWS:
-            outcome = await self._exchange(target, bulk_pdu([last], BULK_MAX_REPETITIONS))
+            outcome = await self._exchange(target, bulk_request([last], BULK_MAX_REPETITIONS))
             if isinstance(outcome, WireFailure):
                 return outcome
             if not outcome.varbinds:
@@ -409,7 +440,7 @@ class SnmpPoller:
     async def system_summary(self, target: SnmpTarget) -> SystemSummary:
         """sysDescr, sysName, sysUpTime and the interface table, for the CLI diagnostic."""
         system = (SYS_DESCR, SYS_NAME, SYS_UPTIME)
-        reply = await self._get(target, system, get_pdu(system), None)
+        reply = await self._get(target, get_request(system))
         if isinstance(reply, WireFailure):
             return SystemSummary(target.address, "", "", None, (), reply.reason, reply.detail)
         (_, descr_value), (_, name_value), (_, uptime_value) = reply.varbinds

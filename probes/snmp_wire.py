@@ -1,13 +1,13 @@
 """SNMP request/response exchange: a lean v2c client on one UDP socket, v3 through pysnmp's engine.
 
-Both clients speak pysnmp's message objects (pysnmp.proto.api.v2c, pyasn1 BER codec); they differ
-in what surrounds the codec. See probes/snmp.py for the measurements behind this split.
+v2c speaks BER through probes/ber.py (a narrow codec for the few message shapes a poller sends
+and receives); v3 hands pysnmp's PDU objects to pysnmp's engine (USM keys, auth and privacy,
+engine-id discovery). See probes/snmp.py for the measurements behind this split.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import errno
 import ipaddress
 import logging
@@ -18,44 +18,34 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import errind
 from pysnmp.proto.api import v2c
 
+from probes import ber
+from probes.ber import Kind, Oid, Value, VarBinds
 from probes.snmp_types import SnmpFailure, SnmpV3
 
+__all__ = [
+    "Kind",
+    "Oid",
+    "Outcome",
+    "Reply",
+    "Request",
+    "V2cClient",
+    "V2cTemplate",
+    "V3Client",
+    "Value",
+    "VarBinds",
+    "WireFailure",
+    "WireStats",
+    "bulk_request",
+    "get_request",
+    "indexed_usm",
+    "pysnmp_pdu",
+    "v2c_template",
+]
+
 log = logging.getLogger(__name__)
-
-Oid = tuple[int, ...]
-
-
-class Kind(enum.Enum):
-    """SMI type of a value in a response varbind (RFC 2578, RFC 3416)."""
-
-    INTEGER = "Integer32"
-    OCTETS = "OCTET STRING"
-    OID = "OBJECT IDENTIFIER"
-    IPADDRESS = "IpAddress"
-    COUNTER32 = "Counter32"
-    GAUGE32 = "Gauge32"
-    TIMETICKS = "TimeTicks"
-    OPAQUE = "Opaque"
-    COUNTER64 = "Counter64"
-    NULL = "NULL"
-    NO_SUCH_OBJECT = "noSuchObject"
-    NO_SUCH_INSTANCE = "noSuchInstance"
-    END_OF_MIB_VIEW = "endOfMibView"
-
-
-@dataclass(frozen=True, slots=True)
-class Value:
-    """A decoded varbind value: its SMI kind and a plain Python value."""
-
-    kind: Kind
-    data: int | bytes | Oid | None
-
-
-VarBinds = tuple[tuple[Oid, Value], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +66,37 @@ class WireFailure:
 
 
 Outcome = Reply | WireFailure
+
+
+@dataclass(frozen=True, slots=True)
+class WireStats:
+    """Counters of the v2c client since its poller was opened."""
+
+    decode_errors: int
+    """Datagrams (or answers) that were not valid BER of a v2c message: each failed a request
+    to its sender as GARBAGE, or was dropped when it named no request."""
+    stray: int
+    """Well-formed answers nobody waits for: late, duplicate, or from another address."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What to ask, independent of the SNMP version: a GET or a GETBULK (non-repeaters 0)."""
+
+    pdu_tag: int  # ber.GET_REQUEST or ber.GET_BULK_REQUEST
+    oids: tuple[Oid, ...]
+    max_repetitions: int = 0
+
+
+def get_request(oids: Sequence[Oid]) -> Request:
+    """A GetRequest for the given numeric OIDs."""
+    return Request(ber.GET_REQUEST, tuple(oids))
+
+
+def bulk_request(oids: Sequence[Oid], max_repetitions: int) -> Request:
+    """A GetBulkRequest (non-repeaters 0) for the given columns."""
+    return Request(ber.GET_BULK_REQUEST, tuple(oids), max_repetitions)
+
 
 # Which SMI kind each pysnmp value class is (looked up by BER tag set, one dict probe per value).
 _KINDS: MappingProxyType[Any, Kind] = MappingProxyType(
@@ -106,7 +127,7 @@ _RID_SPAN = (1 << 31) - _RID_LOW
 
 
 def convert_varbinds(pdu: Any) -> VarBinds:
-    """Turn a decoded pysnmp PDU's varbinds into plain (oid, Value) pairs."""
+    """Turn a decoded pysnmp PDU's varbinds into plain (oid, Value) pairs (the v3 path)."""
     out: list[tuple[Oid, Value]] = []
     for name, val in v2c.apiPDU.get_varbinds(pdu):
         kind = _KINDS.get(val.tagSet)
@@ -126,7 +147,7 @@ def convert_varbinds(pdu: Any) -> VarBinds:
 
 
 def response_outcome(pdu: Any, request_id: int) -> Outcome:
-    """Check that a decoded PDU answers request_id and convert it (never raises)."""
+    """Check that a pysnmp PDU answers request_id and convert it (never raises; the v3 path)."""
     try:
         if pdu.tagSet != _RESPONSE_TAGS:
             return WireFailure(SnmpFailure.GARBAGE, "answer is not a Response-PDU")
@@ -141,21 +162,19 @@ def response_outcome(pdu: Any, request_id: int) -> Outcome:
         return WireFailure(SnmpFailure.GARBAGE, f"undecodable varbinds: {type(exc).__name__}")
 
 
-def get_pdu(oids: Sequence[Oid]) -> Any:
-    """Build a pysnmp GetRequest-PDU for the given numeric OIDs."""
+def pysnmp_pdu(request: Request) -> Any:
+    """The request as a pysnmp PDU, for pysnmp's v3 engine."""
+    varbinds = [(oid, v2c.null) for oid in request.oids]
+    if request.pdu_tag == ber.GET_BULK_REQUEST:
+        pdu = v2c.GetBulkRequestPDU()
+        v2c.apiBulkPDU.set_defaults(pdu)
+        v2c.apiBulkPDU.set_non_repeaters(pdu, 0)
+        v2c.apiBulkPDU.set_max_repetitions(pdu, request.max_repetitions)
+        v2c.apiBulkPDU.set_varbinds(pdu, varbinds)
+        return pdu
     pdu = v2c.GetRequestPDU()
     v2c.apiPDU.set_defaults(pdu)
-    v2c.apiPDU.set_varbinds(pdu, [(oid, v2c.null) for oid in oids])
-    return pdu
-
-
-def bulk_pdu(oids: Sequence[Oid], max_repetitions: int) -> Any:
-    """Build a pysnmp GetBulkRequest-PDU (non-repeaters 0) for the given columns."""
-    pdu = v2c.GetBulkRequestPDU()
-    v2c.apiBulkPDU.set_defaults(pdu)
-    v2c.apiBulkPDU.set_non_repeaters(pdu, 0)
-    v2c.apiBulkPDU.set_max_repetitions(pdu, max_repetitions)
-    v2c.apiBulkPDU.set_varbinds(pdu, [(oid, v2c.null) for oid in oids])
+    v2c.apiPDU.set_varbinds(pdu, varbinds)
     return pdu
 
 
@@ -167,25 +186,32 @@ class V2cTemplate:
     rid_offset: int
 
 
-def v2c_template(community: str, pdu: Any) -> V2cTemplate:
-    """Encode pdu in a v2c message once and locate its request-id octets."""
+_NULL = Value(Kind.NULL, None)
 
-    def encode(request_id: int) -> bytes:
-        v2c.apiPDU.set_request_id(pdu, request_id)
-        msg = v2c.Message()
-        v2c.apiMessage.set_defaults(msg)
-        v2c.apiMessage.set_community(msg, community)
-        v2c.apiMessage.set_pdu(msg, pdu)
-        return bytes(encoder.encode(msg))
 
-    # Encoding twice with two request-ids and diffing finds the id's octets without parsing BER
-    # by hand; both ids have 4-octet encodings, so the two messages have the same length.
-    first, second = encode(0x1A2B3C4D), encode(0x5E6F7071)
-    diff = [i for i, (a, b) in enumerate(zip(first, second, strict=True)) if a != b]
-    offset = diff[0]
-    if diff[-1] - offset != 3 or first[offset : offset + 4] != bytes.fromhex("1a2b3c4d"):
+def community_octets(community: str) -> bytes:
+    """The community as sent: ISO-8859-1 as pysnmp sent it, UTF-8 for what Latin-1 lacks."""
+    try:
+        return community.encode("latin-1")
+    except UnicodeEncodeError:
+        return community.encode("utf-8")
+
+
+def v2c_template(community: str, request: Request) -> V2cTemplate:
+    """Encode request in a v2c message once and locate its request-id octets."""
+    payload = ber.encode_message(
+        community_octets(community),
+        request.pdu_tag,
+        _RID_LOW,  # any id of [2**24, 2**31) encodes in four octets, as every real one will
+        0,
+        request.max_repetitions,
+        [(oid, _NULL) for oid in request.oids],
+    )
+    # The decoder finds the request-id: it ends where error-status begins.
+    offset = ber.decode_header(payload).body - 4
+    if payload[offset - 2 : offset] != b"\x02\x04":
         raise AssertionError("request-id octets not found in encoded template")
-    return V2cTemplate(first, offset)
+    return V2cTemplate(payload, offset)
 
 
 def peer_of(address: str, port: int) -> tuple[int, tuple[str, int]]:
@@ -235,8 +261,9 @@ class _Pending:
 class V2cClient:
     """SNMPv2c over one non-blocking UDP socket per address family, demultiplexed by request-id.
 
-    Requests are pre-encoded templates (see V2cTemplate); answers are decoded with pysnmp's v2c
-    Message spec and accepted only from the address the request went to.
+    Requests are pre-encoded templates (see V2cTemplate); answers are decoded by probes/ber.py
+    and accepted only from the address the request went to. Decoding stops after the
+    request-id unless someone waits for it: late and foreign answers cost only their header.
     """
 
     def __init__(self) -> None:
@@ -244,8 +271,13 @@ class V2cClient:
         self._loop = asyncio.get_running_loop()
         self._sockets: dict[int, socket.socket] = {}
         self._pending: dict[int, _Pending] = {}
-        self._message_spec = v2c.Message()
         self._next_rid = secrets.randbelow(_RID_SPAN)
+        self._decode_errors = 0
+        self._stray = 0
+
+    def stats(self) -> WireStats:
+        """A snapshot of the counters."""
+        return WireStats(decode_errors=self._decode_errors, stray=self._stray)
 
     def _socket(self, family: int) -> socket.socket:
         sock = self._sockets.get(family)
@@ -334,21 +366,31 @@ class V2cClient:
 
     def _datagram(self, data: bytes, peer: tuple[str, int]) -> None:
         try:
-            msg, _rest = decoder.decode(data, asn1Spec=self._message_spec)
-            version = int(msg[0])
-            pdu = v2c.apiMessage.get_pdu(msg)
-            rid = int(v2c.apiPDU.get_request_id(pdu))
-        except Exception:  # pyasn1 raises many types on junk input
-            self._garbage_from(peer, "undecodable datagram")
+            header = ber.decode_header(data)
+        except ber.BerError as exc:
+            self._decode_errors += 1
+            self._garbage_from(peer, f"undecodable datagram: {exc}")
             return
+        rid = header.request_id
         pending = self._pending.get(rid)
         if pending is None or pending.peer != peer:
+            self._stray += 1
             return  # late, duplicate, or from an address we did not ask: ignore
         del self._pending[rid]
-        if version != 1:
-            _settle(pending.future, WireFailure(SnmpFailure.GARBAGE, f"message version {version}"))
-            return
-        _settle(pending.future, response_outcome(pdu, rid))
+        if header.version != ber.VERSION_2C:
+            failure = WireFailure(SnmpFailure.GARBAGE, f"message version {header.version}")
+        elif header.pdu_tag != ber.RESPONSE:
+            failure = WireFailure(SnmpFailure.GARBAGE, "answer is not a Response-PDU")
+        else:
+            try:
+                error_status, error_index, varbinds = ber.decode_body(data, header)
+            except ber.BerError as exc:
+                self._decode_errors += 1
+                failure = WireFailure(SnmpFailure.GARBAGE, f"undecodable response: {exc}")
+            else:
+                _settle(pending.future, Reply(error_status, error_index, varbinds))
+                return
+        _settle(pending.future, failure)
 
     def _garbage_from(self, peer: tuple[str, int], detail: str) -> None:
         # Undecodable means no request-id: blame what is pending towards that address (rare path,

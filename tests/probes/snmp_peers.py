@@ -1,6 +1,8 @@
 """Real SNMP peers on loopback for the poller's tests: net-snmp snmpd, snmpsim, a junk answerer.
 
 Ports come from the SNMP poller's range 16100-16199 (tests run beside other helpers' suites).
+Each pytest-xdist worker takes its own block of 20 (gw0 16100-16119, gw1 16120-16139, ...):
+the agents are module- and session-scoped fixtures, so every worker starts its own.
 """
 
 from __future__ import annotations
@@ -25,13 +27,23 @@ from pysnmp.proto.api import v2c
 from tests.processes import stop
 from tests.waiting import WaitTimeoutError, wait_until
 
-SNMPD_PORT = 16110
-SNMPD_RESTART_PORT = 16111
-SNMPSIM_PORT = 16112
-JUNK_PORT = 16113
-WRONG_TYPES_PORT = 16114
-CLOSED_PORT = 16115  # nothing ever listens here
-TRAFFIC_SINK_PORT = 16116  # UDP sent here only to make lo's counters move
+
+def _worker_offset() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    number = int(worker[2:]) if worker[2:].isdigit() else 0
+    if number > 4:
+        raise RuntimeError("the SNMP tests have ports for at most 5 xdist workers (-n 5)")
+    return 20 * number
+
+
+_BASE = 16100 + _worker_offset()
+SNMPD_PORT = _BASE + 10
+SNMPD_RESTART_PORT = _BASE + 11
+SNMPSIM_PORT = _BASE + 12
+JUNK_PORT = _BASE + 13
+WRONG_TYPES_PORT = _BASE + 14
+CLOSED_PORT = _BASE + 15  # nothing ever listens here
+TRAFFIC_SINK_PORT = _BASE + 16  # UDP sent here only to make lo's counters move
 
 COMMUNITY = "nws-test-community"
 # (user, net-snmp auth, auth key, net-snmp priv, priv key, poller auth, poller priv)
@@ -216,9 +228,9 @@ def running_snmpsim(port: int) -> Iterator[str]:
 
 
 class _Answerer(asyncio.DatagramProtocol):
-    """Answers every datagram with whatever reply() makes of it."""
+    """Answers every datagram with whatever reply() makes of it (one datagram or several)."""
 
-    def __init__(self, reply: Callable[[bytes], bytes]) -> None:
+    def __init__(self, reply: Callable[[bytes], bytes | list[bytes]]) -> None:
         self.reply = reply
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -227,7 +239,9 @@ class _Answerer(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, int]) -> None:
         assert self.transport is not None
-        self.transport.sendto(self.reply(data), addr)
+        replies = self.reply(data)
+        for reply in [replies] if isinstance(replies, bytes) else replies:
+            self.transport.sendto(reply, addr)
 
 
 def junk_reply(_request: bytes) -> bytes:
@@ -235,11 +249,16 @@ def junk_reply(_request: bytes) -> bytes:
     return b"\x30\x82\xff\xffthis is not SNMP"
 
 
-def _response(request: bytes, varbind: Callable[[tuple[int, ...]], tuple[object, object]]) -> bytes:
+def _response(
+    request: bytes,
+    varbind: Callable[[tuple[int, ...]], tuple[object, object]],
+    rid_change: int = 0,
+) -> bytes:
     """A well-formed v2c Response to request, with varbind(oid) for each OID it asked for."""
     msg, _ = decoder.decode(request, asn1Spec=v2c.Message())
     req_pdu = v2c.apiMessage.get_pdu(msg)
     rsp = v2c.apiPDU.get_response(req_pdu)
+    v2c.apiPDU.set_request_id(rsp, int(v2c.apiPDU.get_request_id(req_pdu)) + rid_change)
     v2c.apiPDU.set_varbinds(
         rsp, [varbind(tuple(oid)) for oid, _ in v2c.apiPDU.get_varbinds(req_pdu)]
     )
@@ -257,9 +276,24 @@ def shifted_oids_reply(request: bytes) -> bytes:
     return _response(request, lambda oid: ((*oid, 99), v2c.Counter32(1)))
 
 
+def broken_counter_reply(request: bytes) -> bytes:
+    """A v2c Response to the request, right up to a Counter32 encoded as -1 (41 01 ff)."""
+    good = _response(request, lambda oid: (oid, v2c.Counter32(0x7F)))
+    assert good.count(b"\x41\x01\x7f") >= 1
+    return good.replace(b"\x41\x01\x7f", b"\x41\x01\xff")
+
+
+def stray_then_real_reply(request: bytes) -> list[bytes]:
+    """First an answer to a request-id nobody asked for, then the real answer."""
+    return [
+        _response(request, lambda oid: (oid, v2c.Counter32(1)), rid_change=1),
+        _response(request, lambda oid: (oid, v2c.TimeTicks(4200))),
+    ]
+
+
 @contextlib.asynccontextmanager
 async def udp_answerer(
-    port: int, reply: Callable[[bytes], bytes]
+    port: int, reply: Callable[[bytes], bytes | list[bytes]]
 ) -> AsyncIterator[asyncio.DatagramTransport]:
     """A UDP server on 127.0.0.1:port answering each datagram with reply(datagram)."""
     loop = asyncio.get_running_loop()

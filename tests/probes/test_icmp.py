@@ -263,6 +263,34 @@ async def test_concurrent_rounds_on_one_pinger(icmp_lab: IcmpLab, pinger: IcmpPi
 
 @pytest.mark.privileged
 @pytest.mark.lab
+async def test_a_reply_queued_while_another_round_sends_counts_when_its_round_ends(
+    icmp_lab: IcmpLab,
+) -> None:
+    # While echoes leave on every tick the pinger reads replies on its ticks, not on arrival.
+    # At 20 echoes/s a tick is 50 ms: a round with a 20 ms timeout ends between two ticks, and
+    # the reply waiting in the socket must still be counted, for the round and for its sweep.
+    async with await IcmpPinger.open(rate_pps=20) as slow:
+        sending = asyncio.create_task(
+            slow.round(icmp_lab.targets_v4(40, skip=9000), echoes=1, timeout_s=1.0)
+        )
+        await async_wait_until(lambda: slow.stats().sent >= 2, message="the slow round sends")
+        sweeps: list[list[int]] = []
+        (result,) = await slow.round(
+            icmp_lab.targets_v4(1, skip=9500),
+            echoes=1,
+            timeout_s=0.02,
+            on_sweep=lambda _sweep, states: sweeps.append(list(states)),
+        )
+        assert not slow._readers_on  # the other round is still sending: replies wait for ticks
+        assert (result.sent, result.received, result.failure) == (1, 1, None)
+        assert len(sweeps) == 1
+        assert sweeps[0][0] >= 0
+        sending.cancel()
+        await asyncio.gather(sending, return_exceptions=True)
+
+
+@pytest.mark.privileged
+@pytest.mark.lab
 async def test_replies_after_the_timeout_are_late(icmp_lab: IcmpLab, pinger: IcmpPinger) -> None:
     # A veth round trip takes microseconds: with a 1 us timeout every reply is late.
     targets = icmp_lab.targets_v4(10, skip=8000)

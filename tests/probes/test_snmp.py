@@ -13,6 +13,7 @@ from itertools import pairwise
 from typing import cast
 
 import pytest
+from pysnmp.proto.api import v2c
 
 from probes.snmp import (
     IF_DESCR,
@@ -29,7 +30,7 @@ from probes.snmp import (
     compute_rates,
     format_snmp_summary,
 )
-from probes.snmp_wire import Kind, Value, WireFailure, get_pdu
+from probes.snmp_wire import Kind, Value, WireFailure, get_request
 from tests.probes import snmp_peers as peers
 from tests.waiting import async_wait_until
 
@@ -331,6 +332,8 @@ async def test_undecodable_answer_is_garbage(poller: SnmpPoller) -> None:
     async with peers.udp_answerer(peers.JUNK_PORT, peers.junk_reply):
         sample = await poller.poll(v2c_target(port=peers.JUNK_PORT), [1])
         assert sample.failure is SnmpFailure.GARBAGE
+        assert sample.detail == "undecodable datagram: length runs past its container"
+        assert poller.stats().decode_errors == 1
         assert await poller.resolve_interfaces(v2c_target(port=peers.JUNK_PORT), ["lo"]) is (
             SnmpFailure.GARBAGE
         )
@@ -348,6 +351,28 @@ async def test_values_of_wrong_type_are_garbage(poller: SnmpPoller) -> None:
     (iface,) = sample.interfaces
     assert iface.in_octets is SnmpFailure.GARBAGE
     assert iface.oper_up is None
+
+
+async def test_a_broken_value_fails_its_request_with_the_reason_and_is_counted(
+    poller: SnmpPoller,
+) -> None:
+    # Valid up to the request-id: the decoder knows which request the broken answer is for.
+    async with peers.udp_answerer(peers.WRONG_TYPES_PORT, peers.broken_counter_reply):
+        sample = await poller.poll(v2c_target(port=peers.WRONG_TYPES_PORT), [3])
+    assert sample.failure is SnmpFailure.GARBAGE
+    assert sample.detail == "undecodable response: Counter32 -1 out of range"
+    assert poller.stats().decode_errors == 1
+    assert poller.stats().stray == 0
+
+
+async def test_an_answer_nobody_asked_for_is_counted_and_ignored(poller: SnmpPoller) -> None:
+    async with peers.udp_answerer(peers.WRONG_TYPES_PORT, peers.stray_then_real_reply):
+        sample = await poller.poll(v2c_target(port=peers.WRONG_TYPES_PORT), [3])
+        # The real answer came right behind the stray one: wait until both were read.
+        await async_wait_until(lambda: poller.stats().stray == 1, message="stray counted")
+    assert sample.failure is None
+    assert sample.uptime_s == 42.0
+    assert poller.stats().decode_errors == 0
 
 
 async def test_answer_for_other_oids_is_garbage(poller: SnmpPoller) -> None:
@@ -428,6 +453,58 @@ def _lean(value: Value) -> object:
     return value if value.data is None else value.data
 
 
+def _typed(value: object) -> Value:
+    """A pysnmp value as a Value, kind included (the v3 path's converter, on pyasn1's objects)."""
+    from probes.snmp_wire import convert_varbinds
+
+    pdu = v2c.ResponsePDU()
+    v2c.apiPDU.set_defaults(pdu)
+    v2c.apiPDU.set_varbinds(pdu, [((1, 3), value)])
+    ((_, converted),) = convert_varbinds(pdu)
+    return converted
+
+
+def _recorded_oids(recording: str) -> list[tuple[int, ...]]:
+    lines = (peers.RECORDINGS / f"{recording}.snmprec").read_text().splitlines()
+    return [tuple(int(arc) for arc in line.split("|", 1)[0].split(".")) for line in lines if line]
+
+
+@pytest.mark.parametrize("recording", ["routeros", "draytek", "junos"])
+async def test_every_recorded_object_reads_as_pyasn1_reads_it(
+    snmpsim: str, poller: SnmpPoller, recording: str
+) -> None:
+    # Every value of three real routers, each SMI type they use (IpAddress, Counter64, OIDs,
+    # binary strings...), through probes/ber.py and through pysnmp's hlapi (pyasn1).
+    target = sim_target(recording)
+    oids = _recorded_oids(recording)
+    assert len(oids) > 200
+    for start in range(0, len(oids), 24):
+        chunk = oids[start : start + 24]
+        outcome = await poller._exchange(target, get_request(chunk))
+        assert not isinstance(outcome, WireFailure), outcome
+        reference = [(o, _typed(v)) for o, v in await _hlapi_get(target, chunk)]
+        assert list(outcome.varbinds) == reference
+
+
+async def test_snmpd_subtrees_read_as_pyasn1_reads_them(
+    snmpd: peers.Snmpd, poller: SnmpPoller
+) -> None:
+    # system (OIDs, TimeTicks), interfaces, ipAddrTable (IpAddress) and ifXTable (Counter64)
+    # of a live net-snmp agent. Counters and uptimes move between the two walks: for integers
+    # only the kind is compared, everything else in full.
+    target = v2c_target()
+    for subtree in [(1, 3, 6, 1, 2, 1, 1), (1, 3, 6, 1, 2, 1, 2), (1, 3, 6, 1, 2, 1, 4, 20),
+                    (1, 3, 6, 1, 2, 1, 31)]:  # fmt: skip
+        rows = await poller.walk(target, subtree)
+        assert not isinstance(rows, WireFailure)
+        reference = [(o[len(subtree) :], _typed(v)) for o, v in await _hlapi_walk(target, subtree)]
+        assert len(rows) > 3
+        assert [(s, v.kind) for s, v in rows] == [(s, v.kind) for s, v in reference]
+        assert [v for _, v in rows if not isinstance(v.data, int)] == [
+            v for _, v in reference if not isinstance(v.data, int)
+        ]
+
+
 @pytest.mark.parametrize("recording", ["routeros", "draytek", "junos"])
 async def test_lean_v2c_matches_pysnmp_hlapi_on_recordings(
     snmpsim: str, poller: SnmpPoller, recording: str
@@ -438,8 +515,8 @@ async def test_lean_v2c_matches_pysnmp_hlapi_on_recordings(
     # The poll's own OIDs (both counter widths) plus text and OID-typed scalars.
     oids = [*snmp._poll_oids([1, 4], 64), *snmp._poll_oids([4], 32)[1:],
             snmp.SYS_DESCR, (1, 3, 6, 1, 2, 1, 1, 2, 0)]  # fmt: skip
-    plan_pdu = get_pdu(oids)
-    outcome = await poller._exchange(target, plan_pdu)
+    plan_request = get_request(oids)
+    outcome = await poller._exchange(target, plan_request)
     assert not isinstance(outcome, WireFailure)
     reference = await _hlapi_get(target, oids)
     assert [(o, _lean(v)) for o, v in outcome.varbinds] == [(o, _plain(v)) for o, v in reference]
@@ -459,7 +536,7 @@ async def test_lean_v2c_and_v3_match_pysnmp_hlapi_on_snmpd(
     reference = [(o, _plain(v)) for o, v in await _hlapi_get(v2c_target(), static)]
     for creds in (SnmpV2c(peers.COMMUNITY), v3_credentials(1)):
         target = SnmpTarget(LOOPBACK, creds, port=peers.SNMPD_PORT)
-        outcome = await poller._exchange(target, get_pdu(static))
+        outcome = await poller._exchange(target, get_request(static))
         assert not isinstance(outcome, WireFailure)
         assert [(o, _lean(v)) for o, v in outcome.varbinds] == reference
         rows = await poller.walk(target, IF_DESCR)
