@@ -296,6 +296,15 @@ def report(run: Run, config_load_s: float, targets: int, routers: int) -> str:
         print(f"  {kind:<5} /metrics at the end: {shown}")
     print(f"  worst ICMP lag gauge over 15 s scrapes {run.scraped_lag_s:.3f} s; "
           f"/metrics {run.scrape_bytes / 1e6:.1f} MB; child restarts {run.restarts}")  # fmt: skip
+    counted = run.metrics.get("icmp", {}).get(FAMILIES[0], 0.0)
+    if run.rounds and counted > run.rounds["icmp"].slots:
+        # The core got one report per shard and slot: its round series must add them up per
+        # kind (netwatch/metrics.py), not count each.
+        slots = run.rounds["icmp"].slots
+        print(
+            f"  !! the core's netwatch_rounds_total{{kind=icmp}} is {counted:g} for {slots} "
+            "slots on the bus: it counts shards, not rounds"
+        )
     name = "national" if run.mode == "split" else "national_single"
     snmp = run.rounds.get("snmp")
     snmp_lag = snmp.worst_lag_s if snmp else run.metrics.get("snmp", {}).get(FAMILIES[2], 0.0)
