@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -68,18 +68,17 @@ def role_name(pid: int) -> str:
     return role
 
 
-@dataclass(slots=True)
 class ProcessTree:
     """Samples the tree under ``root`` from a thread between `start` and `stop`."""
 
-    root: int
-    every_s: float = 0.5
-    peak_rss_bytes: int = 0
-    samples: int = 0
-    _seen: dict[tuple[int, int], _Seen] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, root: int, every_s: float = 0.5) -> None:
+        self.root, self.every_s = root, every_s
+        self.peak_rss_bytes = 0  # the peak of the tree's summed RSS
+        self.samples = 0
+        self._seen: dict[tuple[int, int], _Seen] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         """Take the first sample now, then sample every ``every_s`` from a thread."""
