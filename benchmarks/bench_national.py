@@ -1,39 +1,54 @@
-"""The whole national load in one NetWatch process: can one process carry the country?
+"""The whole national load under `netwatch run`: can NetWatch's processes carry the country?
 
 Builds a national inventory from vietnam-provinces (3,321 communes, each with two WAN links and a
 front-office device: ~10,000 ICMP targets; 3,321 routers polled by SNMP v2c; 34 upstream POPs;
 two portals) on AnyIP addresses of a lab namespace (nwn-b, 10.93.0.0/16, no default route; root
 holds a blackhole for the prefix), one Debian snmpd answering for every router address, and an
-HTTPS portal stand-in on loopback. Then it runs NetWatch's engine (the same code `netwatch run`
-runs, with the metrics collector scraped every 15 s) for --duration seconds at the national
-schedule (ICMP 5 echoes every 30 s, SNMP every 60 s, portals every 60 s) in a fresh process and
-measures that process: CPU seconds over wall seconds, peak RSS, the worst round lag and the time
-to load and validate the configuration.
+HTTPS portal stand-in on loopback. Then it starts the real CLI, `netwatch run --config X` (the
+supervisor: a private nats-server, ICMP+HTTP probe workers, an SNMP worker, the alerting core
+with the web), and, for comparison, `netwatch run --role all` (the single process of before),
+each for --duration seconds after its first ICMP round at the national schedule (ICMP 5 echoes
+every 30 s, SNMP every 60 s, portals every 60 s), /metrics scraped every 15 s as Prometheus would.
 
-Run as root: .venv/bin/python benchmarks/bench_national.py [--duration 150]
-Ends with: RESULT national core_fraction=<CPU s / wall s> rss_mb=<n> lag_s=<n> config_load_s=<n> ...
+Measured (benchmarks/_netwatch_run.py, _proctree.py): CPU seconds of every process of the tree
+(supervisor, nats-server, workers, core; sampled from /proc every 0.5 s, restarted children
+counted) over wall seconds, the peak of their summed RSS, every probe worker's round reports read
+off the bus (worst start lag and skipped slots per shard; --role all: its /metrics), and the time
+to load and validate the configuration in a fresh process.
+
+Run as root: .venv/bin/python benchmarks/bench_national.py [--duration 160] [--mode both]
+Ends with: RESULT national skipped=<n> lag_s=<n> core_fraction=<CPU s / wall s> rss_mb=<n>
+config_load_s=<n> ... and RESULT national_single ... (--role all)
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import ipaddress
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent))
+
+from benchmarks._netwatch_run import (  # noqa: E402
+    Rounds,
+    free_port,
+    metric,
+    netwatch_run,
+    summarize,
+    wait_for,
+)
 
 NAMESPACE = "nwn-b"
 ROOT_IF, NS_IF = "nwn-bh", "nwn-bt"
@@ -154,125 +169,180 @@ def national_config(path: Path, ca_file: Path) -> tuple[int, int, int]:
     return len(divisions.communes), targets, len(divisions.communes)
 
 
-class _Recorder:
-    """An observation sink that keeps the figures the benchmark reports."""
+def config_load(config: str) -> None:
+    """The measured config load, in a fresh process: load and validate, compile the plan (what
+    every NetWatch process does at start)."""
+    from netwatch.inventory import load_inventory
+    from netwatch.plan import compile_plan
 
-    def __init__(self) -> None:
-        self.rounds: dict[str, int] = {}
-        self.worst_lag_s: dict[str, float] = {}
-        self.worst_duration_s: dict[str, float] = {}
-        self.skipped: dict[str, int] = {}
-        self.sent = self.received = self.snmp_ok = self.snmp_failed = self.http_ok = 0
+    started = time.perf_counter()
+    compile_plan(load_inventory(config))
+    print(json.dumps({"config_load_s": time.perf_counter() - started}), flush=True)
 
-    def observe(self, batch: Sequence[object]) -> None:
-        from netwatch.observations import IcmpObservation, SnmpObservation
 
-        for obs in batch:
-            if isinstance(obs, IcmpObservation):
-                self.sent += obs.result.sent
-                self.received += obs.result.received
-            elif isinstance(obs, SnmpObservation):
-                if obs.sample.failure is None:
-                    self.snmp_ok += 1
-                else:
-                    self.snmp_failed += 1
-            elif getattr(obs, "http", None) is not None and obs.http.failure is None:  # type: ignore[attr-defined]
-                self.http_ok += 1
+@dataclass(slots=True)
+class Run:
+    """What one `netwatch run` under national load measured."""
 
-    def round_done(self, report: object) -> None:
-        kind = report.kind  # type: ignore[attr-defined]
-        self.rounds[kind] = self.rounds.get(kind, 0) + 1
-        self.worst_lag_s[kind] = max(self.worst_lag_s.get(kind, 0.0), report.lag_s)  # type: ignore[attr-defined]
-        self.worst_duration_s[kind] = max(
-            self.worst_duration_s.get(kind, 0.0),
-            report.duration_s,  # type: ignore[attr-defined]
+    mode: str  # "split" (the supervisor) or "single" (--role all)
+    wall_s: float = 0.0  # from the start of `netwatch run` to the stop request
+    cpu_s: float = 0.0
+    steady_wall_s: float = 0.0  # from the first ICMP round's report to the stop request
+    steady_cpu_s: float = 0.0
+    startup_s: float = 0.0  # start to the first ICMP round's report (every shard's)
+    rss_mb: float = 0.0
+    rounds: dict[str, Rounds] = field(default_factory=dict)  # split: from the bus, per shard
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # kind: family: value
+    scraped_lag_s: float = 0.0  # the worst ICMP lag gauge seen by the 15 s scrapes
+    scrape_bytes: int = 0
+    restarts: int = 0
+    processes: dict[str, tuple[float, float, int]] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> int:
+        if self.rounds:
+            return self.rounds["icmp"].skipped
+        return int(self.metrics.get("icmp", {}).get("netwatch_rounds_skipped_total", 0))
+
+    @property
+    def lag_s(self) -> float:
+        if self.rounds:
+            return max(self.rounds["icmp"].worst_lag_s, self.scraped_lag_s)
+        return self.scraped_lag_s
+
+    @property
+    def icmp_rounds(self) -> int:
+        if self.rounds:
+            return self.rounds["icmp"].slots
+        return int(self.metrics.get("icmp", {}).get("netwatch_rounds_total", 0))
+
+
+FAMILIES = (
+    "netwatch_rounds_total",
+    "netwatch_rounds_skipped_total",
+    "netwatch_round_lag_seconds",
+    "netwatch_round_duration_seconds",
+)
+
+
+def _families(text: str) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for kind in ("icmp", "snmp", "http"):
+        for name in FAMILIES:
+            value = metric(text, name, kind)
+            if value is not None:
+                out.setdefault(kind, {})[name] = value
+    return out
+
+
+def measure(mode: str, config: Path, work: Path, duration_s: float, workers: int | None) -> Run:
+    """Run `netwatch run` (mode "split": the supervisor; "single": --role all) for
+    ``duration_s`` after its first ICMP round, scraping /metrics every 15 s as Prometheus
+    would."""
+    env = dict(os.environ, NWN_BENCH_COMMUNITY=COMMUNITY)
+    extra = ("--probe-workers", str(workers)) if workers and mode == "split" else ()
+    run = Run(mode)
+    (work / mode).mkdir()
+    port = free_port()
+    role = None if mode == "split" else "all"
+    with netwatch_run(config, work / mode, port, role=role, env=env, extra=extra) as nw:
+        watch = nw.watch
+        shards = workers or os.cpu_count() or 1
+
+        def first_round() -> bool:
+            if watch is not None:
+                return len({r.shard for r in watch.of("icmp")}) >= shards
+            return (metric(nw.scrape(), "netwatch_rounds_total") or 0) >= 1
+
+        wait_for(nw, first_round, "a first national ICMP round")
+        steady0, cpu0 = time.monotonic(), nw.tree.cpu_s()
+        run.startup_s = steady0 - nw.started
+        while time.monotonic() - steady0 < duration_s:
+            time.sleep(min(SCRAPE_EVERY_S, max(0.0, duration_s - (time.monotonic() - steady0))))
+            text = nw.scrape()
+            run.scrape_bytes = len(text.encode())
+            run.metrics = _families(text)
+            lag = run.metrics.get("icmp", {}).get("netwatch_round_lag_seconds", 0.0)
+            run.scraped_lag_s = max(run.scraped_lag_s, lag)
+        nw.tree.sample()
+        end = time.monotonic()
+        run.wall_s, run.cpu_s = end - nw.started, nw.tree.cpu_s()
+        run.steady_wall_s, run.steady_cpu_s = end - steady0, run.cpu_s - cpu0
+        run.rss_mb = nw.tree.peak_rss_bytes / 2**20
+        run.processes = nw.tree.by_name()
+        if watch is not None:
+            run.rounds = {k: summarize(watch.of(k)) for k in ("icmp", "snmp", "http")}
+            run.restarts = nw.restarts()
+        if nw.process.poll() is not None:  # type: ignore[attr-defined]
+            raise RuntimeError(f"netwatch run ({mode}) died:\n{nw.log.read_text()[-3000:]}")
+    return run
+
+
+def report(run: Run, config_load_s: float, targets: int, routers: int) -> str:
+    """Print one mode's table; return its RESULT line."""
+    what = "the supervisor: every process" if run.mode == "split" else "--role all"
+    print(f"== netwatch run ({what})")
+    print(f"{'process tree CPU s':<28} {run.cpu_s:8.2f}   wall s {run.wall_s:8.2f}")
+    print(f"{'steady CPU s':<28} {run.steady_cpu_s:8.2f}   wall s {run.steady_wall_s:8.2f}")
+    print(f"{'start to first ICMP round s':<28} {run.startup_s:8.2f}")
+    print(f"{'peak of summed RSS MB':<28} {run.rss_mb:8.1f}")
+    for name, (cpu, rss, seen) in sorted(run.processes.items()):
+        print(f"  {name:<14} CPU {cpu:7.2f} s  peak RSS {rss:6.1f} MB  processes {seen}")
+    for kind, rounds in sorted(run.rounds.items()):
+        if rounds.shards:
+            print(f"  {kind:<5} bus reports: {rounds.describe()}")
+    for kind, values in sorted(run.metrics.items()):
+        shown = ", ".join(f"{k.removeprefix('netwatch_')} {v:g}" for k, v in values.items())
+        print(f"  {kind:<5} /metrics at the end: {shown}")
+    print(f"  worst ICMP lag gauge over 15 s scrapes {run.scraped_lag_s:.3f} s; "
+          f"/metrics {run.scrape_bytes / 1e6:.1f} MB; child restarts {run.restarts}")  # fmt: skip
+    counted = run.metrics.get("icmp", {}).get(FAMILIES[0], 0.0)
+    if run.rounds and counted > run.rounds["icmp"].slots:
+        # The core got one report per shard and slot: its round series must add them up per
+        # kind (netwatch/metrics.py), not count each.
+        slots = run.rounds["icmp"].slots
+        print(
+            f"  !! the core's netwatch_rounds_total{{kind=icmp}} is {counted:g} for {slots} "
+            "slots on the bus: it counts shards, not rounds"
         )
-        self.skipped[kind] = self.skipped.get(kind, 0) + report.skipped_rounds  # type: ignore[attr-defined]
-
-
-def worker(config: str, duration_s: float) -> None:
-    """The measured process: load the config, run the engine, print figures as JSON."""
-
-    async def main() -> dict[str, object]:
-        from prometheus_client import CollectorRegistry
-
-        from netwatch.engine import Engine
-        from netwatch.health import HealthMonitor
-        from netwatch.inventory import load_inventory
-        from netwatch.metrics import MetricsCollector
-        from netwatch.plan import compile_plan
-        from netwatch.state import LatestState
-        from probes.http import HttpProber
-        from probes.icmp import IcmpPinger
-        from probes.snmp import SnmpPoller
-
-        started = time.perf_counter()
-        inventory = load_inventory(config)
-        plan = compile_plan(inventory)
-        config_load_s = time.perf_counter() - started
-        registry = CollectorRegistry()
-        collector = MetricsCollector(plan)
-        collector.register(registry)
-        recorder = _Recorder()
-        async with (
-            await IcmpPinger.open() as pinger,
-            await SnmpPoller.open() as snmp,
-            HttpProber() as http,
-        ):
-            http.prepare([job.check for job in plan.portals])
-            # As `netwatch run` wires it: the health monitor judges every round and drives fast
-            # confirmation (which watches every sweep of the national round).
-            latest, health = LatestState(), HealthMonitor(inventory)
-            engine = Engine(
-                plan,
-                pinger,
-                snmp,
-                http,
-                [collector, latest, health, recorder],
-                judge=health,
-                fast_sinks=[latest, health],
-            )
-            cpu0 = time.process_time()
-            wall0 = time.monotonic()
-            engine.start()
-            scrape_bytes = 0
-            while time.monotonic() - wall0 < duration_s:
-                await asyncio.sleep(SCRAPE_EVERY_S)
-                scrape_bytes = len(collector.exposition(registry))
-            await engine.stop()
-            steady_cpu_s = time.process_time() - cpu0
-            steady_wall_s = time.monotonic() - wall0
-        return {
-            "config_load_s": config_load_s,
-            "targets": plan.counts(),
-            "steady_core_fraction": steady_cpu_s / steady_wall_s,
-            "rounds": recorder.rounds,
-            "worst_lag_s": recorder.worst_lag_s,
-            "worst_round_s": recorder.worst_duration_s,
-            "skipped": recorder.skipped,
-            "echoes_sent": recorder.sent,
-            "echoes_received": recorder.received,
-            "snmp_ok": recorder.snmp_ok,
-            "snmp_failed": recorder.snmp_failed,
-            "http_ok": recorder.http_ok,
-            "scrape_bytes": scrape_bytes,
-            "fast_admitted": engine.confirmer.stats().admitted if engine.confirmer else 0,
-        }
-
-    figures = asyncio.run(main())
-    figures["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(figures), flush=True)
+    name = "national" if run.mode == "split" else "national_single"
+    snmp = run.rounds.get("snmp")
+    snmp_lag = snmp.worst_lag_s if snmp else run.metrics.get("snmp", {}).get(FAMILIES[2], 0.0)
+    snmp_skipped = snmp.skipped if snmp else run.metrics.get("snmp", {}).get(FAMILIES[1], 0.0)
+    shards = len(run.rounds["icmp"].shards) if run.rounds else 1
+    return (
+        f"RESULT {name} skipped={run.skipped} lag_s={run.lag_s:.3f} "
+        f"core_fraction={run.cpu_s / run.wall_s:.3f} "
+        f"steady_core_fraction={run.steady_cpu_s / run.steady_wall_s:.3f} "
+        f"rss_mb={run.rss_mb:.0f} config_load_s={config_load_s:.2f} "
+        f"icmp_rounds={run.icmp_rounds} shards={shards} startup_s={run.startup_s:.1f} "
+        f"snmp_lag_s={snmp_lag:.3f} snmp_skipped={snmp_skipped:.0f} restarts={run.restarts} "
+        f"targets={targets} routers={routers}"
+    )
 
 
 def main() -> int:
-    """Build the lab, run the measured worker, print the table and the RESULT line."""
+    """Build the lab, run `netwatch run` in each mode asked, print tables and RESULT lines."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--duration", type=float, default=150.0, help="seconds of national load")
-    ap.add_argument("--worker", nargs=2, metavar=("CONFIG", "DURATION"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--duration",
+        type=float,
+        default=160.0,
+        help="seconds of national load after the first ICMP round (160: 5 more rounds)",
+    )
+    ap.add_argument(
+        "--mode",
+        choices=("split", "single", "both"),
+        default="both",
+        help="split: `netwatch run` (the supervisor); single: `--role all`; both (default)",
+    )
+    ap.add_argument("--probe-workers", type=int, help="the supervisor's (default: one per CPU)")
+    ap.add_argument("--keep", type=Path, help="copy NetWatch's logs into this folder")
+    ap.add_argument("--config-load", metavar="CONFIG", help=argparse.SUPPRESS)
     ap.add_argument("--serve", nargs=3, metavar=("CERT", "KEY", "PORT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.worker:
-        worker(args.worker[0], float(args.worker[1]))
+    if args.config_load:
+        config_load(args.config_load)
         return 0
     if os.geteuid() != 0:
         print("bench_national needs root (a network namespace and raw ICMP)", file=sys.stderr)
@@ -283,6 +353,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="netwatch-bench-national-"))
     server: subprocess.Popen[bytes] | None = None
+    results: list[str] = []
     try:
         ca = trustme.CA()
         leaf = ca.issue_cert("127.0.0.1")
@@ -299,51 +370,27 @@ def main() -> int:
         config = work / "national.yaml"
         communes, targets, routers = national_config(config, ca_file)
         print(f"national inventory: {communes} communes, {targets} ICMP targets, {routers} routers")
+        loaded = subprocess.run(
+            [sys.executable, str(HERE), "--config-load", str(config)],
+            capture_output=True, check=True, env=dict(os.environ, NWN_BENCH_COMMUNITY=COMMUNITY),
+        )  # fmt: skip
+        config_load_s = json.loads(loaded.stdout.decode().splitlines()[-1])["config_load_s"]
+        print(f"{'config load + validate s':<28} {config_load_s:8.2f}")
+        modes = ("split", "single") if args.mode == "both" else (args.mode,)
         with national_lab(work):
-            env = dict(os.environ, NWN_BENCH_COMMUNITY=COMMUNITY)
-            wall0 = time.monotonic()
-            proc = subprocess.Popen(
-                [sys.executable, str(HERE), "--worker", str(config), str(args.duration)],
-                stdout=subprocess.PIPE, env=env,
-            )  # fmt: skip
-            assert proc.stdout is not None
-            output = proc.stdout.read()
-            _, status, usage = os.wait4(proc.pid, 0)
-            wall_s = time.monotonic() - wall0
-            proc.returncode = os.waitstatus_to_exitcode(status)  # wait4 reaped it
-        if proc.returncode != 0:
-            print(f"worker failed with {proc.returncode}", file=sys.stderr)
-            return 1
-        figures = json.loads(output.decode().strip().splitlines()[-1])
-        cpu_s = usage.ru_utime + usage.ru_stime
-        lost = figures["echoes_sent"] - figures["echoes_received"]
-        lag_s = max(figures["worst_lag_s"].values(), default=0.0)
-        print(f"{'whole process CPU s':<28} {cpu_s:8.2f}   wall s {wall_s:8.2f}")
-        print(f"{'config load + validate s':<28} {figures['config_load_s']:8.2f}")
-        print(f"{'steady core fraction':<28} {figures['steady_core_fraction']:8.3f}")
-        print(f"{'peak RSS MB':<28} {figures['rss_mb']:8.1f}")
-        for kind in sorted(figures["rounds"]):
-            print(
-                f"  {kind:<5} rounds {figures['rounds'][kind]:>3}  worst round "
-                f"{figures['worst_round_s'][kind]:6.2f} s  worst lag "
-                f"{figures['worst_lag_s'][kind]:6.3f} s  skipped {figures['skipped'][kind]}"
-            )
-        print(
-            f"  echoes {figures['echoes_sent']} sent, {lost} lost; SNMP polls "
-            f"{figures['snmp_ok']} ok, {figures['snmp_failed']} failed; portal probes ok "
-            f"{figures['http_ok']}; /metrics {figures['scrape_bytes'] / 1e6:.1f} MB"
-        )
-        print(
-            f"RESULT national core_fraction={cpu_s / wall_s:.3f} "
-            f"steady_core_fraction={figures['steady_core_fraction']:.3f} "
-            f"rss_mb={figures['rss_mb']:.0f} lag_s={lag_s:.3f} "
-            f"config_load_s={figures['config_load_s']:.2f} lost={lost} "
-            f"snmp_failed={figures['snmp_failed']} targets={targets} routers={routers}"
-        )
+            for mode in modes:
+                run = measure(mode, config, work, args.duration, args.probe_workers)
+                results.append(report(run, config_load_s, targets, routers))
+        for line in results:
+            print(line)
         return 0
     finally:
         if server is not None:
             server.terminate()
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for log in work.glob("*/netwatch-*.log"):
+                shutil.copyfile(log, args.keep / f"{log.parent.name}-{log.name}")
         shutil.rmtree(work, ignore_errors=True)
 
 
