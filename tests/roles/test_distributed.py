@@ -228,7 +228,9 @@ def _settled(cores: list[Core], double: list[list[str]], what: str) -> str:
         start = since.setdefault(name, time.monotonic())
         return name if time.monotonic() - start >= SETTLED_S else None
 
-    return wait_until(steady, timeout_s=90, interval_s=0.2, message=f"one leader {what}")
+    leader = wait_until(steady, timeout_s=90, interval_s=0.2, message=f"one leader {what}")
+    assert leader is not None
+    return leader
 
 
 def test_probe_and_two_cores_on_a_three_node_cluster_survive_node_deaths(
@@ -248,6 +250,7 @@ def test_probe_and_two_cores_on_a_three_node_cluster_survive_node_deaths(
             interval_s=0.2,
             message="the probe connected",
         )
+        assert a is not None
         b, c = (n for n in cluster if n is not a)
         cores = [_start_core(stack, tmp_path, "core-b", config, b, database)]
         cores.append(_start_core(stack, tmp_path, "core-c", config, c, database))
