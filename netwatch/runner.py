@@ -31,11 +31,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="run one part only (default: supervise them all on this machine)",
     )
     run.add_argument("--nats", help="NATS server URL(s), comma-separated (with --role)")
+    run.add_argument(
+        "--bus-replicas",
+        type=_replicas,
+        default=os.environ.get("NETWATCH_BUS_REPLICAS") or None,
+        help="with --role: copies of the stream and buckets, set at start (3 on a 3-node NATS "
+        "cluster; default $NETWATCH_BUS_REPLICAS, else as they are, 1 when created)",
+    )
     add_store_arguments(run)
     _add_core_arguments(run)
     _add_probe_arguments(run)
     _add_supervisor_arguments(run)
     run.set_defaults(handler=_run)
+
+
+def _replicas(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 5:  # JetStream's own bounds
+        raise argparse.ArgumentTypeError(f"replicas go from 1 to 5, got {value}")
+    return value
 
 
 def _add_probe_arguments(run: argparse.ArgumentParser) -> None:
@@ -123,6 +137,7 @@ def _run_probe(args: argparse.Namespace) -> int:
         shards=shards,
         kinds=kinds,
         metrics_listen=listen,
+        bus_replicas=args.bus_replicas,
     )
     return probe.run(args.config, options)
 

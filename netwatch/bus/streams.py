@@ -68,7 +68,11 @@ class StreamLimits:
     max_age_s: float = 4 * 3600.0  # a core down longer than this resumes from live data
     max_bytes: int = 1024**3
     duplicate_window_s: float = 300.0  # >= 2 rounds of the slowest kind (SNMP, 60 s) with room
-    replicas: int = 1  # 3 on a three-node cluster (distributed mode)
+    # Copies of the stream and of each bucket: 3 on a three-node cluster (distributed mode,
+    # docs/architecture.md). None: whatever they have (1 when created), so that a process not
+    # told the cluster's size (a probe worker, an old core) never changes it; a number is
+    # applied to an existing stream or bucket too (JetStream adds or drops copies in place).
+    replicas: int | None = None
     state_max_bytes: int = 256 * 1024**2
     state_max_value_bytes: int = 1024**2
     leader_ttl_s: float = 10.0  # a lease not renewed for this long expires
@@ -85,18 +89,26 @@ def _stream_config(limits: StreamLimits) -> api.StreamConfig:
         max_age=limits.max_age_s,
         max_bytes=limits.max_bytes,
         duplicate_window=limits.duplicate_window_s,
-        num_replicas=limits.replicas,
+        num_replicas=limits.replicas or 1,
         compression=api.StoreCompression.S2,
     )
 
 
-_COMPARED: Final = ("subjects", "max_age", "max_bytes", "duplicate_window", "compression")
+_COMPARED: Final = (
+    "subjects",
+    "max_age",
+    "max_bytes",
+    "duplicate_window",
+    "compression",
+    "num_replicas",
+)
 
 
 async def ensure_stream(js: JetStreamContext, limits: StreamLimits | None = None) -> api.StreamInfo:
     """Create the OBSERVATIONS stream, or bring an existing one to these limits (idempotent:
-    any number of processes may call it at start)."""
-    config = _stream_config(limits or StreamLimits())
+    any number of processes may call it at start). Replicas change only when given."""
+    lim = limits or StreamLimits()
+    config = _stream_config(lim)
     try:
         info = await js.stream_info(OBSERVATIONS)
     except nats.js.errors.NotFoundError:
@@ -105,24 +117,38 @@ async def ensure_stream(js: JetStreamContext, limits: StreamLimits | None = None
         except nats.js.errors.BadRequestError:  # another process created it meanwhile
             info = await js.stream_info(OBSERVATIONS)
     have = info.config
+    if lim.replicas is None:  # not told: keep the copies it has
+        config = config.evolve(num_replicas=have.num_replicas)
     if any(getattr(have, f) != getattr(config, f) for f in _COMPARED):
-        log.info("stream limits updated stream=%s", OBSERVATIONS)
+        log.info(
+            "stream updated stream=%s replicas=%s->%s",
+            OBSERVATIONS,
+            have.num_replicas,
+            config.num_replicas,
+        )
         return await js.update_stream(config)
     return info
 
 
-async def _ensure_bucket(js: JetStreamContext, config: api.KeyValueConfig) -> KeyValue:
+async def _ensure_bucket(
+    js: JetStreamContext, config: api.KeyValueConfig, replicas: int | None
+) -> KeyValue:
     try:
         return await js.create_key_value(config)
-    except nats.js.errors.BadRequestError:
-        # It exists with other settings (an older NetWatch's): keep its data, take new limits.
-        kv = await js.key_value(config.bucket)
+    except nats.js.errors.BadRequestError as refused:
+        # It exists with other settings (an older NetWatch's, other replicas): keep its data,
+        # take new limits; its replicas change only when given.
+        try:
+            kv = await js.key_value(config.bucket)
+        except nats.js.errors.BucketNotFoundError:
+            raise refused from None  # refused for another reason (no room: max_file_store)
         info = await js.stream_info(f"KV_{config.bucket}")
         await js.update_stream(
             info.config.evolve(
                 max_bytes=config.max_bytes,
                 max_msg_size=config.max_value_size,
                 max_age=config.ttl,
+                num_replicas=replicas or info.config.num_replicas,
             )
         )
         return kv
@@ -145,7 +171,7 @@ def _bucket_config(
         description=description,
         history=1,
         storage=api.StorageType.FILE,
-        replicas=limits.replicas,
+        replicas=limits.replicas or 1,
     )
     return config.evolve(**sizes)
 
@@ -162,6 +188,7 @@ async def ensure_buckets(js: JetStreamContext, limits: StreamLimits | None = Non
             max_bytes=lim.state_max_bytes,
             max_value_size=lim.state_max_value_bytes,
         ),
+        lim.replicas,
     )
     leader = await _ensure_bucket(
         js,
@@ -172,6 +199,7 @@ async def ensure_buckets(js: JetStreamContext, limits: StreamLimits | None = Non
             ttl=lim.leader_ttl_s,
             max_value_size=1024,
         ),
+        lim.replicas,
     )
     return Buckets(state, leader)
 

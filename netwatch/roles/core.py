@@ -383,7 +383,9 @@ def run_core(args: argparse.Namespace) -> int:
             args.config,
             data_dir=Path(args.data_dir),
             database_url=args.database_url or None,
-            opener=core_opener(args.nats.split(","), name),
+            opener=core_opener(
+                args.nats.split(","), name, StreamLimits(replicas=args.bus_replicas)
+            ),
         )
     except ConfigError as exc:
         print(exc, file=sys.stderr)

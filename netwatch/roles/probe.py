@@ -45,7 +45,7 @@ from prometheus_client.registry import Collector
 from alerts.subject import SubjectKey
 from netwatch.bus import commands, wire
 from netwatch.bus.sink import BusSink
-from netwatch.bus.streams import ObservationPublisher, ensure_stream
+from netwatch.bus.streams import ObservationPublisher, StreamLimits, ensure_stream
 from netwatch.engine import Engine, EngineOptions
 from netwatch.health import HealthMonitor
 from netwatch.inventory import ConfigError, Inventory, load_inventory
@@ -112,6 +112,7 @@ class ProbeOptions:
     flush_timeout_s: float = 5.0  # at stop, what is queued gets this long to go out
     keep_rounds: int = 4  # per kind while the bus is down; older ones are dropped
     reconnect_s: float = 1.0
+    bus_replicas: int | None = None  # the stream's copies when it sets it up (None: as they are)
 
 
 # -- metrics ---------------------------------------------------------------------------------
@@ -380,7 +381,7 @@ class ProbeWorker:
         js = nc.jetstream()
         while True:
             try:
-                await ensure_stream(js)
+                await ensure_stream(js, StreamLimits(replicas=o.bus_replicas))
                 break
             except (TimeoutError, nats.errors.Error) as exc:
                 log.info("stream not set up yet: %r", exc)

@@ -9,6 +9,7 @@ ships. The systemd unit is checked by `systemd-analyze verify`.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from netwatch.bus.server import nats_server_version
 from netwatch.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,7 +154,8 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     root = tmp_path_factory.mktemp("compose")
     for part in ("deploy", "config", "grafana"):
         shutil.copytree(ROOT / part, root / part)
-    shutil.copy(root / "deploy" / "netwatch.env.example", root / "deploy" / "netwatch.env")
+    for env in ("netwatch", "postgres"):
+        shutil.copy(root / "deploy" / f"{env}.env.example", root / "deploy" / f"{env}.env")
     (root / "deploy" / "grafana-admin-password.txt").write_text("change-me\n")
     shutil.copy(EXAMPLE, root / "config" / "netwatch.yaml")
     result = subprocess.run(
@@ -188,26 +191,56 @@ def _mounts(service: dict[str, object]) -> list[tuple[str, str, str]]:
     return found
 
 
-def test_compose_starts_netwatch_prometheus_and_grafana(compose: dict[str, object]) -> None:
+def _command(service: dict[str, object]) -> argparse.Namespace:
+    """The service's command as NetWatch's own parser reads it (it must accept it)."""
+    command = service["command"]
+    assert isinstance(command, list)
+    return build_parser().parse_args(command)
+
+
+def test_compose_lays_out_nats_postgres_core_probe_prometheus_and_grafana(
+    compose: dict[str, object],
+) -> None:
     services = compose["services"]
     assert isinstance(services, dict)
-    assert set(services) == {"netwatch", "prometheus", "grafana"}
-    netwatch = _service(compose, "netwatch")
-    assert netwatch["cap_drop"] == ["ALL"]
-    assert netwatch["cap_add"] == ["NET_RAW"]
-    assert "healthcheck" in netwatch
-    assert ("volume", "netwatch-data", "/var/lib/netwatch") in _mounts(netwatch)
-    # The command is one NetWatch's own parser accepts.
-    command = netwatch["command"]
-    assert isinstance(command, list)
-    args = build_parser().parse_args(command)
-    assert args.listen == "0.0.0.0:8080"
+    assert set(services) == {"nats", "postgres", "netwatch", "probe", "prometheus", "grafana"}
+    core = _service(compose, "netwatch")  # the name Prometheus scrapes
+    assert core["cap_drop"] == ["ALL"]
+    assert "cap_add" not in core  # the core sends no ICMP
+    assert "healthcheck" in core
+    assert ("volume", "netwatch-data", "/var/lib/netwatch") in _mounts(core)
+    args = _command(core)
+    assert (args.role, args.nats, args.listen) == ("core", "nats://nats:4222", "0.0.0.0:8080")
+    probe = _service(compose, "probe")
+    assert probe["cap_drop"] == ["ALL"]
+    assert probe["cap_add"] == ["NET_RAW"]
+    args = _command(probe)
+    assert (args.role, args.nats, args.shard) == ("probe", "nats://nats:4222", "0/1")
+    # The bus is the wheel's nats-server version (one version everywhere, docs/bus.md).
+    nats = _service(compose, "nats")
+    assert nats["image"] == f"nats:{nats_server_version()}-alpine"
+    assert "--jetstream" in str(nats["command"])
+    assert "ports" not in nats  # the bus and the database stay on the compose network
+    assert "ports" not in _service(compose, "postgres")
+    assert re.fullmatch(r"postgres:[\d.]+-alpine", str(_service(compose, "postgres")["image"]))
+
+
+def test_compose_publishes_ports_on_loopback_only(compose: dict[str, object]) -> None:
+    services = compose["services"]
+    assert isinstance(services, dict)
+    published = [
+        (name, port) for name, service in services.items() for port in service.get("ports", [])
+    ]
+    assert published, "nothing reachable"
+    for name, port in published:
+        host_ip = port["host_ip"] if isinstance(port, dict) else str(port).split(":")[0]
+        assert host_ip == "127.0.0.1", (name, port)
 
 
 def test_compose_mounts_only_files_the_repository_ships(compose: dict[str, object]) -> None:
     root = Path(str(compose["_root"]))
     user_files = {root / "config" / "netwatch.yaml"}  # written by the user from the example
-    for name in ("netwatch", "prometheus", "grafana"):
+    for name in ("netwatch", "probe", "prometheus", "grafana"):
         for kind, where, _target in _mounts(_service(compose, name)):
             if kind != "bind":
                 continue
@@ -262,22 +295,44 @@ def test_compose_wires_prometheus_to_netwatch_and_grafana_to_both(
 
 
 # -- systemd -----------------------------------------------------------------------------------
-def test_systemd_unit_verifies_and_runs_a_command_netwatch_accepts(tmp_path: Path) -> None:
-    unit = (DEPLOY / "netwatch.service").read_text()
+HARDENING = (
+    "NoNewPrivileges=true",
+    "ProtectSystem=strict",
+    "ProtectHome=true",
+    "PrivateTmp=true",
+    "PrivateDevices=true",
+    "ProtectKernelTunables=true",
+    "ProtectKernelModules=true",
+    "ProtectControlGroups=true",
+    "RestrictNamespaces=true",
+    "SystemCallArchitectures=native",
+    "UMask=0027",
+)
+
+
+def _verified_command(tmp_path: Path, unit_name: str, instance: str = "") -> argparse.Namespace:
+    """`systemd-analyze verify` on the unit (install paths pointed at this checkout's NetWatch)
+    and its ExecStart as NetWatch's parser reads it (systemd's %I and ${VAR} filled in)."""
+    unit = (DEPLOY / unit_name).read_text()
     [exec_start] = re.findall(r"^ExecStart=(.+)$", unit, flags=re.MULTILINE)
     binary, *argv = exec_start.split()
     assert binary == "/opt/netwatch/bin/netwatch"
-    args = build_parser().parse_args(argv)
-    assert args.listen.startswith("127.0.0.1:")
-    assert "AmbientCapabilities=CAP_NET_RAW" in unit
-    assert "CapabilityBoundingSet=CAP_NET_RAW" in unit
+    filled = [
+        a.replace("%I", instance.replace("-", "/"))
+        .replace("%H", "host")
+        .replace("${NETWATCH_NATS}", "nats://10.0.0.11:4222,nats://10.0.0.12:4222")
+        for a in argv
+    ]
+    args = build_parser().parse_args(filled)
+    for line in HARDENING:
+        assert re.search(rf"^{re.escape(line)}$", unit, flags=re.MULTILINE), (unit_name, line)
     assert re.search(r"^User=netwatch$", unit, flags=re.MULTILINE)
-    # systemd-analyze verify, with the install paths pointing at this checkout's NetWatch.
     local = unit.replace(
         "/opt/netwatch/bin/netwatch", str(Path(sys.executable).parent / "netwatch")
     )
     local = re.sub(r"^(User|Group)=netwatch$", r"\1=root", local, flags=re.MULTILINE)
-    copy = tmp_path / "netwatch.service"
+    local = local.replace("EnvironmentFile=/etc/netwatch/", "EnvironmentFile=-/etc/netwatch/")
+    copy = tmp_path / (unit_name.replace("@.", f"@{instance}.") if instance else unit_name)
     copy.write_text(local)
     result = subprocess.run(
         ["systemd-analyze", "verify", copy], capture_output=True, text=True, timeout=60
@@ -290,3 +345,28 @@ def test_systemd_unit_verifies_and_runs_a_command_netwatch_accepts(tmp_path: Pat
     ]
     assert result.returncode == 0, problems
     assert not problems
+    return args
+
+
+def test_systemd_unit_verifies_and_runs_a_command_netwatch_accepts(tmp_path: Path) -> None:
+    args = _verified_command(tmp_path, "netwatch.service")
+    assert args.role is None  # the supervisor: the embedded default
+    assert args.listen.startswith("127.0.0.1:")
+    unit = (DEPLOY / "netwatch.service").read_text()
+    assert "AmbientCapabilities=CAP_NET_RAW" in unit
+    assert "CapabilityBoundingSet=CAP_NET_RAW" in unit
+
+
+def test_systemd_role_units_verify_with_the_hardening_of_the_single_unit(
+    tmp_path: Path,
+) -> None:
+    core = _verified_command(tmp_path, "netwatch-core.service")
+    assert (core.role, core.name) == ("core", "host")
+    assert core.listen.startswith("127.0.0.1:")
+    assert core.nats.count("nats://") == 2
+    core_unit = (DEPLOY / "netwatch-core.service").read_text()
+    assert re.search(r"^CapabilityBoundingSet=$", core_unit, flags=re.MULTILINE)  # none
+    probe = _verified_command(tmp_path, "netwatch-probe@.service", instance="1-3")
+    assert (probe.role, probe.shard) == ("probe", "1/3")  # the instance name is the shard
+    probe_unit = (DEPLOY / "netwatch-probe@.service").read_text()
+    assert "CapabilityBoundingSet=CAP_NET_RAW" in probe_unit
