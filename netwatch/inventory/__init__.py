@@ -1,6 +1,7 @@
 """The inventory: what provincial IT staff configure, parsed once into frozen typed objects."""
 
 from netwatch.inventory.divisions import CommuneInfo, Divisions
+from netwatch.inventory.isolated import load_inventory_isolated
 from netwatch.inventory.loader import ConfigError, ConfigIssue, load_inventory
 from netwatch.inventory.models import Commune, Inventory, Link, Portal, Thresholds
 from netwatch.inventory.secrets import Secret
@@ -17,4 +18,5 @@ __all__ = [
     "Secret",
     "Thresholds",
     "load_inventory",
+    "load_inventory_isolated",
 ]

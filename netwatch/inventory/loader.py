@@ -81,12 +81,21 @@ class _Merged:
                 )
             )
             return
+        pos = doc.positions
+        # Every value's position, grouped by its section and by its section's entry: copying one
+        # section's positions must not scan the whole file's (a national file has 250,000).
+        by_section: dict[Any, list[tuple[Loc, Position]]] = {}
+        by_entry: dict[tuple[Any, Any], list[tuple[Loc, Position]]] = {}
+        for loc, position in pos.items():
+            if loc:
+                by_section.setdefault(loc[0], []).append((loc, position))
+                if len(loc) > 1 and loc[0] in _DICT_SECTIONS:
+                    by_entry.setdefault((loc[0], loc[1]), []).append((loc, position))
         for key, value in doc.data.items():
-            pos = doc.positions
             if key in _LIST_SECTIONS and isinstance(value, list):
                 offset = len(self.data.setdefault(key, []))
                 self.data[key].extend(value)
-                self._copy(pos, (key,), (key,), offset)
+                self._copy(by_section[key], (key,), offset)
                 continue
             if key == "portals" and isinstance(value, dict):
                 _anchor_ca_files(value, path.parent)
@@ -105,7 +114,7 @@ class _Merged:
                         )
                         continue
                     section[item] = body
-                    self._copy(pos, (key, item), (key, item), None)
+                    self._copy(by_entry.get((key, item), []), (key, item), None)
                 continue
             if key in self.data:
                 first = self.positions[(key,)]
@@ -114,22 +123,20 @@ class _Merged:
                 )
                 continue
             self.data[key] = value
-            self._copy(pos, (key,), (key,), None)
+            self._copy(by_section[key], (key,), None)
 
-    def _copy(
-        self, src: Mapping[Loc, Position], prefix: Loc, new_prefix: Loc, offset: int | None
-    ) -> None:
+    def _copy(self, src: list[tuple[Loc, Position]], prefix: Loc, offset: int | None) -> None:
+        """Take the positions of values under `prefix` (all of `src` is), list items shifted by
+        `offset` (a list section continued from an earlier file)."""
         n = len(prefix)
-        for loc, position in src.items():
-            if loc[:n] != prefix:
-                continue
+        for loc, position in src:
             rest = loc[n:]
             if offset is not None and rest and isinstance(rest[0], int):
                 rest = (rest[0] + offset, *rest[1:])
             elif offset is not None and not rest:
-                self.positions.setdefault(new_prefix, position)
+                self.positions.setdefault(prefix, position)
                 continue
-            self.positions[new_prefix + rest] = position
+            self.positions[prefix + rest] = position
 
     def issue(self, loc: Loc, message: str) -> ConfigIssue:
         """A mistake in the value at `loc`, placed where that value stands."""

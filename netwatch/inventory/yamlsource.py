@@ -5,16 +5,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 Loc = tuple[str | int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
-    """A place in a config file; lines and columns are 1-based, as editors show them."""
+class Position(NamedTuple):
+    """A place in a config file; lines and columns are 1-based, as editors show them.
+
+    A named tuple, not a frozen dataclass: a national inventory makes 250,000 of them while it
+    is read, and a tuple is built several times faster."""
 
     file: str
     line: int

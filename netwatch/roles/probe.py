@@ -48,7 +48,7 @@ from netwatch.bus.sink import BusSink
 from netwatch.bus.streams import ObservationPublisher, StreamLimits, ensure_stream
 from netwatch.engine import Engine, EngineOptions
 from netwatch.health import HealthMonitor
-from netwatch.inventory import ConfigError, Inventory, load_inventory
+from netwatch.inventory import ConfigError, Inventory, load_inventory_isolated
 from netwatch.observations import Kind, Observation, ObservationSink, RoundReport
 from netwatch.plan import Plan, compile_plan, shard_plan
 from probes.http import HttpProber
@@ -511,7 +511,7 @@ async def serve(inventory: Inventory, options: ProbeOptions) -> None:
 def run(config: str | Path, options: ProbeOptions) -> int:
     """`netwatch run --role probe`: load the config, serve; 0 on a clean stop."""
     try:
-        inventory = load_inventory(config)
+        inventory = load_inventory_isolated(config)  # keeps only the result: see its doc
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1

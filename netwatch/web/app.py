@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from netwatch import __version__
 from netwatch.engine import EngineOptions
-from netwatch.inventory import Inventory, load_inventory
+from netwatch.inventory import Inventory, load_inventory_isolated
 from netwatch.notify.outbox import RetryPolicy
 from netwatch.plan import Plan, compile_plan
 from netwatch.runtime import Runtime, RuntimeOptions, open_runtime
@@ -81,7 +81,7 @@ def create_app(
 
     `opener` builds the runtime in the lifespan: by default with this process's own probes;
     the alerting core (netwatch.roles.core) passes one that feeds it from the bus."""
-    inventory = inventory if inventory is not None else load_inventory(config)
+    inventory = inventory if inventory is not None else load_inventory_isolated(config)
     plan = compile_plan(inventory)
     runtime_options = RuntimeOptions(
         probing=probing,
