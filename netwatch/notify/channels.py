@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 
 import aiohttp
 import aiosmtplib
@@ -149,10 +149,7 @@ class SmtpChannel:
             cafile=str(config.ca_file) if config.ca_file else None
         )
 
-    @property
-    def kind(self) -> ChannelKind:
-        """Always e-mail."""
-        return ChannelKind.EMAIL
+    kind: Final = ChannelKind.EMAIL  # what it sends, whatever the instance
 
     async def send(
         self, recipient: str, payload: Mapping[str, object], delivery_id: str
@@ -326,10 +323,7 @@ class WebhookChannel:
         self._clock = clock
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
 
-    @property
-    def kind(self) -> ChannelKind:
-        """Always webhook."""
-        return ChannelKind.WEBHOOK
+    kind: Final = ChannelKind.WEBHOOK  # what it sends, whatever the instance
 
     async def send(
         self, recipient: str, payload: Mapping[str, object], delivery_id: str
@@ -390,10 +384,7 @@ class TelegramChannel:
         self._session = session
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
 
-    @property
-    def kind(self) -> ChannelKind:
-        """Always Telegram."""
-        return ChannelKind.TELEGRAM
+    kind: Final = ChannelKind.TELEGRAM  # what it sends, whatever the instance
 
     async def send(
         self, recipient: str, payload: Mapping[str, object], delivery_id: str
