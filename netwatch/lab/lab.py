@@ -27,6 +27,7 @@ import netwatch
 
 from . import config, faults, network, pki, snmpd
 from .faults import ActiveFault, FaultKind
+from .files import Under
 from .netns import (
     LAB_MARKER_ENV,
     LabError,
@@ -72,20 +73,16 @@ class LabPaths:
 
     state_dir: Path
 
-    @property
-    def state_file(self) -> Path:
-        """The JSON plan and state."""
-        return self.state_dir / "state.json"
-
-    @property
-    def config_file(self) -> Path:
-        """The NetWatch inventory written for this lab."""
-        return self.state_dir / "netwatch.yaml"
-
-    @property
-    def env_file(self) -> Path:
-        """The secrets as NAME=value lines."""
-        return self.state_dir / "lab.env"
+    state_file = Under("state_dir", "state.json", "The JSON plan and state.")
+    config_file = Under(
+        "state_dir", "netwatch.yaml", "The NetWatch inventory written for this lab."
+    )
+    env_file = Under("state_dir", "lab.env", "The secrets as NAME=value lines.")
+    portal_control = Under(
+        "state_dir", "portal-control.json", "The control file the portal reads on each request."
+    )
+    logs = Under("state_dir", "logs", "Log files of the lab's processes.")
+    run_dir = Under("state_dir", "run", "Pidfiles.")
 
     @property
     def tls(self) -> pki.TlsFiles:
@@ -96,21 +93,6 @@ class LabPaths:
     def ca_file(self) -> Path:
         """The lab's test CA certificate."""
         return self.tls.ca_cert
-
-    @property
-    def portal_control(self) -> Path:
-        """The control file the portal reads on each request."""
-        return self.state_dir / "portal-control.json"
-
-    @property
-    def logs(self) -> Path:
-        """Log files of the lab's processes."""
-        return self.state_dir / "logs"
-
-    @property
-    def run_dir(self) -> Path:
-        """Pidfiles."""
-        return self.state_dir / "run"
 
 
 @dataclass(frozen=True, slots=True)
