@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic
+from typing import Generic, Protocol
 
 from alerts.model import (
     DownCause,
@@ -220,6 +220,19 @@ class _Track(Generic[S]):
         self.good: _Streak[S] = _Streak()  # toward leaving a bad state
 
 
+class _Rounds(Protocol):
+    """How many rounds change a state: what LinkPolicy, PortalPolicy and NodePolicy all say."""
+
+    @property
+    def enter_rounds(self) -> int: ...
+
+    @property
+    def exit_rounds(self) -> int: ...
+
+    @property
+    def enter_window(self) -> int: ...
+
+
 class _Hysteresis(Generic[S]):
     """The engine shared by the three evaluators; see the module docstring for the rules."""
 
@@ -236,9 +249,7 @@ class _Hysteresis(Generic[S]):
         subject: str,
         at: datetime,
         verdict: Classified[S],
-        enter_rounds: int,
-        exit_rounds: int,
-        enter_window: int,
+        rounds: _Rounds,
     ) -> Transition | None:
         track = self._tracks.get(subject)
         if track is None:
@@ -248,10 +259,10 @@ class _Hysteresis(Generic[S]):
             return None
         track.last_at = at
         track.last = verdict
-        enter_rounds = max(1, enter_rounds)
-        exit_rounds = max(1, exit_rounds)
+        enter_rounds = max(1, rounds.enter_rounds)
+        exit_rounds = max(1, rounds.exit_rounds)
         if track.state == self._good:
-            return self._enter(subject, track, at, verdict, enter_rounds, enter_window)
+            return self._enter(subject, track, at, verdict, enter_rounds, rounds.enter_window)
         if verdict.state == self._good:
             track.bad.reset()
             self._extend(track.good, at, verdict)
@@ -351,7 +362,17 @@ class _Hysteresis(Generic[S]):
         self._tracks.pop(subject, None)
 
 
-class LinkEvaluator:
+class _Evaluator(Generic[S]):
+    """What the three evaluators share: the engine, and every subject's status."""
+
+    _engine: _Hysteresis[S]
+
+    def statuses(self) -> dict[str, Status[S]]:
+        """Every subject's status (link, "portal@vantage" or node), ordered by subject."""
+        return self._engine.statuses()
+
+
+class LinkEvaluator(_Evaluator[LinkState]):
     """Per-link hysteresis over LinkRounds, with per-link policies (the commune's thresholds)."""
 
     def __init__(
@@ -371,22 +392,11 @@ class LinkEvaluator:
         """Feed one round; return the transition it confirmed, if any."""
         policy = self.policy(rnd.link)
         verdict = classify_link(rnd, policy)
-        return self._engine.observe(
-            rnd.link,
-            rnd.at,
-            verdict,
-            policy.enter_rounds,
-            policy.exit_rounds,
-            policy.enter_window,
-        )
+        return self._engine.observe(rnd.link, rnd.at, verdict, policy)
 
     def status(self, link: str) -> Status[LinkState] | None:
         """The current status of a link, or None before its first round."""
         return self._engine.status(link)
-
-    def statuses(self) -> dict[str, Status[LinkState]]:
-        """Every link's status, ordered by link key."""
-        return self._engine.statuses()
 
     def restore(self, link: str, state: LinkState, since: datetime, detail: str = "") -> None:
         """Resume a persisted state after a restart, so no transition is emitted again."""
@@ -397,7 +407,7 @@ class LinkEvaluator:
         self._engine.forget(link)
 
 
-class PortalEvaluator:
+class PortalEvaluator(_Evaluator[PortalState]):
     """Per portal and vantage point hysteresis over PortalRounds."""
 
     def __init__(self, policy: PortalPolicy | None = None) -> None:
@@ -410,18 +420,11 @@ class PortalEvaluator:
         """Feed one probe; return the transition it confirmed (subject "portal@vantage")."""
         verdict = classify_portal(rnd, self.policy)
         subject = portal_subject(rnd.portal, rnd.vantage)
-        policy = self.policy
-        return self._engine.observe(
-            subject, rnd.at, verdict, policy.enter_rounds, policy.exit_rounds, policy.enter_window
-        )
+        return self._engine.observe(subject, rnd.at, verdict, self.policy)
 
     def status(self, portal: str, vantage: str) -> Status[PortalState] | None:
         """The current status of a portal from one vantage point."""
         return self._engine.status(portal_subject(portal, vantage))
-
-    def statuses(self) -> dict[str, Status[PortalState]]:
-        """Every "portal@vantage" status, ordered by subject."""
-        return self._engine.statuses()
 
     def restore(
         self, portal: str, vantage: str, state: PortalState, since: datetime, detail: str = ""
@@ -434,7 +437,7 @@ class PortalEvaluator:
         self._engine.forget(portal_subject(portal, vantage))
 
 
-class NodeEvaluator:
+class NodeEvaluator(_Evaluator[NodeState]):
     """Per-node hysteresis over NodeRounds (upstream nodes and reference targets)."""
 
     def __init__(self, policy: NodePolicy | None = None) -> None:
@@ -443,23 +446,11 @@ class NodeEvaluator:
 
     def observe(self, rnd: NodeRound) -> Transition | None:
         """Feed one round; return the transition it confirmed, if any."""
-        policy = self.policy
-        return self._engine.observe(
-            rnd.node,
-            rnd.at,
-            classify_node(rnd, policy),
-            policy.enter_rounds,
-            policy.exit_rounds,
-            policy.enter_window,
-        )
+        return self._engine.observe(rnd.node, rnd.at, classify_node(rnd, self.policy), self.policy)
 
     def status(self, node: str) -> Status[NodeState] | None:
         """The current status of a node."""
         return self._engine.status(node)
-
-    def statuses(self) -> dict[str, Status[NodeState]]:
-        """Every node's status, ordered by node key."""
-        return self._engine.statuses()
 
     def restore(self, node: str, state: NodeState, since: datetime) -> None:
         """Resume a persisted state after a restart."""

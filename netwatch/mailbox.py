@@ -347,20 +347,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = actions.add_parser(
         "serve", help="accept mail by SMTP and keep it as .eml files (no relay); Ctrl-C stops"
     )
-    serve.add_argument(
-        "--smtp",
-        type=_address,
-        default=_address(DEFAULT_SMTP),
-        metavar="ADDRESS:PORT",
-        help=f"where to accept SMTP (default: {DEFAULT_SMTP}; port 0 picks a free one)",
-    )
-    serve.add_argument(
-        "--http",
-        type=_address,
-        default=_address(DEFAULT_HTTP),
-        metavar="ADDRESS:PORT",
-        help=f"where to serve the page listing the mails (default: {DEFAULT_HTTP})",
-    )
+    for flag, default, what in (
+        ("--smtp", DEFAULT_SMTP, "where to accept SMTP (default: {}; port 0 picks a free one)"),
+        ("--http", DEFAULT_HTTP, "where to serve the page listing the mails (default: {})"),
+    ):
+        serve.add_argument(
+            flag,
+            type=_address,
+            default=_address(default),
+            metavar="ADDRESS:PORT",
+            help=what.format(default),
+        )
     serve.add_argument("--no-http", action="store_true", help="no page, only the folder")
     serve.set_defaults(handler=_serve_command)
     listing = actions.add_parser(

@@ -4,7 +4,11 @@ they say about its first commune's VNPT line."""
 from __future__ import annotations
 
 import subprocess
+from datetime import datetime
 from pathlib import Path
+
+from alerts.model import IncidentKind
+from alerts.tickets import Evidence
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "examples" / "lam-dong.yaml"
 # Placeholder secrets for every variable the example names.
@@ -26,6 +30,19 @@ LAC_DUONG_VNPT = {
     "isp": "vnpt",
     "path": "tslcd",
 }
+
+
+def lac_duong_down(since: datetime) -> Evidence:
+    """The evidence of a ticket for Xã Lạc Dương's VNPT line, down since `since` (no figures)."""
+    return Evidence(
+        kind=IncidentKind.LINK_FAULT,
+        state="down",
+        worst_state="down",
+        detail="",
+        links=("24848/vnpt-tslcd",),
+        first_bad_at=since,
+        bad_since=since,
+    )
 
 
 def assert_promtool_accepts(exposition: bytes) -> None:

@@ -27,6 +27,7 @@ import netwatch
 
 from . import config, faults, network, pki, snmpd
 from .faults import ActiveFault, FaultKind
+from .files import Under
 from .netns import (
     LAB_MARKER_ENV,
     LabError,
@@ -72,20 +73,16 @@ class LabPaths:
 
     state_dir: Path
 
-    @property
-    def state_file(self) -> Path:
-        """The JSON plan and state."""
-        return self.state_dir / "state.json"
-
-    @property
-    def config_file(self) -> Path:
-        """The NetWatch inventory written for this lab."""
-        return self.state_dir / "netwatch.yaml"
-
-    @property
-    def env_file(self) -> Path:
-        """The secrets as NAME=value lines."""
-        return self.state_dir / "lab.env"
+    state_file = Under("state_dir", "state.json", "The JSON plan and state.")
+    config_file = Under(
+        "state_dir", "netwatch.yaml", "The NetWatch inventory written for this lab."
+    )
+    env_file = Under("state_dir", "lab.env", "The secrets as NAME=value lines.")
+    portal_control = Under(
+        "state_dir", "portal-control.json", "The control file the portal reads on each request."
+    )
+    logs = Under("state_dir", "logs", "Log files of the lab's processes.")
+    run_dir = Under("state_dir", "run", "Pidfiles.")
 
     @property
     def tls(self) -> pki.TlsFiles:
@@ -96,21 +93,6 @@ class LabPaths:
     def ca_file(self) -> Path:
         """The lab's test CA certificate."""
         return self.tls.ca_cert
-
-    @property
-    def portal_control(self) -> Path:
-        """The control file the portal reads on each request."""
-        return self.state_dir / "portal-control.json"
-
-    @property
-    def logs(self) -> Path:
-        """Log files of the lab's processes."""
-        return self.state_dir / "logs"
-
-    @property
-    def run_dir(self) -> Path:
-        """Pidfiles."""
-        return self.state_dir / "run"
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,6 +483,21 @@ class Lab:
             return FaultResult(action, FaultProblem.UNKNOWN_LINK, f"links of {code}: {known}")
         return state, commune, (link,)
 
+    def _on_links(
+        self,
+        code: int,
+        link_id: str | None,
+        action: str,
+        apply: Callable[[LabState, CommunePlan, tuple[LinkPlan, ...]], object],
+    ) -> FaultResult:
+        """Under the lock, `apply` a fault to the commune's links (all, or only link_id)."""
+        with self._faulting() as state:
+            found = self._resolve(state, code, link_id, action)
+            if isinstance(found, FaultResult):
+                return found
+            apply(*found)
+            return FaultResult(action)
+
     def _record(
         self,
         state: LabState,
@@ -526,45 +523,38 @@ class Lab:
     def commune_down(self, code: int, link_id: str | None = None) -> FaultResult:
         """Take the commune's WAN link(s) down."""
         action = f"commune {code} down" + (f" --link {link_id}" if link_id else "")
-        with self._faulting() as state:
-            found = self._resolve(state, code, link_id, action)
-            if isinstance(found, FaultResult):
-                return found
-            state, _, links = found
+
+        def down(state: LabState, _: CommunePlan, links: tuple[LinkPlan, ...]) -> None:
             for link in links:
                 faults.link_down(state.plan, link)
             self._record(
                 state,
                 tuple(ActiveFault(FaultKind.LINK_DOWN, str(code), lk.id) for lk in links),
             )
-            return FaultResult(action)
+
+        return self._on_links(code, link_id, action, down)
 
     def commune_loss(self, code: int, percent: float, link_id: str | None = None) -> FaultResult:
         """Drop `percent` % of packets arriving at the commune router on its WAN link(s)."""
         action = f"commune {code} loss {percent:g} %" + (f" --link {link_id}" if link_id else "")
         if not 0 <= percent <= 100:
             return FaultResult(action, FaultProblem.BAD_VALUE, "loss is a percentage, 0 to 100")
-        with self._faulting() as state:
-            found = self._resolve(state, code, link_id, action)
-            if isinstance(found, FaultResult):
-                return found
-            state, commune, links = found
+
+        def loss(state: LabState, commune: CommunePlan, links: tuple[LinkPlan, ...]) -> None:
             for link in links:
                 faults.link_loss(commune, link, percent)
             self._record(
                 state,
                 tuple(ActiveFault(FaultKind.LOSS, str(code), lk.id, percent) for lk in links),
             )
-            return FaultResult(action)
+
+        return self._on_links(code, link_id, action, loss)
 
     def commune_congest(self, code: int, link_id: str | None = None) -> FaultResult:
         """Shape the WAN link(s) at their contracted rate and saturate them with load."""
         action = f"commune {code} congest" + (f" --link {link_id}" if link_id else "")
-        with self._faulting() as state:
-            found = self._resolve(state, code, link_id, action)
-            if isinstance(found, FaultResult):
-                return found
-            state, commune, links = found
+
+        def congest(state: LabState, commune: CommunePlan, links: tuple[LinkPlan, ...]) -> None:
             env = self.child_env()
             new_pids: dict[str, int | None] = {}
             for link in links:
@@ -582,7 +572,8 @@ class Lab:
                 tuple(ActiveFault(FaultKind.CONGEST, str(code), lk.id) for lk in links),
                 pids=new_pids,
             )
-            return FaultResult(action)
+
+        return self._on_links(code, link_id, action, congest)
 
     def commune_restore(self, code: int) -> FaultResult:
         """Undo every fault on a commune (all its links) and make sure its snmpd runs."""
@@ -595,15 +586,13 @@ class Lab:
         then: Callable[[LabState, CommunePlan], object] | None = None,
     ) -> FaultResult:
         """Restore a commune fully, then (under the same lock) do `then` to it."""
-        with self._faulting() as state:
-            found = self._resolve(state, code, None, action)
-            if isinstance(found, FaultResult):
-                return found
-            state, commune, _ = found
+
+        def restore(state: LabState, commune: CommunePlan, _: tuple[LinkPlan, ...]) -> None:
             self._restore_commune(state, commune)
             if then is not None:
                 then(state, commune)
-            return FaultResult(action)
+
+        return self._on_links(code, None, action, restore)
 
     def _restore_commune(self, state: LabState, commune: CommunePlan) -> LabState:
         cleared: dict[str, int | None] = {}

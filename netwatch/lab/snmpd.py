@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .files import Under
 from .netns import LabError, kill_pids, pid_alive, read_pidfile
 from .topology import CommunePlan
 
@@ -32,25 +33,10 @@ class SnmpdFiles:
 
     directory: Path
 
-    @property
-    def config(self) -> Path:
-        """The snmpd.conf given with -c."""
-        return self.directory / "snmpd.conf"
-
-    @property
-    def persist_dir(self) -> Path:
-        """The persistent dir (engineBoots, usmUser)."""
-        return self.directory / "persist"
-
-    @property
-    def pidfile(self) -> Path:
-        """The pidfile written by snmpd."""
-        return self.directory / "snmpd.pid"
-
-    @property
-    def log(self) -> Path:
-        """The log file."""
-        return self.directory / "snmpd.log"
+    config = Under("directory", "snmpd.conf", "The snmpd.conf given with -c.")
+    persist_dir = Under("directory", "persist", "The persistent dir (engineBoots, usmUser).")
+    pidfile = Under("directory", "snmpd.pid", "The pidfile written by snmpd.")
+    log = Under("directory", "snmpd.log", "The log file.")
 
 
 def files_for(state_dir: Path, commune: CommunePlan) -> SnmpdFiles:

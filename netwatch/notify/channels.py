@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 
 import aiohttp
 import aiosmtplib
@@ -149,10 +149,7 @@ class SmtpChannel:
             cafile=str(config.ca_file) if config.ca_file else None
         )
 
-    @property
-    def kind(self) -> ChannelKind:
-        """Always e-mail."""
-        return ChannelKind.EMAIL
+    kind: Final = ChannelKind.EMAIL  # what it sends, whatever the instance
 
     async def send(
         self, recipient: str, payload: Mapping[str, object], delivery_id: str
@@ -311,7 +308,18 @@ def webhook_body(payload: Mapping[str, object], delivery_id: str) -> bytes | Non
     return json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 
-class WebhookChannel:
+class _OverHttp:
+    """A channel that sends through the shared aiohttp session, with TLS checked against
+    `ssl_context` (a private CA) or, without one, the system CAs."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        self._session = session
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+
+
+class WebhookChannel(_OverHttp):
     """POSTs the notice as JSON, signed with HMAC-SHA256 (see the module docstring)."""
 
     def __init__(
@@ -321,15 +329,11 @@ class WebhookChannel:
         clock: Clock,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        super().__init__(session, ssl_context)
         self._config = config
-        self._session = session
         self._clock = clock
-        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
 
-    @property
-    def kind(self) -> ChannelKind:
-        """Always webhook."""
-        return ChannelKind.WEBHOOK
+    kind: Final = ChannelKind.WEBHOOK  # what it sends, whatever the instance
 
     async def send(
         self, recipient: str, payload: Mapping[str, object], delivery_id: str
@@ -377,7 +381,7 @@ class TelegramConfig:
     timeout_s: float = 10.0
 
 
-class TelegramChannel:
+class TelegramChannel(_OverHttp):
     """Chat messages through the Telegram Bot API `sendMessage` (recipient: the chat id)."""
 
     def __init__(
@@ -386,14 +390,10 @@ class TelegramChannel:
         session: aiohttp.ClientSession,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        super().__init__(session, ssl_context)
         self._config = config
-        self._session = session
-        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
 
-    @property
-    def kind(self) -> ChannelKind:
-        """Always Telegram."""
-        return ChannelKind.TELEGRAM
+    kind: Final = ChannelKind.TELEGRAM  # what it sends, whatever the instance
 
     async def send(
         self, recipient: str, payload: Mapping[str, object], delivery_id: str

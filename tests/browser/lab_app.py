@@ -14,7 +14,7 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from playwright.sync_api import Page
 
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.inventory.models import Commune, Intervals, Link, Notifications, Smtp, TicketRules
@@ -45,6 +46,15 @@ def lab_env(path: Path) -> dict[str, str]:
 def wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 90.0) -> None:
     """Poll until predicate() holds; fail naming what did not happen."""
     wait_until(predicate, timeout_s, 0.25, what)
+
+
+def submit(tab: Page, fields: Mapping[str, str], button: str, done: str) -> None:
+    """Fill `fields` (selector: text), press the button named exactly `button`, and wait for the
+    form's post/redirect/get to come back to the page with its notice (?done=`done`)."""
+    for selector, text in fields.items():
+        tab.fill(selector, text)
+    tab.get_by_role("button", name=button, exact=True).click()
+    tab.wait_for_url(re.compile(rf"done={done}"))
 
 
 @dataclass

@@ -22,7 +22,7 @@ from tests.browser.harness import (
     check_page,
     save_screenshot,
 )
-from tests.browser.lab_app import NetWatchOnLab, wait_for
+from tests.browser.lab_app import NetWatchOnLab, submit, wait_for
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 
@@ -87,9 +87,7 @@ def test_it_staff_log_in_and_see_the_open_ticket(
     wide.get_by_role("link", name=ticket_id).click()
     wide.wait_for_url(f"{netwatch.base}/admin/tickets/{ticket_id}")
     assert "Mất kết nối" in wide.locator("dl.facts").first.inner_text()
-    wide.fill("#ack-text", "Đã gọi trực ca VNPT")
-    wide.get_by_role("button", name="Tiếp nhận", exact=True).click()
-    wide.wait_for_url(re.compile(r"done=acknowledge"))
+    submit(wide, {"#ack-text": "Đã gọi trực ca VNPT"}, "Tiếp nhận", "acknowledge")
     assert "Tiếp nhận — cntt-lamdong (CNTT tỉnh)" in wide.locator("ol.timeline").inner_text()
     check_page(wide, wide.content(), check_html, "admin-ticket-desktop")
     tab.reload()
@@ -150,11 +148,12 @@ def test_a_maintenance_window_is_planned_and_ended_over_the_ticket(
 
     now = datetime.now(LOCAL_TZ)
     tab.select_option("#target", f"commune:{commune.code}")
-    tab.fill("#start", f"{now - timedelta(minutes=1):%Y-%m-%dT%H:%M}")
-    tab.fill("#end", f"{now + timedelta(hours=2):%Y-%m-%dT%H:%M}")
-    tab.fill("#reason", "Thay bộ định tuyến tại trung tâm")
-    tab.get_by_role("button", name="Tạo").click()
-    tab.wait_for_url(re.compile(r"done=created"))
+    window = {
+        "#start": f"{now - timedelta(minutes=1):%Y-%m-%dT%H:%M}",
+        "#end": f"{now + timedelta(hours=2):%Y-%m-%dT%H:%M}",
+        "#reason": "Thay bộ định tuyến tại trung tâm",
+    }
+    submit(tab, window, "Tạo", "created")
     listed = tab.locator("main").inner_text()
     assert "Đã tạo đợt bảo trì." in listed
     assert "Thay bộ định tuyến tại trung tâm" in listed

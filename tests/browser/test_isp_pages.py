@@ -4,7 +4,6 @@ gets the 403 page. Lab index 13 (10.101.0.0/16, namespaces nwl13-*)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,7 +19,7 @@ from tests.browser.harness import (
     check_page,
     save_screenshot,
 )
-from tests.browser.lab_app import LINK_SECRET, NetWatchOnLab, lab_env, wait_for
+from tests.browser.lab_app import LINK_SECRET, NetWatchOnLab, lab_env, submit, wait_for
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 
@@ -87,10 +86,8 @@ def test_the_isp_opens_the_mailed_link_and_works_the_ticket(
     check_page(tab, html, check_html, "isp-ticket-open-phone")
 
     # Acknowledge with a name and a note: the form posts, the page comes back (PRG).
-    tab.fill("#ack-name", "Nguyễn Văn An")
-    tab.fill("#ack-text", "Đã cử kỹ thuật viên")
-    tab.get_by_role("button", name="Tiếp nhận", exact=True).click()
-    tab.wait_for_url(re.compile(r"done=acknowledge"))
+    fields = {"#ack-name": "Nguyễn Văn An", "#ack-text": "Đã cử kỹ thuật viên"}
+    submit(tab, fields, "Tiếp nhận", "acknowledge")
     assert "Đã ghi nhận: phiếu đã được tiếp nhận." in tab.locator("main").inner_text()
     assert "Đã tiếp nhận — đang xử lý" in tab.locator("dl.facts").first.inner_text()
     timeline = tab.locator("ol.timeline").inner_text()
@@ -101,9 +98,7 @@ def test_the_isp_opens_the_mailed_link_and_works_the_ticket(
     tab.reload()
     assert tab.locator("ol.timeline li").filter(has_text="Nguyễn Văn An").count() == 1
 
-    tab.fill("#note-text", "Cáp quang bị đứt tại km 12, đang hàn nối")
-    tab.get_by_role("button", name="Gửi ghi chú").click()
-    tab.wait_for_url(re.compile(r"done=note"))
+    submit(tab, {"#note-text": "Cáp quang bị đứt tại km 12, đang hàn nối"}, "Gửi ghi chú", "note")
     assert "Cáp quang bị đứt tại km 12" in tab.locator("ol.timeline").inner_text()
     check_html(tab.content())
     save_screenshot(tab, "isp-ticket-acknowledged-phone")
@@ -127,9 +122,7 @@ def test_the_isp_opens_the_mailed_link_and_works_the_ticket(
 
     wait_for(recovering, "NetWatch to see the link recover", 90)
     tab.reload()
-    tab.fill("#resolve-text", "Đã hàn nối cáp, đường truyền ổn định")
-    tab.get_by_role("button", name="Resolve", exact=True).click()
-    tab.wait_for_url(re.compile(r"done=resolve"))
+    submit(tab, {"#resolve-text": "Đã hàn nối cáp, đường truyền ổn định"}, "Resolve", "resolve")
     assert "The ticket is resolved." in tab.locator("main").inner_text()
     assert "Resolved" in tab.locator("dl.facts").first.inner_text()
     after = tab.locator("ol.timeline").inner_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import pairwise
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from pysnmp.proto.api import v2c
@@ -384,26 +385,29 @@ async def test_answer_for_other_oids_is_garbage(poller: SnmpPoller) -> None:
 # --- differential: the lean v2c path against pysnmp's hlapi on the same agents --------------
 
 
-async def _hlapi_get(
-    target: SnmpTarget, oids: list[tuple[int, ...]]
-) -> list[tuple[tuple[int, ...], object]]:
-    from pysnmp.hlapi.v1arch.asyncio import (
-        CommunityData,
-        SnmpDispatcher,
-        UdpTransportTarget,
-        get_cmd,
-    )
+@contextlib.asynccontextmanager
+async def _hlapi(target: SnmpTarget) -> AsyncIterator[tuple[Any, Any, Any]]:
+    """pysnmp's hlapi ready to ask `target`: dispatcher (closed after), community, transport."""
+    from pysnmp.hlapi.v1arch.asyncio import CommunityData, SnmpDispatcher, UdpTransportTarget
 
     assert isinstance(target.credentials, SnmpV2c)
     dispatcher = SnmpDispatcher()
     try:
         transport = await UdpTransportTarget.create((target.address, target.port), timeout=2)
-        err, status, _, varbinds = await get_cmd(
-            dispatcher, CommunityData(target.credentials.community), transport,
-            *[(oid, None) for oid in oids], lookupMib=False,
-        )  # fmt: skip
+        yield dispatcher, CommunityData(target.credentials.community), transport
     finally:
         dispatcher.close()
+
+
+async def _hlapi_get(
+    target: SnmpTarget, oids: list[tuple[int, ...]]
+) -> list[tuple[tuple[int, ...], object]]:
+    from pysnmp.hlapi.v1arch.asyncio import get_cmd
+
+    async with _hlapi(target) as (dispatcher, community, transport):
+        err, status, _, varbinds = await get_cmd(
+            dispatcher, community, transport, *[(oid, None) for oid in oids], lookupMib=False
+        )
     assert err is None
     assert not status
     return [(tuple(name), val) for name, val in varbinds]
@@ -412,27 +416,17 @@ async def _hlapi_get(
 async def _hlapi_walk(
     target: SnmpTarget, column: tuple[int, ...]
 ) -> list[tuple[tuple[int, ...], object]]:
-    from pysnmp.hlapi.v1arch.asyncio import (
-        CommunityData,
-        SnmpDispatcher,
-        UdpTransportTarget,
-        bulk_walk_cmd,
-    )
+    from pysnmp.hlapi.v1arch.asyncio import bulk_walk_cmd
 
-    assert isinstance(target.credentials, SnmpV2c)
-    dispatcher = SnmpDispatcher()
     rows = []
-    try:
-        transport = await UdpTransportTarget.create((target.address, target.port), timeout=2)
+    async with _hlapi(target) as (dispatcher, community, transport):
         async for err, status, _, varbinds in bulk_walk_cmd(
-            dispatcher, CommunityData(target.credentials.community), transport, 0, 25,
+            dispatcher, community, transport, 0, 25,
             (column, None), lookupMib=False, lexicographicMode=False,
         ):  # fmt: skip
             assert err is None
             assert not status
             rows += [(tuple(name), val) for name, val in varbinds]
-    finally:
-        dispatcher.close()
     return rows
 
 

@@ -11,9 +11,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from alerts.model import IncidentKind, Measurements
+from alerts.model import Measurements
 from alerts.subject import SubjectKey
-from alerts.tickets import Evidence
 from netwatch.store import (
     EventRecord,
     NewOutboxItem,
@@ -30,19 +29,12 @@ from netwatch.store import (
 from netwatch.store.codec import evidence_json
 from netwatch.store.migrate import downgrade
 from netwatch.store.models import OutboxRow, TicketEventRow, TicketRow
+from tests.lam_dong import lac_duong_down
 
 T0 = datetime(2026, 6, 3, 3, 0, tzinfo=UTC)
 KEY = "link:24848/vnpt-tslcd"
-EVIDENCE = Evidence(
-    kind=IncidentKind.LINK_FAULT,
-    state="down",
-    worst_state="down",
-    detail="",
-    links=("24848/vnpt-tslcd",),
-    first_bad_at=T0,
-    bad_since=T0,
-    first=Measurements(loss_ratio=1.0),
-    worst=Measurements(loss_ratio=1.0),
+EVIDENCE = replace(
+    lac_duong_down(T0), first=Measurements(loss_ratio=1.0), worst=Measurements(loss_ratio=1.0)
 )
 # apply_ticket_changes' arguments but `now`.
 Step: TypeAlias = tuple[list[TicketRecord], list[EventRecord], list[NewOutboxItem]]

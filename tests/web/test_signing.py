@@ -7,12 +7,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from alerts.model import IncidentKind, Route
+from alerts.model import Route
 from alerts.subject import SubjectKey
 from alerts.tickets import (
     SYSTEM,
     EventKind,
-    Evidence,
     OpenTicket,
     Ticket,
     TicketEvent,
@@ -22,6 +21,7 @@ from netwatch.alerting import Notices
 from netwatch.health import HealthMonitor
 from netwatch.inventory import Inventory
 from netwatch.signing import LinkReason, LinkSigner, ticket_path
+from tests.lam_dong import lac_duong_down
 
 T0 = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
 SIGNER = LinkSigner("https://netwatch.example.vn/", "s3cret", valid_s=7 * 86400)
@@ -80,15 +80,7 @@ def test_ticket_ids_are_quoted_in_paths() -> None:
 
 def test_notices_carry_a_signed_link_valid_for_the_configured_days(inventory: Inventory) -> None:
     assert inventory.notifications is not None
-    evidence = Evidence(
-        kind=IncidentKind.LINK_FAULT,
-        state="down",
-        worst_state="down",
-        detail="",
-        links=("24848/vnpt-tslcd",),
-        first_bad_at=T0,
-        bad_since=T0,
-    )
+    evidence = lac_duong_down(T0)
     event = TicketEvent(0, T0, SYSTEM, EventKind.OPENED, "down")
     ticket = Ticket(
         id="NW-20261122-0123456789",
