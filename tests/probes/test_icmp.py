@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import textwrap
 import time
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
@@ -110,10 +111,14 @@ async def test_random_drop_shows_as_loss(icmp_lab: IcmpLab, pinger: IcmpPinger) 
 async def test_unanswered_addresses_give_a_reason(icmp_lab: IcmpLab, pinger: IcmpPinger) -> None:
     answering = icmp_lab.targets_v4(3, skip=2000)
     blackholed = "10.91.64.1"  # root blackhole: sendto fails
+    blackholed_too = "10.91.64.2"
     unrouted = "10.91.65.1"  # routed into the lab, owned by nobody there
     rejected = "10.91.250.1"  # the lab answers ICMP host unreachable
     rejected_v6 = "fd91::100:ff01"  # ... and ICMPv6 address unreachable
-    targets = [blackholed, *answering, unrouted, rejected, rejected_v6]
+    # Refused echoes first and in the middle of a run of IPv4 targets (one sendmmsg each): the
+    # targets after them are still sent to.
+    targets = [blackholed, answering[0], blackholed_too, *answering[1:], unrouted, rejected]
+    targets.append(rejected_v6)
     before = pinger.stats()
     results = await pinger.round(targets, echoes=2, spacing_s=0.05, timeout_s=0.5)
     by_address = {r.address: r for r in results}
@@ -123,13 +128,14 @@ async def test_unanswered_addresses_give_a_reason(icmp_lab: IcmpLab, pinger: Icm
     assert by_address[unrouted].failure in {PingFailure.NO_REPLY, PingFailure.UNREACHABLE}
     assert by_address[rejected].failure is PingFailure.UNREACHABLE
     assert by_address[rejected_v6].failure is PingFailure.UNREACHABLE
-    for address in (blackholed, unrouted, rejected, rejected_v6):
+    assert by_address[blackholed_too].failure is PingFailure.SEND_ERROR
+    for address in (blackholed, blackholed_too, unrouted, rejected, rejected_v6):
         r = by_address[address]
         assert (r.received, r.rtt_median_s, r.jitter_s, r.rtts_s) == (0, None, None, ())
     for address in answering:
         assert by_address[address].received == 2
     delta = _delta(pinger.stats(), before)
-    assert delta["send_errors"] == 2
+    assert delta["send_errors"] == 4
     assert delta["icmp_errors"] >= 4
 
 
@@ -470,17 +476,45 @@ async def test_round_refuses_names_and_bad_arguments() -> None:
         assert await pinger.round([]) == []
 
 
+def _hand_made_round(targets: list[str], *, echoes: int) -> Any:
+    """A probes.icmp._Round to fill by hand (nothing is sent: its outbox is never used)."""
+    from probes import _icmp_batch, icmp
+
+    loop = asyncio.get_running_loop()
+    n = len(targets)
+    outbox = _icmp_batch.Outbox([bytes(32)] * n, [16] * n, bytes(16 * n), n)
+    return icmp._Round(
+        targets=targets, outbox=outbox, lanes=[None] * n, run_end=[n] * n, base=0,
+        echoes=echoes, spacing_s=1.0, timeout_s=1.0, t0=0.0, future=loop.create_future(),
+    )  # fmt: skip
+
+
+async def test_all_answered_rounds_summarised_column_wise_as_target_by_target() -> None:
+    # The usual round (every echo answered) is summarised by C-level passes over all targets;
+    # the figures must be exactly those of the target-by-target path, for odd and even counts.
+    from probes import icmp
+
+    started = datetime(2025, 7, 1, tzinfo=UTC)
+    rng = random.Random(7)
+    for echoes in (1, 2, 3, 4, 5):
+        rnd = _hand_made_round([f"10.0.0.{i}" for i in range(50)], echoes=echoes)
+        rnd.cursor = rnd.total
+        rnd.send_ns = [1] * rnd.total
+        rnd.rtt_ns = [rng.randrange(0, 300_000_000) for _ in range(rnd.total)]
+        column_wise = icmp._results(rnd, started)
+        assert column_wise == icmp._results_by_target(rnd, started)
+        assert all(r.received == echoes and r.failure is None for r in column_wise)
+        one = column_wise[7]
+        assert one.rtt_median_s == statistics.median(one.rtts_s)
+
+
 async def test_summary_statistics_definitions() -> None:
     # The per-target arithmetic on a hand-made round (slot = echo_index * n + target_index):
     # median of an even count is the mean of the middle two; jitter is the mean absolute
     # difference of consecutive RTTs in send order, lost echoes skipped.
     from probes import icmp
 
-    loop = asyncio.get_running_loop()
-    rnd = icmp._Round(
-        targets=["a", "b", "c"], senders=[None] * 3, dests=[("a", 0)] * 3, base=0, echoes=4,
-        spacing_s=1.0, timeout_s=1.0, t0=0.0, future=loop.create_future(),
-    )  # fmt: skip
+    rnd = _hand_made_round(["a", "b", "c"], echoes=4)
     ms = 1_000_000
     rnd.cursor = rnd.total
     rnd.send_ns = [1] * rnd.total
