@@ -8,8 +8,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from netwatch.inventory import ConfigError, Divisions, load_inventory
-
 
 class _AnySecret(dict[str, str]):
     """An environment in which every secret is set: lets check-config run without them."""
@@ -22,6 +20,10 @@ class _AnySecret(dict[str, str]):
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    # Imported here: pydantic and the inventory are not for every command (`netwatch run`'s
+    # supervisor never loads them; tests/test_imports.py).
+    from netwatch.inventory import ConfigError, Divisions, load_inventory
+
     environ: dict[str, str] = dict(os.environ)
     if args.ignore_missing_secrets:
         environ = _AnySecret(os.environ)

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from netwatch.bus import setup, streams, wire
+
 # Prints, as JSON, which of argv[1] (comma-separated) are loaded after importing argv[2:].
 _PROBE = """
 import importlib, json, sys
@@ -42,3 +44,19 @@ def test_no_process_imports_pysnmp_until_it_polls_snmpv3() -> None:
         "netwatch.web.app",
     ]
     assert loaded_after(imports, ["pysnmp", "pyasn1", "probes.snmp_v3"]) == []
+
+
+def test_the_supervisor_imports_only_what_it_uses() -> None:
+    # `netwatch run` without --role only starts nats-server, sets up the stream and buckets and
+    # watches children: no inventory (pydantic), no wire format or plan, no HTTP client (nats-py
+    # imports aiohttp for its WebSocket transport: netwatch.bus hides it), no web, no store.
+    imports = ["netwatch.cli", "netwatch.runner", "netwatch.roles.supervisor"]
+    heavy = ["pydantic", "aiohttp", "pysnmp", "fastapi", "sqlalchemy", "netwatch.bus.wire"]
+    assert loaded_after(imports, heavy) == []
+
+
+def test_the_stream_takes_every_subject_of_the_wire_format() -> None:
+    # netwatch.bus.setup names the stream's subjects without importing the wire (which brings
+    # the plan and the probes): the two must not drift apart.
+    assert f"{wire.OBS_PREFIX}.>" == setup.OBSERVATION_SUBJECTS
+    assert streams.ensure_stream is setup.ensure_stream
