@@ -12,19 +12,18 @@ from collections.abc import Sequence
 
 from netwatch.bus import setup, streams, wire
 
-# Prints, as JSON, which of argv[1] (comma-separated) are loaded after importing argv[2:].
+# Runs argv[2], then prints, as JSON, which of argv[1] (comma-separated) are loaded.
 _PROBE = """
-import importlib, json, sys
-for name in sys.argv[2:]:
-    importlib.import_module(name)
+import json, sys
+exec(sys.argv[2])
 print(json.dumps([m for m in sys.argv[1].split(",") if m in sys.modules]))
 """
 
 
-def loaded_after(imports: Sequence[str], watched: Sequence[str]) -> list[str]:
-    """Which of the watched top-level packages a fresh interpreter holds after the imports."""
+def loaded_after_code(code: str, watched: Sequence[str]) -> list[str]:
+    """Which of the watched modules a fresh interpreter holds after running code."""
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE, ",".join(watched), *imports],
+        [sys.executable, "-c", _PROBE, ",".join(watched), code],
         check=True,
         capture_output=True,
         text=True,
@@ -32,6 +31,11 @@ def loaded_after(imports: Sequence[str], watched: Sequence[str]) -> list[str]:
     ).stdout
     loaded: list[str] = json.loads(out)
     return loaded
+
+
+def loaded_after(imports: Sequence[str], watched: Sequence[str]) -> list[str]:
+    """Which of the watched modules a fresh interpreter holds after the imports."""
+    return loaded_after_code("".join(f"import {name}\n" for name in imports), watched)
 
 
 def test_no_process_imports_pysnmp_until_it_polls_snmpv3() -> None:
@@ -60,3 +64,12 @@ def test_the_stream_takes_every_subject_of_the_wire_format() -> None:
     # the plan and the probes): the two must not drift apart.
     assert f"{wire.OBS_PREFIX}.>" == setup.OBSERVATION_SUBJECTS
     assert streams.ensure_stream is setup.ensure_stream
+
+
+def test_netwatch_run_parses_its_command_line_without_the_other_commands() -> None:
+    # The real entry point: the supervisor parses `netwatch run ...` (as each child does its
+    # `run --role ...`) without importing the lab, mailbox and probe commands' modules.
+    argv = ["run", "--config", "config.yaml"]
+    code = f"from netwatch.cli import parse_args; parse_args({argv!r}); import netwatch.roles.supervisor"
+    heavy = ["pydantic", "aiohttp", "pysnmp", "fastapi", "sqlalchemy", "netwatch.lab"]
+    assert loaded_after_code(code, heavy) == []
