@@ -293,7 +293,7 @@ def usm_clone_round(count: int, indexed: bool) -> float:
     from pyasn1.type import univ
     from pysnmp.entity import config, engine
 
-    from probes.snmp_wire import indexed_usm
+    from probes.snmp_v3 import indexed_usm
 
     snmp_engine = engine.SnmpEngine()
     if indexed:

@@ -8,8 +8,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from netwatch.inventory import ConfigError, Divisions, load_inventory
-
 
 class _AnySecret(dict[str, str]):
     """An environment in which every secret is set: lets check-config run without them."""
@@ -22,6 +20,10 @@ class _AnySecret(dict[str, str]):
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    # Imported here: pydantic and the inventory are not for every command (`netwatch run`'s
+    # supervisor never loads them; tests/test_imports.py).
+    from netwatch.inventory import ConfigError, Divisions, load_inventory
+
     environ: dict[str, str] = dict(os.environ)
     if args.ignore_missing_secrets:
         environ = _AnySecret(os.environ)
@@ -151,13 +153,18 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand, or with `only="run"` just `netwatch run`."""
     parser = argparse.ArgumentParser(
         prog="netwatch",
         description="Network health monitor for commune Public Administration Service Centers.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if only == "run":
+        from netwatch.runner import register as register_run
+
+        register_run(sub)
+        return parser
 
     check = sub.add_parser("check-config", help="validate a config file or folder and summarise it")
     check.add_argument("path", type=Path)
@@ -195,9 +202,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, parsed.
+
+    `netwatch run` (every long-lived process: the supervisor and its children) gets a parser of
+    `run` alone: registering the lab, mailbox and probe commands imports their modules, ~10 MB
+    of RSS in each process and 38 MB in the supervisor (issue 10; tests/test_imports.py).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    return build_parser("run" if args[:1] == ["run"] else None).parse_args(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `netwatch` console script."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     code: int = args.handler(args)
     return code
 

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from netwatch.cli import add_store_arguments
-from netwatch.inventory import ConfigError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -105,6 +104,7 @@ def _run_all(args: argparse.Namespace) -> int:
     """`--role all`: everything in this one process, probing with its own engine."""
     import uvicorn
 
+    from netwatch.inventory import ConfigError
     from netwatch.web.app import create_app
 
     try:

@@ -39,7 +39,7 @@ for 4,096 addresses, 2 cores, medians of 3 interleaved runs, CPU of the round, 1
   router. pysnmp's USM rebuilds its securityName map by walking every user row after each row
   added, and it adds one per discovered engine-id: quadratic with one engine-id per router
   (4.6 ms per engine at 1,000, 18 ms at 3,321: 61 s in the first national round). indexed_usm
-  (probes/snmp_wire.py) reads the row by index instead: 0.85 ms at 100, 0.93 ms at 1,000. The
+  (probes/snmp_v3.py) reads the row by index instead: 0.85 ms at 100, 0.93 ms at 1,000. The
   lab's single snmpd has a single engine-id, so that part is measured on USM's own clone path.
 - One SnmpEngine per SnmpPoller, built on the first v3 request; a process holds one poller.
   At most max_in_flight (default 256) requests are outstanding.
@@ -60,7 +60,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from probes.snmp_rates import InterfaceRates, RateGap, compute_rates, reboot_between
 from probes.snmp_types import (
@@ -82,15 +82,16 @@ from probes.snmp_wire import (
     Request,
     V2cClient,
     V2cTemplate,
-    V3Client,
     Value,
     WireFailure,
     WireStats,
     bulk_request,
     get_request,
-    pysnmp_pdu,
     v2c_template,
 )
+
+if TYPE_CHECKING:
+    from probes.snmp_v3 import V3Client
 
 __all__ = [
     "InterfaceInfo",
@@ -241,6 +242,13 @@ def _agent_error(reply: Reply) -> WireFailure:
     return WireFailure(SnmpFailure.AGENT_ERROR, f"error-status {name} at index {reply.error_index}")
 
 
+def _pysnmp_pdu(request: Request) -> Any:
+    """The request as pysnmp's PDU, for the v3 engine (imports pysnmp: v3 only)."""
+    from probes.snmp_v3 import pysnmp_pdu
+
+    return pysnmp_pdu(request)
+
+
 class SnmpPoller:
     """Polls routers over SNMP v2c and v3; owns the process's one SNMP engine and its sockets."""
 
@@ -282,8 +290,10 @@ class SnmpPoller:
         await self.close()
 
     def _v3_client(self) -> V3Client:
-        # Built on first use: a v2c-only deployment never pays for pysnmp's engine and MIBs.
+        # Built on first use: a v2c-only process never imports pysnmp (probes/snmp_v3.py).
         if self._v3 is None:
+            from probes.snmp_v3 import V3Client
+
             self._v3 = V3Client()
         return self._v3
 
@@ -318,7 +328,7 @@ class SnmpPoller:
                     target.address,
                     target.port,
                     creds,
-                    pysnmp_pdu(request) if pdu is None else pdu,
+                    _pysnmp_pdu(request) if pdu is None else pdu,
                     target.timeout_s,
                     target.retries,
                 )
@@ -338,7 +348,7 @@ class SnmpPoller:
                 template = v2c_template(creds.community, request)
                 plan = _Plan(request, if_indexes, bits, template, None)
             else:
-                plan = _Plan(request, if_indexes, bits, None, pysnmp_pdu(request))
+                plan = _Plan(request, if_indexes, bits, None, _pysnmp_pdu(request))
             self._plans[key] = plan
         return plan
 

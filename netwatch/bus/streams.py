@@ -24,15 +24,22 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
 
 import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
-from nats.js.kv import KeyValue
 
 from netwatch.bus import wire
+from netwatch.bus.setup import (
+    LEADER_BUCKET,
+    OBSERVATIONS,
+    STATE_BUCKET,
+    Buckets,
+    StreamLimits,
+    ensure_buckets,
+    ensure_stream,
+)
 from netwatch.observations import Kind, Observation, RoundReport
 
 __all__ = [
@@ -52,156 +59,9 @@ __all__ = [
 
 log = logging.getLogger("netwatch.bus")
 
-OBSERVATIONS: Final = "OBSERVATIONS"
-STATE_BUCKET: Final = "nw_state"
-LEADER_BUCKET: Final = "nw_leader"
-
 
 class PublishError(RuntimeError):
     """JetStream did not acknowledge a message after every retry."""
-
-
-@dataclass(frozen=True, slots=True)
-class StreamLimits:
-    """Sizes of the stream and the buckets; the defaults fit a national deployment."""
-
-    max_age_s: float = 4 * 3600.0  # a core down longer than this resumes from live data
-    max_bytes: int = 1024**3
-    duplicate_window_s: float = 300.0  # >= 2 rounds of the slowest kind (SNMP, 60 s) with room
-    # Copies of the stream and of each bucket: 3 on a three-node cluster (distributed mode,
-    # docs/architecture.md). None: whatever they have (1 when created), so that a process not
-    # told the cluster's size (a probe worker, an old core) never changes it; a number is
-    # applied to an existing stream or bucket too (JetStream adds or drops copies in place).
-    replicas: int | None = None
-    state_max_bytes: int = 256 * 1024**2
-    state_max_value_bytes: int = 1024**2
-    leader_ttl_s: float = 10.0  # a lease not renewed for this long expires
-
-
-def _stream_config(limits: StreamLimits) -> api.StreamConfig:
-    return api.StreamConfig(
-        name=OBSERVATIONS,
-        description="NetWatch observations from probe workers (docs/bus.md)",
-        subjects=[f"{wire.OBS_PREFIX}.>"],
-        retention=api.RetentionPolicy.LIMITS,
-        storage=api.StorageType.FILE,
-        discard=api.DiscardPolicy.OLD,
-        max_age=limits.max_age_s,
-        max_bytes=limits.max_bytes,
-        duplicate_window=limits.duplicate_window_s,
-        num_replicas=limits.replicas or 1,
-        compression=api.StoreCompression.S2,
-    )
-
-
-_COMPARED: Final = (
-    "subjects",
-    "max_age",
-    "max_bytes",
-    "duplicate_window",
-    "compression",
-    "num_replicas",
-)
-
-
-async def ensure_stream(js: JetStreamContext, limits: StreamLimits | None = None) -> api.StreamInfo:
-    """Create the OBSERVATIONS stream, or bring an existing one to these limits (idempotent:
-    any number of processes may call it at start). Replicas change only when given."""
-    lim = limits or StreamLimits()
-    config = _stream_config(lim)
-    try:
-        info = await js.stream_info(OBSERVATIONS)
-    except nats.js.errors.NotFoundError:
-        try:
-            return await js.add_stream(config)
-        except nats.js.errors.BadRequestError:  # another process created it meanwhile
-            info = await js.stream_info(OBSERVATIONS)
-    have = info.config
-    if lim.replicas is None:  # not told: keep the copies it has
-        config = config.evolve(num_replicas=have.num_replicas)
-    if any(getattr(have, f) != getattr(config, f) for f in _COMPARED):
-        log.info(
-            "stream updated stream=%s replicas=%s->%s",
-            OBSERVATIONS,
-            have.num_replicas,
-            config.num_replicas,
-        )
-        return await js.update_stream(config)
-    return info
-
-
-async def _ensure_bucket(
-    js: JetStreamContext, config: api.KeyValueConfig, replicas: int | None
-) -> KeyValue:
-    try:
-        return await js.create_key_value(config)
-    except nats.js.errors.BadRequestError as refused:
-        # It exists with other settings (an older NetWatch's, other replicas): keep its data,
-        # take new limits; its replicas change only when given.
-        try:
-            kv = await js.key_value(config.bucket)
-        except nats.js.errors.BucketNotFoundError:
-            raise refused from None  # refused for another reason (no room: max_file_store)
-        info = await js.stream_info(f"KV_{config.bucket}")
-        await js.update_stream(
-            info.config.evolve(
-                max_bytes=config.max_bytes,
-                max_msg_size=config.max_value_size,
-                max_age=config.ttl,
-                num_replicas=replicas or info.config.num_replicas,
-            )
-        )
-        return kv
-
-
-@dataclass(frozen=True, slots=True)
-class Buckets:
-    """The KV buckets: the core's published state, and the leader lease."""
-
-    state: KeyValue
-    leader: KeyValue
-
-
-def _bucket_config(
-    bucket: str, description: str, limits: StreamLimits, **sizes: float | None
-) -> api.KeyValueConfig:
-    """A bucket keeping the latest value of each key, on disk, replicated like the stream."""
-    config = api.KeyValueConfig(
-        bucket=bucket,
-        description=description,
-        history=1,
-        storage=api.StorageType.FILE,
-        replicas=limits.replicas or 1,
-    )
-    return config.evolve(**sizes)
-
-
-async def ensure_buckets(js: JetStreamContext, limits: StreamLimits | None = None) -> Buckets:
-    """Create the buckets, or open them (idempotent)."""
-    lim = limits or StreamLimits()
-    state = await _ensure_bucket(
-        js,
-        _bucket_config(
-            STATE_BUCKET,
-            "NetWatch core's state and per-round page snapshots",
-            lim,
-            max_bytes=lim.state_max_bytes,
-            max_value_size=lim.state_max_value_bytes,
-        ),
-        lim.replicas,
-    )
-    leader = await _ensure_bucket(
-        js,
-        _bucket_config(
-            LEADER_BUCKET,
-            "NetWatch core leader lease (expires unless renewed)",
-            lim,
-            ttl=lim.leader_ttl_s,
-            max_value_size=1024,
-        ),
-        lim.replicas,
-    )
-    return Buckets(state, leader)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,15 +35,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nats
-
 from netwatch.bus.server import (
     NatsServerError,
     NatsServerOptions,
     _parent_death_signal,
     running_nats_server,
 )
-from netwatch.bus.streams import ensure_buckets, ensure_stream
+from netwatch.bus.setup import ensure_buckets, ensure_stream
 
 __all__ = ["Backoff", "ChildSpec", "child_specs", "run_supervisor", "supervise"]
 
@@ -180,6 +178,8 @@ class _Child:
 
 async def _prepare_bus(url: str) -> None:
     """The stream and buckets exist before any child publishes or consumes."""
+    import nats  # loaded by netwatch.bus already, without aiohttp (see there)
+
     nc = await nats.connect(url, allow_reconnect=False)
     try:
         js = nc.jetstream()

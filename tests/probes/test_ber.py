@@ -19,13 +19,8 @@ from pysnmp.proto.api import v2c
 
 from probes import ber
 from probes.ber import BerError, Kind, Value
-from probes.snmp_wire import (
-    bulk_request,
-    community_octets,
-    convert_varbinds,
-    get_request,
-    v2c_template,
-)
+from probes.snmp_v3 import convert_varbinds
+from probes.snmp_wire import bulk_request, community_octets, get_request, v2c_template
 
 # No example database in the tree, no deadline: a slow CI box is not a failure.
 SETTINGS = settings(

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import replace
@@ -108,6 +110,41 @@ async def test_v3_auth_priv_polls(snmpd: peers.Snmpd, poller: SnmpPoller, user_i
     assert sample.failure is None, sample.detail
     assert sample.interfaces[0].oper_up is True
     assert isinstance(sample.interfaces[0].in_octets, int)
+
+
+# Polls a v2c agent, then a v3 one, in a fresh interpreter: after each, the failure (None) and
+# whether pysnmp is loaded. argv: port, community, then the v3 credentials as SnmpV3 takes them.
+_V2C_THEN_V3 = """
+import asyncio, sys
+from probes.snmp import SnmpPoller, SnmpTarget, SnmpV2c, SnmpV3
+
+async def main():
+    port, community, *v3 = sys.argv[1:]
+    async with await SnmpPoller.open() as poller:
+        for creds in (SnmpV2c(community), SnmpV3(*v3)):
+            target = SnmpTarget("127.0.0.1", creds, port=int(port), timeout_s=1.0)
+            sample = await poller.poll(target, [1])
+            print(sample.failure, sample.detail or "-", "pysnmp" in sys.modules)
+
+asyncio.run(main())
+"""
+
+
+def test_pysnmp_is_imported_on_the_first_v3_poll_only(snmpd: peers.Snmpd) -> None:
+    # v2c has its own codec: an SNMP worker polling v2c routers only must not carry pysnmp
+    # (issue 10: ~22 MB per process); v3 still works once it loads it.
+    v3 = v3_credentials(0)
+    assert v3.priv_protocol is not None  # authPriv
+    assert v3.priv_key is not None
+    creds = [v3.user, v3.auth_protocol, v3.auth_key, v3.priv_protocol, v3.priv_key]
+    out = subprocess.run(
+        [sys.executable, "-c", _V2C_THEN_V3, str(peers.SNMPD_PORT), peers.COMMUNITY, *creds],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert out.splitlines() == ["None - False", "None - True"]
 
 
 @pytest.mark.parametrize(
@@ -449,7 +486,7 @@ def _lean(value: Value) -> object:
 
 def _typed(value: object) -> Value:
     """A pysnmp value as a Value, kind included (the v3 path's converter, on pyasn1's objects)."""
-    from probes.snmp_wire import convert_varbinds
+    from probes.snmp_v3 import convert_varbinds
 
     pdu = v2c.ResponsePDU()
     v2c.apiPDU.set_defaults(pdu)
@@ -548,7 +585,7 @@ def test_indexed_usm_finds_users_like_stock_pysnmp() -> None:
     from pysnmp.entity import config, engine
     from pysnmp.smi.error import NoSuchInstanceError
 
-    from probes.snmp_wire import indexed_usm
+    from probes.snmp_v3 import indexed_usm
 
     answers = []
     for replace_usm in (True, False):
@@ -606,10 +643,10 @@ def test_indexed_usm_warns_when_pysnmp_has_no_lookup_to_override(
 ) -> None:
     from pysnmp.proto.secmod.rfc3414.service import SnmpUSMSecurityModel
 
-    from probes.snmp_wire import indexed_usm
+    from probes.snmp_v3 import indexed_usm
 
     monkeypatch.delattr(SnmpUSMSecurityModel, "_SnmpUSMSecurityModel__sec2usr")
-    with caplog.at_level(logging.WARNING, logger="probes.snmp_wire"):
+    with caplog.at_level(logging.WARNING, logger="probes.snmp_v3"):
         usm = indexed_usm()
     assert type(usm) is SnmpUSMSecurityModel
     assert "snmp usm index not installed" in caplog.text
