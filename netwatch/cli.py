@@ -197,8 +197,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `netwatch` console script."""
-    args = build_parser().parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        args = build_parser().parse_args(argv)
+        code: int = args.handler(args)
+        sys.stdout.flush()  # a reader gone early shows here, not in a traceback at exit
+    except BrokenPipeError:
+        # `netwatch check-config X | head`: the reader stopped reading. Stop quietly, as
+        # coreutils do (they die of SIGPIPE, which the shell reports as 141); Python ignores
+        # SIGPIPE, so it would print a traceback instead, and another one when it flushes
+        # stdout at exit, unless stdout points elsewhere first. A broken pipe that is not
+        # stdout's (a socket) is a real error and goes on.
+        import select
+        import signal
+
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        if not any(events & select.POLLERR for _, events in poll.poll(0)):
+            raise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
     return code
 
 
