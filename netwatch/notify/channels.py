@@ -15,6 +15,9 @@ Webhook signature (how a receiver verifies a delivery):
    replayed later, because changing the timestamp breaks the signature.
 5. De-duplicate on ``X-NetWatch-Delivery`` (also ``delivery_id`` in the body): delivery is
    at-least-once, so the same delivery may arrive twice (e.g. after a timeout on our side).
+   The id is ASCII (`webhook_delivery_id`): ``<ticket>/<event>/<channel>/<contact>``, the
+   contact as a slug of its name and a hash of it, so it is the same on every retry of one
+   message and differs between two contacts of one receiver (even with names alike as slugs).
 
 `verify_webhook` below does steps 2-4 for Python receivers.
 """
@@ -25,7 +28,9 @@ import enum
 import hashlib
 import hmac
 import json
+import re
 import ssl
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -302,6 +307,32 @@ def verify_webhook(
     return WebhookVerdict.VALID
 
 
+_NOT_TOKEN = re.compile(r"[^A-Za-z0-9._:-]+")  # kept as is in an id part: RFC 9110 token chars
+
+
+def _ascii_slug(text: str) -> str:
+    """'Nguyễn Văn Đức' -> 'nguyen-van-duc': diacritics dropped, the rest joined by '-'."""
+    folded = unicodedata.normalize("NFKD", text.replace("đ", "d").replace("Đ", "D"))
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    return _NOT_TOKEN.sub("-", plain).strip("-").lower()
+
+
+def webhook_delivery_id(dedup_key: str) -> str:
+    """The ASCII id a receiver de-duplicates on, from the outbox item's key.
+
+    The key is ``ticket/event/channel/recipient``, and a webhook's recipient is the contact's
+    name (Vietnamese, non-ASCII: not for an HTTP header). The name becomes a slug (at most 24
+    characters, for people reading logs) and 12 hex digits of its SHA-256 (what tells two
+    contacts apart): ``NW-…/3/webhook:9f…/nguyen-van-duc-1a2b3c4d5e6f``. Deterministic, so a
+    retry, or the same item sent again after a restart, carries the same id.
+    """
+    *head, recipient = dedup_key.split("/", 3)
+    digest = hashlib.sha256(recipient.encode()).hexdigest()[:12]
+    slug = _ascii_slug(recipient)[:24].strip("-")
+    parts = [_NOT_TOKEN.sub("-", part) for part in head]
+    return "/".join([*parts, f"{slug}-{digest}" if slug else digest])
+
+
 def webhook_body(payload: Mapping[str, object], delivery_id: str) -> bytes | None:
     """The exact bytes POSTed for an outbox payload (None: not a webhook payload)."""
     body = payload.get("body")
@@ -335,6 +366,7 @@ class WebhookChannel:
         self, recipient: str, payload: Mapping[str, object], delivery_id: str
     ) -> SendOutcome:
         """POST once; `recipient` is only a label, the URL is the channel's."""
+        delivery_id = webhook_delivery_id(delivery_id)
         raw = webhook_body(payload, delivery_id)
         if raw is None:
             return Failed(FailureReason.BAD_PAYLOAD, False, "not a webhook payload")

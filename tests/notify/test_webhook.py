@@ -26,6 +26,7 @@ from netwatch.notify.channels import (
     sign_webhook,
     verify_webhook,
     webhook_body,
+    webhook_delivery_id,
 )
 from netwatch.notify.clock import SystemClock
 from netwatch.notify.messages import ChannelKind, dedup_key, outbox_payload
@@ -45,9 +46,11 @@ class Receiver:
     statuses: list[int]
     requests: list[tuple[WebhookVerdict, str, dict[str, object]]] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
+    raw_ids: list[bytes] = field(default_factory=list)  # the header's bytes, as they came
 
     async def handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
+        self.raw_ids += [v for k, v in request.raw_headers if k.lower() == b"x-netwatch-delivery"]
         verdict = verify_webhook(
             SECRET,
             raw,
@@ -114,13 +117,48 @@ async def test_500_then_200_delivers_once_with_valid_signatures(
     assert (await worker.deliver_due()).claimed == 0
 
     assert [verdict for verdict, _, _ in receiver.requests] == [WebhookVerdict.VALID] * 2
-    assert [delivery for _, delivery, _ in receiver.requests] == [key, key]
-    assert receiver.accepted == [key]
+    delivery = webhook_delivery_id(key)
+    assert [delivery for _, delivery, _ in receiver.requests] == [delivery, delivery]
+    assert receiver.accepted == [delivery]
     body = receiver.requests[-1][2]
-    assert body["delivery_id"] == key
+    assert body["delivery_id"] == delivery
     assert body["schema"] == "netwatch.ticket-notice/v1"
     assert body["commune"] == {"code": "24848", "name": "Xã Lạc Dương", "province": "Lâm Đồng"}
     assert store.rows[item_id].sent_at is not None
+
+
+async def test_delivery_ids_are_ascii_stable_per_contact_and_distinct_between_contacts(
+    receiver: Receiver, session: aiohttp.ClientSession, clock: ManualClock
+) -> None:
+    """Issue 15, finding 14: the id named the contact (Vietnamese) in an HTTP header. Two
+    contacts of one receiver whose names fold to the same ASCII, each failing once: four
+    requests, every id ASCII, each contact's id the same on its retry, the two different."""
+    receiver.statuses = [500, 500]
+    store = MemoryOutbox()
+    worker = OutboxWorker(
+        store, {"hook": channel(session)}, clock, policy=RetryPolicy(base_delay_s=30)
+    )
+    notice = make_notice()
+    names = ["Nguyễn Văn Đức", "Nguyễn Văn Dục"]
+    for name in names:
+        store.enqueue(
+            "hook",
+            name,
+            outbox_payload(ChannelKind.WEBHOOK, notice),
+            dedup_key(notice, "hook", name),
+            clock.now(),
+        )
+    assert (await worker.deliver_due()).retrying == 2
+    clock.advance(30)
+    assert (await worker.deliver_due()).delivered == 2
+
+    assert len(receiver.raw_ids) == 4
+    assert all(raw.isascii() for raw in receiver.raw_ids), receiver.raw_ids
+    ids = [delivery for _, delivery, _ in receiver.requests]
+    assert all(body["delivery_id"] == delivery for _, delivery, body in receiver.requests)
+    assert sorted(ids) == sorted(2 * [webhook_delivery_id(dedup_key(notice, "hook", n)) for n in names])
+    assert len(set(ids)) == 2 and len(receiver.accepted) == 2
+    assert all(i.startswith(f"{notice.ticket_id}/1/hook/nguyen-van-") for i in ids), ids
 
 
 async def test_wrong_secret_is_rejected_by_the_receiver_and_not_retried(
