@@ -61,7 +61,8 @@ class FailureReason(enum.Enum):
     """Why a send did not deliver."""
 
     CONNECTION_REFUSED = "connection_refused"
-    TIMEOUT = "timeout"
+    TIMEOUT = "timeout"  # no connection in time: not delivered
+    UNANSWERED = "unanswered"  # sent, but no answer in time: maybe delivered (and processed)
     CONNECTION_ERROR = "connection_error"  # reset, disconnected, unreachable, DNS
     TLS_ERROR = "tls_error"  # handshake or certificate verification failed
     SERVER_ERROR = "server_error"  # HTTP 5xx
@@ -237,8 +238,11 @@ def _http_exception_outcome(exc: Exception, *secrets: str) -> Failed:
         if isinstance(exc.os_error, ConnectionRefusedError):
             return Failed(FailureReason.CONNECTION_REFUSED, True, _short(str(exc), *secrets))
         return Failed(FailureReason.CONNECTION_ERROR, True, _short(str(exc), *secrets))
-    if isinstance(exc, TimeoutError):  # aiohttp's timeouts subclass it
-        return Failed(FailureReason.TIMEOUT, True, name)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return Failed(FailureReason.TIMEOUT, True, _short(f"{name}: {exc}", *secrets))
+    if isinstance(exc, TimeoutError):  # aiohttp's others subclass it; the total one is plain
+        # Connected, so the request may have gone out whole and be processed right now.
+        return Failed(FailureReason.UNANSWERED, True, f"{name}: no answer in time")
     return Failed(FailureReason.CONNECTION_ERROR, True, _short(f"{name}: {exc}", *secrets))
 
 
@@ -258,11 +262,18 @@ def _http_status_outcome(status: int, text: str) -> SendOutcome:
 
 @dataclass(frozen=True, slots=True)
 class WebhookConfig:
-    """A receiver of signed JSON: one URL, one shared secret."""
+    """A receiver of signed JSON: one URL, one shared secret.
+
+    `timeout_s` bounds the whole request (connection, body, answer): 30 s, what GitHub
+    Enterprise and Grafana allow a receiver (github.com allows 10 s). `connect_timeout_s` bounds
+    getting a connection; running out of it means not delivered, while running out of the
+    whole means maybe delivered (`FailureReason.UNANSWERED`, bounded retries: outbox.py).
+    """
 
     url: str
     secret: Secret
-    timeout_s: float = 10.0
+    timeout_s: float = 30.0
+    connect_timeout_s: float = 10.0
 
 
 class WebhookVerdict(enum.Enum):
@@ -379,7 +390,9 @@ class WebhookChannel:
             TIMESTAMP_HEADER: timestamp,
             DELIVERY_HEADER: delivery_id,
         }
-        timeout = aiohttp.ClientTimeout(total=self._config.timeout_s)
+        timeout = aiohttp.ClientTimeout(
+            total=self._config.timeout_s, connect=self._config.connect_timeout_s
+        )
         try:
             # No redirects: a 3xx means the configured URL is wrong, and following it would
             # hand the signed body to wherever it points.

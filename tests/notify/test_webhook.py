@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,6 +39,7 @@ from .http_peer import serving
 
 SECRET = "chia-sẻ-bí-mật-7d1e"
 PORT = 18630
+SLOW_PORT = 18632
 
 
 @dataclass
@@ -213,3 +216,119 @@ def test_verify_webhook_refuses_tampering_and_replays() -> None:
     assert verify_webhook(SECRET, body, "md5=abc", ts, now) is WebhookVerdict.MALFORMED
     assert verify_webhook(SECRET, body, sig, "12ab", now) is WebhookVerdict.MALFORMED
     assert verify_webhook(SECRET, body, "sha256=ẞ", ts, now) is WebhookVerdict.BAD_SIGNATURE
+
+
+@dataclass
+class SlowReceiver:
+    """A receiver that takes each request (recorded on arrival) but answers only when told to:
+    slower than any timeout, the way an overloaded one is."""
+
+    answer_fast_from: int | None = None  # from this request on (0-based), answer at once
+    ids: list[str] = field(default_factory=list)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.ids.append(request.headers.get(DELIVERY_HEADER, ""))
+        if self.answer_fast_from is None or len(self.ids) <= self.answer_fast_from:
+            await self.release.wait()
+        return web.Response(text="ok")
+
+
+@pytest.fixture
+async def slow_receiver() -> AsyncIterator[SlowReceiver]:
+    rec = SlowReceiver()
+    app = web.Application()
+    app.router.add_post("/hooks/netwatch", rec.handle)
+    async with serving(app, SLOW_PORT):
+        try:
+            yield rec
+        finally:
+            rec.release.set()  # the handlers still waiting end, so the server can stop
+
+
+def slow_channel(session: aiohttp.ClientSession) -> WebhookChannel:
+    # A short whole-request timeout so the test does not wait 30 s per attempt.
+    config = WebhookConfig(
+        url=f"http://127.0.0.1:{SLOW_PORT}/hooks/netwatch",
+        secret=Secret(SECRET, "NETWATCH_WEBHOOK_SECRET"),
+        timeout_s=0.3,
+    )
+    return WebhookChannel(config, session, SystemClock())
+
+
+async def _drain(worker: OutboxWorker, clock: ManualClock, passes: int) -> None:
+    for _ in range(passes):
+        await worker.deliver_due()
+        clock.advance(3600)  # past any backoff
+
+
+async def test_a_receiver_that_never_answers_in_time_gets_the_same_delivery_three_times_only(
+    slow_receiver: SlowReceiver,
+    session: aiohttp.ClientSession,
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 15, finding 13: a receiver slower than the timeout was sent the same delivery on
+    every retry for ~4 days. Now each unanswered attempt (maybe delivered) is retried with the
+    same id, three in a row at most, then the item is given up with a warning."""
+    store = MemoryOutbox()
+    worker = OutboxWorker(store, {"hook": slow_channel(session)}, clock)
+    notice = make_notice()
+    key = dedup_key(notice, "hook", "Nguyễn Văn Đức")
+    item = store.enqueue(
+        "hook", "Nguyễn Văn Đức", outbox_payload(ChannelKind.WEBHOOK, notice), key, clock.now()
+    )
+    await _drain(worker, clock, passes=8)
+    assert slow_receiver.ids == [webhook_delivery_id(key)] * 3
+    row = store.rows[item]
+    assert row.gave_up and row.sent_at is None
+    assert [e.split(";")[0] for e in row.errors] == [
+        f"unanswered: {n} in a row" for n in (1, 2, 3)
+    ]
+    assert "notify.gave_up_unanswered" in caplog.text
+    assert caplog.text.count("notify.unanswered ") == 2
+
+
+async def test_an_unanswered_attempt_then_an_answer_delivers_under_the_same_id(
+    slow_receiver: SlowReceiver, session: aiohttp.ClientSession, clock: ManualClock
+) -> None:
+    slow_receiver.answer_fast_from = 1
+    store = MemoryOutbox()
+    worker = OutboxWorker(store, {"hook": slow_channel(session)}, clock)
+    notice = make_notice()
+    key = dedup_key(notice, "hook", "vnpt-noc")
+    item = store.enqueue(
+        "hook", "vnpt-noc", outbox_payload(ChannelKind.WEBHOOK, notice), key, clock.now()
+    )
+    await _drain(worker, clock, passes=4)
+    assert slow_receiver.ids == [webhook_delivery_id(key)] * 2
+    assert store.rows[item].sent_at is not None
+
+
+async def test_no_connection_in_time_is_not_counted_as_maybe_delivered(
+    session: aiohttp.ClientSession,
+) -> None:
+    """A listener whose backlog is full never completes the handshake: nothing was sent, so
+    this is the receiver being down (retried as long as ever), not an unanswered delivery."""
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        # Fill the backlog with a connection nobody accepts (Linux queues backlog + 1): the
+        # next handshake's SYN is dropped.
+        filler = socket.create_connection(("127.0.0.1", port), timeout=5)
+        try:
+            config = WebhookConfig(
+                url=f"http://127.0.0.1:{port}/hooks/netwatch",
+                secret=Secret(SECRET, "NETWATCH_WEBHOOK_SECRET"),
+                timeout_s=5.0,
+                connect_timeout_s=0.3,
+            )
+            channel = WebhookChannel(config, session, SystemClock())
+            payload = outbox_payload(ChannelKind.WEBHOOK, make_notice())
+            outcome = await channel.send("x", payload, "d1")
+        finally:
+            filler.close()
+    assert isinstance(outcome, Failed)
+    assert (outcome.reason, outcome.retryable) == (FailureReason.TIMEOUT, True), outcome
