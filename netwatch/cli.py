@@ -50,7 +50,10 @@ def _check_config(args: argparse.Namespace) -> int:
     for isp_id, isp in inventory.isps.items():
         links = sum(1 for c in inventory.communes for link in c.links if link.isp == isp_id)
         print(f"    {isp_id:<12} {isp.name}: {links} links, {len(isp.contacts)} contact levels")
-    for warning in inventory.warnings():
+    warnings = inventory.warnings()
+    if not inventory.communes:  # valid with portals or upstreams (load_inventory refuses none)
+        warnings.insert(0, "no communes: only portals and upstream nodes are watched")
+    for warning in warnings:
         print(f"  warning: {warning}")
     return 0
 
