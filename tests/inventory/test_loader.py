@@ -366,7 +366,8 @@ def test_portals_alone_are_watched_and_check_config_warns(
         """,
     )
     inventory = load_inventory(path, environ=ENV, divisions=divisions)
-    assert not inventory.communes and list(inventory.portals) == ["dvcqg"]
+    assert not inventory.communes
+    assert list(inventory.portals) == ["dvcqg"]
     assert main(["check-config", "--ignore-missing-secrets", str(path)]) == 0
     assert "  warning: no communes: only portals and upstream nodes are watched" in (
         capsys.readouterr().out
