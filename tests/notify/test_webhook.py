@@ -159,8 +159,11 @@ async def test_delivery_ids_are_ascii_stable_per_contact_and_distinct_between_co
     assert all(raw.isascii() for raw in receiver.raw_ids), receiver.raw_ids
     ids = [delivery for _, delivery, _ in receiver.requests]
     assert all(body["delivery_id"] == delivery for _, delivery, body in receiver.requests)
-    assert sorted(ids) == sorted(2 * [webhook_delivery_id(dedup_key(notice, "hook", n)) for n in names])
-    assert len(set(ids)) == 2 and len(receiver.accepted) == 2
+    assert sorted(ids) == sorted(
+        2 * [webhook_delivery_id(dedup_key(notice, "hook", n)) for n in names]
+    )
+    assert len(set(ids)) == 2
+    assert len(receiver.accepted) == 2
     assert all(i.startswith(f"{notice.ticket_id}/1/hook/nguyen-van-") for i in ids), ids
 
 
@@ -282,10 +285,9 @@ async def test_a_receiver_that_never_answers_in_time_gets_the_same_delivery_thre
     await _drain(worker, clock, passes=8)
     assert slow_receiver.ids == [webhook_delivery_id(key)] * 3
     row = store.rows[item]
-    assert row.gave_up and row.sent_at is None
-    assert [e.split(";")[0] for e in row.errors] == [
-        f"unanswered: {n} in a row" for n in (1, 2, 3)
-    ]
+    assert row.gave_up
+    assert row.sent_at is None
+    assert [e.split(";")[0] for e in row.errors] == [f"unanswered: {n} in a row" for n in (1, 2, 3)]
     assert "notify.gave_up_unanswered" in caplog.text
     assert caplog.text.count("notify.unanswered ") == 2
 
