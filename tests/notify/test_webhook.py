@@ -34,8 +34,8 @@ from netwatch.notify.clock import SystemClock
 from netwatch.notify.messages import ChannelKind, dedup_key, outbox_payload
 from netwatch.notify.outbox import OutboxWorker, RetryPolicy
 
-from .conftest import ManualClock, MemoryOutbox, make_notice
-from .http_peer import serving
+from .conftest import ManualClock, MemoryOutbox, Row, make_notice
+from .http_peer import posting_to
 
 SECRET = "chia-sẻ-bí-mật-7d1e"
 PORT = 18630
@@ -74,19 +74,22 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     rec = Receiver(statuses=[])
-    app = web.Application()
-    app.router.add_post("/hooks/netwatch", rec.handle)
-    async with serving(app, PORT):
+    async with posting_to("/hooks/netwatch", rec.handle, PORT):
         yield rec
 
 
 def channel(
-    session: aiohttp.ClientSession, port: int = PORT, secret: str = SECRET
+    session: aiohttp.ClientSession,
+    port: int = PORT,
+    secret: str = SECRET,
+    timeout_s: float = 5.0,
+    connect_timeout_s: float = 5.0,
 ) -> WebhookChannel:
     config = WebhookConfig(
         url=f"http://127.0.0.1:{port}/hooks/netwatch",
         secret=Secret(secret, "NETWATCH_WEBHOOK_SECRET"),
-        timeout_s=5.0,
+        timeout_s=timeout_s,
+        connect_timeout_s=connect_timeout_s,
     )
     return WebhookChannel(config, session, SystemClock())
 
@@ -137,31 +140,23 @@ async def test_delivery_ids_are_ascii_stable_per_contact_and_distinct_between_co
     contacts of one receiver whose names fold to the same ASCII, each failing once: four
     requests, every id ASCII, each contact's id the same on its retry, the two different."""
     receiver.statuses = [500, 500]
+    notice, names = make_notice(), ["Nguyễn Văn Đức", "Nguyễn Văn Dục"]
+    keys = [dedup_key(notice, "hook", name) for name in names]
     store = MemoryOutbox()
-    worker = OutboxWorker(
-        store, {"hook": channel(session)}, clock, policy=RetryPolicy(base_delay_s=30)
-    )
-    notice = make_notice()
-    names = ["Nguyễn Văn Đức", "Nguyễn Văn Dục"]
-    for name in names:
-        store.enqueue(
-            "hook",
-            name,
-            outbox_payload(ChannelKind.WEBHOOK, notice),
-            dedup_key(notice, "hook", name),
-            clock.now(),
-        )
-    assert (await worker.deliver_due()).retrying == 2
+    payload = outbox_payload(ChannelKind.WEBHOOK, notice)
+    for name, key in zip(names, keys, strict=True):
+        store.enqueue("hook", name, payload, key, clock.now())
+    policy = RetryPolicy(base_delay_s=30)
+    worker = OutboxWorker(store, {"hook": channel(session)}, clock, policy=policy)
+    first = await worker.deliver_due()
     clock.advance(30)
-    assert (await worker.deliver_due()).delivered == 2
+    assert (first.retrying, (await worker.deliver_due()).delivered) == (2, 2)
 
     assert len(receiver.raw_ids) == 4
     assert all(raw.isascii() for raw in receiver.raw_ids), receiver.raw_ids
     ids = [delivery for _, delivery, _ in receiver.requests]
     assert all(body["delivery_id"] == delivery for _, delivery, body in receiver.requests)
-    assert sorted(ids) == sorted(
-        2 * [webhook_delivery_id(dedup_key(notice, "hook", n)) for n in names]
-    )
+    assert sorted(ids) == sorted(2 * [webhook_delivery_id(key) for key in keys])
     assert len(set(ids)) == 2
     assert len(receiver.accepted) == 2
     assert all(i.startswith(f"{notice.ticket_id}/1/hook/nguyen-van-") for i in ids), ids
@@ -241,29 +236,30 @@ class SlowReceiver:
 @pytest.fixture
 async def slow_receiver() -> AsyncIterator[SlowReceiver]:
     rec = SlowReceiver()
-    app = web.Application()
-    app.router.add_post("/hooks/netwatch", rec.handle)
-    async with serving(app, SLOW_PORT):
+    async with posting_to("/hooks/netwatch", rec.handle, SLOW_PORT):
         try:
             yield rec
         finally:
             rec.release.set()  # the handlers still waiting end, so the server can stop
 
 
-def slow_channel(session: aiohttp.ClientSession) -> WebhookChannel:
+async def _deliver_slowly(
+    session: aiohttp.ClientSession, clock: ManualClock, recipient: str, passes: int
+) -> tuple[str, Row]:
+    """One notice for `recipient` through the slow receiver's channel, `passes` worker passes
+    an hour apart (past any backoff); its delivery id and its outbox row."""
+    store = MemoryOutbox()
     # A short whole-request timeout so the test does not wait 30 s per attempt.
-    config = WebhookConfig(
-        url=f"http://127.0.0.1:{SLOW_PORT}/hooks/netwatch",
-        secret=Secret(SECRET, "NETWATCH_WEBHOOK_SECRET"),
-        timeout_s=0.3,
+    worker = OutboxWorker(store, {"hook": channel(session, SLOW_PORT, timeout_s=0.3)}, clock)
+    notice = make_notice()
+    key = dedup_key(notice, "hook", recipient)
+    item = store.enqueue(
+        "hook", recipient, outbox_payload(ChannelKind.WEBHOOK, notice), key, clock.now()
     )
-    return WebhookChannel(config, session, SystemClock())
-
-
-async def _drain(worker: OutboxWorker, clock: ManualClock, passes: int) -> None:
     for _ in range(passes):
         await worker.deliver_due()
-        clock.advance(3600)  # past any backoff
+        clock.advance(3600)
+    return webhook_delivery_id(key), store.rows[item]
 
 
 async def test_a_receiver_that_never_answers_in_time_gets_the_same_delivery_three_times_only(
@@ -275,16 +271,8 @@ async def test_a_receiver_that_never_answers_in_time_gets_the_same_delivery_thre
     """Issue 15, finding 13: a receiver slower than the timeout was sent the same delivery on
     every retry for ~4 days. Now each unanswered attempt (maybe delivered) is retried with the
     same id, three in a row at most, then the item is given up with a warning."""
-    store = MemoryOutbox()
-    worker = OutboxWorker(store, {"hook": slow_channel(session)}, clock)
-    notice = make_notice()
-    key = dedup_key(notice, "hook", "Nguyễn Văn Đức")
-    item = store.enqueue(
-        "hook", "Nguyễn Văn Đức", outbox_payload(ChannelKind.WEBHOOK, notice), key, clock.now()
-    )
-    await _drain(worker, clock, passes=8)
-    assert slow_receiver.ids == [webhook_delivery_id(key)] * 3
-    row = store.rows[item]
+    delivery, row = await _deliver_slowly(session, clock, "Nguyễn Văn Đức", passes=8)
+    assert slow_receiver.ids == [delivery] * 3
     assert row.gave_up
     assert row.sent_at is None
     assert [e.split(";")[0] for e in row.errors] == [f"unanswered: {n} in a row" for n in (1, 2, 3)]
@@ -296,16 +284,9 @@ async def test_an_unanswered_attempt_then_an_answer_delivers_under_the_same_id(
     slow_receiver: SlowReceiver, session: aiohttp.ClientSession, clock: ManualClock
 ) -> None:
     slow_receiver.answer_fast_from = 1
-    store = MemoryOutbox()
-    worker = OutboxWorker(store, {"hook": slow_channel(session)}, clock)
-    notice = make_notice()
-    key = dedup_key(notice, "hook", "vnpt-noc")
-    item = store.enqueue(
-        "hook", "vnpt-noc", outbox_payload(ChannelKind.WEBHOOK, notice), key, clock.now()
-    )
-    await _drain(worker, clock, passes=4)
-    assert slow_receiver.ids == [webhook_delivery_id(key)] * 2
-    assert store.rows[item].sent_at is not None
+    delivery, row = await _deliver_slowly(session, clock, "vnpt-noc", passes=4)
+    assert slow_receiver.ids == [delivery] * 2
+    assert row.sent_at is not None
 
 
 async def test_no_connection_in_time_is_not_counted_as_maybe_delivered(
@@ -321,15 +302,9 @@ async def test_no_connection_in_time_is_not_counted_as_maybe_delivered(
         # next handshake's SYN is dropped.
         filler = socket.create_connection(("127.0.0.1", port), timeout=5)
         try:
-            config = WebhookConfig(
-                url=f"http://127.0.0.1:{port}/hooks/netwatch",
-                secret=Secret(SECRET, "NETWATCH_WEBHOOK_SECRET"),
-                timeout_s=5.0,
-                connect_timeout_s=0.3,
-            )
-            channel = WebhookChannel(config, session, SystemClock())
+            hook = channel(session, port, connect_timeout_s=0.3)
             payload = outbox_payload(ChannelKind.WEBHOOK, make_notice())
-            outcome = await channel.send("x", payload, "d1")
+            outcome = await hook.send("x", payload, "d1")
         finally:
             filler.close()
     assert isinstance(outcome, Failed)
