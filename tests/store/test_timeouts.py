@@ -29,7 +29,7 @@ from tests.waiting import async_wait_until
 pytestmark = pytest.mark.timeout(180)
 
 # Short, so the test does not wait long; what they bound is the point, not how long.
-SHORT = DbTimeouts(connect_s=1.0, statement_s=0.5, command_s=1.0, pool_s=1.0)
+SHORT = DbTimeouts(connect_s=2.0, statement_s=2.0, command_s=3.0, pool_s=2.0)
 # No statement or answer limit: what every store call had before.
 UNBOUNDED = DbTimeouts(connect_s=60.0, statement_s=None, command_s=None, pool_s=60.0)
 HANG_S = 60.0  # a call still running after this is taken as hanging
@@ -148,7 +148,7 @@ async def test_alerting_ticks_fail_while_postgresql_is_black_holed_and_come_back
             timeout_s=HANG_S,
             message="a tick failing on the black-holed database",
         )
-        assert "store.timeout operation=read" in caplog.text
+        assert "store.timeout operation=" in caplog.text  # a read or the heartbeat's write
         assert not loop.done()
         short.hole.release()
         released = datetime.now(UTC)
