@@ -1,6 +1,11 @@
 # NetWatch — one image for the central instance.
 # The install steps are the ones `make test` exercises (scripts/bootstrap.sh installs the same
 # package into a venv); Docker cannot run on the development machines, so keep them in step.
+# Base images by tag, not yet by digest: the digest cannot be learnt where this file is written
+# (no registry access). To pin, on a machine with Docker:
+#   docker buildx imagetools inspect python:3.11-slim-bookworm   (the "Digest:" line, the index)
+# and write both FROM lines as python:3.11-slim-bookworm@sha256:<that digest>; the tag then only
+# documents it. Renew the digest when rebuilding for security updates (Debian point releases).
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./

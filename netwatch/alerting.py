@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
+from starlette.exceptions import HTTPException
 
 from alerts.maintenance import (
     MaintenanceScope,
@@ -80,7 +81,7 @@ from netwatch.notify.messages import (
 )
 from netwatch.pathtrace import PathTracer
 from netwatch.signing import LinkSigner
-from netwatch.store import Store, TicketStepOutcome
+from netwatch.store import Store, StoreTimeoutError, TicketStepOutcome
 from netwatch.store.codec import (
     actor_text,
     evidence_json,
@@ -106,6 +107,9 @@ HEARTBEAT_EVERY = timedelta(seconds=15)
 _TRACED_AT_ONCE = 32
 _TRACE_WAIT_S = 4.0
 _PATH_KEPT = timedelta(seconds=60)
+# How long a manual change waits for the book while an evaluation holds it (a slow or
+# unreachable database: the store's own timeouts bound that evaluation, netwatch.store.engine).
+MANUAL_WAIT_S = 10.0
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _NOTICE = {
     OpenTicket: NoticeEvent.OPENED,
@@ -340,6 +344,20 @@ def webhook_channel(url: str) -> str:
 
 
 # -- the service ------------------------------------------------------------------------------
+class AlertingBusy(HTTPException):
+    """A manual change not made because the ticket book stayed busy: 503, try again. An HTTP
+    exception so that every page and the API answer it as such (it reaches them unchanged)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            "alerting is busy: the database is slow or unreachable and the change was not "
+            "taken; try again in a minute / Hệ thống cảnh báo đang bận: cơ sở dữ liệu chậm "
+            "hoặc không liên lạc được, thay đổi chưa được ghi nhận; vui lòng thử lại sau ít phút.",
+            headers={"Retry-After": "60"},
+        )
+
+
 class Alerting:
     """Evaluates the ticket book against the incidents and persists the outcome."""
 
@@ -352,8 +370,10 @@ class Alerting:
         tick_s: float = 5.0,
         leader: Leader | None = None,
         tracer: PathTracer | None = None,
+        manual_wait_s: float = MANUAL_WAIT_S,
     ) -> None:
         self._inventory = inventory
+        self._manual_wait_s = manual_wait_s
         # Two instances on one PostgreSQL: both probe, only the lock's holder judges tickets,
         # writes the state history and takes manual changes (docs/deployment.md). None: alone.
         self._leader = leader
@@ -532,15 +552,30 @@ class Alerting:
     async def _manual(
         self, ticket_id: str, now: datetime, change: Callable[[TicketBook], Step | Refused]
     ) -> Ticket | Refused:
-        async with self._lock:  # applied to the book current under the lock
+        try:
+            async with asyncio.timeout(self._manual_wait_s):
+                await self._lock.acquire()
+        except TimeoutError:
+            log.warning(
+                "manual change refused: the ticket book stayed busy %g s ticket=%s",
+                self._manual_wait_s,
+                ticket_id,
+            )
+            raise AlertingBusy from None
+        try:  # applied to the book current under the lock
             step = change(self.book)
             if isinstance(step, Refused):
                 return step
-            await self._persist(step.actions, now)
+            try:
+                await self._persist(step.actions, now)
+            except StoreTimeoutError as exc:  # logged by the store; the book stays as it was
+                raise AlertingBusy from exc
             self.book = step.book
             ticket = self.book.by_id(ticket_id)
             assert ticket is not None  # the book just changed it
             return ticket
+        finally:
+            self._lock.release()
 
     async def _api_windows(self, now: datetime) -> tuple[MaintenanceWindow, ...]:
         """Windows created through the API that are active now, as alerts/ evaluates them."""

@@ -52,7 +52,10 @@ def _check_config(args: argparse.Namespace) -> int:
     for isp_id, isp in inventory.isps.items():
         links = sum(1 for c in inventory.communes for link in c.links if link.isp == isp_id)
         print(f"    {isp_id:<12} {isp.name}: {links} links, {len(isp.contacts)} contact levels")
-    for warning in inventory.warnings():
+    warnings = inventory.warnings()
+    if not inventory.communes:  # valid with portals or upstreams (load_inventory refuses none)
+        warnings.insert(0, "no communes: only portals and upstream nodes are watched")
+    for warning in warnings:
         print(f"  warning: {warning}")
     return 0
 
@@ -215,8 +218,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `netwatch` console script."""
-    args = parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        args = parse_args(argv)
+        code: int = args.handler(args)
+        sys.stdout.flush()  # a reader gone early shows here, not in a traceback at exit
+    except BrokenPipeError:
+        # `netwatch check-config X | head`: the reader stopped reading. Stop quietly, as
+        # coreutils do (they die of SIGPIPE, which the shell reports as 141); Python ignores
+        # SIGPIPE, so it would print a traceback instead, and another one when it flushes
+        # stdout at exit, unless stdout points elsewhere first. A broken pipe that is not
+        # stdout's (a socket) is a real error and goes on.
+        import select
+        import signal
+
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        if not any(events & select.POLLERR for _, events in poll.poll(0)):
+            raise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
     return code
 
 

@@ -355,6 +355,19 @@ def _cross_check(merged: _Merged, divisions: Divisions) -> list[ConfigIssue]:
     seen_codes: dict[str, Loc] = {}
     seen_addresses: dict[str, Loc] = {}
     communes = data.get("communes")
+    # Valid YAML that gives NetWatch nothing to watch: a section left empty or commented out, or
+    # (a folder) the file holding it not named *.yaml. Portals or upstreams alone are a
+    # legitimate start (check-config warns that no commune is listed). A file that did not read
+    # (merged.issues) says so itself.
+    if not (communes or data.get("portals") or data.get("upstreams") or merged.issues):
+        issues.append(
+            merged.issue(
+                ("communes",),
+                "no commune, portal or upstream listed: NetWatch would watch nothing; list"
+                " the communes under `communes:` (in a folder, the file holding them must"
+                " end in .yaml or .yml)",
+            )
+        )
     for i, commune in enumerate(communes if isinstance(communes, list) else []):
         if not isinstance(commune, dict):
             continue

@@ -15,6 +15,9 @@ Webhook signature (how a receiver verifies a delivery):
    replayed later, because changing the timestamp breaks the signature.
 5. De-duplicate on ``X-NetWatch-Delivery`` (also ``delivery_id`` in the body): delivery is
    at-least-once, so the same delivery may arrive twice (e.g. after a timeout on our side).
+   The id is ASCII (`webhook_delivery_id`): ``<ticket>/<event>/<channel>/<contact>``, the
+   contact as a slug of its name and a hash of it, so it is the same on every retry of one
+   message and differs between two contacts of one receiver (even with names alike as slugs).
 
 `verify_webhook` below does steps 2-4 for Python receivers.
 """
@@ -25,7 +28,9 @@ import enum
 import hashlib
 import hmac
 import json
+import re
 import ssl
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,7 +61,8 @@ class FailureReason(enum.Enum):
     """Why a send did not deliver."""
 
     CONNECTION_REFUSED = "connection_refused"
-    TIMEOUT = "timeout"
+    TIMEOUT = "timeout"  # no connection in time: not delivered
+    UNANSWERED = "unanswered"  # sent, but no answer in time: maybe delivered (and processed)
     CONNECTION_ERROR = "connection_error"  # reset, disconnected, unreachable, DNS
     TLS_ERROR = "tls_error"  # handshake or certificate verification failed
     SERVER_ERROR = "server_error"  # HTTP 5xx
@@ -229,8 +235,11 @@ def _http_exception_outcome(exc: Exception, *secrets: str) -> Failed:
         if isinstance(exc.os_error, ConnectionRefusedError):
             return Failed(FailureReason.CONNECTION_REFUSED, True, _short(str(exc), *secrets))
         return Failed(FailureReason.CONNECTION_ERROR, True, _short(str(exc), *secrets))
-    if isinstance(exc, TimeoutError):  # aiohttp's timeouts subclass it
-        return Failed(FailureReason.TIMEOUT, True, name)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return Failed(FailureReason.TIMEOUT, True, _short(f"{name}: {exc}", *secrets))
+    if isinstance(exc, TimeoutError):  # aiohttp's others subclass it; the total one is plain
+        # Connected, so the request may have gone out whole and be processed right now.
+        return Failed(FailureReason.UNANSWERED, True, f"{name}: no answer in time")
     return Failed(FailureReason.CONNECTION_ERROR, True, _short(f"{name}: {exc}", *secrets))
 
 
@@ -250,11 +259,18 @@ def _http_status_outcome(status: int, text: str) -> SendOutcome:
 
 @dataclass(frozen=True, slots=True)
 class WebhookConfig:
-    """A receiver of signed JSON: one URL, one shared secret."""
+    """A receiver of signed JSON: one URL, one shared secret.
+
+    `timeout_s` bounds the whole request (connection, body, answer): 30 s, what GitHub
+    Enterprise and Grafana allow a receiver (github.com allows 10 s). `connect_timeout_s` bounds
+    getting a connection; running out of it means not delivered, while running out of the
+    whole means maybe delivered (`FailureReason.UNANSWERED`, bounded retries: outbox.py).
+    """
 
     url: str
     secret: Secret
-    timeout_s: float = 10.0
+    timeout_s: float = 30.0
+    connect_timeout_s: float = 10.0
 
 
 class WebhookVerdict(enum.Enum):
@@ -299,6 +315,32 @@ def verify_webhook(
     return WebhookVerdict.VALID
 
 
+_NOT_TOKEN = re.compile(r"[^A-Za-z0-9._:-]+")  # kept as is in an id part: RFC 9110 token chars
+
+
+def _ascii_slug(text: str) -> str:
+    """'Nguyễn Văn Đức' -> 'nguyen-van-duc': diacritics dropped, the rest joined by '-'."""
+    folded = unicodedata.normalize("NFKD", text.replace("đ", "d").replace("Đ", "D"))
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    return _NOT_TOKEN.sub("-", plain).strip("-").lower()
+
+
+def webhook_delivery_id(dedup_key: str) -> str:
+    """The ASCII id a receiver de-duplicates on, from the outbox item's key.
+
+    The key is ``ticket/event/channel/recipient``, and a webhook's recipient is the contact's
+    name (Vietnamese, non-ASCII: not for an HTTP header). The name becomes a slug (at most 24
+    characters, for people reading logs) and 12 hex digits of its SHA-256 (what tells two
+    contacts apart): ``NW-…/3/webhook:9f…/nguyen-van-duc-1a2b3c4d5e6f``. Deterministic, so a
+    retry, or the same item sent again after a restart, carries the same id.
+    """
+    *head, recipient = dedup_key.split("/", 3)
+    digest = hashlib.sha256(recipient.encode()).hexdigest()[:12]
+    slug = _ascii_slug(recipient)[:24].strip("-")
+    parts = [_NOT_TOKEN.sub("-", part) for part in head]
+    return "/".join([*parts, f"{slug}-{digest}" if slug else digest])
+
+
 def webhook_body(payload: Mapping[str, object], delivery_id: str) -> bytes | None:
     """The exact bytes POSTed for an outbox payload (None: not a webhook payload)."""
     body = payload.get("body")
@@ -339,6 +381,7 @@ class WebhookChannel(_OverHttp):
         self, recipient: str, payload: Mapping[str, object], delivery_id: str
     ) -> SendOutcome:
         """POST once; `recipient` is only a label, the URL is the channel's."""
+        delivery_id = webhook_delivery_id(delivery_id)
         raw = webhook_body(payload, delivery_id)
         if raw is None:
             return Failed(FailureReason.BAD_PAYLOAD, False, "not a webhook payload")
@@ -351,7 +394,9 @@ class WebhookChannel(_OverHttp):
             TIMESTAMP_HEADER: timestamp,
             DELIVERY_HEADER: delivery_id,
         }
-        timeout = aiohttp.ClientTimeout(total=self._config.timeout_s)
+        timeout = aiohttp.ClientTimeout(
+            total=self._config.timeout_s, connect=self._config.connect_timeout_s
+        )
         try:
             # No redirects: a 3xx means the configured URL is wrong, and following it would
             # hand the signed body to wherever it points.

@@ -13,6 +13,11 @@ Guarantees and their limits (at-least-once, not exactly-once):
   de-duplicate on; Telegram has no idempotency key, so a chat line may appear twice in that
   window (rare, harmless).
 - What was marked sent is never sent again: a new worker on the same store only sees due items.
+- A receiver that takes the request but does not answer in time (a webhook slower than its
+  timeout) has maybe got it, and maybe acted on it: such an attempt is retried with the same
+  id, but only `RetryPolicy.max_unanswered` times in a row (3); then the item is given up with
+  a warning (`notify.gave_up_unanswered`) rather than sent again for days. A receiver that is
+  down (refused, unreachable, no connection in time, 5xx) is retried as long as before.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -64,6 +70,7 @@ class RetryPolicy:
     max_delay_s: float = 600.0  # a receiver back after an outage gets its mail within this
     jitter_ratio: float = 0.5  # delay drawn from [(1 - jitter) * d, d]: spreads retry bursts
     max_attempts: int | None = 600  # at the cap, about 4 days; None: retry forever
+    max_unanswered: int | None = 3  # attempts in a row sent but not answered; None: no bound
 
     def __post_init__(self) -> None:
         if self.base_delay_s <= 0 or self.factor < 1 or self.max_delay_s < self.base_delay_s:
@@ -92,6 +99,15 @@ class DeliveryReport:
     retrying: int = 0
     gave_up: int = 0
     store_errors: int = 0  # attempts whose result the store did not take (retried after the lease)
+
+
+_UNANSWERED_RUN = re.compile(rf"^{FailureReason.UNANSWERED.value}: (\d+) in a row;")
+
+
+def _unanswered_in_a_row(last_error: str | None) -> int:
+    """How many attempts in a row before this one went unanswered (the worker wrote it)."""
+    found = _UNANSWERED_RUN.match(last_error or "")
+    return int(found.group(1)) if found else 0
 
 
 class OutboxWorker:
@@ -189,9 +205,36 @@ class OutboxWorker:
             return "delivered"
         attempts = item.attempts  # this one included (a claim counts an attempt)
         error = f"{outcome.reason.value}: {outcome.detail}"
+        unanswered = 0
+        if outcome.reason is FailureReason.UNANSWERED:
+            unanswered = _unanswered_in_a_row(item.last_error) + 1
+            # What the next attempt counts on (first: a long detail is cut at its end).
+            error = f"{outcome.reason.value}: {unanswered} in a row; {outcome.detail}"
+        limit = self._policy.max_unanswered
+        if unanswered and limit is not None and unanswered >= limit:
+            await self._store.mark_failed(item.id, at, None, error)
+            _log.warning(
+                "notify.gave_up_unanswered channel=%s item=%d attempts=%d unanswered=%d: the "
+                "receiver took the request but never answered in time; probably delivered "
+                "(the same delivery id each time), not sent again",
+                item.channel,
+                item.id,
+                attempts,
+                unanswered,
+            )
+            return "gave_up"
         give_up = not outcome.retryable or (
             self._policy.max_attempts is not None and attempts >= self._policy.max_attempts
         )
+        if unanswered and not give_up:
+            _log.warning(
+                "notify.unanswered channel=%s item=%d unanswered=%d of %s: sent, no answer in "
+                "time; tried again with the same delivery id",
+                item.channel,
+                item.id,
+                unanswered,
+                limit,
+            )
         if give_up:
             await self._store.mark_failed(item.id, at, None, error)
             _log.warning(

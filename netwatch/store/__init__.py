@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netwatch.store.engine import create_engine, normalize_url, sqlite_url
+from netwatch.store.engine import (
+    DEFAULT_TIMEOUTS,
+    MIGRATION_TIMEOUTS,
+    DbTimeouts,
+    StoreTimeoutError,
+    create_engine,
+    normalize_url,
+    sqlite_url,
+)
 from netwatch.store.leader import LeaderCheck, LeaderLock, LeaderStatus, leader_lock
 from netwatch.store.migrate import current_revision, head_revision, upgrade
 from netwatch.store.repository import Store
@@ -43,22 +51,28 @@ from netwatch.store.types import (
 )
 
 
-async def open_store(url: str | None, data_dir: Path | None = None, migrate: bool = True) -> Store:
-    """Connect (SQLite under data_dir when url is None), migrate to head, return the Store."""
-    engine = create_engine(url, data_dir)
-    try:
-        if migrate:
-            await upgrade(engine)
-    except BaseException:
-        await engine.dispose()
-        raise
-    return Store(engine)
+async def open_store(
+    url: str | None,
+    data_dir: Path | None = None,
+    migrate: bool = True,
+    timeouts: DbTimeouts = DEFAULT_TIMEOUTS,
+) -> Store:
+    """Connect (SQLite under data_dir when url is None), migrate to head, return the Store whose
+    PostgreSQL calls are bounded by `timeouts` (the migration only by the connection's)."""
+    if migrate:
+        migrating = create_engine(url, data_dir, MIGRATION_TIMEOUTS)
+        try:
+            await upgrade(migrating)
+        finally:
+            await migrating.dispose()
+    return Store(create_engine(url, data_dir, timeouts))
 
 
 __all__ = [
     "ApiToken",
     "Availability",
     "Backend",
+    "DbTimeouts",
     "DeliveryOutcome",
     "EnqueueOutcome",
     "EventRecord",
@@ -74,6 +88,7 @@ __all__ = [
     "StateChange",
     "StateInterval",
     "Store",
+    "StoreTimeoutError",
     "StoredEvent",
     "StoredTicket",
     "StoredWindow",

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from netwatch.store.engine import backend_of
+from netwatch.store.engine import backend_of, bounded
 from netwatch.store.models import StateHistoryRow
 from netwatch.store.types import Backend, JsonObject, RevokeOutcome
 
@@ -81,12 +81,12 @@ class StoreBase:
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
-        async with self._sessions() as session, session.begin():
+        async with bounded("write"), self._sessions() as session, session.begin():
             yield session
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncSession]:
-        async with self._read_sessions() as session, session.begin():
+        async with bounded("read"), self._read_sessions() as session, session.begin():
             yield session
 
     async def _stamp_once(

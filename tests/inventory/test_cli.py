@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +49,38 @@ def test_check_config_without_secrets(
 def test_check_config_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["check-config", str(tmp_path / "nope.yaml")]) == 1
     assert f"{tmp_path / 'nope.yaml'}:1:1: no such file or folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check-config", "--ignore-missing-secrets", str(EXAMPLE)],
+        ["token", "create", "grafana", "--data-dir", "{tmp}"],
+        ["token", "list", "--data-dir", "{tmp}"],
+        ["--help"],
+    ],
+    ids=["check-config", "token-create", "token-list", "help"],
+)
+def test_a_reader_gone_early_ends_quietly_with_status_141(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`netwatch … | head`: the pipe's reader is gone before NetWatch writes (its end is closed
+    before the command starts, so every write fails). Like coreutils (killed by SIGPIPE: the
+    shell says 141), not like a traceback; `--help` is argparse's, which ignores the error."""
+    monkeypatch.setenv("NETWATCH_DATABASE_URL", "")
+    if argv[:2] == ["token", "list"]:  # something to list
+        assert main(["token", "create", "prometheus", "--data-dir", str(tmp_path)]) == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "netwatch.cli", *(a.format(tmp=tmp_path) for a in argv)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == (0 if argv == ["--help"] else 141)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from netwatch.cli import main
 from netwatch.inventory import ConfigError, Divisions, Secret, load_inventory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -324,3 +325,50 @@ def test_short_snmpv3_keys_are_refused(tmp_path: Path, divisions: Divisions) -> 
         "F:10:7: snmp_credentials.v3: the key in SHORT_KEY is shorter than 8 characters (RFC 3414)"
     ]
     assert "1234567" not in errors[0]
+
+
+NOTHING = "no commune, portal or upstream listed: NetWatch would watch nothing"
+
+
+def test_a_config_that_watches_nothing_is_a_positioned_error(
+    tmp_path: Path, divisions: Divisions
+) -> None:
+    """Issue 15, finding 18: zero communes passed check-config silently. An empty or missing
+    section is placed where it stands (else at the file's start); a folder whose communes file
+    is misnamed says so too."""
+    empty = write(tmp_path, "isps:\n  vnpt: {name: VNPT}\ncommunes: []\n")
+    assert errors_of(empty, divisions) == [f"F:3:11: communes: {NOTHING}; " + HINT]
+    missing = write(tmp_path, "isps:\n  vnpt: {name: VNPT}\n", name="only-isps.yaml")
+    assert errors_of(missing, divisions) == [f"F:1:1: communes: {NOTHING}; " + HINT]
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "10-isps.yaml").write_text("isps:\n  vnpt: {name: VNPT}\n", encoding="utf-8")
+    (folder / "20-communes.yml.bak").write_text(MINIMAL, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_inventory(folder, environ=ENV, divisions=divisions)
+    assert [i.message for i in caught.value.issues] == [f"{NOTHING}; {HINT}"]
+
+
+HINT = (
+    "list the communes under `communes:` (in a folder, the file holding them must end in"
+    " .yaml or .yml)"
+)
+
+
+def test_portals_alone_are_watched_and_check_config_warns(
+    tmp_path: Path, divisions: Divisions, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        """
+        portals:
+          dvcqg: {name: Cổng Dịch vụ công quốc gia, url: "https://dichvucong.gov.vn/"}
+        """,
+    )
+    inventory = load_inventory(path, environ=ENV, divisions=divisions)
+    assert not inventory.communes
+    assert list(inventory.portals) == ["dvcqg"]
+    assert main(["check-config", "--ignore-missing-secrets", str(path)]) == 0
+    assert "  warning: no communes: only portals and upstream nodes are watched" in (
+        capsys.readouterr().out
+    )

@@ -4,9 +4,11 @@ a fake Telegram Bot API)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @contextlib.asynccontextmanager
@@ -19,3 +21,12 @@ async def serving(app: web.Application, port: int) -> AsyncIterator[None]:
         yield
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def posting_to(path: str, handler: Handler, port: int) -> AsyncIterator[None]:
+    """`handler` answering POSTs to `path` on 127.0.0.1:`port` until the block ends."""
+    app = web.Application()
+    app.router.add_post(path, handler)
+    async with serving(app, port):
+        yield
