@@ -16,31 +16,22 @@ from netwatch.observations import IcmpObservation, Kind, RoundReport
 from netwatch.plan import Plan, compile_plan
 from netwatch.state import LatestState, ShardRounds, SlotReport
 from probes.icmp import PingResult
+from tests.roles.procs import write_config
 
-CONFIG = """
-isps:
-  vnpt: {name: VNPT, contacts: [{level: 1, name: NOC, email: noc@vnpt.example}]}
-communes:
-  - code: 24848
-    links:
-      - {id: a, isp: vnpt, circuit: A, bandwidth_mbps: 10, path: tslcd, address: 10.91.9.1}
-"""
 T0 = datetime(2026, 12, 4, 8, 0, tzinfo=UTC)
 INTERVAL = timedelta(seconds=30)
 
 
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[HealthMonitor, Plan]:
-    path = tmp_path / "netwatch.yaml"
-    path.write_text(CONFIG, encoding="utf-8")
-    inventory = load_inventory(path)
+    inventory = load_inventory(write_config(tmp_path / "netwatch.yaml"))  # one link, no router
     return HealthMonitor(inventory), compile_plan(inventory)
 
 
 def _lossy(plan: Plan, at: datetime, received: int) -> IcmpObservation:
     rtt = 0.004
     result = PingResult(
-        "10.91.9.1", 10, received, 1 - received / 10, rtt, rtt, rtt, 0.0, (rtt,) * received,
+        "127.0.0.2", 10, received, 1 - received / 10, rtt, rtt, rtt, 0.0, (rtt,) * received,
         None, at,
     )  # fmt: skip
     return IcmpObservation(plan.icmp[0], result)
