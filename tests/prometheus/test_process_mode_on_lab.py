@@ -219,8 +219,9 @@ def test_every_series_of_the_single_process_reaches_prometheus(run: Run, tmp_pat
 
 # Labels whose values follow what happened lately (a state, a failure's reason).
 _EVENT_LABELS = frozenset({"state", "reason"})
-# Families whose series come and go with events (which notifications went out, and how).
-_EVENT_FAMILIES = ("netwatch_outbox_",)
+# Families whose series come and go with events (which notifications went out, and how; which
+# kinds of probe failed lately).
+_EVENT_FAMILIES = ("netwatch_outbox_", "netwatch_probe_failures")
 
 
 def _series(text: str) -> set[tuple[str, frozenset[tuple[str, str]]]]:
