@@ -45,6 +45,7 @@ from netwatch.observations import (
     RoundReport,
     SnmpObservation,
 )
+from netwatch.state import ShardRounds
 
 log = logging.getLogger("netwatch.health")
 CENTRAL = "central"  # the vantage point of the central instance
@@ -150,6 +151,7 @@ class HealthMonitor:
         self.incidents: tuple[Incident, ...] = ()
         self._decided: tuple[Incident, ...] = ()
         self._last_round: dict[str, LinkRound] = {}  # by link id: the latest round judged
+        self._icmp_rounds = ShardRounds()  # the shards' ICMP reports: when a slot is complete
         self.transitions: deque[Transition] = deque(maxlen=history)  # the latest, for display
         self._unrecorded: list[Transition] = []  # not yet in the store's state history
         # Subjects whose first judged state is in the history already. A subject starts in its
@@ -327,9 +329,11 @@ class HealthMonitor:
             )
 
     def round_done(self, report: RoundReport) -> None:
-        """After each ICMP round, the incidents carry that round's figures. (Only then and on a
-        change: the status pages rebuild when the incidents tuple is another one, once a round.)"""
-        if report.kind == "icmp":
+        """After each ICMP slot, the incidents carry its figures. (Only then and on a change: the
+        status pages rebuild when the incidents tuple is another one.) Probe workers report a
+        slot once per shard: the figures are taken once every shard's report is in (ShardRounds),
+        not once per shard."""
+        if report.kind == "icmp" and self._icmp_rounds.add(report):
             self.incidents = self._measured(self._decided)
 
     def _observe_snmp(self, obs: SnmpObservation) -> list[Transition | None]:

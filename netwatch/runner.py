@@ -51,6 +51,13 @@ def _replicas(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port goes from 0 to 65535, got {value}")
+    return value
+
+
 def _add_probe_arguments(run: argparse.ArgumentParser) -> None:
     probe = run.add_argument_group("--role probe (docs/bus.md)")
     probe.add_argument("--shard", default="0/1", help="this worker's shard I/N")
@@ -80,6 +87,13 @@ def _add_supervisor_arguments(run: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="supervisor: SNMP probe worker processes (default: 1; 0: none)",
+    )
+    run.add_argument(
+        "--metrics-port-base",
+        type=_port,
+        default=9101,
+        help="supervisor: probe-I serves its /metrics on the --listen address at this port + I, "
+        "snmp-J at this port + --probe-workers + J (default: 9101; 0: none)",
     )
 
 

@@ -54,24 +54,48 @@ def reserved_port() -> int:
     start = random.randrange(len(_RESERVED))
     for offset in range(len(_RESERVED)):
         port = _RESERVED[(start + offset) % len(_RESERVED)]
-        if port in _held:
-            continue
-        fd = os.open(_LOCKS / f"{port}.lock", os.O_CREAT | os.O_RDWR, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        try:
-            with socket.socket() as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                probe.bind(("127.0.0.1", port))
-        except OSError:  # held by something that does not take our locks: try the next one
-            os.close(fd)
-            continue
-        _held[port] = fd
-        return port
+        if _reserve(port):
+            return port
     raise RuntimeError(f"no free port left in {_RESERVED}")
+
+
+def reserved_ports(count: int) -> range:
+    """`count` consecutive reserved ports (as reserved_port), for a server told only the first
+    (`netwatch run --metrics-port-base`)."""
+    _LOCKS.mkdir(exist_ok=True)
+    for _attempt in range(100):
+        first = random.randrange(_RESERVED.start, _RESERVED.stop - count)
+        got = []
+        for port in range(first, first + count):
+            if not _reserve(port):
+                break
+            got.append(port)
+        else:
+            return range(first, first + count)
+        for port in got:  # not consecutive: give them back, try elsewhere
+            os.close(_held.pop(port))
+    raise RuntimeError(f"no {count} consecutive free ports in {_RESERVED}")
+
+
+def _reserve(port: int) -> bool:
+    """Lock `port` for this process if nobody holds it (another test or another program)."""
+    if port in _held:
+        return False
+    fd = os.open(_LOCKS / f"{port}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    try:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", port))
+    except OSError:  # held by something that does not take our locks
+        os.close(fd)
+        return False
+    _held[port] = fd
+    return True
 
 
 def listening_socket() -> socket.socket:

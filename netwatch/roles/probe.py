@@ -13,7 +13,8 @@ every round on the bus; judges nothing for alerting, stores nothing.
 * An SNMP worker answers those requests for its own routers: it polls at once, publishes the
   poll on the ``.fast`` subject and answers with the same poll.
 * Its own /metrics (`--metrics-listen`): process, rounds, publishing, router-poll requests,
-  labelled ``role="probe"`` and ``shard``.
+  labelled ``role="probe"`` and ``shard``; an address it cannot bind costs the metrics (logged),
+  never the probing.
 * SIGTERM / SIGINT: the engine stops, what is queued is flushed (bounded), the connection is
   closed, exit 0.
 
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, get_args
+from wsgiref.simple_server import WSGIServer
 
 import nats
 import nats.errors
@@ -166,8 +168,10 @@ class ProbeMetrics(Collector):
             skipped.add_metric([*own, kind], w.stats.skipped[kind])
             duration.add_metric([*own, kind], report.duration_s)
             lag.add_metric([*own, kind], report.lag_s)
+        # Not netwatch_targets: dashboards sum that over a job's instances, and the core's
+        # already counts the whole plan (docs/dashboards.md, "Scrape targets").
         targets = GaugeMetricFamily(
-            "netwatch_targets", "Targets of this shard per probe kind", labels=(*base, "kind")
+            "netwatch_shard_targets", "Targets of this shard per probe kind", labels=(*base, "kind")
         )
         for name, count in w.plan.counts().items():
             if name in w.options.kinds:
@@ -484,6 +488,21 @@ async def _quiet(exc: Exception) -> None:
 # -- entry point -----------------------------------------------------------------------------
 
 
+def metrics_server(worker: ProbeWorker, listen: tuple[str, int]) -> WSGIServer | None:
+    """The worker's /metrics, served from a thread; None (logged) when the address is taken:
+    that costs the metrics, never the probing."""
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)
+    registry.register(ProbeMetrics(worker))
+    host, port = listen
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        log.error("metrics not served on %s:%d: %s; probing without them", host, port, exc)
+        return None
+    return server
+
+
 async def serve(inventory: Inventory, options: ProbeOptions) -> None:
     """Run a probe worker until SIGTERM or SIGINT; its metrics server with it."""
     worker = ProbeWorker(inventory, options)
@@ -493,11 +512,7 @@ async def serve(inventory: Inventory, options: ProbeOptions) -> None:
         loop.add_signal_handler(sig, stop.set)
     metrics = None
     if options.metrics_listen is not None:
-        registry = CollectorRegistry(auto_describe=True)
-        ProcessCollector(registry=registry)
-        registry.register(ProbeMetrics(worker))
-        host, port = options.metrics_listen
-        metrics, _thread = start_http_server(port, addr=host, registry=registry)
+        metrics = metrics_server(worker, options.metrics_listen)
     try:
         await worker.run(stop)
     finally:

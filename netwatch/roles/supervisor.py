@@ -5,7 +5,9 @@
 2. Children, each this same Python running ``-m netwatch.cli run --role ...`` (`child_specs`):
    ICMP+HTTP probe workers (``--kinds icmp,http --shard i/N``, N = ``--probe-workers``, one per
    CPU by default), SNMP workers (``--kinds snmp --shard i/M``, M = ``--snmp-workers``, 1), and
-   one alerting core serving the web on ``--listen``.
+   one alerting core serving the web (and /metrics) on ``--listen``. Each probe worker serves its
+   own /metrics on the --listen address, port ``--metrics-port-base`` (9101) + i for probe-i and
+   + N + j for snmp-j (0: none); docs/dashboards.md, "Scrape targets".
 3. A child that exits is started again after a pause that doubles with each quick exit
    (1 s, 2 s, 4 s ... up to 60 s) and falls back to 1 s once a run lasted 30 s; every exit and
    restart is logged with the child's name, pid and status.
@@ -64,6 +66,17 @@ def _netwatch(*args: str) -> tuple[str, ...]:
     return (sys.executable, "-m", "netwatch.cli", *args)
 
 
+def _worker_metrics(args: argparse.Namespace) -> Callable[[int], tuple[str, ...]]:
+    """The probe workers' own /metrics (docs/dashboards.md, "Scrape targets"): the n-th worker
+    (ICMP+HTTP ones first, then SNMP ones) on the --listen address, port --metrics-port-base + n;
+    none with a base of 0."""
+    base: int = args.metrics_port_base
+    host = args.listen.rpartition(":")[0]
+    if not base:
+        return lambda _n: ()
+    return lambda n: ("--metrics-listen", f"{host}:{base + n}")
+
+
 def child_specs(args: argparse.Namespace, nats_url: str) -> list[ChildSpec]:
     """What the supervisor runs for `netwatch run` with these arguments."""
     config = str(Path(args.config).resolve())
@@ -71,12 +84,19 @@ def child_specs(args: argparse.Namespace, nats_url: str) -> list[ChildSpec]:
     env = (("NETWATCH_DATABASE_URL", args.database_url),) if args.database_url else ()
     probe = ("run", "--role", "probe", *common)
     icmp, snmp = args.probe_workers, args.snmp_workers
+    metrics = _worker_metrics(args)
     specs = [
-        ChildSpec(f"probe-{i}", _netwatch(*probe, "--kinds", "icmp,http", "--shard", f"{i}/{icmp}"))
+        ChildSpec(
+            f"probe-{i}",
+            _netwatch(*probe, "--kinds", "icmp,http", "--shard", f"{i}/{icmp}", *metrics(i)),
+        )
         for i in range(icmp)
     ]
     specs += [
-        ChildSpec(f"snmp-{i}", _netwatch(*probe, "--kinds", "snmp", "--shard", f"{i}/{snmp}"))
+        ChildSpec(
+            f"snmp-{i}",
+            _netwatch(*probe, "--kinds", "snmp", "--shard", f"{i}/{snmp}", *metrics(icmp + i)),
+        )
         for i in range(snmp)
     ]
     core = _netwatch(

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,15 +32,8 @@ import trustme
 import yaml
 
 from netwatch.inventory import Inventory, load_inventory
-from netwatch.inventory.models import (
-    Coordinates,
-    Intervals,
-    Portal,
-    ThresholdOverrides,
-)
 from netwatch.lab import Lab
 from netwatch.store import open_store
-from tests.integration.lab_notify import lab_notifications
 from tests.integration.test_run_on_lab import Client, _env, serving
 from tests.lab.fixtures import built_lab
 from tests.lab_netwatch import quick_app
@@ -128,34 +121,41 @@ def slow_portal(work: Path) -> Iterator[tuple[str, Path]]:
         thread.join(timeout=10)
 
 
-def _inventory(lab: Lab, smtp_port: int, portal_url: str, portal_ca: Path) -> Inventory:
-    inventory = load_inventory(lab.paths.config_file, environ=_env(lab.paths.env_file))
-    communes = []
-    congested = inventory.communes[3].code
-    for i, commune in enumerate(inventory.communes):
-        update: dict[str, Any] = {}
-        if i < len(COORDINATES):
-            lat, lon = COORDINATES[i]
-            update["coordinates"] = Coordinates(lat=lat, lon=lon)
-        if commune.code == congested:
-            # As in tests/integration/test_scenarios_on_lab.py: the lab's load fills the shaped
-            # line; "near the contract" at 60 % tolerates snmpd's counter cache at short polls.
-            update["thresholds"] = ThresholdOverrides(utilization_pct=60, rtt_ms=20)
-        communes.append(commune.model_copy(update=update))
-    motcua = Portal(
-        name="Hệ thống một cửa điện tử tỉnh (lab)",
-        url=portal_url,
-        ca_file=str(portal_ca),
-        timeout_s=10,
-    )
-    return inventory.model_copy(
-        update={
-            "communes": tuple(communes),
-            "intervals": Intervals(icmp_s=2, icmp_echoes=10, snmp_s=4, http_s=3),
-            "portals": {**inventory.portals, "motcua": motcua},
-            "notifications": lab_notifications(smtp_port),
-        }
-    )
+LINK_SECRET_ENV = "NETWATCH_TEST_LINK_SECRET"
+
+
+def write_config(
+    lab: Lab, work: Path, smtp_port: int, portal: tuple[str, Path], icmp_s: float
+) -> tuple[Path, dict[str, str]]:
+    """The lab's inventory with the proof's changes, as a file (a subprocess NetWatch reads it
+    too), and the environment its secrets come from."""
+    data = yaml.safe_load(lab.paths.config_file.read_text("utf-8"))
+    congested = data["communes"][3]
+    for commune, (lat, lon) in zip(data["communes"], COORDINATES, strict=False):
+        commune["coordinates"] = {"lat": lat, "lon": lon}
+    # As in tests/integration/test_scenarios_on_lab.py: the lab's load fills the shaped line;
+    # "near the contract" at 60 % tolerates snmpd's counter cache at short polls.
+    congested["thresholds"] = {"utilization_pct": 60, "rtt_ms": 20}
+    data["intervals"] = {"icmp_s": icmp_s, "icmp_echoes": 10, "snmp_s": 4, "http_s": 3}
+    data["portals"]["motcua"] = {
+        "name": "Hệ thống một cửa điện tử tỉnh (lab)",
+        "url": portal[0],
+        "ca_file": str(portal[1]),
+        "timeout_s": 10,
+    }
+    data["notifications"] = {
+        "public_url": "https://netwatch.test",
+        "link_secret": {"env": LINK_SECRET_ENV},
+        "smtp": {
+            "host": "127.0.0.1",
+            "port": smtp_port,
+            "from_address": "netwatch@lab.test",
+            "starttls": False,
+        },
+    }
+    path = work / "netwatch.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+    return path, {**_env(lab.paths.env_file), LINK_SECRET_ENV: "link-secret"}
 
 
 def _token(data_dir: Path) -> str:
@@ -170,8 +170,9 @@ def _token(data_dir: Path) -> str:
     return asyncio.run(make())
 
 
-def _prometheus_config(work: Path, netwatch: str, dead: str) -> Path:
-    """The test's Prometheus: 1 s scrape and evaluation, the shipped rules with `for: 1s`."""
+def _prometheus_config(work: Path, targets: list[str]) -> Path:
+    """The test's Prometheus: 1 s scrape and evaluation, the shipped rules with `for: 1s`, every
+    target in the job the shipped config names."""
     rules = work / "rules"
     rules.mkdir()
     for path in sorted(promql.RULES.glob("*.yml")):
@@ -184,9 +185,7 @@ def _prometheus_config(work: Path, netwatch: str, dead: str) -> Path:
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(rules / "*.yml")],
-        "scrape_configs": [
-            {"job_name": "netwatch", "static_configs": [{"targets": [netwatch, dead]}]}
-        ],
+        "scrape_configs": [{"job_name": "netwatch", "static_configs": [{"targets": targets}]}],
     }
     path = work / "prometheus.yml"
     path.write_text(yaml.safe_dump(config), "utf-8")
@@ -222,9 +221,13 @@ class Run:
     congested: str
     uncharted: str  # the commune without coordinates
     province: dict[str, str]  # commune code -> province code
-    netwatch: str  # the NetWatch scrape target
+    netwatch: str  # the NetWatch scrape target (the core's /metrics in process mode)
     dead: str  # a NetWatch target that does not answer
     mailbox: Mailbox
+    config: Path  # the NetWatch config file, and the environment of its secrets
+    env: dict[str, str]
+    inventory: Inventory
+    workers: tuple[str, ...] = ()  # process mode: the probe workers' own targets
 
     def elapsed_s(self) -> int:
         """Seconds of data Prometheus holds (the dashboards' $__range)."""
@@ -275,23 +278,54 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     yield from built_lab(LAB_INDEX, COMMUNES, tmp_path_factory.mktemp("prometheus-lab"))
 
 
+@dataclass(frozen=True)
+class Served:
+    """A NetWatch under proof: its web (and /metrics), and the probe workers' targets."""
+
+    client: Client
+    workers: tuple[str, ...] = ()
+
+
+# Starts NetWatch on the proof's config (file, environment, its inventory, the data dir).
+Start = Callable[[Path, dict[str, str], Inventory, Path], AbstractContextManager[Served]]
+
+
+@contextmanager
+def in_this_process(
+    config: Path, env: dict[str, str], inventory: Inventory, data_dir: Path
+) -> Iterator[Served]:
+    """`--role all`: the whole NetWatch in this process, quick rounds."""
+    del env
+    app = quick_app(config, inventory=inventory, data_dir=data_dir)
+    with serving(app) as client:
+        yield Served(client)
+
+
 @pytest.fixture(scope="module")
 def run(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    work = tmp_path_factory.mktemp("prometheus-proof")
+    with proving(lab, tmp_path_factory.mktemp("prometheus-proof"), in_this_process, 2) as r:
+        yield r
+
+
+@contextmanager
+def proving(lab: Lab, work: Path, start: Start, icmp_s: float) -> Iterator[Run]:
+    """The lab faulted, NetWatch started by `start`, Prometheus scraping it with the shipped
+    rules; yielded once every alert fires and NetWatch notified."""
     with ExitStack() as stack:
         stack.callback(lab.restore)
         mailbox, smtp_port = stack.enter_context(smtp_server())
-        portal_url, portal_ca = stack.enter_context(slow_portal(work))
-        inventory = _inventory(lab, smtp_port, portal_url, portal_ca)
+        portal = stack.enter_context(slow_portal(work))
+        config, env = write_config(lab, work, smtp_port, portal, icmp_s)
+        inventory = load_inventory(config, environ=env)
         codes = [c.code for c in inventory.communes]
         data_dir = work / "data"
         token = _token(data_dir)
-        app = quick_app(lab.paths.config_file, inventory=inventory, data_dir=data_dir)
-        client = stack.enter_context(serving(app))
+        served = stack.enter_context(start(config, env, inventory, data_dir))
+        client = served.client
         netwatch = client.base.removeprefix("http://")
         dead = f"127.0.0.1:{reserved_port()}"  # reserved by this process: nothing listens
-        config = _prometheus_config(work, netwatch, dead)
-        prom = stack.enter_context(running_prometheus(config, work, reserved_port()))
+        scrape = _prometheus_config(work, [netwatch, *served.workers, dead])
+        prom = stack.enter_context(running_prometheus(scrape, work, reserved_port()))
         r = Run(
             lab=lab,
             client=client,
@@ -306,52 +340,70 @@ def run(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             netwatch=netwatch,
             dead=dead,
             mailbox=mailbox,
+            config=config,
+            env=env,
+            inventory=inventory,
+            workers=served.workers,
         )
-
-        def baseline() -> bool:
-            rounds = prom.query('netwatch_rounds_total{kind="snmp"}')
-            return bool(rounds) and float(rounds[0]["value"][1]) >= 2
-
-        _wait("a healthy baseline scraped", baseline, 60)
-        assert lab.commune_loss(int(r.lossy), 40).ok
-        assert lab.commune_down(int(r.down)).ok
-        assert lab.commune_congest(int(r.congested), VNPT).ok
-        assert lab.portal_error().ok
-
-        def tickets_open() -> list[dict[str, Any]]:
-            status, body = client.get("/api/v1/tickets?state=open")
-            assert status == 200
-            return [t for t in json.loads(body) if t["subject"]["commune"] == r.down]
-
-        _wait("tickets for the commune cut off", lambda: len(tickets_open()) == 2)
-        by_link = {t["subject"]["link"]: t["id"] for t in tickets_open()}
-        # An ISP engineer takes the VNPT ticket; provincial IT resolves the Viettel one by hand:
-        # time to acknowledge and time to restore get their first observations.
-        _post(client.base, f"/api/v1/tickets/{by_link[VNPT]}/acknowledge", token)
-        _post(client.base, f"/api/v1/tickets/{by_link[VIETTEL]}/resolve", token)
-        _wait("every alert firing", lambda: r.expected_alerts() <= r.firing(), 100)
-        _wait("notifications delivered", lambda: mailbox.count > 0, 30)
-        # A few more scrapes of NetWatch after the last change, for rate() windows.
-        scrapes = f'count_over_time(up{{instance="{netwatch}"}}[1h])'
-
-        def scraped() -> float:
-            found = prom.query(scrapes)
-            return float(found[0]["value"][1]) if found else 0.0
-
-        before = scraped()
-        _wait("three more scrapes", lambda: scraped() >= before + 3, 30)
+        _fault_and_wait(r, token)
         yield r
 
 
-def _known_names(run: Run) -> set[str]:
-    """Every sample name NetWatch exports now, the recorded names, Prometheus' own series."""
-    status, text = run.client.get("/metrics")
-    assert status == 200
-    names = {
+def _fault_and_wait(r: Run, token: str) -> None:
+    """Faults on, tickets handled, every alert firing, a few more scrapes."""
+    prom, lab, client = r.prom, r.lab, r.client
+
+    def baseline() -> bool:
+        rounds = prom.query(f'netwatch_rounds_total{{kind="snmp", instance="{r.netwatch}"}}')
+        return bool(rounds) and float(rounds[0]["value"][1]) >= 2
+
+    _wait("a healthy baseline scraped", baseline, 60)
+    assert lab.commune_loss(int(r.lossy), 40).ok
+    assert lab.commune_down(int(r.down)).ok
+    assert lab.commune_congest(int(r.congested), VNPT).ok
+    assert lab.portal_error().ok
+
+    def tickets_open() -> list[dict[str, Any]]:
+        status, body = client.get("/api/v1/tickets?state=open")
+        assert status == 200
+        return [t for t in json.loads(body) if t["subject"]["commune"] == r.down]
+
+    _wait("tickets for the commune cut off", lambda: len(tickets_open()) == 2)
+    by_link = {t["subject"]["link"]: t["id"] for t in tickets_open()}
+    # An ISP engineer takes the VNPT ticket; provincial IT resolves the Viettel one by hand:
+    # time to acknowledge and time to restore get their first observations.
+    _post(client.base, f"/api/v1/tickets/{by_link[VNPT]}/acknowledge", token)
+    _post(client.base, f"/api/v1/tickets/{by_link[VIETTEL]}/resolve", token)
+    _wait("every alert firing", lambda: r.expected_alerts() <= r.firing(), 100)
+    _wait("notifications delivered", lambda: r.mailbox.count > 0, 30)
+    # A few more scrapes of NetWatch after the last change, for rate() windows.
+    scrapes = f'count_over_time(up{{instance="{r.netwatch}"}}[1h])'
+
+    def scraped() -> float:
+        found = prom.query(scrapes)
+        return float(found[0]["value"][1]) if found else 0.0
+
+    before = scraped()
+    _wait("three more scrapes", lambda: scraped() >= before + 3, 30)
+
+
+def exported_names(base: str, path: str = "/metrics") -> set[str]:
+    """Every sample name a NetWatch target exports now."""
+    with urllib.request.urlopen(base + path, timeout=10) as response:
+        text = response.read().decode()
+    return {
         line.split("{", 1)[0].split(" ", 1)[0]
         for line in text.splitlines()
         if line and not line.startswith("#")
     }
+
+
+def _known_names(run: Run) -> set[str]:
+    """Every sample name NetWatch exports now (every target of it), the recorded names,
+    Prometheus' own series."""
+    names = exported_names(run.client.base)
+    for worker in run.workers:
+        names |= exported_names(f"http://{worker}", "/")
     return names | promql.recorded_names() | promql.PROMETHEUS_SERIES | {"ALERTS"}
 
 
@@ -550,4 +602,5 @@ def test_netwatch_itself_shows_its_troubles(run: Run) -> None:
     targets = _by(_evaluate(run, _panel(d, "Mục tiêu"), values), "kind")
     assert targets[("http",)] == 2
     up = _by(run.prom.query('up{job="netwatch"}'), "instance")
-    assert up == {(run.netwatch,): 1.0, (run.dead,): 0.0}
+    every = {(run.netwatch,): 1.0, (run.dead,): 0.0, **{(w,): 1.0 for w in run.workers}}
+    assert up == every

@@ -30,7 +30,8 @@ def test_the_deployable_config_is_valid_and_loads_every_rule_file() -> None:
     assert f"SUCCESS: {len(RULE_FILES)} rule files found" in output
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text("utf-8"))
     [job] = [j for j in config["scrape_configs"] if j["job_name"] == "netwatch"]
-    assert job["static_configs"] == [{"targets": ["netwatch:8080"]}]
+    # The compose stack's core and probe worker (tests/prometheus/test_scrape_targets.py).
+    assert job["static_configs"] == [{"targets": ["netwatch:8080", "probe:9101"]}]
 
 
 def test_the_rules_are_valid() -> None:
