@@ -40,7 +40,7 @@ from netwatch.web.status.words import Shown, T
 if TYPE_CHECKING:
     from netwatch.runtime import Runtime
 
-__all__ = ["StatusPages", "redirect_page", "router"]
+__all__ = ["BASE", "StatusPages", "fast_response", "pages_of", "redirect_page", "router"]
 
 router = APIRouter(include_in_schema=False)
 MAX_QUERY_CHARS = 100
@@ -154,6 +154,77 @@ def _query(request: Request) -> tuple[str, Shown | None]:
     return q, state
 
 
+def _target(snapshot: Snapshot, province: int | None, path: str) -> tuple[int | None, str]:
+    """The province a page shows, and its path: /status is the province when there is one."""
+    if province is None and len(snapshot.provinces) == 1:
+        return next(iter(snapshot.provinces)), BASE
+    return province, path
+
+
+def _province_key(
+    path: str, province: int | None, lang: Lang, state: Shown | None
+) -> tuple[str, ...]:
+    return ("province", path, str(province), lang, state.value if state else "")
+
+
+def _commune_key(code: str, lang: Lang) -> tuple[str, ...]:
+    return ("commune", code, lang)
+
+
+def _commune_code(code: str) -> str:
+    wanted = code.strip()
+    return wanted.zfill(5) if wanted.isdigit() else wanted
+
+
+def _province_number(text: str) -> int | None:
+    """A province code from the URL ("68"), None when it cannot be one."""
+    return int(text) if text.isdigit() and len(text) <= 3 else None
+
+
+_COMMUNE_PREFIX = BASE + "/xa/"
+
+
+def fast_response(pages: StatusPages, request: Request) -> Response | None:
+    """A GET of a status page already rendered from the current snapshot (and records),
+    answered exactly as its route would (same bytes, headers, cookie); None when the route
+    must run (not rendered yet, out of date, a search, a page not found, any other path).
+    Touches nothing: no snapshot built, no store read (netwatch.web.app's `fast_pages`)."""
+    snapshot = pages.model.current()
+    if snapshot is None:
+        return None
+    path = request.url.path
+    lang = pick_lang(request)
+    if path.startswith(_COMMUNE_PREFIX):
+        code = path[len(_COMMUNE_PREFIX) :]
+        commune = snapshot.by_code.get(_commune_code(code)) if "/" not in code else None
+        if commune is None:
+            return None
+        records = pages.model.current_records(commune.code)
+        if records is None:
+            return None
+        rendered = pages.cached(_commune_key(commune.code, lang), snapshot, records)
+    else:
+        province: int | None
+        if path == BASE:
+            province = None
+        elif path.startswith(BASE + "/") and "/" not in path[len(BASE) + 1 :]:
+            province = _province_number(path[len(BASE) + 1 :])
+            if province is None:
+                return None
+        else:
+            return None
+        q, state = _query(request)
+        if q.strip():
+            return None
+        province, path = _target(snapshot, province, path)
+        if province is not None and province not in snapshot.provinces:
+            return None
+        rendered = pages.cached(_province_key(path, province, lang, state), snapshot, None)
+    if rendered is None:
+        return None
+    return _respond(request, lang, rendered.body, rendered.gzipped)
+
+
 async def _province(request: Request, province: int | None) -> Response:
     lang = pick_lang(request)
     pages = pages_of(request)
@@ -161,11 +232,7 @@ async def _province(request: Request, province: int | None) -> Response:
         return _starting(request, lang)
     snapshot = await pages.model.snapshot()
     q, state = _query(request)
-    if province is None and len(snapshot.provinces) == 1:
-        province = next(iter(snapshot.provinces))
-        path = BASE
-    else:
-        path = request.url.path
+    province, path = _target(snapshot, province, request.url.path)
     if province is not None and province not in snapshot.provinces:
         title = T["not_found_h1"][lang]
         text = T["province_not_found"][lang].format(code=province)
@@ -175,7 +242,7 @@ async def _province(request: Request, province: int | None) -> Response:
             return _html(request, lang, provinces_page(snapshot, lang, q=q))
         html = province_page(snapshot, province, lang, q=q, path=path)
         return _html(request, lang, html)
-    key = ("province", path, str(province), lang, state.value if state else "")
+    key = _province_key(path, province, lang, state)
     rendered = pages.cached(key, snapshot, None)
     if rendered is None:
         if province is None:
@@ -199,16 +266,13 @@ async def commune_status(request: Request) -> Response:
     if pages is None:
         return _starting(request, lang)
     snapshot = await pages.model.snapshot()
-    wanted = code.strip()
-    if wanted.isdigit():
-        wanted = wanted.zfill(5)
-    commune = snapshot.by_code.get(wanted)
+    commune = snapshot.by_code.get(_commune_code(code))
     if commune is None:
         title = T["not_found_h1"][lang]
         text = T["commune_not_found"][lang].format(code=code[:20])
         return _html(request, lang, message_page(lang, title, text, request.url.path), 404)
     records = await pages.model.records(commune)
-    key = ("commune", commune.code, lang)
+    key = _commune_key(commune.code, lang)
     rendered = pages.cached(key, snapshot, records)
     if rendered is None:
         now = snapshot.taken_at
@@ -225,11 +289,12 @@ async def province_status(request: Request) -> Response:
     """One province's page, by its official code ("68")."""
     province: str = request.path_params["province"]
     lang = pick_lang(request)
-    if not province.isdigit() or len(province) > 3:
+    number = _province_number(province)
+    if number is None:
         title = T["not_found_h1"][lang]
         text = T["province_not_found"][lang].format(code=province[:20])
         return _html(request, lang, message_page(lang, title, text, request.url.path), 404)
-    return await _province(request, int(province))
+    return await _province(request, number)
 
 
 # Plain Starlette routes, not FastAPI's: no parameter validation or dependency solving to pay
