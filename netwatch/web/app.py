@@ -179,12 +179,16 @@ async def _from_core(core_url: str, scope: Scope, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def fast_pages(app: FastAPI, *, core_url: str | None = None) -> ASGIApp:
+def fast_pages(
+    app: FastAPI, *, core_url: str | None = None, inner: ASGIApp | None = None
+) -> ASGIApp:
     """The web worker's ASGI app: a GET of a public status page already rendered from the
     current snapshot is answered from memory (status.fast_response: the very bytes, headers and
     cookie the route would send), skipping FastAPI's routing, dependencies and middleware;
-    everything else goes to `app`. With `core_url`, /metrics and /healthz/leader are the
-    alerting core's (a web worker leads nothing and is not Prometheus's target)."""
+    everything else goes to `app` (or `inner`, the app as wrapped by a test's server). With
+    `core_url`, /metrics and /healthz/leader are the alerting core's (a web worker leads
+    nothing and is not Prometheus's target)."""
+    fallback: ASGIApp = inner if inner is not None else app
 
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
@@ -199,6 +203,6 @@ def fast_pages(app: FastAPI, *, core_url: str | None = None) -> ASGIApp:
             elif core_url is not None and path in _CORE_PATHS:
                 await _from_core(core_url, scope, send)
                 return
-        await app(scope, receive, send)
+        await fallback(scope, receive, send)
 
     return serve
