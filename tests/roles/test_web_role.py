@@ -209,6 +209,7 @@ async def test_a_web_worker_serves_the_cores_pages_and_hands_actions_to_the_lead
         assert re.search(PAUSED_VI + r" \d\d:\d\d \d\d/\d\d/\d{4}; phiếu sự cố", page)
         english = await _page(web, "/status?lang=en")
         assert PAUSED_EN in english
+        assert PAUSED_VI in await _page(web, "/admin/login")  # every admin page says it too
         note = {"exp": link.exp, "sig": link.sig, "text": "còn ai không?"}
         status, answer = await asyncio.to_thread(_post, web.base, f"/t/{ticket_id}/note", note)
         assert status == 503, answer
