@@ -370,3 +370,8 @@ def test_systemd_role_units_verify_with_the_hardening_of_the_single_unit(
     assert (probe.role, probe.shard) == ("probe", "1/3")  # the instance name is the shard
     probe_unit = (DEPLOY / "netwatch-probe@.service").read_text()
     assert "CapabilityBoundingSet=CAP_NET_RAW" in probe_unit
+    web = _verified_command(tmp_path, "netwatch-web@.service", instance="1")
+    assert web.role == "web"
+    assert web.listen.startswith("127.0.0.1:")
+    web_unit = (DEPLOY / "netwatch-web@.service").read_text()
+    assert re.search(r"^CapabilityBoundingSet=$", web_unit, flags=re.MULTILINE)  # none
