@@ -203,7 +203,9 @@ def test_compose_lays_out_nats_postgres_core_probe_prometheus_and_grafana(
 ) -> None:
     services = compose["services"]
     assert isinstance(services, dict)
-    assert set(services) == {"nats", "postgres", "netwatch", "probe", "prometheus", "grafana"}
+    assert set(services) == {
+        "nats", "postgres", "netwatch", "web", "probe", "prometheus", "grafana",
+    }  # fmt: skip
     core = _service(compose, "netwatch")  # the name Prometheus scrapes
     assert core["cap_drop"] == ["ALL"]
     assert "cap_add" not in core  # the core sends no ICMP
@@ -211,6 +213,11 @@ def test_compose_lays_out_nats_postgres_core_probe_prometheus_and_grafana(
     assert ("volume", "netwatch-data", "/var/lib/netwatch") in _mounts(core)
     args = _command(core)
     assert (args.role, args.nats, args.listen) == ("core", "nats://nats:4222", "0.0.0.0:8080")
+    web = _service(compose, "web")  # a web worker: the reverse proxy's target
+    assert web["cap_drop"] == ["ALL"]
+    assert "cap_add" not in web
+    args = _command(web)
+    assert (args.role, args.core_url) == ("web", "http://netwatch:8080")
     probe = _service(compose, "probe")
     assert probe["cap_drop"] == ["ALL"]
     assert probe["cap_add"] == ["NET_RAW"]
@@ -240,7 +247,7 @@ def test_compose_publishes_ports_on_loopback_only(compose: dict[str, object]) ->
 def test_compose_mounts_only_files_the_repository_ships(compose: dict[str, object]) -> None:
     root = Path(str(compose["_root"]))
     user_files = {root / "config" / "netwatch.yaml"}  # written by the user from the example
-    for name in ("netwatch", "probe", "prometheus", "grafana"):
+    for name in ("netwatch", "web", "probe", "prometheus", "grafana"):
         for kind, where, _target in _mounts(_service(compose, name)):
             if kind != "bind":
                 continue
