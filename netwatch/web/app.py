@@ -196,9 +196,9 @@ def fast_pages(
             if path.startswith(status.BASE):
                 pages = getattr(app.state, "status_pages", None)
                 if pages is not None and pages.runtime is getattr(app.state, "runtime", None):
-                    response = status.fast_response(pages, Request(scope))
-                    if response is not None:
-                        await response(scope, receive, send)
+                    answer = status.fast_response(pages, scope)
+                    if answer is not None:
+                        await answer(scope, receive, send)
                         return
             elif core_url is not None and path in _CORE_PATHS:
                 await _from_core(core_url, scope, send)

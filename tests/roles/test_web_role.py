@@ -33,6 +33,7 @@ from netwatch.bus.commands import (
 from netwatch.bus.server import NatsServer
 from netwatch.bus.wire import WireError
 from netwatch.inventory import load_inventory
+from netwatch.roles.web import reuse_port_socket
 from netwatch.signing import LinkSigner
 from tests.roles.feeding import Feed
 from tests.roles.procs import alive, get, netwatch, spawned, write_config
@@ -240,6 +241,17 @@ def _serving_pids(port: int) -> set[int]:
         check=True,
     ).stdout
     return {int(pid) for pid in re.findall(r"pid=(\d+)", out)}
+
+
+def test_the_listening_socket_is_shared_and_answers_without_delayed_acks() -> None:
+    """Connections of the web workers' socket get TCP_NODELAY (asyncio sets it only for
+    IPPROTO_TCP sockets): without it every page waited out a 40 ms delayed ACK."""
+    port = reserved_port()
+    with reuse_port_socket("127.0.0.1", port) as one, reuse_port_socket("127.0.0.1", port) as two:
+        for sock in (one, two):
+            assert sock.proto == socket.IPPROTO_TCP
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
 
 
 def test_two_web_workers_share_one_port(

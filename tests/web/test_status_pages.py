@@ -566,6 +566,7 @@ def test_the_fast_path_answers_exactly_as_the_routes_do(
             ("/status/xa/28696?lang=en", {}),
             ("/status/xa/28696", {"Cookie": "nw_lang=en"}),
             ("/status", {"Accept-Encoding": "gzip"}),
+            ("/status?lang=en", {"Cookie": "nw_lang=en", "Accept-Encoding": "gzip"}),
             ("/status?state=down", {}),
         ]
         for path, headers in cases:
