@@ -59,9 +59,14 @@ def snmp_queue_group(index: int, count: int) -> str:
     return f"snmp-{index}-of-{count}"
 
 
+def _pack(body: dict[str, Any]) -> bytes:
+    """A command map of this version, as msgpack."""
+    return bytes(msgpack.packb({"v": _VERSION, **body}, use_bin_type=True))
+
+
 def encode_poll_request(router: str) -> bytes:
     """A poll request for one router (its encoded subject key)."""
-    return bytes(msgpack.packb({"v": _VERSION, "router": router}, use_bin_type=True))
+    return _pack({"router": router})
 
 
 def _map(payload: bytes) -> dict[str, Any]:
@@ -95,18 +100,14 @@ class PollReply:
 
 def encode_poll_reply(reply: PollReply) -> bytes:
     """The answer to a poll request."""
-    return bytes(
-        msgpack.packb(
-            {
-                "v": _VERSION,
-                "router": reply.router,
-                "shard": reply.shard,
-                "ok": reply.ok,
-                "failure": reply.failure,
-                "batch": reply.batch,
-            },
-            use_bin_type=True,
-        )
+    return _pack(
+        {
+            "router": reply.router,
+            "shard": reply.shard,
+            "ok": reply.ok,
+            "failure": reply.failure,
+            "batch": reply.batch,
+        }
     )
 
 
@@ -144,18 +145,14 @@ class TicketAction:
 
 def encode_ticket_action(action: TicketAction) -> bytes:
     """The request for one ticket action."""
-    return bytes(
-        msgpack.packb(
-            {
-                "v": _VERSION,
-                "ticket": action.ticket,
-                "action": action.action,
-                "actor": {"kind": action.actor.kind.value, "name": action.actor.name},
-                "at": action.at.isoformat(),
-                "text": action.text,
-            },
-            use_bin_type=True,
-        )
+    return _pack(
+        {
+            "ticket": action.ticket,
+            "action": action.action,
+            "actor": {"kind": action.actor.kind.value, "name": action.actor.name},
+            "at": action.at.isoformat(),
+            "text": action.text,
+        }
     )
 
 
@@ -199,10 +196,9 @@ class TicketReply:
 
 def encode_ticket_reply(reply: TicketReply) -> bytes:
     """The answer to a ticket action."""
-    body: dict[str, Any] = {"v": _VERSION, "outcome": "done"}
     if reply.refusal is not None:
-        body = {"v": _VERSION, "outcome": "refused", "refusal": reply.refusal.value}
-    return bytes(msgpack.packb(body, use_bin_type=True))
+        return _pack({"outcome": "refused", "refusal": reply.refusal.value})
+    return _pack({"outcome": "done"})
 
 
 def decode_ticket_reply(payload: bytes) -> TicketReply:

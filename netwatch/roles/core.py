@@ -37,6 +37,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nats
 import nats.errors
@@ -71,11 +72,15 @@ from netwatch.plan import Plan
 from netwatch.runtime import DeskAnswer, Runtime, RuntimeOptions, open_runtime
 from netwatch.store.leader import LeaderCheck, LeaderStatus
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 __all__ = [
     "BusFeed",
     "LeaseLeader",
     "core_opener",
     "durable_name",
+    "role_app",
     "run_core",
     "serve_ticket_actions",
 ]
@@ -452,29 +457,42 @@ def core_opener(
     return open_core
 
 
-def run_core(args: argparse.Namespace) -> int:
-    """`netwatch run --role core`: the runtime fed by the bus, serving the web on --listen."""
-    import uvicorn
+OpenerFactory = Callable[
+    [Sequence[str], str, StreamLimits | None],
+    Callable[[Inventory, RuntimeOptions, Plan], contextlib.AbstractAsyncContextManager[Runtime]],
+]
 
+
+def role_app(
+    args: argparse.Namespace, role: str, name: str, opener: OpenerFactory
+) -> FastAPI | int:
+    """The web app of a role on the bus (core, web) from its arguments: a FastAPI app, or the
+    exit status (2 without --nats, 1 for a bad config) after saying why."""
     from netwatch.web.app import create_app
 
     if not args.nats:
-        print("netwatch run --role core: --nats URL is required", file=sys.stderr)
+        print(f"netwatch run --role {role}: --nats URL is required", file=sys.stderr)
         return 2
-    host, port = args.listen_host, args.listen_port
-    name = args.name or f"{socket.gethostname()}-{port}"
     try:
-        app = create_app(
+        return create_app(
             args.config,
             data_dir=Path(args.data_dir),
             database_url=args.database_url or None,
-            opener=core_opener(
-                args.nats.split(","), name, StreamLimits(replicas=args.bus_replicas)
-            ),
+            opener=opener(args.nats.split(","), name, StreamLimits(replicas=args.bus_replicas)),
         )
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+
+
+def run_core(args: argparse.Namespace) -> int:
+    """`netwatch run --role core`: the runtime fed by the bus, serving the web on --listen."""
+    import uvicorn
+
+    host, port = args.listen_host, args.listen_port
+    app = role_app(args, "core", args.name or f"{socket.gethostname()}-{port}", core_opener)
+    if isinstance(app, int):
+        return app
     config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level)
     server = uvicorn.Server(config)
     server.run()

@@ -33,7 +33,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import nats
 import nats.errors
@@ -52,9 +51,9 @@ from netwatch.bus.commands import (
 )
 from netwatch.bus.lease import Lease
 from netwatch.bus.streams import StreamLimits, ensure_buckets, ensure_stream
-from netwatch.inventory import ConfigError, Inventory
+from netwatch.inventory import Inventory
 from netwatch.plan import Plan
-from netwatch.roles.core import BusFeed
+from netwatch.roles.core import BusFeed, role_app
 from netwatch.runtime import DeskAnswer, Runtime, RuntimeOptions, open_runtime
 
 __all__ = [
@@ -260,23 +259,13 @@ def run_web(args: argparse.Namespace) -> int:
     """`netwatch run --role web`: a read replica serving the web on --listen (SO_REUSEPORT)."""
     import uvicorn
 
-    from netwatch.web.app import create_app, fast_pages
+    from netwatch.web.app import fast_pages
 
-    if not args.nats:
-        print("netwatch run --role web: --nats URL is required", file=sys.stderr)
-        return 2
     host, port = args.listen_host, args.listen_port
     name = args.name or f"{socket.gethostname()}-{port}-{os.getpid()}"
-    try:
-        app = create_app(
-            args.config,
-            data_dir=Path(args.data_dir),
-            database_url=args.database_url or None,
-            opener=web_opener(args.nats.split(","), name, StreamLimits(replicas=args.bus_replicas)),
-        )
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+    app = role_app(args, "web", name, web_opener)
+    if isinstance(app, int):
+        return app
     try:
         sock = reuse_port_socket(host, port)
     except OSError as exc:
