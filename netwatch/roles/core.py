@@ -18,7 +18,9 @@ bus lease (`nw_leader`), which works on SQLite and PostgreSQL alike; the others 
   since its last renewal: before the server could give the key to another core. A standby tries
   every second and wakes alerting when it wins. docs/architecture.md: why the lease.
 
-The core also serves the web (uvicorn around netwatch.web.app) until the web workers split off.
+The core has a web of its own (uvicorn around netwatch.web.app: /metrics, /healthz/leader, the
+admin view and the API); the public pages are the web workers' (netwatch.roles.web), which hand
+people's ticket actions to the leading core over the bus (`serve_ticket_actions`).
 """
 
 from __future__ import annotations
@@ -486,7 +488,7 @@ def role_app(
 
 
 def run_core(args: argparse.Namespace) -> int:
-    """`netwatch run --role core`: the runtime fed by the bus, serving the web on --listen."""
+    """`netwatch run --role core`: the runtime fed by the bus, its own web on --listen."""
     import uvicorn
 
     host, port = args.listen_host, args.listen_port
