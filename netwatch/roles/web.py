@@ -7,9 +7,10 @@ Several run side by side on one port (SO_REUSEPORT: the kernel spreads connectio
 so a crowd on the status page never shares a loop with the core's alerting or the probes.
 
 * **Its feed starts by time**: ``web-<name>``, delivering from now minus a warm-up (10 ICMP
-  rounds, 3 SNMP and HTTP rounds) so its health has judged the same recent rounds as the core's
-  when it starts answering; deleted first if an earlier run left it, and removed by the server
-  once nobody fetched from it for a minute (a SIGKILLed web worker leaves nothing behind).
+  rounds, 3 SNMP and HTTP rounds, then back to a 5-minute chart bucket's start) so its health
+  has judged the same recent rounds as the core's when it starts answering; deleted first if an
+  earlier run left it, and removed by the server once nobody fetched from it for a minute (a
+  SIGKILLed web worker leaves nothing behind).
 * **Ticket actions go to the leading core** over the bus (`BusDesk`: ``nw.cmd.v1.ticket.action``,
   netwatch.bus.commands); no core leads: 503 "standby", as on a standby instance.
   Maintenance windows and tokens are the store's: written directly, as before.
@@ -51,6 +52,7 @@ from netwatch.bus.commands import (
 )
 from netwatch.bus.lease import Lease
 from netwatch.bus.streams import StreamLimits, ensure_buckets, ensure_stream
+from netwatch.history import BUCKET_S
 from netwatch.inventory import Inventory
 from netwatch.plan import Plan
 from netwatch.roles.core import BusFeed, role_app
@@ -63,6 +65,7 @@ __all__ = [
     "reuse_port_socket",
     "run_web",
     "warmup_s",
+    "warmup_start",
     "web_opener",
 ]
 
@@ -87,6 +90,14 @@ def warmup_s(plan: Plan) -> float:
         3 * plan.snmp_interval_s,
         3 * plan.http_interval_s,
     )
+
+
+def warmup_start(now: datetime, plan: Plan) -> datetime:
+    """Where a web worker's consumer starts: `warmup_s` back, then back to the start of a
+    24 h chart bucket, so that the chart's buckets it rebuilds from the stream are whole (each
+    replaces the one restored from the store, which the core wrote from whole buckets)."""
+    since = int((now - timedelta(seconds=warmup_s(plan))).timestamp())
+    return datetime.fromtimestamp(since - since % BUCKET_S, UTC)
 
 
 class LeaseWatch:
@@ -195,7 +206,7 @@ def web_opener(
             watch = LeaseWatch(buckets.leader)
             await watch.look()
             watching = asyncio.create_task(watch.run(), name="netwatch-lease-watch")
-            start = datetime.now(UTC) - timedelta(seconds=warmup_s(plan))
+            start = warmup_start(datetime.now(UTC), plan)
             feed = BusFeed(
                 js,
                 wire.PlanIndex.from_plan(plan),

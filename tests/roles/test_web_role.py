@@ -14,7 +14,7 @@ import socket
 import subprocess
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -32,8 +32,10 @@ from netwatch.bus.commands import (
 )
 from netwatch.bus.server import NatsServer
 from netwatch.bus.wire import WireError
+from netwatch.history import BUCKET_S
 from netwatch.inventory import load_inventory
-from netwatch.roles.web import reuse_port_socket
+from netwatch.plan import compile_plan
+from netwatch.roles.web import reuse_port_socket, warmup_s, warmup_start
 from netwatch.signing import LinkSigner
 from tests.roles.feeding import Feed
 from tests.roles.procs import alive, get, netwatch, spawned, write_config
@@ -241,6 +243,16 @@ def _serving_pids(port: int) -> set[int]:
         check=True,
     ).stdout
     return {int(pid) for pid in re.findall(r"pid=(\d+)", out)}
+
+
+def test_the_warm_up_covers_ten_icmp_rounds_and_starts_on_a_chart_bucket(config: Path) -> None:
+    plan = compile_plan(load_inventory(config, environ={"NETWATCH_LINK_SECRET": SECRET}))
+    now = datetime(2026, 12, 5, 3, 32, 10, tzinfo=UTC)
+    start = warmup_start(now, plan)
+    assert warmup_s(plan) == max(10 * plan.icmp_interval_s, 3 * plan.snmp_interval_s)
+    assert now - start >= timedelta(seconds=warmup_s(plan))
+    assert now - start < timedelta(seconds=warmup_s(plan) + BUCKET_S)
+    assert start.timestamp() % BUCKET_S == 0
 
 
 def test_the_listening_socket_is_shared_and_answers_without_delayed_acks() -> None:
