@@ -194,6 +194,32 @@ async def test_a_web_worker_serves_the_cores_pages_and_hands_actions_to_the_lead
         assert status == 409, answer
         assert "already acknowledged" in str(answer["detail"]), answer
 
+        # Maintenance windows are the store's: the web worker writes the shared SQLite file
+        # (the core writing it too), the core reads them.
+        made = await asyncio.to_thread(
+            subprocess.run,
+            netwatch("token", "create", "ops", "--data-dir", str(tmp_path / "data")),
+            capture_output=True, text=True, check=True, env={**os.environ, **ENV},
+        )  # fmt: skip
+        token = made.stdout.split()[0]
+        window = {
+            "scope": {"commune": "24848"},
+            "start": "2030-01-01T08:00:00",
+            "end": "2030-01-01T09:00:00",
+            "reason": "Nâng cấp thiết bị",
+        }
+        reply = await asyncio.to_thread(
+            lambda: httpx.post(
+                web.base + "/api/v1/maintenance",
+                json=window,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=15,
+            )
+        )
+        assert reply.status_code == 201, reply.text
+        status, body = await asyncio.to_thread(get, core.base, "/api/v1/maintenance")
+        assert "Nâng cấp thiết bị" in body, (status, body)
+
         # The core dies: the web worker keeps answering, says alerting is paused, and takes
         # no ticket action (503, as a standby instance).
         os.kill(core.pid, signal.SIGKILL)
