@@ -321,11 +321,17 @@ def _run_feed(
     return stop_feed
 
 
-async def _drain_transitions(runtime: Runtime, stop: asyncio.Event) -> None:
+async def _follow_the_leader(runtime: Runtime, stop: asyncio.Event) -> None:
     """A replica's stand-in for alerting's loop: the state history is the leader's to write, so
-    the transitions health queues for it are dropped (as a standby does), never kept."""
+    the transitions health queues for it are dropped (as a standby does), never kept; and the
+    leader's last alerting heartbeat in the store is the replica's `last_tick_at` (the admin
+    health page's "last evaluation": within the heartbeat's 15 s)."""
     while not stop.is_set():
         runtime.health.drain_transitions()
+        try:
+            runtime.alerting.last_tick_at = await runtime.store.last_heartbeat()
+        except Exception as exc:  # the store is down: the pages say so elsewhere
+            log.debug("leader heartbeat not read: %r", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 5.0)
 
@@ -335,7 +341,7 @@ def _run_background(runtime: Runtime) -> _Stopper:
     stop = asyncio.Event()
     if runtime.replica:
         replica = [
-            asyncio.create_task(_drain_transitions(runtime, stop), name="netwatch-drain"),
+            asyncio.create_task(_follow_the_leader(runtime, stop), name="netwatch-follow"),
             asyncio.create_task(runtime.ops.run(stop), name="netwatch-ops-metrics"),
         ]
 
