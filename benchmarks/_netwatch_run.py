@@ -4,7 +4,8 @@ sampled (benchmarks/_proctree.py), and every probe worker's round reports read o
 Two ways to run it:
 
 * the supervisor (``role=None``, the default of `netwatch run`): a private nats-server, ICMP+HTTP
-  probe workers (one per CPU), an SNMP worker and the alerting core serving the web. Each probe
+  probe workers (one per CPU), an SNMP worker, the alerting core and the web workers (on the
+  port given; /metrics there is the core's, asked by the web workers). Each probe
   worker publishes a `RoundReport` per round on ``nw.obs.v1.round.<kind>`` (docs/bus.md);
   `RoundWatch` subscribes there (plain NATS, beside the core's durable consumer: it takes
   nothing from it) and keeps every report with its shard, so lag and skipped slots are per
@@ -193,7 +194,7 @@ class Running:
     """A started `netwatch run`."""
 
     process: object  # subprocess.Popen[bytes]
-    base: str  # http://127.0.0.1:PORT, the web (the core's under the supervisor)
+    base: str  # http://127.0.0.1:PORT, the web (the web workers' under the supervisor)
     log: Path
     tree: ProcessTree
     started: float  # time.monotonic() at start

@@ -4,9 +4,10 @@ Builds an AnyIP namespace (nwl3-bench, 10.91.0.0/16, no default route; root hold
 the prefix) where every address answers ping, and a national inventory on it: every commune of
 Vietnam (3,321) with two WAN links, 6,642 ICMP targets pinged at the production schedule (5
 echoes every 30 s). The real CLI serves it: `netwatch run` (the supervisor: a private
-nats-server, ICMP probe workers, the alerting core serving the web; --mode single: `--role all`,
-the single process of before). Once the first rounds are in, `wrk` (Debian) hammers the largest
-province's page and a commune page on the core's web with 200 connections for --duration seconds
+nats-server, ICMP probe workers, the alerting core and the web workers sharing the port; --mode
+single: `--role all`, the single process of before). Once the first rounds are in, `wrk` (Debian)
+hammers the largest province's page and a commune page on the supervisor's port (the web
+workers'; the core's own web is on a port of its own) with 200 connections for --duration seconds
 each, gzip accepted as phones do, and reports p50/p99 latency and requests per second. Every
 probe worker's round reports are read off the bus (benchmarks/_netwatch_run.py): the ICMP rounds
 that overlapped the load must all be on time (skipped slots and worst start lag per shard). The

@@ -1,9 +1,10 @@
 """`netwatch run`: the long-running service.
 
 Without `--role`, the supervisor (netwatch.roles.supervisor): a private nats-server, the probe
-workers, the alerting core with the web, each a child process. `--role all` is the single
-process of before (probes, alerting and web on one event loop: small setups and tests);
-`--role core` is one alerting core on a bus given with `--nats` (docs/architecture.md).
+workers, the alerting core and the web workers, each a child process. `--role all` is the
+single process of before (probes, alerting and web on one event loop: small setups and tests);
+`--role core` is one alerting core, `--role web` one web worker (a read replica serving the
+pages), `--role probe` one probe worker, on a bus given with `--nats` (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -71,7 +72,12 @@ def _add_core_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--name",
         help="--role core: this core's name, stable across its restarts (its bus consumer and "
-        "lease holder; default: HOST-PORT of --listen)",
+        "lease holder; default: HOST-PORT of --listen); --role web: its consumer's name",
+    )
+    run.add_argument(
+        "--core-url",
+        help="--role web: http://ADDRESS:PORT of an alerting core; /metrics and /healthz/leader "
+        "are then the core's (default: the web worker's own)",
     )
 
 
@@ -95,6 +101,22 @@ def _add_supervisor_arguments(run: argparse.ArgumentParser) -> None:
         help="supervisor: probe-I serves its /metrics on the --listen address at this port + I, "
         "snmp-J at this port + --probe-workers + J (default: 9101; 0: none)",
     )
+        "--web-workers",
+        type=int,
+        default=default_web_workers(),
+        help="supervisor: web worker processes sharing --listen (default: 2 on 2+ CPUs, else 1; "
+        "0: the core serves the web on --listen, as before)",
+    )
+    run.add_argument(
+        "--core-listen",
+        help="supervisor: ADDRESS:PORT of the alerting core's own web (/metrics, "
+        "/healthz/leader, the API; default: a free loopback port)",
+    )
+
+
+def default_web_workers() -> int:
+    """Two web workers on a machine with two CPUs or more, else one."""
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
 def _logging(args: argparse.Namespace) -> None:
@@ -162,6 +184,12 @@ def _run_core(args: argparse.Namespace) -> int:
     return run_core(args)
 
 
+def _run_web(args: argparse.Namespace) -> int:
+    from netwatch.roles.web import run_web
+
+    return run_web(args)
+
+
 def _run_supervisor(args: argparse.Namespace) -> int:
     from netwatch.roles.supervisor import run_supervisor
 
@@ -172,4 +200,5 @@ ROLES: dict[str, Callable[[argparse.Namespace], int]] = {
     "all": _run_all,
     "core": _run_core,
     "probe": _run_probe,
+    "web": _run_web,
 }

@@ -16,11 +16,17 @@ a **feed** (`RuntimeOptions.feed`): the alerting core (netwatch.roles.core) cons
 workers publish on the bus and hands each batch to the very sinks the engine would feed. The
 engine then has no probe clients and runs no round; alerting's leadership is then given too
 (`RuntimeOptions.leader`: the bus lease instead of the store's advisory lock).
+
+A **read replica** (`RuntimeOptions.replica`: a web worker, netwatch.roles.web) is fed the same
+way and judges the same, but never leads alerting and writes nothing of alerting's (state
+history, rollups, outbox); people's ticket actions go through its `desk` to the leading core.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -33,7 +39,9 @@ from typing import Any, Protocol
 import aiohttp
 from prometheus_client import CollectorRegistry, ProcessCollector
 
+from alerts.tickets import Actor, Refused
 from netwatch.alerting import Alerting, StoreOutbox, build_channels
+from netwatch.bus.commands import ActionName
 from netwatch.engine import Engine, EngineOptions
 from netwatch.health import HealthMonitor, link_id
 from netwatch.history import LinkHistory
@@ -47,7 +55,7 @@ from netwatch.pathtrace import PathTracer
 from netwatch.plan import Plan, compile_plan
 from netwatch.state import LatestState
 from netwatch.store import Store, open_store
-from netwatch.store.leader import Leader, LeaderLock
+from netwatch.store.leader import Leader, LeaderCheck, LeaderLock, LeaderStatus
 from netwatch.store.rollups import Rollups
 from probes.http import HttpProber
 from probes.icmp import IcmpPinger, IcmpUnavailableError
@@ -67,6 +75,64 @@ class ObservationFeed(Protocol):
         """Feed every batch to `sinks` (fast rounds to `fast_sinks`) until cancelled."""
 
 
+class DeskAnswer(enum.Enum):
+    """A manual ticket action's outcome when it was not refused."""
+
+    DONE = "done"
+    STANDBY = "standby"  # nobody that owns the ticket book takes changes now (no leader)
+
+
+class TicketDesk(Protocol):
+    """Where people's ticket actions go: this process's alerting while it leads (`LocalDesk`),
+    or the leading core over the bus (a web worker's, netwatch.roles.web)."""
+
+    async def act(
+        self, action: ActionName, ticket_id: str, actor: Actor, now: datetime, text: str
+    ) -> DeskAnswer | Refused:
+        """Acknowledge, resolve or note a ticket; Refused as the ticket book says."""
+        ...
+
+
+class LocalDesk:
+    """The desk of a process that owns a ticket book: changes only while it leads."""
+
+    def __init__(self, alerting: Alerting) -> None:
+        self._alerting = alerting
+
+    async def act(
+        self, action: ActionName, ticket_id: str, actor: Actor, now: datetime, text: str
+    ) -> DeskAnswer | Refused:
+        alerting = self._alerting
+        if not alerting.is_leader:
+            # The leading instance owns the ticket book; a change made here would be lost.
+            return DeskAnswer.STANDBY
+        change = {
+            "acknowledge": alerting.acknowledge,
+            "resolve": alerting.resolve,
+            "note": alerting.note,
+        }[action]
+        result = await change(ticket_id, actor, now, text)
+        return result if isinstance(result, Refused) else DeskAnswer.DONE
+
+
+class _NeverLeads:
+    """A read replica's Leader: it never leads, never holds anything to release."""
+
+    @property
+    def is_leader(self) -> bool:
+        return False
+
+    async def refresh(self) -> LeaderCheck:
+        return LeaderCheck(LeaderStatus.FOLLOWER, changed=False)
+
+    async def release(self) -> None:
+        return None
+
+
+def _never() -> datetime | None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class RuntimeOptions:
     """How to build a runtime (what `netwatch run` and the tests choose)."""
@@ -80,6 +146,13 @@ class RuntimeOptions:
     # Observations from the bus instead of this process's probes (probing is then off).
     feed: ObservationFeed | None = None
     leader: Leader | None = None  # who leads alerting; None: the store's advisory lock
+    # A read replica (a web worker, netwatch.roles.web): the same judgments from the same
+    # feed, but it never leads alerting and writes no state history, rollups or outbox; its
+    # history is the store's rollups at start, then what the feed brings.
+    replica: bool = False
+    desk: TicketDesk | None = None  # where ticket actions go; None: this runtime's alerting
+    # Since when no core leads alerting (None: one does, or this process cannot tell).
+    alerting_paused_since: Callable[[], datetime | None] = _never
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +173,9 @@ class Runtime:
     outbox: OutboxWorker
     ops: OpsMetrics
     tracer: PathTracer | None  # None with probing off: tickets open without a path trace
+    desk: TicketDesk  # where people's ticket actions go (LocalDesk, or the bus's)
+    replica: bool  # a read replica: never leads, writes no history (RuntimeOptions.replica)
+    alerting_paused_since: Callable[[], datetime | None]  # for the pages (RuntimeOptions)
 
 
 async def _open_probes(
@@ -155,10 +231,15 @@ async def open_runtime(
         rollups = Rollups(store)
         await history.load(rollups, datetime.now(UTC))
         # On PostgreSQL a second instance may share the store: one leads alerting.
-        leader = opts.leader if opts.leader is not None else LeaderLock(store.engine)
+        leader: Leader
+        if opts.replica:
+            leader = _NeverLeads()
+        else:
+            leader = opts.leader if opts.leader is not None else LeaderLock(store.engine)
         stack.push_async_callback(leader.release)
         # A core fed by the bus traces from its own machine (where the probes run, on one).
-        tracer = PathTracer(inventory) if opts.probing or opts.feed is not None else None
+        traces = not opts.replica and (opts.probing or opts.feed is not None)
+        tracer = PathTracer(inventory) if traces else None
         alerting = Alerting(
             inventory,
             store,
@@ -167,7 +248,8 @@ async def open_runtime(
             leader=leader,
             tracer=tracer,
         )
-        await alerting.start(datetime.now(UTC))
+        if not opts.replica:
+            await alerting.start(datetime.now(UTC))
         # Judged states, tickets and the outbox for Prometheus (docs/dashboards.md).
         ops = OpsMetrics(
             inventory,
@@ -199,6 +281,9 @@ async def open_runtime(
             outbox=worker,
             ops=ops,
             tracer=tracer,
+            desk=opts.desk if opts.desk is not None else LocalDesk(alerting),
+            replica=opts.replica,
+            alerting_paused_since=opts.alerting_paused_since,
         )
         engine.start()
         stack.push_async_callback(engine.stop)
@@ -236,9 +321,35 @@ def _run_feed(
     return stop_feed
 
 
+async def _follow_the_leader(runtime: Runtime, stop: asyncio.Event) -> None:
+    """A replica's stand-in for alerting's loop: the state history is the leader's to write, so
+    the transitions health queues for it are dropped (as a standby does), never kept; and the
+    leader's last alerting heartbeat in the store is the replica's `last_tick_at` (the admin
+    health page's "last evaluation": within the heartbeat's 15 s)."""
+    while not stop.is_set():
+        runtime.health.drain_transitions()
+        try:
+            runtime.alerting.last_tick_at = await runtime.store.last_heartbeat()
+        except Exception as exc:  # the store is down: the pages say so elsewhere
+            log.debug("leader heartbeat not read: %r", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 5.0)
+
+
 def _run_background(runtime: Runtime) -> _Stopper:
     """Start the loops that run beside the rounds; the returned callable stops them."""
     stop = asyncio.Event()
+    if runtime.replica:
+        replica = [
+            asyncio.create_task(_follow_the_leader(runtime, stop), name="netwatch-follow"),
+            asyncio.create_task(runtime.ops.run(stop), name="netwatch-ops-metrics"),
+        ]
+
+        async def stop_replica() -> None:
+            stop.set()
+            await asyncio.gather(*replica, return_exceptions=True)
+
+        return stop_replica
     background = [
         asyncio.create_task(runtime.alerting.run(stop), name="netwatch-alerting"),
         asyncio.create_task(runtime.outbox.run(stop), name="netwatch-outbox"),

@@ -213,6 +213,13 @@ class ObservationConsumer:
     # judges in order). Costs a fetch and an ack round trip per message: ~100 per national
     # round, well under a millisecond each on one machine.
     max_ack_pending: int = 1
+    # Where a new consumer starts: None, the stream's first message (a core: it must judge
+    # every round); a time, the first message stored at or after it (a web worker warms its
+    # health up on the last minutes only, docs/bus.md).
+    start_time: datetime | None = None
+    # A consumer nobody fetched from for this long is removed by the server (web workers come
+    # and go; a dead one leaves nothing behind). None: kept until deleted (the cores').
+    inactive_threshold_s: float | None = None
     rejected: int = 0
     skipped: int = 0
     _sub: JetStreamContext.PullSubscription | None = None
@@ -220,13 +227,16 @@ class ObservationConsumer:
 
     async def open(self) -> None:
         """Create (or find) the durable consumer and bind to it."""
+        by_time = self.start_time is not None
         config = api.ConsumerConfig(
             durable_name=self.durable,
-            deliver_policy=api.DeliverPolicy.ALL,
+            deliver_policy=api.DeliverPolicy.BY_START_TIME if by_time else api.DeliverPolicy.ALL,
+            opt_start_time=self.start_time,
             ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait_s,
             filter_subject=self.filter_subject,
             max_ack_pending=self.max_ack_pending,
+            inactive_threshold=self.inactive_threshold_s,
         )
         # Creates it, or updates an existing one's settings; its position is kept either way.
         await self.js.add_consumer(OBSERVATIONS, config)

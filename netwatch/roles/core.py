@@ -18,7 +18,9 @@ bus lease (`nw_leader`), which works on SQLite and PostgreSQL alike; the others 
   since its last renewal: before the server could give the key to another core. A standby tries
   every second and wakes alerting when it wins. docs/architecture.md: why the lease.
 
-The core also serves the web (uvicorn around netwatch.web.app) until the web workers split off.
+The core has a web of its own (uvicorn around netwatch.web.app: /metrics, /healthz/leader, the
+admin view and the API); the public pages are the web workers' (netwatch.roles.web), which hand
+people's ticket actions to the leading core over the bus (`serve_ticket_actions`).
 """
 
 from __future__ import annotations
@@ -35,18 +37,31 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nats
 import nats.errors
 import nats.js.errors
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from alerts.tickets import Refused
 from netwatch.bus import wire
+from netwatch.bus.commands import (
+    TICKET_ACTION,
+    TicketReply,
+    decode_ticket_action,
+    encode_ticket_reply,
+)
 from netwatch.bus.lease import Lease
 from netwatch.bus.streams import (
+    OBSERVATIONS,
     Delivery,
     ObservationConsumer,
     StreamLimits,
@@ -56,10 +71,21 @@ from netwatch.bus.streams import (
 from netwatch.inventory import ConfigError, Inventory
 from netwatch.observations import ObservationSink
 from netwatch.plan import Plan
-from netwatch.runtime import Runtime, RuntimeOptions, open_runtime
+from netwatch.runtime import DeskAnswer, Runtime, RuntimeOptions, open_runtime
 from netwatch.store.leader import LeaderCheck, LeaderStatus
 
-__all__ = ["BusFeed", "LeaseLeader", "core_opener", "durable_name", "run_core"]
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = [
+    "BusFeed",
+    "LeaseLeader",
+    "core_opener",
+    "durable_name",
+    "role_app",
+    "run_core",
+    "serve_ticket_actions",
+]
 
 log = logging.getLogger("netwatch.roles.core")
 
@@ -201,13 +227,38 @@ class FeedCounts:
 
 
 class BusFeed:
-    """The runtime's ObservationFeed from the OBSERVATIONS stream (one durable per core)."""
+    """The runtime's ObservationFeed from the OBSERVATIONS stream (one durable per core).
 
-    def __init__(self, js: JetStreamContext, index: wire.PlanIndex, durable: str) -> None:
+    A web worker's feed (netwatch.roles.web) starts by time instead (`start_time`: the last
+    minutes, enough to warm health up), under a name that is its own for this process's life
+    (`fresh`: a consumer left under that name by an earlier run is deleted first, its
+    position meant nothing to this memory) and goes away when idle (`inactive_threshold_s`)."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        index: wire.PlanIndex,
+        durable: str,
+        *,
+        start_time: datetime | None = None,
+        inactive_threshold_s: float | None = None,
+        fresh: bool = False,
+    ) -> None:
         self._js = js
         self._index = index
         self.durable = durable
+        self._start_time = start_time
+        self._inactive_threshold_s = inactive_threshold_s
+        self._fresh = fresh
         self.counts = FeedCounts()
+
+    async def _forget_earlier(self) -> None:
+        """Delete a consumer an earlier process left under our name (once, at the first bind)."""
+        if not self._fresh:
+            return
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await self._js.delete_consumer(OBSERVATIONS, self.durable)
+        self._fresh = False
 
     async def run(
         self, sinks: Sequence[ObservationSink], fast_sinks: Sequence[ObservationSink]
@@ -216,9 +267,15 @@ class BusFeed:
         delay = 0.5
         while True:
             consumer = ObservationConsumer(
-                self._js, self._index, durable=self.durable, after_seq=self.counts.last_seq
+                self._js,
+                self._index,
+                durable=self.durable,
+                after_seq=self.counts.last_seq,
+                start_time=self._start_time,
+                inactive_threshold_s=self._inactive_threshold_s,
             )
             try:
+                await self._forget_earlier()
                 async for delivery in consumer.deliveries():
                     self._tally(consumer)
                     self._apply_safely(delivery, sinks, fast_sinks)
@@ -325,6 +382,40 @@ class CoreMetrics(Collector):
         )
 
 
+async def serve_ticket_actions(nc: NatsClient, runtime: Runtime) -> Subscription:
+    """Answer web workers' ticket actions (``nw.cmd.v1.ticket.action``, docs/bus.md) while this
+    core leads alerting; a core that does not lead stays silent, so the leader's answer is the
+    only one (none at all: the web worker says "standby")."""
+
+    async def on_action(msg: Msg) -> None:
+        try:
+            action = decode_ticket_action(msg.data)
+        except wire.WireError as exc:
+            log.warning("ticket action unreadable error=%s", exc)
+            return
+        if not runtime.alerting.is_leader or not msg.reply:
+            return
+        try:
+            result = await runtime.desk.act(
+                action.action, action.ticket, action.actor, action.at, action.text
+            )
+        except Exception:  # the store failed: no answer, the web worker says "try again"
+            log.exception("ticket action failed ticket=%s action=%s", action.ticket, action.action)
+            return
+        if result is DeskAnswer.STANDBY:  # stepped down meanwhile
+            return
+        refusal = result.reason if isinstance(result, Refused) else None
+        log.info(
+            "ticket action from a web worker ticket=%s action=%s refused=%s",
+            action.ticket,
+            action.action,
+            refusal.value if refusal is not None else "no",
+        )
+        await msg.respond(encode_ticket_reply(TicketReply(refusal)))
+
+    return await nc.subscribe(TICKET_ACTION, cb=on_action)
+
+
 def durable_name(name: str) -> str:
     """The consumer's durable name for a core called `name` (NATS allows no . * > or space)."""
     return "core-" + re.sub(r"[^A-Za-z0-9_-]", "_", name)
@@ -358,6 +449,7 @@ def core_opener(
             async with open_runtime(inventory, core, plan=plan) as runtime:
                 leader.on_change.append(runtime.alerting.wake)
                 runtime.registry.register(CoreMetrics(feed, leader))
+                await serve_ticket_actions(nc, runtime)
                 log.info("core started name=%s consumer=%s nats=%s", name, feed.durable, nc)
                 yield runtime
         finally:
@@ -367,29 +459,42 @@ def core_opener(
     return open_core
 
 
-def run_core(args: argparse.Namespace) -> int:
-    """`netwatch run --role core`: the runtime fed by the bus, serving the web on --listen."""
-    import uvicorn
+OpenerFactory = Callable[
+    [Sequence[str], str, StreamLimits | None],
+    Callable[[Inventory, RuntimeOptions, Plan], contextlib.AbstractAsyncContextManager[Runtime]],
+]
 
+
+def role_app(
+    args: argparse.Namespace, role: str, name: str, opener: OpenerFactory
+) -> FastAPI | int:
+    """The web app of a role on the bus (core, web) from its arguments: a FastAPI app, or the
+    exit status (2 without --nats, 1 for a bad config) after saying why."""
     from netwatch.web.app import create_app
 
     if not args.nats:
-        print("netwatch run --role core: --nats URL is required", file=sys.stderr)
+        print(f"netwatch run --role {role}: --nats URL is required", file=sys.stderr)
         return 2
-    host, port = args.listen_host, args.listen_port
-    name = args.name or f"{socket.gethostname()}-{port}"
     try:
-        app = create_app(
+        return create_app(
             args.config,
             data_dir=Path(args.data_dir),
             database_url=args.database_url or None,
-            opener=core_opener(
-                args.nats.split(","), name, StreamLimits(replicas=args.bus_replicas)
-            ),
+            opener=opener(args.nats.split(","), name, StreamLimits(replicas=args.bus_replicas)),
         )
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+
+
+def run_core(args: argparse.Namespace) -> int:
+    """`netwatch run --role core`: the runtime fed by the bus, its own web on --listen."""
+    import uvicorn
+
+    host, port = args.listen_host, args.listen_port
+    app = role_app(args, "core", args.name or f"{socket.gethostname()}-{port}", core_opener)
+    if isinstance(app, int):
+        return app
     config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level)
     server = uvicorn.Server(config)
     server.run()

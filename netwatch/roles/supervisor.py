@@ -4,10 +4,13 @@
    ports chosen by the server), then the stream and buckets (idempotent).
 2. Children, each this same Python running ``-m netwatch.cli run --role ...`` (`child_specs`):
    ICMP+HTTP probe workers (``--kinds icmp,http --shard i/N``, N = ``--probe-workers``, one per
-   CPU by default), SNMP workers (``--kinds snmp --shard i/M``, M = ``--snmp-workers``, 1), and
-   one alerting core serving the web (and /metrics) on ``--listen``. Each probe worker serves its
-   own /metrics on the --listen address, port ``--metrics-port-base`` (9101) + i for probe-i and
-   + N + j for snmp-j (0: none); docs/dashboards.md, "Scrape targets".
+   CPU by default), SNMP workers (``--kinds snmp --shard i/M``, M = ``--snmp-workers``, 1), one
+   alerting core (its own web on ``--core-listen``, a free loopback port by default) and web
+   workers (``--role web``, N = ``--web-workers``, 2 on 2+ CPUs) sharing ``--listen``
+   (SO_REUSEPORT). ``--web-workers 0``: the core serves the web on ``--listen``, as before.
+   Each probe worker serves its own /metrics on the --listen address, port
+   ``--metrics-port-base`` (9101) + i for probe-i and + N + j for snmp-j (0: none);
+   docs/dashboards.md, "Scrape targets".
 3. A child that exits is started again after a pause that doubles with each quick exit
    (1 s, 2 s, 4 s ... up to 60 s) and falls back to 1 s once a run lasted 30 s; every exit and
    restart is logged with the child's name, pid and status.
@@ -30,6 +33,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -99,14 +103,46 @@ def child_specs(args: argparse.Namespace, nats_url: str) -> list[ChildSpec]:
         )
         for i in range(snmp)
     ]
+    web = args.web_workers
+    core_listen = args.listen if web <= 0 else (args.core_listen or f"127.0.0.1:{_free_port()}")
     core = _netwatch(
-        "run", "--role", "core", *common, "--listen", args.listen,
+        "run", "--role", "core", *common, "--listen", core_listen,
         "--data-dir", str(args.data_dir),
     )  # fmt: skip
-    if args.name:
-        core += ("--name", args.name)
+    # The core's name (its durable consumer) as before web workers: from the public port, so
+    # that a supervisor started again continues from where its core was.
+    public_port = args.listen.rpartition(":")[2]
+    core += ("--name", args.name or f"{socket.gethostname()}-{public_port}")
     specs.append(ChildSpec("core", core, env))
+    # Web workers: read replicas sharing --listen (SO_REUSEPORT); /metrics and /healthz/leader
+    # there are the core's (docs/architecture.md).
+    core_host, _, core_port = core_listen.rpartition(":")
+    core_url = f"http://{_url_host(core_host)}:{core_port}"
+    for i in range(max(web, 0)):
+        argv = _netwatch(
+            "run", "--role", "web", *common, "--listen", args.listen, "--name", str(i),
+            "--core-url", core_url, "--data-dir", str(args.data_dir),
+        )  # fmt: skip
+        specs.append(ChildSpec(f"web-{i}", argv, env))
     return specs
+
+
+def _free_port() -> int:
+    """A TCP port free on loopback now (the core's, chosen once per supervisor run)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _url_host(host: str) -> str:
+    """A listen address as a URL's host: a wildcard means this machine, IPv6 in brackets."""
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 @dataclass(slots=True)

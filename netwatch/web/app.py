@@ -12,10 +12,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
+import aiohttp
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from netwatch import __version__
 from netwatch.engine import EngineOptions
@@ -27,7 +29,7 @@ from netwatch.web import admin, api, isp, status
 from netwatch.web.deps import NotReady, RuntimeDep
 from netwatch.web.session import SessionSigner
 
-__all__ = ["Runtime", "RuntimeOpener", "create_app"]
+__all__ = ["Runtime", "RuntimeOpener", "create_app", "fast_pages"]
 
 # Builds and runs the runtime for the app's lifespan: open_runtime, or one that wraps it.
 RuntimeOpener = Callable[[Inventory, RuntimeOptions, Plan], AbstractAsyncContextManager[Runtime]]
@@ -145,3 +147,62 @@ def create_app(
     app.include_router(isp.router)
     app.include_router(admin.router)
     return app
+
+
+# Asked of the alerting core by a web worker that knows where it listens (the supervisor's):
+# Prometheus's one target and a load balancer's leader check keep their meaning on the port
+# the web workers took over.
+_CORE_PATHS = frozenset({"/metrics", "/healthz/leader"})
+_CORE_TIMEOUT_S = 10.0
+
+
+async def _from_core(core_url: str, scope: Scope, send: Send) -> None:
+    """Answer with the core's own answer (status, type, body), or 503 when it does not answer."""
+    status, content_type = 503, "application/json"
+    body = b'{"detail":"the alerting core does not answer"}'
+    try:
+        timeout = aiohttp.ClientTimeout(total=_CORE_TIMEOUT_S)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(core_url.rstrip("/") + scope["path"]) as reply,
+        ):
+            body = await reply.read()
+            status = reply.status
+            content_type = reply.headers.get("Content-Type", "text/plain")
+    except (aiohttp.ClientError, TimeoutError):
+        pass
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def fast_pages(
+    app: FastAPI, *, core_url: str | None = None, inner: ASGIApp | None = None
+) -> ASGIApp:
+    """The web worker's ASGI app: a GET of a public status page already rendered from the
+    current snapshot is answered from memory (status.fast_response: the very bytes, headers and
+    cookie the route would send), skipping FastAPI's routing, dependencies and middleware;
+    everything else goes to `app` (or `inner`, the app as wrapped by a test's server). With
+    `core_url`, /metrics and /healthz/leader are the alerting core's (a web worker leads
+    nothing and is not Prometheus's target)."""
+    fallback: ASGIApp = inner if inner is not None else app
+
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path: str = scope["path"]
+            if path.startswith(status.BASE):
+                pages = getattr(app.state, "status_pages", None)
+                if pages is not None and pages.runtime is getattr(app.state, "runtime", None):
+                    answer = status.fast_response(pages, scope)
+                    if answer is not None:
+                        await answer(scope, receive, send)
+                        return
+            elif core_url is not None and path in _CORE_PATHS:
+                await _from_core(core_url, scope, send)
+                return
+        await fallback(scope, receive, send)
+
+    return serve

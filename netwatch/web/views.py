@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from alerts.model import Measurements, PathTrace
 from alerts.subject import SubjectKind
 from alerts.tickets import Actor, Evidence, Refusal, Refused, Ticket
+from netwatch.bus.commands import ActionName
 from netwatch.inventory.models import LOCAL_TZ
-from netwatch.runtime import Runtime
+from netwatch.runtime import DeskAnswer, Runtime
 from netwatch.store import StoredTicket
 from netwatch.store.codec import actor_text
 
@@ -211,6 +212,18 @@ class ManualAction(enum.Enum):
     RESOLVE = "resolve"
     NOTE = "note"
 
+    @property
+    def name_on_bus(self) -> ActionName:
+        """The action's name in netwatch.bus.commands (and TicketDesk.act)."""
+        return _ACTION_NAMES[self]
+
+
+_ACTION_NAMES: dict[ManualAction, ActionName] = {
+    ManualAction.ACKNOWLEDGE: "acknowledge",
+    ManualAction.RESOLVE: "resolve",
+    ManualAction.NOTE: "note",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class ActionFailure:
@@ -277,8 +290,9 @@ async def apply_action(
         )
     if await runtime.store.get_ticket(ticket_id) is None:
         return ticket_not_found(ticket_id)
-    alerting = runtime.alerting
-    if not alerting.is_leader:
+    # Where the ticket book lives: this process while it leads, else the leading core (bus).
+    result = await runtime.desk.act(action.name_on_bus, ticket_id, actor, now, text)
+    if result is DeskAnswer.STANDBY:
         # The leading instance owns the ticket book; a change made here would be overwritten.
         return ActionFailure(
             503,
@@ -288,12 +302,6 @@ async def apply_action(
             "Máy NetWatch này đang ở chế độ dự phòng; máy chính nhận thay đổi, "
             "vui lòng thử lại sau ít phút.",
         )
-    if action is ManualAction.ACKNOWLEDGE:
-        result = await alerting.acknowledge(ticket_id, actor, now, text)
-    elif action is ManualAction.RESOLVE:
-        result = await alerting.resolve(ticket_id, actor, now, text)
-    else:
-        result = await alerting.note(ticket_id, actor, now, text)
     if isinstance(result, Refused):
         return refusal_failure(ticket_id, result.reason)
     stored = await runtime.store.get_ticket(ticket_id)

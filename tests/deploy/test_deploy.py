@@ -210,7 +210,9 @@ def test_compose_lays_out_nats_postgres_core_probe_prometheus_and_grafana(
 ) -> None:
     services = compose["services"]
     assert isinstance(services, dict)
-    assert set(services) == {"nats", "postgres", "netwatch", "probe", "prometheus", "grafana"}
+    assert set(services) == {
+        "nats", "postgres", "netwatch", "web", "probe", "prometheus", "grafana",
+    }  # fmt: skip
     core = _service(compose, "netwatch")  # the name Prometheus scrapes
     assert core["cap_drop"] == ["ALL"]
     assert "cap_add" not in core  # the core sends no ICMP
@@ -218,6 +220,11 @@ def test_compose_lays_out_nats_postgres_core_probe_prometheus_and_grafana(
     assert ("volume", "netwatch-data", "/var/lib/netwatch") in _mounts(core)
     args = _command(core)
     assert (args.role, args.nats, args.listen) == ("core", "nats://nats:4222", "0.0.0.0:8080")
+    web = _service(compose, "web")  # a web worker: the reverse proxy's target
+    assert web["cap_drop"] == ["ALL"]
+    assert "cap_add" not in web
+    args = _command(web)
+    assert (args.role, args.core_url) == ("web", "http://netwatch:8080")
     probe = _service(compose, "probe")
     assert probe["cap_drop"] == ["ALL"]
     assert probe["cap_add"] == ["NET_RAW"]
@@ -247,7 +254,7 @@ def test_compose_publishes_ports_on_loopback_only(compose: dict[str, object]) ->
 def test_compose_mounts_only_files_the_repository_ships(compose: dict[str, object]) -> None:
     root = Path(str(compose["_root"]))
     user_files = {root / "config" / "netwatch.yaml"}  # written by the user from the example
-    for name in ("netwatch", "probe", "prometheus", "grafana"):
+    for name in ("netwatch", "web", "probe", "prometheus", "grafana"):
         for kind, where, _target in _mounts(_service(compose, name)):
             if kind != "bind":
                 continue
@@ -384,6 +391,11 @@ def test_systemd_role_units_verify_with_the_hardening_of_the_single_unit(
     assert (probe.role, probe.shard) == ("probe", "1/3")  # the instance name is the shard
     probe_unit = (DEPLOY / "netwatch-probe@.service").read_text()
     assert "CapabilityBoundingSet=CAP_NET_RAW" in probe_unit
+    web = _verified_command(tmp_path, "netwatch-web@.service", instance="1")
+    assert web.role == "web"
+    assert web.listen.startswith("127.0.0.1:")
+    web_unit = (DEPLOY / "netwatch-web@.service").read_text()
+    assert re.search(r"^CapabilityBoundingSet=$", web_unit, flags=re.MULTILINE)  # none
 
 
 def _syscall_group(group: str) -> set[str]:

@@ -1,6 +1,7 @@
 """`netwatch run` without --role, the real CLI as a subprocess: the supervisor starts its own
-nats-server and the core (with the web), restarts a child that dies, backs off a child that keeps
-failing, and leaves nothing running when stopped (SIGINT) or killed (SIGKILL).
+nats-server, the core and two web workers (sharing --listen), restarts a child that dies, backs
+off a child that keeps failing, and leaves nothing running when stopped (SIGINT) or killed
+(SIGKILL).
 
 The probe workers are left out here (`--probe-workers 0 --snmp-workers 0`): these tests are about
 supervision, which is the same for every child (the probe children's end-to-end test is the
@@ -46,6 +47,16 @@ def _core_pid(supervisor: int) -> int | None:
     return cores[0] if len(cores) == 1 else None
 
 
+def _web_pids(supervisor: int) -> dict[str, int]:
+    """The web workers by --name (0, 1, ...)."""
+    found = {}
+    for pid in descendants(supervisor):
+        line = _cmdline(pid)
+        if "--role web" in line and (name := re.search(r"--name (\S+)", line)):
+            found[name.group(1)] = pid
+    return found
+
+
 class Supervised:
     """A running `netwatch run` and everything seen below it."""
 
@@ -65,11 +76,12 @@ class Supervised:
 
 
 def _supervisor(tmp_path: Path, port: int) -> list[str]:
-    """`netwatch run` on a one-commune config, SQLite, the core child only."""
+    """`netwatch run` on a one-commune config, SQLite, the core and two web workers."""
     config = write_config(tmp_path / "netwatch.yaml")
     return netwatch(
         "run", "--config", str(config), "--listen", f"127.0.0.1:{port}",
         "--data-dir", str(tmp_path / "data"), "--probe-workers", "0", "--snmp-workers", "0",
+        "--web-workers", "2",
     )  # fmt: skip
 
 
@@ -119,6 +131,22 @@ def test_supervisor_serves_restarts_a_killed_child_and_stops_everything(
     _serving(run)
     assert re.search(rf"child exited name=core pid={first} status=-9", run.text())
     assert second != first
+    # The public port is the web workers'; /metrics there is the core's (one target).
+    webs = wait_until(lambda: len(w := _web_pids(run.proc.pid)) == 2 and w, message="2 webs")
+    assert second not in webs.values()
+    wait_until(
+        lambda: "netwatch_core_leader 1.0" in get(run.base, "/metrics")[1],
+        timeout_s=30,
+        message="the core's /metrics through the web workers' port",
+    )
+    os.kill(webs["0"], signal.SIGKILL)
+    wait_until(
+        lambda: (pid := _web_pids(run.proc.pid).get("0")) and pid != webs["0"],
+        timeout_s=30,
+        message="web worker 0 started again",
+    )
+    assert re.search(rf"child exited name=web-0 pid={webs['0']} status=-9", run.text())
+    _serving(run)
 
     run.proc.send_signal(signal.SIGINT)
     assert run.proc.wait(timeout=60) == 0
@@ -153,7 +181,7 @@ def test_a_killed_supervisor_takes_its_children_with_it(supervised: Supervised) 
 
 @pytest.fixture
 def taken_port() -> Iterator[int]:
-    """A port something else listens on: the core cannot bind it."""
+    """A port something else listens on: the web workers cannot bind it."""
     port = reserved_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
@@ -170,7 +198,7 @@ def test_a_child_that_keeps_failing_is_restarted_ever_more_slowly(
             lambda: (
                 (
                     found := re.findall(
-                        r"child exited name=core .* restart in ([\d.]+) s", log.read_text()
+                        r"child exited name=web-0 .* restart in ([\d.]+) s", log.read_text()
                     )
                 )
                 and len(found) >= 3
@@ -178,7 +206,7 @@ def test_a_child_that_keeps_failing_is_restarted_ever_more_slowly(
             ),
             timeout_s=90,
             interval_s=0.5,
-            message="three failed starts of the core",
+            message="three failed starts of web worker 0",
         )
         assert [float(p) for p in pauses[:3]] == [1.0, 2.0, 4.0]
         proc.send_signal(signal.SIGTERM)

@@ -12,7 +12,7 @@ import gzip
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from pathlib import Path
@@ -26,7 +26,7 @@ from alerts.subject import SubjectKey
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.observations import IcmpObservation, RoundReport
 from netwatch.store import open_store
-from netwatch.web.app import Runtime
+from netwatch.web.app import Runtime, fast_pages
 from netwatch.web.status import StatusPages
 from probes.icmp import PingResult
 from tests.servers import in_process
@@ -193,8 +193,9 @@ def inventory(tmp_path: Path) -> Inventory:
 
 
 @contextmanager
-def serving(tmp_path: Path, inventory: Inventory) -> Iterator[Status]:
-    """NetWatch with probing off, alerting every 0.2 s, status data re-read every 0.2 s."""
+def serving(tmp_path: Path, inventory: Inventory, *, fast: bool = False) -> Iterator[Status]:
+    """NetWatch with probing off, alerting every 0.2 s, status data re-read every 0.2 s; `fast`:
+    behind the web worker's fast path for rendered pages (netwatch.web.app.fast_pages)."""
     data_dir = tmp_path / "data"
     app = netwatch_app(tmp_path, inventory, data_dir)
     loops: list[asyncio.AbstractEventLoop] = []
@@ -206,16 +207,22 @@ def serving(tmp_path: Path, inventory: Inventory) -> Iterator[Status]:
         return {}
 
     app.add_api_route("/_test/loop", capture)
-    with in_process(app) as process, process.client() as http:
-        client = Client(str(http.base_url), http)
-        assert client.get("/_test/loop").status == 200
-        yield Status(client, app, data_dir, loops[0])
+    with in_process(app) as process:
+        if fast:
+            process = replace(process, asgi=fast_pages(app, inner=process.asgi))
+        with process.client() as http:
+            client = Client(str(http.base_url), http)
+            assert client.get("/_test/loop").status == 200
+            yield Status(client, app, data_dir, loops[0])
 
 
-@pytest.fixture
-def status(tmp_path: Path, inventory: Inventory) -> Iterator[Status]:
-    """A running NetWatch for one test."""
-    with serving(tmp_path, inventory) as running:
+@pytest.fixture(params=[False, True], ids=["routes", "fast-path"])
+def status(
+    request: pytest.FixtureRequest, tmp_path: Path, inventory: Inventory
+) -> Iterator[Status]:
+    """A running NetWatch for one test: every test runs through FastAPI's routes alone, then
+    behind the web worker's fast path (the same pages must come out, byte for byte)."""
+    with serving(tmp_path, inventory, fast=request.param) as running:
         yield running
 
 
@@ -530,3 +537,51 @@ def test_templates_are_found_through_the_installed_packages() -> None:
         assert template.filename is not None
         assert "/netwatch/web/" in template.filename.replace("\\", "/")
     assert env.autoescape is not False
+
+
+def test_the_fast_path_answers_exactly_as_the_routes_do(
+    tmp_path: Path, inventory: Inventory
+) -> None:
+    """A page the routes rendered is answered from memory with the same status, headers and
+    bytes (plain and gzip, language cookie included); a search, an unknown page or an expired
+    snapshot still reach the routes."""
+    with serving(tmp_path, inventory, fast=True) as fast:
+        fast.rounds("28696/vnpt-tslcd", 3, received=10, rtt_s=0.01)
+        # Snapshots and records kept long enough for two requests in a row (the fixture's are
+        # short-lived for the other tests' sake).
+        fast.app.state.status_pages = StatusPages(fast.runtime, max_age_s=60, store_ttl_s=60)
+        served: list[str] = []
+        inner = fast.app  # counts what reaches FastAPI
+        original = inner.middleware_stack
+
+        async def counting(scope: Any, receive: Any, send: Any) -> None:
+            served.append(scope["path"])
+            assert original is not None
+            await original(scope, receive, send)
+
+        inner.middleware_stack = counting
+        cases = [
+            ("/status", {}),
+            ("/status/xa/28696", {}),
+            ("/status/xa/28696?lang=en", {}),
+            ("/status/xa/28696", {"Cookie": "nw_lang=en"}),
+            ("/status", {"Accept-Encoding": "gzip"}),
+            ("/status?lang=en", {"Cookie": "nw_lang=en", "Accept-Encoding": "gzip"}),
+            ("/status?state=down", {}),
+        ]
+        for path, headers in cases:
+            first = fast.client.http.get(path, headers={"Accept-Encoding": "identity", **headers})
+            before = len(served)
+            second = fast.client.http.get(path, headers={"Accept-Encoding": "identity", **headers})
+            assert len(served) == before, f"{path} {headers}: not answered from memory"
+            assert second.status_code == first.status_code == 200
+            assert second.content == first.content, path
+            strip = {"date"}
+            assert [(k, v) for k, v in second.headers.multi_items() if k not in strip] == [
+                (k, v) for k, v in first.headers.multi_items() if k not in strip
+            ], (path, headers)
+        for path in ("/status?q=tan", "/status/xa/99999", "/status/999"):
+            before = len(served)
+            fast.client.http.get(path)
+            fast.client.http.get(path)
+            assert len(served) == before + 2, f"{path} must reach the routes"

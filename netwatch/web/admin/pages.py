@@ -14,8 +14,10 @@ from markupsafe import Markup
 from netwatch.web.admin.model import Login
 from netwatch.web.admin.words import REFUSAL_TITLE, ROUND_KIND, Label, Refusal, Words
 from netwatch.web.common import private_page
-from netwatch.web.i18n import TIMEZONE_NOTE, Lang, pick_lang
+from netwatch.web.deps import runtime_or_none
+from netwatch.web.i18n import TIMEZONE_NOTE, Lang, fmt_time, pick_lang
 from netwatch.web.layout import NavLink, language_urls
+from netwatch.web.status.words import Explain
 from netwatch.web.templating import render
 
 # Rules of the admin pages on top of the shared stylesheet. Table cells wrap between words
@@ -66,6 +68,8 @@ def page(
     **context: Any,
 ) -> Response:
     """An admin page from its template, private (no-store, no referrer)."""
+    runtime = runtime_or_none(request)
+    paused = runtime.alerting_paused_since() if runtime is not None else None
     html = render(
         f"admin/{template}",
         {
@@ -77,6 +81,10 @@ def page(
             "home": "/admin",
             "robots_noindex": True,
             "login": login,
+            # No alerting core leads (a web worker sees the lease empty): said on every page.
+            "alerting_paused": (
+                Explain.ALERTING_PAUSED[lang].format(time=fmt_time(paused, lang)) if paused else ""
+            ),
             **context,
         },
     )

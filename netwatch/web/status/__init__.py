@@ -22,10 +22,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from netwatch.history import LinkSeries
 from netwatch.web.deps import runtime_or_none
-from netwatch.web.i18n import Lang, pick_lang, remember_lang
+from netwatch.web.i18n import (
+    DEFAULT_LANG,
+    LANG_COOKIE,
+    LANG_PARAM,
+    Lang,
+    pick_lang,
+    remember_lang,
+)
 from netwatch.web.status.model import CommuneRecords, Snapshot, StatusModel
 from netwatch.web.status.pages import (
     BASE,
@@ -40,7 +48,7 @@ from netwatch.web.status.words import Shown, T
 if TYPE_CHECKING:
     from netwatch.runtime import Runtime
 
-__all__ = ["StatusPages", "redirect_page", "router"]
+__all__ = ["BASE", "StatusPages", "fast_response", "pages_of", "redirect_page", "router"]
 
 router = APIRouter(include_in_schema=False)
 MAX_QUERY_CHARS = 100
@@ -67,6 +75,9 @@ class StatusPages:
     store_ttl_s: float = 10.0  # tickets, availability and API maintenance windows re-read
     model: StatusModel = field(init=False)
     _rendered: dict[tuple[str, ...], Rendered] = field(default_factory=dict)
+    # The fast path's answers, per page key, language and encoding: the ASGI messages the
+    # route's Response sends for that page (no cookie to set), built once per Rendered.
+    _wire: dict[tuple[tuple[str, ...], Lang, bool], Wire] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.model = StatusModel(
@@ -98,6 +109,46 @@ class StatusPages:
         rendered = Rendered(snapshot, records, body, gz)
         self._rendered[key] = rendered
         return rendered
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """A rendered page as the ASGI messages its route sends (an ASGI app answering with them)."""
+
+    rendered: Rendered
+    start: Message
+    body: Message
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(self.start)
+        await send(self.body)
+
+
+def _wire_of(
+    pages: StatusPages, key: tuple[str, ...], rendered: Rendered, lang: Lang, gz: bool
+) -> Wire:
+    """The messages `_respond` sends for this page to a request that sets no cookie, built by
+    `_respond` itself (once per rendered page, language and encoding): the same bytes."""
+    wanted = (key, lang, gz)
+    found = pages._wire.get(wanted)
+    if found is not None and found.rendered is rendered:
+        return found
+    headers = [(b"accept-encoding", b"gzip")] if gz else []
+    probe = Request(
+        {"type": "http", "method": "GET", "path": "/", "query_string": b"", "headers": headers}
+    )
+    response = _respond(probe, lang, rendered.body, rendered.gzipped)
+    start = {"type": "http.response.start", "status": 200, "headers": response.raw_headers}
+    wire = Wire(rendered, start, {"type": "http.response.body", "body": response.body})
+    pages._wire[wanted] = wire
+    return wire
+
+
+def _first_header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
 
 
 def pages_of(request: Request) -> StatusPages | None:
@@ -154,6 +205,97 @@ def _query(request: Request) -> tuple[str, Shown | None]:
     return q, state
 
 
+def _target(snapshot: Snapshot, province: int | None, path: str) -> tuple[int | None, str]:
+    """The province a page shows, and its path: /status is the province when there is one."""
+    if province is None and len(snapshot.provinces) == 1:
+        return next(iter(snapshot.provinces)), BASE
+    return province, path
+
+
+def _province_key(
+    path: str, province: int | None, lang: Lang, state: Shown | None
+) -> tuple[str, ...]:
+    return ("province", path, str(province), lang, state.value if state else "")
+
+
+def _commune_key(code: str, lang: Lang) -> tuple[str, ...]:
+    return ("commune", code, lang)
+
+
+def _commune_code(code: str) -> str:
+    wanted = code.strip()
+    return wanted.zfill(5) if wanted.isdigit() else wanted
+
+
+def _province_number(text: str) -> int | None:
+    """A province code from the URL ("68"), None when it cannot be one."""
+    return int(text) if text.isdigit() and len(text) <= 3 else None
+
+
+_COMMUNE_PREFIX = BASE + "/xa/"
+
+
+def fast_response(pages: StatusPages, scope: Scope) -> ASGIApp | None:
+    """A GET of a status page already rendered from the current snapshot (and records),
+    answered exactly as its route would (same bytes, headers, cookie); None when the route
+    must run (not rendered yet, out of date, a search, a page not found, any other path).
+    Touches nothing: no snapshot built, no store read (netwatch.web.app's `fast_pages`).
+
+    Most readers send neither a query nor a cookie: their language is the default and their
+    answer a prebuilt pair of ASGI messages; others are read as the route reads them."""
+    snapshot = pages.model.current()
+    if snapshot is None:
+        return None
+    path: str = scope["path"]
+    request: Request | None = None
+    if scope.get("query_string") or _first_header(scope, b"cookie") is not None:
+        request = Request(scope)
+        lang = pick_lang(request)
+        q, state = _query(request)
+    else:
+        lang, q, state = DEFAULT_LANG, "", None
+    if path.startswith(_COMMUNE_PREFIX):
+        code = path[len(_COMMUNE_PREFIX) :]
+        commune = snapshot.by_code.get(_commune_code(code)) if "/" not in code else None
+        if commune is None:
+            return None
+        records = pages.model.current_records(commune.code)
+        if records is None:
+            return None
+        key = _commune_key(commune.code, lang)
+        rendered = pages.cached(key, snapshot, records)
+    else:
+        province: int | None
+        if path == BASE:
+            province = None
+        elif path.startswith(BASE + "/") and "/" not in path[len(BASE) + 1 :]:
+            province = _province_number(path[len(BASE) + 1 :])
+            if province is None:
+                return None
+        else:
+            return None
+        if q.strip():
+            return None
+        province, path = _target(snapshot, province, path)
+        if province is not None and province not in snapshot.provinces:
+            return None
+        key = _province_key(path, province, lang, state)
+        rendered = pages.cached(key, snapshot, None)
+    if rendered is None:
+        return None
+    if request is not None and _sets_cookie(request, lang):
+        return _respond(request, lang, rendered.body, rendered.gzipped)
+    gz = rendered.gzipped is not None and b"gzip" in (
+        _first_header(scope, b"accept-encoding") or b""
+    )
+    return _wire_of(pages, key, rendered, lang, gz)
+
+
+def _sets_cookie(request: Request, lang: Lang) -> bool:
+    """Whether the route's answer sets the language cookie (remember_lang's rule)."""
+    return request.query_params.get(LANG_PARAM) == lang and request.cookies.get(LANG_COOKIE) != lang
+
+
 async def _province(request: Request, province: int | None) -> Response:
     lang = pick_lang(request)
     pages = pages_of(request)
@@ -161,11 +303,7 @@ async def _province(request: Request, province: int | None) -> Response:
         return _starting(request, lang)
     snapshot = await pages.model.snapshot()
     q, state = _query(request)
-    if province is None and len(snapshot.provinces) == 1:
-        province = next(iter(snapshot.provinces))
-        path = BASE
-    else:
-        path = request.url.path
+    province, path = _target(snapshot, province, request.url.path)
     if province is not None and province not in snapshot.provinces:
         title = T["not_found_h1"][lang]
         text = T["province_not_found"][lang].format(code=province)
@@ -175,7 +313,7 @@ async def _province(request: Request, province: int | None) -> Response:
             return _html(request, lang, provinces_page(snapshot, lang, q=q))
         html = province_page(snapshot, province, lang, q=q, path=path)
         return _html(request, lang, html)
-    key = ("province", path, str(province), lang, state.value if state else "")
+    key = _province_key(path, province, lang, state)
     rendered = pages.cached(key, snapshot, None)
     if rendered is None:
         if province is None:
@@ -199,16 +337,13 @@ async def commune_status(request: Request) -> Response:
     if pages is None:
         return _starting(request, lang)
     snapshot = await pages.model.snapshot()
-    wanted = code.strip()
-    if wanted.isdigit():
-        wanted = wanted.zfill(5)
-    commune = snapshot.by_code.get(wanted)
+    commune = snapshot.by_code.get(_commune_code(code))
     if commune is None:
         title = T["not_found_h1"][lang]
         text = T["commune_not_found"][lang].format(code=code[:20])
         return _html(request, lang, message_page(lang, title, text, request.url.path), 404)
     records = await pages.model.records(commune)
-    key = ("commune", commune.code, lang)
+    key = _commune_key(commune.code, lang)
     rendered = pages.cached(key, snapshot, records)
     if rendered is None:
         now = snapshot.taken_at
@@ -225,11 +360,12 @@ async def province_status(request: Request) -> Response:
     """One province's page, by its official code ("68")."""
     province: str = request.path_params["province"]
     lang = pick_lang(request)
-    if not province.isdigit() or len(province) > 3:
+    number = _province_number(province)
+    if number is None:
         title = T["not_found_h1"][lang]
         text = T["province_not_found"][lang].format(code=province[:20])
         return _html(request, lang, message_page(lang, title, text, request.url.path), 404)
-    return await _province(request, int(province))
+    return await _province(request, number)
 
 
 # Plain Starlette routes, not FastAPI's: no parameter validation or dependency solving to pay

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from netwatch.web.i18n import Lang, fmt_number, fmt_time
+from netwatch.web.i18n import Lang, fmt_duration, fmt_number, fmt_time
 from netwatch.web.status.model import CommuneView, LinkView, PortalView, Snapshot, TicketInfo
 from netwatch.web.status.words import PATH, Explain, Shown, Words
 
@@ -100,9 +100,25 @@ def monitor_notice(snapshot: Snapshot, lang: Lang) -> Notice | None:
     return Notice("warn", Explain.MONITOR[lang])
 
 
+def freshness_notices(snapshot: Snapshot, lang: Lang) -> list[Notice]:
+    """How far to trust the page itself: data not updated for rounds, alerting paused."""
+    out = []
+    stale = snapshot.stale_since
+    if stale is not None:
+        age = fmt_duration((snapshot.taken_at - stale).total_seconds(), lang)
+        time = fmt_time(stale, lang)
+        out.append(Notice("warn", Explain.STALE[lang].format(time=time, age=age)))
+    paused = snapshot.alerting_paused_since
+    if paused is not None:
+        time = fmt_time(paused, lang)
+        out.append(Notice("warn", Explain.ALERTING_PAUSED[lang].format(time=time)))
+    return out
+
+
 def province_notices(snapshot: Snapshot, lang: Lang) -> list[Notice]:
-    """Area-wide problems: the monitor, ISP nodes down, portals."""
-    out = [n for n in (monitor_notice(snapshot, lang),) if n is not None]
+    """Area-wide problems: the page's own freshness, the monitor, ISP nodes down, portals."""
+    out = freshness_notices(snapshot, lang)
+    out += [n for n in (monitor_notice(snapshot, lang),) if n is not None]
     for outage in snapshot.upstream_outages:
         text = Explain.UPSTREAM_OUTAGE[lang].format(
             node=outage.name, isp=outage.isp_name, n=len(outage.communes)
@@ -119,7 +135,8 @@ def commune_notices(
     lang: Lang,
 ) -> list[Notice]:
     """Everything a commune official needs to read, most important first."""
-    out = [n for n in (monitor_notice(snapshot, lang),) if n is not None]
+    out = freshness_notices(snapshot, lang)
+    out += [n for n in (monitor_notice(snapshot, lang),) if n is not None]
     said = [n for v in commune.links if (n := link_notice(v, tickets, lang)) is not None]
     out.extend(said)
     bad = [n for n in said if n.level != "ok"]  # "ok": a line back, watched before closing

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from netwatch.runtime import Runtime
 
 RECENT_DAYS = 30
+STALE_ROUNDS = 3  # ICMP rounds missed before a page says its data is old
 _SHOWN_OF = {
     LinkState.OK: Shown.OK,
     LinkState.SLOW: Shown.SLOW,
@@ -112,6 +113,18 @@ class Snapshot:
     monitor: Incident | None  # NetWatch's own connectivity lost
     upstream_outages: tuple[UpstreamOutage, ...]
     refresh_s: float = 30.0  # how often an open page reloads itself (with JavaScript)
+    # No ICMP round for this long: the page says how old its data is (probe workers stopped).
+    stale_after_s: float = 90.0
+    # Since when no alerting core leads (a web worker's view of the lease; None: one does).
+    alerting_paused_since: datetime | None = None
+
+    @property
+    def stale_since(self) -> datetime | None:
+        """When the last ICMP round was measured, if that is too long ago (else None)."""
+        last = self.last_round_at
+        if last is None or (self.taken_at - last).total_seconds() <= self.stale_after_s:
+            return None
+        return last
 
     def in_province(self, province: int) -> list[CommuneView]:
         """The communes of one province."""
@@ -371,7 +384,38 @@ class StatusModel:
             state.rounds.get("icmp"),
             state.rounds.get("http"),
             self._api_windows,
+            self.runtime.alerting_paused_since(),
         )
+
+    def _still_current(self, generation: tuple[object, ...], now: datetime) -> Snapshot | None:
+        current = self._snapshot
+        if (
+            current is not None
+            and len(generation) == len(self._generation)
+            and all(a is b for a, b in zip(generation, self._generation, strict=True))
+            and (now - current.taken_at).total_seconds() < self.max_age_s
+        ):
+            return current
+        return None
+
+    def current(self) -> Snapshot | None:
+        """What `snapshot()` would return right now without building or reading anything (the
+        web worker's fast path, netwatch.web.fast); None when it would build or read first."""
+        loop_now = asyncio.get_running_loop().time()
+        if self._snapshot is None or loop_now >= self._windows_expires:
+            return None
+        if self._building is not None:
+            return self._snapshot  # what snapshot() hands out while a build runs
+        return self._still_current(self._current_generation(), datetime.now(UTC))
+
+    def current_records(self, code: str) -> CommuneRecords | None:
+        """A commune's records if loaded and not expired (what `records()` returns at once)."""
+        pending = self._records.get(code)
+        if pending is None or pending.records is None:
+            return None
+        if asyncio.get_running_loop().time() >= pending.expires:
+            return None
+        return pending.records
 
     async def snapshot(self) -> Snapshot:
         """The current snapshot, rebuilt when something it shows has changed.
@@ -383,14 +427,10 @@ class StatusModel:
         now = datetime.now(UTC)
         await self._refresh_windows(loop_now, now)
         generation = self._current_generation()
+        still = self._still_current(generation, now)
+        if still is not None:
+            return still
         current = self._snapshot
-        if (
-            current is not None
-            and len(generation) == len(self._generation)
-            and all(a is b for a, b in zip(generation, self._generation, strict=True))
-            and (now - current.taken_at).total_seconds() < self.max_age_s
-        ):
-            return current
         if self._building is not None:
             if current is not None:
                 return current
@@ -512,6 +552,8 @@ class StatusModel:
             monitor=monitor,
             upstream_outages=tuple(outages),
             refresh_s=refresh_period(runtime.plan.icmp_interval_s),
+            stale_after_s=STALE_ROUNDS * runtime.plan.icmp_interval_s,
+            alerting_paused_since=runtime.alerting_paused_since(),
         )
 
     # -- commune records ---------------------------------------------------------------------
@@ -530,9 +572,10 @@ class StatusModel:
         """The commune's stored facts (None while the store is not open yet)."""
         store = self.runtime.store
         loop = asyncio.get_running_loop()
+        fresh = self.current_records(commune.code)
+        if fresh is not None:
+            return fresh
         pending = self._records.setdefault(commune.code, _Pending())
-        if pending.records is not None and loop.time() < pending.expires:
-            return pending.records
         if pending.loading is not None:
             return await asyncio.shield(pending.loading)
         future: asyncio.Future[CommuneRecords] = loop.create_future()

@@ -309,6 +309,18 @@ class Explain:
         "vi": "{name} đang phản hồi chậm — không phải lỗi đường truyền của xã.",
         "en": "{name} is responding slowly — not a fault of the commune's connection.",
     }
+    # The probes have not reported for several rounds: what is shown is that old.
+    STALE: Final[Words] = {
+        "vi": "Dữ liệu chưa được cập nhật: lần đo gần nhất lúc {time} (cách đây {age}). Tình "
+        "trạng hiển thị có thể đã thay đổi.",
+        "en": "The data is not up to date: the latest measurement was at {time} ({age} ago). "
+        "The states shown may have changed since.",
+    }
+    # No alerting core leads (web workers see the bus lease empty): tickets wait.
+    ALERTING_PAUSED: Final[Words] = {
+        "vi": "Hệ thống cảnh báo đang tạm ngưng từ {time}; phiếu sự cố chưa được cập nhật.",
+        "en": "Alerting has been paused since {time}; trouble tickets are not being updated.",
+    }
     MONITOR: Final[Words] = {
         "vi": "Hệ thống giám sát NetWatch đang mất kết nối — tình trạng hiển thị có thể chưa phản "
         "ánh đúng đường truyền của các xã.",
