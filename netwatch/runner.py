@@ -101,6 +101,7 @@ def _add_supervisor_arguments(run: argparse.ArgumentParser) -> None:
         help="supervisor: probe-I serves its /metrics on the --listen address at this port + I, "
         "snmp-J at this port + --probe-workers + J (default: 9101; 0: none)",
     )
+    run.add_argument(
         "--web-workers",
         type=int,
         default=default_web_workers(),
