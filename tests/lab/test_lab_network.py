@@ -47,9 +47,11 @@ def _qdisc_backlog_bytes(namespace: str, ifname: str) -> int:
         text=True,
         check=True,
     ).stdout
-    found = re.search(r"\bbacklog (\d+)b", shown)
+    # tc scales large sizes: "backlog 57Kb" is 57 KiB (iproute2's sprint_size: b, Kb, Mb).
+    found = re.search(r"\bbacklog (\d+(?:\.\d+)?)(K|M)?b\b", shown)
     assert found, shown
-    return int(found.group(1))
+    scale = {None: 1, "K": 1024, "M": 1024 * 1024}[found.group(2)]
+    return int(float(found.group(1)) * scale)
 
 
 def _all_addresses(lab: Lab) -> list[str]:

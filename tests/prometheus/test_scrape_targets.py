@@ -39,7 +39,9 @@ def test_every_probe_worker_gets_its_own_metrics_port(tmp_path: Path) -> None:
         "probe-1": "0.0.0.0:9102",
         "snmp-0": "0.0.0.0:9103",
         "snmp-1": "0.0.0.0:9104",
-        "core": None,  # the core's /metrics is on --listen
+        "core": None,  # the core's /metrics is on its own web
+        # Web workers answer /metrics with the core's (--core-url): no target of their own.
+        **{f"web-{i}": None for i in range(args.web_workers)},
     }
     args.metrics_port_base = 0
     assert all("--metrics-listen" not in s.argv for s in child_specs(args, "nats://x:4222"))
@@ -56,6 +58,8 @@ def test_the_shipped_prometheus_scrapes_every_netwatch_process_of_the_compose_st
         if not (isinstance(command, list) and command[:1] == ["run"]):
             continue  # not NetWatch
         args = build_parser().parse_args(command)
+        if args.role == "web":
+            continue  # its /metrics is the core's (--core-url): scraping it would count twice
         listen = args.metrics_listen if args.role == "probe" else args.listen
         assert listen, f"{name}: no /metrics"
         expected.add(f"{name}:{listen.rpartition(':')[2]}")
