@@ -82,12 +82,10 @@ _TICK_S: Final = 0.005
 # At most this many seconds' worth of tokens accumulate (two ticks: a tick that comes late does
 # not lower the rate), so a stalled loop resumes with a short burst rather than a flood.
 _BURST_S: Final = 0.010
-# Echoes per sendmmsg. Their send times are read off the call's span, so the longer the run the
-# larger the error on a reply timestamped while the call still runs (on the lab's veth, where
-# the namespace answers inside the call: 50 per call put 2 % of RTTs below the true ~3 us and
-# the 99th percentile at 40 us instead of 8 us). 4 per call: 99th percentile 8-12 us, 0.1 %
-# clamped to 0, and the same CPU as 50 (0.286 s vs 0.285 s per bench_icmp process; one per
-# call, i.e. one ctypes call per echo, cost 0.408 s).
+# Echoes per sendmmsg. They all carry the clock read just before the call, so the longer the run
+# the more a later echo's RTT is overstated (by the time the kernel took for the ones before it:
+# a few microseconds each). 4 per call keeps that to microseconds at the same CPU as 50 (0.286 s
+# vs 0.285 s per bench_icmp process; one per call, one ctypes call per echo, cost 0.408 s).
 _SEND_RUN: Final = 4
 _RECV_BUFFER_BYTES: Final = 8 * 1024 * 1024
 _SEND_BUFFER_BYTES: Final = 1024 * 1024
@@ -627,10 +625,8 @@ class IcmpPinger:
     def _send_batch(self, rnd: _Round, count: int) -> int:
         """Send the next ``count`` echoes of one sweep; returns how many were consumed.
 
-        One sendmmsg per ``_SEND_RUN`` targets on the same socket. Each echo's send time is
-        read off the call's span: the first echo's is the clock just before the call (as it was
-        just before sendto), the others' follow evenly, the kernel sending them one after the
-        other in a few microseconds each.
+        One sendmmsg per ``_SEND_RUN`` targets on the same socket. Each echo's send time is the
+        clock just before the call (as it was just before sendto): never after the real send.
         """
         n = rnd.n
         sweep_slot = rnd.cursor - rnd.cursor % n  # slot of this sweep's first target
@@ -678,11 +674,12 @@ class IcmpPinger:
                 before = time_ns()
                 sent = send(fd, outbox, target, min(end - target, _SEND_RUN))
                 if sent > 0:
-                    step = (time_ns() - before) // sent
+                    # Every echo of the call is stamped with the clock before it: never later
+                    # than its real send, so an RTT is never negative. Spreading the stamps over
+                    # the call's span was more precise until the call was preempted: then later
+                    # echoes got stamps after their replies (RTT 0, a late reply taken as in time).
                     slot = sweep_slot + target
-                    send_ns[slot : slot + sent] = (
-                        range(before, before + step * sent, step) if step > 0 else [before] * sent
-                    )
+                    send_ns[slot : slot + sent] = [before] * sent
                     target += sent
                 elif sent == 0 or -sent in pkt.TRANSIENT_SEND_ERRNOS:
                     # The socket's send queue is full: the rest waits for the next tick.

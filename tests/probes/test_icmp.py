@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from probes import _icmp_batch as icmp_batch
 from probes.icmp import (
     IcmpPinger,
     IcmpUnavailableError,
@@ -309,6 +310,29 @@ async def test_replies_after_the_timeout_are_late(icmp_lab: IcmpLab, pinger: Icm
     assert [(r.sent, r.received, r.failure) for r in results] == [(2, 0, PingFailure.NO_REPLY)] * 10
     delta = _delta(pinger.stats(), before)
     assert (delta["sent"], delta["received"], delta["late"], delta["duplicate"]) == (20, 0, 20, 0)
+
+
+@pytest.mark.privileged
+@pytest.mark.lab
+async def test_a_preempted_send_call_never_dates_an_echo_after_its_reply(
+    icmp_lab: IcmpLab, pinger: IcmpPinger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sendmmsg call that takes long (the process preempted inside it, as on a loaded
+    machine): its echoes left at its start and veth answers in microseconds, so every RTT is
+    still above zero. Stamps spread over the call's span gave later echoes send times after
+    their replies: RTT 0, and a reply past a short timeout taken as in time."""
+    real_send = icmp_batch.send
+
+    def slow_send(*args: Any) -> int:
+        sent = real_send(*args)
+        time.sleep(0.002)  # our own wrapper: the call returns 2 ms after the echoes left
+        return sent
+
+    monkeypatch.setattr(icmp_batch, "send", slow_send)
+    targets = icmp_lab.targets_v4(8, skip=7000)
+    results = await pinger.round(targets, echoes=2, spacing_s=0.05, timeout_s=1.0)
+    _assert_all_answered(results, targets, 2)
+    assert all(r.rtt_min_s is not None and r.rtt_min_s > 0 for r in results), results
 
 
 @pytest.mark.privileged
