@@ -61,6 +61,7 @@ class RoundWatch:
     _stop: asyncio.Event | None = None
     _thread: threading.Thread | None = None
     _error: BaseException | None = None
+    events: list[str] = field(default_factory=list)  # the client's errors and reconnections
 
     def start(self) -> None:
         """Subscribe (returns once the subscription is in place)."""
@@ -110,7 +111,23 @@ class RoundWatch:
                     )
                 )
 
-        nc = await nats.connect(self.url, allow_reconnect=True, max_reconnect_attempts=-1)
+        async def on_error(exc: Exception) -> None:
+            self.events.append(f"error: {exc!r}")
+
+        async def on_disconnect() -> None:
+            self.events.append("disconnected")
+
+        async def on_reconnect() -> None:
+            self.events.append("reconnected")
+
+        nc = await nats.connect(
+            self.url,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            error_cb=on_error,
+            disconnected_cb=on_disconnect,
+            reconnected_cb=on_reconnect,
+        )
         try:
             await nc.subscribe(REPORTS, cb=on_report)
             await nc.flush()
