@@ -3,13 +3,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help setup demo test lint fmt bench lab-up lab-down clean
+.PHONY: help setup demo test lint fmt bench soak lab-up lab-down clean
 
 help:
 	@echo "make demo   - build the lab network and run NetWatch against it (Ctrl-C stops and cleans up)"
 	@echo "make test   - install what the tests need and run the whole suite (lint included)"
 	@echo "make lint   - ruff, ruff format --check, mypy --strict, import contracts"
 	@echo "make bench  - benchmarks against the tools users would pick instead"
+	@echo "make soak   - an hour of random faults on the lab with PostgreSQL (root)"
 
 setup:
 	@scripts/bootstrap.sh
@@ -45,3 +46,8 @@ lab-down: setup
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
+
+# An hour of random faults on the lab with PostgreSQL (root; not part of `make test`):
+# make soak SOAK_ARGS="--duration 600" for a shorter one. Ends with a RESULT soak line.
+soak: setup
+	$(PY) scripts/soak.py $(SOAK_ARGS)

@@ -46,6 +46,7 @@ from netwatch.engine import Engine, EngineOptions
 from netwatch.health import HealthMonitor, link_id
 from netwatch.history import LinkHistory
 from netwatch.inventory import Inventory
+from netwatch.loopstats import LoopTasks
 from netwatch.metrics import MetricsCollector
 from netwatch.notify.clock import SystemClock
 from netwatch.notify.outbox import OutboxWorker, RetryPolicy
@@ -205,6 +206,7 @@ async def open_runtime(
     plan = plan if plan is not None else compile_plan(inventory)
     registry = CollectorRegistry(auto_describe=True)
     ProcessCollector(registry=registry)  # NetWatch's own CPU, memory, open files
+    registry.register(LoopTasks())  # and its event loop's tasks
     collector = MetricsCollector(plan)
     collector.register(registry)
     latest = LatestState()

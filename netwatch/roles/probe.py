@@ -51,6 +51,7 @@ from netwatch.bus.streams import ObservationPublisher, StreamLimits, ensure_stre
 from netwatch.engine import Engine, EngineOptions
 from netwatch.health import HealthMonitor
 from netwatch.inventory import ConfigError, Inventory, load_inventory_isolated
+from netwatch.loopstats import LoopTasks
 from netwatch.observations import Kind, Observation, ObservationSink, RoundReport
 from netwatch.plan import Plan, compile_plan, shard_plan
 from probes.http import HttpProber
@@ -488,12 +489,15 @@ async def _quiet(exc: Exception) -> None:
 # -- entry point -----------------------------------------------------------------------------
 
 
-def metrics_server(worker: ProbeWorker, listen: tuple[str, int]) -> WSGIServer | None:
+def metrics_server(
+    worker: ProbeWorker, listen: tuple[str, int], loop: asyncio.AbstractEventLoop
+) -> WSGIServer | None:
     """The worker's /metrics, served from a thread; None (logged) when the address is taken:
     that costs the metrics, never the probing."""
     registry = CollectorRegistry(auto_describe=True)
     ProcessCollector(registry=registry)
     registry.register(ProbeMetrics(worker))
+    registry.register(LoopTasks(loop))
     host, port = listen
     try:
         server, _thread = start_http_server(port, addr=host, registry=registry)
@@ -512,7 +516,7 @@ async def serve(inventory: Inventory, options: ProbeOptions) -> None:
         loop.add_signal_handler(sig, stop.set)
     metrics = None
     if options.metrics_listen is not None:
-        metrics = metrics_server(worker, options.metrics_listen)
+        metrics = metrics_server(worker, options.metrics_listen, loop)
     try:
         await worker.run(stop)
     finally:

@@ -4,6 +4,7 @@ process of the compose stack, and a worker whose port is taken probes on without
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import urllib.request
@@ -75,7 +76,8 @@ def worker(tmp_path: Path) -> ProbeWorker:
 
 def test_a_worker_serves_its_shard_under_its_own_names(worker: ProbeWorker) -> None:
     port = reserved_port()
-    server = metrics_server(worker, ("127.0.0.1", port))
+    loop = asyncio.new_event_loop()
+    server = metrics_server(worker, ("127.0.0.1", port), loop)
     assert server is not None
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
@@ -83,6 +85,7 @@ def test_a_worker_serves_its_shard_under_its_own_names(worker: ProbeWorker) -> N
     finally:
         server.shutdown()
         server.server_close()
+        loop.close()
     families = {f.name: f for f in text_string_to_metric_families(text)}
     # Not netwatch_targets: dashboards sum that over every instance of the job, where the
     # core's already counts the whole plan.
@@ -94,6 +97,7 @@ def test_a_worker_serves_its_shard_under_its_own_names(worker: ProbeWorker) -> N
         for s in families["netwatch_shard_targets"].samples
     )
     assert "process_cpu_seconds" in families
+    assert "netwatch_asyncio_tasks" in families
 
 
 def test_a_taken_metrics_port_costs_the_metrics_not_the_worker(
@@ -104,5 +108,9 @@ def test_a_taken_metrics_port_costs_the_metrics_not_the_worker(
         taken.listen()
         port = taken.getsockname()[1]
         with caplog.at_level(logging.ERROR, "netwatch.roles.probe"):
-            assert metrics_server(worker, ("127.0.0.1", port)) is None
+            loop = asyncio.new_event_loop()
+            try:
+                assert metrics_server(worker, ("127.0.0.1", port), loop) is None
+            finally:
+                loop.close()
     assert f"metrics not served on 127.0.0.1:{port}" in caplog.text
