@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import socket
 import threading
 from collections.abc import Iterator
@@ -51,7 +52,9 @@ class Edge:
             finally:
                 await store.close()
 
-        return asyncio.run(create())
+        # On a thread of its own: the caller's may run an event loop (Playwright's sync API).
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, create()).result()
 
 
 @contextmanager
