@@ -102,6 +102,7 @@ from netwatch.store.types import (
 log = logging.getLogger("netwatch.alerting")
 # A crash loses at most this much of the state history's end (it counts as the last state).
 HEARTBEAT_EVERY = timedelta(seconds=15)
+FAILURE_SUMMARY_EVERY = timedelta(minutes=1)  # a failing tick loop says so this often
 # Path traces at ticket opening: at most this many per evaluation, waited for this long, and a
 # trace reused for this long (a ticket reopened within a minute keeps the trace it had).
 _TRACED_AT_ONCE = 32
@@ -386,6 +387,11 @@ class Alerting:
         self._lock = asyncio.Lock()  # evaluations and manual changes go through one book
         self.book = TicketBook(policy=policy_of(inventory), directory=directory_of(inventory))
         self.on_enqueued: list[Any] = []  # callbacks (the outbox worker's wake)
+        # Why the latest tick failed (the exception's type), since when: /healthz says 503.
+        self.failing: str | None = None
+        self.failing_since: datetime | None = None
+        self._failures = 0
+        self._failure_told_at = datetime.min.replace(tzinfo=UTC)
         self.last_tick_at: datetime | None = None  # the last evaluation that completed
         # Called with the book continued from the store on taking over from another instance
         # (what that book holds was counted there: metrics take it as seen).
@@ -642,9 +648,35 @@ class Alerting:
                 if beat_at is None or now - beat_at >= HEARTBEAT_EVERY:
                     await self._store.heartbeat(now)
                     beat_at = now
-            except Exception:
-                log.exception("ticket evaluation failed; retrying next tick")
+            except Exception as exc:
+                self._tick_failed(exc, datetime.now(UTC))
+            else:
+                self._tick_succeeded()
             await self._pause(stop, self._next_due_s(datetime.now(UTC)))
+
+    def _tick_failed(self, exc: Exception, now: datetime) -> None:
+        """A tick that failed (most often the store could not be written): the traceback once,
+        when it starts failing, then one summary line a minute (issue 15: a traceback every
+        tick); /healthz answers 503 meanwhile (`failing`)."""
+        if self.failing is None:
+            log.exception("ticket evaluation failed; retrying every tick until it succeeds")
+            self.failing_since, self._failures, self._failure_told_at = now, 0, now
+        elif now - self._failure_told_at >= FAILURE_SUMMARY_EVERY:
+            log.warning(
+                "ticket evaluation still failing since=%s failures=%d error=%s: %s",
+                self.failing_since.isoformat() if self.failing_since else "?",
+                self._failures + 1,
+                type(exc).__name__,
+                exc,
+            )
+            self._failure_told_at = now
+        self._failures += 1
+        self.failing = type(exc).__name__
+
+    def _tick_succeeded(self) -> None:
+        if self.failing is not None:
+            log.warning("ticket evaluation recovered failures=%d", self._failures)
+        self.failing, self.failing_since, self._failures = None, None, 0
 
     async def close(self, now: datetime) -> None:
         """Clean shutdown: what was judged goes into the history, then every state is unknown

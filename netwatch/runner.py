@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from netwatch.cli import add_store_arguments
+from netwatch.web.edge import add_edge_arguments
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "cluster; default $NETWATCH_BUS_REPLICAS, else as they are, 1 when created)",
     )
     add_store_arguments(run)
+    add_edge_arguments(run)
     _add_core_arguments(run)
     _add_probe_arguments(run)
     _add_supervisor_arguments(run)
@@ -143,6 +145,7 @@ def _run_all(args: argparse.Namespace) -> int:
 
     from netwatch.inventory import ConfigError
     from netwatch.web.app import create_app
+    from netwatch.web.edge import edge_options, server_config
 
     try:
         app = create_app(
@@ -151,8 +154,16 @@ def _run_all(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    uvicorn.run(app, host=args.listen_host, port=args.listen_port, log_level=args.log_level)
-    return 0
+    config = server_config(
+        app,
+        edge_options(args),
+        host=args.listen_host,
+        port=args.listen_port,
+        log_level=args.log_level,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1
 
 
 def _run_probe(args: argparse.Namespace) -> int:

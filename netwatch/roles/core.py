@@ -491,11 +491,13 @@ def run_core(args: argparse.Namespace) -> int:
     """`netwatch run --role core`: the runtime fed by the bus, its own web on --listen."""
     import uvicorn
 
+    from netwatch.web.edge import edge_options, server_config
+
     host, port = args.listen_host, args.listen_port
     app = role_app(args, "core", args.name or f"{socket.gethostname()}-{port}", core_opener)
     if isinstance(app, int):
         return app
-    config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level)
+    config = server_config(app, edge_options(args), host=host, port=port, log_level=args.log_level)
     server = uvicorn.Server(config)
     server.run()
     # uvicorn returns (does not raise) when it cannot bind or the lifespan failed: a supervisor

@@ -85,6 +85,9 @@ def child_specs(args: argparse.Namespace, nats_url: str) -> list[ChildSpec]:
     """What the supervisor runs for `netwatch run` with these arguments."""
     config = str(Path(args.config).resolve())
     common = ("--config", config, "--nats", nats_url, "--log-level", args.log_level)
+    edge: tuple[str, ...] = ("--trusted-proxies", getattr(args, "trusted_proxies", "127.0.0.1"))
+    if getattr(args, "max_connections", None) is not None:
+        edge += ("--max-connections", str(args.max_connections))
     env = (("NETWATCH_DATABASE_URL", args.database_url),) if args.database_url else ()
     probe = ("run", "--role", "probe", *common)
     icmp, snmp = args.probe_workers, args.snmp_workers
@@ -106,7 +109,7 @@ def child_specs(args: argparse.Namespace, nats_url: str) -> list[ChildSpec]:
     web = args.web_workers
     core_listen = args.listen if web <= 0 else (args.core_listen or f"127.0.0.1:{_free_port()}")
     core = _netwatch(
-        "run", "--role", "core", *common, "--listen", core_listen,
+        "run", "--role", "core", *common, *edge, "--listen", core_listen,
         "--data-dir", str(args.data_dir),
     )  # fmt: skip
     # The core's name (its durable consumer) as before web workers: from the public port, so
@@ -120,7 +123,7 @@ def child_specs(args: argparse.Namespace, nats_url: str) -> list[ChildSpec]:
     core_url = f"http://{_url_host(core_host)}:{core_port}"
     for i in range(max(web, 0)):
         argv = _netwatch(
-            "run", "--role", "web", *common, "--listen", args.listen, "--name", str(i),
+            "run", "--role", "web", *common, *edge, "--listen", args.listen, "--name", str(i),
             "--core-url", core_url, "--data-dir", str(args.data_dir),
         )  # fmt: skip
         specs.append(ChildSpec(f"web-{i}", argv, env))

@@ -271,6 +271,7 @@ def run_web(args: argparse.Namespace) -> int:
     import uvicorn
 
     from netwatch.web.app import fast_pages
+    from netwatch.web.edge import edge_options, server_config
 
     host, port = args.listen_host, args.listen_port
     name = args.name or f"{socket.gethostname()}-{port}-{os.getpid()}"
@@ -282,10 +283,11 @@ def run_web(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"netwatch run --role web: cannot listen on {args.listen}: {exc}", file=sys.stderr)
         return 1
-    config = uvicorn.Config(
+    config = server_config(
         fast_pages(app, core_url=getattr(args, "core_url", None)),
+        edge_options(args),
+        web=app,
         log_level=args.log_level,
-        http="httptools",
         access_log=False,
         lifespan="on",
     )

@@ -20,6 +20,7 @@ from netwatch.store.engine import (
 )
 from netwatch.store.leader import LeaderCheck, LeaderLock, LeaderStatus, leader_lock
 from netwatch.store.migrate import current_revision, head_revision, upgrade
+from netwatch.store.models import EARLIEST_MOMENT, LATEST_MOMENT, MomentOutOfRangeError, utc_moment
 from netwatch.store.repository import Store
 from netwatch.store.types import (
     ApiToken,
@@ -69,6 +70,8 @@ async def open_store(
 
 
 __all__ = [
+    "EARLIEST_MOMENT",
+    "LATEST_MOMENT",
     "ApiToken",
     "Availability",
     "Backend",
@@ -80,6 +83,7 @@ __all__ = [
     "LeaderCheck",
     "LeaderLock",
     "LeaderStatus",
+    "MomentOutOfRangeError",
     "NewMaintenance",
     "NewOutboxItem",
     "OutboxBacklog",
@@ -109,4 +113,5 @@ __all__ = [
     "open_store",
     "sqlite_url",
     "upgrade",
+    "utc_moment",
 ]

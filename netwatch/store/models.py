@@ -38,6 +38,30 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+# The moments the store keeps. Python's datetime ends at years 1 and 9999: a moment there with an
+# offset overflowed in the conversion to UTC (issue 15: an OverflowError, a 500). Nothing NetWatch
+# measures or plans is outside this range.
+EARLIEST_MOMENT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_MOMENT = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+class MomentOutOfRangeError(ValueError):
+    """A moment outside [EARLIEST_MOMENT, LATEST_MOMENT): refused, never stored."""
+
+
+def utc_moment(value: datetime) -> datetime:
+    """The aware moment in UTC; MomentOutOfRangeError when outside what the store keeps."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST_MOMENT <= utc < LATEST_MOMENT:
+        raise MomentOutOfRangeError(
+            f"{value.isoformat()} is out of range: NetWatch keeps moments from "
+            f"{EARLIEST_MOMENT.year} to {LATEST_MOMENT.year - 1}"
+        )
+    return utc
+
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
     """A timezone-aware UTC datetime on both backends; naive datetimes are refused (a bug)."""
@@ -51,7 +75,7 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime given to the store: {value!r}")
-        value = value.astimezone(UTC)
+        value = utc_moment(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:

@@ -1,4 +1,5 @@
-"""The JSON API (/api/v1): links and their latest measurements. OpenAPI at /docs."""
+"""The JSON API (/api/v1): links and their latest measurements. Its OpenAPI schema is at
+/openapi.json (no bundled viewer: docs/security.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from netwatch.health import link_id
@@ -28,6 +29,7 @@ from netwatch.web.views import (
     TicketDetail,
     TicketView,
     apply_action,
+    checked_moment,
     downtime_s,
     local_iso,
     refusal_failure,
@@ -68,6 +70,9 @@ __all__ = [
 ]
 
 router = APIRouter(prefix="/api/v1")
+# Row ids are 64-bit signed on both backends: a larger one names nothing (issue 15: a 28-digit
+# id overflowed the driver into a 500).
+MAX_ROW_ID = 2**63 - 1
 
 
 class LinkView(BaseModel):
@@ -232,22 +237,25 @@ def parse_moment(text: str, field: str, *, as_end: bool) -> tuple[datetime, bool
     start=2026-11-01&end=2026-11-30 covers all of November. Returns (moment, was a month).
     """
     value = text.strip()
+    month = False
     try:
         if re.fullmatch(r"\d{4}-\d{2}", value):
-            year, month = int(value[:4]), int(value[5:])
-            first = datetime(year, month, 1, tzinfo=LOCAL_TZ)
+            year, number = int(value[:4]), int(value[5:])
+            moment = datetime(year, number, 1, tzinfo=LOCAL_TZ)
             if as_end:
-                first = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=LOCAL_TZ)
-            return first, True
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                moment = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=LOCAL_TZ)
+            month = True
+        elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             day = date.fromisoformat(value)
-            start = datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ)
-            return (start + timedelta(days=1) if as_end else start), False
-        moment = datetime.fromisoformat(value)
+            moment = datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ)
+            if as_end:
+                moment += timedelta(days=1)
+        else:
+            moment = datetime.fromisoformat(value)
     except (ValueError, OverflowError):
         pass
     else:
-        return (moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)), False
+        return checked_moment(moment, field), month
     raise HTTPException(
         422,
         f"{field}: {text!r} is not a month (2026-11), a date (2026-11-01) or a date and time "
@@ -544,8 +552,8 @@ async def create_maintenance(
 ) -> MaintenanceView:
     """Store a window: tickets of what it covers are suppressed while it lasts."""
     kind, target = scope_target(runtime, body.scope)
-    start = body.start if body.start.tzinfo else body.start.replace(tzinfo=LOCAL_TZ)
-    end = body.end if body.end.tzinfo else body.end.replace(tzinfo=LOCAL_TZ)
+    start = checked_moment(body.start, "start")
+    end = checked_moment(body.end, "end")
     if end <= start:
         raise HTTPException(422, "end must be after start")
     window = await runtime.store.add_maintenance(
@@ -566,7 +574,11 @@ async def create_maintenance(
         409: {"description": "Already cancelled"},
     },
 )
-async def cancel_maintenance(window_id: int, runtime: RuntimeDep, caller: WriteCaller) -> Response:
+async def cancel_maintenance(
+    window_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="The window's id")],
+    runtime: RuntimeDep,
+    caller: WriteCaller,
+) -> Response:
     """Cancel a window: it stops suppressing from now on."""
     outcome = await runtime.store.cancel_maintenance(window_id, datetime.now(UTC))
     if outcome is RevokeOutcome.NOT_FOUND:

@@ -8,6 +8,7 @@ runtime from the bus) and publishes the finished runtime on ``app.state.runtime`
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import exc as sa_exc
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from netwatch import __version__
@@ -25,11 +27,14 @@ from netwatch.inventory import Inventory, load_inventory_isolated
 from netwatch.notify.outbox import RetryPolicy
 from netwatch.plan import Plan, compile_plan
 from netwatch.runtime import Runtime, RuntimeOptions, open_runtime
+from netwatch.store import MomentOutOfRangeError, StoreTimeoutError
 from netwatch.web import admin, api, isp, status
 from netwatch.web.deps import NotReady, RuntimeDep
 from netwatch.web.session import SessionSigner
 
 __all__ = ["Runtime", "RuntimeOpener", "create_app", "fast_pages"]
+
+log = logging.getLogger(__name__)
 
 # Builds and runs the runtime for the app's lifespan: open_runtime, or one that wraps it.
 RuntimeOpener = Callable[[Inventory, RuntimeOptions, Plan], AbstractAsyncContextManager[Runtime]]
@@ -65,6 +70,27 @@ async def _not_ready(request: Request, exc: Exception) -> Response:
     if answer is not None:
         return answer(request)
     return await http_exception_handler(request, exc)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """A database call that timed out (logged by the store) or that the database refused for
+    now (SQLite locked or its disk full, PostgreSQL gone): 503, try again, never a 500."""
+    if not isinstance(exc, StoreTimeoutError):
+        log.warning("store.unavailable path=%s error=%s", request.url.path, type(exc).__name__)
+    return JSONResponse(
+        {"detail": "the database is slow or unreachable; try again in a minute"},
+        503,
+        headers={"Retry-After": "60"},
+    )
+
+
+async def _out_of_range(request: Request, exc: Exception) -> Response:
+    """A moment the store does not keep, from a form or a body no route checked (the admin
+    forms): 422 with the store's words (netwatch.store.utc_moment), never a 500."""
+    cause = exc.orig if isinstance(exc, sa_exc.StatementError) else exc
+    if not isinstance(cause, MomentOutOfRangeError):
+        raise exc
+    return JSONResponse({"detail": str(cause)}, 422)
 
 
 def create_app(
@@ -108,8 +134,17 @@ def create_app(
             "and the National Public Service Portal."
         ),
         lifespan=lifespan,
+        # No Swagger UI or ReDoc: FastAPI's load their scripts from a public CDN (and inline
+        # one), which the pages' Content-Security-Policy refuses and a province's network may
+        # not reach. The schema stays at /openapi.json for any OpenAPI viewer (docs/security.md).
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_exception_handler(NotReady, _not_ready)
+    app.add_exception_handler(StoreTimeoutError, _store_unavailable)
+    app.add_exception_handler(sa_exc.OperationalError, _store_unavailable)
+    app.add_exception_handler(MomentOutOfRangeError, _out_of_range)
+    app.add_exception_handler(sa_exc.StatementError, _out_of_range)
     # Admin sessions without a configured link secret: a key for this app's lifetime.
     app.state.admin_session_signer = SessionSigner.random()
 
@@ -130,8 +165,18 @@ def create_app(
         return HTMLResponse(status.redirect_page("/status"))
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz(runtime: RuntimeDep) -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz(runtime: RuntimeDep) -> JSONResponse:
+        """200 while this instance works; 503 with the reason while its alerting loop fails
+        (a database that cannot be written: issue 15 found 200 there)."""
+        alerting = runtime.alerting
+        if alerting.failing is not None:
+            since = alerting.failing_since.isoformat() if alerting.failing_since else "?"
+            reason = (
+                f"ticket evaluation failing since {since} ({alerting.failing}): "
+                "is the database reachable and writable?"
+            )
+            return JSONResponse({"status": "failing", "reason": reason}, 503)
+        return JSONResponse({"status": "ok"})
 
     # The public status pages first: they take most of the traffic, and routes are tried in
     # order (docs/status-page.md, load figures).

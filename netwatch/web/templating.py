@@ -70,6 +70,20 @@ def stylesheet() -> Markup:
     return Markup(css)  # noqa: S704 -- our own file, shipped with the package
 
 
+# The pages' one script: reload while the page is visible and nobody is typing in a field; a
+# hidden tab reloads when shown again (without JavaScript the page stays as served). Inline, so a
+# page is still one request on a commune's slow line, and constant, the interval read from its
+# element's data-refresh-ms: the Content-Security-Policy allows exactly this text by its hash
+# (netwatch.web.edge), and no other inline script.
+RELOAD_SCRIPT = Markup(
+    "(function(){var ms=+document.currentScript.getAttribute('data-refresh-ms'),due=false;"
+    "function go(){var a=document.activeElement;if(document.hidden||(a&&"
+    "/^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName)&&a.value)){due=true;return}location.reload()}"
+    'setInterval(go,ms);document.addEventListener("visibilitychange",function(){'
+    "if(due&&!document.hidden)go()})})()"
+)
+
+
 class CompactHtml(Extension):
     """Drop each line break and the indentation after it from a template's source.
 
@@ -160,6 +174,7 @@ def make_environment() -> Environment:
             "LANGUAGE_LABEL": LANGUAGE_LABEL,
             "MENU_LABEL": MENU_LABEL,
             "stylesheet": stylesheet,
+            "RELOAD_SCRIPT": RELOAD_SCRIPT,
         }
     )
     return env

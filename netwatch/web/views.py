@@ -21,10 +21,21 @@ from alerts.tickets import Actor, Evidence, Refusal, Refused, Ticket
 from netwatch.bus.commands import ActionName
 from netwatch.inventory.models import LOCAL_TZ
 from netwatch.runtime import DeskAnswer, Runtime
-from netwatch.store import StoredTicket
+from netwatch.store import MomentOutOfRangeError, StoredTicket, utc_moment
 from netwatch.store.codec import actor_text
 
 MAX_TEXT_CHARS = 2000
+
+
+def checked_moment(at: datetime, field: str) -> datetime:
+    """An aware moment the store can keep (local time when naive), else 422 naming the field
+    (issue 15: year 1 or 9999 with an offset overflowed into a 500)."""
+    aware = at if at.tzinfo else at.replace(tzinfo=LOCAL_TZ)
+    try:
+        utc_moment(aware)
+    except MomentOutOfRangeError as exc:
+        raise HTTPException(422, f"{field}: {exc}") from None
+    return aware
 
 
 def local_iso(at: datetime | None) -> str | None:
