@@ -22,6 +22,7 @@ from netwatch.store.leader import LeaderCheck, LeaderLock, LeaderStatus, leader_
 from netwatch.store.migrate import current_revision, head_revision, upgrade
 from netwatch.store.repository import Store
 from netwatch.store.types import (
+    AdminSession,
     ApiToken,
     Availability,
     Backend,
@@ -40,6 +41,7 @@ from netwatch.store.types import (
     StoredTicket,
     StoredWindow,
     SubjectState,
+    TicketLink,
     TicketRecord,
     TicketStatus,
     TicketStepOutcome,
@@ -69,6 +71,7 @@ async def open_store(
 
 
 __all__ = [
+    "AdminSession",
     "ApiToken",
     "Availability",
     "Backend",
@@ -93,6 +96,7 @@ __all__ = [
     "StoredTicket",
     "StoredWindow",
     "SubjectState",
+    "TicketLink",
     "TicketRecord",
     "TicketStatus",
     "TicketStepOutcome",

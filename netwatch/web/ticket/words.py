@@ -115,6 +115,12 @@ class Label:
     WHO: Final[Words] = {"vi": "Người xử lý (không bắt buộc)", "en": "Your name (optional)"}
     NOTE_OPT: Final[Words] = {"vi": "Ghi chú (không bắt buộc)", "en": "Note (optional)"}
     NOTE_TEXT: Final[Words] = {"vi": "Nội dung", "en": "Text"}
+    NOTE_PUBLIC: Final[Words] = {
+        "vi": "Ghi chú này sẽ hiển thị công khai trên trang trạng thái của xã (không kèm tên "
+        "người viết). Không ghi thông tin nội bộ, mật khẩu hay số điện thoại.",
+        "en": "This note will be shown publicly on the commune's status page (without the "
+        "writer's name). Do not write internal details, passwords or phone numbers.",
+    }
     FIX_TEXT: Final[Words] = {"vi": "Đã khắc phục thế nào", "en": "What was fixed"}
     RESOLVED_NOTE: Final[Words] = {
         "vi": "Phiếu đã đóng. Nếu sự cố quay lại, NetWatch sẽ mở lại phiếu và báo cho nhà mạng.",
