@@ -6,6 +6,9 @@ Expired rows are pruned whenever a session is opened.
 
 A signed ISP link is recorded the first time it is used, by an id derived from its signature
 (netwatch.signing.link_id); revoking that id refuses that one link, not the ticket's others.
+
+Internal notes are kept beside the ticket, not in its log: the public status page shows the
+log's notes, never these.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from netwatch.store.base import StoreBase, _value
-from netwatch.store.models import AdminSessionRow, TicketLinkRow
-from netwatch.store.types import AdminSession, RevokeOutcome, TicketLink
+from netwatch.store.models import AdminSessionRow, TicketInternalNoteRow, TicketLinkRow
+from netwatch.store.types import AdminSession, InternalNote, RevokeOutcome, TicketLink
 
 SESSION_ID_BYTES = 32
 
@@ -112,3 +115,28 @@ class AuthRepository(StoreBase):
                 .order_by(TicketLinkRow.first_used_at, TicketLinkRow.id)
             )
             return [_value(TicketLink, r) for r in rows]
+
+    async def add_internal_note(
+        self, ticket_id: str, actor_kind: str, actor_name: str, text: str, at: datetime
+    ) -> InternalNote:
+        """Keep a note for the ISP and provincial IT only."""
+        row = TicketInternalNoteRow(
+            ticket_id=ticket_id,
+            at=at,
+            actor_kind=actor_kind,
+            actor_name=actor_name[:200],
+            text=text,
+        )
+        async with self._write() as session:
+            session.add(row)
+        return _value(InternalNote, row)
+
+    async def internal_notes(self, ticket_id: str) -> list[InternalNote]:
+        """The ticket's internal notes, oldest first."""
+        async with self._read() as session:
+            rows = await session.scalars(
+                sa.select(TicketInternalNoteRow)
+                .where(TicketInternalNoteRow.ticket_id == ticket_id)
+                .order_by(TicketInternalNoteRow.at, TicketInternalNoteRow.id)
+            )
+            return [_value(InternalNote, r) for r in rows]

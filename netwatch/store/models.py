@@ -31,6 +31,8 @@ Tables (times are UTC; timestamptz on PostgreSQL, naive-UTC text on SQLite):
   with, its CSRF token and expiry. Logout deletes the row, so a replayed cookie is refused.
 - ``ticket_links`` (revision 0004): every signed ISP link seen in use, by an id derived from
   its signature, with its ticket and expiry; ``revoked_at`` refuses that one link from then on.
+- ``ticket_internal_notes`` (revision 0004): notes the ISP and provincial IT keep to themselves,
+  outside the ticket's log, so the public status page (which shows the log's notes) never does.
 """
 
 from __future__ import annotations
@@ -276,3 +278,17 @@ class TicketLinkRow(Base):
     first_used_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     revoked_by: Mapped[str | None] = mapped_column(sa.String(100))
+
+
+class TicketInternalNoteRow(Base):
+    """A note for the ISP and provincial IT only (revision 0004), never shown publicly."""
+
+    __tablename__ = "ticket_internal_notes"
+    __table_args__ = (sa.Index("ix_ticket_internal_notes_ticket_id", "ticket_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(sa.String(200))
+    at: Mapped[datetime]
+    actor_kind: Mapped[str] = mapped_column(sa.String(32))
+    actor_name: Mapped[str] = mapped_column(sa.String(200))
+    text: Mapped[str] = mapped_column(sa.Text)

@@ -398,3 +398,14 @@ class TicketLink:
     first_used_at: datetime
     revoked_at: datetime | None
     revoked_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InternalNote:
+    """A ticket note for the ISP and provincial IT only: who (kind, name), when, what."""
+
+    ticket_id: str
+    at: datetime
+    actor_kind: str
+    actor_name: str
+    text: str

@@ -59,3 +59,15 @@ async def test_links_are_recorded_once_and_revoked_alone(store: Store) -> None:
     assert revoked.revoked_by == "token:ops"
     other = await store.record_link("b" * 20, "NW-1", expires, NOW)
     assert other.revoked_at is None
+
+
+async def test_internal_notes_are_kept_per_ticket_in_order(store: Store) -> None:
+    await store.add_internal_note("NW-1", "isp", "Nguyễn Văn A", "gọi lại sau", NOW)
+    await store.add_internal_note("NW-2", "isp", "B", "khác", NOW)
+    await store.add_internal_note("NW-1", "provincial_it", "ops", "đã gọi", NOW + TTL)
+    notes = await store.internal_notes("NW-1")
+    assert [(n.actor_name, n.text, n.at) for n in notes] == [
+        ("Nguyễn Văn A", "gọi lại sau", NOW),
+        ("ops", "đã gọi", NOW + TTL),
+    ]
+    assert await store.internal_notes("NW-3") == []

@@ -22,6 +22,7 @@ TABLES = {
     "state_history",
     "subject_states",
     "ticket_events",
+    "ticket_internal_notes",
     "ticket_links",
     "tickets",
 }

@@ -339,3 +339,61 @@ def test_the_note_form_says_the_note_is_public_and_it_is(server: Server) -> None
         "the note on the status page",
     )
     assert text in status  # what the form said: the public sees it
+
+
+def test_internal_notes_are_never_on_the_status_page(server: Server, browser: httpx.Client) -> None:
+    ticket_id = server.open_ticket()
+    query = server.link_query(ticket_id)
+    exp, sig = (part.split("=")[1] for part in query.split("&"))
+    page_url = f"/t/{ticket_id}?{query}"
+    html = {"Accept": "text/html"}
+    form = server.client.get(page_url, headers=html).text
+    assert 'name="visibility" value="internal"' in form
+    assert "Nội bộ: chỉ nhà mạng và CNTT tỉnh xem" in form
+    isp_secret = "Nội bộ: mật khẩu tạm của router là ở phiếu giấy, gọi anh Bình."
+    with server.browser(follow_redirects=False) as isp:
+        kept = isp.post(
+            f"/t/{ticket_id}/note",
+            data={"exp": exp, "sig": sig, "text": isp_secret, "visibility": "internal"},
+            headers=html,
+        )
+        assert kept.status_code == 303
+        assert "done=internal_note" in kept.headers["location"]
+        bad = isp.post(
+            f"/t/{ticket_id}/note",
+            data={"exp": exp, "sig": sig, "text": "x", "visibility": "everyone"},
+            headers=html,
+        )
+        assert bad.status_code == 422
+    assert _login(browser, _token(server)).status_code == 303
+    admin_page = browser.get(f"/admin/tickets/{ticket_id}").text
+    it_secret = "CNTT tỉnh: chờ hợp đồng bảo trì mới, chưa báo xã."
+    noted = browser.post(
+        f"/admin/tickets/{ticket_id}/note",
+        data={"csrf": _csrf(admin_page), "text": it_secret, "visibility": "internal"},
+    )
+    assert noted.status_code == 303
+    # Both sides see both internal notes in the ticket.
+    for seen in (
+        server.client.get(page_url, headers=html).text,
+        browser.get(noted.headers["location"]).text,
+    ):
+        assert "Ghi chú nội bộ (không công khai)" in seen
+        assert isp_secret in seen
+        assert it_secret in seen
+    # A public note afterwards reaches the status page; the internal ones never do.
+    public = "Đã cử kỹ thuật, dự kiến có mạng lại lúc 15:00."
+    reply = server.client.post(
+        f"/t/{ticket_id}/note", json_body={"exp": exp, "sig": sig, "text": public}
+    )
+    assert reply.status == 200
+    status = wait_until(
+        lambda: (lambda t: t if public in t else None)(
+            server.client.get(f"/status/xa/{COMMUNE}").text
+        ),
+        10,
+        0.2,
+        "the public note on the status page",
+    )
+    assert isp_secret not in status
+    assert it_secret not in status

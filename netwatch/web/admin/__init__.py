@@ -70,7 +70,13 @@ from netwatch.web.session import (
     session_id_of,
 )
 from netwatch.web.ticket.pages import CONTEXT as TICKET_CONTEXT
-from netwatch.web.ticket.pages import TicketForms, ticket_body
+from netwatch.web.ticket.pages import (
+    INTERNAL,
+    TicketForms,
+    internal_note_text,
+    note_visibility,
+    ticket_body,
+)
 from netwatch.web.views import (
     ActionFailure,
     ManualAction,
@@ -391,6 +397,7 @@ async def ticket_page(
     now = datetime.now(UTC)
     view = await ticket_detail(runtime, ticket, now)
     links = await runtime.store.ticket_links(ticket_id)
+    internal_notes = await runtime.store.internal_notes(ticket_id)
     return page(
         request,
         "ticket.html",
@@ -410,10 +417,49 @@ async def ticket_page(
                 f"/admin/tickets/{ticket_id}", {"csrf": login.session.csrf}, ask_name=False
             ),
             done=done,
+            internal_notes=internal_notes,
         ),
         ticket_id=ticket_id,
         links=links,
     )
+
+
+def _failed(request: Request, failure: ActionFailure, login: Login, back: str) -> Response:
+    refusal = {404: Refusal.NOT_FOUND, 409: Refusal.CONFLICT}.get(failure.status, Refusal.BAD_INPUT)
+    return refused(
+        request,
+        failure.status,
+        refusal,
+        {"vi": failure.message_vi, "en": failure.message},
+        login=login,
+        back=back,
+    )
+
+
+async def _internal_note(
+    request: Request,
+    runtime: Runtime,
+    ticket_id: str,
+    login: Login,
+    fields: dict[str, str],
+    back: str,
+) -> Response | None:
+    """Keep an internal note (the form asked for one), or None: a public note, as before."""
+    visibility = note_visibility(fields)
+    if isinstance(visibility, ActionFailure):
+        return _failed(request, visibility, login, back)
+    if visibility != INTERNAL:
+        return None
+    if await runtime.store.get_ticket(ticket_id) is None:
+        return _failed(request, ticket_not_found(ticket_id), login, "/admin")
+    text = internal_note_text(fields.get("text", ""))
+    if isinstance(text, ActionFailure):
+        return _failed(request, text, login, back)
+    actor = login.actor
+    await runtime.store.add_internal_note(
+        ticket_id, actor.kind.value, actor.name, text, datetime.now(UTC)
+    )
+    return RedirectResponse(f"{back}?done=internal_note", status_code=303)
 
 
 async def _ticket_action(
@@ -424,21 +470,15 @@ async def _ticket_action(
         return checked
     login, fields = checked
     back = f"/admin/tickets/{ticket_id}"
+    if action is ManualAction.NOTE:
+        kept = await _internal_note(request, runtime, ticket_id, login, fields, back)
+        if kept is not None:
+            return kept
     result = await apply_action(
         runtime, ticket_id, action, login.actor, fields.get("text", ""), datetime.now(UTC)
     )
     if isinstance(result, ActionFailure):
-        refusal = {404: Refusal.NOT_FOUND, 409: Refusal.CONFLICT}.get(
-            result.status, Refusal.BAD_INPUT
-        )
-        return refused(
-            request,
-            result.status,
-            refusal,
-            {"vi": result.message_vi, "en": result.message},
-            login=login,
-            back=back,
-        )
+        return _failed(request, result, login, back)
     return RedirectResponse(f"{back}?done={action.value}", status_code=303)
 
 

@@ -52,7 +52,12 @@ from netwatch.web.i18n import is_lang, pick_lang
 from netwatch.web.isp.model import IspTicketView
 from netwatch.web.isp.pages import error_page, render_ticket_page
 from netwatch.web.isp.words import LINK_REFUSED, Label
-from netwatch.web.ticket.pages import MAX_NAME_CHARS
+from netwatch.web.ticket.pages import (
+    INTERNAL,
+    MAX_NAME_CHARS,
+    internal_note_text,
+    note_visibility,
+)
 from netwatch.web.views import (
     ActionFailure,
     ManualAction,
@@ -207,7 +212,10 @@ async def isp_ticket(
         return _error(request, html, ticket_not_found(ticket_id))
     if html:
         page_lang = pick_lang(request)
-        page = render_ticket_page(request, runtime, view, exp or "", sig or "", page_lang, done)
+        notes = await runtime.store.internal_notes(ticket_id)
+        page = render_ticket_page(
+            request, runtime, view, exp or "", sig or "", page_lang, done, notes
+        )
         return private_page(request, page, page_lang)
     return JSONResponse(view.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
 
@@ -245,6 +253,20 @@ async def _act(request: Request, ticket_id: str, action: ManualAction) -> Respon
         isp = runtime.inventory.isps.get(isp_id) if isp_id else None
         name = isp.name if isp is not None else (isp_id or "nhà mạng")
     now = datetime.now(UTC)
+    if action is ManualAction.NOTE:
+        visibility = note_visibility(fields)
+        if isinstance(visibility, ActionFailure):
+            return _error(request, html, visibility, back=back)
+        if visibility == INTERNAL:
+            text = internal_note_text(fields.get("text", ""))
+            if isinstance(text, ActionFailure):
+                return _error(request, html, text, back=back)
+            await runtime.store.add_internal_note(ticket_id, ActorKind.ISP.value, name, text, now)
+            if html:
+                return RedirectResponse(f"{back}&done=internal_note", status_code=303)
+            kept = await _view(runtime, ticket_id, check)
+            assert kept is not None  # it was just read
+            return JSONResponse(kept.model_dump(mode="json"))
     actor = Actor(ActorKind.ISP, name)
     result = await apply_action(runtime, ticket_id, action, actor, fields.get("text", ""), now)
     if isinstance(result, ActionFailure):
