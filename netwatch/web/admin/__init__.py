@@ -518,14 +518,9 @@ async def revoke_link(
     )
     if outcome is RevokeOutcome.DONE:
         return RedirectResponse(f"{back}#links", status_code=303)
-    message = (
-        Message.NO_SUCH_LINK
-        if outcome is RevokeOutcome.NOT_FOUND
-        else (Message.LINK_ALREADY_REVOKED)
-    )
-    status, refusal = (
-        (404, Refusal.NOT_FOUND) if outcome is RevokeOutcome.NOT_FOUND else (409, Refusal.CONFLICT)
-    )
+    found = outcome is not RevokeOutcome.NOT_FOUND
+    message = Message.LINK_ALREADY_REVOKED if found else Message.NO_SUCH_LINK
+    status, refusal = (409, Refusal.CONFLICT) if found else (404, Refusal.NOT_FOUND)
     return refused(
         request,
         status,

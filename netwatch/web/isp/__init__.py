@@ -286,6 +286,9 @@ class IspActionIn(BaseModel):
     sig: str
     name: str | None = None  # default: the ticket's ISP
     text: str | None = None  # required for a note
+    # A note's audience: "public" (default: the ticket's log, the commune's status page, the
+    # notified) or "internal" (the ISP and provincial IT only, never the status page).
+    visibility: str | None = None
     lang: str | None = None  # the page language to come back to (browsers)
 
 
