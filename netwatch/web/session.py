@@ -16,7 +16,9 @@ Secure unless the configured public URL is plain http on loopback (`cookie_secur
 The login form has its own CSRF check (a login CSRF would log a victim into the attacker's
 session): GET /admin/login sets a pre-session cookie with a random nonce, and the form carries
 HMAC(key, nonce); the key is derived by HKDF-SHA256 from the link secret with its own label
-(never the link key itself), or made at start-up when no link secret is configured.
+(never the link key itself). Without a link secret the key is fixed and public: the check is a
+plain double-submit (the HttpOnly, SameSite=Strict cookie and the field must agree), so that it
+holds across web workers.
 """
 
 from __future__ import annotations
@@ -112,6 +114,11 @@ class SessionSigner:
     def from_link_secret(cls, secret: str) -> SessionSigner:
         """A key derived from the link secret by HKDF with its own label (not the link key)."""
         return cls(hkdf_sha256(secret.encode(), LOGIN_CSRF_LABEL))
+
+    @classmethod
+    def unkeyed(cls) -> SessionSigner:
+        """A fixed, public key (no link secret configured): a plain double-submit check."""
+        return cls(hkdf_sha256(b"", LOGIN_CSRF_LABEL))
 
     @classmethod
     def random(cls) -> SessionSigner:

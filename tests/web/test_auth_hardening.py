@@ -397,3 +397,30 @@ def test_internal_notes_are_never_on_the_status_page(server: Server, browser: ht
     )
     assert isp_secret not in status
     assert it_secret not in status
+
+
+def test_without_a_link_secret_a_login_form_from_one_worker_logs_in_on_another(
+    tmp_path: Path, inventory: Inventory
+) -> None:
+    # Two web workers (two apps) on one store, no notifications section: the login form
+    # served by one is accepted by the other, and the session is the store's, valid on both.
+    bare = inventory.model_copy(update={"notifications": None})
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    first, second = (netwatch_app(tmp_path, bare, data_dir) for _ in range(2))
+    with in_process(first) as one, in_process(second) as two:
+        token = one.call(
+            lambda: first.state.runtime.store.create_token("ops", ["write"], datetime.now(UTC))
+        ).token
+        with (
+            one.client(base_url="http://127.0.0.1", follow_redirects=False) as a,
+            two.client(base_url="http://127.0.0.1", follow_redirects=False) as b,
+        ):
+            form = a.get("/admin/login")
+            assert "Secure" not in form.headers["set-cookie"]  # http on loopback
+            b.cookies = a.cookies
+            csrf = _csrf(form.text.replace("login_csrf", "csrf"))
+            logged = b.post("/admin/login", data={"token": token, "login_csrf": csrf})
+            assert logged.status_code == 303
+            a.cookies = b.cookies
+            assert a.get("/admin").status_code == 200

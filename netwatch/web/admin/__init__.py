@@ -98,12 +98,13 @@ MAX_TOKEN_CHARS = 200
 
 def session_signer(request: Request, runtime: Runtime | None) -> SessionSigner:
     """The login form's CSRF key: derived (HKDF, own label) from the link secret when one is
-    configured, so every instance and worker agrees; else the app's own random key."""
+    configured, so every instance and web worker agrees. Without one, a fixed key: the check is
+    then a plain double-submit (cookie and field agree), which a random key per process would
+    break whenever the form and its POST reach different web workers."""
     notifications = runtime.inventory.notifications if runtime is not None else None
     if notifications is not None:
         return SessionSigner.from_link_secret(notifications.link_secret.reveal())
-    signer: SessionSigner = request.app.state.admin_session_signer  # made with the app
-    return signer
+    return SessionSigner.unkeyed()
 
 
 def secure_cookies(request: Request, runtime: Runtime | None) -> bool:
