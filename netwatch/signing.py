@@ -5,6 +5,13 @@ digits (128 bits) of HMAC-SHA256(link_secret, "{ticket_id}.{exp}"). The ticket i
 are both under the signature, so changing either one invalidates the link; the signature is
 compared in constant time, and checked before the expiry so that "expired" is only ever said of
 a link NetWatch really issued.
+
+Each link has an id, `link_id(ticket_id, exp, sig)`: a hash of the signed link, safe to show
+and to store. The ISP pages record a link in the store the first time it is used; provincial IT
+can revoke that one link (REVOKED), leaving the ticket's other links valid.
+
+The signature is a credential: `RedactLinkSecrets` replaces it with "[redacted]" in the access
+log lines uvicorn writes (installed on the `uvicorn.access` logger by `install_log_redaction`).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +39,7 @@ class LinkReason(enum.Enum):
     MALFORMED = "malformed"  # exp or sig missing or not of the right shape
     BAD_SIGNATURE = "bad_signature"  # forged, or the ticket id or expiry was altered
     EXPIRED = "expired"  # a genuine link past its expiry
+    REVOKED = "revoked"  # a genuine link provincial IT revoked
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +125,43 @@ class LinkSigner:
 def ticket_path(ticket_id: str) -> str:
     """The path of a ticket's page, relative to the public URL."""
     return f"/t/{quote(ticket_id, safe='')}"
+
+
+def link_id(ticket_id: str, exp: int, sig: str) -> str:
+    """The id of one issued link: a hash of it (not the signature, which is a credential)."""
+    text = f"netwatch-link-id|{ticket_id}|{exp}|{sig.strip().lower()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+# sig=... (or a signature in a JSON-ish or form text) in whatever a log line carries.
+_SIG_IN_TEXT = re.compile(r"(\bsig=)[^&\s\"']+", re.IGNORECASE)
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """The text with every link signature replaced by [redacted]."""
+    return _SIG_IN_TEXT.sub(rf"\1{REDACTED}", text)
+
+
+class RedactLinkSecrets(logging.Filter):
+    """Drops nothing; rewrites a record's message and arguments without link signatures."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact, then let the record through."""
+        if isinstance(record.msg, str) and "sig=" in record.msg.lower():
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple) and any(
+            isinstance(a, str) and "sig=" in a.lower() for a in record.args
+        ):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+ACCESS_LOGGER = "uvicorn.access"
+
+
+def install_log_redaction(logger_name: str = ACCESS_LOGGER) -> None:
+    """Put RedactLinkSecrets on the access logger (once; uvicorn's dictConfig keeps it)."""
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, RedactLinkSecrets) for f in logger.filters):
+        logger.addFilter(RedactLinkSecrets())

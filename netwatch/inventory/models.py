@@ -6,6 +6,7 @@ import re
 from datetime import datetime, time
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -20,7 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from netwatch.inventory.divisions import Divisions, describe, fold
-from netwatch.inventory.secrets import Secret
+from netwatch.inventory.secrets import Secret, checks_every_secret, weak_secret
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -106,6 +107,16 @@ class Confirmation(Model):
     snmp_after_s: float = Field(10.0, ge=5, le=300)  # second poll of a suspect link's router
 
 
+def _loopback_url(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Contact(Model):
     """One escalation level of an ISP (or of provincial IT)."""
 
@@ -126,8 +137,17 @@ class Contact(Model):
     @field_validator("webhook")
     @classmethod
     def _webhook(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("https://", "http://")):
-            raise PydanticCustomError("url", "expected an http:// or https:// URL")
+        if value is None:
+            return value
+        if not value.startswith(("https://", "http://")):
+            raise PydanticCustomError("url", "expected an https:// URL")
+        if value.startswith("http://") and not _loopback_url(value):
+            # The body carries the ticket's evidence and its signed link: never in clear.
+            raise PydanticCustomError(
+                "url_not_https",
+                "webhooks must use https:// (plain http:// only to a loopback address, "
+                "for tests and the lab)",
+            )
         return value
 
     @model_validator(mode="after")
@@ -537,6 +557,22 @@ class Notifications(Model):
                 "url", "expected the base URL, like https://netwatch.tinh.gov.vn"
             )
         return value.rstrip("/")
+
+    @field_validator("link_secret")
+    @classmethod
+    def _strong_secret(cls, value: Secret, info: ValidationInfo) -> Secret:
+        # Ticket ids are public: a guessable secret lets anyone forge an ISP's link.
+        if checks_every_secret((info.context or {}).get("environ")):
+            return value
+        why = weak_secret(value.reveal())
+        if why is not None:
+            raise PydanticCustomError(
+                "weak_secret",
+                "the link secret (environment variable {name}) {why}: generate one with "
+                "`openssl rand -hex 32`",
+                {"name": value.source, "why": why},
+            )
+        return value
 
 
 class TicketRules(Model):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import GetCoreSchemaHandler, ValidationInfo
@@ -62,3 +65,51 @@ def _validate_secret(value: Any, info: ValidationInfo) -> Secret:
             {"name": name},
         )
     return Secret(environ[name], name)
+
+
+# The values shipped in examples and templates (deploy/*.env.example, docs), and the phrases such
+# placeholders are made of: never accepted as a real secret.
+PLACEHOLDERS = frozenset(
+    {
+        "change-me-a-long-random-string",
+        "change-me",
+        "changeme",
+        "unset-for-check",
+        "secret",
+        "link-secret",
+    }
+)
+_PLACEHOLDER_WORDS = ("change-me", "changeme", "change_me", "replace-me", "replaceme", "your-")
+MIN_SECRET_BYTES = 32
+MIN_SECRET_BITS = 80.0  # estimated from the characters' spread; 32 random hex digits give ~115
+MIN_DISTINCT = 6
+
+
+def estimated_bits(value: str) -> float:
+    """A rough estimate of a secret's entropy: its length times the Shannon entropy of its
+    character distribution. Repeats and tiny alphabets score low; it cannot see a dictionary
+    word, hence the length floor and the placeholder list beside it."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    n = len(value)
+    return n * -sum((c / n) * math.log2(c / n) for c in counts.values())
+
+
+def weak_secret(value: str) -> str | None:
+    """Why `value` is too weak to sign links (never echoing it); None when it is strong."""
+    lowered = value.strip().lower()
+    if lowered in PLACEHOLDERS or any(word in lowered for word in _PLACEHOLDER_WORDS):
+        return "is a placeholder shipped with NetWatch"
+    size = len(value.encode())
+    if size < MIN_SECRET_BYTES:
+        return f"is {size} bytes long; at least {MIN_SECRET_BYTES} are needed"
+    if len(set(value)) < MIN_DISTINCT or estimated_bits(value) < MIN_SECRET_BITS:
+        return "has too little randomness (repeated or too few different characters)"
+    return None
+
+
+def checks_every_secret(environ: object) -> bool:
+    """Whether the loader was given `check-config --ignore-missing-secrets`'s environment, in
+    which every variable is set to a stand-in (nothing to judge the strength of)."""
+    return isinstance(environ, Mapping) and "\x00netwatch-any-variable" in environ

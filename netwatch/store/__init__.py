@@ -23,12 +23,14 @@ from netwatch.store.migrate import current_revision, head_revision, upgrade
 from netwatch.store.models import EARLIEST_MOMENT, LATEST_MOMENT, MomentOutOfRangeError, utc_moment
 from netwatch.store.repository import Store
 from netwatch.store.types import (
+    AdminSession,
     ApiToken,
     Availability,
     Backend,
     DeliveryOutcome,
     EnqueueOutcome,
     EventRecord,
+    InternalNote,
     IssuedToken,
     NewMaintenance,
     NewOutboxItem,
@@ -41,6 +43,7 @@ from netwatch.store.types import (
     StoredTicket,
     StoredWindow,
     SubjectState,
+    TicketLink,
     TicketRecord,
     TicketStatus,
     TicketStepOutcome,
@@ -72,6 +75,7 @@ async def open_store(
 __all__ = [
     "EARLIEST_MOMENT",
     "LATEST_MOMENT",
+    "AdminSession",
     "ApiToken",
     "Availability",
     "Backend",
@@ -79,6 +83,7 @@ __all__ = [
     "DeliveryOutcome",
     "EnqueueOutcome",
     "EventRecord",
+    "InternalNote",
     "IssuedToken",
     "LeaderCheck",
     "LeaderLock",
@@ -97,6 +102,7 @@ __all__ = [
     "StoredTicket",
     "StoredWindow",
     "SubjectState",
+    "TicketLink",
     "TicketRecord",
     "TicketStatus",
     "TicketStepOutcome",

@@ -26,6 +26,13 @@ Tables (times are UTC; timestamptz on PostgreSQL, naive-UTC text on SQLite):
 - ``maintenance_windows``: one-off windows created through the API (recurring ones live in config).
 - ``link_rollups`` (revision 0003): per link and hour, the packed 5-minute ICMP buckets
   (median and max RTT, loss) behind the status page's 24-hour chart; pruned after a retention.
+- ``admin_sessions`` (revision 0004): the provincial IT view's sessions, server-side: the
+  SHA-256 of the session id the cookie carries (never the id), the API token it was opened
+  with, its CSRF token and expiry. Logout deletes the row, so a replayed cookie is refused.
+- ``ticket_links`` (revision 0004): every signed ISP link seen in use, by an id derived from
+  its signature, with its ticket and expiry; ``revoked_at`` refuses that one link from then on.
+- ``ticket_internal_notes`` (revision 0004): notes the ISP and provincial IT keep to themselves,
+  outside the ticket's log, so the public status page (which shows the log's notes) never does.
 """
 
 from __future__ import annotations
@@ -268,3 +275,44 @@ class LinkRollupRow(Base):
     hour_start: Mapped[datetime] = mapped_column(primary_key=True)
     buckets: Mapped[bytes] = mapped_column(sa.LargeBinary)
     updated_at: Mapped[datetime]
+
+
+class AdminSessionRow(Base):
+    """A provincial IT session (revision 0004): only the SHA-256 of its id is kept."""
+
+    __tablename__ = "admin_sessions"
+    __table_args__ = (sa.Index("ix_admin_sessions_expires_at", "expires_at"),)
+
+    id_sha256: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    token_id: Mapped[str] = mapped_column(sa.String(32))
+    csrf: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class TicketLinkRow(Base):
+    """A signed ISP link seen in use (revision 0004), revocable on its own."""
+
+    __tablename__ = "ticket_links"
+    __table_args__ = (sa.Index("ix_ticket_links_ticket_id", "ticket_id"),)
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(sa.String(200))
+    expires_at: Mapped[datetime]
+    first_used_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(sa.String(100))
+
+
+class TicketInternalNoteRow(Base):
+    """A note for the ISP and provincial IT only (revision 0004), never shown publicly."""
+
+    __tablename__ = "ticket_internal_notes"
+    __table_args__ = (sa.Index("ix_ticket_internal_notes_ticket_id", "ticket_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(sa.String(200))
+    at: Mapped[datetime]
+    actor_kind: Mapped[str] = mapped_column(sa.String(32))
+    actor_name: Mapped[str] = mapped_column(sa.String(200))
+    text: Mapped[str] = mapped_column(sa.Text)

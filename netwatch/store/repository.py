@@ -1,17 +1,21 @@
 """The store's operations, one module per aggregate, joined in one Store.
 
 states (subject states, history, availability), tickets (with the outbox rows they write),
-outbox, tokens, maintenance. Every public method is one transaction and returns frozen
-dataclasses from netwatch.store.types; ORM objects never leave the store.
+outbox, tokens, maintenance, auth (admin sessions, ISP links). Every public method is one
+transaction and returns frozen dataclasses from netwatch.store.types; ORM objects never leave
+the store.
 """
 
 from __future__ import annotations
 
+from netwatch.store.auth import AuthRepository
 from netwatch.store.maintenance import MaintenanceRepository
 from netwatch.store.states import StatesRepository
 from netwatch.store.tickets import TicketsRepository
 from netwatch.store.tokens import TokensRepository
 
 
-class Store(StatesRepository, TicketsRepository, TokensRepository, MaintenanceRepository):
+class Store(
+    StatesRepository, TicketsRepository, TokensRepository, MaintenanceRepository, AuthRepository
+):
     """Typed access to the NetWatch database (SQLite or PostgreSQL) through one AsyncEngine."""

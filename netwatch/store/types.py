@@ -376,3 +376,36 @@ class TicketStepResult:
     def changed(self) -> bool:
         """Whether the call wrote anything."""
         return bool(self.tickets_written or self.events_inserted or self.outbox_enqueued)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSession:
+    """A stored provincial IT session (the id itself is only ever in the browser's cookie)."""
+
+    token_id: str
+    csrf: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TicketLink:
+    """A signed ISP link seen in use: its id (from the signature), ticket, expiry, revocation."""
+
+    id: str
+    ticket_id: str
+    expires_at: datetime
+    first_used_at: datetime
+    revoked_at: datetime | None
+    revoked_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InternalNote:
+    """A ticket note for the ISP and provincial IT only: who (kind, name), when, what."""
+
+    ticket_id: str
+    at: datetime
+    actor_kind: str
+    actor_name: str
+    text: str

@@ -1,123 +1,147 @@
-"""Signed session cookies for the provincial IT view, and the CSRF token of its forms.
+"""Server-side sessions for the provincial IT view, its CSRF tokens, and the login form's CSRF.
 
 Provincial IT staff log in with an API token made by `netwatch token create NAME --scope write`
-(the store keeps only its SHA-256). The session is a cookie, not a server-side record:
+(the store keeps only its SHA-256). The session is a row in the store (netwatch.store.auth),
+the cookie only its random id:
 
-    v1.{token_id}.{expires_unix}.{nonce}.{mac}
+    v2.{session_id}            (256 random bits; the store keeps SHA-256(session_id))
 
-with mac = HMAC-SHA256(key, "netwatch-admin-session|v1|token_id|expires|nonce"). It names the
-token, never contains it; every request checks the token is still known, unrevoked and has the
-write scope, so revoking the token ends its sessions at once. The CSRF token of the forms is
-HMAC(key, "netwatch-admin-csrf|" + nonce): tied to the session, checked in constant time, and
-the cookie is SameSite=Strict and HttpOnly on top of it.
+Logout deletes the row, so a copied or replayed cookie names nothing from then on; every
+request also checks the token is still known, unrevoked and has the write scope, so revoking
+the token ends its sessions at once. The CSRF token of the forms is random per session and kept
+with it; it is accepted only from the POSTed form body (or the X-CSRF-Token header), never from
+the query string, and compared in constant time. The cookie is HttpOnly and SameSite=Strict, and
+Secure unless the configured public URL is plain http on loopback (`cookie_secure`).
 
-The key is derived from the notification link secret when one is configured (sessions survive a
-restart and are valid on every instance sharing the configuration); otherwise it is a random key
-made at start-up and sessions end with the process.
+The login form has its own CSRF check (a login CSRF would log a victim into the attacker's
+session): GET /admin/login sets a pre-session cookie with a random nonce, and the form carries
+HMAC(key, nonce); the key is derived by HKDF-SHA256 from the link secret with its own label
+(never the link key itself). Without a link secret the key is fixed and public: the check is a
+plain double-submit (the HttpOnly, SameSite=Strict cookie and the field must agree), so that it
+holds across web workers.
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 SESSION_COOKIE = "nw_admin"
+LOGIN_CSRF_COOKIE = "nw_login"
 SESSION_PATH = "/admin"
 SESSION_TTL = timedelta(hours=8)
-_VERSION = "v1"
-_COOKIE = re.compile(
-    r"^v1\.([0-9a-f]{8,64})\.([0-9]{1,11})\.([A-Za-z0-9_-]{16,64})\.([0-9a-f]{64})$"
-)
-
-
-class SessionReason(enum.Enum):
-    """Why a session cookie was accepted or refused."""
-
-    OK = "ok"
-    MISSING = "missing"
-    MALFORMED = "malformed"
-    BAD_SIGNATURE = "bad_signature"
-    EXPIRED = "expired"
+LOGIN_CSRF_TTL_S = 3600
+_VERSION = "v2"
+_COOKIE = re.compile(r"^v2\.([A-Za-z0-9_-]{40,64})$")
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_HKDF_SALT = b"netwatch-hkdf-salt-v1"
+LOGIN_CSRF_LABEL = b"netwatch admin login-csrf key v2"
 
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """A verified session: which token it was opened with, until when, and its form token."""
+    """A live session: which token it was opened with, until when, and its form token."""
 
     token_id: str
     expires_at: datetime
-    nonce: str
     csrf: str
 
 
-@dataclass(frozen=True, slots=True)
-class SessionCheck:
-    """The result of SessionSigner.verify; session is set when reason is OK."""
+def hkdf_sha256(secret: bytes, info: bytes, length: int = 32) -> bytes:
+    """HKDF-SHA256 (RFC 5869) of `secret` for the purpose named by `info`."""
+    prk = hmac.new(_HKDF_SALT, secret, hashlib.sha256).digest()
+    out, block, counter = b"", b"", 1
+    while len(out) < length:
+        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+        out += block
+        counter += 1
+    return out[:length]
 
-    reason: SessionReason
-    session: Session | None = None
+
+def session_id_of(cookie: str | None) -> str | None:
+    """The session id a cookie carries, if it has the right shape."""
+    if not cookie:
+        return None
+    match = _COOKIE.match(cookie)
+    return match.group(1) if match else None
+
+
+def cookie_value(session_id: str) -> str:
+    """The cookie that carries a session id."""
+    return f"{_VERSION}.{session_id}"
+
+
+def csrf_ok(expected: str, presented: str | None) -> bool:
+    """Whether a presented CSRF token matches (constant time)."""
+    return presented is not None and hmac.compare_digest(
+        expected.encode(), presented.strip().encode()
+    )
+
+
+def cookie_secure(public_url: str | None) -> bool:
+    """Whether session cookies get `Secure`: always, unless NetWatch's public URL is plain http
+    on a loopback address (a developer's machine, the lab). Not decided from the request's
+    scheme: behind a TLS-terminating proxy NetWatch itself sees http."""
+    if public_url is None:
+        return True
+    parts = urlsplit(public_url)
+    if parts.scheme != "http":
+        return True
+    host = (parts.hostname or "").lower()
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
 
 
 class SessionSigner:
-    """Issues and verifies session cookies and CSRF tokens with one secret key."""
+    """The key of the login form's CSRF token (signed double-submit)."""
 
-    def __init__(self, key: bytes, ttl: timedelta = SESSION_TTL) -> None:
+    def __init__(self, key: bytes) -> None:
         if len(key) < 16:
-            raise ValueError("the session key must have at least 16 bytes")
+            raise ValueError("the key must have at least 16 bytes")
         self._key = key
-        self.ttl = ttl
 
     @classmethod
     def from_link_secret(cls, secret: str) -> SessionSigner:
-        """A signer whose key is derived from the link secret (domain-separated from links)."""
-        key = hmac.new(secret.encode(), b"netwatch-admin-session-key", hashlib.sha256).digest()
-        return cls(key)
+        """A key derived from the link secret by HKDF with its own label (not the link key)."""
+        return cls(hkdf_sha256(secret.encode(), LOGIN_CSRF_LABEL))
+
+    @classmethod
+    def unkeyed(cls) -> SessionSigner:
+        """A fixed, public key (no link secret configured): a plain double-submit check."""
+        return cls(hkdf_sha256(b"", LOGIN_CSRF_LABEL))
 
     @classmethod
     def random(cls) -> SessionSigner:
-        """A signer with a fresh random key: its sessions end with the process."""
+        """A fresh random key: its login forms end with the process."""
         return cls(secrets.token_bytes(32))
 
-    def _mac(self, token_id: str, exp: int, nonce: str) -> str:
-        message = f"netwatch-admin-session|{_VERSION}|{token_id}|{exp}|{nonce}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
-
-    def _csrf(self, nonce: str) -> str:
-        message = f"netwatch-admin-csrf|{nonce}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
-
-    def issue(self, token_id: str, now: datetime) -> tuple[str, Session]:
-        """A new session for the token: the cookie value and the session it stands for."""
-        exp = int((now + self.ttl).timestamp())
-        nonce = secrets.token_urlsafe(18)
-        cookie = f"{_VERSION}.{token_id}.{exp}.{nonce}.{self._mac(token_id, exp, nonce)}"
-        session = Session(token_id, datetime.fromtimestamp(exp, UTC), nonce, self._csrf(nonce))
-        return cookie, session
-
-    def verify(self, cookie: str | None, now: datetime) -> SessionCheck:
-        """Check a presented cookie: shape, then signature (constant time), then expiry."""
-        if not cookie:
-            return SessionCheck(SessionReason.MISSING)
-        match = _COOKIE.match(cookie)
-        if match is None:
-            return SessionCheck(SessionReason.MALFORMED)
-        token_id, exp_text, nonce, mac = match.groups()
-        exp = int(exp_text)
-        if not hmac.compare_digest(self._mac(token_id, exp, nonce), mac):
-            return SessionCheck(SessionReason.BAD_SIGNATURE)
-        expires_at = datetime.fromtimestamp(exp, UTC)
-        if now >= expires_at:
-            return SessionCheck(SessionReason.EXPIRED)
-        return SessionCheck(
-            SessionReason.OK, Session(token_id, expires_at, nonce, self._csrf(nonce))
-        )
+    @staticmethod
+    def new_nonce() -> str:
+        """The pre-session cookie's value."""
+        return secrets.token_urlsafe(24)
 
     @staticmethod
-    def csrf_ok(session: Session, presented: str | None) -> bool:
-        """Whether a form's CSRF field matches the session (constant time)."""
-        return presented is not None and hmac.compare_digest(session.csrf, presented.strip())
+    def nonce_ok(nonce: str | None) -> bool:
+        """Whether a pre-session cookie has the shape of one NetWatch set."""
+        return bool(nonce) and _NONCE.match(nonce or "") is not None
+
+    def login_csrf(self, nonce: str) -> str:
+        """The login form's CSRF field for a pre-session nonce."""
+        message = f"netwatch-admin-login-csrf|{nonce}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
+
+    def login_csrf_ok(self, nonce: str | None, presented: str | None) -> bool:
+        """Whether the login form's field belongs to the browser's pre-session cookie."""
+        if nonce is None or not self.nonce_ok(nonce):
+            return False
+        return csrf_ok(self.login_csrf(nonce), presented)

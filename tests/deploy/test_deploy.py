@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 EXAMPLE = ROOT / "config" / "examples" / "lam-dong.yaml"
 SECRETS = {
-    f"NETWATCH_{name}": f"secret-{name.lower()}"
+    f"NETWATCH_{name}": f"secret-{name.lower()}-9e8f2c41d7a3b6e05f1c9d2a7b4e8f36"
     for name in (
         "SNMP_COMMUNITY",
         "SNMP_AUTH_KEY",

@@ -23,7 +23,9 @@ SINCE = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
 
 
 async def main(data_dir: Path, config: Path, count: int, database_url: str | None) -> None:
-    inventory = load_inventory(config, environ={"NW_LINK": "crash-test-link-secret"})
+    inventory = load_inventory(
+        config, environ={"NW_LINK": "crash-test-link-secret-6e380632a5e32686f535cbcd"}
+    )
     store = await open_store(database_url, data_dir=data_dir)
     health = HealthMonitor(inventory)
     links = sorted(health.topology.links)[:count]

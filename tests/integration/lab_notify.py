@@ -11,7 +11,7 @@ def lab_notifications(smtp_port: int, *, webhook_secret: Secret | None = None) -
     """Plain SMTP (no STARTTLS) to 127.0.0.1:`smtp_port`; signed webhooks when given a secret."""
     return Notifications(
         public_url="https://netwatch.test",
-        link_secret=Secret("link-secret", "TEST_LINK"),
+        link_secret=Secret("link-secret-904417c8f257e6fc04f4ab3b1a1be8f0", "TEST_LINK"),
         smtp=Smtp(
             host="127.0.0.1",
             port=smtp_port,

@@ -13,6 +13,9 @@ from netwatch.cli import main
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "examples" / "lam-dong.yaml"
 
+# A link secret strong enough for the loader (netwatch.inventory.secrets.weak_secret).
+STRONG = "9921c527c59c2d56534fbf20ed19f449"
+
 
 def test_check_config_summarises(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -21,7 +24,7 @@ def test_check_config_summarises(
     monkeypatch.setenv("NETWATCH_SNMP_AUTH_KEY", "secret-auth-value")
     monkeypatch.setenv("NETWATCH_SNMP_PRIV_KEY", "secret-priv-value")
     for name in ("LINK_SECRET", "SMTP_PASSWORD", "WEBHOOK_SECRET", "TELEGRAM_TOKEN"):
-        monkeypatch.setenv(f"NETWATCH_{name}", f"secret-{name.lower()}")
+        monkeypatch.setenv(f"NETWATCH_{name}", f"secret-{name.lower()}-{STRONG}")
     assert main(["check-config", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out
     assert f"{EXAMPLE}: OK" in out

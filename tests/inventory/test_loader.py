@@ -16,7 +16,7 @@ ENV = {
     "NETWATCH_SNMP_COMMUNITY": "c0mmunity-s3cret",
     "NETWATCH_SNMP_AUTH_KEY": "auth-s3cret-key",
     "NETWATCH_SNMP_PRIV_KEY": "priv-s3cret-key",
-    "NETWATCH_LINK_SECRET": "link-s3cret",
+    "NETWATCH_LINK_SECRET": "link-s3cret-9921c527c59c2d56534fbf20ed19f449",
     "NETWATCH_SMTP_PASSWORD": "smtp-s3cret",
     "NETWATCH_WEBHOOK_SECRET": "webhook-s3cret",
     "NETWATCH_TELEGRAM_TOKEN": "123:telegram-s3cret",
@@ -224,12 +224,12 @@ def test_ten_mistakes_are_all_reported_in_one_run(tmp_path: Path, divisions: Div
             "11140 Xã Lạc Phượng (Thành phố Hải Phòng), 06526 Xã Na Dương (Lạng Sơn)?",
         ),
         (
-            "notifications: {public_url: 'https://nw.example.vn', link_secret: {env: NETWATCH_SNMP_COMMUNITY}}\n",
+            "notifications: {public_url: 'https://nw.example.vn', link_secret: {env: NETWATCH_LINK_SECRET}}\n",
             "F:4:45: isps.vnpt.contacts[0].email: e-mail contacts need `notifications.smtp` "
             "(the mail server to send through)",
         ),
         (
-            "notifications: {public_url: 'https://nw.example.vn/x', link_secret: {env: NETWATCH_SNMP_COMMUNITY}, "
+            "notifications: {public_url: 'https://nw.example.vn/x', link_secret: {env: NETWATCH_LINK_SECRET}, "
             "smtp: {host: mail.example.vn, from_address: netwatch@example.vn}}\n",
             "F:9:29: notifications.public_url: expected the base URL, like https://netwatch.tinh.gov.vn",
         ),

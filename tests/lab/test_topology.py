@@ -142,15 +142,15 @@ def test_with_mail_the_inventory_notifies_through_the_catcher(tmp_path: Path) ->
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
     mail = MailSetup("127.0.0.1", 2525, "http://127.0.0.1:8080")
     path = write_inventory(tmp_path / "netwatch.yaml", plan, SECRETS, ca, mail)
-    env = write_env(tmp_path / "lab.env", SECRETS, "link-secret-x-123")
-    assert "link-secret-x-123" not in path.read_text(encoding="utf-8")
+    env = write_env(tmp_path / "lab.env", SECRETS, "link-secret-x-abb58670ee95ed5079cdbabbf3962246")
+    assert "link-secret-x-abb58670ee95ed5079cdbabbf3962246" not in path.read_text(encoding="utf-8")
     environ = dict(line.split("=", 1) for line in env.read_text().splitlines())
-    assert environ["NETWATCH_LINK_SECRET"] == "link-secret-x-123"
+    assert environ["NETWATCH_LINK_SECRET"] == "link-secret-x-abb58670ee95ed5079cdbabbf3962246"
     loaded = load_inventory(path, environ=environ)
     notifications = loaded.notifications
     assert notifications is not None
     assert notifications.public_url == "http://127.0.0.1:8080"
-    assert notifications.link_secret.reveal() == "link-secret-x-123"
+    assert notifications.link_secret.reveal() == "link-secret-x-abb58670ee95ed5079cdbabbf3962246"
     assert notifications.smtp is not None
     smtp = notifications.smtp
     assert (smtp.host, smtp.port, smtp.starttls, smtp.username) == ("127.0.0.1", 2525, False, None)

@@ -155,7 +155,10 @@ def write_config(
     }
     path = work / "netwatch.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
-    return path, {**_env(lab.paths.env_file), LINK_SECRET_ENV: "link-secret"}
+    return path, {
+        **_env(lab.paths.env_file),
+        LINK_SECRET_ENV: "link-secret-0c3170988034b3b3f6e74ce35274",
+    }
 
 
 def _token(data_dir: Path) -> str:

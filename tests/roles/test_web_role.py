@@ -44,7 +44,7 @@ from tests.waiting import WaitTimeoutError, async_wait_until, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
-SECRET = "web-role-link-secret-0123456789"
+SECRET = "web-role-link-secret-f535cbcdfb4dce9fc3e42332"
 ENV = {"NETWATCH_DATABASE_URL": "", "NETWATCH_LINK_SECRET": SECRET}
 EXTRA = (
     "tickets: {recovery_min: 0.05, line_back_s: null, remind_every_min: null}\n"

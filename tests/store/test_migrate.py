@@ -14,6 +14,7 @@ from netwatch.store.migrate import downgrade
 from netwatch.store.models import Base
 
 TABLES = {
+    "admin_sessions",
     "api_tokens",
     "link_rollups",
     "maintenance_windows",
@@ -21,6 +22,8 @@ TABLES = {
     "state_history",
     "subject_states",
     "ticket_events",
+    "ticket_internal_notes",
+    "ticket_links",
     "tickets",
 }
 

@@ -27,7 +27,7 @@ from probes.icmp import PingResult
 from tests.servers import InProcess, in_process
 from tests.waiting import wait_until
 
-LINK_SECRET = "test-link-secret-0123456789"
+LINK_SECRET = "test-link-secret-5d12125b938f682271d3f773a9c4"
 COMMUNE = "24848"
 LINK = "vnpt-tslcd"
 LINK_ID = f"{COMMUNE}/{LINK}"
@@ -152,7 +152,9 @@ class Server:
     process: InProcess
 
     def browser(self, **options: Any) -> httpx.Client:
-        """Another client of the same NetWatch, with its own cookies (httpx.Client options)."""
+        """Another client of the same NetWatch, with its own cookies (httpx.Client options);
+        over https by default, as the configured public URL is (the admin cookies are Secure)."""
+        options.setdefault("base_url", "https://testserver")
         return self.process.client(**options)
 
     @property

@@ -33,7 +33,7 @@ from tests.servers import in_process
 from tests.waiting import wait_until
 from tests.web.conftest import Client, Reply, netwatch_app
 
-SECRET = "status-test-link-secret-0123456789"
+SECRET = "status-test-link-secret-534fbf20ed19f449423f7b64"
 CONFIG = """
 province: 82
 isps:

@@ -1,8 +1,11 @@
 """The provincial IT view (/admin): open tickets, maintenance windows, NetWatch's own health.
 
 Behind a login with an API token that has the write scope (`netwatch token create NAME --scope
-write`; the store keeps only hashes) turned into a signed, HttpOnly, SameSite=Strict session
-cookie with an expiry (netwatch.web.session). Every POST form carries the session's CSRF token.
+write`; the store keeps only hashes) turned into a server-side session (netwatch.web.session):
+an HttpOnly, SameSite=Strict cookie carries its random id, logout deletes it in the store. Every
+POST form carries the session's CSRF token (in the body, never the URL); the login form has its
+own (a pre-session cookie). Failed logins are logged and rate-limited (netwatch.web.auth).
+The ticket page lists the ticket's signed ISP links seen in use, each revocable on its own.
 Pages work without JavaScript; every write is a POST answered by a redirect (post/redirect/get).
 Bad input gets a page saying what is wrong with a 4xx status, never a 500.
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from typing import Annotated
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -43,13 +46,37 @@ from netwatch.web.admin.model import (
 )
 from netwatch.web.admin.pages import page, refused
 from netwatch.web.admin.words import DONE, Label, Message, Refusal
-from netwatch.web.auth import WRITE_SCOPE
+from netwatch.web.auth import (
+    WRITE_SCOPE,
+    auth_guard,
+    guard_keys,
+    record_failure,
+    token_id_of,
+)
 from netwatch.web.common import read_fields
 from netwatch.web.deps import RuntimeDep, runtime_or_none
 from netwatch.web.i18n import pick_lang
-from netwatch.web.session import SESSION_COOKIE, SESSION_PATH, SessionReason, SessionSigner
+from netwatch.web.session import (
+    LOGIN_CSRF_COOKIE,
+    LOGIN_CSRF_TTL_S,
+    SESSION_COOKIE,
+    SESSION_PATH,
+    SESSION_TTL,
+    Session,
+    SessionSigner,
+    cookie_secure,
+    cookie_value,
+    csrf_ok,
+    session_id_of,
+)
 from netwatch.web.ticket.pages import CONTEXT as TICKET_CONTEXT
-from netwatch.web.ticket.pages import TicketForms, ticket_body
+from netwatch.web.ticket.pages import (
+    INTERNAL,
+    TicketForms,
+    internal_note_text,
+    note_visibility,
+    ticket_body,
+)
 from netwatch.web.views import (
     ActionFailure,
     ManualAction,
@@ -69,26 +96,41 @@ MAX_TOKEN_CHARS = 200
 # --- sessions ----------------------------------------------------------------------------------
 
 
-def session_signer(request: Request, runtime: Runtime) -> SessionSigner:
-    """The signer: keyed by the link secret when configured, else by the app's own key."""
-    notifications = runtime.inventory.notifications
+def session_signer(request: Request, runtime: Runtime | None) -> SessionSigner:
+    """The login form's CSRF key: derived (HKDF, own label) from the link secret when one is
+    configured, so every instance and web worker agrees. Without one, a fixed key: the check is
+    then a plain double-submit (cookie and field agree), which a random key per process would
+    break whenever the form and its POST reach different web workers."""
+    notifications = runtime.inventory.notifications if runtime is not None else None
     if notifications is not None:
         return SessionSigner.from_link_secret(notifications.link_secret.reveal())
-    signer: SessionSigner = request.app.state.admin_session_signer  # made with the app
-    return signer
+    return SessionSigner.unkeyed()
+
+
+def secure_cookies(request: Request, runtime: Runtime | None) -> bool:
+    """Whether the cookies get `Secure`: from the configured public URL (not from the scheme
+    uvicorn sees, which is http behind a TLS proxy); without one, unless the page was asked
+    for on a loopback host."""
+    notifications = runtime.inventory.notifications if runtime is not None else None
+    if notifications is not None:
+        return cookie_secure(notifications.public_url)
+    host = request.url.hostname or ""
+    return cookie_secure(f"http://{host}") if host else True
 
 
 async def current_login(request: Request, runtime: Runtime) -> Login | None:
-    """The logged-in session, if the cookie is genuine and its token still has the scope."""
-    signer = session_signer(request, runtime)
-    check = signer.verify(request.cookies.get(SESSION_COOKIE), datetime.now(UTC))
-    if check.reason is not SessionReason.OK or check.session is None:
+    """The logged-in session, if the store knows it and its token still has the scope."""
+    session_id = session_id_of(request.cookies.get(SESSION_COOKIE))
+    if session_id is None:
+        return None
+    stored = await runtime.store.get_session(session_id, datetime.now(UTC))
+    if stored is None:
         return None
     tokens = await runtime.store.list_tokens()
-    token = next((t for t in tokens if t.id == check.session.token_id), None)
+    token = next((t for t in tokens if t.id == stored.token_id), None)
     if token is None or token.revoked_at is not None or WRITE_SCOPE not in token.scopes:
         return None
-    return Login(token, check.session)
+    return Login(token, Session(stored.token_id, stored.expires_at, stored.csrf))
 
 
 def _safe_next(target: str | None) -> str:
@@ -129,7 +171,9 @@ async def _writable(request: Request, runtime: Runtime) -> tuple[Login, dict[str
     fields = await read_fields(request)
     if isinstance(fields, str):
         return _bad_body(request, fields)
-    if not SessionSigner.csrf_ok(login.session, fields.get("csrf")):
+    # From the form body (or a script's header) only: a token in the URL ends up in logs.
+    presented = request.headers.get("x-csrf-token") or fields.get("csrf")
+    if "csrf" in request.query_params or not csrf_ok(login.session.csrf, presented):
         return refused(request, 403, Refusal.CSRF, Message.CSRF, login=login)
     return login, fields
 
@@ -144,10 +188,23 @@ async def _readable(request: Request, runtime: Runtime) -> Login | Response:
 
 
 def _login_page(
-    request: Request, next_path: str, *, error: str = "", bye: bool = False, status_code: int = 200
+    request: Request,
+    runtime: Runtime | None,
+    next_path: str,
+    *,
+    error: str = "",
+    bye: bool = False,
+    status_code: int = 200,
 ) -> Response:
+    """The login form, with a CSRF field tied to the browser's pre-session cookie (set here
+    when the browser has none yet)."""
     lang = pick_lang(request)
-    return page(
+    nonce = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+    signer = session_signer(request, runtime)
+    fresh = not SessionSigner.nonce_ok(nonce)
+    if fresh:
+        nonce = SessionSigner.new_nonce()
+    response = page(
         request,
         "login.html",
         lang,
@@ -158,7 +215,19 @@ def _login_page(
         error=error,
         bye=bye,
         max_token=MAX_TOKEN_CHARS,
+        login_csrf=signer.login_csrf(nonce),
     )
+    if fresh:
+        response.set_cookie(
+            LOGIN_CSRF_COOKIE,
+            nonce,
+            max_age=LOGIN_CSRF_TTL_S,
+            path=SESSION_PATH,
+            httponly=True,
+            samesite="strict",
+            secure=secure_cookies(request, runtime),
+        )
+    return response
 
 
 @router.get("/login")
@@ -171,34 +240,62 @@ async def login_page(
     runtime = runtime_or_none(request)
     if runtime is not None and await current_login(request, runtime) is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
-    return _login_page(request, _safe_next(next), bye=bool(bye))
+    return _login_page(request, runtime, _safe_next(next), bye=bool(bye))
 
 
 @router.post("/login")
 async def login(request: Request, runtime: RuntimeDep) -> Response:
-    """Check the token (hash compared in the store) and open a session."""
+    """Check the form's CSRF field, the rate limit, then the token (hash compared in the
+    store), and open a session in the store."""
     lang = pick_lang(request)
     fields = await read_fields(request)
     if isinstance(fields, str):
         return _bad_body(request, fields)
     next_path = _safe_next(fields.get("next"))
-    token = fields.get("token", "").strip()
-    check = await runtime.store.verify_token(token[:MAX_TOKEN_CHARS], WRITE_SCOPE)
-    if check.reason is TokenReason.MISSING_SCOPE:
-        return _login_page(request, next_path, error=Message.NO_SCOPE[lang], status_code=403)
-    if not check.ok or check.info is None:
-        return _login_page(request, next_path, error=Message.LOGIN_FAILED[lang], status_code=401)
     signer = session_signer(request, runtime)
-    cookie, _ = signer.issue(check.info.id, datetime.now(UTC))
+    if "login_csrf" in request.query_params or not signer.login_csrf_ok(
+        request.cookies.get(LOGIN_CSRF_COOKIE), fields.get("login_csrf")
+    ):
+        return _login_page(
+            request, runtime, next_path, error=Message.LOGIN_CSRF[lang], status_code=403
+        )
+    token = fields.get("token", "").strip()[:MAX_TOKEN_CHARS]
+    user = token_id_of(token)
+    retry = auth_guard(request).retry_after(guard_keys(request, user))
+    if retry is not None:
+        response = _login_page(
+            request,
+            runtime,
+            next_path,
+            error=Message.TOO_MANY[lang].format(seconds=retry),
+            status_code=429,
+        )
+        response.headers["Retry-After"] = str(retry)
+        return response
+    check = await runtime.store.verify_token(token, WRITE_SCOPE)
+    if check.reason is TokenReason.MISSING_SCOPE:
+        return _login_page(
+            request, runtime, next_path, error=Message.NO_SCOPE[lang], status_code=403
+        )
+    if not check.ok or check.info is None:
+        record_failure(request, "login", user, check.reason.value)
+        return _login_page(
+            request, runtime, next_path, error=Message.LOGIN_FAILED[lang], status_code=401
+        )
+    session_id, _ = await runtime.store.open_session(check.info.id, datetime.now(UTC), SESSION_TTL)
+    secure = secure_cookies(request, runtime)
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        cookie,
-        max_age=int(signer.ttl.total_seconds()),
+        cookie_value(session_id),
+        max_age=int(SESSION_TTL.total_seconds()),
         path=SESSION_PATH,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=secure,
+    )
+    response.delete_cookie(
+        LOGIN_CSRF_COOKIE, path=SESSION_PATH, httponly=True, samesite="strict", secure=secure
     )
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -206,19 +303,23 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, runtime: RuntimeDep) -> Response:
-    """End the session in this browser (revoke the token to end every session)."""
+    """End the session: deleted in the store, so the cookie is worthless even if copied
+    (revoke the token to end every session it opened)."""
     checked = await _writable(request, runtime)
     if isinstance(checked, Response):
         if checked.status_code == 401:  # no session anyway: nothing to end
             return RedirectResponse("/admin/login?bye=1", status_code=303)
         return checked
+    session_id = session_id_of(request.cookies.get(SESSION_COOKIE))
+    if session_id is not None:
+        await runtime.store.end_session(session_id)
     response = RedirectResponse("/admin/login?bye=1", status_code=303)
     response.delete_cookie(
         SESSION_COOKIE,
         path=SESSION_PATH,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=secure_cookies(request, runtime),
     )
     return response
 
@@ -296,6 +397,8 @@ async def ticket_page(
         )
     now = datetime.now(UTC)
     view = await ticket_detail(runtime, ticket, now)
+    links = await runtime.store.ticket_links(ticket_id)
+    internal_notes = await runtime.store.internal_notes(ticket_id)
     return page(
         request,
         "ticket.html",
@@ -315,8 +418,49 @@ async def ticket_page(
                 f"/admin/tickets/{ticket_id}", {"csrf": login.session.csrf}, ask_name=False
             ),
             done=done,
+            internal_notes=internal_notes,
         ),
+        ticket_id=ticket_id,
+        links=links,
     )
+
+
+def _failed(request: Request, failure: ActionFailure, login: Login, back: str) -> Response:
+    refusal = {404: Refusal.NOT_FOUND, 409: Refusal.CONFLICT}.get(failure.status, Refusal.BAD_INPUT)
+    return refused(
+        request,
+        failure.status,
+        refusal,
+        {"vi": failure.message_vi, "en": failure.message},
+        login=login,
+        back=back,
+    )
+
+
+async def _internal_note(
+    request: Request,
+    runtime: Runtime,
+    ticket_id: str,
+    login: Login,
+    fields: dict[str, str],
+    back: str,
+) -> Response | None:
+    """Keep an internal note (the form asked for one), or None: a public note, as before."""
+    visibility = note_visibility(fields)
+    if isinstance(visibility, ActionFailure):
+        return _failed(request, visibility, login, back)
+    if visibility != INTERNAL:
+        return None
+    if await runtime.store.get_ticket(ticket_id) is None:
+        return _failed(request, ticket_not_found(ticket_id), login, "/admin")
+    text = internal_note_text(fields.get("text", ""))
+    if isinstance(text, ActionFailure):
+        return _failed(request, text, login, back)
+    actor = login.actor
+    await runtime.store.add_internal_note(
+        ticket_id, actor.kind.value, actor.name, text, datetime.now(UTC)
+    )
+    return RedirectResponse(f"{back}?done=internal_note", status_code=303)
 
 
 async def _ticket_action(
@@ -327,21 +471,15 @@ async def _ticket_action(
         return checked
     login, fields = checked
     back = f"/admin/tickets/{ticket_id}"
+    if action is ManualAction.NOTE:
+        kept = await _internal_note(request, runtime, ticket_id, login, fields, back)
+        if kept is not None:
+            return kept
     result = await apply_action(
         runtime, ticket_id, action, login.actor, fields.get("text", ""), datetime.now(UTC)
     )
     if isinstance(result, ActionFailure):
-        refusal = {404: Refusal.NOT_FOUND, 409: Refusal.CONFLICT}.get(
-            result.status, Refusal.BAD_INPUT
-        )
-        return refused(
-            request,
-            result.status,
-            refusal,
-            {"vi": result.message_vi, "en": result.message},
-            login=login,
-            back=back,
-        )
+        return _failed(request, result, login, back)
     return RedirectResponse(f"{back}?done={action.value}", status_code=303)
 
 
@@ -361,6 +499,37 @@ async def ticket_note(request: Request, runtime: RuntimeDep, ticket_id: str) -> 
 async def ticket_resolve(request: Request, runtime: RuntimeDep, ticket_id: str) -> Response:
     """Resolve as provincial IT."""
     return await _ticket_action(request, runtime, ticket_id, ManualAction.RESOLVE)
+
+
+@router.post("/tickets/{ticket_id}/links/{link_id}/revoke")
+async def revoke_link(
+    request: Request, runtime: RuntimeDep, ticket_id: str, link_id: str
+) -> Response:
+    """Revoke one signed ISP link of the ticket: it gets 403 from now on, the others work."""
+    checked = await _writable(request, runtime)
+    if isinstance(checked, Response):
+        return checked
+    login, _ = checked
+    back = f"/admin/tickets/{quote(ticket_id, safe='')}"
+    known = {link.id for link in await runtime.store.ticket_links(ticket_id)}
+    outcome = (
+        await runtime.store.revoke_link(link_id, login.created_by, datetime.now(UTC))
+        if link_id in known
+        else RevokeOutcome.NOT_FOUND
+    )
+    if outcome is RevokeOutcome.DONE:
+        return RedirectResponse(f"{back}#links", status_code=303)
+    found = outcome is not RevokeOutcome.NOT_FOUND
+    message = Message.LINK_ALREADY_REVOKED if found else Message.NO_SUCH_LINK
+    status, refusal = (409, Refusal.CONFLICT) if found else (404, Refusal.NOT_FOUND)
+    return refused(
+        request,
+        status,
+        refusal,
+        {k: v.format(link_id=link_id[:40]) for k, v in message.items()},
+        login=login,
+        back=back,
+    )
 
 
 # --- maintenance windows -----------------------------------------------------------------------

@@ -41,6 +41,25 @@ class Label:
     LOGGED_IN_AS: Final[Words] = {"vi": "Đăng nhập với mã", "en": "Logged in with token"}
     UNTIL: Final[Words] = {"vi": "đến", "en": "until"}
     BYE: Final[Words] = {"vi": "Bạn đã đăng xuất.", "en": "You are logged out."}
+    ISP_LINKS: Final[Words] = {
+        "vi": "Đường dẫn đã gửi nhà mạng (đã được mở)",
+        "en": "Links sent to the ISP (opened at least once)",
+    }
+    LINKS_INTRO: Final[Words] = {
+        "vi": "Mỗi đường dẫn có chữ ký cho phép xem và xử lý phiếu đến khi hết hạn. Nếu một "
+        "đường dẫn bị lộ, hãy thu hồi riêng đường dẫn đó; các đường dẫn khác vẫn dùng được.",
+        "en": "Each signed link lets its holder view and act on the ticket until it expires. "
+        "If one leaks, revoke that link alone; the others keep working.",
+    }
+    NO_LINKS: Final[Words] = {
+        "vi": "Chưa có đường dẫn nào được mở.",
+        "en": "No link has been opened yet.",
+    }
+    LINK_ID: Final[Words] = {"vi": "Mã đường dẫn", "en": "Link id"}
+    FIRST_USED: Final[Words] = {"vi": "Mở lần đầu", "en": "First opened"}
+    EXPIRES: Final[Words] = {"vi": "Hết hạn", "en": "Expires"}
+    REVOKED: Final[Words] = {"vi": "Đã thu hồi", "en": "Revoked"}
+    REVOKE: Final[Words] = {"vi": "Thu hồi", "en": "Revoke"}
     TICKETS: Final[Words] = {"vi": "Phiếu đang mở", "en": "Open tickets"}
     MAINTENANCE: Final[Words] = {"vi": "Bảo trì", "en": "Maintenance"}
     HEALTH: Final[Words] = {"vi": "Tình trạng NetWatch", "en": "NetWatch health"}
@@ -161,6 +180,7 @@ class Refusal(enum.Enum):
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     STARTING = "starting"
+    TOO_MANY = "too_many"
 
 
 REFUSAL_TITLE: Mapping[Refusal, Words] = {
@@ -171,6 +191,7 @@ REFUSAL_TITLE: Mapping[Refusal, Words] = {
     Refusal.BAD_INPUT: {"vi": "Dữ liệu chưa đúng", "en": "Please check the form"},
     Refusal.NOT_FOUND: Common.NOT_FOUND,
     Refusal.CONFLICT: Common.FAILED,
+    Refusal.TOO_MANY: {"vi": "Tạm khóa đăng nhập", "en": "Login paused"},
     Refusal.STARTING: {"vi": "NetWatch đang khởi động", "en": "NetWatch is starting"},
 }
 
@@ -196,6 +217,24 @@ class Message:
     NO_SCOPE: Final[Words] = {
         "vi": "Mã truy cập này không có quyền ghi (write). Hãy dùng mã tạo với --scope write.",
         "en": "This token lacks the write scope. Use a token made with --scope write.",
+    }
+    LOGIN_CSRF: Final[Words] = {
+        "vi": "Trang đăng nhập đã cũ hoặc biểu mẫu không được gửi từ trang này. Hãy mở lại "
+        "trang đăng nhập và thử lại.",
+        "en": "The login page is stale or the form was not sent from it. Open the login page "
+        "again and retry.",
+    }
+    TOO_MANY: Final[Words] = {
+        "vi": "Quá nhiều lần đăng nhập sai. Hãy thử lại sau {seconds} giây.",
+        "en": "Too many failed logins. Try again in {seconds} seconds.",
+    }
+    NO_SUCH_LINK: Final[Words] = {
+        "vi": "Phiếu này không có đường dẫn {link_id}.",
+        "en": "This ticket has no link {link_id}.",
+    }
+    LINK_ALREADY_REVOKED: Final[Words] = {
+        "vi": "Đường dẫn {link_id} đã bị thu hồi trước đó.",
+        "en": "Link {link_id} was already revoked.",
     }
     LOGIN_FAILED: Final[Words] = {
         "vi": "Mã truy cập không đúng, không tồn tại hoặc đã bị thu hồi.",

@@ -5,7 +5,9 @@ when the browser asks for HTML); POST /t/{id}/acknowledge, /note and /resolve ac
 same exp and sig (in the query, a form or a JSON body). Browsers' forms work without JavaScript
 and are answered by a redirect back to the page (post/redirect/get). The link is checked before
 anything else: a forged, altered or expired link gets 403 and learns nothing, not even whether
-the ticket exists.
+the ticket exists. A genuine link is recorded in the store on its first use (by its id,
+netwatch.signing.link_id); one that provincial IT revoked gets 403 too. The signature never
+reaches the access log (netwatch.signing.RedactLinkSecrets, installed here).
 
 What the ISP sees: the commune, the link's name, its circuit ID and ISP, the problem and since
 when, the downtime so far, the first bad round and the worst measurements, the router's WAN
@@ -36,14 +38,26 @@ from alerts.tickets import Actor, ActorKind
 from netwatch.inventory.models import LOCAL_TZ
 from netwatch.notify.messages import format_time_vi
 from netwatch.notify.pathtext import hide_target
-from netwatch.signing import LinkCheck, LinkReason, LinkSigner, ticket_path
+from netwatch.signing import (
+    LinkCheck,
+    LinkReason,
+    LinkSigner,
+    install_log_redaction,
+    link_id,
+    ticket_path,
+)
 from netwatch.web.common import ActionDoc, add_action_routes, private_page, read_fields
 from netwatch.web.deps import STARTING, runtime_or_none
 from netwatch.web.i18n import is_lang, pick_lang
 from netwatch.web.isp.model import IspTicketView
 from netwatch.web.isp.pages import error_page, render_ticket_page
 from netwatch.web.isp.words import LINK_REFUSED, Label
-from netwatch.web.ticket.pages import MAX_NAME_CHARS
+from netwatch.web.ticket.pages import (
+    INTERNAL,
+    MAX_NAME_CHARS,
+    internal_note_text,
+    note_visibility,
+)
 from netwatch.web.views import (
     ActionFailure,
     ManualAction,
@@ -59,6 +73,8 @@ if TYPE_CHECKING:
 __all__ = ["IspTicketView", "router", "wants_html"]
 
 router = APIRouter(tags=["isp"])
+# Wherever this router serves, its links' signatures stay out of uvicorn's access log.
+install_log_redaction()
 
 
 # --- content negotiation and bodies ----------------------------------------------------------
@@ -123,17 +139,26 @@ def _check(runtime: Runtime | None, ticket_id: str, exp: str | None, sig: str | 
 _STARTING = ActionFailure(503, "starting", STARTING, Common.STARTING["vi"])
 
 
-def _opened(
+async def _opened(
     request: Request, html: bool, ticket_id: str, exp: str | None, sig: str | None
 ) -> tuple[Runtime, LinkCheck] | Response:
     """The runtime and the link's check, or the refusal: the link is checked before anything
-    else (a bad link learns nothing, not even that NetWatch is starting)."""
+    else (a bad link learns nothing, not even that NetWatch is starting), then whether it was
+    revoked (recording it on its first use)."""
     runtime = runtime_or_none(request)
     check = _check(runtime, ticket_id, exp, sig)
     if not check.ok:
         return _link_refused(request, html, check)
     if runtime is None:
         return _error(request, html, _STARTING)
+    assert check.expires_at is not None
+    assert exp is not None
+    assert sig is not None
+    record = await runtime.store.record_link(
+        link_id(ticket_id, int(exp), sig), ticket_id, check.expires_at, datetime.now(UTC)
+    )
+    if record.revoked_at is not None:
+        return _link_refused(request, html, LinkCheck(LinkReason.REVOKED, check.expires_at))
     return runtime, check
 
 
@@ -178,7 +203,7 @@ async def isp_ticket(
 ) -> Response:
     """Evidence and log of one ticket; a page with the action forms for browsers."""
     html = wants_html(request)
-    opened = _opened(request, html, ticket_id, exp, sig)
+    opened = await _opened(request, html, ticket_id, exp, sig)
     if isinstance(opened, Response):
         return opened
     runtime, check = opened
@@ -187,7 +212,10 @@ async def isp_ticket(
         return _error(request, html, ticket_not_found(ticket_id))
     if html:
         page_lang = pick_lang(request)
-        page = render_ticket_page(request, runtime, view, exp or "", sig or "", page_lang, done)
+        notes = await runtime.store.internal_notes(ticket_id)
+        page = render_ticket_page(
+            request, runtime, view, exp or "", sig or "", page_lang, done, notes
+        )
         return private_page(request, page, page_lang)
     return JSONResponse(view.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
 
@@ -199,7 +227,7 @@ async def _act(request: Request, ticket_id: str, action: ManualAction) -> Respon
         bad_body = ActionFailure(400, "bad_body", fields, "Yêu cầu không đúng định dạng.")
         return _error(request, html, bad_body)
     exp, sig = fields.get("exp"), fields.get("sig")
-    opened = _opened(request, html, ticket_id, exp, sig)
+    opened = await _opened(request, html, ticket_id, exp, sig)
     if isinstance(opened, Response):
         return opened
     runtime, check = opened
@@ -225,6 +253,20 @@ async def _act(request: Request, ticket_id: str, action: ManualAction) -> Respon
         isp = runtime.inventory.isps.get(isp_id) if isp_id else None
         name = isp.name if isp is not None else (isp_id or "nhà mạng")
     now = datetime.now(UTC)
+    if action is ManualAction.NOTE:
+        visibility = note_visibility(fields)
+        if isinstance(visibility, ActionFailure):
+            return _error(request, html, visibility, back=back)
+        if visibility == INTERNAL:
+            text = internal_note_text(fields.get("text", ""))
+            if isinstance(text, ActionFailure):
+                return _error(request, html, text, back=back)
+            await runtime.store.add_internal_note(ticket_id, ActorKind.ISP.value, name, text, now)
+            if html:
+                return RedirectResponse(f"{back}&done=internal_note", status_code=303)
+            kept = await _view(runtime, ticket_id, check)
+            assert kept is not None  # it was just read
+            return JSONResponse(kept.model_dump(mode="json"))
     actor = Actor(ActorKind.ISP, name)
     result = await apply_action(runtime, ticket_id, action, actor, fields.get("text", ""), now)
     if isinstance(result, ActionFailure):
@@ -244,6 +286,9 @@ class IspActionIn(BaseModel):
     sig: str
     name: str | None = None  # default: the ticket's ISP
     text: str | None = None  # required for a note
+    # A note's audience: "public" (default: the ticket's log, the commune's status page, the
+    # notified) or "internal" (the ISP and provincial IT only, never the status page).
+    visibility: str | None = None
     lang: str | None = None  # the page language to come back to (browsers)
 
 

@@ -5,7 +5,7 @@ netwatch/web/isp/templates/ render everything, with autoescape; this module gath
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from fastapi import Request, Response
 
 from netwatch.signing import ticket_path
+from netwatch.store import InternalNote
 from netwatch.web.common import private_page
 from netwatch.web.i18n import LANGS, Lang, fmt_time, pick_lang
 from netwatch.web.isp.model import IspTicketView
@@ -43,6 +44,7 @@ def render_ticket_page(
     sig: str,
     lang: Lang,
     done: str | None,
+    internal_notes: Sequence[InternalNote] = (),
 ) -> str:
     """The ISP's page: evidence, chart, the acknowledge, note and resolve forms, the log."""
     # The switch keeps the link (exp, sig) but not the notice of an action just done.
@@ -66,6 +68,7 @@ def render_ticket_page(
             ),
             done=done,
             footnote=f"{Label.EXPIRES[lang]} {fmt_time(view.link_expires_at, lang)}.",
+            internal_notes=internal_notes,
         ),
     )
 

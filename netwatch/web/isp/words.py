@@ -26,6 +26,11 @@ LINK_REFUSED: Mapping[LinkReason, tuple[str, str]] = {
         "Liên kết đã hết hạn. Thông báo tiếp theo về phiếu sẽ kèm liên kết mới; "
         "hoặc liên hệ bộ phận CNTT của tỉnh.",
     ),
+    LinkReason.REVOKED: (
+        "this ticket link was revoked by provincial IT; use the link of a newer notice",
+        "Liên kết này đã bị bộ phận CNTT của tỉnh thu hồi. Hãy dùng liên kết trong thông báo "
+        "mới hơn hoặc liên hệ bộ phận CNTT của tỉnh.",
+    ),
 }
 
 

@@ -6,7 +6,7 @@ passes the `TicketBody` as `t`, so the body is rendered once, with the page, aut
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,7 @@ from markupsafe import Markup
 
 from netwatch.health import link_id
 from netwatch.notify.pathtext import path_summary
+from netwatch.store import InternalNote
 from netwatch.web.charts import chart_data, latency_loss_chart
 from netwatch.web.i18n import TIMEZONE_NOTE, Lang
 from netwatch.web.ticket.model import (
@@ -29,7 +30,7 @@ from netwatch.web.ticket.model import (
     word,
 )
 from netwatch.web.ticket.words import CHART_TITLE, DONE, EVENT, Label
-from netwatch.web.views import TicketDetail
+from netwatch.web.views import MAX_TEXT_CHARS, ActionFailure, TicketDetail
 from netwatch.web.words import TICKET_KIND, TICKET_STATE
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ class TicketBody:
     chart: Markup = field(default_factory=Markup)  # server-drawn SVG (netwatch.web.charts)
     done: str = ""  # the notice of an action just done
     footnote: str = ""  # said after the time zone note
+    internal_notes: Sequence[InternalNote] = ()  # for the ISP and provincial IT only
 
     @property
     def evidence(self) -> list[tuple[str, str, str, str]]:
@@ -110,6 +112,7 @@ def ticket_body(
     *,
     done: str | None = None,
     footnote: str = "",
+    internal_notes: Sequence[InternalNote] = (),
 ) -> TicketBody:
     """The body of a live ticket, with its link's latest round and 24 h chart; `done` is the
     action just done (?done=), said as a notice."""
@@ -122,7 +125,41 @@ def ticket_body(
         ticket_chart(runtime, view, lang, now),
         done_words[lang] if done_words else "",
         footnote,
+        tuple(internal_notes),
     )
+
+
+# A note's visibility (the note form's radio buttons): public notes go into the ticket's log
+# (the status page shows them, the notified are told); internal ones are kept beside it.
+PUBLIC, INTERNAL = "public", "internal"
+
+
+def note_visibility(fields: Mapping[str, str]) -> str | ActionFailure:
+    """The visibility a note form asked for (public when it does not say), or the refusal."""
+    visibility = fields.get("visibility", PUBLIC).strip() or PUBLIC
+    if visibility not in (PUBLIC, INTERNAL):
+        return ActionFailure(
+            422,
+            "bad_visibility",
+            "visibility must be 'public' or 'internal'",
+            "Chế độ xem ghi chú phải là công khai (public) hoặc nội bộ (internal).",
+        )
+    return visibility
+
+
+def internal_note_text(text: str) -> str | ActionFailure:
+    """An internal note's text, or why it cannot be kept (as for a public note)."""
+    text = text.strip()
+    if not text:
+        return ActionFailure(422, "empty_note", "a note needs text", "Ghi chú cần có nội dung.")
+    if len(text) > MAX_TEXT_CHARS:
+        return ActionFailure(
+            422,
+            "text_too_long",
+            f"text is longer than {MAX_TEXT_CHARS} characters",
+            f"Nội dung dài quá {MAX_TEXT_CHARS} ký tự.",
+        )
+    return text
 
 
 def ticket_chart(runtime: Runtime, view: TicketDetail, lang: Lang, now: datetime) -> Markup:

@@ -47,6 +47,10 @@ DONE: Mapping[str, Words] = {
         "en": "Done: the ticket is acknowledged. Reminders and escalation stop.",
     },
     "note": {"vi": "Đã thêm ghi chú vào nhật ký phiếu.", "en": "The note is in the ticket's log."},
+    "internal_note": {
+        "vi": "Đã lưu ghi chú nội bộ (không hiển thị công khai).",
+        "en": "The internal note is kept (not shown publicly).",
+    },
     "resolve": {
         "vi": "Đã đóng phiếu. Nếu đường truyền vẫn lỗi, phiếu sẽ tự mở lại.",
         "en": "The ticket is resolved. It reopens by itself if the link is still bad.",
@@ -115,6 +119,25 @@ class Label:
     WHO: Final[Words] = {"vi": "Người xử lý (không bắt buộc)", "en": "Your name (optional)"}
     NOTE_OPT: Final[Words] = {"vi": "Ghi chú (không bắt buộc)", "en": "Note (optional)"}
     NOTE_TEXT: Final[Words] = {"vi": "Nội dung", "en": "Text"}
+    VISIBILITY: Final[Words] = {"vi": "Ai được xem ghi chú", "en": "Who sees the note"}
+    VIS_PUBLIC: Final[Words] = {
+        "vi": "Công khai: hiển thị trên trang trạng thái của xã và gửi cho người đã được báo",
+        "en": "Public: shown on the commune's status page and sent to those already told",
+    }
+    VIS_INTERNAL: Final[Words] = {
+        "vi": "Nội bộ: chỉ nhà mạng và CNTT tỉnh xem trong phiếu, không hiển thị công khai",
+        "en": "Internal: only the ISP and provincial IT see it in the ticket, never public",
+    }
+    INTERNAL_NOTES: Final[Words] = {
+        "vi": "Ghi chú nội bộ (không công khai)",
+        "en": "Internal notes (not public)",
+    }
+    NOTE_PUBLIC: Final[Words] = {
+        "vi": "Ghi chú này sẽ hiển thị công khai trên trang trạng thái của xã (không kèm tên "
+        "người viết). Không ghi thông tin nội bộ, mật khẩu hay số điện thoại.",
+        "en": "This note will be shown publicly on the commune's status page (without the "
+        "writer's name). Do not write internal details, passwords or phone numbers.",
+    }
     FIX_TEXT: Final[Words] = {"vi": "Đã khắc phục thế nào", "en": "What was fixed"}
     RESOLVED_NOTE: Final[Words] = {
         "vi": "Phiếu đã đóng. Nếu sự cố quay lại, NetWatch sẽ mở lại phiếu và báo cho nhà mạng.",

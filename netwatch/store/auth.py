@@ -1,0 +1,142 @@
+"""Server-side admin sessions and revocable ISP links (revision 0004).
+
+A session is a random id in the browser's cookie; the store keeps only its SHA-256, so a copy
+of the database opens no session. Logout deletes the row: a replayed cookie names nothing.
+Expired rows are pruned whenever a session is opened.
+
+A signed ISP link is recorded the first time it is used, by an id derived from its signature
+(netwatch.signing.link_id); revoking that id refuses that one link, not the ticket's others.
+
+Internal notes are kept beside the ticket, not in its log: the public status page shows the
+log's notes, never these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from netwatch.store.base import StoreBase, _value
+from netwatch.store.models import AdminSessionRow, TicketInternalNoteRow, TicketLinkRow
+from netwatch.store.types import AdminSession, InternalNote, RevokeOutcome, TicketLink
+
+SESSION_ID_BYTES = 32
+
+
+def session_hash(session_id: str) -> str:
+    """What the store keeps of a session id."""
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+class AuthRepository(StoreBase):
+    """Admin sessions (open, look up, end) and ISP links (record, revoke, list)."""
+
+    async def open_session(
+        self, token_id: str, now: datetime, ttl: timedelta
+    ) -> tuple[str, AdminSession]:
+        """A new session for the token: the id for the cookie (shown once) and the session."""
+        session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
+        row = AdminSessionRow(
+            id_sha256=session_hash(session_id),
+            token_id=token_id,
+            csrf=secrets.token_hex(16),
+            created_at=now,
+            expires_at=now + ttl,
+        )
+        async with self._write() as session:
+            await session.execute(
+                sa.delete(AdminSessionRow).where(AdminSessionRow.expires_at <= now)
+            )
+            session.add(row)
+        return session_id, _value(AdminSession, row)
+
+    async def get_session(self, session_id: str, now: datetime) -> AdminSession | None:
+        """The live session with this id; None when unknown, ended or expired."""
+        async with self._read() as session:
+            row = await session.get(AdminSessionRow, session_hash(session_id))
+            if row is None or row.expires_at <= now:
+                return None
+            return _value(AdminSession, row)
+
+    async def end_session(self, session_id: str) -> bool:
+        """Delete the session (logout); whether there was one."""
+        async with self._write() as session:
+            result = await session.execute(
+                sa.delete(AdminSessionRow).where(
+                    AdminSessionRow.id_sha256 == session_hash(session_id)
+                )
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    async def record_link(
+        self, link_id: str, ticket_id: str, expires_at: datetime, now: datetime
+    ) -> TicketLink:
+        """The link's record, made on its first use."""
+        async with self._read() as session:
+            row = await session.get(TicketLinkRow, link_id)
+            if row is not None:
+                return _value(TicketLink, row)
+        values = {
+            "id": link_id,
+            "ticket_id": ticket_id,
+            "expires_at": expires_at,
+            "first_used_at": now,
+            "revoked_at": None,
+            "revoked_by": None,
+        }
+        async with self._write() as session:
+            await session.execute(
+                self._insert(TicketLinkRow).values(values).on_conflict_do_nothing()
+            )
+            row = await session.get(TicketLinkRow, link_id)
+            assert row is not None  # just inserted, or there already
+            return _value(TicketLink, row)
+
+    async def revoke_link(self, link_id: str, by: str, now: datetime) -> RevokeOutcome:
+        """Refuse one link from now on."""
+        async with self._write() as session:
+            row = await session.get(TicketLinkRow, link_id, with_for_update=True)
+            if row is None:
+                return RevokeOutcome.NOT_FOUND
+            if row.revoked_at is not None:
+                return RevokeOutcome.ALREADY
+            row.revoked_at, row.revoked_by = now, by[:100]
+            return RevokeOutcome.DONE
+
+    async def ticket_links(self, ticket_id: str) -> list[TicketLink]:
+        """The ticket's links seen in use, first used first."""
+        async with self._read() as session:
+            rows = await session.scalars(
+                sa.select(TicketLinkRow)
+                .where(TicketLinkRow.ticket_id == ticket_id)
+                .order_by(TicketLinkRow.first_used_at, TicketLinkRow.id)
+            )
+            return [_value(TicketLink, r) for r in rows]
+
+    async def add_internal_note(
+        self, ticket_id: str, actor_kind: str, actor_name: str, text: str, at: datetime
+    ) -> InternalNote:
+        """Keep a note for the ISP and provincial IT only."""
+        row = TicketInternalNoteRow(
+            ticket_id=ticket_id,
+            at=at,
+            actor_kind=actor_kind,
+            actor_name=actor_name[:200],
+            text=text,
+        )
+        async with self._write() as session:
+            session.add(row)
+        return _value(InternalNote, row)
+
+    async def internal_notes(self, ticket_id: str) -> list[InternalNote]:
+        """The ticket's internal notes, oldest first."""
+        async with self._read() as session:
+            rows = await session.scalars(
+                sa.select(TicketInternalNoteRow)
+                .where(TicketInternalNoteRow.ticket_id == ticket_id)
+                .order_by(TicketInternalNoteRow.at, TicketInternalNoteRow.id)
+            )
+            return [_value(InternalNote, r) for r in rows]

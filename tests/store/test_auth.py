@@ -1,0 +1,73 @@
+"""Admin sessions and ISP links in the store (revision 0004), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from netwatch.store import RevokeOutcome, Store
+from netwatch.store.auth import session_hash
+from netwatch.store.models import AdminSessionRow
+
+NOW = datetime(2026, 12, 6, 1, 0, tzinfo=UTC)
+TTL = timedelta(hours=8)
+
+
+async def test_a_session_is_kept_by_hash_and_ends_on_logout(store: Store) -> None:
+    session_id, opened = await store.open_session("0123456789abcdef", NOW, TTL)
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(AdminSessionRow.__table__))).all()
+    assert [r.id_sha256 for r in rows] == [session_hash(session_id)]
+    assert all(session_id not in str(v) for v in rows[0])  # never the id itself
+    found = await store.get_session(session_id, NOW + timedelta(minutes=1))
+    assert found == opened
+    assert found is not None
+    assert found.expires_at == NOW + TTL
+    assert len(found.csrf) == 32
+    assert await store.get_session(session_id, NOW + TTL) is None  # expired
+    assert await store.get_session("not-a-session", NOW) is None
+    assert await store.end_session(session_id) is True
+    assert await store.get_session(session_id, NOW) is None
+    assert await store.end_session(session_id) is False
+
+
+async def test_opening_a_session_prunes_the_expired_ones(store: Store) -> None:
+    old, _ = await store.open_session("0123456789abcdef", NOW - 2 * TTL, TTL)
+    await store.open_session("0123456789abcdef", NOW, TTL)
+    async with store.engine.connect() as conn:
+        hashes = (await conn.execute(sa.select(AdminSessionRow.id_sha256))).scalars().all()
+    assert session_hash(old) not in hashes
+    assert len(hashes) == 1
+
+
+async def test_links_are_recorded_once_and_revoked_alone(store: Store) -> None:
+    expires = NOW + timedelta(days=7)
+    first = await store.record_link("a" * 20, "NW-1", expires, NOW)
+    again = await store.record_link("a" * 20, "NW-1", expires, NOW + timedelta(hours=1))
+    assert again == first
+    assert first.first_used_at == NOW
+    assert first.revoked_at is None
+    await store.record_link("b" * 20, "NW-1", expires, NOW + timedelta(minutes=1))
+    await store.record_link("c" * 20, "NW-2", expires, NOW)
+    assert [link.id for link in await store.ticket_links("NW-1")] == ["a" * 20, "b" * 20]
+    assert await store.revoke_link("a" * 20, "token:ops", NOW) is RevokeOutcome.DONE
+    assert await store.revoke_link("a" * 20, "token:ops", NOW) is RevokeOutcome.ALREADY
+    assert await store.revoke_link("z" * 20, "token:ops", NOW) is RevokeOutcome.NOT_FOUND
+    revoked = await store.record_link("a" * 20, "NW-1", expires, NOW)
+    assert revoked.revoked_at == NOW
+    assert revoked.revoked_by == "token:ops"
+    other = await store.record_link("b" * 20, "NW-1", expires, NOW)
+    assert other.revoked_at is None
+
+
+async def test_internal_notes_are_kept_per_ticket_in_order(store: Store) -> None:
+    await store.add_internal_note("NW-1", "isp", "Nguyễn Văn A", "gọi lại sau", NOW)
+    await store.add_internal_note("NW-2", "isp", "B", "khác", NOW)
+    await store.add_internal_note("NW-1", "provincial_it", "ops", "đã gọi", NOW + TTL)
+    notes = await store.internal_notes("NW-1")
+    assert [(n.actor_name, n.text, n.at) for n in notes] == [
+        ("Nguyễn Văn A", "gọi lại sau", NOW),
+        ("ops", "đã gọi", NOW + TTL),
+    ]
+    assert await store.internal_notes("NW-3") == []
