@@ -78,7 +78,10 @@ def _num(value: float) -> str:
 
 
 _CHUNK_LINES = 2000
-# Per-interface counters and rates with a direction label: (name, type, help, in field, out field).
+# Per-interface counters and rates with a direction label: (name, type, help, in field, out field,
+# scale). Rates are exported in bytes per second, Prometheus's base unit (`promtool check
+# metrics` warns on bits, issue 15): the probes measure bits (what ISPs sell), hence the 1/8.
+_BITS_TO_BYTES = 1 / 8
 _DIRECTIONAL = (
     (
         "netwatch_link_utilization_ratio",
@@ -86,13 +89,15 @@ _DIRECTIONAL = (
         "Traffic over the contracted bandwidth, per direction (0-1)",
         "in_utilization_ratio",
         "out_utilization_ratio",
+        1.0,
     ),
     (
-        "netwatch_link_traffic_bits_per_second",
+        "netwatch_link_traffic_bytes_per_second",
         "gauge",
         "Traffic rate between the last two polls",
         "in_bps",
         "out_bps",
+        _BITS_TO_BYTES,
     ),
     (
         "netwatch_interface_octets_total",
@@ -100,6 +105,7 @@ _DIRECTIONAL = (
         "Interface octet counter as read from the router",
         "in_octets",
         "out_octets",
+        1.0,
     ),
     (
         "netwatch_interface_errors_total",
@@ -107,6 +113,7 @@ _DIRECTIONAL = (
         "Interface error counter as read from the router",
         "in_errors",
         "out_errors",
+        1.0,
     ),
     (
         "netwatch_interface_discards_total",
@@ -114,6 +121,7 @@ _DIRECTIONAL = (
         "Interface discard counter as read from the router",
         "in_discards",
         "out_discards",
+        1.0,
     ),
 )
 
@@ -126,6 +134,11 @@ def _family(
 ) -> Family:
     """One family whose samples are (label set, value) pairs."""
     return (name, kind, help_text, _lines(name, pairs))
+
+
+def _scaled(value: float | None, scale: float) -> float | None:
+    """A sample value in the exported unit; None (no sample) stays None."""
+    return value if value is None or scale == 1.0 else value * scale
 
 
 def _lines(name: str, pairs: Iterable[tuple[str, float | None]]) -> Iterator[str]:
@@ -418,10 +431,10 @@ class MetricsCollector:
             for iface, reading in zip(obs.job.interfaces, obs.interfaces, strict=True)
         ]
         yield _family(
-            "netwatch_link_bandwidth_bits_per_second",
+            "netwatch_link_bandwidth_bytes_per_second",
             "gauge",
             "Contracted bandwidth of the link",
-            ((lb, bw) for lb, bw, _r in rows),
+            ((lb, bw * _BITS_TO_BYTES) for lb, bw, _r in rows),
         )
         oper = ((lb, None if r.oper_up is None else float(r.oper_up)) for lb, _bw, r in rows)
         yield _family(
@@ -430,9 +443,9 @@ class MetricsCollector:
             "1 if the link's router interface is up (ifOperStatus)",
             oper,
         )
-        for name, kind, help_text, field_in, field_out in _DIRECTIONAL:
+        for name, kind, help_text, field_in, field_out, scale in _DIRECTIONAL:
             pairs = (
-                (f'{lb},direction="{direction}"', getattr(r, field_name))
+                (f'{lb},direction="{direction}"', _scaled(getattr(r, field_name), scale))
                 for lb, _bw, r in rows
                 for direction, field_name in (("in", field_in), ("out", field_out))
             )

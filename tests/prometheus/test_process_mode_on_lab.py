@@ -41,6 +41,7 @@ from tests.prometheus.test_on_lab import (  # the single-process proof's tests, 
     _wait,
     exported_names,
     proving,
+    test_a_live_scrape_passes_promtool_check_metrics,
     test_every_alerting_rule_fires_for_its_fault,
     test_every_panel_query_returns_data,
     test_every_rule_expression_returns_data,
@@ -63,6 +64,7 @@ PROBE_WORKERS, SNMP_WORKERS = 2, 1
 ICMP_S = 3
 
 __all__ = [
+    "test_a_live_scrape_passes_promtool_check_metrics",
     "test_every_alerting_rule_fires_for_its_fault",
     "test_every_panel_query_returns_data",
     "test_every_rule_expression_returns_data",
