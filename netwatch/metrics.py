@@ -12,6 +12,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -25,6 +26,10 @@ from netwatch.observations import (
     SnmpObservation,
 )
 from netwatch.plan import IcmpTarget, LinkRef, Plan
+
+if TYPE_CHECKING:
+    from probes.icmp import PingerStats
+    from probes.snmp_wire import WireStats
 
 # RTT buckets from LAN (0.5 ms) to a satellite hop (2 s): fine enough for SmokePing-like
 # heatmaps of Vietnamese fibre/xDSL/4G links.
@@ -134,6 +139,48 @@ def _family(
 ) -> Family:
     """One family whose samples are (label set, value) pairs."""
     return (name, kind, help_text, _lines(name, pairs))
+
+
+IGNORED_PACKETS = "netwatch_probe_ignored_packets_total"
+IGNORED_PACKETS_HELP = (
+    "Datagrams the probes received, counted and ignored (not an answer of theirs)"
+)
+
+
+class _Pinger(Protocol):
+    def stats(self) -> PingerStats: ...
+
+
+class _Poller(Protocol):
+    def stats(self) -> WireStats: ...
+
+
+def ignored_packets(pinger: _Pinger | None, snmp: _Poller | None) -> list[tuple[str, str, int]]:
+    """(kind, reason, count) of what the ICMP pinger and the SNMP poller read and ignored:
+    garbage, foreign, late or duplicate replies (issue 15: counted, never a crash)."""
+    out: list[tuple[str, str, int]] = []
+    if pinger is not None:
+        p = pinger.stats()
+        out += [
+            ("icmp", "foreign", p.foreign),
+            ("icmp", "late", p.late),
+            ("icmp", "duplicate", p.duplicate),
+            ("icmp", "malformed", p.malformed),
+            ("icmp", "other_type", p.other_types),
+        ]
+    if snmp is not None:
+        w = snmp.stats()
+        out += [("snmp", "undecodable", w.decode_errors), ("snmp", "stray", w.stray)]
+    return out
+
+
+def ignored_packets_family(pinger: _Pinger | None, snmp: _Poller | None) -> Family:
+    """`netwatch_probe_ignored_packets_total{kind,reason}` of the single process's probes."""
+    pairs = (
+        (labelset(("kind", "reason"), (kind, reason)), float(count))
+        for kind, reason, count in ignored_packets(pinger, snmp)
+    )
+    return _family(IGNORED_PACKETS, "counter", IGNORED_PACKETS_HELP, pairs)
 
 
 def _scaled(value: float | None, scale: float) -> float | None:
