@@ -526,14 +526,23 @@ class Alerting:
         timer (tickets, outbox leases and backoffs) by it, then the clock follows the wall."""
         jump = self._clock.check()
         if jump is not None:
-            if self.is_leader:
-                async with self._lock:
-                    now = self._clock.now() + jump
-                    moved = await self._store.shift_pending(jump)
-                    await self._move_timers(jump, now, f"clock jump, outbox items moved {moved}")
-            else:
-                log.warning("wall clock jumped by_s=%.0f (standby)", jump.total_seconds())
-            self._clock.follow()
+            # Followed even if the store fails below: moving twice (on a retry) would be worse
+            # than a timer left unmoved in the store (the book in memory is moved first).
+            try:
+                if self.is_leader:
+                    async with self._lock:
+                        now = self._clock.now() + jump
+                        try:
+                            await self._move_timers(jump, now, "clock jump")
+                        finally:  # the outbox's times move even if the tickets could not
+                            items = await self._store.shift_pending(jump)
+                            log.warning(
+                                "outbox times moved by_s=%.0f items=%d", jump.total_seconds(), items
+                            )
+                else:
+                    log.warning("wall clock jumped by_s=%.0f (standby)", jump.total_seconds())
+            finally:
+                self._clock.follow()
         return self._clock.now()
 
     async def evaluate(self, now: datetime) -> tuple[Action, ...]:
