@@ -381,6 +381,48 @@ class TicketBook:
                 latest[ticket.key] = ticket
         return cls(policy, directory, latest)
 
+    def shifted(self, by: timedelta) -> tuple[TicketBook, tuple[Ticket, ...]]:
+        """The book with every running timer moved by ``by``; and the tickets that moved.
+
+        A timer is a duration counted from a stored time: escalation and reminders (from
+        ``escalation_from`` and ``last_notified_at``) and the recovery clock (from ``ok_since``)
+        of unresolved tickets. After the wall clock jumped by ``by``, moving them keeps each
+        duration as long as it really was, so nothing falls due (a forward jump) or is held
+        back (a backward one) because of the jump (issue 15, docs/alerting.md "Clock jumps").
+        Times that people read as history (opened, acknowledged, resolved) stay as they were.
+        """
+        moved: dict[SubjectKey, Ticket] = {}
+        for key, ticket in self.tickets.items():
+            if ticket.status is TicketStatus.RESOLVED:
+                continue
+            moved[key] = replace(
+                ticket,
+                escalation_from=ticket.escalation_from + by,
+                last_notified_at=ticket.last_notified_at + by,
+                ok_since=None if ticket.ok_since is None else ticket.ok_since + by,
+            )
+        return replace(self, tickets={**self.tickets, **moved}), tuple(moved.values())
+
+    def clamped(self, latest: datetime) -> tuple[TicketBook, tuple[Ticket, ...]]:
+        """The book with every running timer that starts after ``latest`` starting there; and
+        the tickets that changed. Only a clock that went back can leave a timer starting in
+        the future; unclamped, it would hold escalation back by as long as the clock went back.
+        """
+        moved: dict[SubjectKey, Ticket] = {}
+        for key, ticket in self.tickets.items():
+            if ticket.status is TicketStatus.RESOLVED:
+                continue
+            ok_since = ticket.ok_since
+            clamped = replace(
+                ticket,
+                escalation_from=min(ticket.escalation_from, latest),
+                last_notified_at=min(ticket.last_notified_at, latest),
+                ok_since=None if ok_since is None else min(ok_since, latest),
+            )
+            if clamped != ticket:
+                moved[key] = clamped
+        return replace(self, tickets={**self.tickets, **moved}), tuple(moved.values())
+
     def by_id(self, ticket_id: str) -> Ticket | None:
         """The ticket with this id, if it is the latest of its key."""
         return next((t for t in self.tickets.values() if t.id == ticket_id), None)

@@ -637,12 +637,13 @@ def commune_detail() -> dashboard.Dashboard:
     lay.add(
         timeseries.Panel()
         .title("Lưu lượng WAN so với băng thông hợp đồng / WAN traffic vs contract")
+        # Exported in bytes/s (Prometheus's base unit), shown in bits/s as ISPs sell them.
         .with_target(
-            query(f"netwatch_link_traffic_bits_per_second{{{sel}}}", "{{link}} {{direction}}")
+            query(f"netwatch_link_traffic_bytes_per_second{{{sel}}} * 8", "{{link}} {{direction}}")
         )
         .with_target(
             query(
-                f"netwatch_link_bandwidth_bits_per_second{{{sel}}}",
+                f"netwatch_link_bandwidth_bytes_per_second{{{sel}}} * 8",
                 "{{link}} hợp đồng / contract",
                 ref="B",
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -81,6 +82,7 @@ from netwatch.notify.messages import (
 )
 from netwatch.pathtrace import PathTracer
 from netwatch.signing import LinkSigner
+from netwatch.steadyclock import SteadyClock
 from netwatch.store import Store, StoreTimeoutError, TicketStepOutcome
 from netwatch.store.codec import (
     actor_text,
@@ -103,6 +105,14 @@ log = logging.getLogger("netwatch.alerting")
 # A crash loses at most this much of the state history's end (it counts as the last state).
 HEARTBEAT_EVERY = timedelta(seconds=15)
 FAILURE_SUMMARY_EVERY = timedelta(minutes=1)  # a failing tick loop says so this often
+# Across a restart no monotonic clock survives: the gap since the last heartbeat is either
+# downtime or a clock jump while stopped. Up to this much of it counts toward escalation,
+# reminder and recovery timers; beyond it (and any backward gap) the timers are moved, so at
+# most this much of their deadlines can fall due at start-up (docs/alerting.md, "Clock jumps").
+RESTART_GAP_COUNTED = timedelta(minutes=10)
+# Longer than any lease or backoff the outbox sets (300 s, 600 s): a pending time further ahead
+# at start-up is the old clock's, after it went back (docs/alerting.md, "Clock jumps").
+OUTBOX_CLAMP = timedelta(hours=1)
 # Path traces at ticket opening: at most this many per evaluation, waited for this long, and a
 # trace reused for this long (a ticket reopened within a minute keeps the trace it had).
 _TRACED_AT_ONCE = 32
@@ -372,8 +382,11 @@ class Alerting:
         leader: Leader | None = None,
         tracer: PathTracer | None = None,
         manual_wait_s: float = MANUAL_WAIT_S,
+        clock: SteadyClock | None = None,
     ) -> None:
         self._inventory = inventory
+        # Ticks read this clock: durations advance with the monotonic clock, jumps are moved.
+        self._clock = clock or SteadyClock()
         self._manual_wait_s = manual_wait_s
         # Two instances on one PostgreSQL: both probe, only the lock's holder judges tickets,
         # writes the state history and takes manual changes (docs/deployment.md). None: alone.
@@ -480,6 +493,63 @@ class Alerting:
         self.book = TicketBook.restore(self.book.policy, self.book.directory, tickets)
         if tickets:
             log.info("tickets restored count=%d", len(tickets))
+        await self._bound_restart_gap(alive, now)
+
+    async def _bound_restart_gap(self, alive: datetime | None, now: datetime) -> None:
+        """Timers stored by the previous run, judged without its monotonic clock: a gap since
+        its last heartbeat counts up to RESTART_GAP_COUNTED (the rest is moved), and a timer
+        or an outbox time the clock went back behind starts now / at most OUTBOX_CLAMP ahead.
+        """
+        if alive is not None and now - alive > RESTART_GAP_COUNTED:
+            gap = now - alive
+            why = f"restart after {gap.total_seconds():.0f} s"
+            await self._move_timers(gap - RESTART_GAP_COUNTED, now, why)
+        self.book, clamped = self.book.clamped(now)
+        if clamped:
+            records = [ticket_record(t, self.book.policy.recovery_s) for t in clamped]
+            await self._store.apply_ticket_changes(records, [], [], now)
+        items = await self._store.clamp_pending(now + OUTBOX_CLAMP)
+        if clamped or items:
+            log.warning(
+                "timers from the future (the clock went back) tickets=%d outbox_items=%d",
+                len(clamped),
+                items,
+            )
+
+    async def _move_timers(self, by: timedelta, now: datetime, why: str) -> None:
+        """Move the running ticket timers by `by`, in the book and the store (persisted, so a
+        later restart does not count the same gap again)."""
+        self.book, moved = self.book.shifted(by)
+        if moved:
+            records = [ticket_record(t, self.book.policy.recovery_s) for t in moved]
+            await self._store.apply_ticket_changes(records, [], [], now)
+        log.warning(
+            "ticket timers moved by_s=%.0f tickets=%d why=%s", by.total_seconds(), len(moved), why
+        )
+
+    async def now(self) -> datetime:
+        """Now, by the steady clock; a wall-clock jump found here first moves every running
+        timer (tickets, outbox leases and backoffs) by it, then the clock follows the wall."""
+        jump = self._clock.check()
+        if jump is not None:
+            # Followed even if the store fails below: moving twice (on a retry) would be worse
+            # than a timer left unmoved in the store (the book in memory is moved first).
+            try:
+                if self.is_leader:
+                    async with self._lock:
+                        now = self._clock.now() + jump
+                        try:
+                            await self._move_timers(jump, now, "clock jump")
+                        finally:  # the outbox's times move even if the tickets could not
+                            items = await self._store.shift_pending(jump)
+                            log.warning(
+                                "outbox times moved by_s=%.0f items=%d", jump.total_seconds(), items
+                            )
+                else:
+                    log.warning("wall clock jumped by_s=%.0f (standby)", jump.total_seconds())
+            finally:
+                self._clock.follow()
+        return self._clock.now()
 
     async def evaluate(self, now: datetime) -> tuple[Action, ...]:
         """One evaluation: history, tickets and outbox rows written, then the book adopted."""
@@ -638,7 +708,7 @@ class Alerting:
         beat_at: datetime | None = None
         while not stop.is_set():
             try:
-                now = datetime.now(UTC)
+                now = await self.now()
                 if not await self._follow_leadership(now):
                     # A wake-up (a lease just taken: netwatch.roles.core) asks again at once.
                     await self._pause(stop, self._tick_s)
@@ -649,10 +719,10 @@ class Alerting:
                     await self._store.heartbeat(now)
                     beat_at = now
             except Exception as exc:
-                self._tick_failed(exc, datetime.now(UTC))
+                self._tick_failed(exc, self._clock.now())
             else:
                 self._tick_succeeded()
-            await self._pause(stop, self._next_due_s(datetime.now(UTC)))
+            await self._pause(stop, self._next_due_s(self._clock.now()))
 
     def _tick_failed(self, exc: Exception, now: datetime) -> None:
         """A tick that failed (most often the store could not be written): the traceback once,
@@ -694,24 +764,47 @@ class Alerting:
 class StoreOutbox:
     """The store, seen through the notify worker's OutboxStore protocol."""
 
-    def __init__(self, store: Store, lease_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        lease_s: float = 300.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
         self._lease_s = lease_s
+        self._monotonic = monotonic
+        # Items this process claimed and has not recorded yet, by the monotonic time of the
+        # claim. The store's lease is wall-clock (it must outlive the process); a lease held
+        # here is judged by its monotonic age, so a wall-clock jump never re-sends an item
+        # that is still in flight (issue 15, docs/alerting.md "Clock jumps").
+        self._held: dict[int, float] = {}
 
     async def claim_due(self, now: datetime, limit: int) -> list[OutboxItem]:
         """Lease due items (they come back if this process dies before recording the outcome);
         each claim counts as an attempt."""
-        return await self._store.claim_due(now, limit, lease_s=self._lease_s)
+        items = await self._store.claim_due(now, limit, lease_s=self._lease_s)
+        at = self._monotonic()
+        self._held = {i: t for i, t in self._held.items() if at - t < self._lease_s}
+        fresh = []
+        for item in items:
+            if item.id in self._held:
+                log.warning("outbox item still in flight here, not sent again item=%d", item.id)
+                continue
+            self._held[item.id] = at
+            fresh.append(item)
+        return fresh
 
     async def mark_sent(self, item_id: int, at: datetime) -> None:
         """Record a confirmed delivery."""
         await self._store.mark_sent(item_id, at)
+        self._held.pop(item_id, None)
 
     async def mark_failed(
         self, item_id: int, at: datetime, next_attempt_at: datetime | None, error: str
     ) -> None:
         """Record a failed attempt and when to try again (None: give up)."""
         await self._store.mark_failed(item_id, error, next_attempt_at)
+        self._held.pop(item_id, None)
 
 
 def build_channels(

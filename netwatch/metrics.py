@@ -12,6 +12,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -25,6 +26,10 @@ from netwatch.observations import (
     SnmpObservation,
 )
 from netwatch.plan import IcmpTarget, LinkRef, Plan
+
+if TYPE_CHECKING:
+    from probes.icmp import PingerStats
+    from probes.snmp_wire import WireStats
 
 # RTT buckets from LAN (0.5 ms) to a satellite hop (2 s): fine enough for SmokePing-like
 # heatmaps of Vietnamese fibre/xDSL/4G links.
@@ -78,7 +83,10 @@ def _num(value: float) -> str:
 
 
 _CHUNK_LINES = 2000
-# Per-interface counters and rates with a direction label: (name, type, help, in field, out field).
+# Per-interface counters and rates with a direction label: (name, type, help, in field, out field,
+# scale). Rates are exported in bytes per second, Prometheus's base unit (`promtool check
+# metrics` warns on bits, issue 15): the probes measure bits (what ISPs sell), hence the 1/8.
+_BITS_TO_BYTES = 1 / 8
 _DIRECTIONAL = (
     (
         "netwatch_link_utilization_ratio",
@@ -86,13 +94,15 @@ _DIRECTIONAL = (
         "Traffic over the contracted bandwidth, per direction (0-1)",
         "in_utilization_ratio",
         "out_utilization_ratio",
+        1.0,
     ),
     (
-        "netwatch_link_traffic_bits_per_second",
+        "netwatch_link_traffic_bytes_per_second",
         "gauge",
         "Traffic rate between the last two polls",
         "in_bps",
         "out_bps",
+        _BITS_TO_BYTES,
     ),
     (
         "netwatch_interface_octets_total",
@@ -100,6 +110,7 @@ _DIRECTIONAL = (
         "Interface octet counter as read from the router",
         "in_octets",
         "out_octets",
+        1.0,
     ),
     (
         "netwatch_interface_errors_total",
@@ -107,6 +118,7 @@ _DIRECTIONAL = (
         "Interface error counter as read from the router",
         "in_errors",
         "out_errors",
+        1.0,
     ),
     (
         "netwatch_interface_discards_total",
@@ -114,6 +126,7 @@ _DIRECTIONAL = (
         "Interface discard counter as read from the router",
         "in_discards",
         "out_discards",
+        1.0,
     ),
 )
 
@@ -126,6 +139,53 @@ def _family(
 ) -> Family:
     """One family whose samples are (label set, value) pairs."""
     return (name, kind, help_text, _lines(name, pairs))
+
+
+IGNORED_PACKETS = "netwatch_probe_ignored_packets_total"
+IGNORED_PACKETS_HELP = (
+    "Datagrams the probes received, counted and ignored (not an answer of theirs)"
+)
+
+
+class _Pinger(Protocol):
+    def stats(self) -> PingerStats: ...
+
+
+class _Poller(Protocol):
+    def stats(self) -> WireStats: ...
+
+
+def ignored_packets(pinger: _Pinger | None, snmp: _Poller | None) -> list[tuple[str, str, int]]:
+    """(kind, reason, count) of what the ICMP pinger and the SNMP poller read and ignored:
+    garbage, foreign, late or duplicate replies (issue 15: counted, never a crash)."""
+    out: list[tuple[str, str, int]] = []
+    if pinger is not None:
+        p = pinger.stats()
+        out += [
+            ("icmp", "foreign", p.foreign),
+            ("icmp", "late", p.late),
+            ("icmp", "duplicate", p.duplicate),
+            ("icmp", "malformed", p.malformed),
+            ("icmp", "other_type", p.other_types),
+        ]
+    if snmp is not None:
+        w = snmp.stats()
+        out += [("snmp", "undecodable", w.decode_errors), ("snmp", "stray", w.stray)]
+    return out
+
+
+def ignored_packets_family(pinger: _Pinger | None, snmp: _Poller | None) -> Family:
+    """`netwatch_probe_ignored_packets_total{kind,reason}` of the single process's probes."""
+    pairs = (
+        (labelset(("kind", "reason"), (kind, reason)), float(count))
+        for kind, reason, count in ignored_packets(pinger, snmp)
+    )
+    return _family(IGNORED_PACKETS, "counter", IGNORED_PACKETS_HELP, pairs)
+
+
+def _scaled(value: float | None, scale: float) -> float | None:
+    """A sample value in the exported unit; None (no sample) stays None."""
+    return value if value is None or scale == 1.0 else value * scale
 
 
 def _lines(name: str, pairs: Iterable[tuple[str, float | None]]) -> Iterator[str]:
@@ -418,10 +478,10 @@ class MetricsCollector:
             for iface, reading in zip(obs.job.interfaces, obs.interfaces, strict=True)
         ]
         yield _family(
-            "netwatch_link_bandwidth_bits_per_second",
+            "netwatch_link_bandwidth_bytes_per_second",
             "gauge",
             "Contracted bandwidth of the link",
-            ((lb, bw) for lb, bw, _r in rows),
+            ((lb, bw * _BITS_TO_BYTES) for lb, bw, _r in rows),
         )
         oper = ((lb, None if r.oper_up is None else float(r.oper_up)) for lb, _bw, r in rows)
         yield _family(
@@ -430,9 +490,9 @@ class MetricsCollector:
             "1 if the link's router interface is up (ifOperStatus)",
             oper,
         )
-        for name, kind, help_text, field_in, field_out in _DIRECTIONAL:
+        for name, kind, help_text, field_in, field_out, scale in _DIRECTIONAL:
             pairs = (
-                (f'{lb},direction="{direction}"', getattr(r, field_name))
+                (f'{lb},direction="{direction}"', _scaled(getattr(r, field_name), scale))
                 for lb, _bw, r in rows
                 for direction, field_name in (("in", field_in), ("out", field_out))
             )

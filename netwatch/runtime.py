@@ -47,7 +47,7 @@ from netwatch.health import HealthMonitor, link_id
 from netwatch.history import LinkHistory
 from netwatch.inventory import Inventory
 from netwatch.loopstats import LoopTasks
-from netwatch.metrics import MetricsCollector
+from netwatch.metrics import MetricsCollector, ignored_packets_family
 from netwatch.notify.clock import SystemClock
 from netwatch.notify.outbox import OutboxWorker, RetryPolicy
 from netwatch.observations import ObservationSink
@@ -228,6 +228,9 @@ async def open_runtime(
             judge=health,
             fast_sinks=[latest, health],
         )
+        if pinger is not None or snmp is not None:
+            probes = (pinger, snmp)
+            collector.add_families(lambda: [ignored_packets_family(*probes)])
         store = await open_store(opts.database_url, data_dir=opts.data_dir)
         stack.push_async_callback(store.close)
         rollups = Rollups(store)

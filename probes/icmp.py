@@ -152,6 +152,11 @@ class PingerStats:
     """Echoes the local stack refused (``sendto`` failed)."""
     icmp_errors: int
     """ICMP destination unreachable / time exceeded messages about our echoes."""
+    malformed: int = 0
+    """Datagrams too short to hold an echo header (of any ICMP type): ignored."""
+    other_types: int = 0
+    """ICMP messages neither an echo reply nor an error about an echo (the kernel's filter
+    keeps most out of a raw socket): ignored."""
 
 
 # Called once per sweep of a round (echo k of every target), as soon as each of its echoes is
@@ -317,6 +322,8 @@ class IcmpPinger:
         self._duplicate = 0
         self._send_errors = 0
         self._icmp_errors = 0
+        self._malformed = 0
+        self._other_types = 0
         # Whether the loop watches the sockets; off while echoes leave on every tick (see _tick).
         self._readers_on = False
         self._watch_sockets(True)
@@ -384,6 +391,8 @@ class IcmpPinger:
             duplicate=self._duplicate,
             send_errors=self._send_errors,
             icmp_errors=self._icmp_errors,
+            malformed=self._malformed,
+            other_types=self._other_types,
         )
 
     async def __aenter__(self) -> Self:
@@ -756,8 +765,7 @@ class IcmpPinger:
                 begin += slot_size
                 offset = (view[begin] & 0x0F) << 2 if has_ip_header else 0
                 if size < offset + header_size:
-                    if size > offset and view[begin + offset] == reply_type:
-                        self._foreign += 1
+                    self._malformed += 1  # truncated: not even an identifier to match
                     continue
                 icmp_type, _code, _csum, ident, seq, their_cookie, high = unpack_from(
                     view, begin + offset
@@ -766,6 +774,8 @@ class IcmpPinger:
                     if icmp_type in error_types:
                         reply = bytes(view[begin : begin + size])
                         self._on_icmp_error(channel, icmp_type, reply, offset)
+                    else:
+                        self._other_types += 1
                     continue
                 if their_cookie != cookie or (check_identifier and ident != identifier):
                     self._foreign += 1

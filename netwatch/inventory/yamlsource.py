@@ -47,10 +47,17 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _COMPOSER = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
 
 
+# Aliases may repeat a subtree; a few nested ones would expand to billions of values (the
+# "billion laughs"). A national inventory has about 250,000: four times that is refused.
+MAX_VALUES = 1_000_000
+
+
 class _Builder:
     def __init__(self, file: str) -> None:
         self.file = file
         self.positions: dict[Loc, Position] = {}
+        self._open: set[int] = set()  # the nodes being built: an alias to one is a cycle
+        self._count = 0
 
     def _pos(self, node: yaml.Node) -> Position:
         mark = node.start_mark
@@ -58,6 +65,23 @@ class _Builder:
 
     def build(self, node: yaml.Node, loc: Loc) -> Any:
         self.positions[loc] = self._pos(node)
+        self._count += 1
+        if self._count > MAX_VALUES:
+            raise YamlSyntaxError(
+                self._pos(node), f"over {MAX_VALUES} values (aliases repeating aliases?)"
+            )
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            if id(node) in self._open:
+                raise YamlSyntaxError(self._pos(node), "an alias refers to a value containing it")
+            self._open.add(id(node))
+            try:
+                return self._collection(node, loc)
+            finally:
+                self._open.discard(id(node))
+        assert isinstance(node, yaml.ScalarNode)
+        return self._scalar(node)
+
+    def _collection(self, node: yaml.MappingNode | yaml.SequenceNode, loc: Loc) -> Any:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -75,10 +99,7 @@ class _Builder:
                 # keep the key's own position: errors about the key point at the key
                 self.positions[(*loc, key, "__key__")] = self._pos(key_node)
             return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
-        assert isinstance(node, yaml.ScalarNode)
-        return self._scalar(node)
+        return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
 
     def _scalar(self, node: yaml.ScalarNode) -> Any:
         # The common tags are converted here directly: going through PyYAML's constructor for
@@ -93,7 +114,14 @@ class _Builder:
             return None
         if tag == _BOOL:
             return value.lower() in ("yes", "true", "on", "y")
-        return yaml.SafeLoader.construct_object(_LOADER_FOR_SCALARS, node)
+        try:
+            return yaml.SafeLoader.construct_object(_LOADER_FOR_SCALARS, node)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+            # An explicit tag the text does not fit (!!float abc, !!binary of no base64) or
+            # one safe YAML refuses (!!python/object...).
+            raise YamlSyntaxError(
+                self._pos(node), f"{node.value!r} cannot be read as {tag}: {_first_line(exc)}"
+            ) from exc
 
 
 class _ScalarLoader(yaml.SafeLoader):
@@ -120,6 +148,17 @@ def read_yaml(path: Path, display_name: str | None = None) -> YamlDocument:
     return parse_yaml(text, name)
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _offset_position(text: str, name: str, offset: int) -> Position:
+    """The line and column of a character offset into `text`."""
+    before = text[:offset]
+    line = before.count("\n") + 1
+    return Position(name, line, offset - (before.rfind("\n") + 1) + 1)
+
+
 def parse_yaml(text: str, name: str) -> YamlDocument:
     """Parse YAML text named `name` in messages."""
     try:
@@ -129,8 +168,22 @@ def parse_yaml(text: str, name: str) -> YamlDocument:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "not valid YAML"
         raise YamlSyntaxError(Position(name, line, col), f"YAML syntax: {problem}") from exc
+    except yaml.reader.ReaderError as exc:
+        # A character YAML does not allow (a NUL, a control character): no mark, an offset.
+        position = _offset_position(text, name, exc.position)
+        char = exc.character
+        code = char if isinstance(char, int) else ord(str(char)[:1] or "\0")
+        raise YamlSyntaxError(
+            position, f"YAML syntax: character U+{code:04X} is not allowed (a control character?)"
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(Position(name, 1, 1), f"YAML syntax: {_first_line(exc)}") from exc
     builder = _Builder(name)
     if node is None:
         return YamlDocument(name, {}, {(): Position(name, 1, 1)})
-    data = builder.build(node, ())
+    try:
+        data = builder.build(node, ())
+    except RecursionError as exc:
+        position = Position(name, node.start_mark.line + 1, node.start_mark.column + 1)
+        raise YamlSyntaxError(position, "values nested too deeply") from exc
     return YamlDocument(name, data, builder.positions)

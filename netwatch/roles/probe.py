@@ -52,6 +52,7 @@ from netwatch.engine import Engine, EngineOptions
 from netwatch.health import HealthMonitor
 from netwatch.inventory import ConfigError, Inventory, load_inventory_isolated
 from netwatch.loopstats import LoopTasks
+from netwatch.metrics import IGNORED_PACKETS, IGNORED_PACKETS_HELP, ignored_packets
 from netwatch.observations import Kind, Observation, ObservationSink, RoundReport
 from netwatch.plan import Plan, compile_plan, shard_plan
 from probes.http import HttpProber
@@ -179,6 +180,16 @@ class ProbeMetrics(Collector):
                 targets.add_metric([*own, name], count)
         yield from (rounds, skipped, duration, lag, targets)
         yield from self._bus(base, own)
+        ignored = CounterMetricFamily(
+            IGNORED_PACKETS.removesuffix("_total"),
+            IGNORED_PACKETS_HELP,
+            labels=(*base, "kind", "reason"),
+        )
+        engine = w.engine
+        if engine is not None:
+            for probe, reason, count in ignored_packets(engine.pinger, engine.snmp):
+                ignored.add_metric([*own, probe, reason], count)
+        yield ignored
 
     def _bus(self, base: tuple[str, ...], own: list[str]) -> Iterator[Metric]:
         w = self._w

@@ -105,6 +105,46 @@ class OutboxRepository(StoreBase):
                 setattr(row, name, value)
             return DeliveryOutcome.RECORDED
 
+    async def shift_pending(self, by: timedelta) -> int:
+        """Move every pending item's next attempt (a lease, a backoff, a `not_before`) by `by`.
+
+        After the wall clock jumped (netwatch/steadyclock.py): those times were computed as
+        "now + a duration", so they move with the clock and the durations are kept; a forward
+        jump neither ends a lease early (re-sending an item in flight) nor makes every backoff
+        due at once, a backward one holds nothing back. Returns how many items moved.
+        """
+        async with self._write() as session:
+            rows = list(
+                await session.scalars(
+                    sa.select(OutboxRow)
+                    .where(OutboxRow.sent_at.is_(None), OutboxRow.next_attempt_at.is_not(None))
+                    .with_for_update()
+                )
+            )
+            for row in rows:
+                assert row.next_attempt_at is not None  # selected so
+                row.next_attempt_at = row.next_attempt_at + by
+            return len(rows)
+
+    async def clamp_pending(self, latest: datetime) -> int:
+        """Bring every pending item due after `latest` to `latest`; returns how many.
+
+        At start-up, after the clock went back while NetWatch was stopped: no lease or backoff
+        NetWatch sets is that long, so such a time is the old clock's and would hold the item
+        back by as long as the clock went back.
+        """
+        async with self._write() as session:
+            rows = list(
+                await session.scalars(
+                    sa.select(OutboxRow)
+                    .where(OutboxRow.sent_at.is_(None), OutboxRow.next_attempt_at > latest)
+                    .with_for_update()
+                )
+            )
+            for row in rows:
+                row.next_attempt_at = latest
+            return len(rows)
+
     async def get_outbox_item(self, item_id: int) -> OutboxItem | None:
         """One outbox item by id."""
         async with self._read() as session:

@@ -169,7 +169,10 @@ def test_snmp_portal_and_round_metrics(plan: Plan) -> None:
     assert (
         value("netwatch_interface_octets_total", {**LAC_DUONG_VNPT, "direction": "out"}) == 20_000
     )
-    assert value("netwatch_link_bandwidth_bits_per_second", LAC_DUONG_VNPT) == 100e6
+    # Rates in bytes/s, Prometheus's base unit (issue 15): the probe measured 8 Mbit/s in.
+    assert value("netwatch_link_bandwidth_bytes_per_second", LAC_DUONG_VNPT) == 100e6 / 8
+    traffic_in = {**LAC_DUONG_VNPT, "direction": "in"}
+    assert value("netwatch_link_traffic_bytes_per_second", traffic_in) == 1e6
     pl = {"portal": "dvcqg", "portal_name": "Cổng Dịch vụ công quốc gia"}
     assert value("netwatch_portal_up", pl) == 0
     assert value("netwatch_portal_phase_seconds", {**pl, "phase": "tls"}) == 0.03

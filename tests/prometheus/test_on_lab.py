@@ -37,6 +37,7 @@ from netwatch.store import open_store
 from tests.integration.test_run_on_lab import Client, _env, serving
 from tests.lab.fixtures import built_lab
 from tests.lab_netwatch import quick_app
+from tests.lam_dong import assert_promtool_accepts
 from tests.prometheus import promql
 from tests.prometheus.prometheus_server import (
     Prometheus,
@@ -607,3 +608,19 @@ def test_netwatch_itself_shows_its_troubles(run: Run) -> None:
     up = _by(run.prom.query('up{job="netwatch"}'), "instance")
     every = {(run.netwatch,): 1.0, (run.dead,): 0.0, **{(w,): 1.0 for w in run.workers}}
     assert up == every
+
+
+def test_a_live_scrape_passes_promtool_check_metrics(run: Run) -> None:
+    """Every target's /metrics, scraped live with every probe kind reporting (SNMP traffic on
+    the congested line included), passes `promtool check metrics` with nothing to say: no
+    unit other than the base one (issue 15: `..._bits_per_second` made it exit 3)."""
+    targets = [(run.client.base, "/metrics"), *((f"http://{w}", "/") for w in run.workers)]
+    names: set[str] = set()
+    for base, path in targets:
+        with urllib.request.urlopen(base + path, timeout=10) as response:
+            exposition = response.read()
+        names |= exported_names(base, path)
+        assert_promtool_accepts(exposition)
+    # SNMP made it to these scrapes: the renamed families were among what promtool checked.
+    assert "netwatch_link_traffic_bytes_per_second" in names
+    assert "netwatch_link_bandwidth_bytes_per_second" in names
