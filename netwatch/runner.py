@@ -143,6 +143,7 @@ def _run_all(args: argparse.Namespace) -> int:
 
     from netwatch.inventory import ConfigError
     from netwatch.web.app import create_app
+    from netwatch.web.reload import enable_reload
 
     try:
         app = create_app(
@@ -151,6 +152,7 @@ def _run_all(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+    enable_reload(app, args.config, sighup=True)  # SIGHUP and POST /api/v1/config/reload
     uvicorn.run(app, host=args.listen_host, port=args.listen_port, log_level=args.log_level)
     return 0
 

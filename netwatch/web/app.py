@@ -25,7 +25,7 @@ from netwatch.inventory import Inventory, load_inventory_isolated
 from netwatch.notify.outbox import RetryPolicy
 from netwatch.plan import Plan, compile_plan
 from netwatch.runtime import Runtime, RuntimeOptions, open_runtime
-from netwatch.web import admin, api, isp, status
+from netwatch.web import admin, api, isp, reload, status
 from netwatch.web.deps import NotReady, RuntimeDep
 from netwatch.web.session import SessionSigner
 
@@ -144,6 +144,7 @@ def create_app(
         return JSONResponse({"role": "leader" if leads else "standby"}, 200 if leads else 503)
 
     app.include_router(api.router)
+    app.include_router(reload.router)
     app.include_router(isp.router)
     app.include_router(admin.router)
     return app
