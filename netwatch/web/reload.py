@@ -5,9 +5,9 @@ core and the web workers) makes the app's lifespan build a `netwatch.reload.Relo
 runtime, publish each reloaded runtime on ``app.state.runtime`` (the pages rebuild from it), and
 with ``sighup=True`` reload on SIGHUP. Without it the route answers 409.
 
-Under the supervisor (``via_parent=True``: `netwatch run` without --role) one process alone must
-not reload: the route checks the file, and if it is good asks the supervisor (SIGHUP to the
-parent), which checks it again and passes SIGHUP to every child; the answer is 202.
+Under the supervisor (`netwatch run` without --role: ``supervisor`` is its pid) one process
+alone must not reload: the route checks the file, and if it is good asks the supervisor
+(SIGHUP), which checks it again and passes SIGHUP to every child; the answer is 202.
 """
 
 from __future__ import annotations
@@ -41,14 +41,14 @@ class ReloadSettings:
 
     config: Path
     sighup: bool = False  # reload on SIGHUP (the process's main thread runs the event loop)
-    via_parent: bool = False  # under the supervisor: ask it (SIGHUP) instead of reloading alone
+    supervisor: int | None = None  # under the supervisor, its pid: ask it (SIGHUP), not alone
 
 
 def enable_reload(
-    app: FastAPI, config: Path | str, *, sighup: bool = False, via_parent: bool = False
+    app: FastAPI, config: Path | str, *, sighup: bool = False, supervisor: int | None = None
 ) -> None:
     """Let this app reload its configuration (the API route, and SIGHUP if asked)."""
-    app.state.reload_settings = ReloadSettings(Path(config), sighup, via_parent)
+    app.state.reload_settings = ReloadSettings(Path(config), sighup, supervisor)
 
 
 @contextlib.asynccontextmanager
@@ -160,12 +160,12 @@ async def reload_config(request: Request, caller: WriteCaller) -> JSONResponse:
     if settings is None or reloader is None:
         raise HTTPException(409, "this NetWatch process does not reload its configuration")
     log.info("configuration reload asked by=%s", caller.created_by)
-    if settings.via_parent:
+    if settings.supervisor is not None:
         loaded = await asyncio.to_thread(load_checked, settings.config, load_inventory_isolated)
         if isinstance(loaded, ConfigError):
             body = ReloadAnswer(status="refused", errors=_issues(loaded.issues))
             return JSONResponse(body.model_dump(), 422)
-        os.kill(os.getppid(), signal.SIGHUP)
+        os.kill(settings.supervisor, signal.SIGHUP)
         body = ReloadAnswer(status="requested", communes=len(loaded.communes))
         return JSONResponse(body.model_dump(), 202)
     return _answer(await reloader.reload())
