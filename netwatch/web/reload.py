@@ -144,10 +144,17 @@ def _answer(outcome: ReloadOutcome) -> JSONResponse:
     summary="Reload the configuration file",
     response_model=ReloadAnswer,
     responses={
+        202: {
+            "model": ReloadAnswer,
+            "description": "Under the supervisor: the file is good, every process reloads it",
+        },
         401: {"description": "Missing, unknown or revoked API token"},
         403: {"description": "The token lacks the write scope"},
         409: {"description": "This process does not reload its configuration"},
-        422: {"description": "The file has mistakes; the running configuration stays"},
+        422: {
+            "model": ReloadAnswer,
+            "description": "The file has mistakes; the running configuration stays",
+        },
     },
 )
 async def reload_config(request: Request, caller: WriteCaller) -> JSONResponse:

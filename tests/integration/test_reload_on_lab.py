@@ -97,8 +97,21 @@ class NetWatch:
         self.proc.send_signal(signal.SIGHUP)
 
 
-@pytest.fixture
-def netwatch_on(lab: Lab, tmp_path: Path) -> Iterator[tuple[NetWatch, Path, dict[str, Any]]]:
+# One process (`--role all`), and the supervised processes (`netwatch run`: its own nats-server,
+# a probe worker, an SNMP worker, the core and a web worker; SIGHUP goes to the supervisor).
+MODES = {
+    "single-process": ("--role", "all"),
+    "processes": (
+        "--probe-workers", "1", "--snmp-workers", "1", "--web-workers", "1",
+        "--metrics-port-base", "0",
+    ),
+}  # fmt: skip
+
+
+@pytest.fixture(params=sorted(MODES))
+def netwatch_on(
+    lab: Lab, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[NetWatch, Path, dict[str, Any]]]:
     """NetWatch running on the lab's first three communes (the fourth is added by the test)."""
     data = yaml.safe_load(lab.paths.config_file.read_text(encoding="utf-8"))
     data["intervals"] = {"icmp_s": 2, "icmp_echoes": 5, "snmp_s": 3, "http_s": 5}
@@ -114,8 +127,7 @@ def netwatch_on(lab: Lab, tmp_path: Path) -> Iterator[tuple[NetWatch, Path, dict
             [
                 NETWATCH,
                 "run",
-                "--role",
-                "all",
+                *MODES[request.param],
                 "--config",
                 str(config),
                 "--listen",
