@@ -59,10 +59,24 @@ def _write(path: Path, data: dict[str, Any]) -> None:
 class NetWatch:
     """`netwatch run --role all` on a config file, over HTTP; its log kept for the asserts."""
 
-    def __init__(self, proc: subprocess.Popen[str], port: int, log: Path) -> None:
+    def __init__(self, proc: subprocess.Popen[str], port: int, log: Path, token: str) -> None:
         self.proc = proc
         self.base = f"http://127.0.0.1:{port}"
         self.log = log
+        self.token = token
+
+    def reload(self) -> tuple[int, Any]:
+        """POST /api/v1/config/reload with a write token."""
+        request = urllib.request.Request(
+            self.base + "/api/v1/config/reload",
+            method="POST",
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
 
     def get(self, path: str) -> tuple[int, str]:
         try:
@@ -122,6 +136,12 @@ def netwatch_on(
     port = reserved_port()
     log = tmp_path / "netwatch.log"
     (tmp_path / "data").mkdir()
+    token = subprocess.run(
+        [NETWATCH, "token", "create", "ops", "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[0]
     with log.open("w") as out:
         proc = subprocess.Popen(
             [
@@ -141,9 +161,9 @@ def netwatch_on(
             text=True,
         )
         try:
-            nw = NetWatch(proc, port, log)
+            nw = NetWatch(proc, port, log, token)
             wait_until(lambda: nw.get("/healthz")[0] == 200, 60, 0.5, "NetWatch up")
-            yield nw, config, full
+            yield nw, config, {**full, "mode": request.param}
         finally:
             stop(proc)
             print(log.read_text()[-6000:])  # shown when the test fails
@@ -151,6 +171,8 @@ def netwatch_on(
 
 def test_sighup_reload_on_lab(lab: Lab, netwatch_on: tuple[NetWatch, Path, dict[str, Any]]) -> None:
     nw, config, full = netwatch_on
+    full = dict(full)
+    mode = full.pop("mode")
     communes = full["communes"]
     gone, kept, tuned, added = (f"{int(c['code']):05d}" for c in communes)
     # Every commune judged ok first, then two lines cut: both get tickets.
@@ -234,3 +256,22 @@ def test_sighup_reload_on_lab(lab: Lab, netwatch_on: tuple[NetWatch, Path, dict[
     )
     assert nw.proc.poll() is None
     assert [t["state"] for t in nw.tickets(kept)] == ["open"] * len(kept_tickets)
+
+    # The API: a bad file is refused with every mistake and its place; the good one is applied
+    # (one process: 200) or checked and passed to every process by the supervisor (202).
+    status, body = nw.reload()
+    assert status == 422, body
+    assert body["status"] == "refused"
+    assert {"file": str(config), "line": code_line} in [
+        {"file": e["file"], "line": e["line"]} for e in body["errors"]
+    ]
+    _write(config, {**full, "communes": [communes[1], tuned_entry, communes[3]]})
+    status, body = nw.reload()
+    assert (status, body["status"]) in ((200, "applied"), (202, "requested")), body
+    assert status == (200 if mode == "single-process" else 202)
+    wait_until(
+        lambda: nw.samples("netwatch_config_reload_success").get("") == 1.0,
+        30,
+        0.5,
+        "good reload reported",
+    )
