@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -133,6 +134,10 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     args.listen_host, args.listen_port = host.strip("[]"), int(port)
     _logging(args)
+    # SIGHUP reloads the configuration once NetWatch runs (each role installs its handler);
+    # until then it is ignored rather than fatal: a reload passed on by the supervisor, or a
+    # `systemctl reload`, during start-up must not kill the process.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     role = ROLES[args.role] if args.role else _run_supervisor
     return role(args)
 

@@ -549,10 +549,15 @@ async def serve(inventory: Inventory, options: ProbeOptions, config: Path | None
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     reloads: set[asyncio.Task[None]] = set()
+    one_at_a_time = asyncio.Lock()
     if config is not None:
 
+        async def reload(path: Path) -> None:
+            async with one_at_a_time:  # two SIGHUPs in a row: one reload after the other
+                await _reload(worker, path)
+
         def on_sighup() -> None:
-            task = loop.create_task(_reload(worker, config), name="netwatch-probe-reload")
+            task = loop.create_task(reload(config), name="netwatch-probe-reload")
             reloads.add(task)
             task.add_done_callback(reloads.discard)
 

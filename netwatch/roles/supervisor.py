@@ -339,6 +339,7 @@ async def _reload(args: argparse.Namespace, children: Sequence[_Child]) -> None:
         # The core alone is told: it refuses the file too and says so in the metrics
         # Prometheus scrapes (netwatch_config_reload_success 0); no worker is disturbed.
         children = [c for c in children if c.spec.name == "core"]
+    good = check.returncode == 0
     told = []
     for child in children:
         proc = child.proc
@@ -346,7 +347,12 @@ async def _reload(args: argparse.Namespace, children: Sequence[_Child]) -> None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGHUP)
                 told.append(child.spec.name)
-    log.warning("configuration reload passed on file=%s children=%s", args.config, ",".join(told))
+    log.warning(
+        "configuration %s passed on file=%s children=%s",
+        "reload" if good else "refusal",
+        args.config,
+        ",".join(told),
+    )
 
 
 def run_supervisor(args: argparse.Namespace) -> int:
