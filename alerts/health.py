@@ -428,6 +428,11 @@ class LinkEvaluator(_Evaluator[LinkState]):
         """Drop a link removed from the inventory."""
         self._engine.forget(link)
 
+    def set_policies(self, policies: Mapping[str, LinkPolicy]) -> None:
+        """New per-link policies (a configuration reload): each link's next round is judged by
+        its new thresholds; its state and the rounds counted so far stay."""
+        self._policies = dict(policies)
+
 
 class PortalEvaluator(_Evaluator[PortalState]):
     """Per portal and vantage point hysteresis over PortalRounds."""

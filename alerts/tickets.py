@@ -56,6 +56,8 @@ class EventKind(enum.Enum):
     RECOVERY_HELD = "recovery_held"  # NetWatch lost its own connectivity: clock stopped
     CLEARED = "cleared"  # a manually resolved ticket's incident is gone too
     AUTO_RESOLVED = "auto_resolved"
+    # Resolved because its subject left the configuration (a reload): nothing recovered.
+    UNMONITORED = "unmonitored"
     LINKED = "linked"  # absorbed by an upstream outage
     UNLINKED = "unlinked"
     MAINTENANCE_STARTED = "maintenance_started"  # kept open, escalation paused
@@ -264,6 +266,11 @@ class AutoResolve(TicketChange):
 
 
 @dataclass(frozen=True, slots=True)
+class Unmonitored(TicketChange):
+    """Its subject was removed from monitoring: resolved without a recovery."""
+
+
+@dataclass(frozen=True, slots=True)
 class Escalate(TicketChange):
     """Unacknowledged too long: tell the next level (``recipients`` are that level's)."""
 
@@ -312,6 +319,7 @@ Action: TypeAlias = (
     | ReopenTicket
     | UpdateTicket
     | AutoResolve
+    | Unmonitored
     | Escalate
     | Remind
     | LinkToParent
@@ -498,6 +506,30 @@ class TicketBook:
         if not text.strip():
             return Refused(ticket_id, Refusal.EMPTY_NOTE)
         return self._manual(ticket, now, actor, EventKind.NOTE, text, Noted)
+
+    def unmonitor(self, keys: Collection[SubjectKey], now: datetime) -> Step:
+        """Subjects removed from monitoring (a configuration reload): their unresolved tickets
+        resolve as such, telling those told so far (not a recovery: nobody saw it come back),
+        and the keys leave the book, so nothing of them reopens or clears later."""
+        _require_aware(now)
+        actions: list[Action] = []
+        tickets = dict(self.tickets)
+        for key in sorted(k for k in keys if k in tickets):
+            ticket = tickets.pop(key)
+            if ticket.status is TicketStatus.RESOLVED:
+                continue
+            closed = replace(
+                ticket,
+                status=TicketStatus.RESOLVED,
+                resolved_at=now,
+                ok_since=now,  # nothing left to clear or watch
+                parent=None,
+                evidence=_close(ticket.evidence, now),
+            )
+            closed, event = _log(closed, now, EventKind.UNMONITORED, "removed from monitoring")
+            actions.append(Unmonitored(closed, event, _told(self.directory, closed)))
+        suppressed = {k: v for k, v in self.suppressed.items() if k not in keys}
+        return Step(replace(self, tickets=tickets, suppressed=suppressed), tuple(actions))
 
     def _current(self, ticket_id: str, now: datetime) -> Ticket | Refused:
         """The ticket a manual change is about, if it is the latest of its key."""

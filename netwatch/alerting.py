@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,6 +58,7 @@ from alerts.tickets import (
     TicketEvent,
     TicketPolicy,
     TicketStatus,
+    Unmonitored,
 )
 from netwatch.health import HealthMonitor
 from netwatch.inventory import Divisions, Inventory
@@ -126,6 +127,7 @@ _NOTICE = {
     OpenTicket: NoticeEvent.OPENED,
     ReopenTicket: NoticeEvent.REOPENED,
     AutoResolve: NoticeEvent.AUTO_RESOLVED,
+    Unmonitored: NoticeEvent.UNMONITORED,
     Escalate: NoticeEvent.ESCALATED,
     Remind: NoticeEvent.REMINDER,
     Acknowledged: NoticeEvent.ACKNOWLEDGED,
@@ -416,6 +418,8 @@ class Alerting:
         # open (about 1.5 s on a broken path) and kept a minute for the evaluations after.
         self._tracer = tracer
         self._paths: dict[SubjectKey, tuple[datetime, PathTrace | None]] = {}
+        # Subjects a reload removed whose tickets are still to resolve as such (reload()).
+        self._unmonitored: set[SubjectKey] = set()
 
     def wake(self) -> None:
         """Evaluate now (the incidents changed)."""
@@ -551,10 +555,55 @@ class Alerting:
                 self._clock.follow()
         return self._clock.now()
 
+    async def reload(
+        self, inventory: Inventory, removed: Collection[SubjectKey], now: datetime
+    ) -> tuple[Action, ...]:
+        """Take a reloaded inventory (the health monitor took it first): its contacts, ticket
+        timings, maintenance windows and names apply from the next evaluation. The tickets of
+        `removed` subjects resolve as "removed from monitoring" (persisted and told like any
+        change), not as recovered; every other ticket goes on as it was. Not leading (or the
+        store failing), they are closed by the first evaluation that leads."""
+        async with self._lock:
+            self._inventory = inventory
+            self._windows = windows_of(inventory)
+            self._notices = Notices(inventory, self._health)
+            self.book = replace(
+                self.book, policy=policy_of(inventory), directory=directory_of(inventory)
+            )
+            if self._tracer is not None:
+                self._tracer.reload(inventory)
+            self._unmonitored |= set(removed)
+            if not self.is_leader:
+                return ()
+            return await self._close_unmonitored(now)
+
+    def unmonitor_soon(self, removed: Collection[SubjectKey]) -> None:
+        """Subjects the health monitor just forgot: their tickets resolve as removed from
+        monitoring at the next chance (reload() or the next evaluation), never as recovered."""
+        self._unmonitored |= set(removed)
+
+    async def _close_unmonitored(self, now: datetime) -> tuple[Action, ...]:
+        """Resolve the tickets of subjects removed from monitoring (under the lock)."""
+        if not self._unmonitored:
+            return ()
+        step = self.book.unmonitor(self._unmonitored, now)
+        await self._persist(step.actions, now)
+        self.book = step.book
+        self._unmonitored = set()
+        for action in step.actions:
+            if isinstance(action, Unmonitored):
+                log.warning(
+                    "ticket resolved, removed from monitoring id=%s key=%s",
+                    action.ticket.id,
+                    action.ticket.key,
+                )
+        return step.actions
+
     async def evaluate(self, now: datetime) -> tuple[Action, ...]:
         """One evaluation: history, tickets and outbox rows written, then the book adopted."""
         async with self._lock:
             await self._record_history()
+            await self._close_unmonitored(now)  # before they could count as recovered
             incidents = self._health.incidents
             topology = self._health.topology
             windows = self._windows + await self._api_windows(now)

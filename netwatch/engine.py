@@ -134,6 +134,26 @@ class Engine:
         await asyncio.gather(*self._tasks, *checks, return_exceptions=True)
         self._tasks.clear()
 
+    async def reload(self, plan: Plan) -> None:
+        """Measure a reloaded plan: the rounds (and fast confirmation) start again on it, so
+        added targets are probed from the next round and removed ones no more. The round in
+        progress is dropped (the judged states do not depend on it: hysteresis counts rounds);
+        a router polled before keeps its interface map and previous sample (its rates)."""
+        running = bool(self._tasks)
+        await self.stop()
+        before, self.plan = self._jobs, plan
+        self._jobs = {job.key: job for job in plan.snmp}
+        for key in list(self._routers):
+            if self._jobs.get(key) != before.get(key):
+                # Removed, or polled differently (address, credentials, interfaces): its
+                # interface map and previous sample mean nothing for the new job.
+                del self._routers[key]
+        if self.http is not None:
+            self.http.prepare([job.check for job in plan.portals])
+        self.confirmer = None
+        if running:
+            self.start()
+
     async def _loop(
         self,
         kind: Kind,

@@ -111,6 +111,16 @@ def policies_of(inventory: Inventory) -> dict[str, LinkPolicy]:
     return out
 
 
+def _keys_of(inventory: Inventory, topology: Topology) -> dict[str, SubjectKey]:
+    """Each subject judged from here, by its state-history name: its key."""
+    return {
+        **{link: SubjectKey.link(LinkId(link)) for link in topology.links},
+        **{key.encoded: key for key in (SubjectKey.upstream(u) for u in inventory.upstreams)},
+        **{ref: SubjectKey.parse(ref) for ref in topology.references},
+        **{portal_subject(p, CENTRAL): SubjectKey.portal(p) for p in inventory.portals},
+    }
+
+
 @dataclass(slots=True)
 class _RouterView:
     """The latest SNMP view of one link's router."""
@@ -167,14 +177,43 @@ class HealthMonitor:
         # every sweep of the round, and each answer costs one set lookup.
         self._bad: set[str] = set()
         # Each subject judged here, by its state-history name: its key (built once).
-        self._key_of: dict[str, SubjectKey] = {
-            **{link: SubjectKey.link(LinkId(link)) for link in self.topology.links},
-            **{key.encoded: key for key in (SubjectKey.upstream(u) for u in inventory.upstreams)},
-            **{ref: SubjectKey.parse(ref) for ref in self.topology.references},
-            **{portal_subject(p, CENTRAL): SubjectKey.portal(p) for p in inventory.portals},
-        }
+        self._key_of: dict[str, SubjectKey] = _keys_of(inventory, self.topology)
         # Called after a batch that changed the incidents (alerting evaluates at once).
         self.on_change: list[Callable[[], None]] = []
+
+    def reload(self, inventory: Inventory, now: datetime) -> frozenset[SubjectKey]:
+        """Take a reloaded inventory: new topology and thresholds; the subjects that left it are
+        forgotten (their states, held rounds, router views) and returned, so that alerting can
+        close their tickets. Subjects that stay keep their state and hysteresis."""
+        topology = topology_of(inventory)
+        keys = _keys_of(inventory, topology)
+        gone = {name: key for name, key in self._key_of.items() if name not in keys}
+        for name, key in gone.items():
+            if key.kind is SubjectKind.LINK:
+                self.links.forget(name)
+                self._routers.pop(name, None)
+                self._pending.pop(name, None)
+                self._last_round.pop(name, None)
+            elif key.kind is SubjectKind.PORTAL:
+                self.portals.forget(key.name, CENTRAL)
+            else:
+                self.nodes.forget(name)
+            self._bad.discard(key.encoded)
+            if name in self._recorded:  # the state history: not watched from now on
+                self._recorded.discard(name)
+                self._unrecorded.append(
+                    Transition(name, "", "unknown", now, now, "removed from monitoring")
+                )
+        self.topology = topology
+        self.links.set_policies(policies_of(inventory))
+        self._key_of = keys
+        # The incidents again, without the subjects that left (alerting closes their tickets
+        # as removed before it evaluates these: netwatch.alerting.Alerting.reload).
+        self._decided = decide(
+            topology, self.links.statuses(), self.nodes.statuses(), self.portals.statuses()
+        )
+        self.incidents = self._measured(self._decided)
+        return frozenset(gone.values())
 
     def observe(self, batch: Sequence[Observation]) -> None:
         """Feed one round's observations to the evaluators, then decide the incidents."""
@@ -187,6 +226,8 @@ class HealthMonitor:
                 found.extend(self._observe_icmp(obs))
             elif isinstance(obs, PortalObservation):
                 h = obs.http
+                if portal_subject(obs.job.portal, CENTRAL) not in self._key_of:
+                    continue  # a probe begun before a reload removed the portal
                 self._seen(portal_subject(obs.job.portal, CENTRAL))
                 found.append(
                     self.portals.observe(
@@ -341,6 +382,8 @@ class HealthMonitor:
         out: list[Transition | None] = []
         for reading in obs.interfaces:
             key = reading.link_key.name  # the link id
+            if key not in self._key_of:
+                continue  # a poll begun before a reload removed the link
             view = self._routers.setdefault(key, _RouterView())
             view.router_reachable = reachable
             view.rebooted = view.rebooted or obs.rebooted
@@ -368,12 +411,16 @@ class HealthMonitor:
             if target.role not in ("upstream", "reference"):
                 return []  # front-office devices are shown, not ticketed (for now)
             subject = target.key.encoded
+            if subject not in self._key_of:
+                return []  # a round begun before a reload removed the node
             node = NodeRound(
                 subject, result.started_at, result.received > 0, result.loss_ratio, result.sent
             )
             self._seen(subject)
             return [self.nodes.observe(node)]
         key = target.link.id
+        if key not in self._key_of:
+            return []  # a round begun before a reload removed the link
         self._seen(key)
         view = self._routers.get(key)
         rnd = LinkRound(key, result.started_at, result.sent, result.received, result.rtt_median_s)

@@ -112,6 +112,32 @@ class LinkHistory:
         # (link index, hour number) whose row must be (re)written.
         self._dirty: set[tuple[int, int]] = set()
 
+    def add_links(self, links: Sequence[str]) -> None:
+        """Keep buckets for links a configuration reload added (empty until their first round).
+        Links it removed stay until NetWatch restarts: no round feeds them any more."""
+        new = [link for link in dict.fromkeys(links) if link not in self._index]
+        if not new:
+            return
+        n, grown = self._n, self._n + len(new)
+
+        def regrow(old: array[int], typecode: str, empty: int) -> array[int]:
+            out = array(typecode, [empty]) * (grown * self.buckets)
+            for slot in range(self.buckets):
+                out[slot * grown : slot * grown + n] = old[slot * n : (slot + 1) * n]
+            return out
+
+        self._rtt = regrow(self._rtt, "H", NO_RTT)
+        self._rtt_max = regrow(self._rtt_max, "H", NO_RTT)
+        self._loss = regrow(self._loss, "B", NO_LOSS)
+        self._sent.extend([0] * len(new))
+        self._received.extend([0] * len(new))
+        self._max.extend([-1.0] * len(new))
+        self._medians.extend([] for _ in new)
+        for link in new:
+            self._index[link] = len(self._links)
+            self._links.append(link)
+        self._n = grown
+
     @property
     def links(self) -> tuple[str, ...]:
         """The links kept, '24848/vnpt-tslcd'."""

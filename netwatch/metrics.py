@@ -307,12 +307,18 @@ class MetricsCollector:
             if isinstance(obs, IcmpObservation):
                 self._observe_icmp(obs)
             elif isinstance(obs, SnmpObservation):
+                if obs.job.key not in self._router_labels or any(
+                    r.link_key not in self._link_labels for r in obs.interfaces
+                ):
+                    continue  # polled as a reload removed it: no series any more
                 self._snmp[obs.job.key] = obs
                 if obs.rebooted:
                     self._reboots[obs.job.key] = self._reboots.get(obs.job.key, 0) + 1
                 if obs.sample.failure is not None:
                     self._fail("snmp", obs.sample.failure.value)
             else:
+                if obs.job.key not in self._portal_labels:
+                    continue  # probed as a reload removed it
                 self._portals[obs.job.key] = obs
                 if obs.http.failure is not None:
                     self._fail("http", obs.http.failure.value)
@@ -559,6 +565,29 @@ class MetricsCollector:
             "1 if the resolver answered with an address",
             ((dl, 1.0 if d.failure is None else 0.0) for dl, d in dns_rows),
         )
+
+    def reload(self, plan: Plan) -> None:
+        """A reloaded plan: the series of targets that left it go, new targets get theirs from
+        their first round; a target measured as before keeps its counters and histogram."""
+        fresh = MetricsCollector(plan)
+        kept = {
+            key: state
+            for key, state in self._icmp.items()
+            if key in fresh._icmp and fresh._icmp[key].target == state.target
+        }
+        self._icmp = {**fresh._icmp, **kept}
+        self._link_labels = fresh._link_labels
+        self._router_labels = fresh._router_labels
+        self._portal_labels = fresh._portal_labels
+        self._snmp = {
+            k: v
+            for k, v in self._snmp.items()
+            if k in fresh._router_labels
+            and all(r.link_key in fresh._link_labels for r in v.interfaces)
+        }
+        self._reboots = {k: v for k, v in self._reboots.items() if k in fresh._router_labels}
+        self._portals = {k: v for k, v in self._portals.items() if k in fresh._portal_labels}
+        self._plan_counts = fresh._plan_counts
 
     # -- Collector: NetWatch's own health ------------------------------------------------
     def collect(self) -> Iterator[Metric]:

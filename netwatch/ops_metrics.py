@@ -264,6 +264,16 @@ class OpsMetrics:
         self._book = ticket_book
         self._backlog_source = outbox_backlog
         self._clock = clock
+        self.reload(inventory, plan)
+        self.tickets = TicketMeter(inventory.isps)
+        if ticket_book is not None:
+            self.tickets.baseline(ticket_book())
+        self.outbox: MeteredOutbox | None = None
+        self.backlog: OutboxBacklog | None = None
+        self._backlog_failing = False
+
+    def reload(self, inventory: Inventory, plan: Plan) -> None:
+        """Take the (re)loaded inventory and plan: the per-link and per-commune series follow."""
         self._links = [
             _Link(t.link.id, t.key, link_labelset(t.link)) for t in plan.icmp if t.link is not None
         ]
@@ -276,12 +286,6 @@ class OpsMetrics:
             "snmp": plan.snmp_interval_s,
             "http": plan.http_interval_s,
         }
-        self.tickets = TicketMeter(inventory.isps)
-        if ticket_book is not None:
-            self.tickets.baseline(ticket_book())
-        self.outbox: MeteredOutbox | None = None
-        self.backlog: OutboxBacklog | None = None
-        self._backlog_failing = False
 
     def register(self, registry: CollectorRegistry, collector: MetricsCollector) -> None:
         """Add the bounded families to the registry and the per-link ones to the stream."""

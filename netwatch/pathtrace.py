@@ -155,8 +155,7 @@ class PathTracer:
         timeout_s: float = 1.0,
         max_concurrent: int = 4,
     ) -> None:
-        self._names = hop_names(inventory)
-        self._plans = _plans(inventory)
+        self.reload(inventory)
         self._options: dict[str, Any] = {
             "max_hops": max_hops,
             "probes_per_hop": probes_per_hop,
@@ -167,6 +166,11 @@ class PathTracer:
         # waits its turn rather than opening hundreds of them.
         self._slots = asyncio.Semaphore(max_concurrent)
         self._unavailable = False
+
+    def reload(self, inventory: Inventory) -> None:
+        """Take the (re)loaded inventory: the addresses traced and the names of known hops."""
+        self._names = hop_names(inventory)
+        self._plans = _plans(inventory)
 
     def address_of(self, incident_key: SubjectKey) -> str | None:
         """The address traced for an incident key (a link's, an upstream node's), or None."""

@@ -287,3 +287,45 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class PlanDiff:
+    """What a configuration reload changes in what is measured, by subject key.
+
+    `changed`: the subject stays but how it is measured changed (an address, a credential, a
+    link's labels, a portal's check); its judged state and tickets stay."""
+
+    added: frozenset[SubjectKey]
+    removed: frozenset[SubjectKey]
+    changed: frozenset[SubjectKey]
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing measured is added, removed or changed."""
+        return not (self.added or self.removed or self.changed)
+
+
+def plan_subjects(plan: Plan) -> dict[SubjectKey, object]:
+    """Every subject a plan measures, with what it is measured as (to compare two plans).
+
+    A link's router poll is its own subject ("router:CODE"); the link keys come from the ICMP
+    targets (every link is pinged)."""
+    out: dict[SubjectKey, object] = {}
+    for target in plan.icmp:
+        out[target.key] = target
+    for job in plan.snmp:
+        out[job.key] = job
+    for portal in plan.portals:
+        out[portal.key] = portal
+    return out
+
+
+def diff_plans(old: Plan, new: Plan) -> PlanDiff:
+    """The subjects a reload adds, removes, or measures differently."""
+    before, after = plan_subjects(old), plan_subjects(new)
+    return PlanDiff(
+        added=frozenset(after.keys() - before.keys()),
+        removed=frozenset(before.keys() - after.keys()),
+        changed=frozenset(k for k in before.keys() & after.keys() if before[k] != after[k]),
+    )

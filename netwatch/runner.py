@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -135,6 +136,10 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     args.listen_host, args.listen_port = host.strip("[]"), int(port)
     _logging(args)
+    # SIGHUP reloads the configuration once NetWatch runs (each role installs its handler);
+    # until then it is ignored rather than fatal: a reload passed on by the supervisor, or a
+    # `systemctl reload`, during start-up must not kill the process.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     role = ROLES[args.role] if args.role else _run_supervisor
     return role(args)
 
@@ -146,6 +151,7 @@ def _run_all(args: argparse.Namespace) -> int:
     from netwatch.inventory import ConfigError
     from netwatch.web.app import create_app
     from netwatch.web.edge import edge_options, server_config
+    from netwatch.web.reload import enable_reload
 
     try:
         app = create_app(
@@ -154,6 +160,7 @@ def _run_all(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+    enable_reload(app, args.config, sighup=True)  # SIGHUP and POST /api/v1/config/reload
     config = server_config(
         app,
         edge_options(args),

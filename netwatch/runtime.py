@@ -177,6 +177,9 @@ class Runtime:
     desk: TicketDesk  # where people's ticket actions go (LocalDesk, or the bus's)
     replica: bool  # a read replica: never leads, writes no history (RuntimeOptions.replica)
     alerting_paused_since: Callable[[], datetime | None]  # for the pages (RuntimeOptions)
+    # Called with the new plan when the configuration is reloaded (netwatch/reload.py): a bus
+    # feed's plan index (netwatch.roles.core, netwatch.roles.web).
+    plan_hooks: list[Callable[[Plan], None]] = field(default_factory=list)
 
 
 async def _open_probes(

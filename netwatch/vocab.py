@@ -143,6 +143,10 @@ TICKET_EVENT: Final[Mapping[EventKind, Wording]] = {
     EventKind.AUTO_RESOLVED: Wording(
         "Tự động đóng phiếu (đã ổn định trở lại)", "Resolved automatically (back to normal)"
     ),
+    EventKind.UNMONITORED: Wording(
+        "Đã ngừng giám sát (đối tượng được gỡ khỏi cấu hình)",
+        "Removed from monitoring (taken out of the configuration)",
+    ),
     EventKind.LINKED: Wording("Gộp vào sự cố cấp trên", "Linked to an upstream incident"),
     EventKind.UNLINKED: Wording("Tách khỏi sự cố cấp trên", "Unlinked from the upstream incident"),
     EventKind.MAINTENANCE_STARTED: Wording("Bắt đầu bảo trì", "Maintenance started"),

@@ -57,6 +57,7 @@ class NoticeEvent(enum.Enum):
     NOTE = "note"
     RESOLVED = "resolved"
     AUTO_RESOLVED = "auto_resolved"
+    UNMONITORED = "unmonitored"  # closed because the subject left the configuration
     REOPENED = "reopened"
     LINE_BACK = "line_back"  # the incident is gone: "line back, watching N min before closing"
     BAD_AGAIN = "bad_again"  # bad again after a line-back notice, before the ticket closed
@@ -176,6 +177,7 @@ _EVENT: Mapping[NoticeEvent, Wording] = {
     NoticeEvent.NOTE: TICKET_EVENT[EventKind.NOTE],
     NoticeEvent.RESOLVED: TICKET_EVENT[EventKind.RESOLVED],
     NoticeEvent.AUTO_RESOLVED: TICKET_EVENT[EventKind.AUTO_RESOLVED],
+    NoticeEvent.UNMONITORED: TICKET_EVENT[EventKind.UNMONITORED],
     NoticeEvent.REOPENED: TICKET_EVENT[EventKind.REOPENED],
     NoticeEvent.LINE_BACK: TICKET_EVENT[EventKind.LINE_BACK],
     NoticeEvent.BAD_AGAIN: TICKET_EVENT[EventKind.BAD_AGAIN],
@@ -316,6 +318,12 @@ _HEADLINE: Mapping[NoticeEvent, Wording] = {
         "Kết nối đã ổn định trở lại; NetWatch tự động đóng phiếu.",
         "The connection has been back to normal long enough; NetWatch closed the ticket.",
     ),
+    NoticeEvent.UNMONITORED: Wording(
+        "{place} đã được gỡ khỏi cấu hình giám sát; NetWatch đóng phiếu mà không xác nhận "
+        "sự cố đã được khắc phục.",
+        "{place} was removed from monitoring; NetWatch closed the ticket without seeing the "
+        "problem fixed.",
+    ),
     NoticeEvent.REOPENED: Wording(
         "Sự cố tái diễn ({state}); phiếu được mở lại.",
         "The problem came back ({state}); the ticket is open again.",
@@ -354,7 +362,7 @@ def _minutes(seconds: float | None, *, vi: bool) -> str:
 
 
 def _closed(n: TicketNotice) -> bool:
-    return n.event in (NoticeEvent.RESOLVED, NoticeEvent.AUTO_RESOLVED)
+    return n.event in (NoticeEvent.RESOLVED, NoticeEvent.AUTO_RESOLVED, NoticeEvent.UNMONITORED)
 
 
 @dataclass(frozen=True, slots=True)

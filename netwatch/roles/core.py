@@ -251,6 +251,14 @@ class BusFeed:
         self._inactive_threshold_s = inactive_threshold_s
         self._fresh = fresh
         self.counts = FeedCounts()
+        self._consumer: ObservationConsumer | None = None
+
+    def reindex(self, plan: Plan) -> None:
+        """A reloaded plan: observations are resolved against it from the next message on
+        (subjects it does not know are counted as unknown and dropped)."""
+        self._index = wire.PlanIndex.from_plan(plan)
+        if self._consumer is not None:
+            self._consumer.index = self._index
 
     async def _forget_earlier(self) -> None:
         """Delete a consumer an earlier process left under our name (once, at the first bind)."""
@@ -274,6 +282,7 @@ class BusFeed:
                 start_time=self._start_time,
                 inactive_threshold_s=self._inactive_threshold_s,
             )
+            self._consumer = consumer
             try:
                 await self._forget_earlier()
                 async for delivery in consumer.deliveries():
@@ -448,6 +457,7 @@ def core_opener(
             core = replace(options, probing=False, feed=feed, leader=leader)
             async with open_runtime(inventory, core, plan=plan) as runtime:
                 leader.on_change.append(runtime.alerting.wake)
+                runtime.plan_hooks.append(feed.reindex)
                 runtime.registry.register(CoreMetrics(feed, leader))
                 await serve_ticket_actions(nc, runtime)
                 log.info("core started name=%s consumer=%s nats=%s", name, feed.durable, nc)
@@ -475,8 +485,11 @@ def role_app(
     if not args.nats:
         print(f"netwatch run --role {role}: --nats URL is required", file=sys.stderr)
         return 2
+    from netwatch.roles.supervisor import SUPERVISOR_PID_ENV
+    from netwatch.web.reload import enable_reload
+
     try:
-        return create_app(
+        app = create_app(
             args.config,
             data_dir=Path(args.data_dir),
             database_url=args.database_url or None,
@@ -485,6 +498,10 @@ def role_app(
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+    # SIGHUP reloads the file (the supervisor passes it on); the API asks the supervisor.
+    supervisor = os.environ.get(SUPERVISOR_PID_ENV)
+    enable_reload(app, args.config, sighup=True, supervisor=int(supervisor) if supervisor else None)
+    return app
 
 
 def run_core(args: argparse.Namespace) -> int:

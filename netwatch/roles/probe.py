@@ -279,6 +279,31 @@ class ProbeWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self.engine: Engine | None = None
 
+    async def reload(self, inventory: Inventory) -> None:
+        """A reloaded configuration (SIGHUP, passed on by the supervisor): this shard of the
+        new plan is measured from the next round; the local judge keeps what stays. Probe kinds
+        whose clients were not opened at start (no target then) need a restart."""
+        plan = shard_plan(compile_plan(inventory), self.options.shard, self.options.shards)
+        self.inventory = inventory
+        self.plan = plan
+        self.index = wire.PlanIndex.from_plan(plan)
+        if self._publisher is not None:
+            self._publisher.index = self.index
+        self._routers = {job.key.encoded: job.key for job in plan.snmp}
+        if self.health is not None:
+            self.health.reload(inventory, datetime.now(UTC))
+            self.health.drain_transitions()  # the core writes the state history, not we
+        if self.engine is not None:
+            await self.engine.reload(plan)
+        log.warning(
+            "probe worker reloaded shard=%d/%d icmp=%d routers=%d portals=%d",
+            self.options.shard,
+            self.options.shards,
+            len(plan.icmp),
+            len(plan.snmp),
+            len(plan.portals),
+        )
+
     def connected(self) -> bool:
         """Connected to the bus now."""
         return self._nc is not None and self._nc.is_connected
@@ -518,21 +543,50 @@ def metrics_server(
     return server
 
 
-async def serve(inventory: Inventory, options: ProbeOptions) -> None:
-    """Run a probe worker until SIGTERM or SIGINT; its metrics server with it."""
+async def _reload(worker: ProbeWorker, config: Path) -> None:
+    """SIGHUP: read the file again; a bad one keeps the running plan (every mistake logged)."""
+    try:
+        loaded = await asyncio.to_thread(load_inventory_isolated, config)
+    except ConfigError as exc:
+        log.error("configuration not reloaded, the running one stays file=%s", config)
+        for issue in exc.issues:
+            log.error("configuration error %s", issue)
+        return
+    await worker.reload(loaded)
+
+
+async def serve(inventory: Inventory, options: ProbeOptions, config: Path | None = None) -> None:
+    """Run a probe worker until SIGTERM or SIGINT (SIGHUP: reload `config`); its metrics
+    server with it."""
     worker = ProbeWorker(inventory, options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[None]] = set()
+    one_at_a_time = asyncio.Lock()
+    if config is not None:
+
+        async def reload(path: Path) -> None:
+            async with one_at_a_time:  # two SIGHUPs in a row: one reload after the other
+                await _reload(worker, path)
+
+        def on_sighup() -> None:
+            task = loop.create_task(reload(config), name="netwatch-probe-reload")
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
     metrics = None
     if options.metrics_listen is not None:
         metrics = metrics_server(worker, options.metrics_listen, loop)
     try:
         await worker.run(stop)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        for task in reloads:
+            task.cancel()
         if metrics is not None:
             metrics.shutdown()
             metrics.server_close()
@@ -545,5 +599,5 @@ def run(config: str | Path, options: ProbeOptions) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    asyncio.run(serve(inventory, options))
+    asyncio.run(serve(inventory, options, Path(config)))
     return 0

@@ -54,6 +54,7 @@ __all__ = ["Backoff", "ChildSpec", "child_specs", "run_supervisor", "supervise"]
 log = logging.getLogger("netwatch.roles.supervisor")
 
 STOP_TIMEOUT_S = 10.0  # SIGTERM, then SIGKILL after this long
+SUPERVISOR_PID_ENV = "NETWATCH_SUPERVISOR_PID"
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +175,9 @@ class _Child:
     clock: Callable[[], float] = field(default=time.monotonic)
 
     async def start(self) -> asyncio.subprocess.Process:
-        env = {**os.environ, **dict(self.spec.env)}
+        # The supervisor's pid: a child asked to reload the configuration (the API) asks the
+        # supervisor, which checks the file once and passes SIGHUP to every child.
+        env = {**os.environ, **dict(self.spec.env), SUPERVISOR_PID_ENV: str(os.getpid())}
         proc = await asyncio.create_subprocess_exec(
             *self.spec.argv,
             stdin=asyncio.subprocess.DEVNULL,
@@ -269,11 +272,20 @@ async def supervise(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    children: list[_Child] = []
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_sighup() -> None:
+        task = loop.create_task(_reload(args, children), name="netwatch-reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
     data_dir = Path(args.data_dir)  # absolute (run_supervisor): children share it
     try:
         async with running_nats_server(NatsServerOptions(data_dir=data_dir)) as server:
             await _prepare_bus(server.url)
-            children = [_Child(spec, Backoff()) for spec in specs(args, server.url)]
+            children.extend(_Child(spec, Backoff()) for spec in specs(args, server.url))
             log.info(
                 "supervisor started nats=%s children=%s",
                 server.url,
@@ -300,10 +312,50 @@ async def supervise(
         log.error("the bus did not start: %s", exc)
         return 1
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        for task in reloads:
+            task.cancel()
     log.info("supervisor stopped status=%d", status)
     return status
+
+
+async def _reload(args: argparse.Namespace, children: Sequence[_Child]) -> None:
+    """SIGHUP: check the file once (in a process of its own, as at start); if it is good, pass
+    SIGHUP to every running child, each of which reloads it (docs/configuration.md); if not,
+    log every mistake and pass it to the core alone (which refuses it too, for the metric)."""
+    check = await asyncio.create_subprocess_exec(
+        *_netwatch("check-config", str(args.config)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, err = await check.communicate()
+    if check.returncode != 0:
+        lines = err.decode(errors="replace").splitlines()
+        log.error(
+            "configuration not reloaded, the running one stays file=%s errors=%d",
+            args.config,
+            max(len(lines) - 1, 1),
+        )
+        for line in lines[1:] or lines:
+            log.error("configuration error %s", line.strip())
+        # The core alone is told: it refuses the file too and says so in the metrics
+        # Prometheus scrapes (netwatch_config_reload_success 0); no worker is disturbed.
+        children = [c for c in children if c.spec.name == "core"]
+    good = check.returncode == 0
+    told = []
+    for child in children:
+        proc = child.proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGHUP)
+                told.append(child.spec.name)
+    log.warning(
+        "configuration %s passed on file=%s children=%s",
+        "reload" if good else "refusal",
+        args.config,
+        ",".join(told),
+    )
 
 
 def run_supervisor(args: argparse.Namespace) -> int:

@@ -224,6 +224,7 @@ def web_opener(
                 alerting_paused_since=watch.paused_since,
             )
             async with open_runtime(inventory, replica, plan=plan) as runtime:
+                runtime.plan_hooks.append(feed.reindex)  # a configuration reload
                 with contextlib.suppress(Exception):
                     watch.hint(await runtime.store.last_heartbeat())
                 log.info(

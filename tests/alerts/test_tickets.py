@@ -896,3 +896,48 @@ def test_no_line_back_when_recovery_closes_first() -> None:
 def test_a_negative_line_back_delay_is_refused() -> None:
     with pytest.raises(ValueError, match="line_back_s"):
         TicketPolicy(line_back_s=-1)
+
+
+# -- a subject removed from monitoring (configuration reload, issue 15) ----------------------
+
+
+def test_a_removed_subjects_ticket_resolves_as_removed_not_recovered() -> None:
+    """Open, then the link leaves the configuration: resolved at once, by an "unmonitored"
+    event told to those told so far; no recovery clock, no auto-resolution, and the key leaves
+    the book, so its absence later neither clears nor reopens anything."""
+    from alerts.tickets import Unmonitored
+
+    tl = Timeline()
+    tl.step(0, link_fault(0))
+    other = link_fault(0, link=OTHER)
+    tl.step(1, link_fault(0), other)
+    opened = tl.ticket()
+    step = tl.book.unmonitor({KEY}, at(2))
+    assert names(step.actions) == ["Unmonitored"]
+    action = step.actions[0]
+    assert isinstance(action, Unmonitored)
+    assert action.ticket.id == opened.id
+    assert action.ticket.status is TicketStatus.RESOLVED
+    assert action.ticket.resolved_at == at(2)
+    assert action.event.kind is EventKind.UNMONITORED
+    assert action.event.text == "removed from monitoring"
+    assert EventKind.AUTO_RESOLVED not in [e.kind for e in action.ticket.log]
+    assert EventKind.RECOVERING not in [e.kind for e in action.ticket.log]
+    assert action.recipients == (NOC,)
+    assert action.ticket.evidence.downtime_s(at(30)) == 120.0  # the bad stretch ended then
+    assert KEY not in step.book.tickets
+    # The unchanged subject's ticket is untouched.
+    assert step.book.tickets[other.key] == tl.ticket(other.key)
+    tl.store.apply(step.actions)
+    tl.book = step.book
+    assert tl.step(30, other) == []  # the removed key is gone: nothing about it, ever
+    assert tl.store.tickets[opened.id].status is TicketStatus.RESOLVED
+
+
+def test_unmonitor_leaves_resolved_tickets_as_they_were() -> None:
+    tl = Timeline()
+    tl.step(0, link_fault(0))
+    tl.resolve(1)
+    step = tl.book.unmonitor({KEY, UPSTREAM}, at(2))
+    assert step.actions == ()
+    assert KEY not in step.book.tickets

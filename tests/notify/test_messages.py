@@ -268,3 +268,18 @@ def test_bad_again_says_the_ticket_stays_open() -> None:
     text = render_email(make_notice(NoticeEvent.BAD_AGAIN, event_id=6)).text
     assert "Sự cố xuất hiện lại (mất kết nối) trong thời gian theo dõi; phiếu vẫn mở." in text
     assert "The problem is back (down) while being watched; the ticket stays open." in text
+
+
+def test_a_ticket_closed_by_a_reload_says_removed_not_back_to_normal() -> None:
+    """Issue 15: a commune taken out of the configuration closes its ticket; the message says
+    monitoring stopped, never that the line came back."""
+    notice = make_notice(NoticeEvent.UNMONITORED, event_id=9, downtime_s=600)
+    text = render_email(notice).text
+    assert "đã được gỡ khỏi cấu hình giám sát" in text
+    assert "without seeing the problem fixed" in text
+    assert "Tổng thời gian sự cố: 10 phút" in text
+    assert "ổn định trở lại" not in text
+    assert "back to normal" not in text
+    chat = render_chat(notice)
+    assert "Đã ngừng giám sát" in chat
+    assert render_webhook(notice)["event"] == "unmonitored"
