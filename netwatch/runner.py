@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from netwatch.cli import add_store_arguments
-from netwatch.web.edge import add_edge_arguments
+from netwatch.web.edgeargs import add_edge_arguments
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -26,6 +26,7 @@ import asyncio
 import logging
 import random
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +37,7 @@ from netwatch.notify.clock import Clock
 from netwatch.store.types import OutboxItem
 
 _log = logging.getLogger(__name__)
+PASS_FAILURE_SUMMARY_S = 60.0  # a pass failing in a row says so this often (after its traceback)
 
 
 class OutboxStore(Protocol):
@@ -136,10 +138,30 @@ class OutboxWorker:
         self._rng = rng or random.Random()  # noqa: S311
         self._failing: set[str] = set()  # channels whose last attempt failed: log changes only
         self._wake = asyncio.Event()
+        # Passes failing in a row (the store is down): the traceback once, then a line a minute.
+        self._pass_failures = 0
+        self._pass_failure_told = 0.0
 
     def wake(self) -> None:
         """Ask a running `run` loop to look for due items now (e.g. after enqueueing)."""
         self._wake.set()
+
+    def _pass_failed(self, exc: Exception) -> None:
+        """A pass the store failed: its traceback when passes start failing, then one line a
+        minute while they go on (a traceback every 5 s filled the log during an outage)."""
+        now = time.monotonic()
+        if self._pass_failures == 0:
+            _log.exception("notify.outbox_pass_failed")
+            self._pass_failure_told = now
+        elif now - self._pass_failure_told >= PASS_FAILURE_SUMMARY_S:
+            _log.warning(
+                "notify.outbox_pass_still_failing failures=%d error=%s: %s",
+                self._pass_failures + 1,
+                type(exc).__name__,
+                exc,
+            )
+            self._pass_failure_told = now
+        self._pass_failures += 1
 
     async def deliver_due(self) -> DeliveryReport:
         """Claim the items due now and try each once; returns what happened."""
@@ -161,10 +183,14 @@ class OutboxWorker:
             self._wake.clear()
             try:
                 report = await self.deliver_due()
-            except Exception:
+            except Exception as exc:
                 # The store is down: nothing was claimed or the claim lease brings it back.
-                _log.exception("notify.outbox_pass_failed")
+                self._pass_failed(exc)
                 report = DeliveryReport()
+            else:
+                if self._pass_failures:
+                    _log.warning("notify.outbox_pass_recovered failures=%d", self._pass_failures)
+                    self._pass_failures = 0
             if report.claimed >= self._batch_size:
                 continue  # more may be due right now
             waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]

@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from netwatch.web.edgeargs import MAX_CONNECTIONS, TRUSTED_PROXIES
 from netwatch.web.templating import RELOAD_SCRIPT
 
 if TYPE_CHECKING:
@@ -93,9 +94,9 @@ class EdgeOptions:
     body_timeout_s: float = 30.0  # the whole body, from the app's first read
     header_timeout_s: float = 15.0  # request line and headers, from connect or the last answer
     keep_alive_s: int = 5  # an idle connection between requests
-    max_connections: int = 1000  # beyond: 503 (uvicorn's limit_concurrency)
+    max_connections: int = MAX_CONNECTIONS  # beyond: 503 (uvicorn's limit_concurrency)
     max_header_bytes: int = 16 * KIB  # h11's limit on incomplete headers
-    trusted_proxies: str = "127.0.0.1"  # X-Forwarded-For/-Proto believed from these only
+    trusted_proxies: str = TRUSTED_PROXIES  # X-Forwarded-For/-Proto believed from these only
     hsts_max_age_s: int = HSTS_MAX_AGE_S
 
     def body_limit(self, path: str) -> int:
@@ -363,24 +364,6 @@ def server_config(
         forwarded_allow_ips=options.trusted_proxies,
         proxy_headers=True,
         **kwargs,
-    )
-
-
-def add_edge_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--trusted-proxies` and `--max-connections` on `netwatch run`."""
-    parser.add_argument(
-        "--trusted-proxies",
-        default=EdgeOptions.trusted_proxies,
-        help="addresses or networks (comma-separated, '*' for any) whose X-Forwarded-For and "
-        "X-Forwarded-Proto are believed: the reverse proxy in front of NetWatch (default: "
-        "127.0.0.1); https through it gets HSTS and secure cookies",
-    )
-    parser.add_argument(
-        "--max-connections",
-        type=int,
-        default=EdgeOptions.max_connections,
-        help="open connections and requests served at once per web process; beyond, 503 "
-        f"(default: {EdgeOptions.max_connections})",
     )
 
 

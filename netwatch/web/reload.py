@@ -122,12 +122,11 @@ def _issues(issues: tuple[ConfigIssue, ...] | list[ConfigIssue]) -> list[IssueVi
     ]
 
 
-def _answer(outcome: ReloadOutcome) -> JSONResponse:
+def _answer(outcome: ReloadOutcome) -> tuple[int, ReloadAnswer]:
     if not outcome.ok:
-        body = ReloadAnswer(status="refused", errors=_issues(outcome.issues))
-        return JSONResponse(body.model_dump(), 422)
+        return 422, ReloadAnswer(status="refused", errors=_issues(outcome.issues))
     diff = outcome.diff
-    body = ReloadAnswer(
+    return 200, ReloadAnswer(
         status="applied",
         added=sorted(k.encoded for k in diff.added) if diff else [],
         removed=sorted(k.encoded for k in diff.removed) if diff else [],
@@ -135,7 +134,6 @@ def _answer(outcome: ReloadOutcome) -> JSONResponse:
         tickets_closed=list(outcome.closed),
         communes=outcome.communes,
     )
-    return JSONResponse(body.model_dump(), 200)
 
 
 @router.post(
@@ -162,17 +160,22 @@ async def reload_config(request: Request, caller: WriteCaller) -> JSONResponse:
     mistake comes back with its file, line and column (422). Communes added are probed from
     the next round; removed ones stop, their open tickets resolved as removed from monitoring.
     Under the supervisor the file is checked here, then every process reloads it (202)."""
-    settings: ReloadSettings | None = getattr(request.app.state, "reload_settings", None)
-    reloader: Reloader | None = getattr(request.app.state, "reloader", None)
+    log.info("configuration reload asked by=%s", caller.created_by)
+    status, body = await perform_reload(request.app)
+    return JSONResponse(body.model_dump(), status)
+
+
+async def perform_reload(app: FastAPI) -> tuple[int, ReloadAnswer]:
+    """Reload as the API route and the admin view's button do: (HTTP status, answer); 409
+    (HTTPException) when this process does not reload its configuration."""
+    settings: ReloadSettings | None = getattr(app.state, "reload_settings", None)
+    reloader: Reloader | None = getattr(app.state, "reloader", None)
     if settings is None or reloader is None:
         raise HTTPException(409, "this NetWatch process does not reload its configuration")
-    log.info("configuration reload asked by=%s", caller.created_by)
     if settings.supervisor is not None:
         loaded = await asyncio.to_thread(load_checked, settings.config, load_inventory_isolated)
         if isinstance(loaded, ConfigError):
-            body = ReloadAnswer(status="refused", errors=_issues(loaded.issues))
-            return JSONResponse(body.model_dump(), 422)
+            return 422, ReloadAnswer(status="refused", errors=_issues(loaded.issues))
         os.kill(settings.supervisor, signal.SIGHUP)
-        body = ReloadAnswer(status="requested", communes=len(loaded.communes))
-        return JSONResponse(body.model_dump(), 202)
+        return 202, ReloadAnswer(status="requested", communes=len(loaded.communes))
     return _answer(await reloader.reload())

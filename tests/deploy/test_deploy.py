@@ -458,3 +458,19 @@ def test_netwatch_makes_only_the_syscalls_the_units_allow(tmp_path: Path) -> Non
             used.add(call.group(1) or call.group(2))
     assert {"socket", "execve", "clone3"} & used  # the trace is real
     assert used - _syscall_group("@system-service") == set()
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "netwatch.service",
+        "netwatch-core.service",
+        "netwatch-probe@.service",
+        "netwatch-web@.service",
+    ],
+)
+def test_systemctl_reload_sends_sighup_which_reloads_the_inventory(unit: str) -> None:
+    """`systemctl reload netwatch` is how an operator applies an edited inventory
+    (docs/configuration.md, "Reloading the configuration"): SIGHUP to the main process."""
+    text = (DEPLOY / unit).read_text()
+    assert re.search(r"^ExecReload=/bin/kill -HUP \$MAINPID$", text, flags=re.MULTILINE)

@@ -14,6 +14,7 @@ import pytest
 from netwatch.notify.channels import Delivered, Failed, FailureReason, SendOutcome
 from netwatch.notify.messages import ChannelKind, NoticeEvent, dedup_key, outbox_payload
 from netwatch.notify.outbox import OutboxWorker, RetryPolicy
+from netwatch.store.types import OutboxItem
 
 from .conftest import ManualClock, MemoryOutbox, make_notice
 
@@ -239,3 +240,50 @@ async def test_store_failing_to_record_a_delivery_resends_after_the_lease(
     assert (await worker.deliver_due()).delivered == 1
     # Sent twice with the same delivery id: the receiver can drop the second.
     assert [key for _, key in channel.sent] == ["NW-2026-000042/1/hook/noc"] * 2
+
+
+async def test_a_store_outage_logs_one_traceback_then_summaries_then_recovery(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During a database outage the loop retries every pass; the log got a traceback each
+    time (the soak counted dozens a minute). Now: one traceback, a line a minute, a recovery."""
+
+    class DownStore(MemoryOutbox):
+        down = True
+        passes = 0
+        changed = asyncio.Event()
+
+        async def claim_due(self, now: datetime, limit: int) -> list[OutboxItem]:
+            DownStore.passes += 1
+            DownStore.changed.set()
+            if DownStore.down:
+                raise ConnectionError("database gone")
+            return await super().claim_due(now, limit)
+
+    monkeypatch.setattr("netwatch.notify.outbox.PASS_FAILURE_SUMMARY_S", 0.0)
+    store = DownStore()
+    worker = OutboxWorker(store, {"hook": ScriptedChannel()}, clock)
+    stop = asyncio.Event()
+
+    async def passes(count: int) -> None:
+        while DownStore.passes < count:
+            DownStore.changed.clear()
+            worker.wake()
+            await DownStore.changed.wait()
+
+    with caplog.at_level(logging.WARNING, "netwatch.notify.outbox"):
+        task = asyncio.create_task(worker.run(stop, poll_interval_s=30))
+        async with asyncio.timeout(10):
+            await passes(4)
+            DownStore.down = False
+            await passes(6)
+        stop.set()
+        async with asyncio.timeout(10):
+            await task
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1
+    assert tracebacks[0].getMessage() == "notify.outbox_pass_failed"
+    still = [r for r in caplog.records if "outbox_pass_still_failing" in r.getMessage()]
+    assert len(still) >= 2
+    assert "ConnectionError: database gone" in still[0].getMessage()
+    assert any("notify.outbox_pass_recovered" in r.getMessage() for r in caplog.records)

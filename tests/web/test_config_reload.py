@@ -4,10 +4,12 @@ a removed link's ticket as removed from monitoring and keeps the others (issue 1
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from netwatch.inventory import Inventory
@@ -155,3 +157,48 @@ def test_reload_resolves_a_removed_links_ticket_as_removed(reloading: Server) ->
     metrics = server.client.get("/metrics").text
     assert "netwatch_config_reload_success 1.0" in metrics
     assert 'commune="24853"' in metrics  # the added commune's info series
+
+
+def _admin(server: Server, token: str) -> tuple[httpx.Client, str]:
+    """A logged-in admin browser and the health page's CSRF field."""
+    browser = server.browser(follow_redirects=False)
+    form = browser.get("/admin/login").text
+    found = re.search(r'name="login_csrf" value="([0-9a-f]+)"', form)
+    data = {"token": token, "next": "/admin/health", "login_csrf": found.group(1) if found else ""}
+    assert browser.post("/admin/login", data=data).status_code == 303
+    health = browser.get("/admin/health")
+    assert health.status_code == 200
+    assert 'action="/admin/config/reload"' in health.text  # the button
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', health.text)
+    assert csrf is not None
+    return browser, csrf.group(1)
+
+
+def test_the_admin_health_page_reloads_and_shows_every_mistake(reloading: Server) -> None:
+    """The admin action of issue 15: provincial IT press "Nạp lại cấu hình"; a bad file is
+    listed with its positions and changes nothing, a good one is applied."""
+    server = reloading
+    browser, csrf = _admin(server, _token(server))
+    path = server.data_dir.parent / "netwatch.yaml"
+    before = server.app.state.runtime
+    path.write_text(CONFIG.replace("isp: viettel\n", "isp: mobifone\n"), encoding="utf-8")
+    line = path.read_text().splitlines().index("        isp: mobifone") + 1
+    try:
+        # Without the session's CSRF field: refused, nothing reloaded.
+        assert browser.post("/admin/config/reload", data={}).status_code == 403
+        refused = browser.post("/admin/config/reload", data={"csrf": csrf})
+        assert refused.status_code == 422
+        assert "Tệp cấu hình có lỗi; cấu hình đang chạy được giữ nguyên." in refused.text
+        assert f"{path}:{line}:" in refused.text
+        assert "communes[0].links[1].isp" in refused.text
+        assert server.app.state.runtime is before
+
+        path.write_text(WITHOUT_VIETTEL, encoding="utf-8")
+        applied = browser.post("/admin/config/reload", data={"csrf": csrf})
+        assert applied.status_code == 200, applied.text
+        assert "Đã nạp lại cấu hình: 2 xã được giám sát." in applied.text
+        assert f"link:{REMOVED}" in applied.text
+        assert server.app.state.runtime is not before
+    finally:
+        browser.close()
+    assert [c.code for c in server.app.state.runtime.inventory.communes] == ["24848", "24853"]

@@ -144,7 +144,11 @@ def test_the_admin_maintenance_form_with_such_dates_gets_422(server: Server) -> 
     what it parsed; the store refuses a moment out of range and the app answers 422."""
     token = _token(server)
     with server.browser(follow_redirects=False) as browser:
-        browser.post("/admin/login", data={"token": token, "next": "/admin"})
+        form = browser.get("/admin/login").text
+        login_csrf = re.search(r'name="login_csrf" value="([0-9a-f]+)"', form)
+        assert login_csrf is not None
+        data = {"token": token, "next": "/admin", "login_csrf": login_csrf.group(1)}
+        browser.post("/admin/login", data=data)
         page = browser.get("/admin/maintenance").text
         found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
         assert found, "the form has no CSRF field"

@@ -19,12 +19,13 @@ pages.py the page shell, templates/*.html the pages (autoescaped, extending base
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from netwatch.runtime import Runtime
@@ -56,6 +57,7 @@ from netwatch.web.auth import (
 from netwatch.web.common import read_fields
 from netwatch.web.deps import RuntimeDep, runtime_or_none
 from netwatch.web.i18n import pick_lang
+from netwatch.web.reload import perform_reload
 from netwatch.web.session import (
     LOGIN_CSRF_COOKIE,
     LOGIN_CSRF_TTL_S,
@@ -89,6 +91,8 @@ from netwatch.web.views import (
 __all__ = ["PREFIX", "Login", "round_health", "router", "starting_page"]
 
 PREFIX = "/admin"
+log = logging.getLogger("netwatch.web.admin")
+
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 MAX_TOKEN_CHARS = 200
 
@@ -632,6 +636,38 @@ async def end_maintenance(request: Request, runtime: RuntimeDep, window_id: str)
         {k: v.format(window_id=window_id) for k, v in message.items()},
         login=login,
         back="/admin/maintenance",
+    )
+
+
+# --- reloading the configuration -------------------------------------------------------------
+
+
+@router.post("/config/reload")
+async def reload_configuration(request: Request, runtime: RuntimeDep) -> Response:
+    """The health page's button: the configuration file read again and applied, as SIGHUP and
+    `POST /api/v1/config/reload` do; the outcome (or every mistake, positioned) on a page."""
+    checked = await _writable(request, runtime)
+    if isinstance(checked, Response):
+        return checked
+    login, _ = checked
+    log.info("configuration reload asked from the admin view by=%s", login.session.token_id)
+    lang = pick_lang(request)
+    try:
+        status, answer = await perform_reload(request.app)
+    except HTTPException:
+        status, answer, unavailable = 409, None, True
+    else:
+        unavailable = False
+    return page(
+        request,
+        "reload.html",
+        lang,
+        Label.RELOAD[lang],
+        login=login,
+        current="health",
+        status_code=status,
+        answer=answer,
+        unavailable=unavailable,
     )
 
 

@@ -63,6 +63,40 @@ class Label:
     TICKETS: Final[Words] = {"vi": "Phiếu đang mở", "en": "Open tickets"}
     MAINTENANCE: Final[Words] = {"vi": "Bảo trì", "en": "Maintenance"}
     HEALTH: Final[Words] = {"vi": "Tình trạng NetWatch", "en": "NetWatch health"}
+    RELOAD: Final[Words] = {"vi": "Nạp lại cấu hình", "en": "Reload the configuration"}
+    RELOAD_INTRO: Final[Words] = {
+        "vi": "Đọc lại tệp cấu hình (danh sách xã, đường truyền, ngưỡng) mà không khởi động lại. "
+        "Tệp có lỗi thì cấu hình đang chạy được giữ nguyên. Xã bị bỏ khỏi tệp sẽ ngừng được "
+        "giám sát và các phiếu đang mở của xã đó được đóng với lý do “Đã ngừng giám sát”.",
+        "en": "Read the configuration file (communes, links, thresholds) again without a "
+        "restart. A file with mistakes leaves the running configuration as it is. Communes "
+        "removed from the file stop being monitored; their open tickets close as “removed "
+        "from monitoring”.",
+    }
+    RELOAD_APPLIED: Final[Words] = {
+        "vi": "Đã nạp lại cấu hình: {communes} xã được giám sát.",
+        "en": "Configuration reloaded: {communes} communes monitored.",
+    }
+    RELOAD_REQUESTED: Final[Words] = {
+        "vi": "Tệp cấu hình hợp lệ ({communes} xã); mọi tiến trình NetWatch đang nạp lại.",
+        "en": "The file is valid ({communes} communes); every NetWatch process is reloading it.",
+    }
+    RELOAD_REFUSED: Final[Words] = {
+        "vi": "Tệp cấu hình có lỗi; cấu hình đang chạy được giữ nguyên. Sửa các lỗi sau rồi "
+        "nạp lại:",
+        "en": "The file has mistakes; the running configuration stays. Fix these and reload:",
+    }
+    RELOAD_UNAVAILABLE: Final[Words] = {
+        "vi": "Tiến trình này không tự nạp lại cấu hình (gửi SIGHUP cho tiến trình NetWatch).",
+        "en": "This process does not reload its configuration (send SIGHUP to NetWatch).",
+    }
+    ADDED: Final[Words] = {"vi": "Thêm", "en": "Added"}
+    REMOVED: Final[Words] = {"vi": "Bỏ", "en": "Removed"}
+    CHANGED: Final[Words] = {"vi": "Đổi", "en": "Changed"}
+    CLOSED_AS_REMOVED: Final[Words] = {
+        "vi": "Phiếu đóng do ngừng giám sát",
+        "en": "Tickets closed as removed from monitoring",
+    }
     NO_TICKETS: Final[Words] = {
         "vi": "Không có phiếu nào đang mở.",
         "en": "No ticket is open.",
