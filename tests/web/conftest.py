@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -279,3 +280,23 @@ def server(tmp_path: Path, inventory: Inventory) -> Iterator[Server]:
             LinkSigner.from_notifications(inventory.notifications),
             process,
         )
+
+
+def login_csrf(browser: httpx.Client) -> str:
+    """The login form's CSRF field (its cookie lands in the browser)."""
+    found = re.search(r'name="login_csrf" value="([0-9a-f]+)"', browser.get("/admin/login").text)
+    assert found, "the login form has no CSRF field"
+    return found.group(1)
+
+
+def admin_login(browser: httpx.Client, token: str, next_path: str = "/admin") -> httpx.Response:
+    """Log in to the admin view as a person does: the form (with its CSRF field), then the post."""
+    data = {"token": token, "next": next_path, "login_csrf": login_csrf(browser)}
+    return browser.post("/admin/login", data=data)
+
+
+def page_csrf(page: str) -> str:
+    """A logged-in page's CSRF field, for its forms."""
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+    assert found, "the page has no CSRF field"
+    return found.group(1)

@@ -15,7 +15,7 @@ from netwatch.inventory.models import LOCAL_TZ
 from netwatch.store import Store
 from netwatch.store.codec import actor_text
 from netwatch.web.session import SESSION_COOKIE, cookie_value
-from tests.web.conftest import COMMUNE, Server
+from tests.web.conftest import COMMUNE, Server, admin_login, page_csrf
 
 
 def _token(server: Server, scopes: tuple[str, ...] = ("write",), name: str = "ops") -> str:
@@ -28,20 +28,6 @@ def browser(server: Server) -> Iterator[httpx.Client]:
     """A cookie-keeping client that does not follow redirects (the tests look at them)."""
     with server.browser(follow_redirects=False) as client:
         yield client
-
-
-def _login(browser: httpx.Client, token: str, next_path: str = "/admin") -> httpx.Response:
-    form = browser.get("/admin/login").text
-    found = re.search(r'name="login_csrf" value="([0-9a-f]+)"', form)
-    login_csrf = found.group(1) if found else ""
-    data = {"token": token, "next": next_path, "login_csrf": login_csrf}
-    return browser.post("/admin/login", data=data)
-
-
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
-    assert found, "the page has no CSRF field"
-    return found.group(1)
 
 
 def test_pages_need_a_login_and_the_login_sets_a_strict_session_cookie(
@@ -58,7 +44,7 @@ def test_pages_need_a_login_and_the_login_sets_a_strict_session_cookie(
     assert "netwatch token create" in form.text
 
     token = _token(server)
-    logged = _login(browser, token, "/admin/health")
+    logged = admin_login(browser, token, "/admin/health")
     assert logged.status_code == 303
     assert logged.headers["location"] == "/admin/health"
     cookie = logged.headers["set-cookie"]
@@ -93,7 +79,7 @@ def test_a_bad_token_gets_a_clear_page_and_no_cookie(
     message: str,
 ) -> None:
     presented = token if token is not None else _token(server, scopes)
-    reply = _login(browser, presented)
+    reply = admin_login(browser, presented)
     assert reply.status_code == status
     assert message in reply.text
     assert "set-cookie" not in reply.headers
@@ -102,7 +88,7 @@ def test_a_bad_token_gets_a_clear_page_and_no_cookie(
 
 def test_revoking_the_token_ends_its_sessions(server: Server, browser: httpx.Client) -> None:
     token = _token(server)
-    assert _login(browser, token).status_code == 303
+    assert admin_login(browser, token).status_code == 303
     assert browser.get("/admin").status_code == 200
     token_id = token[3:19]
     server.with_store(lambda s: s.revoke_token(token_id, datetime.now(UTC)))
@@ -141,7 +127,7 @@ def test_open_redirects_after_login_are_refused(server: Server, browser: httpx.C
     token = _token(server)
     for target in ("//evil.example/admin", "https://evil.example/", "/status", "/admin\\@x"):
         browser.cookies.clear()
-        assert _login(browser, token, target).headers["location"] == "/admin", target
+        assert admin_login(browser, token, target).headers["location"] == "/admin", target
 
 
 def test_open_tickets_are_listed_with_age_and_acknowledgement(
@@ -149,7 +135,7 @@ def test_open_tickets_are_listed_with_age_and_acknowledgement(
 ) -> None:
     first = server.open_ticket()
     second = server.open_ticket(link="viettel-inet", state="lossy", loss_ratio=0.3)
-    _login(browser, _token(server))
+    admin_login(browser, _token(server))
     page = browser.get("/admin")
     assert page.status_code == 200
     text = page.text
@@ -173,11 +159,11 @@ def test_a_ticket_is_acknowledged_noted_and_resolved_as_provincial_it(
     server: Server, browser: httpx.Client
 ) -> None:
     ticket_id = server.open_ticket()
-    _login(browser, _token(server, name="ops-lamdong"))
+    admin_login(browser, _token(server, name="ops-lamdong"))
     page = browser.get(f"/admin/tickets/{ticket_id}")
     assert page.status_code == 200
     assert "LDG-TSLCD-0001" in page.text
-    csrf = _csrf(page.text)
+    csrf = page_csrf(page.text)
     assert 'name="name"' not in page.text  # the token names the actor
 
     no_csrf = browser.post(f"/admin/tickets/{ticket_id}/acknowledge", data={"text": "x"})
@@ -239,7 +225,7 @@ def test_the_admin_ticket_page_shows_the_body_the_isp_sees(
     # One component (netwatch.web.ticket), rendered with each page: the same summary, evidence,
     # chart, forms and log, with the same stylesheet rules, whichever door the reader came by.
     ticket_id = server.open_ticket()
-    _login(browser, _token(server))
+    admin_login(browser, _token(server))
     for lang in ("vi", "en"):
         admin = browser.get(f"/admin/tickets/{ticket_id}?lang={lang}").text
         isp = server.client.get(
@@ -256,13 +242,13 @@ def test_the_admin_ticket_page_shows_the_body_the_isp_sees(
 
 
 def test_maintenance_windows_are_created_and_ended(server: Server, browser: httpx.Client) -> None:
-    _login(browser, _token(server))
+    admin_login(browser, _token(server))
     page = browser.get("/admin/maintenance")
     assert page.status_code == 200
     assert f'<option value="commune:{COMMUNE}">Xã Lạc Dương ({COMMUNE})</option>' in page.text
     assert f'value="link:{COMMUNE}/vnpt-tslcd"' in page.text
     assert 'value="upstream:pop-lac-duong"' in page.text
-    csrf = _csrf(page.text)
+    csrf = page_csrf(page.text)
     now = datetime.now(LOCAL_TZ)
     fields = {
         "csrf": csrf,
@@ -322,8 +308,8 @@ def test_maintenance_windows_are_created_and_ended(server: Server, browser: http
 def test_a_bad_maintenance_form_is_shown_again_with_a_message(
     server: Server, browser: httpx.Client, change: dict[str, str], message: str
 ) -> None:
-    _login(browser, _token(server))
-    csrf = _csrf(browser.get("/admin/maintenance").text)
+    admin_login(browser, _token(server))
+    csrf = page_csrf(browser.get("/admin/maintenance").text)
     now = datetime.now(LOCAL_TZ)
     fields = {
         "csrf": csrf,
@@ -346,7 +332,7 @@ def test_the_health_page_tells_rounds_outbox_and_database(
     server: Server, browser: httpx.Client
 ) -> None:
     server.open_ticket()
-    _login(browser, _token(server))
+    admin_login(browser, _token(server))
     text = browser.get("/admin/health").text
     assert "Cơ sở dữ liệu" in text
     assert "Hoạt động" in text
@@ -362,11 +348,11 @@ def test_the_health_page_tells_rounds_outbox_and_database(
 def test_logout_needs_the_form_token_and_ends_the_session(
     server: Server, browser: httpx.Client
 ) -> None:
-    _login(browser, _token(server))
+    admin_login(browser, _token(server))
     page = browser.get("/admin").text
     assert browser.post("/admin/logout", data={"csrf": "bad"}).status_code == 403
     assert browser.get("/admin").status_code == 200
-    out = browser.post("/admin/logout", data={"csrf": _csrf(page)})
+    out = browser.post("/admin/logout", data={"csrf": page_csrf(page)})
     assert out.status_code == 303
     assert out.headers["location"] == "/admin/login?bye=1"
     assert f'{SESSION_COOKIE}=""' in out.headers["set-cookie"]

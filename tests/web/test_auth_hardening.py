@@ -19,7 +19,15 @@ from netwatch.web.auth import AuthGuard
 from netwatch.web.session import LOGIN_CSRF_COOKIE, SESSION_COOKIE, SessionSigner
 from tests.servers import in_process, uvicorn_thread
 from tests.waiting import wait_until
-from tests.web.conftest import COMMUNE, LINK_SECRET, Server, netwatch_app
+from tests.web.conftest import (
+    COMMUNE,
+    LINK_SECRET,
+    Server,
+    admin_login,
+    login_csrf,
+    netwatch_app,
+    page_csrf,
+)
 
 
 def _token(server: Server, scopes: tuple[str, ...] = ("write",), name: str = "ops") -> str:
@@ -34,21 +42,8 @@ def browser(server: Server) -> Iterator[httpx.Client]:
         yield client
 
 
-def _login_csrf(browser: httpx.Client) -> str:
-    found = re.search(r'name="login_csrf" value="([0-9a-f]+)"', browser.get("/admin/login").text)
-    assert found, "the login form has no CSRF field"
-    return found.group(1)
-
-
 def _login(browser: httpx.Client, token: str) -> httpx.Response:
-    data = {"token": token, "next": "/admin", "login_csrf": _login_csrf(browser)}
-    return browser.post("/admin/login", data=data)
-
-
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
-    assert found, "the page has no CSRF field"
-    return found.group(1)
+    return admin_login(browser, token)
 
 
 # --- finding 3: logout ends the session on the server -----------------------------------------
@@ -62,7 +57,7 @@ def test_a_session_cookie_replayed_after_logout_is_refused(
     assert page.status_code == 200
     copied = browser.cookies.get(SESSION_COOKIE, path="/admin")
     assert copied
-    out = browser.post("/admin/logout", data={"csrf": _csrf(page.text)})
+    out = browser.post("/admin/logout", data={"csrf": page_csrf(page.text)})
     assert out.status_code == 303
     # An attacker (or the same browser) presents the copied cookie again.
     with server.browser(follow_redirects=False) as replay:
@@ -70,7 +65,10 @@ def test_a_session_cookie_replayed_after_logout_is_refused(
         again = replay.get("/admin")
         assert again.status_code == 303
         assert again.headers["location"].startswith("/admin/login")
-        assert replay.post("/admin/maintenance", data={"csrf": _csrf(page.text)}).status_code == 401
+        assert (
+            replay.post("/admin/maintenance", data={"csrf": page_csrf(page.text)}).status_code
+            == 401
+        )
 
 
 # --- finding 4: the admin session is not made of the link secret ------------------------------
@@ -103,7 +101,7 @@ def test_knowing_the_link_secret_forges_no_session(server: Server, browser: http
 
 def test_a_csrf_token_in_the_query_string_is_refused(server: Server, browser: httpx.Client) -> None:
     assert _login(browser, _token(server)).status_code == 303
-    csrf = _csrf(browser.get("/admin/maintenance").text)
+    csrf = page_csrf(browser.get("/admin/maintenance").text)
     form = {"target": "province", "start": "", "end": "", "reason": "x"}
     in_url = browser.post(f"/admin/maintenance?csrf={csrf}", data=form)
     assert in_url.status_code == 403
@@ -123,7 +121,7 @@ def test_the_login_form_needs_its_csrf_field_and_cookie(
     assert SESSION_COOKIE not in bare.headers.get("set-cookie", "")
     # A field from another browser's form does not match this browser's cookie.
     with server.browser(follow_redirects=False) as other:
-        foreign = _login_csrf(other)
+        foreign = login_csrf(other)
     browser.get("/admin/login")
     assert browser.cookies.get(LOGIN_CSRF_COOKIE, path="/admin")
     crossed = browser.post("/admin/login", data={"token": token, "login_csrf": foreign})
@@ -149,7 +147,7 @@ def _set_cookie_on_login(tmp_path: Path, inventory: Inventory, public_url: str) 
         with process.client(base_url="http://netwatch.internal", follow_redirects=False) as b:
             form = b.get("/admin/login")
             assert form.status_code == 200
-            csrf = _csrf(form.text.replace("login_csrf", "csrf"))
+            csrf = page_csrf(form.text.replace("login_csrf", "csrf"))
             # The browser speaks https to the proxy: it sends its (Secure) cookie back.
             nonce = form.headers["set-cookie"].split(";")[0].split("=", 1)[1]
             reply = b.post(
@@ -297,7 +295,7 @@ def test_one_link_is_revoked_alone_and_answers_403_in_vietnamese(
     from netwatch.signing import link_id
 
     target = next(a for a, i in revokes if i == link_id(ticket_id, leaked.exp, leaked.sig))
-    assert browser.post(target, data={"csrf": _csrf(page)}).status_code == 303
+    assert browser.post(target, data={"csrf": page_csrf(page)}).status_code == 303
     refused = server.client.get(leaked_url, headers=html)
     assert refused.status == 403
     assert "Liên kết này đã bị bộ phận CNTT của tỉnh thu hồi" in refused.text
@@ -310,7 +308,7 @@ def test_one_link_is_revoked_alone_and_answers_403_in_vietnamese(
     after = browser.get(f"/admin/tickets/{ticket_id}").text
     assert "Đã thu hồi" in after
     assert "token:ops" in after
-    twice = browser.post(target, data={"csrf": _csrf(page)})
+    twice = browser.post(target, data={"csrf": page_csrf(page)})
     assert twice.status_code == 409
 
 
@@ -370,7 +368,7 @@ def test_internal_notes_are_never_on_the_status_page(server: Server, browser: ht
     it_secret = "CNTT tỉnh: chờ hợp đồng bảo trì mới, chưa báo xã."
     noted = browser.post(
         f"/admin/tickets/{ticket_id}/note",
-        data={"csrf": _csrf(admin_page), "text": it_secret, "visibility": "internal"},
+        data={"csrf": page_csrf(admin_page), "text": it_secret, "visibility": "internal"},
     )
     assert noted.status_code == 303
     # Both sides see both internal notes in the ticket.
@@ -419,7 +417,7 @@ def test_without_a_link_secret_a_login_form_from_one_worker_logs_in_on_another(
             form = a.get("/admin/login")
             assert "Secure" not in form.headers["set-cookie"]  # http on loopback
             b.cookies = a.cookies
-            csrf = _csrf(form.text.replace("login_csrf", "csrf"))
+            csrf = page_csrf(form.text.replace("login_csrf", "csrf"))
             logged = b.post("/admin/login", data={"token": token, "login_csrf": csrf})
             assert logged.status_code == 303
             a.cookies = b.cookies

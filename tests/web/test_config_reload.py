@@ -4,7 +4,6 @@ a removed link's ticket as removed from monitoring and keeps the others (issue 1
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +19,15 @@ from netwatch.web.reload import enable_reload
 from probes.icmp import PingResult
 from tests.servers import in_process
 from tests.waiting import wait_until
-from tests.web.conftest import CONFIG, LINK_SECRET, Client, Server, netwatch_app
+from tests.web.conftest import (
+    CONFIG,
+    LINK_SECRET,
+    Client,
+    Server,
+    admin_login,
+    netwatch_app,
+    page_csrf,
+)
 
 REMOVED = "24848/viettel-inet"
 KEPT = "24848/vnpt-tslcd"
@@ -162,16 +169,11 @@ def test_reload_resolves_a_removed_links_ticket_as_removed(reloading: Server) ->
 def _admin(server: Server, token: str) -> tuple[httpx.Client, str]:
     """A logged-in admin browser and the health page's CSRF field."""
     browser = server.browser(follow_redirects=False)
-    form = browser.get("/admin/login").text
-    found = re.search(r'name="login_csrf" value="([0-9a-f]+)"', form)
-    data = {"token": token, "next": "/admin/health", "login_csrf": found.group(1) if found else ""}
-    assert browser.post("/admin/login", data=data).status_code == 303
+    assert admin_login(browser, token, "/admin/health").status_code == 303
     health = browser.get("/admin/health")
     assert health.status_code == 200
     assert 'action="/admin/config/reload"' in health.text  # the button
-    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', health.text)
-    assert csrf is not None
-    return browser, csrf.group(1)
+    return browser, page_csrf(health.text)
 
 
 def test_the_admin_health_page_reloads_and_shows_every_mistake(reloading: Server) -> None:

@@ -18,7 +18,7 @@ from netwatch.store import MomentOutOfRangeError, NewMaintenance, Store
 from netwatch.store import engine as store_engine
 from netwatch.store.engine import SQLITE_FILE_NAME
 from tests.waiting import wait_until
-from tests.web.conftest import COMMUNE, LINK, Server
+from tests.web.conftest import COMMUNE, LINK, Server, admin_login
 
 
 def _token(server: Server) -> str:
@@ -144,11 +144,7 @@ def test_the_admin_maintenance_form_with_such_dates_gets_422(server: Server) -> 
     what it parsed; the store refuses a moment out of range and the app answers 422."""
     token = _token(server)
     with server.browser(follow_redirects=False) as browser:
-        form = browser.get("/admin/login").text
-        login_csrf = re.search(r'name="login_csrf" value="([0-9a-f]+)"', form)
-        assert login_csrf is not None
-        data = {"token": token, "next": "/admin", "login_csrf": login_csrf.group(1)}
-        browser.post("/admin/login", data=data)
+        admin_login(browser, token)
         page = browser.get("/admin/maintenance").text
         found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
         assert found, "the form has no CSRF field"
