@@ -59,6 +59,7 @@ from netwatch.bus.commands import (
     decode_ticket_action,
     encode_ticket_reply,
 )
+from netwatch.bus.errors import BusErrors
 from netwatch.bus.lease import Lease
 from netwatch.bus.streams import (
     OBSERVATIONS,
@@ -447,6 +448,7 @@ def core_opener(
             name=holder,
             max_reconnect_attempts=-1,  # the bus comes back: keep the position, never give up
             reconnect_time_wait=0.5,
+            error_cb=BusErrors(log).error,
         )
         try:
             js = nc.jetstream()

@@ -50,6 +50,7 @@ from netwatch.bus.commands import (
     decode_ticket_reply,
     encode_ticket_action,
 )
+from netwatch.bus.errors import BusErrors
 from netwatch.bus.lease import Lease
 from netwatch.bus.streams import StreamLimits, ensure_buckets, ensure_stream
 from netwatch.history import BUCKET_S
@@ -197,6 +198,7 @@ def web_opener(
             name=f"web@{socket.gethostname()}:{os.getpid()} {name}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
+            error_cb=BusErrors(log).error,
         )
         watching: asyncio.Task[None] | None = None
         try:
