@@ -47,9 +47,23 @@ def _stat(pid: int) -> _Stat | None:
     return _Stat(int(f[1]), int(f[19]), cpu, int(f[21]) * PAGE_BYTES)
 
 
+def descendants(root: int) -> list[int]:
+    """Every live process under ``root`` (by parent pid), ``root`` itself not included."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (s := _stat(int(entry))) is not None:
+            children.setdefault(s.ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def role_name(pid: int) -> str:
     """A short name for a NetWatch process from its command line: supervisor, core, probe-0,
-    snmp-0, all, nats-server, check-config (else the program's name)."""
+    snmp-0, web-0, all, nats-server, check-config (else the program's name)."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
@@ -65,6 +79,8 @@ def role_name(pid: int) -> str:
         shard = argv[argv.index("--shard") + 1].split("/")[0] if "--shard" in argv else "0"
         kinds = argv[argv.index("--kinds") + 1] if "--kinds" in argv else "icmp,http"
         return f"{'snmp' if kinds == 'snmp' else 'probe'}-{shard}"
+    if role == "web" and "--name" in argv:
+        return f"web-{argv[argv.index('--name') + 1]}"
     return role
 
 

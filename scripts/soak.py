@@ -64,6 +64,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._proctree import descendants, role_name  # noqa: E402
 from netwatch.lab import Lab  # noqa: E402
 from netwatch.lab.config import MailSetup  # noqa: E402
 from netwatch.mailbox import read_mailbox  # noqa: E402
@@ -237,54 +238,6 @@ class Catcher:
         self.proc = None
 
 
-def _ppid(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rpartition(")")[2].split()[1])
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return []
-
-
-def descendants(root: int) -> list[int]:
-    parents: dict[int, list[int]] = defaultdict(list)
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            ppid = _ppid(int(entry))
-            if ppid is not None:
-                parents[ppid].append(int(entry))
-    found: list[int] = []
-    todo = [root]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def role_of(pid: int) -> str:
-    """A stable name for a process of the tree: supervisor, nats-server, core, probe-0/2, ..."""
-    argv = _cmdline(pid)
-    if any(Path(a).name == "nats-server" for a in argv[:1]) or "nats-server" in " ".join(argv[:2]):
-        return "nats-server"
-    if "--role" not in argv:
-        return "supervisor" if "run" in argv else Path(argv[0]).name if argv else "?"
-    role = argv[argv.index("--role") + 1]
-    if role == "probe":
-        kinds = argv[argv.index("--kinds") + 1] if "--kinds" in argv else "all"
-        shard = argv[argv.index("--shard") + 1] if "--shard" in argv else "0/1"
-        return f"probe[{kinds}]-{shard}"
-    if role == "web" and "--name" in argv:
-        return f"web-{argv[argv.index('--name') + 1].rsplit('-', 1)[-1]}"
-    return role
-
-
 class NetWatch:
     """`netwatch run` on the lab's inventory, its log appended to across restarts."""
 
@@ -317,7 +270,7 @@ class NetWatch:
         if self.proc is None or self.proc.poll() is not None:
             return {}
         pids = [self.proc.pid, *descendants(self.proc.pid)]
-        return {pid: role_of(pid) for pid in pids}
+        return {pid: role_name(pid) for pid in pids}
 
     def kill_supervisor(self) -> None:
         assert self.proc is not None
@@ -345,7 +298,7 @@ class NetWatch:
 
 
 def _alive(pids: list[int]) -> bool:
-    return any(Path(f"/proc/{pid}").exists() and _ppid(pid) not in (None, 0) for pid in pids)
+    return any(Path(f"/proc/{pid}").exists() for pid in pids)
 
 
 # -- measurements ------------------------------------------------------------------------------
