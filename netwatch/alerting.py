@@ -82,7 +82,7 @@ from netwatch.notify.messages import (
     outbox_payload,
 )
 from netwatch.pathtrace import PathTracer
-from netwatch.signing import LinkSigner
+from netwatch.signing import LinkSigner, SignedLink, link_id
 from netwatch.steadyclock import SteadyClock
 from netwatch.store import Store, StoreTimeoutError, TicketStepOutcome
 from netwatch.store.codec import (
@@ -95,6 +95,7 @@ from netwatch.store.codec import (
 from netwatch.store.leader import Leader
 from netwatch.store.types import (
     EventRecord,
+    IssuedLink,
     JsonObject,
     NewOutboxItem,
     OutboxItem,
@@ -279,6 +280,28 @@ class Notices:
                 )
         return rows
 
+    def signed(self, change: TicketChange) -> SignedLink | None:
+        """The ISP link a change's notice carries (None without notifications).
+
+        Signed from the event's time, not the wall clock: a replayed evaluation renders the
+        same message, and every reminder or escalation carries a fresh link."""
+        if self._inventory.notifications is None:
+            return None
+        signer = LinkSigner.from_notifications(self._inventory.notifications)
+        return signer.sign(change.ticket.id, change.event.at)
+
+    def issued(self, change: TicketChange) -> IssuedLink | None:
+        """The link to record with the change's outbox rows (None when nobody is told)."""
+        signed = self.signed(change) if change.recipients else None
+        if signed is None:
+            return None
+        return IssuedLink(
+            id=link_id(signed.ticket_id, signed.exp, signed.sig),
+            ticket_id=signed.ticket_id,
+            expires_at=signed.expires_at,
+            issued_at=change.event.at,
+        )
+
     def notice(self, change: TicketChange) -> TicketNotice:
         """What the messages say about one change."""
         t, e = change.ticket, change.ticket.evidence
@@ -309,12 +332,7 @@ class Notices:
         if link is not None:
             commune = self._inventory.commune(link.commune)
             province = f"{commune.province_code:02d}" if commune else None
-        signed = None
-        if self._inventory.notifications is not None:
-            # Signed from the event's time, not the wall clock: a replayed evaluation renders
-            # the same message, and every reminder or escalation carries a fresh link.
-            signer = LinkSigner.from_notifications(self._inventory.notifications)
-            signed = signer.sign(t.id, change.event.at)
+        signed = self.signed(change)
         return TicketNotice(
             event=event,
             ticket_id=t.id,
@@ -711,13 +729,18 @@ class Alerting:
         tickets: list[TicketRecord] = []
         events: list[EventRecord] = []
         outbox: list[NewOutboxItem] = []
+        links: list[IssuedLink] = []
         for action in actions:
             if isinstance(action, Suppressed):
                 log.info("ticket suppressed by maintenance key=%s", action.key)
                 continue
             tickets.append(ticket_record(action.ticket, self.book.policy.recovery_s))
             events.append(event_record(action.ticket, action.event))
-            outbox.extend(self._notices.rows(action))
+            rows = self._notices.rows(action)
+            outbox.extend(rows)
+            issued = self._notices.issued(action) if rows else None
+            if issued is not None:
+                links.append(issued)
             if isinstance(
                 action, OpenTicket | ReopenTicket | AutoResolve | Escalate | LinkToParent
             ):
@@ -729,7 +752,7 @@ class Alerting:
                     action.ticket.evidence.state,
                 )
         if tickets:
-            result = await self._store.apply_ticket_changes(tickets, events, outbox, now)
+            result = await self._store.apply_ticket_changes(tickets, events, outbox, now, links)
             if result.outcome is TicketStepOutcome.INCIDENT_OPEN:
                 # Another unresolved ticket holds the incident (a second instance?): keep the
                 # old book, so nothing is announced that the store did not take.

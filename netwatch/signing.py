@@ -7,8 +7,10 @@ compared in constant time, and checked before the expiry so that "expired" is on
 a link NetWatch really issued.
 
 Each link has an id, `link_id(ticket_id, exp, sig)`: a hash of the signed link, safe to show
-and to store. The ISP pages record a link in the store the first time it is used; provincial IT
-can revoke that one link (REVOKED), leaving the ticket's other links valid.
+and to store. The store records a link when a notice carries it and stamps its first use;
+provincial IT can revoke that one link (REVOKED), opened or not, leaving the ticket's other
+links valid. A link may act (acknowledge, note, resolve) only for `link_act_hours` after it was
+issued (VIEW_ONLY afterwards); it may show the ticket until it expires.
 
 The signature is a credential: `RedactLinkSecrets` replaces it with "[redacted]" in the access
 log lines uvicorn writes (installed on the `uvicorn.access` logger by `install_log_redaction`).
@@ -40,6 +42,7 @@ class LinkReason(enum.Enum):
     BAD_SIGNATURE = "bad_signature"  # forged, or the ticket id or expiry was altered
     EXPIRED = "expired"  # a genuine link past its expiry
     REVOKED = "revoked"  # a genuine link provincial IT revoked
+    VIEW_ONLY = "view_only"  # a genuine link past its time to act: it may only show the ticket
 
 
 @dataclass(frozen=True, slots=True)

@@ -545,6 +545,9 @@ class Notifications(Model):
     public_url: str  # base of the links in notifications, e.g. https://netwatch.lamdong.gov.vn
     link_secret: Secret  # signs the ISP's ticket links
     link_valid_days: float = Field(7, gt=0, le=90)
+    # A link acknowledges, notes and resolves only this long after its notice; it shows the
+    # ticket until link_valid_days (reminders and escalations carry fresh links).
+    link_act_hours: float = Field(72, gt=0, le=90 * 24)
     smtp: Smtp | None = None
     webhook_secret: Secret | None = None  # HMAC key receivers verify webhook bodies with
     telegram: Telegram | None = None

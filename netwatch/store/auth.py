@@ -1,11 +1,13 @@
-"""Server-side admin sessions and revocable ISP links (revision 0004).
+"""Server-side admin sessions and revocable ISP links (revisions 0004, 0005).
 
 A session is a random id in the browser's cookie; the store keeps only its SHA-256, so a copy
 of the database opens no session. Logout deletes the row: a replayed cookie names nothing.
 Expired rows are pruned whenever a session is opened.
 
-A signed ISP link is recorded the first time it is used, by an id derived from its signature
+A signed ISP link is recorded when a notice carries it (with the notice's outbox rows,
+netwatch.store.tickets) and stamped on its first use, by an id derived from its signature
 (netwatch.signing.link_id); revoking that id refuses that one link, not the ticket's others.
+Links issued before revision 0005 are recorded on their first use.
 
 Internal notes are kept beside the ticket, not in its log: the public status page shows the
 log's notes, never these.
@@ -74,15 +76,17 @@ class AuthRepository(StoreBase):
     async def record_link(
         self, link_id: str, ticket_id: str, expires_at: datetime, now: datetime
     ) -> TicketLink:
-        """The link's record, made on its first use."""
+        """The link's record, its first use stamped: a link issued in a notice (revision 0005)
+        gets its first_used_at now; one issued before 0005 is recorded now."""
         async with self._read() as session:
             row = await session.get(TicketLinkRow, link_id)
-            if row is not None:
+            if row is not None and row.first_used_at is not None:
                 return _value(TicketLink, row)
         values = {
             "id": link_id,
             "ticket_id": ticket_id,
             "expires_at": expires_at,
+            "issued_at": None,
             "first_used_at": now,
             "revoked_at": None,
             "revoked_by": None,
@@ -91,9 +95,20 @@ class AuthRepository(StoreBase):
             await session.execute(
                 self._insert(TicketLinkRow).values(values).on_conflict_do_nothing()
             )
-            row = await session.get(TicketLinkRow, link_id)
+            await session.execute(
+                sa.update(TicketLinkRow)
+                .where(TicketLinkRow.id == link_id, TicketLinkRow.first_used_at.is_(None))
+                .values(first_used_at=now)
+            )
+            row = await session.get(TicketLinkRow, link_id, populate_existing=True)
             assert row is not None  # just inserted, or there already
             return _value(TicketLink, row)
+
+    async def ticket_link(self, link_id: str) -> TicketLink | None:
+        """One link's record, or None (never issued in a notice since 0005, never opened)."""
+        async with self._read() as session:
+            row = await session.get(TicketLinkRow, link_id)
+            return _value(TicketLink, row) if row is not None else None
 
     async def revoke_link(self, link_id: str, by: str, now: datetime) -> RevokeOutcome:
         """Refuse one link from now on."""
@@ -107,12 +122,15 @@ class AuthRepository(StoreBase):
             return RevokeOutcome.DONE
 
     async def ticket_links(self, ticket_id: str) -> list[TicketLink]:
-        """The ticket's links seen in use, first used first."""
+        """The ticket's links, issued or first used first (a link is issued before its use)."""
         async with self._read() as session:
             rows = await session.scalars(
                 sa.select(TicketLinkRow)
                 .where(TicketLinkRow.ticket_id == ticket_id)
-                .order_by(TicketLinkRow.first_used_at, TicketLinkRow.id)
+                .order_by(
+                    sa.func.coalesce(TicketLinkRow.issued_at, TicketLinkRow.first_used_at),
+                    TicketLinkRow.id,
+                )
             )
             return [_value(TicketLink, r) for r in rows]
 

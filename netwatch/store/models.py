@@ -29,7 +29,8 @@ Tables (times are UTC; timestamptz on PostgreSQL, naive-UTC text on SQLite):
 - ``admin_sessions`` (revision 0004): the provincial IT view's sessions, server-side: the
   SHA-256 of the session id the cookie carries (never the id), the API token it was opened
   with, its CSRF token and expiry. Logout deletes the row, so a replayed cookie is refused.
-- ``ticket_links`` (revision 0004): every signed ISP link seen in use, by an id derived from
+- ``ticket_links`` (revision 0004; issued_at from 0005): every signed ISP link issued in a notice
+  or seen in use, by an id derived from
   its signature, with its ticket and expiry; ``revoked_at`` refuses that one link from then on.
 - ``ticket_internal_notes`` (revision 0004): notes the ISP and provincial IT keep to themselves,
   outside the ticket's log, so the public status page (which shows the log's notes) never does.
@@ -291,7 +292,7 @@ class AdminSessionRow(Base):
 
 
 class TicketLinkRow(Base):
-    """A signed ISP link seen in use (revision 0004), revocable on its own."""
+    """A signed ISP link issued in a notice (0005) or seen in use (0004), revocable alone."""
 
     __tablename__ = "ticket_links"
     __table_args__ = (sa.Index("ix_ticket_links_ticket_id", "ticket_id"),)
@@ -299,7 +300,8 @@ class TicketLinkRow(Base):
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     ticket_id: Mapped[str] = mapped_column(sa.String(200))
     expires_at: Mapped[datetime]
-    first_used_at: Mapped[datetime]
+    issued_at: Mapped[datetime | None]  # None: recorded before revision 0005, on first use
+    first_used_at: Mapped[datetime | None]  # None: issued, never opened
     revoked_at: Mapped[datetime | None]
     revoked_by: Mapped[str | None] = mapped_column(sa.String(100))
 

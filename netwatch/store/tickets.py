@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import ReturningInsert
@@ -16,11 +17,12 @@ from alerts.subject import SubjectKey
 from alerts.tickets import EventKind, Ticket, TicketEvent
 from netwatch.store.base import _chunks, _fields, _json_object, _value
 from netwatch.store.codec import actor_from_text, completed, evidence_from_json, recovery_from_json
-from netwatch.store.models import TicketEventRow, TicketRow
+from netwatch.store.models import TicketEventRow, TicketLinkRow, TicketRow
 from netwatch.store.outbox import OutboxRepository, _outbox_rows
 from netwatch.store.types import (
     UNNUMBERED,
     EventRecord,
+    IssuedLink,
     NewOutboxItem,
     StoredEvent,
     StoredTicket,
@@ -87,6 +89,7 @@ class TicketsRepository(OutboxRepository):
         events: Sequence[EventRecord],
         outbox: Sequence[NewOutboxItem],
         now: datetime,
+        links: Sequence[IssuedLink] = (),
     ) -> TicketStepResult:
         """Persist one state-machine step in one transaction; a replay writes nothing.
 
@@ -96,7 +99,9 @@ class TicketsRepository(OutboxRepository):
         whose last record is resolved are written before the others, each group in the given
         order, so resolving an episode and opening the next one for the same incident key in
         one call passes the one-unresolved-ticket-per-incident index whatever the order.
-        `now` stamps updated_at of written tickets and the outbox rows' creation.
+        `now` stamps updated_at of written tickets and the outbox rows' creation. `links` are
+        the signed ISP links the outbox rows carry, recorded (once, by id) with them so that
+        provincial IT can list and revoke a link before anyone opened it.
 
         A ticket that would still be a second unresolved one for its incident key writes
         nothing and returns INCIDENT_OPEN; bad input (an event or outbox item naming an unknown
@@ -124,6 +129,8 @@ class TicketsRepository(OutboxRepository):
                 queued = await _count_returned(
                     conn, self._insert_outbox(), _outbox_rows(outbox, now)
                 )
+                if links:
+                    await conn.execute(self._insert_links(), _link_rows(links))
         except IntegrityError:
             if not in_tickets:
                 raise
@@ -186,6 +193,9 @@ class TicketsRepository(OutboxRepository):
             .returning(TicketEventRow.id)
         )
 
+    def _insert_links(self) -> sqlite.Insert | postgresql.Insert:
+        return self._insert(TicketLinkRow).on_conflict_do_nothing(index_elements=[TicketLinkRow.id])
+
     async def ticket_books(self, resolved_since: datetime) -> list[TicketRecord]:
         """Every unresolved ticket and those resolved at or after `resolved_since`, by opening.
 
@@ -225,6 +235,22 @@ def _ticket_rows(records: Sequence[TicketRecord], now: datetime) -> list[dict[st
             "updated_at": now,
         }
         for r in records
+    ]
+
+
+def _link_rows(links: Sequence[IssuedLink]) -> list[dict[str, Any]]:
+    unique = {link.id: link for link in links}  # a notice's link is one for all its rows
+    return [
+        {
+            "id": link.id,
+            "ticket_id": link.ticket_id,
+            "expires_at": link.expires_at,
+            "issued_at": link.issued_at,
+            "first_used_at": None,
+            "revoked_at": None,
+            "revoked_by": None,
+        }
+        for link in unique.values()
     ]
 
 

@@ -390,14 +390,27 @@ class AdminSession:
 
 @dataclass(frozen=True, slots=True)
 class TicketLink:
-    """A signed ISP link seen in use: its id (from the signature), ticket, expiry, revocation."""
+    """A signed ISP link: its id (from the signature), ticket, expiry, when a notice carried it
+    (None for links recorded before revision 0005), its first use (None: never opened), its
+    revocation."""
 
     id: str
     ticket_id: str
     expires_at: datetime
-    first_used_at: datetime
+    issued_at: datetime | None
+    first_used_at: datetime | None
     revoked_at: datetime | None
     revoked_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedLink:
+    """A signed ISP link a notice carries, recorded with the notice's outbox rows."""
+
+    id: str
+    ticket_id: str
+    expires_at: datetime
+    issued_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

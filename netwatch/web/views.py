@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,9 +19,9 @@ from alerts.model import Measurements, PathTrace
 from alerts.subject import SubjectKind
 from alerts.tickets import Actor, Evidence, Refusal, Refused, Ticket
 from netwatch.bus.commands import ActionName
-from netwatch.inventory.models import LOCAL_TZ
+from netwatch.inventory.models import LOCAL_TZ, Notifications
 from netwatch.runtime import DeskAnswer, Runtime
-from netwatch.store import MomentOutOfRangeError, StoredTicket, utc_moment
+from netwatch.store import MomentOutOfRangeError, StoredTicket, TicketLink, utc_moment
 from netwatch.store.codec import actor_text
 
 MAX_TEXT_CHARS = 2000
@@ -36,6 +36,15 @@ def checked_moment(at: datetime, field: str) -> datetime:
     except MomentOutOfRangeError as exc:
         raise HTTPException(422, f"{field}: {exc}") from None
     return aware
+
+
+def acts_until(notifications: Notifications | None, link: TicketLink) -> datetime | None:
+    """When a signed ISP link stops acting on its ticket: `link_act_hours` after the notice that
+    carried it (never after its expiry); None for a link issued before links were recorded at
+    issuance (revision 0005): it acts until it expires, as it always did."""
+    if link.issued_at is None or notifications is None:
+        return None
+    return min(link.issued_at + timedelta(hours=notifications.link_act_hours), link.expires_at)
 
 
 def local_iso(at: datetime | None) -> str | None:

@@ -1,4 +1,4 @@
-"""Admin sessions and ISP links in the store (revision 0004), on SQLite and PostgreSQL."""
+"""Admin sessions and ISP links in the store (revisions 0004, 0005), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from netwatch.store import RevokeOutcome, Store
+from netwatch.store import IssuedLink, RevokeOutcome, Store
 from netwatch.store.auth import session_hash
 from netwatch.store.models import AdminSessionRow
 
@@ -59,6 +59,34 @@ async def test_links_are_recorded_once_and_revoked_alone(store: Store) -> None:
     assert revoked.revoked_by == "token:ops"
     other = await store.record_link("b" * 20, "NW-1", expires, NOW)
     assert other.revoked_at is None
+
+
+async def test_links_issued_in_notices_are_listed_and_revocable_before_any_use(
+    store: Store,
+) -> None:
+    expires = NOW + timedelta(days=7)
+    opened = IssuedLink("d" * 20, "NW-3", expires, NOW)
+    reminder = IssuedLink("e" * 20, "NW-3", expires + timedelta(hours=1), NOW + timedelta(hours=1))
+    # A notice's rows (one per channel and recipient) carry the same link: recorded once.
+    await store.apply_ticket_changes([], [], [], NOW, [opened, opened])
+    await store.apply_ticket_changes([], [], [], NOW + timedelta(hours=1), [reminder])
+    await store.apply_ticket_changes([], [], [], NOW + timedelta(hours=2), [opened])  # replay
+    listed = await store.ticket_links("NW-3")
+    assert [(link.id, link.issued_at, link.first_used_at) for link in listed] == [
+        ("d" * 20, NOW, None),
+        ("e" * 20, NOW + timedelta(hours=1), None),
+    ]
+    assert await store.ticket_link("e" * 20) == listed[1]
+    assert await store.ticket_link("f" * 20) is None
+    # Revoked before anyone opened it; its first use is still stamped (and refused upstream).
+    assert await store.revoke_link("e" * 20, "token:ops", NOW) is RevokeOutcome.DONE
+    used = await store.record_link("d" * 20, "NW-3", expires, NOW + timedelta(minutes=5))
+    assert (used.issued_at, used.first_used_at) == (NOW, NOW + timedelta(minutes=5))
+    later = await store.record_link("d" * 20, "NW-3", expires, NOW + timedelta(hours=3))
+    assert later.first_used_at == NOW + timedelta(minutes=5)  # the first use stays
+    revoked = await store.record_link("e" * 20, "NW-3", expires, NOW + timedelta(hours=2))
+    assert revoked.revoked_at == NOW
+    assert revoked.issued_at == NOW + timedelta(hours=1)
 
 
 async def test_internal_notes_are_kept_per_ticket_in_order(store: Store) -> None:

@@ -82,6 +82,7 @@ from netwatch.web.ticket.pages import (
 from netwatch.web.views import (
     ActionFailure,
     ManualAction,
+    acts_until,
     apply_action,
     ticket_detail,
     ticket_not_found,
@@ -401,7 +402,11 @@ async def ticket_page(
         )
     now = datetime.now(UTC)
     view = await ticket_detail(runtime, ticket, now)
-    links = await runtime.store.ticket_links(ticket_id)
+    notifications = runtime.inventory.notifications
+    links = [
+        (link, acts_until(notifications, link))
+        for link in await runtime.store.ticket_links(ticket_id)
+    ]
     internal_notes = await runtime.store.internal_notes(ticket_id)
     return page(
         request,

@@ -42,21 +42,29 @@ class Label:
     UNTIL: Final[Words] = {"vi": "đến", "en": "until"}
     BYE: Final[Words] = {"vi": "Bạn đã đăng xuất.", "en": "You are logged out."}
     ISP_LINKS: Final[Words] = {
-        "vi": "Đường dẫn đã gửi nhà mạng (đã được mở)",
-        "en": "Links sent to the ISP (opened at least once)",
+        "vi": "Đường dẫn đã gửi nhà mạng",
+        "en": "Links sent to the ISP",
     }
     LINKS_INTRO: Final[Words] = {
-        "vi": "Mỗi đường dẫn có chữ ký cho phép xem và xử lý phiếu đến khi hết hạn. Nếu một "
-        "đường dẫn bị lộ, hãy thu hồi riêng đường dẫn đó; các đường dẫn khác vẫn dùng được.",
-        "en": "Each signed link lets its holder view and act on the ticket until it expires. "
-        "If one leaks, revoke that link alone; the others keep working.",
+        "vi": "Mỗi thông báo về phiếu kèm một đường dẫn có chữ ký: đường dẫn cho phép xem phiếu "
+        "đến khi hết hạn, và xác nhận, ghi chú, báo đã khắc phục đến hạn thao tác. Nếu một "
+        "đường dẫn bị lộ, hãy thu hồi riêng đường dẫn đó (kể cả khi chưa ai mở); các đường dẫn "
+        "khác vẫn dùng được.",
+        "en": "Each notice about the ticket carries a signed link: it shows the ticket until it "
+        "expires, and acknowledges, notes and resolves until its time to act ends. If one "
+        "leaks, revoke that link alone (even before anyone opened it); the others keep "
+        "working.",
     }
     NO_LINKS: Final[Words] = {
-        "vi": "Chưa có đường dẫn nào được mở.",
-        "en": "No link has been opened yet.",
+        "vi": "Chưa có đường dẫn nào được gửi hoặc được mở.",
+        "en": "No link has been sent or opened yet.",
     }
     LINK_ID: Final[Words] = {"vi": "Mã đường dẫn", "en": "Link id"}
+    ISSUED: Final[Words] = {"vi": "Gửi lúc", "en": "Sent"}
     FIRST_USED: Final[Words] = {"vi": "Mở lần đầu", "en": "First opened"}
+    NOT_OPENED: Final[Words] = {"vi": "Chưa mở", "en": "Not opened"}
+    ACTS_UNTIL: Final[Words] = {"vi": "Hạn thao tác", "en": "Acts until"}
+    UNTIL_EXPIRY: Final[Words] = {"vi": "Đến khi hết hạn", "en": "Until it expires"}
     EXPIRES: Final[Words] = {"vi": "Hết hạn", "en": "Expires"}
     REVOKED: Final[Words] = {"vi": "Đã thu hồi", "en": "Revoked"}
     REVOKE: Final[Words] = {"vi": "Thu hồi", "en": "Revoke"}

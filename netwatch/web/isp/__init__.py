@@ -5,8 +5,10 @@ when the browser asks for HTML); POST /t/{id}/acknowledge, /note and /resolve ac
 same exp and sig (in the query, a form or a JSON body). Browsers' forms work without JavaScript
 and are answered by a redirect back to the page (post/redirect/get). The link is checked before
 anything else: a forged, altered or expired link gets 403 and learns nothing, not even whether
-the ticket exists. A genuine link is recorded in the store on its first use (by its id,
-netwatch.signing.link_id); one that provincial IT revoked gets 403 too. The signature never
+the ticket exists. A genuine link is recorded in the store when a notice carries it and stamped
+on its first use (by its id, netwatch.signing.link_id); one that provincial IT revoked gets 403
+too, and one past `notifications.link_act_hours` since its notice shows the ticket but gets 403
+for an action (VIEW_ONLY). The signature never
 reaches the access log (netwatch.signing.RedactLinkSecrets, installed here).
 
 What the ISP sees: the commune, the link's name, its circuit ID and ISP, the problem and since
@@ -61,6 +63,7 @@ from netwatch.web.ticket.pages import (
 from netwatch.web.views import (
     ActionFailure,
     ManualAction,
+    acts_until,
     apply_action,
     ticket_detail,
     ticket_not_found,
@@ -119,10 +122,14 @@ def _error(
     )
 
 
-def _link_refused(request: Request, html: bool, check: LinkCheck) -> Response:
+def _link_refused(
+    request: Request, html: bool, check: LinkCheck, *, at: datetime | None = None
+) -> Response:
     message, message_vi = LINK_REFUSED[check.reason]
     if check.reason is LinkReason.EXPIRED and check.expires_at is not None:
         message_vi = f"{message_vi} (Hết hạn lúc {format_time_vi(check.expires_at)}.)"
+    if check.reason is LinkReason.VIEW_ONLY and at is not None:
+        message_vi = f"{message_vi} (Hết thời hạn thao tác lúc {format_time_vi(at)}.)"
     failure = ActionFailure(403, check.reason.value, message, message_vi)
     return _error(request, html, failure, title=Label.REFUSED_TITLE)
 
@@ -141,10 +148,10 @@ _STARTING = ActionFailure(503, "starting", STARTING, Common.STARTING["vi"])
 
 async def _opened(
     request: Request, html: bool, ticket_id: str, exp: str | None, sig: str | None
-) -> tuple[Runtime, LinkCheck] | Response:
-    """The runtime and the link's check, or the refusal: the link is checked before anything
-    else (a bad link learns nothing, not even that NetWatch is starting), then whether it was
-    revoked (recording it on its first use)."""
+) -> tuple[Runtime, LinkCheck, datetime | None] | Response:
+    """The runtime, the link's check and until when it may act, or the refusal: the link is
+    checked before anything else (a bad link learns nothing, not even that NetWatch is
+    starting), then whether it was revoked (stamping its first use)."""
     runtime = runtime_or_none(request)
     check = _check(runtime, ticket_id, exp, sig)
     if not check.ok:
@@ -159,10 +166,12 @@ async def _opened(
     )
     if record.revoked_at is not None:
         return _link_refused(request, html, LinkCheck(LinkReason.REVOKED, check.expires_at))
-    return runtime, check
+    return runtime, check, acts_until(runtime.inventory.notifications, record)
 
 
-async def _view(runtime: Runtime, ticket_id: str, check: LinkCheck) -> IspTicketView | None:
+async def _view(
+    runtime: Runtime, ticket_id: str, check: LinkCheck, act_until: datetime | None
+) -> IspTicketView | None:
     assert check.expires_at is not None  # a valid link has its expiry
     ticket = await runtime.store.get_ticket(ticket_id)
     if ticket is None:
@@ -175,6 +184,8 @@ async def _view(runtime: Runtime, ticket_id: str, check: LinkCheck) -> IspTicket
         **detail.model_dump(),
         link_expires_at=check.expires_at,
         link_expires_at_local=check.expires_at.astimezone(LOCAL_TZ).isoformat(),
+        link_acts_until=act_until,
+        link_may_act=act_until is None or datetime.now(UTC) < act_until,
     )
 
 
@@ -206,8 +217,8 @@ async def isp_ticket(
     opened = await _opened(request, html, ticket_id, exp, sig)
     if isinstance(opened, Response):
         return opened
-    runtime, check = opened
-    view = await _view(runtime, ticket_id, check)
+    runtime, check, act_until = opened
+    view = await _view(runtime, ticket_id, check, act_until)
     if view is None:
         return _error(request, html, ticket_not_found(ticket_id))
     if html:
@@ -230,7 +241,10 @@ async def _act(request: Request, ticket_id: str, action: ManualAction) -> Respon
     opened = await _opened(request, html, ticket_id, exp, sig)
     if isinstance(opened, Response):
         return opened
-    runtime, check = opened
+    runtime, check, act_until = opened
+    if act_until is not None and datetime.now(UTC) >= act_until:
+        refusal = LinkCheck(LinkReason.VIEW_ONLY, check.expires_at)
+        return _link_refused(request, html, refusal, at=act_until)
     lang_field = fields.get("lang")
     query = {"exp": exp or "", "sig": sig or ""}
     if is_lang(lang_field):
@@ -264,7 +278,7 @@ async def _act(request: Request, ticket_id: str, action: ManualAction) -> Respon
             await runtime.store.add_internal_note(ticket_id, ActorKind.ISP.value, name, text, now)
             if html:
                 return RedirectResponse(f"{back}&done=internal_note", status_code=303)
-            kept = await _view(runtime, ticket_id, check)
+            kept = await _view(runtime, ticket_id, check, act_until)
             assert kept is not None  # it was just read
             return JSONResponse(kept.model_dump(mode="json"))
     actor = Actor(ActorKind.ISP, name)
@@ -274,7 +288,7 @@ async def _act(request: Request, ticket_id: str, action: ManualAction) -> Respon
     if html:
         # Post/redirect/get: a reload shows the page instead of sending the form again.
         return RedirectResponse(f"{back}&done={action.value}", status_code=303)
-    view = await _view(runtime, ticket_id, check)
+    view = await _view(runtime, ticket_id, check, act_until)
     assert view is not None  # it was just changed
     return JSONResponse(view.model_dump(mode="json"))
 

@@ -64,13 +64,31 @@ def render_ticket_page(
             lang,
             datetime.now(UTC),
             TicketForms(
-                ticket_path(view.id), {"exp": exp, "sig": sig, "lang": lang}, ask_name=True
+                ticket_path(view.id),
+                {"exp": exp, "sig": sig, "lang": lang},
+                ask_name=True,
+                view_only=_view_only(view, lang),
             ),
             done=done,
-            footnote=f"{Label.EXPIRES[lang]} {fmt_time(view.link_expires_at, lang)}.",
+            footnote=_footnote(view, lang),
             internal_notes=internal_notes,
         ),
     )
+
+
+def _view_only(view: IspTicketView, lang: Lang) -> str:
+    """What the page says instead of the forms when the link may no longer act ("": it may)."""
+    if view.link_may_act or view.link_acts_until is None:
+        return ""
+    return Label.VIEW_ONLY[lang].format(at=fmt_time(view.link_acts_until, lang))
+
+
+def _footnote(view: IspTicketView, lang: Lang) -> str:
+    """The link's expiry, and until when it acts while it may."""
+    said = f"{Label.EXPIRES[lang]} {fmt_time(view.link_expires_at, lang)}."
+    if view.link_may_act and view.link_acts_until is not None:
+        said += f" {Label.ACTS_UNTIL[lang]} {fmt_time(view.link_acts_until, lang)}."
+    return said
 
 
 def error_page(

@@ -31,6 +31,12 @@ LINK_REFUSED: Mapping[LinkReason, tuple[str, str]] = {
         "Liên kết này đã bị bộ phận CNTT của tỉnh thu hồi. Hãy dùng liên kết trong thông báo "
         "mới hơn hoặc liên hệ bộ phận CNTT của tỉnh.",
     ),
+    LinkReason.VIEW_ONLY: (
+        "this ticket link may no longer act on the ticket (it still shows it); use the link of "
+        "a newer notice, or ask provincial IT",
+        "Liên kết này đã hết thời hạn thao tác trên phiếu (vẫn xem được phiếu). Hãy dùng liên "
+        "kết trong thông báo mới hơn hoặc liên hệ bộ phận CNTT của tỉnh.",
+    ),
 }
 
 
@@ -38,6 +44,16 @@ class Label:
     """The ISP page's own labels and titles."""
 
     EXPIRES: Final[Words] = {"vi": "Liên kết có hiệu lực đến", "en": "This link is valid until"}
+    ACTS_UNTIL: Final[Words] = {
+        "vi": "Liên kết dùng để thao tác (xác nhận, ghi chú, báo đã khắc phục) đến",
+        "en": "This link acts on the ticket (acknowledge, note, resolve) until",
+    }
+    VIEW_ONLY: Final[Words] = {
+        "vi": "Liên kết này đã hết thời hạn thao tác lúc {at}: chỉ còn xem được phiếu. Hãy dùng "
+        "liên kết trong thông báo mới hơn hoặc liên hệ bộ phận CNTT của tỉnh.",
+        "en": "This link's time to act ended at {at}: it only shows the ticket now. Use the "
+        "link of a newer notice, or ask provincial IT.",
+    }
     REFUSED_TITLE: Final[Words] = {"vi": "Không mở được phiếu", "en": "The ticket cannot be opened"}
     FAILED_TITLE: Final[Words] = Common.FAILED
     BACK: Final[Words] = {"vi": "Quay lại phiếu", "en": "Back to the ticket"}

@@ -64,11 +64,13 @@ CONTEXT: Mapping[str, Any] = {
 @dataclass(frozen=True, slots=True)
 class TicketForms:
     """Where the body's forms post ({action_base}/acknowledge, /note, /resolve), with which
-    hidden fields, and whether they ask for a name (the ISP; the admin's token names the actor)."""
+    hidden fields, and whether they ask for a name (the ISP; the admin's token names the actor).
+    `view_only`, when set, is said instead of the forms (a link past its time to act)."""
 
     action_base: str
     hidden: Mapping[str, str]
     ask_name: bool
+    view_only: str = ""
 
 
 @dataclass(frozen=True, slots=True)
