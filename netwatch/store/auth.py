@@ -11,18 +11,30 @@ Links issued before revision 0005 are recorded on their first use.
 
 Internal notes are kept beside the ticket, not in its log: the public status page shows the
 log's notes, never these.
+
+Failed authentications (revision 0006): a token bucket per key (client address, token id) and a
+total per kind, shared by every process on this database, so W web workers allow what one does.
+A failure is one upsert per key, computed in SQL (refill, cap, spend), so two processes failing
+at once both count; buckets full again are pruned as failures come.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from netwatch.store.base import StoreBase, _value
-from netwatch.store.models import AdminSessionRow, TicketInternalNoteRow, TicketLinkRow
+from netwatch.store.models import (
+    AdminSessionRow,
+    AuthBucketRow,
+    AuthFailureTotalRow,
+    TicketInternalNoteRow,
+    TicketLinkRow,
+)
 from netwatch.store.types import AdminSession, InternalNote, RevokeOutcome, TicketLink
 
 SESSION_ID_BYTES = 32
@@ -31,6 +43,9 @@ SESSION_ID_BYTES = 32
 def session_hash(session_id: str) -> str:
     """What the store keeps of a session id."""
     return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+KEY_CHARS = 120  # an auth bucket's key is cut to this (the column's width)
 
 
 class AuthRepository(StoreBase):
@@ -158,3 +173,47 @@ class AuthRepository(StoreBase):
                 .order_by(TicketInternalNoteRow.at, TicketInternalNoteRow.id)
             )
             return [_value(InternalNote, r) for r in rows]
+
+    async def auth_buckets(self, keys: Sequence[str]) -> dict[str, tuple[float, float]]:
+        """The buckets of these keys that exist: key -> (tokens left, counted at, unix s)."""
+        async with self._read() as session:
+            rows = await session.execute(
+                sa.select(AuthBucketRow.key, AuthBucketRow.tokens, AuthBucketRow.at_s).where(
+                    AuthBucketRow.key.in_([k[:KEY_CHARS] for k in keys])
+                )
+            )
+            return {key: (tokens, at_s) for key, tokens, at_s in rows}
+
+    async def spend_auth_buckets(
+        self, keys: Sequence[str], kind: str, now_s: float, burst: float, rate_per_s: float
+    ) -> None:
+        """One failure: each key's bucket refilled to now (at most `burst`) less one, and the
+        kind's total plus one, in one transaction; buckets full again by now are dropped."""
+        table = AuthBucketRow.__table__
+        refilled = table.c.tokens + (now_s - table.c.at_s) * rate_per_s
+        capped = sa.case((refilled > burst, burst), else_=refilled)
+        async with self._write() as session:
+            for key in dict.fromkeys(k[:KEY_CHARS] for k in keys):
+                insert = self._insert(AuthBucketRow).values(key=key, tokens=burst - 1, at_s=now_s)
+                await session.execute(
+                    insert.on_conflict_do_update(
+                        index_elements=[AuthBucketRow.key],
+                        set_={"tokens": capped - 1, "at_s": now_s},
+                    )
+                )
+            total = self._insert(AuthFailureTotalRow).values(kind=kind[:32], total=1)
+            await session.execute(
+                total.on_conflict_do_update(
+                    index_elements=[AuthFailureTotalRow.kind],
+                    set_={"total": AuthFailureTotalRow.__table__.c.total + 1},
+                )
+            )
+            await session.execute(sa.delete(AuthBucketRow).where(refilled >= burst))
+
+    async def auth_failure_totals(self) -> dict[str, int]:
+        """Failed authentications ever counted, per kind."""
+        async with self._read() as session:
+            rows = await session.execute(
+                sa.select(AuthFailureTotalRow.kind, AuthFailureTotalRow.total)
+            )
+            return {kind: int(total) for kind, total in rows}

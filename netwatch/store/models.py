@@ -30,10 +30,12 @@ Tables (times are UTC; timestamptz on PostgreSQL, naive-UTC text on SQLite):
   SHA-256 of the session id the cookie carries (never the id), the API token it was opened
   with, its CSRF token and expiry. Logout deletes the row, so a replayed cookie is refused.
 - ``ticket_links`` (revision 0004; issued_at from 0005): every signed ISP link issued in a notice
-  or seen in use, by an id derived from
-  its signature, with its ticket and expiry; ``revoked_at`` refuses that one link from then on.
+  or seen in use, by an id derived from its signature, with its ticket and expiry;
+  ``revoked_at`` refuses that one link from then on.
 - ``ticket_internal_notes`` (revision 0004): notes the ISP and provincial IT keep to themselves,
   outside the ticket's log, so the public status page (which shows the log's notes) never does.
+- ``auth_buckets``, ``auth_failure_totals`` (revision 0006): the failed-authentication limit's
+  token buckets and the failure counts, shared by every process (netwatch.web.auth.AuthGuard).
 """
 
 from __future__ import annotations
@@ -318,3 +320,22 @@ class TicketInternalNoteRow(Base):
     actor_kind: Mapped[str] = mapped_column(sa.String(32))
     actor_name: Mapped[str] = mapped_column(sa.String(200))
     text: Mapped[str] = mapped_column(sa.Text)
+
+
+class AuthBucketRow(Base):
+    """A failed-authentication token bucket (revision 0006): tokens left at at_s (unix s)."""
+
+    __tablename__ = "auth_buckets"
+
+    key: Mapped[str] = mapped_column(sa.String(120), primary_key=True)
+    tokens: Mapped[float] = mapped_column(sa.Float)
+    at_s: Mapped[float] = mapped_column(sa.Float)
+
+
+class AuthFailureTotalRow(Base):
+    """Failed authentications of one kind ever counted (revision 0006)."""
+
+    __tablename__ = "auth_failure_totals"
+
+    kind: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    total: Mapped[int] = mapped_column(sa.BigInteger)

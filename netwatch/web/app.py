@@ -29,6 +29,7 @@ from netwatch.plan import Plan, compile_plan
 from netwatch.runtime import Runtime, RuntimeOptions, open_runtime
 from netwatch.store import MomentOutOfRangeError, StoreTimeoutError
 from netwatch.web import admin, api, isp, reload, status
+from netwatch.web.auth import refresh_failure_totals
 from netwatch.web.deps import NotReady, RuntimeDep
 from netwatch.web.session import SessionSigner
 
@@ -149,7 +150,10 @@ def create_app(
     app.state.admin_session_signer = SessionSigner.random()
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics(runtime: RuntimeDep) -> StreamingResponse:
+    async def metrics(request: Request, runtime: RuntimeDep) -> StreamingResponse:
+        # Failed authentications of every process on the database (web workers too).
+        await refresh_failure_totals(request, runtime.store)
+
         # On the event loop, not in a worker thread: the rounds update the same state, and a
         # national scrape is streamed in chunks with the loop free between them.
         async def body() -> AsyncIterator[bytes]:

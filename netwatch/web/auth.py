@@ -5,21 +5,25 @@ logged at WARNING with the client's address and the token's public id (never the
 counted in `netwatch_auth_failures_total{kind}`, and limited by a token bucket per client
 address and per token id (`AuthGuard`): after `FAILURE_BURST` failures at once, and beyond
 `FAILURE_BURST` a minute, the client gets 429 with Retry-After before its credentials are even
-looked at. The buckets are per process, in memory.
+looked at. The buckets and the counts are in the store (revision 0006), shared by every process
+on the database: W web workers allow what one does, and the core's /metrics counts them all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from alerts.tickets import Actor, ActorKind
 from netwatch.store import ApiToken, TokenReason
@@ -30,73 +34,83 @@ log = logging.getLogger("netwatch.web.auth")
 
 FAILURE_BURST = 10  # failures allowed at once, per address and per token id
 FAILURE_RATE_PER_S = FAILURE_BURST / 60.0  # and refilled at this many a minute
-MAX_BUCKETS = 10_000  # tracked keys at most (full buckets are forgotten first)
+TOTALS_TIMEOUT_S = 2.0  # /metrics waits this long at most for the store's totals
 AUTH_KINDS = ("login", "bearer")
 
 
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    at: float
+class AuthBuckets(Protocol):
+    """Where the buckets and totals live: the store, shared by every process on it."""
+
+    async def auth_buckets(self, keys: Sequence[str]) -> dict[str, tuple[float, float]]:
+        """key -> (tokens left, counted at unix s), for the keys that have a bucket."""
+        ...
+
+    async def spend_auth_buckets(
+        self, keys: Sequence[str], kind: str, now_s: float, burst: float, rate_per_s: float
+    ) -> None:
+        """Count one failure of `kind` against each key."""
+        ...
+
+    async def auth_failure_totals(self) -> dict[str, int]:
+        """Failures ever counted, per kind."""
+        ...
 
 
 @dataclass
 class AuthGuard:
-    """Token buckets of failed authentications per key (address, token id), on a clock."""
+    """Token buckets of failed authentications per key (address, token id), kept in the store
+    (netwatch.store.auth) so that every web worker judges by all of them, on a wall clock
+    (shared across processes; a test gives its own)."""
 
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = time.time
     burst: float = FAILURE_BURST
     rate_per_s: float = FAILURE_RATE_PER_S
-    _buckets: dict[str, _Bucket] = field(default_factory=dict)
-    _counter: Counter | None = None
+    totals: dict[str, int] = field(default_factory=dict)  # the last read, for /metrics
+    _registered: bool = False
 
-    def _level(self, key: str, now: float) -> _Bucket:
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            return _Bucket(self.burst, now)
-        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate_per_s)
-        bucket.at = now
-        return bucket
-
-    def retry_after(self, keys: list[str]) -> int | None:
+    async def retry_after(self, store: AuthBuckets, keys: list[str]) -> int | None:
         """Seconds until these keys may try again; None when they may now."""
         now = self.clock()
         worst = 0.0
-        for key in keys:
-            bucket = self._level(key, now)
-            if bucket.tokens < 1:
-                worst = max(worst, (1 - bucket.tokens) / self.rate_per_s)
+        for tokens, at_s in (await store.auth_buckets(keys)).values():
+            level = min(self.burst, tokens + (now - at_s) * self.rate_per_s)
+            if level < 1:
+                worst = max(worst, (1 - level) / self.rate_per_s)
         return max(1, math.ceil(worst)) if worst > 0 else None
 
-    def failed(self, keys: list[str]) -> None:
-        """One failure for each key."""
-        now = self.clock()
-        for key in keys:
-            bucket = self._level(key, now)
-            bucket.tokens -= 1
-            self._buckets[key] = bucket
-        if len(self._buckets) > MAX_BUCKETS:
-            for key in [k for k, b in self._buckets.items() if b.tokens >= self.burst - 1]:
-                del self._buckets[key]
-            while len(self._buckets) > MAX_BUCKETS:
-                del self._buckets[next(iter(self._buckets))]
+    async def failed(self, store: AuthBuckets, keys: list[str], kind: str) -> None:
+        """One failure of this kind for each key, and in the kind's total."""
+        await store.spend_auth_buckets(keys, kind, self.clock(), self.burst, self.rate_per_s)
+        self.totals[kind] = self.totals.get(kind, 0) + 1
+
+    async def refresh(self, store: AuthBuckets) -> None:
+        """Read every process's totals (before /metrics is rendered)."""
+        self.totals = await store.auth_failure_totals()
 
     def attach(self, registry: CollectorRegistry) -> None:
-        """Count failures in `registry` (once)."""
-        if self._counter is None:
-            self._counter = Counter(
-                "netwatch_auth_failures",
-                "Failed authentications: wrong admin login tokens, wrong bearer tokens",
-                ["kind"],
-                registry=registry,
-            )
-            for kind in AUTH_KINDS:
-                self._counter.labels(kind)
+        """Export `netwatch_auth_failures_total{kind}` from the totals in `registry` (once)."""
+        if not self._registered:
+            registry.register(_FailureCounter(self))
+            self._registered = True
 
-    def count(self, kind: str) -> None:
-        """Count one failure of this kind."""
-        if self._counter is not None:
-            self._counter.labels(kind).inc()
+
+class _FailureCounter(Collector):
+    """The guard's totals as a counter: every process's failures, as the store counts them."""
+
+    def __init__(self, guard: AuthGuard) -> None:
+        self._guard = guard
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "netwatch_auth_failures",
+            "Failed authentications (wrong admin login tokens, wrong bearer tokens), "
+            "counted by every NetWatch process on this database",
+            labels=["kind"],
+        )
+        totals = self._guard.totals
+        for kind in sorted({*AUTH_KINDS, *totals}):
+            family.add_metric([kind], totals.get(kind, 0))
+        yield family
 
 
 def auth_guard(request: Request) -> AuthGuard:
@@ -109,6 +123,15 @@ def auth_guard(request: Request) -> AuthGuard:
     if runtime is not None:
         guard.attach(runtime.registry)
     return guard
+
+
+async def refresh_failure_totals(request: Request, store: AuthBuckets) -> None:
+    """The guard's totals read again for /metrics; a failing store keeps the last ones."""
+    guard = auth_guard(request)
+    try:
+        await asyncio.wait_for(guard.refresh(store), TOTALS_TIMEOUT_S)
+    except Exception:  # the scrape goes on with what was read last
+        log.debug("auth failure totals unavailable", exc_info=True)
 
 
 def client_address(request: Request) -> str:
@@ -133,11 +156,11 @@ def guard_keys(request: Request, user: str) -> list[str]:
     return keys
 
 
-def record_failure(request: Request, kind: str, user: str, reason: str) -> None:
+async def record_failure(
+    request: Request, store: AuthBuckets, kind: str, user: str, reason: str
+) -> None:
     """Log (WARNING), count and rate-limit one failed authentication."""
-    guard = auth_guard(request)
-    guard.failed(guard_keys(request, user))
-    guard.count(kind)
+    await auth_guard(request).failed(store, guard_keys(request, user), kind)
     log.warning(
         "authentication failed: kind=%s address=%s token_id=%s reason=%s path=%s",
         kind,
@@ -193,7 +216,7 @@ async def require_write(
     # After the 401: a caller without a token learns that first, even while NetWatch starts.
     store = require_runtime(request).store
     user = token_id_of(credentials.credentials)
-    retry = auth_guard(request).retry_after(guard_keys(request, user))
+    retry = await auth_guard(request).retry_after(store, guard_keys(request, user))
     if retry is not None:
         raise HTTPException(
             429,
@@ -204,7 +227,7 @@ async def require_write(
     if check.reason is TokenReason.MISSING_SCOPE:
         raise HTTPException(403, f"API token lacks the {WRITE_SCOPE!r} scope")
     if not check.ok or check.info is None:
-        record_failure(request, "bearer", user, check.reason.value)
+        await record_failure(request, store, "bearer", user, check.reason.value)
         raise HTTPException(
             401, _REFUSED.get(check.reason, "invalid API token"), headers=_CHALLENGE
         )

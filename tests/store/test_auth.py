@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -99,3 +100,21 @@ async def test_internal_notes_are_kept_per_ticket_in_order(store: Store) -> None
         ("ops", "đã gọi", NOW + TTL),
     ]
     assert await store.internal_notes("NW-3") == []
+
+
+async def test_auth_buckets_refill_cap_spend_and_prune_in_one_statement(store: Store) -> None:
+    keys = ["addr:10.91.0.7", "user:0123456789abcdef"]
+    assert await store.auth_buckets(keys) == {}
+    # Five failures at once (as from several web workers): each one counted.
+    await asyncio.gather(
+        *(store.spend_auth_buckets(keys, "bearer", 1000.0, 10.0, 1.0) for _ in range(5))
+    )
+    assert await store.auth_buckets(keys) == dict.fromkeys(keys, (5.0, 1000.0))
+    # Two seconds later: refilled by two, then spent one.
+    await store.spend_auth_buckets(keys[:1], "login", 1002.0, 10.0, 1.0)
+    assert (await store.auth_buckets(keys))[keys[0]] == (6.0, 1002.0)
+    # Much later: capped at the burst before the spend (not 10 + 998).
+    await store.spend_auth_buckets(keys[:1], "login", 2000.0, 10.0, 1.0)
+    # ...and the token bucket that has been full again for a while is gone.
+    assert await store.auth_buckets(keys) == {keys[0]: (9.0, 2000.0)}
+    assert await store.auth_failure_totals() == {"bearer": 5, "login": 2}

@@ -16,6 +16,8 @@ from netwatch.store.models import Base
 TABLES = {
     "admin_sessions",
     "api_tokens",
+    "auth_buckets",
+    "auth_failure_totals",
     "link_rollups",
     "maintenance_windows",
     "outbox",

@@ -238,6 +238,40 @@ def test_wrong_bearer_tokens_are_logged_and_limited(
     assert statuses == [401] * 5 + [429]
 
 
+def test_the_failure_limit_and_count_are_shared_by_every_web_worker(
+    tmp_path: Path, inventory: Inventory
+) -> None:
+    # Two web workers (two apps, one database): failures on either spend the same buckets, so
+    # an address gets FAILURE_BURST tries in all, not per worker; each worker's /metrics (the
+    # core's, in process mode) counts both workers' failures.
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    first, second = (netwatch_app(tmp_path, inventory, data_dir) for _ in range(2))
+    clock = FakeClock()
+    first.state.auth_guard = AuthGuard(clock=clock)
+    second.state.auth_guard = AuthGuard(clock=clock)
+    with (
+        in_process(first) as one,
+        in_process(second) as two,
+        one.client() as a,
+        two.client() as b,
+    ):
+
+        def guess(client: httpx.Client, i: int) -> int:
+            wrong = {"Authorization": f"Bearer nw_{i:016x}_guess"}
+            return client.post("/api/v1/maintenance", json={}, headers=wrong).status_code
+
+        statuses = [guess(a if i % 2 else b, i) for i in range(12)]
+        assert statuses == [401] * 10 + [429] * 2
+        assert guess(a, 99) == 429
+        assert guess(b, 98) == 429
+        for client in (a, b):
+            metrics = client.get("/metrics").text
+            assert 'netwatch_auth_failures_total{kind="bearer"} 10.0' in metrics
+        clock.now += 60  # refilled for both
+        assert guess(b, 100) == 401
+
+
 # --- finding 9: links out of the access log, revocable alone ----------------------------------
 
 

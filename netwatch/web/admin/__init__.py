@@ -266,7 +266,7 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
         )
     token = fields.get("token", "").strip()[:MAX_TOKEN_CHARS]
     user = token_id_of(token)
-    retry = auth_guard(request).retry_after(guard_keys(request, user))
+    retry = await auth_guard(request).retry_after(runtime.store, guard_keys(request, user))
     if retry is not None:
         response = _login_page(
             request,
@@ -283,7 +283,7 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
             request, runtime, next_path, error=Message.NO_SCOPE[lang], status_code=403
         )
     if not check.ok or check.info is None:
-        record_failure(request, "login", user, check.reason.value)
+        await record_failure(request, runtime.store, "login", user, check.reason.value)
         return _login_page(
             request, runtime, next_path, error=Message.LOGIN_FAILED[lang], status_code=401
         )
