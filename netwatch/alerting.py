@@ -914,6 +914,7 @@ def build_channels(
                 api_base_url=z.api_base_url,
                 oauth_base_url=z.oauth_base_url,
                 timeout_s=z.timeout_s,
+                token_file=Path(z.token_file) if z.token_file else None,
             ),
             session,
         )

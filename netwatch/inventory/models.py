@@ -620,6 +620,9 @@ class Zalo(Model):
     api_base_url: str = ZALO_API_BASE_URL
     oauth_base_url: str = ZALO_OAUTH_BASE_URL
     timeout_s: float = Field(15.0, gt=0, le=120)
+    # Where refreshed tokens are kept across restarts (Zalo's refresh tokens are single-use),
+    # e.g. data/zalo-tokens.json; written by NetWatch, readable by its user only.
+    token_file: str | None = None
 
     _urls = field_validator("api_base_url", "oauth_base_url")(_https_or_loopback)
 
@@ -773,6 +776,17 @@ class Inventory(Model):
             out.append("no portals: the National Public Service Portal is not timed")
         if self.notifications is None:
             out.append("no notifications section: tickets are recorded but nobody is told")
+        elif (
+            self.notifications.zalo is not None
+            and self.notifications.zalo.refresh_token is not None
+            and self.notifications.zalo.token_file is None
+        ):
+            out.append(
+                "notifications.zalo has a refresh_token but no token_file: the tokens Zalo "
+                "hands out are kept in memory only, and after a restart Zalo refuses the "
+                "configured refresh token (each is used once); set token_file, e.g. "
+                "data/zalo-tokens.json"
+            )
         if not self.provincial_it.contacts:
             out.append("provincial_it has no contacts: capacity and portal tickets reach nobody")
         return out

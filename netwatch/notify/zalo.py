@@ -22,7 +22,11 @@ Outcomes, as the other channels classify theirs:
 - an invalid or expired access token (-124): a new one is taken with the refresh token
   (``POST {oauth}/v4/oa/access_token``, header ``secret_key``, form ``app_id``, ``grant_type=
   refresh_token``, ``refresh_token``), once, and the message is sent again with it. Zalo hands
-  out a new refresh token with each access token; both are kept for the next refresh.
+  out a new refresh token with each access token and takes each refresh token once only, so
+  the new pair is kept for the next refresh, and written to ``token_file`` when one is
+  configured: a restart then starts from the pair it had, not from the spent one in the
+  environment (the file names which configured token its pair descends from, so putting a new
+  refresh token in the environment, after authorizing the app again, starts over from it).
 
 Tokens never appear in an outcome or a log line, and neither does the template data (it names
 the commune and the ISP's circuit; the signed ticket link is never part of it).
@@ -32,10 +36,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
+import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Final
 
 import aiohttp
@@ -80,6 +88,7 @@ class ZaloConfig:
     api_base_url: str = "https://business.openapi.zalo.me"
     oauth_base_url: str = "https://oauth.zaloapp.com"
     timeout_s: float = 15.0
+    token_file: Path | None = None  # where the refreshed pair is kept across restarts
 
     @property
     def can_refresh(self) -> bool:
@@ -157,6 +166,7 @@ class ZaloChannel(_OverHttp):
         # One refresh at a time: Zalo's refresh token is single-use, so two sends finding the
         # token expired at once must not both spend it.
         self._refreshing = asyncio.Lock()
+        self._file_read = config.token_file is None
         self.refreshes = 0  # access tokens taken with the refresh token since start-up
 
     kind: Final = ChannelKind.ZALO  # what it sends, whatever the instance
@@ -172,6 +182,8 @@ class ZaloChannel(_OverHttp):
         body = zns_request(payload, recipient, delivery_id)
         if body is None:
             return Failed(FailureReason.BAD_PAYLOAD, False, "not a ZNS payload")
+        if not self._file_read:
+            await self._read_token_file()
         token = self._access
         if token is None:  # only a refresh token configured: take the first access token
             got = await self._refreshed(None)
@@ -232,7 +244,64 @@ class ZaloChannel(_OverHttp):
             self._access, self._refresh = outcome
             self.refreshes += 1
             _log.info("notify.zalo_token_refreshed refreshes=%d", self.refreshes)
+            await self._write_token_file()
             return self._access
+
+    def _origin(self) -> str:
+        """Which configured refresh token the kept pair descends from (a hash: the file must
+        not hold the spent token itself)."""
+        configured = self._config.refresh_token.reveal() if self._config.refresh_token else ""
+        return hashlib.sha256(configured.encode()).hexdigest()
+
+    async def _read_token_file(self) -> None:
+        async with self._refreshing:
+            if self._file_read:
+                return
+            self._file_read = True
+            path = self._config.token_file
+            assert path is not None
+            try:
+                text = await asyncio.to_thread(path.read_text, "utf-8")
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                _log.warning("notify.zalo_token_file_unreadable path=%s error=%s", path, exc)
+                return
+            try:
+                kept = json.loads(text)
+            except ValueError:
+                kept = None
+            if not isinstance(kept, dict) or not all(
+                isinstance(kept.get(k), str) and kept[k]
+                for k in ("origin", "access_token", "refresh_token")
+            ):
+                _log.warning("notify.zalo_token_file_ignored path=%s: not a token file", path)
+                return
+            if kept["origin"] != self._origin():
+                _log.info(
+                    "notify.zalo_token_file_ignored path=%s: the configured refresh token "
+                    "changed since it was written",
+                    path,
+                )
+                return
+            self._access, self._refresh = kept["access_token"], kept["refresh_token"]
+
+    async def _write_token_file(self) -> None:
+        path = self._config.token_file
+        if path is None or self._access is None or self._refresh is None:
+            return
+        document = {
+            "origin": self._origin(),
+            "access_token": self._access,
+            "refresh_token": self._refresh,
+            "refreshed_at": datetime.now(UTC).isoformat(),
+        }
+        try:
+            await asyncio.to_thread(_write_private, path, json.dumps(document, indent=2))
+        except OSError as exc:
+            # Sending goes on with the pair in memory; a restart before the next successful
+            # write starts from an older pair, which Zalo may refuse (docs/zalo.md).
+            _log.warning("notify.zalo_token_file_not_written path=%s error=%s", path, exc)
 
     async def _take_token(self, refresh: str) -> tuple[str, str] | Failed:
         """Zalo's OAuth v4: a refresh token for a new access token (and a new refresh token)."""
@@ -277,3 +346,15 @@ class ZaloChannel(_OverHttp):
                 FailureReason.SERVER_ERROR, True, "token refresh: no access_token in the answer"
             )
         return Failed(outcome.reason, outcome.retryable, f"token refresh: {outcome.detail}")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text` atomically, readable by its owner only (it holds tokens)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)

@@ -170,3 +170,20 @@ def test_refresh_only_and_a_loopback_peer_load(tmp_path: Path) -> None:
     assert inventory.notifications.zalo is not None
     assert inventory.notifications.zalo.api_base_url == "http://127.0.0.1:8080"
     assert "zalo-refresh" not in repr(inventory.notifications.zalo)
+
+
+def test_a_refresh_token_without_a_token_file_is_warned_about(tmp_path: Path) -> None:
+    zalo = (
+        "    refresh_token: {env: NW_ZALO_REFRESH_TOKEN}\n"
+        '    app_id: "4291763606161179100"\n'
+        "    secret_key: {env: NW_ZALO_SECRET_KEY}\n"
+        "    templates: {opened: 1}\n"
+    )
+    warned = [w for w in _load(_write(tmp_path, zalo=zalo)).warnings() if "token_file" in w]
+    assert warned == [
+        "notifications.zalo has a refresh_token but no token_file: the tokens Zalo hands out "
+        "are kept in memory only, and after a restart Zalo refuses the configured refresh "
+        "token (each is used once); set token_file, e.g. data/zalo-tokens.json"
+    ]
+    kept = _load(_write(tmp_path, zalo=zalo + "    token_file: data/zalo-tokens.json\n"))
+    assert not [w for w in kept.warnings() if "token_file" in w]

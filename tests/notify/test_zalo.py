@@ -6,6 +6,7 @@ as docs/zalo.md says."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import textwrap
@@ -510,3 +511,52 @@ async def test_a_rate_limited_answer_is_retryable(rig: Rig) -> None:
     rig.zalo.script = [(429, "Too Many Requests")]
     outcome = await rig.channel.send(PHONE, zns_payload(make_notice(), TEMPLATE_OPENED), "d")
     assert outcome == Failed(FailureReason.RATE_LIMITED, True, "HTTP 429 (not a ZNS answer)")
+
+
+def _channel(
+    session: aiohttp.ClientSession, zalo: FakeZalo, token_file: Path, refresh: str = REFRESH_TOKEN
+) -> ZaloChannel:
+    return ZaloChannel(
+        ZaloConfig(
+            access_token=Secret(ACCESS_TOKEN, "NW_ZALO_ACCESS_TOKEN"),
+            refresh_token=Secret(refresh, "NW_ZALO_REFRESH_TOKEN"),
+            app_id=APP_ID,
+            secret_key=Secret(SECRET_KEY, "NW_ZALO_SECRET_KEY"),
+            api_base_url=zalo.base_url,
+            oauth_base_url=zalo.base_url,
+            token_file=token_file,
+        ),
+        session,
+    )
+
+
+async def test_refreshed_tokens_survive_a_restart_through_the_token_file(tmp_path: Path) -> None:
+    token_file = tmp_path / "data" / "zalo-tokens.json"
+    payload = zns_payload(make_notice(), TEMPLATE_OPENED)
+    async with zalo_api() as zalo, aiohttp.ClientSession() as session:
+        zalo.access_token = "expired-elsewhere"
+        first = _channel(session, zalo, token_file)
+        assert isinstance(await first.send(PHONE, payload, "NW-1/0/zalo/p"), Delivered)
+        assert len(zalo.token_calls) == 1
+        assert token_file.stat().st_mode & 0o777 == 0o600  # it holds tokens
+        kept = json.loads(token_file.read_text("utf-8"))
+        assert kept["access_token"] == zalo.access_token
+        assert kept["refresh_token"] == zalo.refresh_token
+        assert REFRESH_TOKEN not in token_file.read_text("utf-8")  # the spent one: a hash
+
+        # A restart: the environment still holds the spent pair; the file the new one.
+        restarted = _channel(session, zalo, token_file)
+        assert isinstance(await restarted.send(PHONE, payload, "NW-1/1/zalo/p"), Delivered)
+        assert len(zalo.token_calls) == 1  # the kept access token was good
+        assert zalo.calls[-1].access_token == kept["access_token"]
+        zalo.access_token = "expired-again"
+        assert isinstance(await restarted.send(PHONE, payload, "NW-1/2/zalo/p"), Delivered)
+        assert zalo.token_calls[-1].form["refresh_token"] == kept["refresh_token"]
+        assert json.loads(token_file.read_text("utf-8"))["refresh_token"] == zalo.refresh_token
+
+        # A new refresh token in the environment (the app authorized again) wins over the file.
+        zalo.refresh_token = "re-authorized-refresh-token"
+        zalo.access_token = "expired-once-more"
+        fresh = _channel(session, zalo, token_file, refresh="re-authorized-refresh-token")
+        assert isinstance(await fresh.send(PHONE, payload, "NW-1/3/zalo/p"), Delivered)
+        assert zalo.token_calls[-1].form["refresh_token"] == "re-authorized-refresh-token"
