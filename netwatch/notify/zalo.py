@@ -65,11 +65,13 @@ _log = logging.getLogger(__name__)
 
 ZNS_PATH = "/message/template"
 OA_TOKEN_PATH = "/v4/oa/access_token"  # noqa: S105 (a path, not a password)
-TRACKING_ID_MAX_CHARS = 48  # what Zalo's form allows a tracking_id; longer keys are shortened
+# A bound of our own: no length limit for tracking_id could be read in Zalo's documentation, and
+# the ids in its examples are short; a longer key is shortened (`tracking_id`).
+TRACKING_ID_MAX_CHARS = 48
 
 # Zalo's codes (https://zalo.cloud/zns/guidelines/handle-error-code; docs/zalo.md says which
 # rows were read where). The token codes: -124 is ZNS's "Access token invalid"; -216 and -220
-# are what the OA API answers for an invalid or an expired/removed token.
+# are what integrators' code treats as an invalid and an expired (or removed) OA token.
 TOKEN_ERRORS: Final = frozenset({-124, -216, -220})
 QUOTA_ERRORS: Final = frozenset({-115, -137, -144, -147})  # paid for or waited out: retried
 TEMPORARY_ERRORS: Final = frozenset({-100, -133})  # unknown error (retry later); night time
