@@ -175,6 +175,7 @@ class Contact:
     email: str | None = None
     webhook: str | None = None
     telegram_chat_id: str | None = None
+    zalo_phone: str | None = None  # 84xxxxxxxxx, for Zalo ZNS template messages
 
 
 @dataclass(frozen=True, slots=True)

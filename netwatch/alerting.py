@@ -81,6 +81,7 @@ from netwatch.notify.messages import (
     dedup_key,
     outbox_payload,
 )
+from netwatch.notify.zalo import ZaloChannel, ZaloConfig
 from netwatch.pathtrace import PathTracer
 from netwatch.signing import LinkSigner, SignedLink, link_id
 from netwatch.steadyclock import SteadyClock
@@ -147,6 +148,7 @@ def _contact(c: ConfigContact, isp: str | None) -> Contact:
         email=c.email,
         webhook=c.webhook,
         telegram_chat_id=c.telegram_chat_id,
+        zalo_phone=c.zalo_phone,
     )
 
 
@@ -249,6 +251,10 @@ class Notices:
         self._telegram = (
             inventory.notifications is not None and inventory.notifications.telegram is not None
         )
+        zalo = inventory.notifications.zalo if inventory.notifications is not None else None
+        # The ZNS template Zalo approved for each notice event; events without one are not
+        # sent by Zalo (each ZNS message is paid for).
+        self._zns_templates = dict(zalo.templates) if zalo is not None else {}
         self._provinces = Divisions().provinces
         self._recovery_s = inventory.tickets.recovery_min * 60
 
@@ -268,12 +274,16 @@ class Notices:
                 )
             if contact.telegram_chat_id and self._telegram:
                 targets.append((ChannelKind.TELEGRAM, "telegram", contact.telegram_chat_id))
+            template = self._zns_templates.get(notice.event.value)
+            if contact.zalo_phone and template is not None:
+                targets.append((ChannelKind.ZALO, "zalo", contact.zalo_phone))
             for kind, channel, recipient in targets:
+                payload = outbox_payload(kind, notice, zns_template=template)
                 rows.append(
                     NewOutboxItem(
                         channel=channel,
                         recipient=recipient,
-                        payload=cast(JsonObject, outbox_payload(kind, notice)),
+                        payload=cast(JsonObject, payload),
                         dedup_key=dedup_key(notice, channel, recipient),
                         ticket_id=change.ticket.id,
                     )
@@ -914,6 +924,21 @@ def build_channels(
     if n.telegram is not None:
         channels["telegram"] = TelegramChannel(
             TelegramConfig(token=n.telegram.bot_token, api_base_url=n.telegram.api_base_url),
+            session,
+        )
+    if n.zalo is not None:
+        z = n.zalo
+        channels["zalo"] = ZaloChannel(
+            ZaloConfig(
+                access_token=z.access_token,
+                refresh_token=z.refresh_token,
+                app_id=z.app_id,
+                secret_key=z.secret_key,
+                api_base_url=z.api_base_url,
+                oauth_base_url=z.oauth_base_url,
+                timeout_s=z.timeout_s,
+                token_file=Path(z.token_file) if z.token_file else None,
+            ),
             session,
         )
     return channels

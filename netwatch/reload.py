@@ -15,8 +15,8 @@ to the live parts of the runtime, in place, so what did not change keeps its sta
   `on_reloaded`: the web publishes it, and the pages rebuild from it.
 
 What is not reloaded (a restart takes it): the store, the listen addresses, the notification
-channels (SMTP server, webhook secret, Telegram bot), and probe kinds that had no target at all
-when the process started (their clients were never opened).
+channels (SMTP server, webhook secret, Telegram bot, Zalo tokens), and probe kinds that had no
+target at all when the process started (their clients were never opened).
 """
 
 from __future__ import annotations

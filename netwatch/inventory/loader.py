@@ -527,6 +527,7 @@ _CHANNEL_NEEDS = (
         "webhook contacts need `notifications.webhook_secret` (to sign bodies)",
     ),
     ("telegram_chat_id", "telegram", "Telegram contacts need `notifications.telegram` (the bot)"),
+    ("zalo_phone", "zalo", "Zalo contacts need `notifications.zalo` (the Official Account)"),
 )
 
 

@@ -29,6 +29,11 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
 IPAddress = IPv4Address | IPv6Address
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# A Vietnamese mobile number as people write it: 0912 345 678, 0912.345.678, 84912345678,
+# +84 912 345 678. Mobile numbers are 0 + 9 digits, the first of them 3, 5, 7, 8 or 9 (the
+# 2017-2018 renumbering); 02x... are landlines, which have no Zalo account.
+_VN_MOBILE = re.compile(r"^(?:0|84)([35789]\d{8})$")
+_PHONE_SEPARATORS = re.compile(r"[\s.\-()]")
 
 
 class Model(BaseModel):
@@ -125,6 +130,7 @@ class Contact(Model):
     email: str | None = None
     webhook: str | None = None
     telegram_chat_id: str | None = None
+    zalo_phone: str | None = None  # normalised to 84xxxxxxxxx (ZNS sends to a phone number)
     escalate_after_min: float = Field(0, ge=0, le=7 * 24 * 60)
 
     @field_validator("email")
@@ -150,14 +156,37 @@ class Contact(Model):
             )
         return value
 
+    @field_validator("zalo_phone", mode="before")
+    @classmethod
+    def _zalo_phone(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        return vietnamese_mobile(value)
+
     @model_validator(mode="after")
     def _reachable(self) -> Contact:
-        if not (self.email or self.webhook or self.telegram_chat_id):
+        if not (self.email or self.webhook or self.telegram_chat_id or self.zalo_phone):
             raise PydanticCustomError(
                 "contact_channel",
-                "a contact needs at least one of email, webhook, telegram_chat_id",
+                "a contact needs at least one of email, webhook, telegram_chat_id, zalo_phone",
             )
         return self
+
+
+def vietnamese_mobile(value: Any) -> str:
+    """A Vietnamese mobile number as ZNS takes it, 84 and 9 digits: '0912 345 678' ->
+    '84912345678'. (The config reader keeps a bare 0912345678 as text, and 84912345678 comes
+    as a number.)"""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    text = _PHONE_SEPARATORS.sub("", value) if isinstance(value, str) else ""
+    found = _VN_MOBILE.match(text.removeprefix("+"))
+    if found is None:
+        raise PydanticCustomError(
+            "zalo_phone",
+            "expected a Vietnamese mobile number like 0912345678 or 84912345678",
+        )
+    return f"84{found[1]}"
 
 
 def _distinct_levels(value: tuple[Contact, ...]) -> tuple[Contact, ...]:
@@ -539,6 +568,106 @@ class Telegram(Model):
     api_base_url: str = "https://api.telegram.org"
 
 
+ZALO_API_BASE_URL = "https://business.openapi.zalo.me"  # ZNS: POST /message/template
+ZALO_OAUTH_BASE_URL = "https://oauth.zaloapp.com"  # OA tokens: POST /v4/oa/access_token
+# The notice events a ZNS template can be registered for (netwatch.notify.messages.NoticeEvent
+# values; the inventory does not import the notifier, so they are listed here and a test keeps
+# the two lists equal).
+ZNS_EVENTS = (
+    "opened",
+    "updated",
+    "escalated",
+    "reminder",
+    "acknowledged",
+    "note",
+    "resolved",
+    "auto_resolved",
+    "unmonitored",
+    "reopened",
+    "line_back",
+    "bad_again",
+)
+
+
+def _https_or_loopback(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+/?$", value):
+        raise PydanticCustomError(
+            "url", "expected a base URL like https://business.openapi.zalo.me"
+        )
+    if value.startswith("http://") and not _loopback_url(value):
+        # The access token travels in a header: never in clear.
+        raise PydanticCustomError(
+            "url_not_https",
+            "Zalo's API is reached over https:// (plain http:// only to a loopback address, "
+            "for tests)",
+        )
+    return value.rstrip("/")
+
+
+class Zalo(Model):
+    """A Zalo Official Account that sends ZNS template messages (docs/zalo.md).
+
+    Either a long-lived `access_token`, or the OA's `refresh_token` with the app's `app_id` and
+    `secret_key` (then NetWatch gets access tokens itself, and again when one expires), or both.
+    `templates` maps notice events to the ids of templates Zalo approved; an event without a
+    template is not sent by Zalo (each ZNS message is paid for)."""
+
+    access_token: Secret | None = None
+    refresh_token: Secret | None = None
+    app_id: Annotated[str, StringConstraints(pattern=r"^\d{1,30}$")] | None = None
+    secret_key: Secret | None = None
+    templates: dict[str, str] = Field(min_length=1)
+    api_base_url: str = ZALO_API_BASE_URL
+    oauth_base_url: str = ZALO_OAUTH_BASE_URL
+    timeout_s: float = Field(15.0, gt=0, le=120)
+    # Where refreshed tokens are kept across restarts (Zalo's refresh tokens are single-use),
+    # e.g. data/zalo-tokens.json; written by NetWatch, readable by its user only.
+    token_file: str | None = None
+
+    _urls = field_validator("api_base_url", "oauth_base_url")(_https_or_loopback)
+
+    @field_validator("templates", mode="before")
+    @classmethod
+    def _templates(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        unknown = [str(k) for k in value if k not in ZNS_EVENTS]
+        if unknown:
+            raise PydanticCustomError(
+                "zns_event",
+                "no notice event is called {unknown}; the events are: {events}",
+                {"unknown": ", ".join(unknown), "events": ", ".join(ZNS_EVENTS)},
+            )
+        # Zalo's console shows a template id as a number; YAML may read it as one.
+        ids = {
+            k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+            for k, v in value.items()
+        }
+        for event, template in ids.items():
+            if not (isinstance(template, str) and re.fullmatch(r"\d{1,20}", template)):
+                raise PydanticCustomError(
+                    "zns_template",
+                    "the template for {event} is the id Zalo gave it, digits only, like 401234",
+                    {"event": event},
+                )
+        return ids
+
+    @model_validator(mode="after")
+    def _tokens(self) -> Zalo:
+        refresh = (self.refresh_token, self.app_id, self.secret_key)
+        if any(v is not None for v in refresh) and not all(v is not None for v in refresh):
+            raise PydanticCustomError(
+                "zalo_tokens",
+                "refreshing the access token needs all of refresh_token, app_id and secret_key",
+            )
+        if self.access_token is None and self.refresh_token is None:
+            raise PydanticCustomError(
+                "zalo_tokens",
+                "give access_token, or refresh_token with app_id and secret_key (or both)",
+            )
+        return self
+
+
 class Notifications(Model):
     """How tickets reach people, and how their links are signed."""
 
@@ -551,6 +680,7 @@ class Notifications(Model):
     smtp: Smtp | None = None
     webhook_secret: Secret | None = None  # HMAC key receivers verify webhook bodies with
     telegram: Telegram | None = None
+    zalo: Zalo | None = None
 
     @field_validator("public_url")
     @classmethod
@@ -649,6 +779,17 @@ class Inventory(Model):
             out.append("no portals: the National Public Service Portal is not timed")
         if self.notifications is None:
             out.append("no notifications section: tickets are recorded but nobody is told")
+        elif (
+            self.notifications.zalo is not None
+            and self.notifications.zalo.refresh_token is not None
+            and self.notifications.zalo.token_file is None
+        ):
+            out.append(
+                "notifications.zalo has a refresh_token but no token_file: the tokens Zalo "
+                "hands out are kept in memory only, and after a restart Zalo refuses the "
+                "configured refresh token (each is used once); set token_file, e.g. "
+                "data/zalo-tokens.json"
+            )
         if not self.provincial_it.contacts:
             out.append("provincial_it has no contacts: capacity and portal tickets reach nobody")
         return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 WEBHOOK_SCHEMA = "netwatch.ticket-notice/v1"
 EMAIL_FORMAT = "email/v1"
 CHAT_FORMAT = "chat/v1"
+ZNS_FORMAT = "zns/v1"
 CHAT_NOTE_MAX_CHARS = 500  # Telegram caps a message at 4096 characters; a long note is cut
 
 
@@ -79,6 +81,7 @@ class ChannelKind(enum.Enum):
     EMAIL = "email"
     WEBHOOK = "webhook"
     TELEGRAM = "telegram"
+    ZALO = "zalo"
 
 
 @dataclass(frozen=True, slots=True)
@@ -662,8 +665,11 @@ def render_chat(notice: TicketNotice) -> str:
     return "\n".join(lines)
 
 
-def outbox_payload(kind: ChannelKind, notice: TicketNotice) -> dict[str, object]:
-    """The rendered message as stored in the outbox for a channel of this kind."""
+def outbox_payload(
+    kind: ChannelKind, notice: TicketNotice, *, zns_template: str | None = None
+) -> dict[str, object]:
+    """The rendered message as stored in the outbox for a channel of this kind (a ZNS message
+    also names the template Zalo approved for its event: `zns_template`)."""
     match kind:
         case ChannelKind.EMAIL:
             return render_email(notice).to_payload()
@@ -671,8 +677,83 @@ def outbox_payload(kind: ChannelKind, notice: TicketNotice) -> dict[str, object]
             return {"format": WEBHOOK_SCHEMA, "body": render_webhook(notice)}
         case ChannelKind.TELEGRAM:
             return {"format": CHAT_FORMAT, "text": render_chat(notice)}
+        case ChannelKind.ZALO:
+            if zns_template is None:
+                raise ValueError("a ZNS message needs the template id Zalo approved")
+            return zns_payload(notice, zns_template)
 
 
 def dedup_key(notice: TicketNotice, channel: str, recipient: str) -> str:
     """One outbox item per ticket event, channel and recipient: enqueueing twice is a no-op."""
     return f"{notice.ticket_id}/{notice.event_id}/{channel}/{recipient}"
+
+
+# --- Zalo ZNS --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ZnsParam:
+    """One parameter of the ZNS template (docs/zalo.md lists them for the template's form)."""
+
+    name: str
+    zns_type: str  # the parameter type chosen when the template is registered with Zalo
+    max_chars: int  # what Zalo allows that type; longer values are cut with "…"
+    example: str
+
+
+# The ZNS parameter types and their lengths are Zalo's (Zalo's template form; docs/zalo.md).
+ZNS_PARAMS: tuple[ZnsParam, ...] = (
+    ZnsParam("ma_phieu", "Mã số", 30, "NW-2026-000042"),
+    ZnsParam("su_kien", "Trạng thái giao dịch", 30, "Mở phiếu sự cố"),
+    ZnsParam("dia_diem", "Địa chỉ", 200, "Xã Lạc Dương, Lâm Đồng"),
+    ZnsParam("tinh_trang", "Nhãn tùy chỉnh", 30, "Mất kết nối"),
+    ZnsParam("nha_mang", "Tên thương hiệu", 200, "VNPT, mạch LDG-FTTH-0012345"),
+    ZnsParam("bat_dau", "Nhãn tùy chỉnh", 30, "07:15 22/11/2026"),
+    ZnsParam("thoi_gian_su_co", "Nhãn tùy chỉnh", 30, "1 giờ 5 phút"),
+    ZnsParam("nguoi_xu_ly", "Tên khách hàng", 30, "Nguyễn Văn Đức"),
+)
+_ZNS_EMPTY = "—"  # a template parameter may not be empty
+
+
+def fit_zns(text: str, max_chars: int) -> str:
+    """`text` within `max_chars` characters: NFC first (a decomposed 'ệ' counts three), then
+    cut at a character boundary with '…' as the last one; never empty."""
+    text = " ".join(unicodedata.normalize("NFC", text).split()) or _ZNS_EMPTY
+    if len(text) <= max_chars:
+        return text
+    return text[: max_chars - 1].rstrip() + "…"
+
+
+def render_zns(notice: TicketNotice) -> dict[str, str]:
+    """The template data of a ZNS message: Vietnamese, every value within its type's length.
+
+    The ISP's signed ticket link is left out on purpose: Zalo stores and shows template data,
+    and the link's signature is a credential (the template's button opens the public status
+    page instead; docs/zalo.md)."""
+    local = local_time(notice.first_bad_at)
+    isp = notice.isp_name or ""
+    if notice.circuit_id:
+        isp = f"{isp}, mạch {notice.circuit_id}" if isp else f"mạch {notice.circuit_id}"
+    values = {
+        "ma_phieu": notice.ticket_id,
+        "su_kien": _EVENT[notice.event].vi,
+        "dia_diem": _place(notice),
+        "tinh_trang": _STATE[notice.state].vi,
+        "nha_mang": isp,
+        "bat_dau": f"{local:%H:%M %d/%m/%Y}",
+        "thoi_gian_su_co": format_duration_vi(notice.downtime_s),
+        "nguoi_xu_ly": notice.actor or "",
+    }
+    return {p.name: fit_zns(values[p.name], p.max_chars) for p in ZNS_PARAMS}
+
+
+def zns_payload(notice: TicketNotice, template_id: str) -> dict[str, object]:
+    """The outbox payload of a ZNS message: the template Zalo approved for this event, and its
+    data. The template id is taken when the message is queued, so a reloaded configuration's
+    templates apply to new messages and a queued one keeps the template its data was made for."""
+    return {
+        "format": ZNS_FORMAT,
+        "template_id": template_id,
+        "event": notice.event.value,
+        "template_data": render_zns(notice),
+    }

@@ -3,15 +3,16 @@
 Guarantees and their limits (at-least-once, not exactly-once):
 
 - An item is marked sent only after its channel confirmed it (SMTP accepted DATA, the webhook
-  answered 2xx, Telegram answered ok). A receiver that is down only delays delivery: the item is
-  retried with exponential backoff, jitter and a cap, and is never dropped for a retryable error.
+  answered 2xx, Telegram answered ok, Zalo answered error 0). A receiver that is down only
+  delays delivery: the item is retried with exponential backoff, jitter and a cap, and is never
+  dropped for a retryable error.
 - Exactly-once delivery is impossible across a network: if NetWatch dies (or the store is
   unreachable) between the receiver's confirmation and `mark_sent`, the store's claim lease
   expires and the item is sent once more. Each channel makes that duplicate recognisable:
   e-mail keeps the same Message-ID (derived from the ticket and event), so mail clients and
   servers show it once; webhooks carry the same ``X-NetWatch-Delivery`` id for receivers to
-  de-duplicate on; Telegram has no idempotency key, so a chat line may appear twice in that
-  window (rare, harmless).
+  de-duplicate on; Zalo ZNS messages carry the item's key as ``tracking_id``; Telegram has no
+  idempotency key, so a chat line may appear twice in that window (rare, harmless).
 - What was marked sent is never sent again: a new worker on the same store only sees due items.
 - A receiver that takes the request but does not answer in time (a webhook slower than its
   timeout) has maybe got it, and maybe acted on it: such an attempt is retried with the same

@@ -1,4 +1,5 @@
-"""Real peers on loopback for the notifier tests (ports 18600-18699 only), plus our own ports.
+"""Real peers on loopback for the notifier tests (ports 18600-18699 only, or one the kernel
+picks: `http_peer.serving_anywhere`), plus our own ports.
 
 - `smtp_factory`: aiosmtpd with STARTTLS (a trustme CA) and AUTH LOGIN/PLAIN required.
 - `MemoryOutbox`: an in-memory `OutboxStore` with claim leases, like the database one.

@@ -24,6 +24,21 @@ async def serving(app: web.Application, port: int) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
+async def serving_anywhere(app: web.Application) -> AsyncIterator[str]:
+    """`app` on 127.0.0.1, on a port the kernel picks (no port to agree on with other tests);
+    yields its base URL, http://127.0.0.1:<port>."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
 async def posting_to(path: str, handler: Handler, port: int) -> AsyncIterator[None]:
     """`handler` answering POSTs to `path` on 127.0.0.1:`port` until the block ends."""
     app = web.Application()

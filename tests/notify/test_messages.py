@@ -220,8 +220,10 @@ def test_chat_text_is_short_and_cuts_long_notes() -> None:
 def test_outbox_payloads_round_trip_through_json() -> None:
     notice = make_notice()
     for kind in ChannelKind:
-        payload = outbox_payload(kind, notice)
+        payload = outbox_payload(kind, notice, zns_template="401234")
         assert json.loads(json.dumps(payload)) == payload
+    with pytest.raises(ValueError, match="template id"):
+        outbox_payload(ChannelKind.ZALO, notice)
     email = json.loads(json.dumps(outbox_payload(ChannelKind.EMAIL, notice)))
     assert EmailContent.from_payload(email) == render_email(notice)
     assert EmailContent.from_payload({**email, "event": "exploded"}) is None
