@@ -748,7 +748,9 @@ class Alerting:
             events.append(event_record(action.ticket, action.event))
             rows = self._notices.rows(action)
             outbox.extend(rows)
-            issued = self._notices.issued(action) if rows else None
+            # Zalo's template messages carry no link (docs/zalo.md): only the others issue one.
+            carried = any(row.channel != "zalo" for row in rows)
+            issued = self._notices.issued(action) if carried else None
             if issued is not None:
                 links.append(issued)
             if isinstance(
