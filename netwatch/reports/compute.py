@@ -1,0 +1,544 @@
+"""The monthly report computed from the store: state history, maintenance, rollups, tickets.
+
+One pass per circuit over the month cut into segments at every state change, maintenance
+boundary and the report's moment (`_segments`); each segment is one state, in or out of
+maintenance, so every second of the month lands in exactly one of excluded, unknown, down,
+degraded or ok. Groups (ISP, province, total) add the circuits' seconds and pool their buckets:
+time-weighted figures, never an average of percentages. docs/reports.md says what each figure
+means.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from alerts.maintenance import (
+    LOCAL_TZ,
+    MaintenanceWindow,
+    OneOff,
+    Recurrence,
+    Recurring,
+    covers,
+)
+from alerts.model import LinkInfo, Topology
+from netwatch.alerting import windows_of
+from netwatch.health import link_id, topology_of
+from netwatch.history import BUCKET_S, Bucket, unpack_row
+from netwatch.inventory.divisions import Divisions
+from netwatch.inventory.models import Inventory
+from netwatch.reports.model import (
+    NO_TIME,
+    UTILIZATION_MISSING,
+    CircuitReport,
+    Figure,
+    GroupKind,
+    GroupReport,
+    Month,
+    MonthlyReport,
+    Outage,
+    Samples,
+    TicketFigures,
+    TicketSummary,
+    Times,
+    breaches_of,
+)
+from netwatch.store import StateInterval, StoredTicket, TicketStatus
+from netwatch.store.repository import Store
+from netwatch.store.rollups import Rollups
+from netwatch.store.types import DEGRADED_STATES, UNAVAILABLE_STATES
+
+Span = tuple[datetime, datetime]
+
+
+class ReportError(ValueError):
+    """A report that cannot be made as asked (an unknown province or ISP, a future month)."""
+
+    def __init__(self, message: str, *, not_found: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.not_found = not_found  # the filter names nothing monitored (404), else 422
+
+
+@dataclass(frozen=True, slots=True)
+class Circuit:
+    """What the report needs to know of one circuit, from the inventory."""
+
+    info: LinkInfo
+    link_id: str
+    province_name: str
+    isp_name: str
+    path: str
+    bandwidth_mbps: float
+    exclude_maintenance: bool
+
+
+def circuits_of(
+    inventory: Inventory, province: str | None = None, isp: str | None = None
+) -> list[Circuit]:
+    """The inventory's circuits (of one province and/or ISP); ReportError (404) when a
+    filter names nothing this NetWatch monitors."""
+    topology = topology_of(inventory)
+    provinces = Divisions().provinces
+    out: list[Circuit] = []
+    for commune in inventory.communes:
+        for link in commune.links:
+            info = topology.links[link_id(commune.code, link.id)]
+            if province is not None and info.province != province:
+                continue
+            if isp is not None and info.isp != isp:
+                continue
+            isp_config = inventory.isps.get(link.isp)
+            out.append(
+                Circuit(
+                    info=info,
+                    link_id=link.id,
+                    province_name=provinces.get(commune.province_code, info.province),
+                    isp_name=isp_config.name if isp_config is not None else link.isp,
+                    path=link.path,
+                    bandwidth_mbps=link.bandwidth_mbps,
+                    exclude_maintenance=(
+                        isp_config.contract.exclude_maintenance if isp_config else True
+                    ),
+                )
+            )
+    if isp is not None and not any(c.info.isp == isp for c in out):
+        known = sorted({link.isp for c in inventory.communes for link in c.links})
+        raise ReportError(
+            f"ISP {isp!r} has no circuit monitored here"
+            + (f" in province {province}" if province else "")
+            + f" (ISPs: {', '.join(known) or 'none'})",
+            not_found=True,
+        )
+    if province is not None and not out:
+        codes = sorted({f"{c.province_code:02d}" for c in inventory.communes})
+        raise ReportError(
+            f"province {province} has no commune monitored by this NetWatch "
+            f"(provinces: {', '.join(codes) or 'none'})",
+            not_found=True,
+        )
+    # By province, then as the configuration lists them (what its writers expect to see).
+    return sorted(out, key=lambda c: c.info.province)
+
+
+# --- maintenance ------------------------------------------------------------------------------
+
+
+def _local(at: datetime) -> datetime:
+    return at.replace(tzinfo=LOCAL_TZ) if at.tzinfo is None else at
+
+
+def schedule_spans(schedule: OneOff | Recurring, start: datetime, end: datetime) -> list[Span]:
+    """The occurrences of a schedule that overlap [start, end), clipped to it."""
+    if isinstance(schedule, OneOff):
+        raw = [(_local(schedule.start), _local(schedule.end))]
+    else:
+        duration = timedelta(minutes=schedule.duration_min)
+        first: date = start.astimezone(LOCAL_TZ).date() - timedelta(days=duration.days + 1)
+        last: date = end.astimezone(LOCAL_TZ).date()
+        raw = []
+        day = first
+        while day <= last:
+            if schedule.every is Recurrence.DAILY or day.weekday() in schedule.weekdays:
+                begin = datetime.combine(day, schedule.at, tzinfo=LOCAL_TZ)
+                raw.append((begin, begin + duration))
+            day += timedelta(days=1)
+    return [(max(a, start), min(b, end)) for a, b in raw if a < end and b > start]
+
+
+def merged(spans: Iterable[Span]) -> list[Span]:
+    """Spans sorted with the overlapping and touching ones joined."""
+    out: list[Span] = []
+    for a, b in sorted(spans):
+        if b <= a:
+            continue
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def maintenance_spans(
+    info: LinkInfo,
+    topology: Topology,
+    windows: Sequence[tuple[MaintenanceWindow, datetime | None]],
+    start: datetime,
+    end: datetime,
+) -> list[Span]:
+    """When a circuit was under maintenance in [start, end): the windows covering it (each
+    cut at its cancellation, if cancelled), merged."""
+    spans: list[Span] = []
+    for window, cancelled_at in windows:
+        if not covers(window.scope, info, topology):
+            continue
+        stop = min(end, cancelled_at) if cancelled_at is not None else end
+        if stop > start:
+            spans.extend(schedule_spans(window.schedule, start, stop))
+    return merged(spans)
+
+
+# --- one circuit ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    start: datetime
+    end: datetime
+    state: str | None  # None: no interval covers it (unknown)
+    maintenance: bool
+
+
+def _segments(
+    start: datetime,
+    end: datetime,
+    known_end: datetime,
+    intervals: Sequence[StateInterval],
+    spans: Sequence[Span],
+) -> list[_Segment]:
+    """[start, end) cut at every interval and maintenance boundary and at known_end."""
+    points = {start, end}
+    if start < known_end < end:
+        points.add(known_end)
+    for iv in intervals:
+        for at in (iv.since, iv.until):
+            if at is not None and start < at < end:
+                points.add(at)
+    for a, b in spans:
+        points.update(p for p in (a, b) if start < p < end)
+    cuts = sorted(points)
+    out: list[_Segment] = []
+    i = 0  # intervals are in order and do not overlap: one forward pass
+    for a, b in itertools.pairwise(cuts):
+        state: str | None = None
+        if a < known_end:
+            while i < len(intervals) and (intervals[i].until or known_end) <= a:
+                i += 1
+            j = i
+            # The last interval that began by `a` and still runs at `a`.
+            while j < len(intervals) and intervals[j].since <= a:
+                if (intervals[j].until or known_end) > a:
+                    state = intervals[j].state
+                j += 1
+        k = bisect.bisect_right(spans, (a, datetime.max.replace(tzinfo=a.tzinfo))) - 1
+        in_maintenance = k >= 0 and spans[k][0] <= a < spans[k][1]
+        out.append(_Segment(a, b, state, in_maintenance))
+    return out
+
+
+def _times(segments: Sequence[_Segment], exclude: bool, period_s: float) -> Times:
+    excluded = unknown = down = degraded = ok = 0.0
+    for s in segments:
+        seconds = (s.end - s.start).total_seconds()
+        if exclude and s.maintenance:
+            excluded += seconds
+        elif s.state in UNAVAILABLE_STATES:
+            down += seconds
+        elif s.state in DEGRADED_STATES:
+            degraded += seconds
+        elif s.state == "ok":
+            ok += seconds
+        else:  # "unknown", no interval, after the report's moment, a state not classified
+            unknown += seconds
+    return Times(period_s, excluded, unknown, down, degraded, ok)
+
+
+def _outages(
+    intervals: Sequence[StateInterval],
+    segments: Sequence[_Segment],
+    exclude: bool,
+    month: Month,
+    known_end: datetime,
+) -> list[Outage]:
+    """Down stretches (adjacent unavailable intervals joined) with down time counted in the
+    month; each keeps only its in-month, not excluded part."""
+    stretches: list[tuple[datetime, datetime | None]] = []
+    for iv in intervals:
+        if iv.state not in UNAVAILABLE_STATES:
+            continue
+        if stretches and stretches[-1][1] == iv.since:
+            stretches[-1] = (stretches[-1][0], iv.until)
+        else:
+            stretches.append((iv.since, iv.until))
+    starts = [s.start for s in segments]
+    out = []
+    for since, until in stretches:
+        stop = until or known_end
+        counted = []
+        for s in segments[bisect.bisect_left(starts, since) :]:
+            if s.start >= stop:
+                break
+            if s.state in UNAVAILABLE_STATES and not (exclude and s.maintenance):
+                counted.append(s)
+        if not counted:
+            continue
+        out.append(
+            Outage(
+                start=counted[0].start,
+                end=counted[-1].end,
+                counted_s=sum((s.end - s.start).total_seconds() for s in counted),
+                began_before=since < month.start,
+                continues_after=until is None or until > month.end,
+            )
+        )
+    return out
+
+
+def _in(spans: Sequence[Span], at: datetime) -> bool:
+    k = bisect.bisect_right(spans, (at, datetime.max.replace(tzinfo=at.tzinfo))) - 1
+    return k >= 0 and spans[k][0] <= at < spans[k][1]
+
+
+def _bucket_values(
+    buckets: Sequence[Bucket], month: Month, spans: Sequence[Span], exclude: bool
+) -> tuple[list[float], list[float]]:
+    """The month's 5-minute median RTTs and loss ratios. A bucket starting in excluded
+    maintenance is left out; one with no echo answered is downtime (counted in availability),
+    not loss."""
+    rtts: list[float] = []
+    losses: list[float] = []
+    for b in buckets:
+        if not month.start <= b.start < month.end or (exclude and _in(spans, b.start)):
+            continue
+        if b.rtt_median_s is not None:
+            rtts.append(b.rtt_median_s)
+        if b.loss_ratio < 1.0:
+            losses.append(b.loss_ratio)
+    return rtts, losses
+
+
+def ticket_figures(stored: StoredTicket) -> TicketFigures:
+    """A ticket's handling times: restored when the incident was seen gone for good (the start
+    of the recovery hold that auto-resolved it), or when resolved by hand."""
+    t = stored.ticket
+    restored: datetime | None = None
+    if t.status is TicketStatus.RESOLVED and t.resolved_at is not None:
+        restored = t.resolved_at
+        if t.ok_since is not None and t.ok_since <= t.resolved_at:
+            restored = t.ok_since
+    return TicketFigures(
+        id=t.id,
+        kind=t.evidence.kind.value,
+        status=t.status.value,
+        opened_at=t.opened_at,
+        acknowledged_at=t.acknowledged_at,
+        restored_at=restored,
+        resolved_at=t.resolved_at,
+    )
+
+
+def _links_of(stored: StoredTicket) -> set[str]:
+    t = stored.ticket
+    links = set(t.evidence.links)
+    if t.key.link_id is not None:
+        links.add(t.key.link_id)
+    return links
+
+
+@dataclass(frozen=True, slots=True)
+class _Computed:
+    report: CircuitReport
+    rtts: list[float]
+    losses: list[float]
+
+
+def circuit_report(
+    circuit: Circuit,
+    month: Month,
+    now: datetime,
+    intervals: Sequence[StateInterval],
+    spans: Sequence[Span],
+    buckets: Sequence[Bucket],
+    tickets: Sequence[TicketFigures],
+) -> CircuitReport:
+    """One circuit's month (the pure part: every input already read)."""
+    return _circuit(circuit, month, now, intervals, spans, buckets, tickets).report
+
+
+def _circuit(
+    circuit: Circuit,
+    month: Month,
+    now: datetime,
+    intervals: Sequence[StateInterval],
+    spans: Sequence[Span],
+    buckets: Sequence[Bucket],
+    tickets: Sequence[TicketFigures],
+) -> _Computed:
+    start, end = month.start, month.end
+    known_end = min(end, max(now, start))
+    exclude = circuit.exclude_maintenance
+    segments = _segments(start, end, known_end, intervals, spans)
+    times = _times(segments, exclude, month.seconds)
+    rtts, losses = _bucket_values(buckets, month, spans, exclude)
+    latency, loss = Samples.of(rtts), Samples.of(losses)
+    info = circuit.info
+    report = CircuitReport(
+        link=info.link,
+        link_id=circuit.link_id,
+        circuit=info.circuit,
+        commune=info.commune,
+        commune_name=info.commune_name,
+        province=info.province,
+        province_name=circuit.province_name,
+        isp=info.isp,
+        isp_name=circuit.isp_name,
+        path=circuit.path,
+        bandwidth_mbps=circuit.bandwidth_mbps,
+        maintenance_excluded=exclude,
+        maintenance_s=sum((b - a).total_seconds() for a, b in spans),
+        times=times,
+        outages=tuple(_outages(intervals, segments, exclude, month, known_end)),
+        latency_s=latency,
+        loss_ratio=loss,
+        utilization_p95_ratio=None,
+        utilization_missing=UTILIZATION_MISSING,
+        tickets=tuple(tickets),
+        ticket_summary=TicketSummary.of(list(tickets)),
+        breaches=breaches_of(
+            {
+                Figure.AVAILABILITY: times.availability_ratio,
+                Figure.MEAN_LATENCY: latency.mean,
+                Figure.LOSS: loss.mean,
+                Figure.P95_UTILIZATION: None,
+            }
+        ),
+    )
+    return _Computed(report, rtts, losses)
+
+
+def _group(kind: GroupKind, key: str, name: str, members: Sequence[_Computed]) -> GroupReport:
+    times = NO_TIME
+    for m in members:
+        times = times + m.report.times
+    rtts = [v for m in members for v in m.rtts]
+    losses = [v for m in members for v in m.losses]
+    latency, loss = Samples.of(rtts), Samples.of(losses)
+    distinct = {t.id: t for m in members for t in m.report.tickets}
+    return GroupReport(
+        kind=kind,
+        key=key,
+        name=name,
+        circuits=len(members),
+        times=times,
+        incidents=sum(m.report.incidents for m in members),
+        latency_s=latency,
+        loss_ratio=loss,
+        ticket_summary=TicketSummary.of(sorted(distinct.values(), key=lambda t: t.opened_at)),
+        circuits_in_breach=sum(1 for m in members if m.report.breaches),
+        breaches=breaches_of(
+            {
+                Figure.AVAILABILITY: times.availability_ratio,
+                Figure.MEAN_LATENCY: latency.mean,
+                Figure.LOSS: loss.mean,
+            }
+        ),
+    )
+
+
+def assemble(
+    month: Month,
+    now: datetime,
+    computed: Sequence[_Computed],
+    province: str | None,
+    isp: str | None,
+) -> MonthlyReport:
+    """The report from its circuits: groups by ISP, by province, and the total."""
+    by_isp: dict[str, list[_Computed]] = {}
+    by_province: dict[str, list[_Computed]] = {}
+    for c in computed:
+        by_isp.setdefault(c.report.isp, []).append(c)
+        by_province.setdefault(c.report.province, []).append(c)
+    return MonthlyReport(
+        month=month,
+        generated_at=now,
+        complete=now >= month.end,
+        province=province,
+        isp=isp,
+        circuits=tuple(c.report for c in computed),
+        by_isp=tuple(
+            _group(GroupKind.ISP, k, v[0].report.isp_name, v) for k, v in sorted(by_isp.items())
+        ),
+        by_province=tuple(
+            _group(GroupKind.PROVINCE, k, v[0].report.province_name, v)
+            for k, v in sorted(by_province.items())
+        ),
+        total=_group(GroupKind.TOTAL, "", "", computed),
+    )
+
+
+# --- from the store ---------------------------------------------------------------------------
+
+
+async def monthly_report(
+    store: Store,
+    rollups: Rollups,
+    inventory: Inventory,
+    month: Month,
+    now: datetime,
+    *,
+    province: str | None = None,
+    isp: str | None = None,
+) -> MonthlyReport:
+    """The report of `month` as known at `now`, for the circuits of `province` and/or `isp`.
+
+    ReportError for a month that has not begun (422) or a filter naming nothing monitored
+    (404). Maintenance windows are the configuration's and the store's (a cancelled one counts
+    until it was cancelled).
+    """
+    if month.start > now:
+        raise ReportError(f"{month} has not begun yet: a report covers a past or the current month")
+    circuits = circuits_of(inventory, province, isp)
+    topology = topology_of(inventory)
+    start, end = month.start, month.end
+    links = [c.info.link for c in circuits]
+    histories = await store.histories(start, end, links)
+    windows: list[tuple[MaintenanceWindow, datetime | None]] = [
+        (w, None) for w in windows_of(inventory)
+    ]
+    windows += [
+        (w.window, w.cancelled_at)
+        for w in await store.maintenance_windows(start, end, cancelled=True)
+    ]
+    buckets: dict[str, list[Bucket]] = {}
+    for row in await rollups.load(start, links, until=end):
+        buckets.setdefault(row.link, []).extend(unpack_row(row, BUCKET_S))
+    tickets: dict[str, list[TicketFigures]] = {}
+    for stored in await store.tickets_opened(start, end):
+        figures = ticket_figures(stored)
+        for link in _links_of(stored):
+            tickets.setdefault(link, []).append(figures)
+    computed = [
+        _circuit(
+            c,
+            month,
+            now,
+            histories.get(c.info.link, []),
+            maintenance_spans(c.info, topology, windows, start, end),
+            buckets.get(c.info.link, []),
+            tickets.get(c.info.link, []),
+        )
+        for c in circuits
+    ]
+    return assemble(month, now, computed, province, isp)
+
+
+def latest_complete_month(now: datetime) -> Month:
+    """The last month that has ended at `now` (what the report of the 1st covers)."""
+    return Month.of(now).previous()
+
+
+__all__ = [
+    "Circuit",
+    "ReportError",
+    "circuit_report",
+    "circuits_of",
+    "latest_complete_month",
+    "maintenance_spans",
+    "merged",
+    "monthly_report",
+    "schedule_spans",
+    "ticket_figures",
+]
