@@ -131,6 +131,8 @@ def breaches_of(values: dict[Figure, float | None]) -> tuple[Breach, ...]:
 
 # --- the period -------------------------------------------------------------------------------
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+FIRST_YEAR = 1976  # Vietnam has kept UTC+7 since 1975 (the tz database's Asia/Ho_Chi_Minh)
+LAST_YEAR = 8998  # the month after still ends before the store's last moment (8999)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -142,12 +144,15 @@ class Month:
     month: int
 
     def __post_init__(self) -> None:
-        if not (1 <= self.month <= 12 and 1 <= self.year <= 9998):
-            raise ValueError(f"no such month: {self.year:04d}-{self.month:02d}")
+        if not 1 <= self.month <= 12:
+            raise ValueError(f"'{self}' is not a month written YYYY-MM, e.g. 2026-11")
+        # The store keeps moments from 1970 to 8999 (netwatch.store.models).
+        if not FIRST_YEAR <= self.year <= LAST_YEAR:
+            raise ValueError(f"'{self}' is outside {FIRST_YEAR}-01 to {LAST_YEAR}-12")
 
     @classmethod
     def parse(cls, text: str) -> Month:
-        """'2026-11' -> Month(2026, 11); ValueError for anything else."""
+        """'2026-11' -> Month(2026, 11); ValueError (its message says why) for anything else."""
         found = _MONTH.match(text.strip())
         if found is None:
             raise ValueError(f"{text!r} is not a month written YYYY-MM, e.g. 2026-11")
