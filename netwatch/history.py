@@ -19,7 +19,7 @@ import contextlib
 import logging
 import struct
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from statistics import median
@@ -75,44 +75,21 @@ def _loss_value(code: int) -> float | None:
     return None if code == NO_LOSS else code / LOSS_STEPS
 
 
-@dataclass(frozen=True, slots=True)
-class Bucket:
-    """One stored 5-minute bucket of a link: when it starts and what its rounds measured."""
-
-    start: datetime
-    rtt_median_s: float | None  # median of the rounds' median RTTs; None: no echo answered
-    rtt_max_s: float | None
-    loss_ratio: float  # over all echoes of the bucket's rounds
-
-
 def pack_buckets(
     values: Sequence[tuple[float | None, float | None, float | None]],
 ) -> bytes:
     """An hour row's bytes from (median RTT, highest RTT, loss) per bucket (loss None: no
-    round); the inverse of `unpack_row`, for tools and tests that write history directly."""
+    round); for tools and tests that write history directly."""
     return b"".join(
         _PACK.pack(_rtt_code(rtt), _rtt_code(top), _loss_code(loss)) for rtt, top, loss in values
     )
 
 
-def unpack_row(row: RollupRow, bucket_s: int = BUCKET_S) -> list[Bucket]:
-    """The buckets of a stored hour row that had at least one round, oldest first."""
-    out = []
-    for k in range(len(row.buckets) // _PACK.size):
-        rtt, top, loss = _PACK.unpack_from(row.buckets, k * _PACK.size)
-        if loss == NO_LOSS:
-            continue
-        loss_ratio = _loss_value(loss)
-        assert loss_ratio is not None  # NO_LOSS was skipped above
-        out.append(
-            Bucket(
-                start=row.hour_start + timedelta(seconds=k * bucket_s),
-                rtt_median_s=_rtt_value(rtt),
-                rtt_max_s=_rtt_value(top),
-                loss_ratio=loss_ratio,
-            )
-        )
-    return out
+def bucket_codes(buckets: bytes) -> Iterator[tuple[int, int, int]]:
+    """The packed codes of an hour row's buckets, in order: (median RTT, highest RTT, loss) in
+    units of RTT_UNIT_S and 1 / LOSS_STEPS; NO_RTT and NO_LOSS mark what is missing. Codes, not
+    floats: a month of a national instance is ~86 million buckets (netwatch.reports)."""
+    return _PACK.iter_unpack(buckets[: len(buckets) - len(buckets) % _PACK.size])
 
 
 class LinkHistory:

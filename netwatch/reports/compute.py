@@ -10,10 +10,12 @@ means.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import itertools
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from alerts.maintenance import (
@@ -27,7 +29,7 @@ from alerts.maintenance import (
 from alerts.model import LinkInfo, Topology
 from netwatch.alerting import windows_of
 from netwatch.health import link_id, topology_of
-from netwatch.history import BUCKET_S, Bucket, unpack_row
+from netwatch.history import BUCKET_S, LOSS_STEPS, NO_LOSS, NO_RTT, RTT_UNIT_S, bucket_codes
 from netwatch.inventory.divisions import Divisions
 from netwatch.inventory.models import Inventory
 from netwatch.reports.model import (
@@ -48,10 +50,11 @@ from netwatch.reports.model import (
 )
 from netwatch.store import StateInterval, StoredTicket, TicketStatus
 from netwatch.store.repository import Store
-from netwatch.store.rollups import Rollups
+from netwatch.store.rollups import RollupRow, Rollups
 from netwatch.store.types import DEGRADED_STATES, UNAVAILABLE_STATES
 
 Span = tuple[datetime, datetime]
+LOSS_UNIT = 1.0 / LOSS_STEPS  # a loss code's ratio
 
 
 class ReportError(ValueError):
@@ -292,21 +295,23 @@ def _in(spans: Sequence[Span], at: datetime) -> bool:
     return k >= 0 and spans[k][0] <= at < spans[k][1]
 
 
-def _bucket_values(
-    buckets: Sequence[Bucket], month: Month, spans: Sequence[Span], exclude: bool
-) -> tuple[list[float], list[float]]:
-    """The month's 5-minute median RTTs and loss ratios. A bucket starting in excluded
-    maintenance is left out; one with no echo answered is downtime (counted in availability),
-    not loss."""
-    rtts: list[float] = []
-    losses: list[float] = []
-    for b in buckets:
-        if not month.start <= b.start < month.end or (exclude and _in(spans, b.start)):
-            continue
-        if b.rtt_median_s is not None:
-            rtts.append(b.rtt_median_s)
-        if b.loss_ratio < 1.0:
-            losses.append(b.loss_ratio)
+def _bucket_codes(
+    rows: Sequence[RollupRow], spans: Sequence[Span], exclude: bool
+) -> tuple[Counter[int], Counter[int]]:
+    """How many of the month's 5-minute buckets had each median RTT code and each loss code.
+    A bucket starting in excluded maintenance is left out; one with no echo answered is
+    downtime (counted in availability), not loss. Rows are the month's (hours start on it)."""
+    rtts: Counter[int] = Counter()
+    losses: Counter[int] = Counter()
+    step = timedelta(seconds=BUCKET_S)
+    for row in rows:
+        for k, (rtt, _top, loss) in enumerate(bucket_codes(row.buckets)):
+            if loss == NO_LOSS or (exclude and spans and _in(spans, row.hour_start + k * step)):
+                continue
+            if rtt != NO_RTT:
+                rtts[rtt] += 1
+            if loss < LOSS_STEPS:
+                losses[loss] += 1
     return rtts, losses
 
 
@@ -341,8 +346,8 @@ def _links_of(stored: StoredTicket) -> set[str]:
 @dataclass(frozen=True, slots=True)
 class _Computed:
     report: CircuitReport
-    rtts: list[float]
-    losses: list[float]
+    rtts: Counter[int]  # median RTT codes of the buckets (netwatch.history)
+    losses: Counter[int]  # loss codes
 
 
 def circuit_report(
@@ -351,11 +356,11 @@ def circuit_report(
     now: datetime,
     intervals: Sequence[StateInterval],
     spans: Sequence[Span],
-    buckets: Sequence[Bucket],
+    rows: Sequence[RollupRow],
     tickets: Sequence[TicketFigures],
 ) -> CircuitReport:
     """One circuit's month (the pure part: every input already read)."""
-    return _circuit(circuit, month, now, intervals, spans, buckets, tickets).report
+    return _circuit(circuit, month, now, intervals, spans, rows, tickets).report
 
 
 def _circuit(
@@ -364,7 +369,7 @@ def _circuit(
     now: datetime,
     intervals: Sequence[StateInterval],
     spans: Sequence[Span],
-    buckets: Sequence[Bucket],
+    rows: Sequence[RollupRow],
     tickets: Sequence[TicketFigures],
 ) -> _Computed:
     start, end = month.start, month.end
@@ -372,8 +377,8 @@ def _circuit(
     exclude = circuit.exclude_maintenance
     segments = _segments(start, end, known_end, intervals, spans)
     times = _times(segments, exclude, month.seconds)
-    rtts, losses = _bucket_values(buckets, month, spans, exclude)
-    latency, loss = Samples.of(rtts), Samples.of(losses)
+    rtts, losses = _bucket_codes(rows, spans, exclude)
+    latency, loss = Samples.of_codes(rtts, RTT_UNIT_S), Samples.of_codes(losses, LOSS_UNIT)
     info = circuit.info
     report = CircuitReport(
         link=info.link,
@@ -409,67 +414,97 @@ def _circuit(
     return _Computed(report, rtts, losses)
 
 
-def _group(kind: GroupKind, key: str, name: str, members: Sequence[_Computed]) -> GroupReport:
-    times = NO_TIME
-    for m in members:
-        times = times + m.report.times
-    rtts = [v for m in members for v in m.rtts]
-    losses = [v for m in members for v in m.losses]
-    latency, loss = Samples.of(rtts), Samples.of(losses)
-    distinct = {t.id: t for m in members for t in m.report.tickets}
-    return GroupReport(
-        kind=kind,
-        key=key,
-        name=name,
-        circuits=len(members),
-        times=times,
-        incidents=sum(m.report.incidents for m in members),
-        latency_s=latency,
-        loss_ratio=loss,
-        ticket_summary=TicketSummary.of(sorted(distinct.values(), key=lambda t: t.opened_at)),
-        circuits_in_breach=sum(1 for m in members if m.report.breaches),
-        breaches=breaches_of(
-            {
-                Figure.AVAILABILITY: times.availability_ratio,
-                Figure.MEAN_LATENCY: latency.mean,
-                Figure.LOSS: loss.mean,
-            }
-        ),
-    )
+@dataclass(slots=True)
+class _Group:
+    """A group's figures, summed as its circuits are computed (their bucket counts can then
+    be dropped: a national month has ~86 million buckets)."""
+
+    kind: GroupKind
+    key: str
+    name: str
+    circuits: int = 0
+    times: Times = NO_TIME
+    incidents: int = 0
+    in_breach: int = 0
+    rtts: Counter[int] = field(default_factory=Counter)
+    losses: Counter[int] = field(default_factory=Counter)
+    tickets: dict[str, TicketFigures] = field(default_factory=dict)
+
+    def add(self, c: _Computed) -> None:
+        self.circuits += 1
+        self.times = self.times + c.report.times
+        self.incidents += c.report.incidents
+        self.in_breach += bool(c.report.breaches)
+        self.rtts.update(c.rtts)
+        self.losses.update(c.losses)
+        self.tickets.update((t.id, t) for t in c.report.tickets)
+
+    def report(self) -> GroupReport:
+        latency = Samples.of_codes(self.rtts, RTT_UNIT_S)
+        loss = Samples.of_codes(self.losses, LOSS_UNIT)
+        return GroupReport(
+            kind=self.kind,
+            key=self.key,
+            name=self.name,
+            circuits=self.circuits,
+            times=self.times,
+            incidents=self.incidents,
+            latency_s=latency,
+            loss_ratio=loss,
+            ticket_summary=TicketSummary.of(
+                sorted(self.tickets.values(), key=lambda t: (t.opened_at, t.id))
+            ),
+            circuits_in_breach=self.in_breach,
+            breaches=breaches_of(
+                {
+                    Figure.AVAILABILITY: self.times.availability_ratio,
+                    Figure.MEAN_LATENCY: latency.mean,
+                    Figure.LOSS: loss.mean,
+                }
+            ),
+        )
 
 
-def assemble(
-    month: Month,
-    now: datetime,
-    computed: Sequence[_Computed],
-    province: str | None,
-    isp: str | None,
-) -> MonthlyReport:
-    """The report from its circuits: groups by ISP, by province, and the total."""
-    by_isp: dict[str, list[_Computed]] = {}
-    by_province: dict[str, list[_Computed]] = {}
-    for c in computed:
-        by_isp.setdefault(c.report.isp, []).append(c)
-        by_province.setdefault(c.report.province, []).append(c)
-    return MonthlyReport(
-        month=month,
-        generated_at=now,
-        complete=now >= month.end,
-        province=province,
-        isp=isp,
-        circuits=tuple(c.report for c in computed),
-        by_isp=tuple(
-            _group(GroupKind.ISP, k, v[0].report.isp_name, v) for k, v in sorted(by_isp.items())
-        ),
-        by_province=tuple(
-            _group(GroupKind.PROVINCE, k, v[0].report.province_name, v)
-            for k, v in sorted(by_province.items())
-        ),
-        total=_group(GroupKind.TOTAL, "", "", computed),
-    )
+class _Assembly:
+    """The report's circuits and groups (by ISP, by province, the total), circuit by circuit."""
+
+    def __init__(self) -> None:
+        self.circuits: list[CircuitReport] = []
+        self.by_isp: dict[str, _Group] = {}
+        self.by_province: dict[str, _Group] = {}
+        self.total = _Group(GroupKind.TOTAL, "", "")
+
+    def add(self, c: _Computed) -> None:
+        r = c.report
+        self.circuits.append(r)
+        isp = self.by_isp.setdefault(r.isp, _Group(GroupKind.ISP, r.isp, r.isp_name))
+        province = self.by_province.setdefault(
+            r.province, _Group(GroupKind.PROVINCE, r.province, r.province_name)
+        )
+        for group in (isp, province, self.total):
+            group.add(c)
+
+    def report(
+        self, month: Month, now: datetime, province: str | None, isp: str | None
+    ) -> MonthlyReport:
+        return MonthlyReport(
+            month=month,
+            generated_at=now,
+            complete=now >= month.end,
+            province=province,
+            isp=isp,
+            circuits=tuple(self.circuits),
+            by_isp=tuple(g.report() for _, g in sorted(self.by_isp.items())),
+            by_province=tuple(g.report() for _, g in sorted(self.by_province.items())),
+            total=self.total.report(),
+        )
 
 
 # --- from the store ---------------------------------------------------------------------------
+
+# Circuits whose month of rollups is read at once (~720 rows each): a province in one or two
+# reads, a national instance without holding its ~7 million rows.
+ROLLUP_CHUNK = 100
 
 
 async def monthly_report(
@@ -486,15 +521,15 @@ async def monthly_report(
 
     ReportError for a month that has not begun (422) or a filter naming nothing monitored
     (404). Maintenance windows are the configuration's and the store's (a cancelled one counts
-    until it was cancelled).
+    until it was cancelled). The computing runs in a worker thread a chunk of circuits at a
+    time, so the event loop keeps serving between chunks.
     """
     if month.start > now:
         raise ReportError(f"{month} has not begun yet: a report covers a past or the current month")
     circuits = circuits_of(inventory, province, isp)
     topology = topology_of(inventory)
     start, end = month.start, month.end
-    links = [c.info.link for c in circuits]
-    histories = await store.histories(start, end, links)
+    histories = await store.histories(start, end, [c.info.link for c in circuits])
     windows: list[tuple[MaintenanceWindow, datetime | None]] = [
         (w, None) for w in windows_of(inventory)
     ]
@@ -502,27 +537,37 @@ async def monthly_report(
         (w.window, w.cancelled_at)
         for w in await store.maintenance_windows(start, end, cancelled=True)
     ]
-    buckets: dict[str, list[Bucket]] = {}
-    for row in await rollups.load(start, links, until=end):
-        buckets.setdefault(row.link, []).extend(unpack_row(row, BUCKET_S))
     tickets: dict[str, list[TicketFigures]] = {}
     for stored in await store.tickets_opened(start, end):
         figures = ticket_figures(stored)
         for link in _links_of(stored):
             tickets.setdefault(link, []).append(figures)
-    computed = [
-        _circuit(
-            c,
-            month,
-            now,
-            histories.get(c.info.link, []),
-            maintenance_spans(c.info, topology, windows, start, end),
-            buckets.get(c.info.link, []),
-            tickets.get(c.info.link, []),
-        )
-        for c in circuits
-    ]
-    return assemble(month, now, computed, province, isp)
+    assembly = _Assembly()
+
+    def compute(chunk: Sequence[Circuit], rows: Sequence[RollupRow]) -> None:
+        by_link: dict[str, list[RollupRow]] = {}
+        for row in rows:
+            by_link.setdefault(row.link, []).append(row)
+        for c in chunk:
+            link = c.info.link
+            spans = maintenance_spans(c.info, topology, windows, start, end)
+            assembly.add(
+                _circuit(
+                    c,
+                    month,
+                    now,
+                    histories.get(link, []),
+                    spans,
+                    by_link.get(link, []),
+                    tickets.get(link, []),
+                )
+            )
+
+    for i in range(0, len(circuits), ROLLUP_CHUNK):
+        chunk = circuits[i : i + ROLLUP_CHUNK]
+        rows = await rollups.load(start, [c.info.link for c in chunk], until=end)
+        await asyncio.to_thread(compute, chunk, rows)
+    return assembly.report(month, now, province, isp)
 
 
 def latest_complete_month(now: datetime) -> Month:

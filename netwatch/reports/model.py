@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -262,13 +263,20 @@ class Samples:
     p95: float | None
 
     @classmethod
-    def of(cls, values: list[float]) -> Samples:
-        """The mean and p95 of some bucket values."""
-        if not values:
+    def of_codes(cls, counts: Mapping[int, int], unit: float) -> Samples:
+        """The mean and p95 of bucket values stored as integer codes of `unit` (how many
+        buckets had each code): exact, whatever the number of buckets."""
+        total = sum(counts.values())
+        if total == 0:
             return cls(0, None, None)
-        ordered = sorted(values)
-        rank = max(1, math.ceil(0.95 * len(ordered)))
-        return cls(len(ordered), math.fsum(ordered) / len(ordered), ordered[rank - 1])
+        mean = sum(code * n for code, n in counts.items()) * unit / total
+        rank = max(1, math.ceil(0.95 * total))
+        seen = 0
+        for code in sorted(counts):
+            seen += counts[code]
+            if seen >= rank:
+                return cls(total, mean, code * unit)
+        raise AssertionError("unreachable: the ranks add up to total")
 
 
 @dataclass(frozen=True, slots=True)
