@@ -36,6 +36,7 @@ NO_LOSS = 0xFF
 RTT_UNIT_S = 0.0001  # 0.1 ms
 LOSS_STEPS = 200  # 0.5 % units
 _PACK = struct.Struct("<HHB")
+BUCKET_BYTES = _PACK.size  # 5: median RTT (uint16), highest RTT (uint16), loss (uint8)
 FLUSH_CHUNK = 1000  # hour rows packed between two yields to the event loop
 
 
