@@ -185,6 +185,11 @@ def test_a_month_not_begun_is_refused_and_the_default_is_last_month(server: Serv
     assert current["complete"] is False
 
 
+def test_the_buckets_are_kept_as_long_as_the_config_says(server: Server) -> None:
+    # reports.history_days' default: a month of latency stays for the report of the 1st.
+    assert server.runtime.history.retention_s == 62 * 86_400
+
+
 def test_the_report_is_in_the_openapi_document(server: Server) -> None:
     doc = server.client.get("/openapi.json").json()
     operation = doc["paths"][URL]["get"]
