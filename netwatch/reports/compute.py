@@ -29,6 +29,7 @@ from alerts.maintenance import (
     covers,
 )
 from alerts.model import LinkInfo, Topology
+from alerts.tickets import EventKind
 from netwatch.alerting import windows_of
 from netwatch.health import link_id, topology_of
 from netwatch.history import (
@@ -352,10 +353,13 @@ def _touches(spans: Sequence[Span], start: datetime, end: datetime) -> bool:
 
 def ticket_figures(stored: StoredTicket) -> TicketFigures:
     """A ticket's handling times: restored when the incident was seen gone for good (the start
-    of the recovery hold that auto-resolved it), or when resolved by hand."""
+    of the recovery hold that auto-resolved it), or when resolved by hand; never for a ticket
+    closed because its subject left the configuration."""
     t = stored.ticket
     restored: datetime | None = None
-    if t.status is TicketStatus.RESOLVED and t.resolved_at is not None:
+    # Closed because its circuit left the configuration: nobody saw it come back.
+    unmonitored = any(e.kind is EventKind.UNMONITORED for e in t.log)
+    if t.status is TicketStatus.RESOLVED and t.resolved_at is not None and not unmonitored:
         restored = t.resolved_at
         if t.ok_since is not None and t.ok_since <= t.resolved_at:
             restored = t.ok_since
