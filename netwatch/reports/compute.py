@@ -119,19 +119,19 @@ def circuits_of(
                     ),
                 )
             )
-    if isp is not None and not any(c.info.isp == isp for c in out):
+    codes = sorted({f"{c.province_code:02d}" for c in inventory.communes})
+    if province is not None and province not in codes:
+        raise ReportError(
+            f"province {province} has no commune monitored by this NetWatch "
+            f"(provinces: {', '.join(codes) or 'none'})",
+            not_found=True,
+        )
+    if isp is not None and not out:
         known = sorted({link.isp for c in inventory.communes for link in c.links})
         raise ReportError(
             f"ISP {isp!r} has no circuit monitored here"
             + (f" in province {province}" if province else "")
             + f" (ISPs: {', '.join(known) or 'none'})",
-            not_found=True,
-        )
-    if province is not None and not out:
-        codes = sorted({f"{c.province_code:02d}" for c in inventory.communes})
-        raise ReportError(
-            f"province {province} has no commune monitored by this NetWatch "
-            f"(provinces: {', '.join(codes) or 'none'})",
             not_found=True,
         )
     # By province, then as the configuration lists them (what its writers expect to see).
@@ -237,9 +237,7 @@ def _segments(
                 if (intervals[j].until or known_end) > a:
                     state = intervals[j].state
                 j += 1
-        k = bisect.bisect_right(spans, (a, datetime.max.replace(tzinfo=a.tzinfo))) - 1
-        in_maintenance = k >= 0 and spans[k][0] <= a < spans[k][1]
-        out.append(_Segment(a, b, state, in_maintenance))
+        out.append(_Segment(a, b, state, _in(spans, a)))
     return out
 
 
@@ -302,8 +300,13 @@ def _outages(
 
 
 def _in(spans: Sequence[Span], at: datetime) -> bool:
-    k = bisect.bisect_right(spans, (at, datetime.max.replace(tzinfo=at.tzinfo))) - 1
-    return k >= 0 and spans[k][0] <= at < spans[k][1]
+    """Whether `at` is inside one of the (merged, sorted) spans."""
+    k = bisect.bisect_right(spans, at, key=_span_start) - 1
+    return k >= 0 and at < spans[k][1]
+
+
+def _span_start(span: Span) -> datetime:
+    return span[0]
 
 
 def _bucket_codes(
@@ -347,7 +350,8 @@ def _bucket_codes(
 
 
 def _touches(spans: Sequence[Span], start: datetime, end: datetime) -> bool:
-    k = bisect.bisect_left(spans, (end,))
+    """Whether [start, end) overlaps one of the (merged, sorted) spans."""
+    k = bisect.bisect_left(spans, end, key=_span_start)
     return k > 0 and spans[k - 1][1] > start
 
 

@@ -154,6 +154,11 @@ def test_the_csv_report_opens_in_excel_with_vietnamese_intact(month: Server) -> 
             "province 01 has no commune monitored by this NetWatch (provinces: 68, 96)",
         ),
         (
+            "month=2026-11&province=01&isp=vnpt",
+            404,
+            "province 01 has no commune monitored by this NetWatch (provinces: 68, 96)",
+        ),
+        (
             "month=2026-11&isp=fpt",
             404,
             "ISP 'fpt' has no circuit monitored here (ISPs: viettel, vnpt)",
