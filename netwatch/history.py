@@ -19,7 +19,7 @@ import contextlib
 import logging
 import struct
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from statistics import median
@@ -36,6 +36,7 @@ NO_LOSS = 0xFF
 RTT_UNIT_S = 0.0001  # 0.1 ms
 LOSS_STEPS = 200  # 0.5 % units
 _PACK = struct.Struct("<HHB")
+BUCKET_BYTES = _PACK.size  # 5: median RTT (uint16), highest RTT (uint16), loss (uint8)
 FLUSH_CHUNK = 1000  # hour rows packed between two yields to the event loop
 
 
@@ -73,6 +74,23 @@ def _loss_code(ratio: float | None) -> int:
 
 def _loss_value(code: int) -> float | None:
     return None if code == NO_LOSS else code / LOSS_STEPS
+
+
+def pack_buckets(
+    values: Sequence[tuple[float | None, float | None, float | None]],
+) -> bytes:
+    """An hour row's bytes from (median RTT, highest RTT, loss) per bucket (loss None: no
+    round); for tools and tests that write history directly."""
+    return b"".join(
+        _PACK.pack(_rtt_code(rtt), _rtt_code(top), _loss_code(loss)) for rtt, top, loss in values
+    )
+
+
+def bucket_codes(buckets: bytes) -> Iterator[tuple[int, int, int]]:
+    """The packed codes of an hour row's buckets, in order: (median RTT, highest RTT, loss) in
+    units of RTT_UNIT_S and 1 / LOSS_STEPS; NO_RTT and NO_LOSS mark what is missing. Codes, not
+    floats: a month of a national instance is ~86 million buckets (netwatch.reports)."""
+    return _PACK.iter_unpack(buckets[: len(buckets) - len(buckets) % _PACK.size])
 
 
 class LinkHistory:

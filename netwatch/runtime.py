@@ -214,7 +214,12 @@ async def open_runtime(
     collector.register(registry)
     latest = LatestState()
     health = HealthMonitor(inventory)
-    history = LinkHistory([link_id(c.code, k.id) for c in inventory.communes for k in c.links])
+    # Buckets are kept in the store for the monthly reports (inventory `reports.history_days`);
+    # the status page's chart reads only the last day of them.
+    history = LinkHistory(
+        [link_id(c.code, k.id) for c in inventory.communes for k in c.links],
+        retention_s=inventory.reports.history_days * 86400.0,
+    )
     async with AsyncExitStack() as stack:
         pinger: IcmpPinger | None = None
         snmp: SnmpPoller | None = None

@@ -196,12 +196,22 @@ def _distinct_levels(value: tuple[Contact, ...]) -> tuple[Contact, ...]:
     return value
 
 
+class IspContract(Model):
+    """What the ISP's contract says about how its monthly figures count (docs/reports.md)."""
+
+    # Planned maintenance (a window in the config or made through the API) is taken out of the
+    # month, as an interruption announced in advance usually is in service contracts; false
+    # counts it like any other time. The report shows the maintenance seconds either way.
+    exclude_maintenance: bool = True
+
+
 class Isp(Model):
     """An Internet service provider and whom to tell about its faults."""
 
     name: Text
     contacts: tuple[Contact, ...] = ()
     capacity_requests: bool = False
+    contract: IspContract = IspContract()
 
     _levels = field_validator("contacts")(_distinct_levels)
 
@@ -718,6 +728,15 @@ class TicketRules(Model):
     remind_every_min: float | None = Field(60, gt=0, le=7 * 24 * 60)  # unacknowledged reminders
 
 
+class Reports(Model):
+    """Monthly per-circuit reports (docs/reports.md)."""
+
+    # Days of 5-minute latency and loss buckets kept in the store (table link_rollups): the
+    # report of a month needs the whole month, so the default keeps last month until the end of
+    # this one. A national instance (10,000 links) holds ~15 million rows at 62 days.
+    history_days: int = Field(62, ge=2, le=800)
+
+
 class Inventory(Model):
     """Everything NetWatch watches, validated and cross-checked."""
 
@@ -735,6 +754,7 @@ class Inventory(Model):
     provincial_it: ProvincialIt = ProvincialIt()
     notifications: Notifications | None = None
     tickets: TicketRules = TicketRules()
+    reports: Reports = Reports()
 
     @field_validator("reference_targets", mode="before")
     @classmethod

@@ -25,14 +25,19 @@ class MaintenanceRepository(StoreBase):
             return _to_window(row)
 
     async def maintenance_windows(
-        self, start: datetime | None = None, end: datetime | None = None
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        cancelled: bool = False,
     ) -> list[StoredWindow]:
-        """Windows not cancelled that overlap [start, end) (all when not given), by start."""
-        query = (
-            sa.select(MaintenanceWindowRow)
-            .where(MaintenanceWindowRow.cancelled_at.is_(None))
-            .order_by(MaintenanceWindowRow.starts_at, MaintenanceWindowRow.id)
+        """Windows not cancelled that overlap [start, end) (all when not given), by start;
+        with `cancelled`, cancelled ones too (a report counts them until their cancellation)."""
+        query = sa.select(MaintenanceWindowRow).order_by(
+            MaintenanceWindowRow.starts_at, MaintenanceWindowRow.id
         )
+        if not cancelled:
+            query = query.where(MaintenanceWindowRow.cancelled_at.is_(None))
         if start is not None:
             query = query.where(MaintenanceWindowRow.ends_at > start)
         if end is not None:

@@ -267,8 +267,10 @@ class MaintenanceWindowRow(Base):
 class LinkRollupRow(Base):
     """One hour of one link's 5-minute ICMP buckets (revision 0003), packed by netwatch.history.
 
-    The status page's 24-hour chart reads these after a restart; rows older than the retention
-    are pruned. One row per (link, hour) keeps a national instance at ~10,000 x 26 rows.
+    The status page's 24-hour chart reads these after a restart, the monthly reports read a
+    month of them (netwatch.reports); rows older than the retention (config
+    `reports.history_days`) are pruned. One row per (link, hour): a national instance keeps
+    ~10,000 x 24 rows a day.
     """
 
     __tablename__ = "link_rollups"

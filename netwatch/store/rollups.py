@@ -62,13 +62,18 @@ class Rollups:
                 await conn.execute(statement, values[i : i + UPSERT_CHUNK])
         return len(values)
 
-    async def load(self, since: datetime, links: Sequence[str] | None = None) -> list[RollupRow]:
-        """Rows with hour_start >= since (of `links` when given), by link and hour."""
+    async def load(
+        self, since: datetime, links: Sequence[str] | None = None, until: datetime | None = None
+    ) -> list[RollupRow]:
+        """Rows with since <= hour_start (< until when given; of `links` when given), by link
+        and hour."""
         query = (
             sa.select(LinkRollupRow.link, LinkRollupRow.hour_start, LinkRollupRow.buckets)
             .where(LinkRollupRow.hour_start >= since)
             .order_by(LinkRollupRow.link, LinkRollupRow.hour_start)
         )
+        if until is not None:
+            query = query.where(LinkRollupRow.hour_start < until)
         out: list[RollupRow] = []
         async with self._reads.connect() as conn, conn.begin():
             if links is None:

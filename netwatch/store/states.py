@@ -183,6 +183,17 @@ class StatesRepository(StoreBase):
         """Availability of every subject with history in [start, end) (or of `subjects`)."""
         if end <= start:
             raise ValueError("availability period must have end > start")
+        by_subject = await self.histories(start, end, subjects)
+        return {
+            subject: _availability(subject, start, end, now, intervals)
+            for subject, intervals in by_subject.items()
+        }
+
+    async def histories(
+        self, start: datetime, end: datetime, subjects: Sequence[str] | None = None
+    ) -> dict[str, list[StateInterval]]:
+        """The intervals overlapping [start, end) of every subject with history then (or of
+        `subjects`, each present, maybe empty), oldest first, unclipped; one read for all."""
         query = (
             sa.select(StateHistoryRow)
             .where(*_overlapping(start, end))
@@ -198,10 +209,7 @@ class StatesRepository(StoreBase):
                     rows = await session.scalars(query.where(StateHistoryRow.subject.in_(chunk)))
                     for row in rows:
                         by_subject[row.subject].append(_to_interval(row))
-        return {
-            subject: _availability(subject, start, end, now, intervals)
-            for subject, intervals in by_subject.items()
-        }
+        return by_subject
 
 
 def _availability(

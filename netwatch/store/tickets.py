@@ -73,6 +73,16 @@ class TicketsRepository(OutboxRepository):
         async with self._read() as session:
             return [_to_ticket(r) for r in await session.scalars(query.limit(limit))]
 
+    async def tickets_opened(self, start: datetime, end: datetime) -> list[StoredTicket]:
+        """Every ticket opened in [start, end), oldest first (the monthly reports': no limit)."""
+        query = (
+            sa.select(TicketRow)
+            .where(TicketRow.opened_at >= start, TicketRow.opened_at < end)
+            .order_by(TicketRow.opened_at, TicketRow.id)
+        )
+        async with self._read() as session:
+            return [_to_ticket(r) for r in await session.scalars(query)]
+
     async def ticket_events(self, ticket_id: str) -> list[StoredEvent]:
         """A ticket's log, oldest first."""
         async with self._read() as session:

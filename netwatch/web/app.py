@@ -28,7 +28,7 @@ from netwatch.notify.outbox import RetryPolicy
 from netwatch.plan import Plan, compile_plan
 from netwatch.runtime import Runtime, RuntimeOptions, open_runtime
 from netwatch.store import MomentOutOfRangeError, StoreTimeoutError
-from netwatch.web import admin, api, isp, reload, status
+from netwatch.web import admin, api, isp, reload, reports, status
 from netwatch.web.auth import refresh_failure_totals
 from netwatch.web.deps import NotReady, RuntimeDep
 from netwatch.web.session import SessionSigner
@@ -193,6 +193,7 @@ def create_app(
         return JSONResponse({"role": "leader" if leads else "standby"}, 200 if leads else 503)
 
     app.include_router(api.router)
+    app.include_router(reports.router)
     app.include_router(reload.router)
     app.include_router(isp.router)
     app.include_router(admin.router)

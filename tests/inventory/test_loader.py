@@ -237,7 +237,15 @@ def test_ten_mistakes_are_all_reported_in_one_run(tmp_path: Path, divisions: Div
             "bogus: 1\n",
             "F:9:1: bogus: unknown key 'bogus' (allowed here: province, reference_targets, "
             "intervals, confirmation, thresholds, isps, snmp_credentials, upstreams, portals, communes, maintenance, "
-            "provincial_it, notifications, tickets)",
+            "provincial_it, notifications, tickets, reports)",
+        ),
+        (
+            "isps_extra:\n",
+            "F:4:37: isps.vnpt.contract.exclude_maintenance: expected true or false",
+        ),
+        (
+            "reports: {history_days: 1}\n",
+            "F:9:25: reports.history_days: must be at least 2",
         ),
         ("isps:\n  vnpt: {name: again}\n", "F:13:3: isps.vnpt: defined twice (also at F:2:3)"),
     ],
@@ -248,6 +256,11 @@ def test_each_rule_has_its_message(
     text = textwrap.dedent(MINIMAL).lstrip("\n")
     if snippet.startswith("communes:"):
         text += snippet.split("\n", 1)[1]
+    elif snippet.startswith("isps_extra:"):
+        # The ISP's contract, written on its own line of the ISP (line 4 of MINIMAL).
+        text = text.replace(
+            "    name: VNPT\n", "    name: VNPT\n    contract: {exclude_maintenance: sometimes}\n"
+        )
     elif snippet.startswith("isps:"):
         text += "isps_again: {}\n"
         path = tmp_path / "a.yaml"
