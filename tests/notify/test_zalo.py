@@ -211,6 +211,9 @@ async def test_a_ticket_opening_reaches_zalo_once_with_its_template_data(rig: Ri
     }
     assert item.dedup_key == f"{ticket}/0/zalo/{PHONE}"
     assert item.sent_at is not None
+    # A ZNS template carries no signed link, so a notice told only by Zalo issues none: nothing
+    # to list or revoke on the ticket's admin page.
+    assert await rig.store.ticket_links(ticket) == []
     # Vietnamese as written, composed (NFC), not escaped into something else on the way.
     data = call.body["template_data"]
     assert all(unicodedata.is_normalized("NFC", v) for v in data.values())
