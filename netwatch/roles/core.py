@@ -518,7 +518,9 @@ def run_core(args: argparse.Namespace) -> int:
         return app
     config = server_config(app, edge_options(args), host=host, port=port, log_level=args.log_level)
     server = uvicorn.Server(config)
-    server.run()
+    fd = getattr(args, "listen_fd", None)
+    # The supervisor's socket (bound once for its lifetime), else uvicorn binds --listen.
+    server.run(sockets=[socket.socket(fileno=fd)] if fd is not None else None)
     # uvicorn returns (does not raise) when it cannot bind or the lifespan failed: a supervisor
     # must see that as a crash.
     return 0 if server.started else 1

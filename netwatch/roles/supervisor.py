@@ -5,7 +5,8 @@
 2. Children, each this same Python running ``-m netwatch.cli run --role ...`` (`child_specs`):
    ICMP+HTTP probe workers (``--kinds icmp,http --shard i/N``, N = ``--probe-workers``, one per
    CPU by default), SNMP workers (``--kinds snmp --shard i/M``, M = ``--snmp-workers``, 1), one
-   alerting core (its own web on ``--core-listen``, a free loopback port by default) and web
+   alerting core (its own web on ``--core-listen``, a free loopback port by default, bound by
+   the supervisor and inherited by every start of the core) and web
    workers (``--role web``, N = ``--web-workers``, 2 on 2+ CPUs) sharing ``--listen``
    (SO_REUSEPORT). ``--web-workers 0``: the core serves the web on ``--listen``, as before.
    Each probe worker serves its own /metrics on the --listen address, port
@@ -64,6 +65,7 @@ class ChildSpec:
     name: str  # "core", "probe-0", "snmp-0"
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
+    pass_fds: tuple[int, ...] = ()  # descriptors the child inherits (the core's listening socket)
 
 
 def _netwatch(*args: str) -> tuple[str, ...]:
@@ -82,8 +84,11 @@ def _worker_metrics(args: argparse.Namespace) -> Callable[[int], tuple[str, ...]
     return lambda n: ("--metrics-listen", f"{host}:{base + n}")
 
 
-def child_specs(args: argparse.Namespace, nats_url: str) -> list[ChildSpec]:
-    """What the supervisor runs for `netwatch run` with these arguments."""
+def child_specs(
+    args: argparse.Namespace, nats_url: str, core_socket: socket.socket | None = None
+) -> list[ChildSpec]:
+    """What the supervisor runs for `netwatch run` with these arguments; with web workers, the
+    core serves on `core_socket` (`core_listener`), handed down by descriptor."""
     config = str(Path(args.config).resolve())
     common = ("--config", config, "--nats", nats_url, "--log-level", args.log_level)
     edge: tuple[str, ...] = ("--trusted-proxies", getattr(args, "trusted_proxies", "127.0.0.1"))
@@ -108,16 +113,24 @@ def child_specs(args: argparse.Namespace, nats_url: str) -> list[ChildSpec]:
         for i in range(snmp)
     ]
     web = args.web_workers
-    core_listen = args.listen if web <= 0 else (args.core_listen or f"127.0.0.1:{_free_port()}")
+    core_listen: str = args.listen
+    inherit: tuple[int, ...] = ()
+    if web > 0:
+        if core_socket is None:
+            core_socket = core_listener(args)
+        host, port = core_socket.getsockname()[:2]
+        core_listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        inherit = (core_socket.fileno(),)
     core = _netwatch(
         "run", "--role", "core", *common, *edge, "--listen", core_listen,
         "--data-dir", str(args.data_dir),
+        *(("--listen-fd", str(inherit[0])) if inherit else ()),
     )  # fmt: skip
     # The core's name (its durable consumer) as before web workers: from the public port, so
     # that a supervisor started again continues from where its core was.
     public_port = args.listen.rpartition(":")[2]
     core += ("--name", args.name or f"{socket.gethostname()}-{public_port}")
-    specs.append(ChildSpec("core", core, env))
+    specs.append(ChildSpec("core", core, env, inherit))
     # Web workers: read replicas sharing --listen (SO_REUSEPORT); /metrics and /healthz/leader
     # there are the core's (docs/architecture.md).
     core_host, _, core_port = core_listen.rpartition(":")
@@ -131,12 +144,18 @@ def child_specs(args: argparse.Namespace, nats_url: str) -> list[ChildSpec]:
     return specs
 
 
-def _free_port() -> int:
-    """A TCP port free on loopback now (the core's, chosen once per supervisor run)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def core_listener(args: argparse.Namespace) -> socket.socket:
+    """The core's own web port (--core-listen, else a free loopback port), bound and listening
+    in the supervisor for its whole run and inherited by every start of the core: nobody else
+    can take it between two starts, and a restarted core serves the same port the web workers
+    ask (issue 10 found a free port chosen, closed, then bound by the core: a race)."""
+    host, _, port = (args.core_listen or "127.0.0.1:0").rpartition(":")
+    try:
+        sock = socket.create_server((host.strip("[]"), int(port)), backlog=1024)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"netwatch run: --core-listen {args.core_listen!r}: {exc}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _url_host(host: str) -> str:
@@ -182,6 +201,7 @@ class _Child:
             *self.spec.argv,
             stdin=asyncio.subprocess.DEVNULL,
             env=env,
+            pass_fds=self.spec.pass_fds,
             preexec_fn=_parent_death_signal(),  # dies with the supervisor, even by SIGKILL
             start_new_session=True,  # a terminal's Ctrl-C reaches the supervisor only
         )
@@ -263,7 +283,9 @@ async def _until_gone(pid: int, every_s: float = 0.5) -> None:
 
 async def supervise(
     args: argparse.Namespace,
-    specs: Callable[[argparse.Namespace, str], Sequence[ChildSpec]] = child_specs,
+    specs: Callable[
+        [argparse.Namespace, str, socket.socket | None], Sequence[ChildSpec]
+    ] = child_specs,
 ) -> int:
     """Run the bus and the children until SIGINT or SIGTERM (0), or until the nats-server
     dies (1, after stopping the children)."""
@@ -282,10 +304,13 @@ async def supervise(
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
     data_dir = Path(args.data_dir)  # absolute (run_supervisor): children share it
+    # Held here for the whole run (closed at the end): every start of the core inherits it.
+    core_socket = core_listener(args) if args.web_workers > 0 else None
     try:
         async with running_nats_server(NatsServerOptions(data_dir=data_dir)) as server:
             await _prepare_bus(server.url)
-            children.extend(_Child(spec, Backoff()) for spec in specs(args, server.url))
+            specs_now = specs(args, server.url, core_socket)
+            children.extend(_Child(spec, Backoff()) for spec in specs_now)
             log.info(
                 "supervisor started nats=%s children=%s",
                 server.url,
@@ -312,6 +337,8 @@ async def supervise(
         log.error("the bus did not start: %s", exc)
         return 1
     finally:
+        if core_socket is not None:
+            core_socket.close()
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         for task in reloads:

@@ -155,6 +155,50 @@ def test_supervisor_serves_restarts_a_killed_child_and_stops_everything(
     assert "supervisor stopped status=0" in run.text()
 
 
+def _core_port(pid: int) -> int:
+    found = re.search(r"--role core .*--listen \S+:(\d+)", _cmdline(pid))
+    assert found, _cmdline(pid)
+    return int(found.group(1))
+
+
+def test_the_core_port_is_held_by_the_supervisor_across_core_restarts(
+    supervised: Supervised,
+) -> None:
+    # The supervisor binds the core's port once and hands the socket down: between the core's
+    # death and its next start nobody else can bind it, and the new core serves the same port
+    # (a free port picked, closed and bound later by the core could be taken meanwhile).
+    run = supervised
+    _serving(run)
+    first = wait_until(lambda: _core_pid(run.proc.pid), message="one core child")
+    port = _core_port(first)
+    wait_until(
+        lambda: get(f"http://127.0.0.1:{port}", "/healthz")[0] == 200,
+        timeout_s=30,
+        message="the core on its own port",
+    )
+    run.proc.send_signal(signal.SIGSTOP)  # hold the restart: the gap a racing process would use
+    try:
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: not alive(first), timeout_s=10, message="the core gone")
+        intruder = socket.socket()
+        with intruder, pytest.raises(OSError):  # EADDRINUSE: the supervisor still holds it
+            intruder.bind(("127.0.0.1", port))
+    finally:
+        run.proc.send_signal(signal.SIGCONT)
+    second = wait_until(
+        lambda: (pid := _core_pid(run.proc.pid)) and pid != first and pid,
+        timeout_s=30,
+        message="the core started again",
+    )
+    assert _core_port(second) == port
+    assert "--listen-fd" in _cmdline(second)
+    wait_until(
+        lambda: get(f"http://127.0.0.1:{port}", "/healthz")[0] == 200,
+        timeout_s=60,
+        message="the restarted core on the same port",
+    )
+
+
 def test_a_dead_bus_stops_everything_with_status_1(supervised: Supervised) -> None:
     run = supervised
     _serving(run)
