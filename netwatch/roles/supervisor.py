@@ -88,7 +88,8 @@ def child_specs(
     args: argparse.Namespace, nats_url: str, core_socket: socket.socket | None = None
 ) -> list[ChildSpec]:
     """What the supervisor runs for `netwatch run` with these arguments; with web workers, the
-    core serves on `core_socket` (`core_listener`), handed down by descriptor."""
+    core serves on `core_socket` (`core_listener`, which `supervise` holds), handed down by
+    descriptor (without one: --core-listen as given, nothing bound)."""
     config = str(Path(args.config).resolve())
     common = ("--config", config, "--nats", nats_url, "--log-level", args.log_level)
     edge: tuple[str, ...] = ("--trusted-proxies", getattr(args, "trusted_proxies", "127.0.0.1"))
@@ -115,12 +116,12 @@ def child_specs(
     web = args.web_workers
     core_listen: str = args.listen
     inherit: tuple[int, ...] = ()
-    if web > 0:
-        if core_socket is None:
-            core_socket = core_listener(args)
+    if web > 0 and core_socket is not None:
         host, port = core_socket.getsockname()[:2]
         core_listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         inherit = (core_socket.fileno(),)
+    elif web > 0:  # what would run, without binding (inspection, tests)
+        core_listen = args.core_listen or "127.0.0.1:0"
     core = _netwatch(
         "run", "--role", "core", *common, *edge, "--listen", core_listen,
         "--data-dir", str(args.data_dir),

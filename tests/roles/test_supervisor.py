@@ -181,7 +181,8 @@ def test_the_core_port_is_held_by_the_supervisor_across_core_restarts(
         os.kill(first, signal.SIGKILL)
         wait_until(lambda: not alive(first), timeout_s=10, message="the core gone")
         intruder = socket.socket()
-        with intruder, pytest.raises(OSError):  # EADDRINUSE: the supervisor still holds it
+        # EADDRINUSE: the supervisor still holds it.
+        with intruder, pytest.raises(OSError, match="Address already in use"):
             intruder.bind(("127.0.0.1", port))
     finally:
         run.proc.send_signal(signal.SIGCONT)
