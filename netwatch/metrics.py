@@ -12,6 +12,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -26,6 +27,7 @@ from netwatch.observations import (
     SnmpObservation,
 )
 from netwatch.plan import IcmpTarget, LinkRef, Plan
+from netwatch.state import STALE_ROUNDS
 
 if TYPE_CHECKING:
     from probes.icmp import PingerStats
@@ -229,14 +231,20 @@ class _Round:
     targets: int = 0
     rounds_total: int = 0
     skipped_total: int = 0
+    started_at: datetime | None = None  # the shard's last round
 
 
-def _per_kind(rounds: dict[tuple[str, int], _Round]) -> list[tuple[str, _Round]]:
+def _per_kind(
+    rounds: dict[tuple[str, int], _Round], retired: dict[str, _Round] | None = None
+) -> list[tuple[str, _Round]]:
     """The round series of each kind over its shards (probe workers, docs/bus.md), with the
     meaning they have in one process: the slowest and latest shard's last round, the rounds run
     (the busiest shard's count: every shard runs every slot) and every slot any shard skipped.
-    Per-shard figures are on each probe worker's own /metrics."""
+    Per-shard figures are on each probe worker's own /metrics. `retired`: what forgotten shards
+    had counted, per kind, so that the counters never go down."""
     merged: dict[str, _Round] = {}
+    for kind, r in (retired or {}).items():
+        merged[kind] = _Round(0.0, 0.0, 0, r.rounds_total, r.skipped_total)
     for (kind, _shard), r in sorted(rounds.items()):
         m = merged.get(kind)
         if m is None:
@@ -285,6 +293,8 @@ class MetricsCollector:
         self._portals: dict[SubjectKey, PortalObservation] = {}
         self._failures: dict[tuple[str, str], int] = {}
         self._rounds: dict[tuple[str, int], _Round] = {}  # (kind, shard)
+        self._retired: dict[str, _Round] = {}  # by kind: the counts of forgotten shards
+        self._intervals = plan.intervals()
         self._plan_counts = plan.counts()
         self._sources: list[Callable[[], Iterable[Family]]] = []
 
@@ -326,13 +336,25 @@ class MetricsCollector:
                     self._fail("dns", obs.dns.failure.value)
 
     def round_done(self, report: RoundReport) -> None:
-        """Record NetWatch's own round health."""
+        """Record NetWatch's own round health; forget shards of the kind that stopped reporting
+        (netwatch.state.STALE_ROUNDS intervals), keeping what they counted."""
         r = self._rounds.setdefault((report.kind, report.shard), _Round())
         r.duration_s = report.duration_s
         r.lag_s = report.lag_s
         r.targets = report.targets
         r.rounds_total += 1
         r.skipped_total += report.skipped_rounds
+        r.started_at = report.started_at
+        interval_s = self._intervals.get(report.kind)
+        if not interval_s:
+            return
+        before = report.started_at - timedelta(seconds=STALE_ROUNDS * interval_s)
+        for key, old in list(self._rounds.items()):
+            if key[0] == report.kind and old.started_at is not None and old.started_at < before:
+                del self._rounds[key]
+                kept = self._retired.setdefault(report.kind, _Round())
+                kept.rounds_total = max(kept.rounds_total, old.rounds_total)
+                kept.skipped_total += old.skipped_total
 
     def _fail(self, kind: str, reason: str) -> None:
         key = (kind, reason)
@@ -588,6 +610,7 @@ class MetricsCollector:
         self._reboots = {k: v for k, v in self._reboots.items() if k in fresh._router_labels}
         self._portals = {k: v for k, v in self._portals.items() if k in fresh._portal_labels}
         self._plan_counts = fresh._plan_counts
+        self._intervals = fresh._intervals
 
     # -- Collector: NetWatch's own health ------------------------------------------------
     def collect(self) -> Iterator[Metric]:
@@ -616,7 +639,7 @@ class MetricsCollector:
         )
         for kind, count in self._plan_counts.items():
             targets.add_metric([kind], count)
-        for kind, r in _per_kind(self._rounds):
+        for kind, r in _per_kind(self._rounds, self._retired):
             duration.add_metric([kind], r.duration_s)
             lag.add_metric([kind], r.lag_s)
             rounds.add_metric([kind], r.rounds_total)

@@ -122,6 +122,14 @@ class Plan:
         """Targets per kind, for NetWatch's own health metrics."""
         return {"icmp": len(self.icmp), "snmp": len(self.snmp), "http": len(self.portals)}
 
+    def intervals(self) -> dict[str, float]:
+        """Seconds between two rounds, per kind."""
+        return {
+            "icmp": self.icmp_interval_s,
+            "snmp": self.snmp_interval_s,
+            "http": self.http_interval_s,
+        }
+
 
 def _credentials(creds: SnmpCredentials) -> SnmpV2c | SnmpV3:
     if creds.version == "2c":

@@ -212,7 +212,7 @@ async def open_runtime(
     registry.register(LoopTasks())  # and its event loop's tasks
     collector = MetricsCollector(plan)
     collector.register(registry)
-    latest = LatestState()
+    latest = LatestState(plan.intervals())
     health = HealthMonitor(inventory)
     # Buckets are kept in the store for the monthly reports (inventory `reports.history_days`);
     # the status page's chart reads only the last day of them.

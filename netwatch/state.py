@@ -3,9 +3,9 @@ every probe kind over the probe workers' shards."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from alerts.subject import SubjectKey
 from netwatch.observations import (
@@ -47,21 +47,35 @@ class SlotReport:
         )
 
 
+# A shard silent for this many of its kind's intervals has stopped: forgotten (ShardRounds,
+# netwatch.metrics). Three: a worker restarting with the national configuration takes ~1.
+STALE_ROUNDS = 3
+
+
 class ShardRounds:
     """The round reports of one kind from every shard, and when a slot is complete.
 
     Shards run their own schedules (offset within the interval), so a slot is not a time but a
     turn: it is complete once every shard seen so far has reported since the last complete one.
     A shard that reports twice first completes it too, so a shard that stopped delays nothing by
-    more than one of the others' rounds. With one shard every report completes a slot.
+    more than one of the others' rounds. With one shard every report completes a slot. A shard
+    whose last round started `STALE_ROUNDS` intervals before the newest report is forgotten (a
+    worker stopped for good, or the deployment went from N to fewer shards): its old figures
+    leave the slot.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, interval_s: float | None = None) -> None:
         self.last: dict[int, RoundReport] = {}  # by shard: its latest report
         self._turn: set[int] = set()  # shards that reported since the last complete slot
+        self._stale = timedelta(seconds=STALE_ROUNDS * interval_s) if interval_s else None
 
     def add(self, report: RoundReport) -> bool:
         """Keep the report; True when it completes a slot."""
+        if self._stale is not None:
+            before = report.started_at - self._stale
+            for shard in [s for s, r in self.last.items() if r.started_at < before]:
+                del self.last[shard]
+                self._turn.discard(shard)
         again = report.shard in self._turn
         self.last[report.shard] = report
         self._turn.add(report.shard)
@@ -81,7 +95,8 @@ class ShardRounds:
 class LatestState:
     """Keeps the newest observation per target key; an ObservationSink."""
 
-    def __init__(self) -> None:
+    def __init__(self, intervals: Mapping[str, float] | None = None) -> None:
+        self._intervals = dict(intervals or {})  # by kind, to forget stopped shards
         self.icmp: dict[SubjectKey, IcmpObservation] = {}
         self.snmp: dict[SubjectKey, SnmpObservation] = {}
         self.portals: dict[SubjectKey, PortalObservation] = {}
@@ -102,7 +117,10 @@ class LatestState:
 
     def round_done(self, report: RoundReport) -> None:
         """Keep each shard's last round of each kind; the slot's view once it is complete."""
-        shards = self.shard_rounds.setdefault(report.kind, ShardRounds())
+        shards = self.shard_rounds.get(report.kind)
+        if shards is None:
+            shards = ShardRounds(self._intervals.get(report.kind))
+            self.shard_rounds[report.kind] = shards
         if shards.add(report):
             slot = shards.slot()
             assert slot is not None

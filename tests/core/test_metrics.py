@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -199,6 +199,30 @@ def test_round_series_add_up_the_shards_per_kind(plan: Plan) -> None:
     assert value("netwatch_round_lag_seconds", {"kind": "icmp"}) == 0.4
     assert value("netwatch_round_duration_seconds", {"kind": "icmp"}) == 20.0
     assert value("netwatch_rounds_skipped_total", {"kind": "icmp"}) == 3
+
+
+def test_a_shard_that_stopped_reporting_leaves_the_round_series(plan: Plan) -> None:
+    """Three workers, then two (a worker gone for good, or N lowered): after three intervals
+    without a report the third's old figures (here a 9 s lag, which would keep NetWatchLagging
+    firing) leave the series, and the counters it had counted never go down."""
+    registry = CollectorRegistry()
+    collector = MetricsCollector(plan)
+    collector.register(registry)
+    interval = timedelta(seconds=plan.icmp_interval_s)
+    for slot in range(2):
+        at = NOW + slot * interval
+        for shard, lag in ((0, 0.1), (1, 0.2), (2, 9.0)):
+            collector.round_done(RoundReport("icmp", at, at, lag, 2.0, 100, 1, shard=shard))
+    value = Scrape(collector, registry)
+    assert value("netwatch_round_lag_seconds", {"kind": "icmp"}) == 9.0
+    for slot in range(2, 6):  # shard 2 is silent from now on
+        at = NOW + slot * interval
+        for shard, lag in ((0, 0.1), (1, 0.2)):
+            collector.round_done(RoundReport("icmp", at, at, lag, 2.0, 100, 0, shard=shard))
+    value = Scrape(collector, registry)
+    assert value("netwatch_round_lag_seconds", {"kind": "icmp"}) == 0.2
+    assert value("netwatch_rounds_total", {"kind": "icmp"}) == 6
+    assert value("netwatch_rounds_skipped_total", {"kind": "icmp"}) == 6  # shard 2's 2 kept
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool comes with `make test`")

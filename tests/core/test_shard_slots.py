@@ -133,3 +133,27 @@ def test_the_latest_state_keeps_every_shard_and_shows_the_slot() -> None:
     assert state.last_round_at("icmp") == T0 + timedelta(seconds=7)
     assert state.rounds["icmp"].newest_at == T0 + 4 * INTERVAL
     assert state.last_round_at("snmp") is None
+
+
+def test_a_shard_silent_for_three_intervals_leaves_the_slot() -> None:
+    """Three shards, then two: the third's last report stops counting as the slot's oldest
+    round (and its shard in the count) once it is three intervals older than the newest."""
+    latest = LatestState({"icmp": INTERVAL.total_seconds()})
+    for slot in range(2):
+        for shard in range(3):
+            latest.round_done(_report(shard, T0 + slot * INTERVAL))
+    assert latest.rounds["icmp"].shards == 3
+    for slot in range(2, 6):
+        for shard in range(2):
+            latest.round_done(_report(shard, T0 + slot * INTERVAL))
+    slot = latest.rounds["icmp"]
+    assert slot.shards == 2
+    assert slot.started_at >= T0 + 4 * INTERVAL  # not the silent shard's last round (T0 + 1)
+    assert slot.lag_s == pytest.approx(0.2)  # shard 2's 0.3 gone
+    # Without intervals (as before), a silent shard is kept.
+    kept = ShardRounds()
+    for shard in range(3):
+        kept.add(_report(shard, T0))
+    for slot_no in range(1, 5):
+        kept.add(_report(0, T0 + slot_no * INTERVAL))
+    assert sorted(kept.last) == [0, 1, 2]
