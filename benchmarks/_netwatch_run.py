@@ -54,6 +54,7 @@ class RoundWatch:
     """Every round report published on a nats-server, collected by a thread of its own."""
 
     url: str
+    token: str | None = None  # the supervisor's bus token (<data-dir>/nats/token)
     reports: list[Report] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ready: threading.Event = field(default_factory=threading.Event)
@@ -122,6 +123,7 @@ class RoundWatch:
 
         nc = await nats.connect(
             self.url,
+            token=self.token,
             allow_reconnect=True,
             max_reconnect_attempts=-1,
             error_cb=on_error,
@@ -265,7 +267,9 @@ def netwatch_run(
         watch = None
         try:
             if role is None:
-                watch = RoundWatch(_nats_url(log, process, started + 60))
+                url = _nats_url(log, process, started + 60)
+                token = (work / "data" / "nats" / "token").read_text().strip()
+                watch = RoundWatch(url, token)
                 watch.start()
             yield Running(process, f"http://127.0.0.1:{port}", log, tree, started, watch)
         finally:

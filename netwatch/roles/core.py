@@ -53,6 +53,7 @@ from prometheus_client.registry import Collector
 
 from alerts.tickets import Refused
 from netwatch.bus import wire
+from netwatch.bus.auth import connect_options
 from netwatch.bus.commands import (
     TICKET_ACTION,
     TicketReply,
@@ -449,6 +450,7 @@ def core_opener(
             max_reconnect_attempts=-1,  # the bus comes back: keep the position, never give up
             reconnect_time_wait=0.5,
             error_cb=BusErrors(log).error,
+            **connect_options(),
         )
         try:
             js = nc.jetstream()

@@ -46,6 +46,7 @@ from prometheus_client.registry import Collector
 
 from alerts.subject import SubjectKey
 from netwatch.bus import commands, wire
+from netwatch.bus.auth import connect_options
 from netwatch.bus.sink import BusSink
 from netwatch.bus.streams import ObservationPublisher, StreamLimits, ensure_stream
 from netwatch.engine import Engine, EngineOptions
@@ -411,6 +412,7 @@ class ProbeWorker:
                     reconnect_time_wait=o.reconnect_s,
                     connect_timeout=2,
                     error_cb=_quiet,
+                    **connect_options(),
                 )
                 break
             except (OSError, TimeoutError, nats.errors.Error) as exc:

@@ -39,9 +39,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from netwatch.bus.auth import TOKEN_ENV, new_token, write_token
 from netwatch.bus.server import (
     NatsServerError,
     NatsServerOptions,
@@ -259,11 +260,11 @@ class _Child:
         )
 
 
-async def _prepare_bus(url: str) -> None:
+async def _prepare_bus(url: str, token: str) -> None:
     """The stream and buckets exist before any child publishes or consumes."""
     import nats  # loaded by netwatch.bus already, without aiohttp (see there)
 
-    nc = await nats.connect(url, allow_reconnect=False)
+    nc = await nats.connect(url, allow_reconnect=False, token=token)
     try:
         js = nc.jetstream()
         await ensure_stream(js)
@@ -308,9 +309,17 @@ async def supervise(
     # Held here for the whole run (closed at the end): every start of the core inherits it.
     core_socket = core_listener(args) if args.web_workers > 0 else None
     try:
-        async with running_nats_server(NatsServerOptions(data_dir=data_dir)) as server:
-            await _prepare_bus(server.url)
-            specs_now = specs(args, server.url, core_socket)
+        # The private bus takes only its children: a token of this run (netwatch.bus.auth).
+        token = new_token()
+        options = NatsServerOptions(data_dir=data_dir, token=token)
+        options.nats_dir.mkdir(parents=True, exist_ok=True)
+        write_token(options.nats_dir, token)  # before the server: its readers find it ready
+        async with running_nats_server(options) as server:
+            await _prepare_bus(server.url, token)
+            specs_now = [
+                replace(spec, env=(*spec.env, (TOKEN_ENV, token)))
+                for spec in specs(args, server.url, core_socket)
+            ]
             children.extend(_Child(spec, Backoff()) for spec in specs_now)
             log.info(
                 "supervisor started nats=%s children=%s",

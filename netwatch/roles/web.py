@@ -43,6 +43,7 @@ from nats.js.kv import KeyValue
 
 from alerts.tickets import Actor, Refused
 from netwatch.bus import wire
+from netwatch.bus.auth import connect_options
 from netwatch.bus.commands import (
     TICKET_ACTION,
     ActionName,
@@ -199,6 +200,7 @@ def web_opener(
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
             error_cb=BusErrors(log).error,
+            **connect_options(),
         )
         watching: asyncio.Task[None] | None = None
         try:

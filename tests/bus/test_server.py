@@ -7,6 +7,8 @@ import json
 import os
 import signal
 import socket
+import ssl
+import stat
 import subprocess
 import sys
 import textwrap
@@ -16,7 +18,9 @@ from typing import Any
 
 import nats
 import pytest
+import trustme
 
+from netwatch.bus.auth import CA_ENV, TOKEN_ENV, connect_options, new_token, write_token
 from netwatch.bus.server import (
     NatsServer,
     NatsServerError,
@@ -46,6 +50,51 @@ def test_the_venv_has_the_pinned_server() -> None:
     binary = find_nats_server()
     assert binary.parent == Path(sys.executable).parent
     assert nats_server_version(binary).startswith("2.15.")
+
+
+def _connect_raw(url: str, token: str | None) -> str:
+    """What the server answers a client's CONNECT (with this token) and PING, over a plain
+    socket: nats-py leaks the socket of a refused connection to the garbage collector."""
+    host, _, port = url.removeprefix("nats://").rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        reader = sock.makefile("rb")
+        assert reader.readline().startswith(b"INFO ")
+        connect = {"verbose": False, "pedantic": False, "protocol": 1}
+        if token is not None:
+            connect["auth_token"] = token
+        sock.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
+        return reader.readline().decode().strip()
+
+
+async def test_a_server_with_a_token_refuses_clients_without_it(tmp_path: Path) -> None:
+    token = new_token()
+    options = NatsServerOptions(data_dir=tmp_path, token=token)
+    async with running_nats_server(options) as server:
+        assert stat.S_IMODE(server.config_file.stat().st_mode) == 0o600  # it holds the token
+        for wrong in (None, "not-the-token"):
+            answer = await asyncio.to_thread(_connect_raw, server.url, wrong)
+            assert answer == "-ERR 'Authorization Violation'"
+        assert await asyncio.to_thread(_connect_raw, server.url, token) == "PONG"
+        environ = {TOKEN_ENV: token}
+        nc = await nats.connect(server.url, allow_reconnect=False, **connect_options(environ))
+        try:
+            await nc.jetstream().account_info()
+        finally:
+            await nc.close()
+
+
+def test_connect_options_come_from_the_environment(tmp_path: Path) -> None:
+    assert connect_options({}) == {}
+    assert connect_options({TOKEN_ENV: " t0k3n \n"}) == {"token": "t0k3n"}
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    tls = connect_options({CA_ENV: str(ca_file)})["tls"]
+    assert isinstance(tls, ssl.SSLContext)
+    assert tls.verify_mode is ssl.CERT_REQUIRED
+    path = write_token(tmp_path, "abc")
+    assert path.read_text() == "abc\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 async def test_starts_ready_with_jetstream_and_stops_leaving_nothing(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,6 +199,28 @@ def test_the_core_port_is_held_by_the_supervisor_across_core_restarts(
         timeout_s=60,
         message="the restarted core on the same port",
     )
+
+
+def test_the_private_bus_takes_only_the_supervisors_children(
+    supervised: Supervised, tmp_path: Path
+) -> None:
+    # Anyone reaching the bus could forge observations (and tickets to ISPs): the supervisor's
+    # nats-server wants this run's token, which the children get in their environment, never
+    # on a command line (every local user can read those).
+    run = supervised
+    _serving(run)  # the core and the web workers connected with the token
+    token_file = tmp_path / "data" / "nats" / "token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text().strip()
+    assert len(token) >= 40
+    assert all(token not in _cmdline(pid) for pid in run.look())
+    found = re.search(r"nats-server ready url=nats://([\d.]+):(\d+)", run.text())
+    assert found, run.text()
+    with socket.create_connection((found.group(1), int(found.group(2))), timeout=5) as sock:
+        reader = sock.makefile("rb")
+        assert reader.readline().startswith(b"INFO ")
+        sock.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n')
+        assert reader.readline().strip() == b"-ERR 'Authorization Violation'"
 
 
 def test_a_dead_bus_stops_everything_with_status_1(supervised: Supervised) -> None:
