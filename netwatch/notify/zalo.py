@@ -209,24 +209,38 @@ class ZaloChannel(_OverHttp):
     async def _post(self, token: str, body: dict[str, object]) -> tuple[SendOutcome, bool]:
         url = f"{self._config.api_base_url.rstrip('/')}{ZNS_PATH}"
         headers = {"access_token": token, "User-Agent": "NetWatch"}
+        answered = await self._post_for_json(url, headers, json_body=body)
+        if isinstance(answered, Failed):
+            return answered, False
+        return zns_outcome(*answered)
+
+    async def _post_for_json(
+        self,
+        url: str,
+        headers: dict[str, str],
+        *,
+        json_body: dict[str, object] | None = None,
+        data: dict[str, str] | None = None,
+    ) -> tuple[int, object] | Failed:
+        """POST to Zalo: its status and JSON answer (None when not JSON), or why not at all."""
         timeout = aiohttp.ClientTimeout(total=self._config.timeout_s)
         try:
             async with self._session.post(
                 url,
-                json=body,
+                json=json_body,
+                data=data,
                 headers=headers,
                 timeout=timeout,
                 allow_redirects=False,
                 ssl=self._ssl,
             ) as response:
-                status = response.status
                 try:
                     answer = await response.json(content_type=None)
                 except ValueError:
                     answer = None
+                return response.status, answer
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return _http_exception_outcome(exc, *self._secrets()), False
-        return zns_outcome(status, answer)
+            return _http_exception_outcome(exc, *self._secrets())
 
     async def _refreshed(self, stale: str | None) -> str | Failed:
         """A usable access token: the one another send just took, or a new one from Zalo."""
@@ -311,23 +325,10 @@ class ZaloChannel(_OverHttp):
         secret = cfg.secret_key.reveal() if cfg.secret_key else ""
         url = f"{cfg.oauth_base_url.rstrip('/')}{OA_TOKEN_PATH}"
         form = {"app_id": cfg.app_id or "", "grant_type": "refresh_token", "refresh_token": refresh}
-        timeout = aiohttp.ClientTimeout(total=cfg.timeout_s)
-        try:
-            async with self._session.post(
-                url,
-                data=form,
-                headers={"secret_key": secret},
-                timeout=timeout,
-                allow_redirects=False,
-                ssl=self._ssl,
-            ) as response:
-                status = response.status
-                try:
-                    answer = await response.json(content_type=None)
-                except ValueError:
-                    answer = None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return _http_exception_outcome(exc, *self._secrets())
+        answered = await self._post_for_json(url, {"secret_key": secret}, data=form)
+        if isinstance(answered, Failed):
+            return answered
+        status, answer = answered
         # {"access_token", "refresh_token", "expires_in"}, or {"error": <negative>,
         # "error_name", "error_description"} (an expired or already used refresh token).
         if isinstance(answer, dict):
