@@ -24,6 +24,7 @@ from netwatch.inventory import Inventory, load_inventory
 from netwatch.steadyclock import SteadyClock
 from netwatch.store import Store, open_store
 from netwatch.store.types import NewOutboxItem
+from tests.clocks import TwoClocks
 
 CONFIG = """
 isps:
@@ -41,27 +42,6 @@ communes:
 LINK = "24848/vnpt-tslcd"
 T0 = datetime(2026, 12, 5, 15, 0, tzinfo=UTC)  # 22:00 in Asia/Ho_Chi_Minh
 DAY = timedelta(days=1)
-
-
-class FakeClock:
-    """The machine's two clocks, moved by the test: `advance` both, `jump` the wall only."""
-
-    def __init__(self) -> None:
-        self.wall_at = T0
-        self.mono_s = 1000.0
-
-    def wall(self) -> datetime:
-        return self.wall_at
-
-    def mono(self) -> float:
-        return self.mono_s
-
-    def advance(self, seconds: float) -> None:
-        self.wall_at += timedelta(seconds=seconds)
-        self.mono_s += seconds
-
-    def jump(self, by: timedelta) -> None:
-        self.wall_at += by
 
 
 @pytest.fixture
@@ -97,7 +77,7 @@ def _health(inventory: Inventory) -> HealthMonitor:
     return health
 
 
-def _alerting(inventory: Inventory, store: Store, clock: FakeClock) -> Alerting:
+def _alerting(inventory: Inventory, store: Store, clock: TwoClocks) -> Alerting:
     steady = SteadyClock(wall=clock.wall, monotonic=clock.mono)
     return Alerting(inventory, store, _health(inventory), clock=steady)
 
@@ -111,7 +91,7 @@ async def _tick(service: Alerting) -> list[type]:
 async def test_escalation_follows_real_time_across_a_wall_clock_jump(
     inventory: Inventory, store: Store, jump: timedelta
 ) -> None:
-    clock = FakeClock()
+    clock = TwoClocks(T0)
     service = _alerting(inventory, store, clock)
     assert await _tick(service) == [OpenTicket]
     clock.advance(10 * 60)
@@ -131,7 +111,7 @@ async def test_escalation_follows_real_time_across_a_wall_clock_jump(
 
 
 async def test_a_leased_item_is_not_sent_again_when_the_wall_clock_jumps(store: Store) -> None:
-    clock = FakeClock()
+    clock = TwoClocks(T0)
     outbox = StoreOutbox(store, lease_s=300, monotonic=clock.mono)
     item = NewOutboxItem("email", "noc@vnpt.example", {}, "lease-test")
     await store.enqueue_many([item], T0)
@@ -150,7 +130,7 @@ async def test_a_leased_item_is_not_sent_again_when_the_wall_clock_jumps(store: 
 async def test_a_jump_moves_outbox_leases_and_backoffs_with_the_clock(
     inventory: Inventory, store: Store
 ) -> None:
-    clock = FakeClock()
+    clock = TwoClocks(T0)
     service = _alerting(inventory, store, clock)
     await service.now()
     items = [NewOutboxItem("email", "noc@vnpt.example", {}, f"k{i}") for i in range(2)]
@@ -176,7 +156,7 @@ async def test_a_jump_moves_outbox_leases_and_backoffs_with_the_clock(
 async def test_a_restart_counts_at_most_a_bounded_gap(
     inventory: Inventory, store: Store, gap: timedelta
 ) -> None:
-    clock = FakeClock()
+    clock = TwoClocks(T0)
     first = _alerting(inventory, store, clock)
     assert await _tick(first) == [OpenTicket]
     await store.enqueue_many([NewOutboxItem("email", "noc@vnpt.example", {}, "k")], T0)
@@ -206,7 +186,7 @@ async def test_a_restart_counts_at_most_a_bounded_gap(
 async def test_a_backward_jump_then_a_restart_does_not_count_the_jump_twice(
     inventory: Inventory, store: Store
 ) -> None:
-    clock = FakeClock()
+    clock = TwoClocks(T0)
     first = _alerting(inventory, store, clock)
     assert await _tick(first) == [OpenTicket]
     clock.advance(60)

@@ -41,6 +41,7 @@ from netwatch.notify.zalo import ZaloChannel, ZaloConfig, tracking_id
 from netwatch.ops_metrics import MeteredOutbox
 from netwatch.steadyclock import SteadyClock
 from netwatch.store import Store, open_store
+from tests.clocks import TwoClocks
 
 from .conftest import make_notice
 from .zalo_peer import ACCESS_TOKEN, APP_ID, HANG, REFRESH_TOKEN, SECRET_KEY, FakeZalo, zalo_api
@@ -82,24 +83,6 @@ communes:
 """
 
 
-class Clocks:
-    """The wall clock (moved by the test) and a monotonic one that moves with it."""
-
-    def __init__(self) -> None:
-        self.at = T0
-        self.mono_s = 1000.0
-
-    def now(self) -> datetime:
-        return self.at
-
-    def mono(self) -> float:
-        return self.mono_s
-
-    def advance(self, seconds: float) -> None:
-        self.at += timedelta(seconds=seconds)
-        self.mono_s += seconds
-
-
 @dataclass
 class Rig:
     """Alerting, the SQLite outbox and its worker, all pointed at the Zalo stand-in."""
@@ -109,7 +92,7 @@ class Rig:
     alerting: Alerting
     worker: OutboxWorker
     outbox: MeteredOutbox
-    clocks: Clocks
+    clocks: TwoClocks
     channel: ZaloChannel
 
     async def open_ticket(self) -> None:
@@ -160,7 +143,7 @@ async def _rig(
             detail="no_echo",
         ),
     )
-    clocks = Clocks()
+    clocks = TwoClocks(T0)
     steady = SteadyClock(wall=clocks.now, monotonic=clocks.mono)
     alerting = Alerting(inventory, store, health, clock=steady)
     channels = build_channels(inventory, session, clocks)
@@ -405,7 +388,7 @@ async def test_only_a_refresh_token_configured_takes_an_access_token_first(
         path.write_text(text, encoding="utf-8")
         inventory = load_inventory(path, environ=env)
         async with aiohttp.ClientSession() as session:
-            channel = build_channels(inventory, session, Clocks())["zalo"]
+            channel = build_channels(inventory, session, TwoClocks(T0))["zalo"]
             payload = zns_payload(make_notice(), TEMPLATE_OPENED)
             outcome = await channel.send(PHONE, payload, "NW-1/1/zalo/84912345678")
     assert outcome == Delivered("msg_id=a1b2c3d4e5f60001")
