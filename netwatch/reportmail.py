@@ -41,8 +41,7 @@ from netwatch.reports import (
     report_csv,
 )
 from netwatch.reports.pdf import ChromiumMissingError, PdfError, print_pdf
-from netwatch.reports.xlsx import MEDIA_TYPE as XLSX_MEDIA_TYPE
-from netwatch.reports.xlsx import report_xlsx
+from netwatch.reports.table import XLSX_MEDIA_TYPE
 from netwatch.store import EnqueueOutcome, NewOutboxItem, Store
 from netwatch.store.rollups import Rollups
 from netwatch.store.types import JsonObject
@@ -191,6 +190,8 @@ class ReportMailer:
         if not missing:
             return MailOutcome(month, already=len(addresses))
         report = await monthly_report(self._store, self._rollups, self._inventory, month, now)
+        from netwatch.reports.xlsx import report_xlsx  # openpyxl: loaded on the first workbook
+
         attachments = [
             MailAttachment(f"netwatch-{month}.xlsx", XLSX_MEDIA_TYPE, report_xlsx(report)),
             MailAttachment(f"netwatch-{month}.csv", "text/csv", report_csv(report)),

@@ -21,9 +21,9 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from netwatch.inventory.models import LOCAL_TZ
 from netwatch.reports.model import GROUP_LABELS, GroupKind, Label, Lang, MonthlyReport
-from netwatch.reports.table import COLUMNS, Cell, Column, Row
+from netwatch.reports.table import COLUMNS, XLSX_MEDIA_TYPE, Cell, Column, Row
 
-MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MEDIA_TYPE = XLSX_MEDIA_TYPE
 DATE_TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 DATE_FORMAT = "yyyy-mm-dd"
 MAX_WIDTH = 48  # characters: a long note wraps instead of widening its column without end

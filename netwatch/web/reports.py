@@ -31,8 +31,7 @@ from netwatch.reports import (
     monthly_report,
     report_csv,
 )
-from netwatch.reports.xlsx import MEDIA_TYPE as XLSX_MEDIA_TYPE
-from netwatch.reports.xlsx import report_xlsx
+from netwatch.reports.table import XLSX_MEDIA_TYPE
 from netwatch.web.deps import RuntimeDep
 from netwatch.web.views import local_iso
 
@@ -423,6 +422,8 @@ def report_file(report: MonthlyReport, lang: Lang, format: Literal["csv", "xlsx"
     if format == "csv":
         body, media_type = report_csv(report, lang), "text/csv; charset=utf-8"
     else:
+        from netwatch.reports.xlsx import report_xlsx  # openpyxl: loaded on the first workbook
+
         body, media_type = report_xlsx(report, lang), XLSX_MEDIA_TYPE
     name = report_file_name(report, format)
     return Response(
