@@ -15,7 +15,10 @@ Once: each mail's outbox dedup key is `report/<month>/email/<address>`. Before m
 the job asks the store which of those keys exist, so a restart at 08:05 (or any time that
 month) computes and sends nothing again; two leaders racing at a handover enqueue one item per
 key (the key is unique). A failed send is the outbox's to retry, with the same files.
-A NetWatch that was down at 08:00 on the 1st sends the mail when it starts, that month.
+A NetWatch that was down at 08:00 on the 1st sends the mail when it is back within a day
+(APScheduler's "misfire grace time", `MISFIRE_GRACE`); later, the mail of that month is not sent
+by itself (a NetWatch installed on the 6th does not mail a month it never watched):
+`netwatch report mail --month` sends any month on demand.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ log = logging.getLogger("netwatch.reportmail")
 TIMEZONE = "Asia/Ho_Chi_Minh"
 EMAIL_CHANNEL = "email"
 MAX_WAIT_S = 300.0  # look again at least this often: leadership and the clock may change
+MISFIRE_GRACE = timedelta(hours=24)  # a mail missed at 08:00 is still sent this long after
 
 
 def monthly_trigger() -> CronTrigger:
@@ -164,9 +168,11 @@ class ReportMailer:
         return fire
 
     async def check(self) -> MailOutcome:
-        """Mail last month's report when this month's time has come and it is not sent yet."""
+        """Mail last month's report when this month's time has come (and not passed by more
+        than MISFIRE_GRACE) and it is not sent yet."""
         now = self._clock.now()
-        if now < self.due_at(Month.of(now)):
+        due = self.due_at(Month.of(now))
+        if not due <= now < due + MISFIRE_GRACE:
             return MailOutcome(None)
         return await self.mail(latest_complete_month(now), now)
 

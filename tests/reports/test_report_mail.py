@@ -268,3 +268,16 @@ async def test_the_loop_mails_when_it_leads(
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_a_mail_missed_at_eight_is_sent_within_a_day_only(
+    november: Store, inventory: Inventory, port: int
+) -> None:
+    # NetWatch installed on 6 December: it does not mail a November it may never have watched.
+    clock = ManualClock(DECEMBER_1_0800 + timedelta(days=5))
+    assert (await _mailer(november, inventory, clock, pdf=False).check()).month is None
+    # Down at 08:00, back at 07:59 the next day: still sent.
+    clock.set(DECEMBER_1_0800 + timedelta(hours=23, minutes=59))
+    late = await _mailer(november, inventory, clock, pdf=False).check()
+    assert (late.month, late.enqueued) == (Month(2026, 11), 2)
+    assert len(await november.outbox_items()) == 2
