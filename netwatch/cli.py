@@ -196,12 +196,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     from netwatch.mailbox import register as register_mailbox
     from netwatch.probe_cli import register as register_probe
+    from netwatch.report_cli import register as register_report
     from netwatch.runner import register as register_run
 
     register_run(sub)
     register_probe(sub)
     _register_token(sub)
     register_mailbox(sub)
+    register_report(sub)
     return parser
 
 

@@ -54,6 +54,7 @@ from netwatch.observations import ObservationSink
 from netwatch.ops_metrics import OpsMetrics
 from netwatch.pathtrace import PathTracer
 from netwatch.plan import Plan, compile_plan
+from netwatch.reportmail import ReportMailer
 from netwatch.state import LatestState
 from netwatch.store import Store, open_store
 from netwatch.store.leader import Leader, LeaderCheck, LeaderLock, LeaderStatus
@@ -368,6 +369,18 @@ def _run_background(runtime: Runtime) -> _Stopper:
         asyncio.create_task(runtime.outbox.run(stop), name="netwatch-outbox"),
         asyncio.create_task(runtime.ops.run(stop), name="netwatch-ops-metrics"),
         asyncio.create_task(runtime.history.run(runtime.rollups, stop), name="netwatch-history"),
+        # The monthly report, mailed on the 1st at 08:00 by the alerting leader.
+        asyncio.create_task(
+            ReportMailer(
+                runtime.inventory,
+                runtime.store,
+                runtime.rollups,
+                SystemClock(),
+                is_leader=lambda: runtime.alerting.is_leader,
+                wake=runtime.outbox.wake,
+            ).run(stop),
+            name="netwatch-report-mail",
+        ),
     ]
 
     async def stop_background() -> None:

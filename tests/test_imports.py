@@ -73,3 +73,10 @@ def test_netwatch_run_parses_its_command_line_without_the_other_commands() -> No
     code = f"from netwatch.cli import parse_args; parse_args({argv!r}); import netwatch.roles.supervisor"
     heavy = ["pydantic", "aiohttp", "pysnmp", "fastapi", "sqlalchemy", "netwatch.lab"]
     assert loaded_after_code(code, heavy) == []
+
+
+def test_openpyxl_waits_for_the_first_workbook() -> None:
+    # The report's XLSX file needs openpyxl (~5 MB of RSS): no process loads it at start-up,
+    # only the one asked for a workbook (the API, the admin page, the mail of the 1st).
+    imports = ["netwatch.runtime", "netwatch.roles.core", "netwatch.web.app", "netwatch.reportmail"]
+    assert loaded_after(imports, ["openpyxl"]) == []

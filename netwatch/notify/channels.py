@@ -42,6 +42,7 @@ import aiosmtplib
 
 from netwatch.inventory.secrets import Secret
 from netwatch.notify.clock import Clock
+from netwatch.notify.documents import DocumentEmail, build_document_email
 from netwatch.notify.messages import (
     CHAT_FORMAT,
     WEBHOOK_SCHEMA,
@@ -160,12 +161,17 @@ class SmtpChannel:
     async def send(
         self, recipient: str, payload: Mapping[str, object], delivery_id: str
     ) -> SendOutcome:
-        """Send one e-mail; `delivery_id` is not needed: the Message-ID identifies a resend."""
-        content = EmailContent.from_payload(payload)
-        if content is None:
-            return Failed(FailureReason.BAD_PAYLOAD, False, "not an e-mail payload")
+        """Send one e-mail (a ticket notice, or a mail with files such as the monthly report);
+        `delivery_id` is not needed: the Message-ID identifies a resend."""
         cfg = self._config
-        message = build_email(content, cfg.from_address, recipient)
+        content = EmailContent.from_payload(payload)
+        if content is not None:
+            message = build_email(content, cfg.from_address, recipient)
+        else:
+            documents = DocumentEmail.from_payload(payload)
+            if documents is None:
+                return Failed(FailureReason.BAD_PAYLOAD, False, "not an e-mail payload")
+            message = build_document_email(documents, cfg.from_address, recipient)
         password = cfg.password.reveal() if cfg.password else None
         try:
             responses, _ = await aiosmtplib.send(

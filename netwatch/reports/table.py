@@ -30,6 +30,9 @@ Row = CircuitReport | GroupReport
 # Excel reads a CSV file as UTF-8 only when it starts with a byte order mark; without it the
 # Vietnamese diacritics come out as mojibake.
 BOM = "\ufeff"
+# The XLSX file's type (netwatch.reports.xlsx, imported only when a workbook is made: openpyxl
+# costs every process ~5 MB of RSS, issue 10).
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CIRCUIT_LABEL = Label("Mạch", "Circuit")
 YES = Label("có", "yes")
 NO = Label("không", "no")

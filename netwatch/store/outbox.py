@@ -151,6 +151,17 @@ class OutboxRepository(StoreBase):
             row = await session.get(OutboxRow, item_id)
             return _to_outbox(row) if row is not None else None
 
+    async def outbox_keys_present(self, keys: Sequence[str]) -> set[str]:
+        """Which of these dedup keys the outbox already holds (sent, pending or given up): a
+        job that enqueues once per period asks before doing the work of a message."""
+        if not keys:
+            return set()
+        async with self._read() as session:
+            found = await session.scalars(
+                sa.select(OutboxRow.dedup_key).where(OutboxRow.dedup_key.in_(list(keys)))
+            )
+            return set(found)
+
     async def outbox_items(self, ticket_id: str | None = None) -> list[OutboxItem]:
         """Outbox items (of one ticket), oldest first."""
         query = sa.select(OutboxRow).order_by(OutboxRow.id)

@@ -1,4 +1,4 @@
-"""The monthly per-circuit report in the API: JSON, or CSV for Excel (docs/reports.md).
+"""The monthly per-circuit report in the API: JSON, CSV or an XLSX workbook (docs/reports.md).
 
 Read like the other /api/v1 read endpoints: open, as they are until accounts and scopes come
 (issue 13, part 3). The report shows circuit ids, as /api/v1/links does.
@@ -31,6 +31,7 @@ from netwatch.reports import (
     monthly_report,
     report_csv,
 )
+from netwatch.reports.table import XLSX_MEDIA_TYPE
 from netwatch.web.deps import RuntimeDep
 from netwatch.web.views import local_iso
 
@@ -349,8 +350,9 @@ def _province(text: str | None) -> str | None:
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     200: {
-        "content": {"text/csv": {}},
-        "description": "The report (CSV with format=csv: UTF-8 with a byte order mark)",
+        "content": {"text/csv": {}, XLSX_MEDIA_TYPE: {}},
+        "description": "The report (CSV with format=csv: UTF-8 with a byte order mark; an "
+        "Excel workbook with format=xlsx)",
     },
     404: {"description": "The province or ISP has no circuit monitored here"},
     422: {"description": "Not a month, a month not begun yet, or a bad filter"},
@@ -380,7 +382,8 @@ async def get_monthly_report(
         str | None, Query(description="Only this ISP's circuits (its id in the config)")
     ] = None,
     format: Annotated[
-        Literal["json", "csv"], Query(description="json, or csv for a spreadsheet")
+        Literal["json", "csv", "xlsx"],
+        Query(description="json, csv, or xlsx (an Excel workbook with typed cells)"),
     ] = "json",
     lang: Annotated[
         Literal["vi", "en"], Query(description="Labels in Vietnamese (default) or English")
@@ -403,11 +406,28 @@ async def get_monthly_report(
     except ReportError as exc:
         raise HTTPException(404 if exc.not_found else 422, exc.message) from None
     language = Lang(lang)
+    if format == "json":
+        return report_view(report, language)
+    return report_file(report, language, format)
+
+
+def report_file_name(report: MonthlyReport, extension: str) -> str:
+    """netwatch-2026-11[-68][-vnpt].csv: the month and the filters asked for."""
+    parts = ["netwatch", str(report.month), *(p for p in (report.province, report.isp) if p)]
+    return "-".join(parts) + f".{extension}"
+
+
+def report_file(report: MonthlyReport, lang: Lang, format: Literal["csv", "xlsx"]) -> Response:
+    """The report as a downloaded file (the API's and the admin page's)."""
     if format == "csv":
-        name = "-".join(["netwatch", str(wanted), *(p for p in (report.province, isp) if p)])
-        return Response(
-            report_csv(report, language),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-        )
-    return report_view(report, language)
+        body, media_type = report_csv(report, lang), "text/csv; charset=utf-8"
+    else:
+        from netwatch.reports.xlsx import report_xlsx  # openpyxl: loaded on the first workbook
+
+        body, media_type = report_xlsx(report, lang), XLSX_MEDIA_TYPE
+    name = report_file_name(report, format)
+    return Response(
+        body,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -48,8 +48,9 @@ from netwatch.web.i18n import (
 )
 
 # Page packages under netwatch.web with a templates/ folder, each under its own prefix (ticket:
-# the ticket body the isp and admin pages share).
-PAGE_PACKAGES = ("status", "isp", "admin", "ticket")
+# the ticket body the isp and admin pages share; monthly: the report the admin page shows and
+# Chromium prints).
+PAGE_PACKAGES = ("status", "isp", "admin", "ticket", "monthly")
 
 _NEWLINE_AND_INDENT = re.compile(r"\n[ \t]*")
 

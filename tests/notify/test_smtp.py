@@ -202,3 +202,49 @@ async def test_smtp_4xx_is_retried_and_5xx_is_not(
     assert (outcome.reason, outcome.retryable) == (reason, retryable)
     assert outcome.detail.startswith(reply[:3])
     assert server.received == []
+
+
+async def test_a_mail_with_files_keeps_them_and_its_identity(
+    smtp_factory: SmtpFactory, ca_file: Path
+) -> None:
+    """The document e-mail (the monthly report's): files attached byte for byte, the same
+    Message-ID and Date on a resend; a payload with a broken file is refused for good."""
+    from datetime import UTC, datetime
+
+    from netwatch.notify.documents import DocumentEmail, MailAttachment
+
+    server = await smtp_factory(18653)
+    channel = smtp_channel(18653, ca_file)
+    pdf = b"%PDF-1.4 \x00\xff binary"
+    content = DocumentEmail(
+        subject="[NetWatch] Báo cáo tháng 11/2026",
+        text="Độ khả dụng chung: 99,657 %\n",
+        key="report.2026-11",
+        date=datetime(2026, 12, 1, 1, 0, tzinfo=UTC),
+        attachments=(
+            MailAttachment("netwatch-2026-11.pdf", "application/pdf", pdf),
+            MailAttachment("netwatch-2026-11.csv", "text/csv", "\ufeffMạch\r\n".encode()),
+        ),
+    )
+    payload = content.to_payload()
+    for _ in range(2):
+        assert isinstance(await channel.send(TO, payload, "report/2026-11/email/x"), Delivered)
+    first, second = (parse(got.data) for got in server.received)
+    assert first["Message-ID"] == second["Message-ID"]
+    assert first["Message-ID"].startswith("<netwatch.report.2026-11.")
+    assert first["Message-ID"].endswith("@lamdong.gov.vn>")
+    assert first["Date"] == second["Date"] == "Tue, 01 Dec 2026 08:00:00 +0700"
+    assert first["Subject"] == "[NetWatch] Báo cáo tháng 11/2026"
+    files = {p.get_filename(): p.get_payload(decode=True) for p in first.iter_attachments()}
+    assert files == {
+        "netwatch-2026-11.pdf": pdf,
+        "netwatch-2026-11.csv": "\ufeffMạch\r\n".encode(),
+    }
+    body = first.get_body(preferencelist=("plain",))
+    assert body is not None
+    assert body.get_content().splitlines() == ["Độ khả dụng chung: 99,657 %"]
+
+    broken = {**payload, "attachments": [{"filename": "x.pdf", "content_type": "application/pdf"}]}
+    outcome = await channel.send(TO, broken, "d")
+    assert outcome == Failed(FailureReason.BAD_PAYLOAD, False, "not an e-mail payload")
+    assert len(server.received) == 2

@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.reports import Month
+from netwatch.reports.xlsx import MEDIA_TYPE as XLSX_MEDIA_TYPE
 from tests.reports.scenario import CONFIG, ENV, A, B, C, write_month
 from tests.web.conftest import Server
 
@@ -135,6 +137,23 @@ def test_the_csv_report_opens_in_excel_with_vietnamese_intact(month: Server) -> 
     english = month.client.get(f"{URL}?month=2026-11&format=csv&lang=en")
     header = next(csv.reader(io.StringIO(english.text.removeprefix("\ufeff"))))
     assert header[:3] == ["Scope", "Province code", "Province"]
+
+
+def test_the_xlsx_report_is_a_workbook_with_numbers_as_numbers(month: Server) -> None:
+    with month.browser() as http:
+        reply = http.get(f"{URL}?month=2026-11&isp=vnpt&format=xlsx")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"] == XLSX_MEDIA_TYPE
+    assert reply.headers["content-disposition"] == (
+        'attachment; filename="netwatch-2026-11-vnpt.xlsx"'
+    )
+    book = load_workbook(io.BytesIO(reply.content))
+    assert book.sheetnames[:4] == ["Mạch", "Nhà mạng", "Tỉnh", "Tổng cộng"]
+    header = [c.value for c in book["Mạch"][1]]
+    first = dict(zip(header, [c.value for c in book["Mạch"][2]], strict=True))
+    assert first["Mã mạch"] == "LDG-TSLCD-0001"
+    assert first["Mất kết nối (giây)"] == 17_130
+    assert first["Độ khả dụng (%)"] == pytest.approx(1 - 17_130 / 2_548_800, abs=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The provincial IT view (/admin): open tickets, maintenance windows, NetWatch's own health.
+"""The provincial IT view (/admin): open tickets, maintenance windows, the monthly report,
+NetWatch's own health.
 
 Behind a login with an API token that has the write scope (`netwatch token create NAME --scope
 write`; the store keeps only hashes) turned into a server-side session (netwatch.web.session):
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import quote, urlencode
@@ -28,6 +30,17 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
+from netwatch.reports import (
+    Lang as ReportLang,
+)
+from netwatch.reports import (
+    Month,
+    ReportError,
+    circuits_of,
+    latest_complete_month,
+    monthly_report,
+)
+from netwatch.reports.pdf import ChromiumMissingError, PdfError, print_pdf
 from netwatch.runtime import Runtime
 from netwatch.store import RevokeOutcome, TicketStatus, TokenReason
 from netwatch.web.admin.model import (
@@ -46,7 +59,7 @@ from netwatch.web.admin.model import (
     window_rows,
 )
 from netwatch.web.admin.pages import page, refused
-from netwatch.web.admin.words import DONE, Label, Message, Refusal
+from netwatch.web.admin.words import DONE, Label, Message, Refusal, Words
 from netwatch.web.auth import (
     WRITE_SCOPE,
     auth_guard,
@@ -57,7 +70,17 @@ from netwatch.web.auth import (
 from netwatch.web.common import read_fields
 from netwatch.web.deps import RuntimeDep, runtime_or_none
 from netwatch.web.i18n import pick_lang
+from netwatch.web.monthly.page import (
+    REPORT_CSS,
+    downloads,
+    print_html,
+    report_page,
+)
+from netwatch.web.monthly.page import (
+    W as REPORT_WORDS,
+)
 from netwatch.web.reload import perform_reload
+from netwatch.web.reports import report_file, report_file_name
 from netwatch.web.session import (
     LOGIN_CSRF_COOKIE,
     LOGIN_CSRF_TTL_S,
@@ -715,4 +738,124 @@ async def health_page(request: Request, runtime: RuntimeDep) -> Response:
         communes=len(runtime.inventory.communes),
         links=sum(len(c.links) for c in runtime.inventory.communes),
         backlog=backlog,
+    )
+
+
+# --- the monthly report ----------------------------------------------------------------------
+
+REPORT_PATH = f"{PREFIX}/reports/monthly"
+REPORT_FORMATS = ("html", "csv", "xlsx", "pdf")
+
+
+@dataclass(frozen=True, slots=True)
+class Picker:
+    """The month form's fields: the choices and what is chosen."""
+
+    action: str
+    month: str
+    max_month: str
+    province: str
+    isp: str
+    provinces: list[tuple[str, str]]
+    isps: list[tuple[str, str]]
+
+
+def _picker(runtime: Runtime, month: Month, province: str | None, isp: str | None) -> Picker:
+    circuits = circuits_of(runtime.inventory)
+    provinces = sorted({(c.info.province, c.province_name) for c in circuits})
+    isps = sorted({(c.info.isp, c.isp_name) for c in circuits})
+    return Picker(
+        REPORT_PATH,
+        str(month),
+        str(Month.of(datetime.now(UTC))),
+        province or "",
+        isp or "",
+        provinces,
+        isps,
+    )
+
+
+@router.get("/reports/monthly")
+async def monthly_report_page(
+    request: Request,
+    runtime: RuntimeDep,
+    month: str | None = None,
+    province: str | None = None,
+    isp: str | None = None,
+    format: str = "html",
+) -> Response:
+    """A month's report to print or send an ISP, with the CSV, XLSX and PDF files of it."""
+    login = await _readable(request, runtime)
+    if isinstance(login, Response):
+        return login
+    lang = pick_lang(request)
+
+    def bad(status: int, words: Words, refusal: Refusal = Refusal.BAD_INPUT) -> Response:
+        return refused(request, status, refusal, words, login=login, back=REPORT_PATH)
+
+    if format not in REPORT_FORMATS:
+        return bad(422, {k: v.format(text=format[:20]) for k, v in REPORT_WORDS.BAD_FORMAT.items()})
+    now = datetime.now(UTC)
+    try:
+        wanted = Month.parse(month) if month else latest_complete_month(now)
+    except ValueError:
+        text = (month or "")[:20]
+        return bad(422, {k: v.format(text=text) for k, v in REPORT_WORDS.BAD_MONTH.items()})
+    province = (province or "").strip() or None
+    if province is not None:
+        if not (province.isdigit() and len(province) <= 2):
+            words = REPORT_WORDS.BAD_PROVINCE
+            return bad(422, {k: v.format(text=province[:20]) for k, v in words.items()})
+        province = f"{int(province):02d}"
+    isp = (isp or "").strip() or None
+    try:
+        report = await monthly_report(
+            runtime.store,
+            runtime.rollups,
+            runtime.inventory,
+            wanted,
+            now,
+            province=province,
+            isp=isp,
+        )
+    except ReportError as exc:
+        if exc.not_found:
+            words = REPORT_WORDS.NOTHING_MONITORED
+            filled = {k: v.format(detail=exc.message) for k, v in words.items()}
+            return bad(404, filled, Refusal.NOT_FOUND)
+        return bad(422, {k: v.format(month=wanted) for k, v in REPORT_WORDS.NOT_BEGUN.items()})
+    if format in ("csv", "xlsx"):
+        response = report_file(report, ReportLang(lang), "csv" if format == "csv" else "xlsx")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    if format == "pdf":
+        try:
+            pdf = await print_pdf(print_html(report, lang))
+        except ChromiumMissingError:
+            return bad(503, REPORT_WORDS.NO_CHROMIUM, Refusal.UNAVAILABLE)
+        except PdfError as exc:
+            log.warning("report pdf failed month=%s: %s", wanted, exc)
+            words = REPORT_WORDS.PDF_FAILED
+            filled = {k: v.format(detail=str(exc)[:120]) for k, v in words.items()}
+            return bad(503, filled, Refusal.UNAVAILABLE)
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={
+                "Content-Disposition": f'attachment; filename="{report_file_name(report, "pdf")}"',
+                "Cache-Control": "no-store",
+            },
+        )
+    body = report_page(report, lang)
+    return page(
+        request,
+        "report.html",
+        lang,
+        body.title,
+        login=login,
+        current="reports",
+        r=body,
+        report_css=REPORT_CSS,
+        picker=_picker(runtime, wanted, province, isp),
+        downloads=downloads(report, lang, REPORT_PATH),
     )

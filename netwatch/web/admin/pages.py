@@ -17,6 +17,7 @@ from netwatch.web.common import private_page
 from netwatch.web.deps import runtime_or_none
 from netwatch.web.i18n import TIMEZONE_NOTE, Lang, fmt_time, pick_lang
 from netwatch.web.layout import NavLink, language_urls
+from netwatch.web.monthly.page import W as REPORT_WORDS
 from netwatch.web.status.words import Explain
 from netwatch.web.templating import render
 
@@ -52,6 +53,7 @@ def _nav(lang: Lang, current: str) -> list[NavLink]:
     return [
         NavLink("/admin", Label.TICKETS[lang], current == "tickets"),
         NavLink("/admin/maintenance", Label.MAINTENANCE[lang], current == "maintenance"),
+        NavLink("/admin/reports/monthly", REPORT_WORDS.NAV[lang], current == "reports"),
         NavLink("/admin/health", Label.HEALTH[lang], current == "health"),
     ]
 

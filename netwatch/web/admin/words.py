@@ -223,6 +223,7 @@ class Refusal(enum.Enum):
     CONFLICT = "conflict"
     STARTING = "starting"
     TOO_MANY = "too_many"
+    UNAVAILABLE = "unavailable"  # a part NetWatch needs is missing here (Chromium for PDFs)
 
 
 REFUSAL_TITLE: Mapping[Refusal, Words] = {
@@ -235,6 +236,7 @@ REFUSAL_TITLE: Mapping[Refusal, Words] = {
     Refusal.CONFLICT: Common.FAILED,
     Refusal.TOO_MANY: {"vi": "Tạm khóa đăng nhập", "en": "Login paused"},
     Refusal.STARTING: {"vi": "NetWatch đang khởi động", "en": "NetWatch is starting"},
+    Refusal.UNAVAILABLE: {"vi": "Chưa thực hiện được", "en": "Not available here"},
 }
 
 

@@ -1,0 +1,1 @@
+"""The printable monthly report: what the admin page shows and the PDF prints (issue 13)."""
