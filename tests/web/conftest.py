@@ -213,10 +213,11 @@ class Server:
         loss_ratio: float = 1.0,
         rtt_median_s: float | None = None,
         timeout_s: float = 20.0,
+        commune: str = COMMUNE,
     ) -> str:
         """Make the health monitor report a link fault; wait for the alerting loop's ticket."""
         runtime = self.runtime
-        key = f"{COMMUNE}/{link}"
+        key = f"{commune}/{link}"
         target = next(t for t in runtime.plan.icmp if t.link is not None and t.link.id == key)
         now = datetime.now(UTC)
         received = round(10 * (1 - loss_ratio))
@@ -320,6 +321,14 @@ def admin_login(browser: httpx.Client, token: str, next_path: str = "/admin") ->
     """Log in to the admin view as a person does: the form (with its CSRF field), then the post."""
     data = {"token": token, "next": next_path, "login_csrf": login_csrf(browser)}
     return browser.post("/admin/login", data=data)
+
+
+def password_login(
+    browser: httpx.Client, user: str, password: str, next_path: str = "/admin"
+) -> httpx.Response:
+    """Log in to the admin view with a person's name and password, through the form."""
+    data = {"user": user, "password": password, "next": next_path}
+    return browser.post("/admin/login", data={**data, "login_csrf": login_csrf(browser)})
 
 
 def page_csrf(page: str) -> str:
