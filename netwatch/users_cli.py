@@ -80,7 +80,7 @@ async def _run(args: argparse.Namespace) -> int:
             except IntegrityError:
                 print(f"netwatch user: {args.name!r} already exists", file=sys.stderr)
                 return 1
-            print(f"user {user.name} ({user.role}{_restriction(user)}) created")
+            print(f"user {user.name} (role={user.role}{_restriction(user)}) created")
             return 0
         if args.verb == "passwd":
             if not await store.set_password(args.name, password, now):

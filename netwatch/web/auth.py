@@ -152,6 +152,9 @@ def token_id_of(token: str) -> str:
     return "-"
 
 
+NAME_PREFIX = "name:"  # a person's login in the buckets' keys: user:name:NAME
+
+
 def guard_keys(request: Request, user: str) -> list[str]:
     """The buckets a request is limited by: its address, and the token id it names."""
     keys = [f"addr:{client_address(request)}"]
@@ -165,11 +168,14 @@ async def record_failure(
 ) -> None:
     """Log (WARNING), count and rate-limit one failed authentication."""
     await auth_guard(request).failed(store, guard_keys(request, user), kind)
+    # `user` is a token's public id, or "name:NAME" for a person's login (never a password).
+    name = user.removeprefix(NAME_PREFIX) if user.startswith(NAME_PREFIX) else "-"
     log.warning(
-        "authentication failed: kind=%s address=%s token_id=%s reason=%s path=%s",
+        "authentication failed: kind=%s address=%s token_id=%s user=%s reason=%s path=%s",
         kind,
         client_address(request),
-        user,
+        "-" if name != "-" else user,
+        name,
         reason,
         request.url.path,
     )

@@ -49,6 +49,7 @@ from netwatch.web.admin.model import (
 from netwatch.web.admin.pages import page, refused
 from netwatch.web.admin.words import DONE, Label, Message, Refusal
 from netwatch.web.auth import (
+    NAME_PREFIX,
     WRITE_SCOPE,
     Caller,
     auth_guard,
@@ -315,7 +316,7 @@ async def _password_login(
 ) -> Response:
     """A person's login: the rate limit (per address and per name), then argon2."""
     lang = pick_lang(request)
-    who = f"name:{name}"
+    who = f"{NAME_PREFIX}{name}"
     retry = await auth_guard(request).retry_after(runtime.store, guard_keys(request, who))
     if retry is not None:
         response = _login_page(

@@ -40,6 +40,7 @@ class Label:
     }
     TOKEN: Final[Words] = {"vi": "Mã truy cập (API token)", "en": "API token"}
     USER: Final[Words] = {"vi": "Tên đăng nhập", "en": "User name"}
+    LOGIN_TOKEN: Final[Words] = {"vi": "Đăng nhập bằng mã", "en": "Log in with the token"}
     PASSWORD: Final[Words] = {"vi": "Mật khẩu", "en": "Password"}
     WITH_PASSWORD: Final[Words] = {
         "vi": "Đăng nhập bằng tài khoản",
