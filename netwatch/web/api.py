@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from netwatch.health import link_id
 from netwatch.inventory.models import LOCAL_TZ
+from netwatch.notify.pathtext import hide_target
 from netwatch.runtime import Runtime
 from netwatch.store import NewMaintenance, RevokeOutcome, StoredWindow, TicketStatus
 from netwatch.web.auth import Caller, ReadCaller, WriteCaller
@@ -96,7 +97,7 @@ class LinkView(BaseModel):
     path: str
     circuit: str
     bandwidth_mbps: float
-    address: str
+    address: str  # the monitored address; "" for an ISP's caller
     state: str | None  # judged (after hysteresis): ok, slow, lossy, congested, down
     state_since: datetime | None
     state_detail: str | None  # for down: interface_down, router_rebooted, router_unreachable, ...
@@ -146,7 +147,9 @@ def _links(runtime: Runtime, caller: Caller, commune: str | None = None) -> list
                 path=ref.path,
                 circuit=ref.circuit,
                 bandwidth_mbps=ref.bandwidth_bps / 1e6,
-                address=target.address,
+                # An ISP's caller never sees the monitored addresses (the provincial network's
+                # own addressing), as on its signed ticket page: "" here.
+                address=target.address if caller.role is not Role.ISP else "",
                 state=status.state.value if status else None,
                 state_since=status.since if status else None,
                 state_detail=(status.detail or None) if status else None,
@@ -325,7 +328,7 @@ async def get_ticket(ticket_id: str, runtime: RuntimeDep, caller: ReadCaller) ->
     ticket = await runtime.store.get_ticket(ticket_id)
     if ticket is None or not caller.reach.sees_ticket(runtime.health.topology, ticket.ticket):
         raise HTTPException(404, ticket_not_found(ticket_id).message)
-    return await ticket_detail(runtime, ticket, datetime.now(UTC))
+    return for_caller(await ticket_detail(runtime, ticket, datetime.now(UTC)), caller)
 
 
 class ActionIn(BaseModel):
@@ -352,7 +355,15 @@ async def _act(
     result = await apply_action(runtime, ticket_id, action, caller.actor, text, now)
     if isinstance(result, ActionFailure):
         raise HTTPException(result.status, result.message)
-    return await ticket_detail(runtime, result, now)
+    return for_caller(await ticket_detail(runtime, result, now), caller)
+
+
+def for_caller(detail: TicketDetail, caller: Caller) -> TicketDetail:
+    """A ticket as this caller may see it: an ISP's, as its signed link shows it, without the
+    monitored address the path was traced toward (docs/isp-and-admin-pages.md)."""
+    if caller.role is Role.ISP and detail.evidence.path is not None:
+        detail.evidence.path = hide_target(detail.evidence.path)
+    return detail
 
 
 _ACTION_ERRORS: dict[int | str, dict[str, Any]] = {

@@ -359,6 +359,12 @@ def test_an_isp_caller_acts_on_its_own_tickets_but_plans_no_maintenance(world: W
     assert client.post("/api/v1/maintenance", json_body=window, token=token).status == 403
     assert client.get("/api/v1/maintenance", token=token).status == 403
     assert client.post("/api/v1/config/reload", token=token).status == 403
+    # Its circuits, never the provincial network's monitored addresses (as on its ticket page).
+    links = client.get("/api/v1/links", token=token).json()
+    assert {(link["circuit"], link["address"]) for link in links} == {
+        ("LDG-VNPT-0001", ""),
+        ("HNI-VNPT-0003", ""),
+    }
 
 
 def test_a_province_caller_plans_maintenance_only_in_its_provinces(world: World) -> None:

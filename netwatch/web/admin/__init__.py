@@ -48,6 +48,7 @@ from netwatch.web.admin.model import (
 )
 from netwatch.web.admin.pages import page, refused
 from netwatch.web.admin.words import DONE, Label, Message, Refusal
+from netwatch.web.api import for_caller
 from netwatch.web.auth import (
     NAME_PREFIX,
     WRITE_SCOPE,
@@ -460,12 +461,11 @@ async def ticket_page(
             back="/admin",
         )
     now = datetime.now(UTC)
-    view = await ticket_detail(runtime, ticket, now)
+    view = for_caller(await ticket_detail(runtime, ticket, now), login.caller)
     notifications = runtime.inventory.notifications
-    links = [
-        (link, acts_until(notifications, link))
-        for link in await runtime.store.ticket_links(ticket_id)
-    ]
+    # The signed links and their revocation are provincial IT's (an ISP's login has none).
+    issued = [] if login.role is Role.ISP else await runtime.store.ticket_links(ticket_id)
+    links = [(link, acts_until(notifications, link)) for link in issued]
     internal_notes = await runtime.store.internal_notes(ticket_id)
     return page(
         request,
