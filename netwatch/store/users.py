@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,8 +27,13 @@ ROLES = ("national", "province", "isp")
 MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = 1024  # argon2 takes any length; a megabyte "password" is a CPU attack
 _HASHER = PasswordHasher()
-# Verified against when the name is unknown, so that a miss costs what a hit costs.
-_DUMMY_HASH = _HASHER.hash("netwatch-no-such-user-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the name is unknown, so that a miss costs what a hit costs (made
+    on the first login, not at import: every process imports the store)."""
+    return _HASHER.hash("netwatch-no-such-user-password")
 
 
 class LoginReason(enum.Enum):
@@ -114,7 +120,8 @@ class UsersRepository(StoreBase):
         async with self._read() as session:
             row = await session.get(UserRow, name[:64])
             user = _to_user(row) if row is not None else None
-            stored = row.password_hash if row is not None else _DUMMY_HASH
+            known = row.password_hash if row is not None else None
+        stored = known if known is not None else await asyncio.to_thread(_dummy_hash)
         matches = await asyncio.to_thread(_verify, stored, password[:MAX_PASSWORD_CHARS])
         if user is None:
             return LoginCheck(LoginReason.UNKNOWN, None)
