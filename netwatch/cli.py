@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 
 class _AnySecret(dict[str, str]):
@@ -94,11 +95,18 @@ async def _token_command(args: argparse.Namespace) -> int:
     try:
         now = datetime.now(UTC)
         if args.verb == "create":
-            issued = await store.create_token(args.name, args.scope or ["write"], now)
+            issued = await store.create_token(
+                args.name,
+                args.scope or ["write"],
+                now,
+                provinces=args.province or None,
+                isp=args.isp,
+            )
             print(issued.token)
             print(
                 f"token {issued.info.id} ({issued.info.name}, scopes: "
-                f"{', '.join(issued.info.scopes)}) created; the token above is shown only once",
+                f"{', '.join(issued.info.scopes)}{_restriction(issued.info)}) created; "
+                "the token above is shown only once",
                 file=sys.stderr,
             )
             return 0
@@ -106,8 +114,8 @@ async def _token_command(args: argparse.Namespace) -> int:
             for token in await store.list_tokens():
                 status = f"revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "active"
                 print(
-                    f"{token.id}  {token.name}  scopes={','.join(token.scopes)}  "
-                    f"created={token.created_at:%Y-%m-%d}  {status}"
+                    f"{token.id}  {token.name}  scopes={','.join(token.scopes)}"
+                    f"{_restriction(token)}  created={token.created_at:%Y-%m-%d}  {status}"
                 )
             return 0
         outcome = await store.revoke_token(args.id, now)
@@ -120,6 +128,34 @@ async def _token_command(args: argparse.Namespace) -> int:
         await store.close()
 
 
+class _Restricted(Protocol):
+    @property
+    def provinces(self) -> tuple[int, ...] | None: ...
+    @property
+    def isp(self) -> str | None: ...
+
+
+def _restriction(item: _Restricted) -> str:
+    """How a token's or account's restriction is listed ("" when it sees everything)."""
+    out = ""
+    if item.provinces:
+        out += f"  provinces={','.join(f'{p:02d}' for p in item.provinces)}"
+    if item.isp:
+        out += f"  isp={item.isp}"
+    return out
+
+
+def province_code(text: str) -> int:
+    """A province's official code (1-99), for --province."""
+    try:
+        code = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a province code (e.g. 68)") from None
+    if not 1 <= code <= 99:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a province code (1-99)")
+    return code
+
+
 def _token(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -127,14 +163,25 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _register_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    token = sub.add_parser("token", help="API tokens for the write API (stored hashed)")
+    token = sub.add_parser("token", help="API tokens for the API (stored hashed)")
     token.set_defaults(handler=_token)
     commands = token.add_subparsers(dest="verb", required=True, metavar="ACTION")
     create = commands.add_parser("create", help="make a token and print it once")
     create.add_argument("name", help="who uses it; ticket logs name the token by this")
     create.add_argument(
-        "--scope", action="append", choices=["write"], help="scope (default: write)"
+        "--scope",
+        action="append",
+        choices=["read", "write"],
+        help="read, write (reads too); repeat for several (default: write)",
     )
+    only = create.add_mutually_exclusive_group()
+    only.add_argument(
+        "--province",
+        action="append",
+        type=province_code,
+        help="sees and acts on only this province's communes (repeat for several)",
+    )
+    only.add_argument("--isp", help="sees and acts on only this ISP's links and tickets")
     commands.add_parser("list", help="list tokens (never the tokens themselves)")
     revoke = commands.add_parser("revoke", help="refuse a token from now on")
     revoke.add_argument("id", help="the token id shown by `netwatch token list`")
@@ -204,6 +251,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _register_token(sub)
     register_mailbox(sub)
     register_report(sub)
+    from netwatch.users_cli import register as register_users
+
+    register_users(sub)
     return parser
 
 

@@ -66,8 +66,16 @@ set +a
 "$NW" lab fault --index "$INDEX" --state-dir "$STATE" 28693 congest      # Xã Tân Thới: saturated
 
 "$NW" check-config "$STATE/netwatch.yaml"
-# A token for the provincial IT view (/admin) and the write API; only its hash is stored.
-TOKEN=$("$NW" token create demo --data-dir "$DATA" | head -1)
+# A token for the provincial IT view (/admin) and the API (every /api/v1 route needs one:
+# read and write); only its hash is stored. And an ISP engineer's account (VNPT's tickets
+# only), its password random for this demo, hashed with argon2id in the store.
+TOKEN=$("$NW" token create demo --scope read --scope write --data-dir "$DATA" | head -1)
+VNPT_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+if ! "$NW" user list --data-dir "$DATA" | grep -q '^kt-vnpt '; then
+  printf '%s\n' "$VNPT_PASSWORD" | "$NW" user create kt-vnpt --role isp --isp vnpt --data-dir "$DATA" >/dev/null
+else
+  printf '%s\n' "$VNPT_PASSWORD" | "$NW" user passwd kt-vnpt --data-dir "$DATA" >/dev/null
+fi
 
 cat <<TXT
 
@@ -75,9 +83,11 @@ NetWatch is starting against the lab ($COMMUNES communes, faults: loss at 28696,
 congestion at 28693). Look at:
   status page   http://$LISTEN/status
   metrics       http://$LISTEN/metrics
-  API docs      http://$LISTEN/docs
-  tickets       http://$LISTEN/api/v1/tickets      (stored in $DATA/netwatch.sqlite3)
+  API schema    http://$LISTEN/openapi.json
+  tickets       curl -H "Authorization: Bearer $TOKEN" http://$LISTEN/api/v1/tickets
+                (stored in $DATA/netwatch.sqlite3; without the token: 401)
   IT view       http://$LISTEN/admin               (log in with the token: ${TOKEN:-see netwatch token create})
+                or as VNPT's engineer: user kt-vnpt, password $VNPT_PASSWORD (VNPT's tickets only)
   mailbox       http://$MAIL_PAGE/      every mail NetWatch sends (or: $NW mailbox list)
 
 The ISP's side: within a minute the line down at 05518 (Phường Sông Công) opens a ticket and

@@ -121,9 +121,12 @@ def wait_for(what: str, check: Callable[[], bool], timeout_s: float, every_s: fl
     raise RuntimeError(f"{what}: not within {timeout_s:.0f} s")
 
 
-def http_get(url: str, timeout_s: float = 10.0) -> tuple[int, str]:
+def http_get(url: str, timeout_s: float = 10.0, token: str | None = None) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as reply:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=timeout_s
+        ) as reply:
             return reply.status, reply.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")
@@ -252,6 +255,7 @@ class NetWatch:
         self.metrics_base = free_port_range(8)
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.token: str | None = None  # a read token for /api/v1, made after the first start
 
     def start(self) -> None:
         command = [sys.executable, "-m", "netwatch.cli", "run", "--config", str(self.config),
@@ -260,6 +264,13 @@ class NetWatch:
         with self.log_file.open("ab") as output:
             self.proc = subprocess.Popen(command, stdout=output, stderr=output, env=self.env)
         wait_for("NetWatch answering /healthz", self.healthy, 120, 0.5)
+        if self.token is None:  # every /api/v1 route needs one (docs/security.md)
+            made = subprocess.run(
+                [sys.executable, "-m", "netwatch.cli", "token", "create", "soak", "--scope",
+                 "read", "--data-dir", str(self.data_dir)],
+                capture_output=True, text=True, check=True, env=self.env,
+            )  # fmt: skip
+            self.token = made.stdout.split()[0]
 
     def healthy(self) -> bool:
         if self.proc is None or self.proc.poll() is not None:
@@ -358,7 +369,7 @@ def grown(start: Usage, end: Usage) -> list[str]:
 
 
 def tickets(nw: NetWatch) -> list[dict[str, Any]]:
-    status, text = http_get(nw.base + "/api/v1/tickets?limit=1000", 30)
+    status, text = http_get(nw.base + "/api/v1/tickets?limit=1000", 30, nw.token)
     if status != 200:
         raise RuntimeError(f"GET /api/v1/tickets: {status} {text[:300]}")
     return list(json.loads(text))

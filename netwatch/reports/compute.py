@@ -91,10 +91,14 @@ class Circuit:
 
 
 def circuits_of(
-    inventory: Inventory, province: str | None = None, isp: str | None = None
+    inventory: Inventory,
+    province: str | None = None,
+    isp: str | None = None,
+    within: frozenset[int] | None = None,
 ) -> list[Circuit]:
-    """The inventory's circuits (of one province and/or ISP); ReportError (404) when a
-    filter names nothing this NetWatch monitors."""
+    """The inventory's circuits (of one province and/or ISP, `within` the provinces the caller
+    may see, None: all); ReportError (404) when a filter names nothing this NetWatch
+    monitors."""
     topology = topology_of(inventory)
     provinces = Divisions().provinces
     out: list[Circuit] = []
@@ -102,6 +106,8 @@ def circuits_of(
         for link in commune.links:
             info = topology.links[link_id(commune.code, link.id)]
             if province is not None and info.province != province:
+                continue
+            if within is not None and commune.province_code not in within:
                 continue
             if isp is not None and info.isp != isp:
                 continue
@@ -559,6 +565,7 @@ async def monthly_report(
     *,
     province: str | None = None,
     isp: str | None = None,
+    within: frozenset[int] | None = None,
 ) -> MonthlyReport:
     """The report of `month` as known at `now`, for the circuits of `province` and/or `isp`.
 
@@ -569,7 +576,7 @@ async def monthly_report(
     """
     if month.start > now:
         raise ReportError(f"{month} has not begun yet: a report covers a past or the current month")
-    circuits = circuits_of(inventory, province, isp)
+    circuits = circuits_of(inventory, province, isp, within)
     topology = topology_of(inventory)
     start, end = month.start, month.end
     histories = await store.histories(start, end, [c.info.link for c in circuits])

@@ -53,6 +53,7 @@ from netwatch.store.types import (
     TokenReason,
     TransitionOutcome,
     TransitionRecord,
+    User,
 )
 
 
@@ -113,6 +114,7 @@ __all__ = [
     "TokenReason",
     "TransitionOutcome",
     "TransitionRecord",
+    "User",
     "create_engine",
     "current_revision",
     "head_revision",

@@ -52,13 +52,15 @@ class AuthRepository(StoreBase):
     """Admin sessions (open, look up, end) and ISP links (record, revoke, list)."""
 
     async def open_session(
-        self, token_id: str, now: datetime, ttl: timedelta
+        self, token_id: str | None, now: datetime, ttl: timedelta, *, user_name: str | None = None
     ) -> tuple[str, AdminSession]:
-        """A new session for the token: the id for the cookie (shown once) and the session."""
+        """A new session for the token (or the person, `user_name`): the id for the cookie
+        (shown once) and the session."""
         session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
         row = AdminSessionRow(
             id_sha256=session_hash(session_id),
             token_id=token_id,
+            user_name=user_name,
             csrf=secrets.token_hex(16),
             created_at=now,
             expires_at=now + ttl,

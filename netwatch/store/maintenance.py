@@ -45,6 +45,12 @@ class MaintenanceRepository(StoreBase):
         async with self._read() as session:
             return [_to_window(r) for r in await session.scalars(query)]
 
+    async def maintenance_window(self, window_id: int) -> StoredWindow | None:
+        """One window (cancelled or not), or None."""
+        async with self._read() as session:
+            row = await session.get(MaintenanceWindowRow, window_id)
+            return _to_window(row) if row is not None else None
+
     async def cancel_maintenance(self, window_id: int, at: datetime) -> RevokeOutcome:
         """Cancel a window; it stops suppressing from now on."""
         return await self._stamp_once(MaintenanceWindowRow, window_id, "cancelled_at", at)

@@ -36,6 +36,9 @@ Tables (times are UTC; timestamptz on PostgreSQL, naive-UTC text on SQLite):
   outside the ticket's log, so the public status page (which shows the log's notes) never does.
 - ``auth_buckets``, ``auth_failure_totals`` (revision 0006): the failed-authentication limit's
   token buckets and the failure counts, shared by every process (netwatch.web.auth.AuthGuard).
+- ``users`` (revision 0007): people who log in to /admin (argon2id hash, role, provinces, ISP);
+  ``api_tokens.provinces``/``isp`` restrict a token, ``admin_sessions.user_name`` names the
+  person a session was opened for (its ``token_id`` is then NULL).
 """
 
 from __future__ import annotations
@@ -242,6 +245,9 @@ class ApiTokenRow(Base):
     scopes: Mapped[list[str]] = mapped_column(JsonType)
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # Revision 0007: NULL, every province / every ISP; else only these (netwatch.web.reach).
+    provinces: Mapped[list[int] | None] = mapped_column(JsonType, nullable=True)
+    isp: Mapped[str | None] = mapped_column(sa.String(64))
 
 
 class MaintenanceWindowRow(Base):
@@ -289,10 +295,27 @@ class AdminSessionRow(Base):
     __table_args__ = (sa.Index("ix_admin_sessions_expires_at", "expires_at"),)
 
     id_sha256: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
-    token_id: Mapped[str] = mapped_column(sa.String(32))
+    # Opened with a token (token_id) or by a person (user_name, revision 0007).
+    token_id: Mapped[str | None] = mapped_column(sa.String(32))
     csrf: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+    user_name: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class UserRow(Base):
+    """A person who logs in with a password (revision 0007): only an argon2id hash is kept."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[str] = mapped_column(sa.String(16))  # national, province, isp
+    provinces: Mapped[list[int] | None] = mapped_column(JsonType, nullable=True)
+    isp: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime]
+    password_set_at: Mapped[datetime | None]
+    disabled_at: Mapped[datetime | None]
 
 
 class TicketLinkRow(Base):

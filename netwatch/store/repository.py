@@ -1,9 +1,9 @@
 """The store's operations, one module per aggregate, joined in one Store.
 
 states (subject states, history, availability), tickets (with the outbox rows they write),
-outbox, tokens, maintenance, auth (admin sessions, ISP links). Every public method is one
-transaction and returns frozen dataclasses from netwatch.store.types; ORM objects never leave
-the store.
+outbox, tokens, maintenance, auth (admin sessions, ISP links), users (people's accounts). Every
+public method is one transaction and returns frozen dataclasses from netwatch.store.types; ORM
+objects never leave the store.
 """
 
 from __future__ import annotations
@@ -13,9 +13,15 @@ from netwatch.store.maintenance import MaintenanceRepository
 from netwatch.store.states import StatesRepository
 from netwatch.store.tickets import TicketsRepository
 from netwatch.store.tokens import TokensRepository
+from netwatch.store.users import UsersRepository
 
 
 class Store(
-    StatesRepository, TicketsRepository, TokensRepository, MaintenanceRepository, AuthRepository
+    StatesRepository,
+    TicketsRepository,
+    TokensRepository,
+    MaintenanceRepository,
+    AuthRepository,
+    UsersRepository,
 ):
     """Typed access to the NetWatch database (SQLite or PostgreSQL) through one AsyncEngine."""

@@ -62,9 +62,9 @@ class TicketsRepository(OutboxRepository):
         self,
         states: Iterable[TicketStatus] | None = None,
         opened_since: datetime | None = None,
-        limit: int = 500,
+        limit: int | None = 500,
     ) -> list[StoredTicket]:
-        """Tickets, newest first, optionally by state and opening time."""
+        """Tickets, newest first, optionally by state and opening time (limit None: all)."""
         query = sa.select(TicketRow).order_by(TicketRow.opened_at.desc(), TicketRow.id)
         if states is not None:
             query = query.where(TicketRow.state.in_([s.value for s in states]))

@@ -21,8 +21,17 @@ TOKEN_ID_HEX = 16
 class TokensRepository(StoreBase):
     """API tokens: create, verify, revoke, list."""
 
-    async def create_token(self, name: str, scopes: Sequence[str], now: datetime) -> IssuedToken:
-        """Make a token; the plain token is in the result only, the store keeps its SHA-256."""
+    async def create_token(
+        self,
+        name: str,
+        scopes: Sequence[str],
+        now: datetime,
+        *,
+        provinces: Sequence[int] | None = None,
+        isp: str | None = None,
+    ) -> IssuedToken:
+        """Make a token; the plain token is in the result only, the store keeps its SHA-256.
+        `provinces` or `isp` restrict what it sees and acts on (None: everything)."""
         token_id = secrets.token_hex(TOKEN_ID_HEX // 2)
         token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
         row = ApiTokenRow(
@@ -32,6 +41,8 @@ class TokensRepository(StoreBase):
             scopes=sorted(set(scopes)),
             created_at=now,
             revoked_at=None,
+            provinces=sorted(set(provinces)) if provinces else None,
+            isp=isp,
         )
         async with self._write() as session:
             session.add(row)
@@ -74,4 +85,5 @@ def _token_hash(token: str) -> str:
 
 
 def _to_token(row: ApiTokenRow) -> ApiToken:
-    return _value(ApiToken, row, scopes=tuple(row.scopes))
+    provinces = tuple(row.provinces) if row.provinces else None
+    return _value(ApiToken, row, scopes=tuple(row.scopes), provinces=provinces)

@@ -234,6 +234,8 @@ class ApiToken:
     scopes: tuple[str, ...]
     created_at: datetime
     revoked_at: datetime | None
+    provinces: tuple[int, ...] | None = None  # None: every province (revision 0007)
+    isp: str | None = None  # None: every ISP
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,10 +384,24 @@ class TicketStepResult:
 class AdminSession:
     """A stored provincial IT session (the id itself is only ever in the browser's cookie)."""
 
-    token_id: str
+    token_id: str | None  # None: opened by a person (user_name)
     csrf: str
     created_at: datetime
     expires_at: datetime
+    user_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person's account (the password hash stays in the store)."""
+
+    name: str
+    role: str  # national, province, isp
+    provinces: tuple[int, ...] | None
+    isp: str | None
+    created_at: datetime
+    password_set_at: datetime | None
+    disabled_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,10 @@
 """The JSON API (/api/v1): links and their latest measurements. Its OpenAPI schema is at
-/openapi.json (no bundled viewer: docs/security.md)."""
+/openapi.json (no bundled viewer: docs/security.md).
+
+Every route needs a bearer token (netwatch.web.auth): `read` for the reads, `write` for the
+changes. A token restricted to provinces or one ISP sees only their communes, links, tickets and
+windows: lists leave the rest out, and one thing outside is a 404, as if it did not exist
+(netwatch.web.reach)."""
 
 from __future__ import annotations
 
@@ -13,11 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from netwatch.health import link_id
 from netwatch.inventory.models import LOCAL_TZ
+from netwatch.notify.pathtext import hide_target
 from netwatch.runtime import Runtime
 from netwatch.store import NewMaintenance, RevokeOutcome, StoredWindow, TicketStatus
-from netwatch.web.auth import Caller, WriteCaller
+from netwatch.web.auth import Caller, ReadCaller, WriteCaller
 from netwatch.web.common import ActionDoc, add_action_routes
 from netwatch.web.deps import RuntimeDep
+from netwatch.web.reach import Role
 from netwatch.web.views import (
     MAX_TEXT_CHARS,
     ActionFailure,
@@ -69,7 +76,11 @@ __all__ = [
     "ticket_view",
 ]
 
-router = APIRouter(prefix="/api/v1")
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing, unknown or revoked API token"},
+    403: {"description": "The token lacks the scope, or its role may not do this"},
+}
+router = APIRouter(prefix="/api/v1", responses=_AUTH_ERRORS)
 # Row ids are 64-bit signed on both backends: a larger one names nothing (issue 15: a 28-digit
 # id overflowed the driver into a 500).
 MAX_ROW_ID = 2**63 - 1
@@ -86,7 +97,7 @@ class LinkView(BaseModel):
     path: str
     circuit: str
     bandwidth_mbps: float
-    address: str
+    address: str  # the monitored address; "" for an ISP's caller
     state: str | None  # judged (after hysteresis): ok, slow, lossy, congested, down
     state_since: datetime | None
     state_detail: str | None  # for down: interface_down, router_rebooted, router_unreachable, ...
@@ -109,7 +120,7 @@ class CommuneView(BaseModel):
     links: list[LinkView]
 
 
-def _links(runtime: Runtime, commune: str | None = None) -> list[LinkView]:
+def _links(runtime: Runtime, caller: Caller, commune: str | None = None) -> list[LinkView]:
     snmp_by_link = {
         reading.link_key: reading
         for obs in runtime.state.snmp.values()
@@ -119,6 +130,8 @@ def _links(runtime: Runtime, commune: str | None = None) -> list[LinkView]:
     for target in runtime.plan.icmp:
         ref = target.link
         if ref is None or (commune is not None and ref.commune != commune):
+            continue
+        if not caller.reach.sees(ref.province, ref.isp):
             continue
         obs = runtime.state.icmp.get(target.key)
         result = obs.result if obs is not None else None
@@ -134,7 +147,9 @@ def _links(runtime: Runtime, commune: str | None = None) -> list[LinkView]:
                 path=ref.path,
                 circuit=ref.circuit,
                 bandwidth_mbps=ref.bandwidth_bps / 1e6,
-                address=target.address,
+                # An ISP's caller never sees the monitored addresses (the provincial network's
+                # own addressing), as on its signed ticket page: "" here.
+                address=target.address if caller.role is not Role.ISP else "",
                 state=status.state.value if status else None,
                 state_since=status.since if status else None,
                 state_detail=(status.detail or None) if status else None,
@@ -157,9 +172,9 @@ def _links(runtime: Runtime, commune: str | None = None) -> list[LinkView]:
     tags=["links"],
     summary="Every link and its latest round",
 )
-def list_links(runtime: RuntimeDep) -> list[LinkView]:
-    """Links of every commune with the latest ICMP and SNMP measurements."""
-    return _links(runtime)
+def list_links(runtime: RuntimeDep, caller: ReadCaller) -> list[LinkView]:
+    """Links of every commune (the caller's) with the latest ICMP and SNMP measurements."""
+    return _links(runtime, caller)
 
 
 @router.get(
@@ -169,17 +184,17 @@ def list_links(runtime: RuntimeDep) -> list[LinkView]:
     summary="One commune by official code",
     responses={404: {"description": "No such commune in the configuration"}},
 )
-def get_commune(code: str, runtime: RuntimeDep) -> CommuneView:
-    """A commune's links with their latest measurements."""
+def get_commune(code: str, runtime: RuntimeDep, caller: ReadCaller) -> CommuneView:
+    """A commune's links with their latest measurements (an ISP's caller: its links only)."""
     normalized = code.zfill(5) if code.isdigit() else code
     commune = runtime.inventory.commune(normalized)
-    if commune is None:
+    if commune is None or not caller.reach.sees_commune(commune):
         raise HTTPException(404, f"commune {code!r} is not monitored by this NetWatch")
     return CommuneView(
         code=commune.code,
         name=commune.name,
         province=f"{commune.province_code:02d}",
-        links=_links(runtime, commune.code),
+        links=_links(runtime, caller, commune.code),
     )
 
 
@@ -202,8 +217,12 @@ class IncidentView(BaseModel):
     tags=["incidents"],
     summary="What is wrong now, root cause decided",
 )
-def list_incidents(runtime: RuntimeDep) -> list[IncidentView]:
-    """Current incidents: one per link fault, upstream outage, portal outage or monitor outage."""
+def list_incidents(runtime: RuntimeDep, caller: ReadCaller) -> list[IncidentView]:
+    """Current incidents: one per link fault, upstream outage, portal outage or monitor outage
+    (a restricted caller: those whose every link it sees; portal and monitor outages are
+    national)."""
+    topology = runtime.health.topology
+    reach = caller.reach
     return [
         IncidentView(
             key=i.key.encoded,
@@ -216,18 +235,16 @@ def list_incidents(runtime: RuntimeDep) -> list[IncidentView]:
             detail=i.detail,
         )
         for i in runtime.health.incidents
+        if reach.everything
+        or (i.links and all(reach.sees_link(topology.links.get(link)) for link in i.links))
     ]
 
 
 # --- tickets, availability, maintenance -------------------------------------------------------
-# Read endpoints are open like the ones above (the status page shows the same facts); the write
-# endpoints need a bearer token with the "write" scope (netwatch.web.auth).
+# Reads need the "read" scope, changes the "write" scope (netwatch.web.auth); a restricted
+# caller meets only its own tickets (others are 404: netwatch.web.reach).
 
 _TICKET_404: dict[int | str, dict[str, Any]] = {404: {"description": "No such ticket"}}
-_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, unknown or revoked API token"},
-    403: {"description": "The token lacks the write scope"},
-}
 
 
 def parse_moment(text: str, field: str, *, as_end: bool) -> tuple[datetime, bool]:
@@ -272,6 +289,7 @@ def parse_moment(text: str, field: str, *, as_end: bool) -> tuple[datetime, bool
 )
 async def list_tickets(
     runtime: RuntimeDep,
+    caller: ReadCaller,
     state: Annotated[
         list[Literal["open", "acknowledged", "resolved"]] | None,
         Query(description="Only tickets in these states (repeat the parameter for several)"),
@@ -286,7 +304,15 @@ async def list_tickets(
     opened_since = parse_moment(since, "since", as_end=False)[0] if since else None
     states = [TicketStatus(s) for s in state] if state else None
     now = datetime.now(UTC)
-    tickets = await runtime.store.list_tickets(states, opened_since, limit)
+    topology, reach = runtime.health.topology, caller.reach
+    if reach.everything:
+        tickets = await runtime.store.list_tickets(states, opened_since, limit)
+    else:  # the newest `limit` of the caller's: read on until that many are found
+        tickets = [
+            t
+            for t in await runtime.store.list_tickets(states, opened_since, None)
+            if reach.sees_ticket(topology, t.ticket)
+        ][:limit]
     return [ticket_view(runtime, t, now) for t in tickets]
 
 
@@ -297,12 +323,12 @@ async def list_tickets(
     summary="One ticket with its evidence and log",
     responses=_TICKET_404,
 )
-async def get_ticket(ticket_id: str, runtime: RuntimeDep) -> TicketDetail:
+async def get_ticket(ticket_id: str, runtime: RuntimeDep, caller: ReadCaller) -> TicketDetail:
     """A ticket with everything it proves and every change made to it."""
     ticket = await runtime.store.get_ticket(ticket_id)
-    if ticket is None:
+    if ticket is None or not caller.reach.sees_ticket(runtime.health.topology, ticket.ticket):
         raise HTTPException(404, ticket_not_found(ticket_id).message)
-    return await ticket_detail(runtime, ticket, datetime.now(UTC))
+    return for_caller(await ticket_detail(runtime, ticket, datetime.now(UTC)), caller)
 
 
 class ActionIn(BaseModel):
@@ -323,10 +349,21 @@ async def _act(
     runtime: Runtime, ticket_id: str, action: ManualAction, caller: Caller, text: str
 ) -> TicketDetail:
     now = datetime.now(UTC)
+    ticket = await runtime.store.get_ticket(ticket_id)
+    if ticket is None or not caller.reach.sees_ticket(runtime.health.topology, ticket.ticket):
+        raise HTTPException(404, ticket_not_found(ticket_id).message)
     result = await apply_action(runtime, ticket_id, action, caller.actor, text, now)
     if isinstance(result, ActionFailure):
         raise HTTPException(result.status, result.message)
-    return await ticket_detail(runtime, result, now)
+    return for_caller(await ticket_detail(runtime, result, now), caller)
+
+
+def for_caller(detail: TicketDetail, caller: Caller) -> TicketDetail:
+    """A ticket as this caller may see it: an ISP's, as its signed link shows it, without the
+    monitored address the path was traced toward (docs/isp-and-admin-pages.md)."""
+    if caller.role is Role.ISP and detail.evidence.path is not None:
+        detail.evidence.path = hide_target(detail.evidence.path)
+    return detail
 
 
 _ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -426,6 +463,7 @@ async def link_availability(
     commune: str,
     link: str,
     runtime: RuntimeDep,
+    caller: ReadCaller,
     start: Annotated[
         str | None,
         Query(
@@ -444,8 +482,9 @@ async def link_availability(
     """Seconds down, degraded, ok and unknown, and the availability ratio (unknown excluded)."""
     code = commune.zfill(5) if commune.isdigit() else commune
     info = runtime.health.topology.links.get(link_id(code, link))
-    if info is None:
-        if runtime.inventory.commune(code) is None:
+    if info is None or not caller.reach.sees_link(info):
+        known = runtime.inventory.commune(code)
+        if known is None or not caller.reach.sees_commune(known):
             raise HTTPException(404, f"commune {commune!r} is not monitored by this NetWatch")
         raise HTTPException(404, f"commune {code} has no link {link!r}")
     now = datetime.now(UTC)
@@ -533,10 +572,15 @@ def _maintenance_view(w: StoredWindow) -> MaintenanceView:
     tags=["maintenance"],
     summary="Maintenance windows made through the API, not ended and not cancelled",
 )
-async def list_maintenance(runtime: RuntimeDep) -> list[MaintenanceView]:
-    """Current and coming windows (the config file's own windows are not listed here)."""
+async def list_maintenance(runtime: RuntimeDep, caller: ReadCaller) -> list[MaintenanceView]:
+    """Current and coming windows (the config file's own windows are not listed here); a
+    province's caller sees those wholly in its provinces; an ISP's none (403)."""
+    caller.require_role(Role.NATIONAL, Role.PROVINCE)
     windows = await runtime.store.maintenance_windows(start=datetime.now(UTC))
-    return [_maintenance_view(w) for w in windows]
+    inventory, topology = runtime.inventory, runtime.health.topology
+    return [
+        _maintenance_view(w) for w in windows if caller.reach.sees_window(inventory, topology, w)
+    ]
 
 
 @router.post(
@@ -550,8 +594,12 @@ async def list_maintenance(runtime: RuntimeDep) -> list[MaintenanceView]:
 async def create_maintenance(
     body: MaintenanceIn, runtime: RuntimeDep, caller: WriteCaller
 ) -> MaintenanceView:
-    """Store a window: tickets of what it covers are suppressed while it lasts."""
+    """Store a window: tickets of what it covers are suppressed while it lasts (a province's
+    caller: only over its own provinces' communes and links)."""
+    caller.require_role(Role.NATIONAL, Role.PROVINCE)
     kind, target = scope_target(runtime, body.scope)
+    if not caller.reach.covers(runtime.inventory, runtime.health.topology, kind, target):
+        raise HTTPException(403, f"scope: {kind} {target!r} is outside this caller's provinces")
     start = checked_moment(body.start, "start")
     end = checked_moment(body.end, "end")
     if end <= start:
@@ -580,6 +628,12 @@ async def cancel_maintenance(
     caller: WriteCaller,
 ) -> Response:
     """Cancel a window: it stops suppressing from now on."""
+    caller.require_role(Role.NATIONAL, Role.PROVINCE)
+    if not caller.reach.everything:
+        window = await runtime.store.maintenance_window(window_id)
+        topology = runtime.health.topology
+        if window is None or not caller.reach.sees_window(runtime.inventory, topology, window):
+            raise HTTPException(404, f"maintenance window {window_id} not found")
     outcome = await runtime.store.cancel_maintenance(window_id, datetime.now(UTC))
     if outcome is RevokeOutcome.NOT_FOUND:
         raise HTTPException(404, f"maintenance window {window_id} not found")

@@ -1,4 +1,7 @@
-"""Bearer tokens for the write API: verified against the store, which keeps only their hashes.
+"""Bearer tokens for the API: verified against the store, which keeps only their hashes.
+
+Every /api/v1 route needs a token: `read` for the reads, `write` (which reads too) for the
+changes; a token restricted to provinces or one ISP sees only those (netwatch.web.reach).
 
 Failed authentications (a wrong bearer token, a wrong token on the admin login form) are
 logged at WARNING with the client's address and the token's public id (never the token),
@@ -26,9 +29,10 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from alerts.tickets import Actor, ActorKind
-from netwatch.store import ApiToken, TokenReason
+from netwatch.store import ApiToken, TokenReason, User
 from netwatch.store.tokens import TOKEN_ID_HEX, TOKEN_PREFIX
 from netwatch.web.deps import require_runtime, runtime_or_none
+from netwatch.web.reach import Reach, Role
 
 log = logging.getLogger("netwatch.web.auth")
 
@@ -148,6 +152,9 @@ def token_id_of(token: str) -> str:
     return "-"
 
 
+NAME_PREFIX = "name:"  # a person's login in the buckets' keys: user:name:NAME
+
+
 def guard_keys(request: Request, user: str) -> list[str]:
     """The buckets a request is limited by: its address, and the token id it names."""
     keys = [f"addr:{client_address(request)}"]
@@ -161,22 +168,30 @@ async def record_failure(
 ) -> None:
     """Log (WARNING), count and rate-limit one failed authentication."""
     await auth_guard(request).failed(store, guard_keys(request, user), kind)
+    # `user` is a token's public id, or "name:NAME" for a person's login (never a password).
+    name = user.removeprefix(NAME_PREFIX) if user.startswith(NAME_PREFIX) else "-"
     log.warning(
-        "authentication failed: kind=%s address=%s token_id=%s reason=%s path=%s",
+        "authentication failed: kind=%s address=%s token_id=%s user=%s reason=%s path=%s",
         kind,
         client_address(request),
-        user,
+        "-" if name != "-" else user,
+        name,
         reason,
         request.url.path,
     )
 
 
+READ_SCOPE = "read"
 WRITE_SCOPE = "write"
+SCOPES = (READ_SCOPE, WRITE_SCOPE)
 # auto_error=False: a missing token must be our 401 with a clear message, not FastAPI's own.
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name="token",
-    description="An API token made with `netwatch token create NAME --scope write`.",
+    description=(
+        "An API token made with `netwatch token create NAME --scope read` (or `--scope write`, "
+        "which reads too), optionally restricted with `--province N` or `--isp ID`."
+    ),
 )
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="netwatch"'}
 _REFUSED = {
@@ -189,26 +204,60 @@ _REFUSED = {
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is calling the write API: the token's public part, and the ticket-log actor."""
+    """Who is calling: a machine token or a logged-in person, what they see (`reach`) and
+    whether they may change things."""
 
-    token: ApiToken
+    name: str
+    reach: Reach
+    can_write: bool
+    token: ApiToken | None = None
+    user: User | None = None
+
+    @classmethod
+    def of_token(cls, token: ApiToken) -> Caller:
+        """A caller with this token's scopes and restriction."""
+        return cls(
+            token.name,
+            Reach.of(token.provinces, token.isp),
+            WRITE_SCOPE in token.scopes,
+            token=token,
+        )
+
+    @classmethod
+    def of_user(cls, user: User) -> Caller:
+        """A person: every role acts on the tickets it sees (ISP engineers too)."""
+        return cls(user.name, Reach.of(user.provinces, user.isp), True, user=user)
+
+    @property
+    def role(self) -> Role:
+        """National, province or ISP."""
+        return self.reach.role
 
     @property
     def actor(self) -> Actor:
-        """Provincial IT, named after the token."""
-        return Actor(ActorKind.PROVINCIAL_IT, self.token.name)
+        """Who the ticket's log names: an ISP's engineer, or provincial IT."""
+        kind = ActorKind.ISP if self.role is Role.ISP else ActorKind.PROVINCIAL_IT
+        return Actor(kind, self.name)
 
     @property
     def created_by(self) -> str:
         """How the store names this caller in what it writes."""
-        return f"token:{self.token.name}"
+        return f"user:{self.name}" if self.user is not None else f"token:{self.name}"
+
+    def require_role(self, *roles: Role) -> None:
+        """403 unless the caller has one of these roles."""
+        if self.role not in roles:
+            allowed = ", ".join(r.value for r in roles)
+            raise HTTPException(
+                403, f"this needs a {allowed} caller; this one is {self.role.value}"
+            )
 
 
-async def require_write(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+async def _bearer_caller(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, scope: str
 ) -> Caller:
-    """The caller of a write endpoint: 401 without a valid token, 403 without the scope."""
+    """The token's caller: 401 without a valid token, 429 after too many failures, 403
+    without the scope (a write token reads too)."""
     if credentials is None:
         raise HTTPException(
             401, "missing API token: send 'Authorization: Bearer <token>'", headers=_CHALLENGE
@@ -223,15 +272,33 @@ async def require_write(
             "too many failed authentications from this address; try again later",
             headers={"Retry-After": str(retry)},
         )
-    check = await store.verify_token(credentials.credentials, WRITE_SCOPE)
-    if check.reason is TokenReason.MISSING_SCOPE:
-        raise HTTPException(403, f"API token lacks the {WRITE_SCOPE!r} scope")
+    check = await store.verify_token(credentials.credentials)
     if not check.ok or check.info is None:
         await record_failure(request, store, "bearer", user, check.reason.value)
         raise HTTPException(
             401, _REFUSED.get(check.reason, "invalid API token"), headers=_CHALLENGE
         )
-    return Caller(check.info)
+    granted = set(check.info.scopes)
+    if scope not in granted and not (scope == READ_SCOPE and WRITE_SCOPE in granted):
+        raise HTTPException(403, f"API token lacks the {scope!r} scope")
+    return Caller.of_token(check.info)
 
 
+async def require_read(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """The caller of a read endpoint: a token with the read (or write) scope."""
+    return await _bearer_caller(request, credentials, READ_SCOPE)
+
+
+async def require_write(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """The caller of a write endpoint: 401 without a valid token, 403 without the scope."""
+    return await _bearer_caller(request, credentials, WRITE_SCOPE)
+
+
+ReadCaller = Annotated[Caller, Depends(require_read)]
 WriteCaller = Annotated[Caller, Depends(require_write)]

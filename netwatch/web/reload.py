@@ -31,6 +31,7 @@ from netwatch.inventory import ConfigError, ConfigIssue, load_inventory_isolated
 from netwatch.reload import Reloader, ReloadOutcome, load_checked
 from netwatch.runtime import Runtime
 from netwatch.web.auth import WriteCaller
+from netwatch.web.reach import Role
 
 log = logging.getLogger("netwatch.web.reload")
 
@@ -147,7 +148,7 @@ def _answer(outcome: ReloadOutcome) -> tuple[int, ReloadAnswer]:
             "description": "Under the supervisor: the file is good, every process reloads it",
         },
         401: {"description": "Missing, unknown or revoked API token"},
-        403: {"description": "The token lacks the write scope"},
+        403: {"description": "The token lacks the write scope, or is restricted (national only)"},
         409: {"description": "This process does not reload its configuration"},
         422: {
             "model": ReloadAnswer,
@@ -159,7 +160,9 @@ async def reload_config(request: Request, caller: WriteCaller) -> JSONResponse:
     """Read the configuration file again and apply it; a bad file changes nothing and every
     mistake comes back with its file, line and column (422). Communes added are probed from
     the next round; removed ones stop, their open tickets resolved as removed from monitoring.
-    Under the supervisor the file is checked here, then every process reloads it (202)."""
+    Under the supervisor the file is checked here, then every process reloads it (202).
+    National callers only: the file is every province's and ISP's."""
+    caller.require_role(Role.NATIONAL)
     log.info("configuration reload asked by=%s", caller.created_by)
     status, body = await perform_reload(request.app)
     return JSONResponse(body.model_dump(), status)

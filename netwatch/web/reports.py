@@ -1,7 +1,7 @@
 """The monthly per-circuit report in the API: JSON, CSV or an XLSX workbook (docs/reports.md).
 
-Read like the other /api/v1 read endpoints: open, as they are until accounts and scopes come
-(issue 13, part 3). The report shows circuit ids, as /api/v1/links does.
+A read token is needed, as for every /api/v1 route; the report covers what the caller may see
+(`report_scope`: an ISP token gets its ISP's circuits, a province token its provinces').
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from netwatch.reports import (
     report_csv,
 )
 from netwatch.reports.table import XLSX_MEDIA_TYPE
+from netwatch.web.auth import ReadCaller
 from netwatch.web.deps import RuntimeDep
+from netwatch.web.reach import Reach
 from netwatch.web.views import local_iso
 
 router = APIRouter(prefix="/api/v1")
@@ -368,6 +370,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 )
 async def get_monthly_report(
     runtime: RuntimeDep,
+    caller: ReadCaller,
     month: Annotated[
         str | None,
         Query(
@@ -394,14 +397,16 @@ async def get_monthly_report(
     now = datetime.now(UTC)
     wanted = _month(month, now)
     try:
+        asked, isp, within = report_scope(caller.reach, _province(province), isp)
         report = await monthly_report(
             runtime.store,
             runtime.rollups,
             runtime.inventory,
             wanted,
             now,
-            province=_province(province),
+            province=asked,
             isp=isp,
+            within=within,
         )
     except ReportError as exc:
         raise HTTPException(404 if exc.not_found else 422, exc.message) from None
@@ -409,6 +414,24 @@ async def get_monthly_report(
     if format == "json":
         return report_view(report, language)
     return report_file(report, language, format)
+
+
+def report_scope(
+    reach: Reach, province: str | None, isp: str | None
+) -> tuple[str | None, str | None, frozenset[int] | None]:
+    """The report's filters as this caller may ask them: an ISP caller's report is its ISP's, a
+    province caller's within its provinces; asking for another ISP or province is answered as
+    if it were not monitored here (ReportError, 404), as the rest of the API does."""
+    if reach.isp is not None:
+        if isp is not None and isp != reach.isp:
+            raise ReportError(f"ISP {isp!r} has no circuit monitored here", not_found=True)
+        isp = reach.isp
+    visible = reach.provinces
+    if visible is not None and province is not None and int(province) not in visible:
+        raise ReportError(
+            f"province {province} has no commune monitored by this NetWatch", not_found=True
+        )
+    return province, isp, reach.provinces
 
 
 def report_file_name(report: MonthlyReport, extension: str) -> str:

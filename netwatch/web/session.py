@@ -46,11 +46,13 @@ LOGIN_CSRF_LABEL = b"netwatch admin login-csrf key v2"
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """A live session: which token it was opened with, until when, and its form token."""
+    """A live session: which token (or person) it was opened with, until when, and its form
+    token."""
 
-    token_id: str
+    token_id: str | None
     expires_at: datetime
     csrf: str
+    user_name: str | None = None
 
 
 def hkdf_sha256(secret: bytes, info: bytes, length: int = 32) -> bytes:

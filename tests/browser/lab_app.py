@@ -90,6 +90,7 @@ class NetWatchOnLab:
     data_dir: Path
     mailbox: Mailbox
     _running: ExitStack  # the uvicorn thread, then the SMTP server
+    _reader: str | None = None  # the tests' national read token, made on first use
 
     @classmethod
     def start(cls, lab: Lab, tmp: Path, *, recovery_min: float = 10) -> NetWatchOnLab:
@@ -132,8 +133,13 @@ class NetWatchOnLab:
         self._running.close()
 
     def get_json(self, path: str) -> Any:
-        """GET a JSON document from NetWatch."""
-        with urllib.request.urlopen(self.base + path, timeout=10) as response:
+        """GET a JSON document from NetWatch (the API with a national read token)."""
+        if self._reader is None:
+            self._reader = self.create_token("tests-reader", ("read",))
+        request = urllib.request.Request(
+            self.base + path, headers={"Authorization": f"Bearer {self._reader}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read().decode())
 
     def open_tickets(self) -> list[dict[str, Any]]:

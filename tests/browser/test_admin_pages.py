@@ -47,7 +47,7 @@ def _log_in(tab: Page, netwatch: NetWatchOnLab, token: str) -> None:
     tab.goto(f"{netwatch.base}/admin")
     assert tab.url.startswith(f"{netwatch.base}/admin/login?next=")
     tab.fill("#token", token)
-    tab.get_by_role("button", name="Đăng nhập").click()
+    tab.get_by_role("button", name="Đăng nhập bằng mã").click()
     tab.wait_for_url(f"{netwatch.base}/admin")
 
 
@@ -58,7 +58,7 @@ def test_it_staff_log_in_and_see_the_open_ticket(
     tab.goto(f"{netwatch.base}/admin/login")
     check_page(tab, tab.content(), check_html, "admin-login-phone")
     tab.fill("#token", "nw_0000000000000000_not-a-real-token")
-    tab.get_by_role("button", name="Đăng nhập").click()
+    tab.get_by_role("button", name="Đăng nhập bằng mã").click()
     assert "Mã truy cập không đúng" in tab.locator("[role=alert]").inner_text()
 
     _log_in(tab, netwatch, netwatch.create_token("cntt-lamdong"))

@@ -79,8 +79,12 @@ class NetWatch:
             return exc.code, json.loads(exc.read())
 
     def get(self, path: str) -> tuple[int, str]:
+        """GET, with the write token (which reads too)."""
+        request = urllib.request.Request(
+            self.base + path, headers={"Authorization": f"Bearer {self.token}"}
+        )
         try:
-            with urllib.request.urlopen(self.base + path, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()

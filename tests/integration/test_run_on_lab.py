@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -41,14 +41,17 @@ def _env(path: Path) -> dict[str, str]:
 
 
 class Client:
-    """A real HTTP client against a real uvicorn server."""
+    """A real HTTP client against a real uvicorn server (with a read token for /api/v1)."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, token: str | None = None) -> None:
         self.base = base
+        self.token = token
 
     def get(self, path: str) -> tuple[int, str]:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        request = urllib.request.Request(self.base + path, headers=headers)
         try:
-            with urllib.request.urlopen(self.base + path, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
@@ -56,9 +59,24 @@ class Client:
 
 @contextmanager
 def serving(app: FastAPI) -> Iterator[Client]:
-    """Run the app under uvicorn in a thread (its lifespan starts the engine)."""
+    """Run the app under uvicorn in a thread (its lifespan starts the engine); the client
+    reads the API with a national read token made in the app's store."""
     with uvicorn_thread(app) as base:
-        yield Client(base)
+        yield Client(base, reader_token(app))
+
+
+def reader_token(app: FastAPI) -> str:
+    """A national read token in the running app's database (as `netwatch token create`)."""
+    url = app.state.runtime.store.engine.url.render_as_string(hide_password=False)
+
+    async def make() -> str:
+        store = await open_store(url, migrate=False)
+        try:
+            return (await store.create_token("tests-reader", ["read"], datetime.now(UTC))).token
+        finally:
+            await store.close()
+
+    return asyncio.run(make())
 
 
 def _samples(client: Client) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -54,15 +54,31 @@ def spawned(
         stop(proc)
 
 
-def get(base: str, path: str) -> tuple[int, str]:
-    """Status and body of a GET; 0 when nothing answers."""
+def get(base: str, path: str, token: str | None = None) -> tuple[int, str]:
+    """Status and body of a GET (with a bearer token if given); 0 when nothing answers."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(base + path, timeout=5) as reply:
+        with urllib.request.urlopen(
+            urllib.request.Request(base + path, headers=headers), timeout=5
+        ) as reply:
             return reply.status, reply.read().decode()
     except urllib.error.HTTPError as refused:
         return refused.code, refused.read().decode()
     except OSError:
         return 0, ""
+
+
+def read_token(*store: str, env: dict[str, str] | None = None) -> str:
+    """A national read token made by `netwatch token create` in the store named by `store`
+    (--data-dir DIR or --database-url URL): every /api/v1 route needs one."""
+    made = subprocess.run(
+        netwatch("token", "create", "tests-reader", "--scope", "read", *store),
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
+    )
+    return made.stdout.split()[0]
 
 
 def samples(base: str) -> dict[str, float]:

@@ -26,7 +26,7 @@ from netwatch.plan import compile_plan
 from tests.conftest import PgCluster
 from tests.integration.conftest import pg_database
 from tests.roles.feeding import Feed
-from tests.roles.procs import get, netwatch, samples, spawned, write_config
+from tests.roles.procs import get, netwatch, read_token, samples, spawned, write_config
 from tests.servers import reserved_port
 from tests.waiting import WaitTimeoutError, async_wait_until
 
@@ -79,8 +79,8 @@ async def _ready(core: Core) -> None:
     )
 
 
-async def _tickets(core: Core) -> list[dict[str, object]]:
-    status, body = await asyncio.to_thread(get, core.base, "/api/v1/tickets")
+async def _tickets(core: Core, token: str) -> list[dict[str, object]]:
+    status, body = await asyncio.to_thread(get, core.base, "/api/v1/tickets", token)
     return list(json.loads(body)) if status == 200 else []
 
 
@@ -94,6 +94,7 @@ async def test_the_standby_core_takes_over_the_same_ticket_within_15_s(
     with ExitStack() as stack:
         a, _ = _start_core(stack, tmp_path, "core-a", config, server.url, database)
         await _ready(a)  # one at a time: the first migrates the empty database
+        token = await asyncio.to_thread(read_token, "--database-url", database)
         b, _ = _start_core(stack, tmp_path, "core-b", config, server.url, database)
         await _ready(b)
         await async_wait_until(
@@ -112,7 +113,7 @@ async def test_the_standby_core_takes_over_the_same_ticket_within_15_s(
         for _ in range(4):
             await feed.round(up=False)
         opened = await async_wait_until(
-            lambda: _tickets(leader), timeout_s=30, interval_s=0.2, message="a ticket opened"
+            lambda: _tickets(leader, token), timeout_s=30, interval_s=0.2, message="a ticket opened"
         )
         assert [t["incident_key"] for t in opened] == [KEY]
         ticket_id = opened[0]["id"]
@@ -132,13 +133,15 @@ async def test_the_standby_core_takes_over_the_same_ticket_within_15_s(
 
         async def resolved() -> bool:
             await feed.round(up=True)
-            tickets = await _tickets(standby)
+            tickets = await _tickets(standby, token)
             return bool(tickets) and all(t["state"] == "resolved" for t in tickets)
 
         await async_wait_until(resolved, timeout_s=60, interval_s=0.5, message="ticket resolved")
-        tickets = await _tickets(standby)
+        tickets = await _tickets(standby, token)
         assert [(t["id"], t["incident_key"]) for t in tickets] == [(ticket_id, KEY)]
-        status, body = await asyncio.to_thread(get, standby.base, f"/api/v1/tickets/{ticket_id}")
+        status, body = await asyncio.to_thread(
+            get, standby.base, f"/api/v1/tickets/{ticket_id}", token
+        )
         assert status == 200
         kinds = [e["kind"] for e in json.loads(body)["events"]]
         assert kinds.count("opened") == 1, kinds  # the new leader continued it, not reopened

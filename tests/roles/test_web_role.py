@@ -38,7 +38,7 @@ from netwatch.plan import compile_plan
 from netwatch.roles.web import reuse_port_socket, warmup_s, warmup_start
 from netwatch.signing import LinkSigner
 from tests.roles.feeding import Feed
-from tests.roles.procs import alive, get, netwatch, spawned, write_config
+from tests.roles.procs import alive, get, netwatch, read_token, spawned, write_config
 from tests.servers import reserved_port
 from tests.waiting import WaitTimeoutError, async_wait_until, wait_until
 
@@ -145,6 +145,7 @@ async def test_a_web_worker_serves_the_cores_pages_and_hands_actions_to_the_lead
     with ExitStack() as stack:
         core = _start(stack, tmp_path, "core", "core-a", config, server.url, reserved_port())
         await _serving(core)  # the first to start migrates the empty database
+        reader = await asyncio.to_thread(read_token, "--data-dir", str(tmp_path / "data"), env=ENV)
         web = _start(stack, tmp_path, "web", "w1", config, server.url, reserved_port())
         await _serving(web)
         assert (await asyncio.to_thread(get, web.base, "/healthz/leader"))[0] == 503
@@ -156,7 +157,9 @@ async def test_a_web_worker_serves_the_cores_pages_and_hands_actions_to_the_lead
         status, body = await async_wait_until(
             lambda: asyncio.to_thread(
                 lambda: (
-                    (r := get(core.base, "/api/v1/tickets"))[0] == 200 and json.loads(r[1]) and r
+                    (r := get(core.base, "/api/v1/tickets", reader))[0] == 200
+                    and json.loads(r[1])
+                    and r
                 )
             ),
             timeout_s=30,
@@ -181,7 +184,9 @@ async def test_a_web_worker_serves_the_cores_pages_and_hands_actions_to_the_lead
             _post, web.base, f"/t/{ticket_id}/acknowledge", ack
         )
         assert (status, answer["state"]) == (200, "acknowledged"), answer
-        status, body = await asyncio.to_thread(get, core.base, f"/api/v1/tickets/{ticket_id}")
+        status, body = await asyncio.to_thread(
+            get, core.base, f"/api/v1/tickets/{ticket_id}", reader
+        )
         events = [(e["kind"], e["actor"], e["text"]) for e in json.loads(body)["events"]]
         assert ("acknowledged", "isp:VNPT", "Đã cử kỹ thuật viên") in events, events
         assert f"ticket action from a web worker ticket={ticket_id} action=acknowledge" in (
@@ -217,7 +222,7 @@ async def test_a_web_worker_serves_the_cores_pages_and_hands_actions_to_the_lead
             )
         )
         assert reply.status_code == 201, reply.text
-        status, body = await asyncio.to_thread(get, core.base, "/api/v1/maintenance")
+        status, body = await asyncio.to_thread(get, core.base, "/api/v1/maintenance", reader)
         assert "Nâng cấp thiết bị" in body, (status, body)
 
         # The core dies: the web worker keeps answering, says alerting is paused, and takes

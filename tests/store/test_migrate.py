@@ -27,6 +27,7 @@ TABLES = {
     "ticket_internal_notes",
     "ticket_links",
     "tickets",
+    "users",
 }
 
 

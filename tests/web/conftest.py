@@ -93,8 +93,12 @@ class Client:
     needed. Content is asked for unencoded, as urllib did.
     """
 
-    def __init__(self, base: str, http: httpx.Client | None = None) -> None:
+    def __init__(
+        self, base: str, http: httpx.Client | None = None, api_token: str | None = None
+    ) -> None:
         self.base = base.rstrip("/")
+        # Sent as the bearer token to /api/v1 when a request names none (and is not anonymous).
+        self.api_token = api_token
         # Over a socket, no connection kept alive (none left open for the GC to warn about).
         self.http = http or httpx.Client(
             timeout=15, limits=httpx.Limits(max_keepalive_connections=0)
@@ -112,9 +116,13 @@ class Client:
         headers: dict[str, str] | None = None,
         token: str | None = None,
         raw: bytes | None = None,
+        anonymous: bool = False,
     ) -> Reply:
-        """Send one request; redirects are followed, as a browser does."""
+        """Send one request; redirects are followed, as a browser does. Requests to /api/v1
+        carry `api_token` unless they name their own token or are `anonymous`."""
         data = raw
+        if token is None and not anonymous and path.startswith("/api/v1"):
+            token = self.api_token
         sent = {"Accept-Encoding": "identity", **(headers or {})}
         if json_body is not None:
             data = json.dumps(json_body).encode()
@@ -176,6 +184,22 @@ class Server:
 
         return asyncio.run(run())
 
+    def make_token(
+        self,
+        name: str,
+        scopes: tuple[str, ...] = ("write",),
+        *,
+        provinces: tuple[int, ...] | None = None,
+        isp: str | None = None,
+    ) -> str:
+        """A new API token in the store (restricted to provinces or an ISP if given)."""
+        issued = self.with_store(
+            lambda s: s.create_token(
+                name, list(scopes), datetime.now(UTC), provinces=provinces, isp=isp
+            )
+        )
+        return issued.token
+
     def link_query(self, ticket_id: str) -> str:
         """The query string of a fresh signed link to the ticket."""
         link = self.signer.sign(ticket_id, datetime.now(UTC))
@@ -189,10 +213,11 @@ class Server:
         loss_ratio: float = 1.0,
         rtt_median_s: float | None = None,
         timeout_s: float = 20.0,
+        commune: str = COMMUNE,
     ) -> str:
         """Make the health monitor report a link fault; wait for the alerting loop's ticket."""
         runtime = self.runtime
-        key = f"{COMMUNE}/{link}"
+        key = f"{commune}/{link}"
         target = next(t for t in runtime.plan.icmp if t.link is not None and t.link.id == key)
         now = datetime.now(UTC)
         received = round(10 * (1 - loss_ratio))
@@ -272,7 +297,7 @@ def server(tmp_path: Path, inventory: Inventory) -> Iterator[Server]:
     app = netwatch_app(tmp_path, inventory, data_dir)
     assert inventory.notifications is not None
     with in_process(app) as process, process.client() as http:
-        yield Server(
+        made = Server(
             Client(str(http.base_url), http),
             app,
             data_dir,
@@ -280,6 +305,9 @@ def server(tmp_path: Path, inventory: Inventory) -> Iterator[Server]:
             LinkSigner.from_notifications(inventory.notifications),
             process,
         )
+        # Every /api/v1 route needs a token: the tests' client reads and writes as national IT.
+        made.client.api_token = made.make_token("tests", ("read", "write"))
+        yield made
 
 
 def login_csrf(browser: httpx.Client) -> str:
@@ -293,6 +321,14 @@ def admin_login(browser: httpx.Client, token: str, next_path: str = "/admin") ->
     """Log in to the admin view as a person does: the form (with its CSRF field), then the post."""
     data = {"token": token, "next": next_path, "login_csrf": login_csrf(browser)}
     return browser.post("/admin/login", data=data)
+
+
+def password_login(
+    browser: httpx.Client, user: str, password: str, next_path: str = "/admin"
+) -> httpx.Response:
+    """Log in to the admin view with a person's name and password, through the form."""
+    data = {"user": user, "password": password, "next": next_path}
+    return browser.post("/admin/login", data={**data, "login_csrf": login_csrf(browser)})
 
 
 def page_csrf(page: str) -> str:

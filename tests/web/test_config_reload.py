@@ -53,7 +53,7 @@ def reloading(
     enable_reload(app, tmp_path / "netwatch.yaml")
     assert inventory.notifications is not None
     with in_process(app) as process, process.client() as http:
-        yield Server(
+        made = Server(
             Client(str(http.base_url), http),
             app,
             data_dir,
@@ -61,6 +61,8 @@ def reloading(
             LinkSigner.from_notifications(inventory.notifications),
             process,
         )
+        made.client.api_token = made.make_token("tests", ("read", "write"))
+        yield made
 
 
 def _token(server: Server) -> str:
@@ -117,7 +119,7 @@ def test_reload_refuses_a_bad_file_with_positions_and_keeps_running(reloading: S
     assert "netwatch_config_reload_success 0.0" in metrics
     assert 'netwatch_config_reloads_total{outcome="failure"} 1.0' in metrics
     # No token: 401, as every write route.
-    assert server.client.post("/api/v1/config/reload").status == 401
+    assert server.client.post("/api/v1/config/reload", anonymous=True).status == 401
 
 
 def test_reload_resolves_a_removed_links_ticket_as_removed(reloading: Server) -> None:

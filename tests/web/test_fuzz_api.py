@@ -1,7 +1,7 @@
 """The API fuzzed from its own OpenAPI schema by schemathesis (issue 15, "Fuzz").
 
 A real NetWatch behind the HTTP edge under uvicorn on loopback, with a ticket and a maintenance
-window to read, and a write token: every operation of /openapi.json gets a bounded number of
+window to read, and a read and write token: every operation of /openapi.json gets a bounded number of
 generated requests (valid and not). No answer may be a 5xx, and every answer must match the
 schema of its status. Examples are bounded and derandomized, so the run is short and the same
 every time; a failure prints the request that caused it.
@@ -31,12 +31,13 @@ EXAMPLES_PER_OPERATION = 50
 
 @pytest.fixture
 def fuzzed(tmp_path: Path) -> Iterator[tuple[Edge, str]]:
-    """The served NetWatch with something in it, and a write token."""
+    """The served NetWatch with something in it, and a national read and write token (every
+    /api/v1 route needs one: without it every operation would only meet the 401)."""
     path = tmp_path / "netwatch.yaml"
     path.write_text(CONFIG, encoding="utf-8")
     inventory: Inventory = load_inventory(path, environ={"NETWATCH_LINK_SECRET": LINK_SECRET})
     with serving(tmp_path, inventory, EdgeOptions()) as edge:
-        token = edge.token()
+        token = edge.token(("read", "write"))
         auth = {"Authorization": f"Bearer {token}"}
         window = {
             "scope": {"commune": "24848"},

@@ -140,8 +140,9 @@ def test_the_csv_report_opens_in_excel_with_vietnamese_intact(month: Server) -> 
 
 
 def test_the_xlsx_report_is_a_workbook_with_numbers_as_numbers(month: Server) -> None:
+    bearer = {"Authorization": f"Bearer {month.client.api_token}"}
     with month.browser() as http:
-        reply = http.get(f"{URL}?month=2026-11&isp=vnpt&format=xlsx")
+        reply = http.get(f"{URL}?month=2026-11&isp=vnpt&format=xlsx", headers=bearer)
     assert reply.status_code == 200
     assert reply.headers["content-type"] == XLSX_MEDIA_TYPE
     assert reply.headers["content-disposition"] == (

@@ -43,6 +43,7 @@ from netwatch.reports import (
 from netwatch.reports.pdf import ChromiumMissingError, PdfError, print_pdf
 from netwatch.runtime import Runtime
 from netwatch.store import RevokeOutcome, TicketStatus, TokenReason
+from netwatch.store.users import LoginReason
 from netwatch.web.admin.model import (
     DEFAULT_WINDOW,
     MAX_REASON_CHARS,
@@ -60,8 +61,11 @@ from netwatch.web.admin.model import (
 )
 from netwatch.web.admin.pages import page, refused
 from netwatch.web.admin.words import DONE, Label, Message, Refusal, Words
+from netwatch.web.api import for_caller
 from netwatch.web.auth import (
+    NAME_PREFIX,
     WRITE_SCOPE,
+    Caller,
     auth_guard,
     guard_keys,
     record_failure,
@@ -79,8 +83,9 @@ from netwatch.web.monthly.page import (
 from netwatch.web.monthly.page import (
     W as REPORT_WORDS,
 )
+from netwatch.web.reach import Role
 from netwatch.web.reload import perform_reload
-from netwatch.web.reports import report_file, report_file_name
+from netwatch.web.reports import report_file, report_file_name, report_scope
 from netwatch.web.session import (
     LOGIN_CSRF_COOKIE,
     LOGIN_CSRF_TTL_S,
@@ -119,6 +124,7 @@ log = logging.getLogger("netwatch.web.admin")
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 MAX_TOKEN_CHARS = 200
+MAX_NAME_CHARS = 64
 
 
 # --- sessions ----------------------------------------------------------------------------------
@@ -147,18 +153,25 @@ def secure_cookies(request: Request, runtime: Runtime | None) -> bool:
 
 
 async def current_login(request: Request, runtime: Runtime) -> Login | None:
-    """The logged-in session, if the store knows it and its token still has the scope."""
+    """The logged-in session, if the store knows it and its token still has the scope (or its
+    person's account is still enabled)."""
     session_id = session_id_of(request.cookies.get(SESSION_COOKIE))
     if session_id is None:
         return None
     stored = await runtime.store.get_session(session_id, datetime.now(UTC))
     if stored is None:
         return None
+    session = Session(stored.token_id, stored.expires_at, stored.csrf, stored.user_name)
+    if stored.user_name is not None:
+        person = await runtime.store.get_user(stored.user_name)
+        if person is None or person.disabled_at is not None:
+            return None
+        return Login(Caller.of_user(person), session)
     tokens = await runtime.store.list_tokens()
     token = next((t for t in tokens if t.id == stored.token_id), None)
     if token is None or token.revoked_at is not None or WRITE_SCOPE not in token.scopes:
         return None
-    return Login(token, Session(stored.token_id, stored.expires_at, stored.csrf))
+    return Login(Caller.of_token(token), session)
 
 
 def _safe_next(target: str | None) -> str:
@@ -210,6 +223,11 @@ async def _readable(request: Request, runtime: Runtime) -> Login | Response:
     """For a GET: the login, or a redirect to the login page."""
     login = await current_login(request, runtime)
     return login if login is not None else _to_login(request)
+
+
+def _not_allowed(request: Request, login: Login) -> Response:
+    """403: the login's role may not use this page (an ISP's engineer and maintenance)."""
+    return refused(request, 403, Refusal.NO_SCOPE, Message.ROLE_REFUSED, login=login, back="/admin")
 
 
 # --- login and logout ------------------------------------------------------------------------
@@ -287,6 +305,9 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
         return _login_page(
             request, runtime, next_path, error=Message.LOGIN_CSRF[lang], status_code=403
         )
+    name = fields.get("user", "").strip()[:MAX_NAME_CHARS]
+    if name:
+        return await _password_login(request, runtime, name, fields.get("password", ""), next_path)
     token = fields.get("token", "").strip()[:MAX_TOKEN_CHARS]
     user = token_id_of(token)
     retry = await auth_guard(request).retry_after(runtime.store, guard_keys(request, user))
@@ -311,6 +332,40 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
             request, runtime, next_path, error=Message.LOGIN_FAILED[lang], status_code=401
         )
     session_id, _ = await runtime.store.open_session(check.info.id, datetime.now(UTC), SESSION_TTL)
+    return _logged_in(request, runtime, session_id, next_path)
+
+
+async def _password_login(
+    request: Request, runtime: Runtime, name: str, password: str, next_path: str
+) -> Response:
+    """A person's login: the rate limit (per address and per name), then argon2."""
+    lang = pick_lang(request)
+    who = f"{NAME_PREFIX}{name}"
+    retry = await auth_guard(request).retry_after(runtime.store, guard_keys(request, who))
+    if retry is not None:
+        response = _login_page(
+            request,
+            runtime,
+            next_path,
+            error=Message.TOO_MANY[lang].format(seconds=retry),
+            status_code=429,
+        )
+        response.headers["Retry-After"] = str(retry)
+        return response
+    check = await runtime.store.verify_password(name, password)
+    if not check.ok or check.user is None:
+        await record_failure(request, runtime.store, "login", who, check.reason.value)
+        error = Message.PASSWORD_FAILED[lang]
+        return _login_page(request, runtime, next_path, error=error, status_code=401)
+    assert check.reason is LoginReason.OK
+    session_id, _ = await runtime.store.open_session(
+        None, datetime.now(UTC), SESSION_TTL, user_name=check.user.name
+    )
+    return _logged_in(request, runtime, session_id, next_path)
+
+
+def _logged_in(request: Request, runtime: Runtime, session_id: str, next_path: str) -> Response:
+    """The redirect that carries a new session's cookie (the login form's is dropped)."""
     secure = secure_cookies(request, runtime)
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(
@@ -380,8 +435,13 @@ async def tickets_page(
     stored = await runtime.store.list_tickets(
         [TicketStatus.OPEN, TicketStatus.ACKNOWLEDGED], None, 1000
     )
+    topology = runtime.health.topology
     views = sorted(
-        (ticket_view(runtime, t, now) for t in stored),
+        (
+            ticket_view(runtime, t, now)
+            for t in stored
+            if login.reach.sees_ticket(topology, t.ticket)
+        ),
         key=lambda v: v.opened_at,
         reverse=sort == "-age",
     )
@@ -413,7 +473,7 @@ async def ticket_page(
         return login
     lang = pick_lang(request)
     ticket = await runtime.store.get_ticket(ticket_id)
-    if ticket is None:
+    if ticket is None or not login.reach.sees_ticket(runtime.health.topology, ticket.ticket):
         failure = ticket_not_found(ticket_id)
         return refused(
             request,
@@ -424,12 +484,11 @@ async def ticket_page(
             back="/admin",
         )
     now = datetime.now(UTC)
-    view = await ticket_detail(runtime, ticket, now)
+    view = for_caller(await ticket_detail(runtime, ticket, now), login.caller)
     notifications = runtime.inventory.notifications
-    links = [
-        (link, acts_until(notifications, link))
-        for link in await runtime.store.ticket_links(ticket_id)
-    ]
+    # The signed links and their revocation are provincial IT's (an ISP's login has none).
+    issued = [] if login.role is Role.ISP else await runtime.store.ticket_links(ticket_id)
+    links = [(link, acts_until(notifications, link)) for link in issued]
     internal_notes = await runtime.store.internal_notes(ticket_id)
     return page(
         request,
@@ -455,6 +514,12 @@ async def ticket_page(
         ticket_id=ticket_id,
         links=links,
     )
+
+
+async def _sees_ticket(runtime: Runtime, login: Login, ticket_id: str) -> bool:
+    """Whether the ticket exists and is the login's to see (others are "not found")."""
+    ticket = await runtime.store.get_ticket(ticket_id)
+    return ticket is not None and login.reach.sees_ticket(runtime.health.topology, ticket.ticket)
 
 
 def _failed(request: Request, failure: ActionFailure, login: Login, back: str) -> Response:
@@ -503,6 +568,8 @@ async def _ticket_action(
         return checked
     login, fields = checked
     back = f"/admin/tickets/{ticket_id}"
+    if not await _sees_ticket(runtime, login, ticket_id):
+        return _failed(request, ticket_not_found(ticket_id), login, "/admin")
     if action is ManualAction.NOTE:
         kept = await _internal_note(request, runtime, ticket_id, login, fields, back)
         if kept is not None:
@@ -543,7 +610,10 @@ async def revoke_link(
         return checked
     login, _ = checked
     back = f"/admin/tickets/{quote(ticket_id, safe='')}"
-    known = {link.id for link in await runtime.store.ticket_links(ticket_id)}
+    if login.role is Role.ISP:
+        return _not_allowed(request, login)
+    seen = await _sees_ticket(runtime, login, ticket_id)
+    known = {link.id for link in await runtime.store.ticket_links(ticket_id)} if seen else set()
     outcome = (
         await runtime.store.revoke_link(link_id, login.created_by, datetime.now(UTC))
         if link_id in known
@@ -579,7 +649,12 @@ async def _maintenance_page(
 ) -> Response:
     lang = pick_lang(request)
     now = datetime.now(UTC)
-    windows = await runtime.store.maintenance_windows(start=now)
+    inventory, topology = runtime.inventory, runtime.health.topology
+    windows = [
+        w
+        for w in await runtime.store.maintenance_windows(start=now)
+        if login.reach.sees_window(inventory, topology, w)
+    ]
     given = values or {}
     shown = {
         "target": given.get("target", ""),
@@ -598,7 +673,7 @@ async def _maintenance_page(
         rows=window_rows(runtime, windows, lang, now),
         notice=notice,
         error=error,
-        options=scope_options(runtime, lang),
+        options=scope_options(runtime, lang, login.reach),
         values=shown,
         max_reason=MAX_REASON_CHARS,
         config_windows=config_windows(runtime, lang),
@@ -613,6 +688,8 @@ async def maintenance_page(
     login = await _readable(request, runtime)
     if isinstance(login, Response):
         return login
+    if login.role is Role.ISP:
+        return _not_allowed(request, login)
     lang = pick_lang(request)
     done_words = DONE.get(done or "")
     notice = done_words[lang] if done_words else ""
@@ -626,10 +703,16 @@ async def create_maintenance(request: Request, runtime: RuntimeDep) -> Response:
     if isinstance(checked, Response):
         return checked
     login, fields = checked
+    if login.role is Role.ISP:
+        return _not_allowed(request, login)
     lang = pick_lang(request)
     values = {k: fields.get(k, "") for k in ("target", "start", "end", "reason")}
     now = datetime.now(UTC)
     window = window_from_form(runtime, values, lang, now, login.created_by)
+    if not isinstance(window, str) and not login.reach.covers(
+        runtime.inventory, runtime.health.topology, window.scope, window.target
+    ):
+        window = Message.SCOPE_OUTSIDE[lang]
     if isinstance(window, str):
         return await _maintenance_page(
             request, runtime, login, values=values, error=window, status_code=422
@@ -645,7 +728,16 @@ async def end_maintenance(request: Request, runtime: RuntimeDep, window_id: str)
     if isinstance(checked, Response):
         return checked
     login, _ = checked
-    if not window_id.isdigit() or len(window_id) > 18:
+    if login.role is Role.ISP:
+        return _not_allowed(request, login)
+    window = (
+        await runtime.store.maintenance_window(int(window_id))
+        if window_id.isdigit() and len(window_id) <= 18
+        else None
+    )
+    if window is None or not login.reach.sees_window(
+        runtime.inventory, runtime.health.topology, window
+    ):
         outcome = RevokeOutcome.NOT_FOUND
     else:
         outcome = await runtime.store.cancel_maintenance(int(window_id), datetime.now(UTC))
@@ -678,7 +770,9 @@ async def reload_configuration(request: Request, runtime: RuntimeDep) -> Respons
     if isinstance(checked, Response):
         return checked
     login, _ = checked
-    log.info("configuration reload asked from the admin view by=%s", login.session.token_id)
+    if login.role is not Role.NATIONAL:
+        return _not_allowed(request, login)
+    log.info("configuration reload asked from the admin view by=%s", login.created_by)
     lang = pick_lang(request)
     try:
         status, answer = await perform_reload(request.app)
@@ -704,10 +798,13 @@ async def reload_configuration(request: Request, runtime: RuntimeDep) -> Respons
 
 @router.get("/health")
 async def health_page(request: Request, runtime: RuntimeDep) -> Response:
-    """Rounds (lag, duration, failures), targets, the outbox, the alerting loop, the database."""
+    """Rounds (lag, duration, failures), targets, the outbox, the alerting loop, the database
+    (deployment-wide figures: national and provincial callers, not an ISP's)."""
     login = await _readable(request, runtime)
     if isinstance(login, Response):
         return login
+    if login.role is Role.ISP:
+        return _not_allowed(request, login)
     lang = pick_lang(request)
     now = datetime.now(UTC)
     started = time.monotonic()
@@ -809,6 +906,7 @@ async def monthly_report_page(
         province = f"{int(province):02d}"
     isp = (isp or "").strip() or None
     try:
+        province, isp, within = report_scope(login.reach, province, isp)
         report = await monthly_report(
             runtime.store,
             runtime.rollups,
@@ -817,6 +915,7 @@ async def monthly_report_page(
             now,
             province=province,
             isp=isp,
+            within=within,
         )
     except ReportError as exc:
         if exc.not_found:

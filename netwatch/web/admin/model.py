@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from fastapi import HTTPException
 
+from alerts.tickets import Actor
 from netwatch.health import link_id
 from netwatch.inventory.models import LOCAL_TZ
 from netwatch.runtime import Runtime
@@ -17,6 +18,7 @@ from netwatch.store import NewMaintenance, StoredWindow
 from netwatch.web.admin.words import Label, Message
 from netwatch.web.auth import Caller
 from netwatch.web.i18n import Lang, fmt_duration, fmt_number, fmt_time
+from netwatch.web.reach import Reach, Role
 from netwatch.web.session import Session
 from netwatch.web.ticket.model import problem_words
 from netwatch.web.ticket.pages import TICKET_STATE_CSS
@@ -27,14 +29,41 @@ MAX_REASON_CHARS = 500
 DEFAULT_WINDOW = timedelta(hours=2)
 SCOPE_KINDS = ("province", "commune", "link", "isp", "upstream")
 SORTS = ("age", "-age")
+EVERYTHING = Reach()
 
 
 @dataclass(frozen=True, slots=True)
-class Login(Caller):
-    """A caller of the write API (its token names the actor, as the API names it) logged in
-    through a verified session."""
+class Login:
+    """A caller (a write token, or a person) logged in through a verified session; the token's
+    or the person's name is the actor, as the API names it."""
 
+    caller: Caller
     session: Session
+
+    @property
+    def name(self) -> str:
+        """The token's or the person's name."""
+        return self.caller.name
+
+    @property
+    def reach(self) -> Reach:
+        """What the caller sees."""
+        return self.caller.reach
+
+    @property
+    def role(self) -> Role:
+        """National, province or ISP."""
+        return self.caller.role
+
+    @property
+    def actor(self) -> Actor:
+        """Who the ticket's log names."""
+        return self.caller.actor
+
+    @property
+    def created_by(self) -> str:
+        """How the store names this caller."""
+        return self.caller.created_by
 
 
 # --- open tickets ------------------------------------------------------------------------------
@@ -73,8 +102,27 @@ def _isp_name(runtime: Runtime, isp: str) -> str:
     return found.name if found is not None else isp
 
 
-def scope_options(runtime: Runtime, lang: Lang) -> list[tuple[str, list[tuple[str, str]]]]:
-    """What a window may cover, grouped: (group label, [(value "kind:target", label)])."""
+def scope_options(
+    runtime: Runtime, lang: Lang, reach: Reach = EVERYTHING
+) -> list[tuple[str, list[tuple[str, str]]]]:
+    """What a window may cover, grouped: (group label, [(value "kind:target", label)]); only
+    what lies wholly in the caller's reach."""
+    groups = _scope_groups(runtime, lang)
+    inv, topology = runtime.inventory, runtime.health.topology
+    return [
+        (label, kept)
+        for label, options in groups
+        if (
+            kept := [
+                (value, text)
+                for value, text in options
+                if reach.covers(inv, topology, *value.split(":", 1))
+            ]
+        )
+    ]
+
+
+def _scope_groups(runtime: Runtime, lang: Lang) -> list[tuple[str, list[tuple[str, str]]]]:
     inv = runtime.inventory
     provinces = sorted({c.province_code for c in inv.communes})
     groups: list[tuple[str, list[tuple[str, str]]]] = [
@@ -108,7 +156,7 @@ def scope_options(runtime: Runtime, lang: Lang) -> list[tuple[str, list[tuple[st
 
 def scope_words(runtime: Runtime, scope: str, target: str, lang: Lang) -> str:
     """A stored window's scope in words."""
-    for _, options in scope_options(runtime, lang):
+    for _, options in _scope_groups(runtime, lang):
         for value, label in options:
             if value == f"{scope}:{target}":
                 return label

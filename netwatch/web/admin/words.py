@@ -31,14 +31,28 @@ class Label:
     TITLE: Final[Words] = {"vi": "Quản trị NetWatch", "en": "NetWatch administration"}
     LOGIN: Final[Words] = {"vi": "Đăng nhập", "en": "Log in"}
     LOGIN_INTRO: Final[Words] = {
-        "vi": "Dành cho cán bộ CNTT của tỉnh. Đăng nhập bằng mã truy cập (API token) có quyền "
-        "ghi, tạo bằng lệnh “netwatch token create TÊN --scope write”.",
-        "en": "For provincial IT staff. Log in with an API token that has the write scope, "
+        "vi": "Dành cho cán bộ CNTT của tỉnh và kỹ thuật viên nhà mạng. Đăng nhập bằng tài "
+        "khoản (tạo bằng lệnh “netwatch user create”), hoặc bằng mã truy cập (API token) có "
+        "quyền ghi, tạo bằng lệnh “netwatch token create TÊN --scope write”.",
+        "en": "For provincial IT staff and ISP engineers. Log in with an account (made with "
+        "“netwatch user create”), or with an API token that has the write scope, "
         "made with “netwatch token create NAME --scope write”.",
     }
     TOKEN: Final[Words] = {"vi": "Mã truy cập (API token)", "en": "API token"}
+    USER: Final[Words] = {"vi": "Tên đăng nhập", "en": "User name"}
+    LOGIN_TOKEN: Final[Words] = {"vi": "Đăng nhập bằng mã", "en": "Log in with the token"}
+    PASSWORD: Final[Words] = {"vi": "Mật khẩu", "en": "Password"}
+    WITH_PASSWORD: Final[Words] = {
+        "vi": "Đăng nhập bằng tài khoản",
+        "en": "Log in with an account",
+    }
+    WITH_TOKEN: Final[Words] = {
+        "vi": "Hoặc đăng nhập bằng mã truy cập",
+        "en": "Or log in with an API token",
+    }
     LOGOUT: Final[Words] = {"vi": "Đăng xuất", "en": "Log out"}
     LOGGED_IN_AS: Final[Words] = {"vi": "Đăng nhập với mã", "en": "Logged in with token"}
+    LOGGED_IN_USER: Final[Words] = {"vi": "Đăng nhập với tài khoản", "en": "Logged in as"}
     UNTIL: Final[Words] = {"vi": "đến", "en": "until"}
     BYE: Final[Words] = {"vi": "Bạn đã đăng xuất.", "en": "You are logged out."}
     ISP_LINKS: Final[Words] = {
@@ -283,6 +297,18 @@ class Message:
     LOGIN_FAILED: Final[Words] = {
         "vi": "Mã truy cập không đúng, không tồn tại hoặc đã bị thu hồi.",
         "en": "The token is wrong, unknown or revoked.",
+    }
+    PASSWORD_FAILED: Final[Words] = {
+        "vi": "Tên đăng nhập hoặc mật khẩu không đúng, hoặc tài khoản đã bị khóa.",
+        "en": "The user name or password is wrong, or the account is disabled.",
+    }
+    ROLE_REFUSED: Final[Words] = {
+        "vi": "Tài khoản của bạn không có quyền dùng trang này.",
+        "en": "Your account may not use this page.",
+    }
+    SCOPE_OUTSIDE: Final[Words] = {
+        "vi": "Phạm vi đã chọn nằm ngoài các tỉnh bạn phụ trách.",
+        "en": "The chosen scope lies outside your provinces.",
     }
     BAD_SORT: Final[Words] = {
         "vi": "Cách sắp xếp {sort!r} không hợp lệ: dùng age hoặc -age.",
