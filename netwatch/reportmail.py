@@ -17,8 +17,10 @@ month) computes and sends nothing again; two leaders racing at a handover enqueu
 key (the key is unique). A failed send is the outbox's to retry, with the same files.
 A NetWatch that was down at 08:00 on the 1st sends the mail when it is back within a day
 (APScheduler's "misfire grace time", `MISFIRE_GRACE`); later, the mail of that month is not sent
-by itself (a NetWatch installed on the 6th does not mail a month it never watched):
-`netwatch report mail --month` sends any month on demand.
+by itself. Nor is the mail of a month this database recorded nothing of (its first state is
+after the month's end: a NetWatch installed on the 1st, or a fresh test database) — a report of
+a month nobody watched would say "unknown" for every circuit. `netwatch report mail --month`
+sends any month on demand.
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ class ReportMailer:
         self._pdf = pdf
         self._trigger = trigger if trigger is not None else monthly_trigger()
         self._told_no_mail = False
+        self._told_unwatched: Month | None = None
 
     def due_at(self, month: Month) -> datetime:
         """When the mail made in `month` (about the month before) is due."""
@@ -174,7 +177,14 @@ class ReportMailer:
         due = self.due_at(Month.of(now))
         if not due <= now < due + MISFIRE_GRACE:
             return MailOutcome(None)
-        return await self.mail(latest_complete_month(now), now)
+        month = latest_complete_month(now)
+        first = await self._store.first_state_at()
+        if first is None or first >= month.end:
+            if self._told_unwatched != month:
+                log.info("report mail not sent month=%s: nothing was recorded that month", month)
+                self._told_unwatched = month
+            return MailOutcome(None)
+        return await self.mail(month, now)
 
     async def mail(self, month: Month, now: datetime) -> MailOutcome:
         """Enqueue `month`'s report to provincial IT (any past month, on demand too); each

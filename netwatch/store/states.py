@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from netwatch.store.base import StoreBase, _chunks, _overlapping, _value
+from netwatch.store.base import StoreBase, _aware, _chunks, _overlapping, _value
 from netwatch.store.models import StateHistoryRow, SubjectStateRow
 from netwatch.store.types import (
     DEGRADED_STATES,
@@ -140,6 +140,13 @@ class StatesRepository(StoreBase):
             [StateChange(subject, UNKNOWN_STATE, max(at, since)) for subject, since in rows]
         )
         return sum(r.outcome is TransitionOutcome.RECORDED for r in records)
+
+    async def first_state_at(self) -> datetime | None:
+        """When this database's first state was recorded: since when NetWatch has watched
+        (None: never)."""
+        async with self._read() as session:
+            first = await session.scalar(sa.select(sa.func.min(StateHistoryRow.since)))
+        return _aware(first) if first is not None else None
 
     async def current_states(self) -> list[SubjectState]:
         """The current state of every subject, by subject."""

@@ -92,7 +92,7 @@ def _log_in(tab: Page, netwatch: ReportServer, token: str, path: str) -> None:
     tab.goto(f"{netwatch.base}{path}")
     assert tab.url.startswith(f"{netwatch.base}/admin/login?next=")
     tab.fill("#token", token)
-    tab.get_by_role("button", name="Đăng nhập").click()
+    tab.get_by_role("button", name="Đăng nhập bằng mã").click()
     tab.wait_for_url(f"{netwatch.base}{path}")
 
 

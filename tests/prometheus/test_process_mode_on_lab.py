@@ -38,6 +38,7 @@ from tests.prometheus.test_on_lab import (  # the single-process proof's tests, 
     _by,
     _evaluate,
     _panel,
+    _token,
     _wait,
     exported_names,
     proving,
@@ -126,7 +127,7 @@ def supervised(
             return answers == [200] * (1 + len(workers))
 
         _wait("the core and every probe worker serving", serving, 90)
-        yield Served(Client(base), workers)
+        yield Served(Client(base, _token(data_dir)), workers)  # a write token also reads
         seen.update(descendants(proc.pid))
 
 

@@ -198,6 +198,20 @@ async def test_the_mail_of_the_first_goes_once_with_the_files(
     assert mailer.next_due(clock.now()) == datetime(2027, 1, 1, 8, tzinfo=LOCAL)
 
 
+async def test_a_month_this_database_never_watched_is_not_mailed_by_itself(
+    store: Store, inventory: Inventory
+) -> None:
+    # A NetWatch (or a test's database) that starts on 1 December records nothing of November:
+    # at 08:00 no report of a month nobody watched, only on demand.
+    clock = ManualClock(DECEMBER_1_0800)
+    mailer = _mailer(store, inventory, clock, pdf=False)
+    assert (await mailer.check()).month is None
+    assert await store.outbox_items() == []
+    await write_month(store)  # the history reaches back into October
+    assert (await mailer.check()).month == Month(2026, 11)
+    assert len(await store.outbox_items()) == 2
+
+
 async def test_a_failed_send_is_retried_and_any_past_month_mails_on_demand(
     november: Store,
     inventory: Inventory,
