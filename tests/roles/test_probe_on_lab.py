@@ -255,6 +255,9 @@ async def test_probing_goes_on_while_the_bus_is_down(
             await async_wait_until(
                 lambda: counters.published_rounds.get(("icmp", False), 0) >= 1, 30, 0.1
             )
+        # A round done before the bus was ready counted an outage of its own (a loaded machine
+        # starts the server slowly): only the stop below is the one this test makes.
+        outages = counters.outages
         # The bus is gone: rounds go on, the newest one waits, older ones are dropped.
         before = w.stats.rounds["icmp"]
         await async_wait_until(lambda: w.stats.rounds["icmp"] >= before + 3, 30, 0.1)
@@ -275,7 +278,7 @@ async def test_probing_goes_on_while_the_bus_is_down(
     ids = sorted(_icmp_rounds(got))
     # Rounds from before the outage, the one kept through it, and new ones after.
     assert len(ids) >= 3
-    assert counters.outages == 1
+    assert counters.outages == outages + 1  # one outage, one warning, however long
 
 
 async def test_a_worker_started_before_its_bus_buffers_and_flushes_at_stop(
