@@ -141,21 +141,23 @@ class LinkUtilization:
         """Nothing to do per round report."""
 
     # -- the current hour --------------------------------------------------------------------
-    def _row(self, i: int) -> RollupRow:
-        lo = i * self.per_hour
-        part = self._codes[lo : lo + self.per_hour]
+    def _rows(self, links: Iterable[int]) -> list[RollupRow]:
+        """The current hour's rows of some links: slices of the whole hour's bytes (one copy
+        of ~240 KB at national scale, then 24 bytes a row)."""
+        codes = self._codes
         if sys.byteorder == "big":
-            part.byteswap()
-        return RollupRow(
-            link=self._links[i],
-            hour_start=datetime.fromtimestamp(self._hour * 3600, UTC),
-            buckets=part.tobytes(),
-        )
+            codes = array("H", codes)
+            codes.byteswap()
+        raw = codes.tobytes()
+        size = self.per_hour * UTIL_BYTES
+        hour_start = datetime.fromtimestamp(self._hour * 3600, UTC)
+        return [
+            RollupRow(self._links[i], hour_start, raw[i * size : (i + 1) * size]) for i in links
+        ]
 
     def _leave_hour(self, hour: int) -> None:
         """Pack the rows of the hour held for the next flush; start `hour` empty."""
-        for i in self._dirty:
-            row = self._row(i)
+        for row in self._rows(self._dirty):
             self._closed[(row.link, row.hour_start)] = row
         self._dirty.clear()
         self._codes = array("H", [NO_UTIL]) * len(self._codes)
@@ -174,7 +176,7 @@ class LinkUtilization:
         """The hour rows changed since the last drain: closed hours', then the current's."""
         rows = list(self._closed.values())
         self._closed = {}
-        rows.extend(self._row(i) for i in sorted(self._dirty))
+        rows.extend(self._rows(sorted(self._dirty)))
         self._dirty.clear()
         return rows
 
@@ -224,11 +226,15 @@ class LinkUtilization:
             raise
 
     async def run(self, table: Rollups, stop: asyncio.Event, *, flush_s: float = 60.0) -> None:
-        """Flush every flush_s and prune hourly until stopped; flush on stop."""
+        """Flush every flush_s and prune hourly until stopped; flush on stop (also when the stop
+        came before this task first ran: the hour restored at start-up and what was heard since
+        are not lost)."""
         pruned_hour = -1
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), flush_s)
+        while True:
+            stopping = stop.is_set()
+            if not stopping:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), flush_s)
             now = datetime.now(UTC)
             try:
                 await self.flush(table, now)
@@ -238,3 +244,5 @@ class LinkUtilization:
                     pruned_hour = hour
             except Exception:
                 log.exception("link utilization flush failed; retrying next time")
+            if stopping or stop.is_set():
+                return
