@@ -175,3 +175,16 @@ async def test_rows_are_written_restored_and_pruned(plan: Plan, store: Store) ->
     # Rows of hours before the retention are pruned.
     assert await table.prune(hour) == 1
     assert await table.count() == 2
+
+
+def test_links_a_reload_adds_are_recorded(plan: Plan) -> None:
+    job = _job(plan)
+    used = LinkUtilization([VNPT])
+    used.observe([poll(job, T0, {VNPT: (10 * MBPS, 0.0), VIETTEL: (100 * MBPS, 0.0)})])
+    used.add_links(_links(plan))  # the configuration reload's (netwatch/reload.py)
+    used.observe([poll(job, T0 + timedelta(seconds=60), {VIETTEL: (50 * MBPS, 0.0)})])
+    # The VNPT bucket kept its value; VIETTEL counts from the reload on.
+    assert _by_link(used.drain()) == {
+        (VNPT, T0): [0.1, *EMPTY[1:]],
+        (VIETTEL, T0): [0.25, *EMPTY[1:]],
+    }
