@@ -120,9 +120,18 @@ class LinkUtilization:
                 # A poll late across an hour boundary counts in the current hour's first bucket.
                 bucket = self._hour * self.per_hour
             k = bucket - self._hour * self.per_hour
-            for iface, reading in zip(obs.job.interfaces, obs.interfaces, strict=False):
-                link = iface.link
-                if reading.link_key != link.key or not link.bandwidth_bps:
+            ifaces = obs.job.interfaces
+            for n, reading in enumerate(obs.interfaces):
+                # Readings follow the job's interfaces; a poll from the bus may come from a
+                # probe whose plan differs (a reload under way): then found by key.
+                if n < len(ifaces) and ifaces[n].link.key == reading.link_key:
+                    link = ifaces[n].link
+                else:
+                    found = [f.link for f in ifaces if f.link.key == reading.link_key]
+                    if not found:
+                        continue
+                    link = found[0]
+                if not link.bandwidth_bps:
                     continue
                 rates = [r for r in (reading.in_bps, reading.out_bps) if r is not None]
                 if not rates:

@@ -188,3 +188,19 @@ def test_links_a_reload_adds_are_recorded(plan: Plan) -> None:
         (VNPT, T0): [0.1, *EMPTY[1:]],
         (VIETTEL, T0): [0.25, *EMPTY[1:]],
     }
+
+
+def test_readings_are_matched_to_links_by_key(plan: Plan) -> None:
+    """A poll relayed by the bus from a probe whose plan lists the interfaces in another order
+    (a reload under way) still lands on the right links, each over its own contract."""
+    job = _job(plan)
+    relayed = poll(job, T0, {VNPT: (50 * MBPS, 0.0), VIETTEL: (50 * MBPS, 0.0)})
+    swapped = SnmpObservation(
+        job, relayed.sample, relayed.interfaces[::-1], False, relayed.rates_since
+    )
+    used = LinkUtilization(_links(plan))
+    used.observe([swapped])
+    assert _by_link(used.drain()) == {
+        (VNPT, T0): [0.5, *EMPTY[1:]],
+        (VIETTEL, T0): [0.25, *EMPTY[1:]],
+    }
