@@ -130,6 +130,8 @@ class Reloader:
         rt.collector.reload(plan)
         rt.ops.reload(inventory, plan)
         rt.history.add_links([t.link.id for t in plan.icmp if t.link is not None])
+        if rt.utilization is not None:
+            rt.utilization.add_links([i.link.id for job in plan.snmp for i in job.interfaces])
         for hook in rt.plan_hooks:
             hook(plan)
         await rt.engine.reload(plan)

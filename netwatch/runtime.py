@@ -1,11 +1,12 @@
 """The composition root: every long-lived part of a running NetWatch, built in one place.
 
 `open_runtime` builds the whole runtime — inventory, plan, latest state, health, engine, store,
-alerting (with its leader lock and path tracer), history and rollups, the outbox worker, the
-metrics — starts its background work, and hands out one finished, immutable `Runtime`; on the
-way out it stops everything in reverse order. Nothing is published half-built: whoever holds a
-`Runtime` may use every field of it. The web (netwatch.web.app) only wraps this context manager
-in its lifespan; probes are wired here, never in the web package (an import contract says so).
+alerting (with its leader lock and path tracer), history and rollups, the utilization buckets,
+the outbox worker, the metrics — starts its background work, and hands out one finished,
+immutable `Runtime`; on the way out it stops everything in reverse order. Nothing is published
+half-built: whoever holds a `Runtime` may use every field of it. The web (netwatch.web.app) only
+wraps this context manager in its lifespan; probes are wired here, never in the web package (an
+import contract says so).
 
 What is legitimately optional is typed as such and decided here, once: with probing off there
 is no pinger, SNMP poller or HTTP prober in the engine and no path tracer in alerting, and a
@@ -58,7 +59,9 @@ from netwatch.reportmail import ReportMailer
 from netwatch.state import LatestState
 from netwatch.store import Store, open_store
 from netwatch.store.leader import Leader, LeaderCheck, LeaderLock, LeaderStatus
+from netwatch.store.models import LinkUtilizationRow
 from netwatch.store.rollups import Rollups
+from netwatch.utilization import LinkUtilization
 from probes.http import HttpProber
 from probes.icmp import IcmpPinger, IcmpUnavailableError
 from probes.snmp import SnmpPoller
@@ -172,6 +175,10 @@ class Runtime:
     alerting: Alerting
     history: LinkHistory  # 24 h per-link buckets for the status page
     rollups: Rollups
+    # The current hour's per-link utilization buckets for the monthly report, and their table;
+    # None on a read replica, which writes none (the core that writes rollups does).
+    utilization: LinkUtilization | None
+    utilization_rows: Rollups
     outbox: OutboxWorker
     ops: OpsMetrics
     tracer: PathTracer | None  # None with probing off: tickets open without a path trace
@@ -221,6 +228,18 @@ async def open_runtime(
         [link_id(c.code, k.id) for c in inventory.communes for k in c.links],
         retention_s=inventory.reports.history_days * 86400.0,
     )
+    # And the SNMP utilization buckets of the monthly report's p95, kept as long.
+    utilization = (
+        None
+        if opts.replica
+        else LinkUtilization(
+            [link_id(c.code, k.id) for c in inventory.communes for k in c.links],
+            retention_s=inventory.reports.history_days * 86400.0,
+        )
+    )
+    sinks: list[ObservationSink] = [collector, latest, health, history]
+    if utilization is not None:
+        sinks.append(utilization)
     async with AsyncExitStack() as stack:
         pinger: IcmpPinger | None = None
         snmp: SnmpPoller | None = None
@@ -232,7 +251,7 @@ async def open_runtime(
             pinger,
             snmp,
             http,
-            [collector, latest, health, history],
+            sinks,
             opts.engine,
             judge=health,
             fast_sinks=[latest, health],
@@ -244,6 +263,9 @@ async def open_runtime(
         stack.push_async_callback(store.close)
         rollups = Rollups(store)
         await history.load(rollups, datetime.now(UTC))
+        utilization_rows = Rollups(store, LinkUtilizationRow)
+        if utilization is not None:
+            await utilization.load(utilization_rows, datetime.now(UTC))
         # On PostgreSQL a second instance may share the store: one leads alerting.
         leader: Leader
         if opts.replica:
@@ -292,6 +314,8 @@ async def open_runtime(
             alerting=alerting,
             history=history,
             rollups=rollups,
+            utilization=utilization,
+            utilization_rows=utilization_rows,
             outbox=worker,
             ops=ops,
             tracer=tracer,
@@ -382,6 +406,13 @@ def _run_background(runtime: Runtime) -> _Stopper:
             name="netwatch-report-mail",
         ),
     ]
+
+    if runtime.utilization is not None:
+        background.append(
+            asyncio.create_task(
+                runtime.utilization.run(runtime.utilization_rows, stop), name="netwatch-utilization"
+            )
+        )
 
     async def stop_background() -> None:
         stop.set()

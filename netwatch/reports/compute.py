@@ -60,9 +60,12 @@ from netwatch.reports.model import (
     breaches_of,
 )
 from netwatch.store import StateInterval, StoredTicket, TicketStatus
+from netwatch.store.models import LinkUtilizationRow
 from netwatch.store.repository import Store
 from netwatch.store.rollups import RollupRow, Rollups
 from netwatch.store.types import DEGRADED_STATES, UNAVAILABLE_STATES
+from netwatch.utilization import BUCKET_S as UTIL_BUCKET_S
+from netwatch.utilization import NO_UTIL, util_value, utilization_codes
 
 Span = tuple[datetime, datetime]
 LOSS_UNIT = 1.0 / LOSS_STEPS  # a loss code's ratio
@@ -355,6 +358,26 @@ def _bucket_codes(
     return rtts, losses
 
 
+def _utilization_codes(
+    rows: Sequence[RollupRow], spans: Sequence[Span], exclude: bool
+) -> Counter[int]:
+    """How many of the month's 5-minute utilization buckets had each code (netwatch.utilization);
+    buckets without reading are left out, and so is a bucket starting in excluded maintenance."""
+    codes: Counter[int] = Counter()
+    step = timedelta(seconds=UTIL_BUCKET_S)
+    hour = timedelta(hours=1)
+    for row in rows:
+        values = utilization_codes(row.buckets)
+        if not (exclude and spans and _touches(spans, row.hour_start, row.hour_start + hour)):
+            codes.update(values)
+            continue
+        codes.update(
+            code for k, code in enumerate(values) if not _in(spans, row.hour_start + k * step)
+        )
+    codes.pop(NO_UTIL, None)
+    return codes
+
+
 def _touches(spans: Sequence[Span], start: datetime, end: datetime) -> bool:
     """Whether [start, end) overlaps one of the (merged, sorted) spans."""
     k = bisect.bisect_left(spans, end, key=_span_start)
@@ -407,9 +430,10 @@ def circuit_report(
     spans: Sequence[Span],
     rows: Sequence[RollupRow],
     tickets: Sequence[TicketFigures],
+    utilization: Sequence[RollupRow] = (),
 ) -> CircuitReport:
     """One circuit's month (the pure part: every input already read)."""
-    return _circuit(circuit, month, now, intervals, spans, rows, tickets).report
+    return _circuit(circuit, month, now, intervals, spans, rows, tickets, utilization).report
 
 
 def _circuit(
@@ -420,6 +444,7 @@ def _circuit(
     spans: Sequence[Span],
     rows: Sequence[RollupRow],
     tickets: Sequence[TicketFigures],
+    utilization: Sequence[RollupRow] = (),
 ) -> _Computed:
     start, end = month.start, month.end
     known_end = min(end, max(now, start))
@@ -428,6 +453,8 @@ def _circuit(
     times = _times(segments, exclude, month.seconds)
     rtts, losses = _bucket_codes(rows, spans, exclude)
     latency, loss = Samples.of_codes(rtts, RTT_UNIT_S), Samples.of_codes(losses, LOSS_UNIT)
+    p95_code = Samples.of_codes(_utilization_codes(utilization, spans, exclude), 1.0).p95
+    used = None if p95_code is None else util_value(int(p95_code))
     info = circuit.info
     report = CircuitReport(
         link=info.link,
@@ -447,8 +474,8 @@ def _circuit(
         outages=tuple(_outages(intervals, segments, exclude, month, known_end)),
         latency_s=latency,
         loss_ratio=loss,
-        utilization_p95_ratio=None,
-        utilization_missing=UTILIZATION_MISSING,
+        utilization_p95_ratio=used,
+        utilization_missing=UTILIZATION_MISSING if used is None else None,
         tickets=tuple(tickets),
         ticket_summary=TicketSummary.of(list(tickets)),
         breaches=breaches_of(
@@ -456,7 +483,7 @@ def _circuit(
                 Figure.AVAILABILITY: times.availability_ratio,
                 Figure.MEAN_LATENCY: latency.mean,
                 Figure.LOSS: loss.mean,
-                Figure.P95_UTILIZATION: None,
+                Figure.P95_UTILIZATION: used,
             }
         ),
     )
@@ -593,11 +620,17 @@ async def monthly_report(
         for link in _links_of(stored):
             tickets.setdefault(link, []).append(figures)
     assembly = _Assembly()
+    utilization = Rollups(store, LinkUtilizationRow)
 
-    def compute(chunk: Sequence[Circuit], rows: Sequence[RollupRow]) -> None:
+    def compute(
+        chunk: Sequence[Circuit], rows: Sequence[RollupRow], used: Sequence[RollupRow]
+    ) -> None:
         by_link: dict[str, list[RollupRow]] = {}
         for row in rows:
             by_link.setdefault(row.link, []).append(row)
+        used_by_link: dict[str, list[RollupRow]] = {}
+        for row in used:
+            used_by_link.setdefault(row.link, []).append(row)
         for c in chunk:
             link = c.info.link
             spans = maintenance_spans(c.info, topology, windows, start, end)
@@ -610,13 +643,16 @@ async def monthly_report(
                     spans,
                     by_link.get(link, []),
                     tickets.get(link, []),
+                    used_by_link.get(link, []),
                 )
             )
 
     for i in range(0, len(circuits), ROLLUP_CHUNK):
         chunk = circuits[i : i + ROLLUP_CHUNK]
-        rows = await rollups.load(start, [c.info.link for c in chunk], until=end)
-        await asyncio.to_thread(compute, chunk, rows)
+        links = [c.info.link for c in chunk]
+        rows = await rollups.load(start, links, until=end)
+        used = await utilization.load(start, links, until=end)
+        await asyncio.to_thread(compute, chunk, rows, used)
     return assembly.report(month, now, province, isp)
 
 

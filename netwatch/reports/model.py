@@ -49,7 +49,9 @@ NETWATCH_DEFAULT = Label(
 AVAILABILITY_MIN_RATIO = 0.995  # QCVN 34:2022: availability >= 99.5 %
 MEAN_LATENCY_MAX_S = 0.050  # QCVN 34:2022: mean latency <= 50 ms
 LOSS_MAX_RATIO = 0.02  # NetWatch default thresholds.loss_pct (2 %)
-UTILIZATION_P95_MAX_RATIO = 0.85  # NetWatch default thresholds.utilization_pct (85 %)
+# NetWatch default thresholds.utilization_pct (85 %): the capacity rule of alerts.health holds a
+# link congested from that ratio on (>=), so the report's p95 breaks it at the limit too.
+UTILIZATION_P95_MAX_RATIO = 0.85
 
 
 class Figure(enum.Enum):
@@ -70,12 +72,15 @@ class Threshold:
     at_least: bool  # True: the figure must be >= limit; False: <= limit
     source: Label
     label: Label
+    at_limit: bool = False  # the limit itself breaks it (a max held like alerts' capacity rule)
 
     def breached_by(self, value: float | None) -> bool:
         """Whether a value breaks the limit (an unknown value breaks nothing)."""
         if value is None:
             return False
-        return value < self.limit if self.at_least else value > self.limit
+        if self.at_least:
+            return value < self.limit
+        return value >= self.limit if self.at_limit else value > self.limit
 
 
 THRESHOLDS: tuple[Threshold, ...] = (
@@ -105,7 +110,11 @@ THRESHOLDS: tuple[Threshold, ...] = (
         UTILIZATION_P95_MAX_RATIO,
         False,
         NETWATCH_DEFAULT,
-        Label("Mức sử dụng (p95) trên 85 % băng thông", "p95 utilization above 85 % of bandwidth"),
+        Label(
+            "Mức sử dụng (p95) từ 85 % băng thông hợp đồng trở lên",
+            "p95 utilization at or above 85 % of the contracted bandwidth",
+        ),
+        at_limit=True,
     ),
 )
 THRESHOLD_OF = {t.figure: t for t in THRESHOLDS}
@@ -335,10 +344,11 @@ class TicketSummary:
 
 
 UTILIZATION_MISSING = Label(
-    "Không có số liệu: NetWatch không lưu lịch sử mức sử dụng băng thông (chỉ có trong "
-    "Prometheus); xem bảng Grafana của nhà mạng",
-    "No data: NetWatch keeps no history of bandwidth utilization (it is in Prometheus only); "
-    "see the Grafana ISP dashboard",
+    "Không có số liệu: trong tháng không có lần đo SNMP nào cho biết lưu lượng của kênh (giao "
+    "diện WAN không được thăm dò SNMP, bộ định tuyến không trả lời, hoặc số liệu đã quá thời "
+    "hạn lưu)",
+    "No data: no SNMP poll in the month gave the circuit's traffic rates (its WAN interface is "
+    "not polled by SNMP, the router did not answer, or the data is past its retention)",
 )
 
 
@@ -363,6 +373,9 @@ class CircuitReport:
     outages: tuple[Outage, ...]
     latency_s: Samples  # 5-minute median RTTs
     loss_ratio: Samples  # 5-minute loss ratios (buckets with no echo answered are downtime)
+    # 95th percentile (nearest rank) of the month's 5-minute buckets of the highest SNMP
+    # utilization, max(in, out) bits/s over bandwidth_mbps (netwatch.utilization); None: no
+    # bucket, and utilization_missing says why.
     utilization_p95_ratio: float | None
     utilization_missing: Label | None  # why there is no utilization figure
     tickets: tuple[TicketFigures, ...]

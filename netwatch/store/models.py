@@ -288,6 +288,22 @@ class LinkRollupRow(Base):
     updated_at: Mapped[datetime]
 
 
+class LinkUtilizationRow(Base):
+    """One hour of one link's 5-minute utilization buckets (revision 0008), packed by
+    netwatch.utilization: the highest SNMP in/out rate of each bucket over the contracted
+    bandwidth. The monthly reports read a month of them for the p95 utilization; pruned with
+    link_rollups (config `reports.history_days`). 24 bytes of buckets a row.
+    """
+
+    __tablename__ = "link_utilization"
+    __table_args__ = (sa.Index("ix_link_utilization_hour_start", "hour_start"),)
+
+    link: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    hour_start: Mapped[datetime] = mapped_column(primary_key=True)
+    buckets: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    updated_at: Mapped[datetime]
+
+
 class AdminSessionRow(Base):
     """A provincial IT session (revision 0004): only the SHA-256 of its id is kept."""
 

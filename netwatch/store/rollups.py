@@ -1,6 +1,8 @@
-"""Link rollups in the store: one packed row per link and hour (table link_rollups, rev. 0003).
+"""Link rollups in the store: one packed row per link and hour (table link_rollups, rev. 0003;
+the utilization buckets' link_utilization, rev. 0008, has the same shape and the same access).
 
-netwatch.history packs and unpacks the bytes; this module only moves rows. Upserts are batched
+netwatch.history and netwatch.utilization pack and unpack the bytes; this module only moves
+rows. Upserts are batched
 (one statement per chunk of rows, one transaction per call) so a national instance writes its
 ~10,000 rows every five minutes in one short transaction.
 """
@@ -14,7 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from netwatch.store.models import LinkRollupRow
+from netwatch.store.models import LinkRollupRow, LinkUtilizationRow
 from netwatch.store.repository import Store
 from netwatch.store.types import Backend
 
@@ -31,21 +33,27 @@ class RollupRow:
     buckets: bytes
 
 
-class Rollups:
-    """Typed access to link_rollups through a Store's engine."""
+PackedTable = type[LinkRollupRow] | type[LinkUtilizationRow]
 
-    def __init__(self, store: Store) -> None:
+
+class Rollups:
+    """Typed access to link_rollups (or another table of packed hour rows, link_utilization)
+    through a Store's engine."""
+
+    def __init__(self, store: Store, table: PackedTable = LinkRollupRow) -> None:
         self._store = store
+        self._table = table
         self._reads = store.engine.execution_options(netwatch_read_only=True)
 
     async def upsert(self, rows: Sequence[RollupRow], now: datetime) -> int:
         """Write rows, replacing any row of the same link and hour; returns how many."""
         if not rows:
             return 0
+        table = self._table
         insert = (
-            postgresql.insert(LinkRollupRow)
+            postgresql.insert(table)
             if self._store.backend is Backend.POSTGRESQL
-            else sqlite.insert(LinkRollupRow)
+            else sqlite.insert(table)
         )
         statement = insert.on_conflict_do_update(
             index_elements=["link", "hour_start"],
@@ -67,13 +75,14 @@ class Rollups:
     ) -> list[RollupRow]:
         """Rows with since <= hour_start (< until when given; of `links` when given), by link
         and hour."""
+        table = self._table
         query = (
-            sa.select(LinkRollupRow.link, LinkRollupRow.hour_start, LinkRollupRow.buckets)
-            .where(LinkRollupRow.hour_start >= since)
-            .order_by(LinkRollupRow.link, LinkRollupRow.hour_start)
+            sa.select(table.link, table.hour_start, table.buckets)
+            .where(table.hour_start >= since)
+            .order_by(table.link, table.hour_start)
         )
         if until is not None:
-            query = query.where(LinkRollupRow.hour_start < until)
+            query = query.where(table.hour_start < until)
         out: list[RollupRow] = []
         async with self._reads.connect() as conn, conn.begin():
             if links is None:
@@ -83,20 +92,20 @@ class Rollups:
                 wanted = sorted(set(links))
                 for i in range(0, len(wanted), 500):
                     chunk = wanted[i : i + 500]
-                    result = await conn.execute(query.where(LinkRollupRow.link.in_(chunk)))
+                    result = await conn.execute(query.where(table.link.in_(chunk)))
                     out.extend(RollupRow(r.link, r.hour_start, bytes(r.buckets)) for r in result)
         return out
 
     async def prune(self, before: datetime) -> int:
         """Delete rows of hours that started before `before`; returns how many."""
+        table = self._table
         async with self._store.engine.begin() as conn:
-            result = await conn.execute(
-                sa.delete(LinkRollupRow).where(LinkRollupRow.hour_start < before)
-            )
+            result = await conn.execute(sa.delete(table).where(table.hour_start < before))
         return int(result.rowcount or 0)
 
     async def count(self) -> int:
         """How many rows the table holds (for benchmarks and tests)."""
+        table = self._table
         async with self._reads.connect() as conn, conn.begin():
-            value = await conn.scalar(sa.select(sa.func.count()).select_from(LinkRollupRow))
+            value = await conn.scalar(sa.select(sa.func.count()).select_from(table))
         return int(value or 0)

@@ -15,6 +15,9 @@ A = 24848/vnpt-tslcd (VNPT, Lâm Đồng; the contract excludes maintenance, the
   buckets 2 Nov 10:00-11:40: 19 x 30.0 ms + 1 x 150.0 ms (mean 36.0, p95 30.0); loss 2 x 5 %
   (mean 0.5 %); ignored: one in excluded maintenance (500 ms, 50 %), one with every echo lost,
   one in October (900 ms).
+  utilization (100 Mbps) 2 Nov 10:00-11:35: 20 buckets of 1 % ... 20 % in a shuffled order (p95,
+  the 19th of 20 by nearest rank: 19 %); ignored: one in excluded maintenance (99 %), one in
+  October (99 %).
 
 B = 24848/viettel-inet (Viettel, Lâm Đồng; the contract counts maintenance)
   slow 3 Nov 10:00 → 11:30          5,400 s degraded
@@ -25,8 +28,12 @@ B = 24848/viettel-inet (Viettel, Lâm Đồng; the contract counts maintenance)
     maintenance 7,200 s shown
   buckets 4 Nov 09:00-09:40: 9 x 60.0 ms + 25 Nov 22:00: 100.0 ms with 25 % loss
   (mean 64.0 ms, p95 100.0 ms; loss mean 2.5 %)
+  utilization (50 Mbps) 4 Nov 09:00-10:35: 18 x 50 %, 1 x 85 %, 1 x 120 % (a burst over the
+  contract): p95 85 %, exactly the threshold, which it breaks (>=); 25 Nov 22:00, in maintenance
+  its contract counts: 30 %, counted → 21 buckets, the 20th: 85 %
 
 C = 32248/vnpt (VNPT, Cà Mau): first judged ok on 16 Nov 00:00 → unknown 1,296,000, ok 1,296,000
+  no utilization bucket: p95 None, utilization_missing says why
 
 Tickets (opened in November unless said):
   T1 link A: opened 5 Nov 10:03:00, acknowledged 10:20:30 (1,050 s), incident gone 12:15:30
@@ -49,7 +56,9 @@ from alerts.tickets import Evidence, Ticket, TicketStatus
 from netwatch.alerting import ticket_record
 from netwatch.history import pack_buckets
 from netwatch.store import NewMaintenance, StateChange, Store
+from netwatch.store.models import LinkUtilizationRow
 from netwatch.store.rollups import RollupRow, Rollups
+from netwatch.utilization import pack_utilization
 
 LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")
 A = "24848/vnpt-tslcd"
@@ -190,6 +199,34 @@ async def write_rollups(store: Store) -> None:
     await Rollups(store).upsert(rows, NOW)
 
 
+def _utilization_rows(link: str, start: datetime, values: Sequence[float]) -> list[RollupRow]:
+    """Rows of consecutive 5-minute utilization buckets from `start` (a whole hour)."""
+    rows = []
+    for first in range(0, len(values), 12):
+        chunk: list[float | None] = list(values[first : first + 12])
+        chunk += [None] * (12 - len(chunk))
+        hour = (start + timedelta(hours=first // 12)).astimezone(UTC)
+        rows.append(RollupRow(link, hour, pack_utilization(chunk)))
+    return rows
+
+
+A_UTILIZATION = [0.07, 0.2, 0.01, 0.13, 0.19, 0.04, 0.16, 0.1, 0.02, 0.18]
+A_UTILIZATION += [0.05, 0.11, 0.15, 0.03, 0.17, 0.08, 0.14, 0.06, 0.12, 0.09]
+B_UTILIZATION = [0.5] * 7 + [1.2] + [0.5] * 6 + [0.85] + [0.5] * 5
+
+
+async def write_utilization(store: Store) -> None:
+    """The 5-minute utilization buckets of A and B (C has none)."""
+    rows = [
+        *_utilization_rows(A, nov(2, 10), A_UTILIZATION),
+        *_utilization_rows(A, nov(20, 1), [0.99]),  # in excluded maintenance
+        *_utilization_rows(A, at(10, 31, 23), [0.99]),  # October's
+        *_utilization_rows(B, nov(4, 9), B_UTILIZATION),
+        *_utilization_rows(B, nov(25, 22), [0.3]),  # in maintenance, which B's counts
+    ]
+    await Rollups(store, LinkUtilizationRow).upsert(rows, NOW)
+
+
 def _ticket(
     ticket_id: str,
     key: SubjectKey,
@@ -280,4 +317,5 @@ async def write_month(store: Store) -> None:
     await write_history(store)
     await write_maintenance(store)
     await write_rollups(store)
+    await write_utilization(store)
     await write_tickets(store)

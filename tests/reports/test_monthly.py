@@ -103,8 +103,9 @@ async def test_every_figure_of_a_known_november(store: Store, inventory: Invento
     assert a.latency_s.p95 == pytest.approx(30.0 * MS, abs=1e-12)
     assert a.loss_ratio.count == 20
     assert a.loss_ratio.mean == pytest.approx(0.005, abs=1e-15)
-    assert a.utilization_p95_ratio is None
-    assert a.utilization_missing is not None
+    # The 19th of A's 20 November buckets (1 % ... 20 %); the maintenance and October ones out.
+    assert a.utilization_p95_ratio == 0.19
+    assert a.utilization_missing is None
     assert [b.figure for b in a.breaches] == [Figure.AVAILABILITY]
     assert [t.id for t in a.tickets] == ["NW-T1", "NW-T2"]
     t1, t2 = a.tickets
@@ -130,7 +131,17 @@ async def test_every_figure_of_a_known_november(store: Store, inventory: Invento
     assert b.latency_s.mean == pytest.approx(64.0 * MS, abs=1e-12)
     assert b.latency_s.p95 == pytest.approx(100.0 * MS, abs=1e-12)
     assert b.loss_ratio.mean == pytest.approx(0.025, abs=1e-15)
-    assert [x.figure for x in b.breaches] == [Figure.MEAN_LATENCY, Figure.LOSS]
+    # 21 buckets (the one in maintenance counts for Viettel): the 20th is 85 %, exactly the
+    # threshold, which breaks it (>=, as alerting's capacity rule).
+    assert b.utilization_p95_ratio == 0.85
+    assert [x.figure for x in b.breaches] == [
+        Figure.MEAN_LATENCY,
+        Figure.LOSS,
+        Figure.P95_UTILIZATION,
+    ]
+    (used,) = [x for x in b.breaches if x.figure is Figure.P95_UTILIZATION]
+    assert used.value == 0.85
+    assert used.threshold.source.en == "NetWatch's default threshold (thresholds)"
     assert [t.id for t in b.tickets] == ["NW-T2", "NW-T4"]
     assert b.tickets[1].time_to_acknowledge_s == 1_800
     assert b.tickets[1].time_to_restore_s is None  # still open
@@ -141,6 +152,9 @@ async def test_every_figure_of_a_known_november(store: Store, inventory: Invento
     assert c.times.availability_ratio == 1.0
     assert c.latency_s.count == 0
     assert c.latency_s.mean is None
+    assert c.utilization_p95_ratio is None  # no SNMP bucket at all
+    assert c.utilization_missing is not None
+    assert "no SNMP poll in the month" in c.utilization_missing.en
     assert c.breaches == ()
     assert c.tickets == ()
 
@@ -199,8 +213,9 @@ async def test_an_outage_across_the_month_start_counts_in_both_months(
     assert october.times.down_s == 3_600
     assert [t.id for t in october.tickets] == ["NW-T3"]  # a ticket belongs to its opening month
     assert october.tickets[0].time_to_restore_s == 87 * 60
-    # Its latency bucket (31 Oct 23:00) is October's.
+    # Its latency bucket (31 Oct 23:00) is October's, and so is its utilization bucket.
     assert october.latency_s.count == 1
+    assert october.utilization_p95_ratio == 0.99
 
 
 async def test_filters_and_refusals(store: Store, inventory: Inventory) -> None:

@@ -19,6 +19,7 @@ TABLES = {
     "auth_buckets",
     "auth_failure_totals",
     "link_rollups",
+    "link_utilization",
     "maintenance_windows",
     "outbox",
     "state_history",

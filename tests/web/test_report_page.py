@@ -98,11 +98,16 @@ def test_the_report_page_shows_summaries_circuits_and_marked_breaches(
     assert row_b is not None
     assert '<span class="breach">⚠ 64,0 / 100,0</span>' in row_b.group(0)
     assert '<span class="breach">⚠ 2,50 %</span>' in row_b.group(0)
+    # And its p95 utilization is exactly the 85 % threshold, which it breaks (>=); A's 19 % not.
+    assert '<span class="breach">⚠ 85,0 %</span>' in row_b.group(0)
+    assert "Mức sử dụng (p95) từ 85 % băng thông hợp đồng trở lên" in _text(row_b.group(0))
+    assert '<td class="num">19,0 %</td>' in row_a.group(0)
     # C breaks nothing: no mark in its row.
     row_c = re.search(r"<tr>(?:(?!</tr>).)*CMU-0007(?:(?!</tr>).)*</tr>", html)
     assert row_c is not None
     assert "⚠" not in row_c.group(0)
     assert "100,000 %" in row_c.group(0)
+    assert '<td class="num">—</td>' in row_c.group(0)  # no utilization bucket
     # Summaries: VNPT time-weighted 99.554 % (not the average of its circuits' percentages),
     # within the threshold, so unmarked; Lâm Đồng's 99.57 % too.
     assert '<th scope="row">VNPT</th><td class="num">2</td><td class="num">99,554 %</td>' in html

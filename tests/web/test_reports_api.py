@@ -79,8 +79,11 @@ def test_the_json_report_of_a_month(month: Server) -> None:
             "source": "QCVN 34:2022/BTTTT",
         }
     ]
-    assert a["utilization_p95_ratio"] is None
-    assert a["utilization_missing"].startswith("Không có số liệu")
+    assert a["utilization_p95_ratio"] == 0.19
+    assert a["utilization_missing"] is None
+    c = report["circuits"][2]
+    assert c["utilization_p95_ratio"] is None
+    assert c["utilization_missing"].startswith("Không có số liệu: trong tháng không có lần đo SNMP")
     assert [t["id"] for t in a["tickets"]] == ["NW-T1", "NW-T2"]
     assert a["tickets"][0]["time_to_acknowledge_s"] == 1_050
     assert a["tickets"][0]["time_to_restore_s"] == 7_950
@@ -128,7 +131,8 @@ def test_the_csv_report_opens_in_excel_with_vietnamese_intact(month: Server) -> 
     assert circuit["Độ trễ trung bình (ms)"] == "36.0"
     assert circuit["Độ trễ p95 (ms)"] == "30.0"
     assert circuit["Tỷ lệ mất gói (%)"] == "0.50"
-    assert circuit["Mức sử dụng p95 (%)"] == ""
+    assert circuit["Mức sử dụng p95 (%)"] == "19.0"
+    assert circuit["Ghi chú mức sử dụng"] == ""
     assert circuit["Thời gian khắc phục TB (phút)"] == "93.75"
     assert circuit["Vi phạm"] == "Độ khả dụng dưới 99,5 %"
     assert table[1]["Nhà mạng"] == "VNPT"

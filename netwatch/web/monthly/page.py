@@ -125,6 +125,7 @@ class W:
     INCIDENTS: Final[Words] = {"vi": "Sự cố", "en": "Incidents"}
     LATENCY: Final[Words] = {"vi": "Độ trễ TB / p95 (ms)", "en": "Latency mean / p95 (ms)"}
     LOSS: Final[Words] = {"vi": "Mất gói", "en": "Loss"}
+    UTILIZATION: Final[Words] = {"vi": "Mức sử dụng p95", "en": "p95 utilization"}
     TICKETS: Final[Words] = {"vi": "Phiếu", "en": "Tickets"}
     TTA: Final[Words] = {"vi": "Tiếp nhận TB (phút)", "en": "Mean to acknowledge (min)"}
     TTR: Final[Words] = {"vi": "Khắc phục TB (phút)", "en": "Mean to restore (min)"}
@@ -217,6 +218,7 @@ class CircuitRow:
     incidents: int
     latency: Shown
     loss: Shown
+    utilization: Shown  # of the contracted bandwidth; "—" without any SNMP bucket
     tickets: int
     tta_min: str
     ttr_min: str
@@ -303,6 +305,11 @@ def _loss(row: CircuitReport | GroupReport, lang: PageLang) -> Shown:
     return Shown(fmt_percent(mean, lang, 2), _breached(row.breaches, Figure.LOSS))
 
 
+def _utilization(c: CircuitReport, lang: PageLang) -> Shown:
+    ratio = c.utilization_p95_ratio
+    return Shown(fmt_percent(ratio, lang, 1), _breached(c.breaches, Figure.P95_UTILIZATION))
+
+
 def _availability(row: CircuitReport | GroupReport, lang: PageLang) -> Shown:
     ratio = row.times.availability_ratio
     return Shown(fmt_percent(ratio, lang, 3), _breached(row.breaches, Figure.AVAILABILITY))
@@ -351,6 +358,7 @@ def _circuit(c: CircuitReport, lang: PageLang) -> CircuitRow:
         incidents=c.incidents,
         latency=_latency(c, lang),
         loss=_loss(c, lang),
+        utilization=_utilization(c, lang),
         tickets=t.count,
         tta_min=_minutes(t.mean_time_to_acknowledge_s, lang),
         ttr_min=_minutes(t.mean_time_to_restore_s, lang),
