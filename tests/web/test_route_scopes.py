@@ -271,6 +271,26 @@ def _caller(world: World, kind: str, how: str) -> tuple[httpx.Client, str | None
     return browser, found.group(1)
 
 
+@pytest.mark.parametrize(
+    ("kind", "shown", "hidden"),
+    [
+        ("isp", 'value="vnpt"', 'value="viettel"'),
+        ("province", 'value="68"', 'value="01"'),
+    ],
+)
+def test_the_report_form_offers_only_what_the_caller_may_see(
+    world: World, kind: str, shown: str, hidden: str
+) -> None:
+    browser, _ = _caller(world, kind, "account")
+    try:
+        form = browser.get("/admin/reports/monthly")
+    finally:
+        browser.close()
+    assert form.status_code == 200
+    assert shown in form.text
+    assert hidden not in form.text
+
+
 def _ticket_changes(world: World) -> dict[str, int]:
     async def count(store: Store) -> dict[str, int]:
         return {t: len(await store.ticket_events(t)) for t in world.tickets.values()}

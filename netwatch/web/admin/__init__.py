@@ -83,7 +83,7 @@ from netwatch.web.monthly.page import (
 from netwatch.web.monthly.page import (
     W as REPORT_WORDS,
 )
-from netwatch.web.reach import Role
+from netwatch.web.reach import Reach, Role
 from netwatch.web.reload import perform_reload
 from netwatch.web.reports import report_file, report_file_name, report_scope
 from netwatch.web.session import (
@@ -857,8 +857,11 @@ class Picker:
     isps: list[tuple[str, str]]
 
 
-def _picker(runtime: Runtime, month: Month, province: str | None, isp: str | None) -> Picker:
-    circuits = circuits_of(runtime.inventory)
+def _picker(
+    runtime: Runtime, month: Month, province: str | None, isp: str | None, reach: Reach
+) -> Picker:
+    """The report form, offering only the provinces and ISPs the caller may see."""
+    circuits = circuits_of(runtime.inventory, None, reach.isp, reach.provinces)
     provinces = sorted({(c.info.province, c.province_name) for c in circuits})
     isps = sorted({(c.info.isp, c.isp_name) for c in circuits})
     return Picker(
@@ -955,6 +958,6 @@ async def monthly_report_page(
         current="reports",
         r=body,
         report_css=REPORT_CSS,
-        picker=_picker(runtime, wanted, province, isp),
+        picker=_picker(runtime, wanted, province, isp, login.reach),
         downloads=downloads(report, lang, REPORT_PATH),
     )
