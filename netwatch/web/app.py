@@ -230,9 +230,12 @@ async def _from_core(core_url: str, scope: Scope, send: Send) -> None:
             started = True
             async for chunk in reply.content.iter_chunked(_CORE_CHUNK):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    except (aiohttp.ClientError, TimeoutError):
-        if started:  # cut short: the client sees a body that ends early, as from the core
-            log.warning("the alerting core's answer to %s broke off", scope["path"])
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        if started:
+            # Cut short: end the connection without the final chunk, so the client (Prometheus)
+            # sees a failed scrape, never a shorter exposition that parses as a whole one.
+            log.warning("the alerting core's answer to %s broke off: %r", scope["path"], exc)
+            raise
     if not started:
         body = b'{"detail":"the alerting core does not answer"}'
         headers = [
