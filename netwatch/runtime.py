@@ -46,6 +46,7 @@ from netwatch.bus.commands import ActionName
 from netwatch.engine import Engine, EngineOptions
 from netwatch.health import HealthMonitor, link_id
 from netwatch.history import LinkHistory
+from netwatch.inside.state import InsideSink, InsideState
 from netwatch.inventory import Inventory
 from netwatch.loopstats import LoopTasks
 from netwatch.metrics import MetricsCollector, ignored_packets_family
@@ -188,6 +189,11 @@ class Runtime:
     # Called with the new plan when the configuration is reloaded (netwatch/reload.py): a bus
     # feed's plan index (netwatch.roles.core, netwatch.roles.web).
     plan_hooks: list[Callable[[Plan], None]] = field(default_factory=list)
+    # What the commune agents report (issue 11, docs/agent.md): the latest per agent, and every
+    # consumer of their rounds and heartbeats (the first is `inside`; health and metrics add
+    # theirs). The bus feed of agent messages hands each message to every sink, in order.
+    inside: InsideState = field(default_factory=InsideState)
+    inside_sinks: list[InsideSink] = field(default_factory=list)
 
 
 async def _open_probes(
@@ -323,6 +329,7 @@ async def open_runtime(
             replica=opts.replica,
             alerting_paused_since=opts.alerting_paused_since,
         )
+        runtime.inside_sinks.append(runtime.inside)
         engine.start()
         stack.push_async_callback(engine.stop)
         if opts.feed is not None:
