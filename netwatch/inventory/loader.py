@@ -12,7 +12,14 @@ from pydantic import BaseModel, ValidationError
 
 from netwatch.inventory.divisions import Divisions
 from netwatch.inventory.models import Commune, Inventory
-from netwatch.inventory.yamlsource import Loc, Position, YamlSyntaxError, read_yaml
+from netwatch.inventory.yamlsource import (
+    NOT_PLAIN,
+    Loc,
+    Position,
+    YamlSyntaxError,
+    parse_plain,
+    read_yaml,
+)
 
 _DICT_SECTIONS = ("isps", "snmp_credentials", "upstreams", "portals")
 _LIST_SECTIONS = ("communes", "maintenance", "reference_targets")
@@ -60,6 +67,35 @@ class _Merged:
         self.positions: dict[Loc, Position] = {}
         self.issues: list[ConfigIssue] = []
         self.root_position: Position | None = None
+
+    @classmethod
+    def plain(cls, files: list[Path]) -> _Merged | None:
+        """The files merged without positions (``parse_plain``), or None when any of them, or
+        the merge, has something to report: then ``add`` reads them again for the messages."""
+        merged = cls()
+        for path in files:
+            try:
+                data = parse_plain(path.read_text(encoding="utf-8"), str(path))
+            except (OSError, UnicodeDecodeError):
+                return None
+            if data is NOT_PLAIN or not isinstance(data, dict | None):
+                return None
+            for key, value in (data or {}).items():
+                if key in _LIST_SECTIONS and isinstance(value, list):
+                    merged.data.setdefault(key, []).extend(value)
+                    continue
+                if key == "portals" and isinstance(value, dict):
+                    _anchor_ca_files(value, path.parent)
+                if key in _DICT_SECTIONS and isinstance(value, dict):
+                    section = merged.data.setdefault(key, {})
+                    if section.keys() & value.keys():
+                        return None
+                    section.update(value)
+                    continue
+                if key in merged.data:
+                    return None
+                merged.data[key] = value
+        return merged
 
     def add(self, path: Path, display: str) -> None:
         try:
@@ -184,16 +220,23 @@ def load_inventory(
         raise ConfigError(
             [ConfigIssue(Position(str(path), 1, 1), "", "the folder has no *.yaml files")]
         )
+    divisions = divisions or Divisions()
+    environ = dict(os.environ) if environ is None else environ
+    # First without positions (fast, a fraction of the memory); a configuration with anything
+    # to report is read again, keeping every value's position for the messages.
+    plain = _Merged.plain(files)
+    if plain is not None:
+        try:
+            fast = Inventory.model_validate(plain.data, context=_context(plain, environ, divisions))
+        except ValidationError:
+            pass
+        else:
+            if not _cross_check(plain, divisions):
+                return fast
     merged = _Merged()
     for file in files:
         merged.add(file, str(file))
-    divisions = divisions or Divisions()
-    province = merged.data.get("province")
-    context = {
-        "environ": dict(os.environ) if environ is None else environ,
-        "divisions": divisions,
-        "province": province if isinstance(province, int) else None,
-    }
+    context = _context(merged, environ, divisions)
     issues = list(merged.issues)
     inventory: Inventory | None = None
     try:
@@ -205,6 +248,15 @@ def load_inventory(
         raise ConfigError(_dedupe(issues))
     assert inventory is not None
     return inventory
+
+
+def _context(merged: _Merged, environ: Mapping[str, str], divisions: Divisions) -> dict[str, Any]:
+    province = merged.data.get("province")
+    return {
+        "environ": environ,
+        "divisions": divisions,
+        "province": province if isinstance(province, int) else None,
+    }
 
 
 def _dedupe(issues: list[ConfigIssue]) -> list[ConfigIssue]:

@@ -148,6 +148,90 @@ def read_yaml(path: Path, display_name: str | None = None) -> YamlDocument:
     return parse_yaml(text, name)
 
 
+class _NotPlainError(Exception):
+    """The fast reader met something only the full reader answers exactly (see parse_plain)."""
+
+
+_MAP_TAGS = (None, "!", "tag:yaml.org,2002:map")
+_SEQ_TAGS = (None, "!", "tag:yaml.org,2002:seq")
+
+
+def parse_plain(text: str, name: str) -> Any:
+    """The data of a YAML text, without positions, or ``_NOT_PLAIN`` when it holds anything
+    the full reader (``parse_yaml``) must judge: a syntax error, a duplicate key, an alias, an
+    unusual tag, too many values.
+
+    Why: ``parse_yaml`` composes the whole node tree and keeps a position for every value; for a
+    national inventory that is ~100 MB of transient objects and most of the load time, and the
+    positions serve only error messages. This reader builds the same data straight from the
+    parser's events (libyaml's when PyYAML has it) and keeps nothing else; a caller that finds a
+    mistake in the data reads the files again with ``parse_yaml`` for the messages. For any
+    text it accepts, the data equals ``parse_yaml``'s (tests/inventory/test_yamlsource.py).
+    """
+    builder = _Builder(name)
+    stack: list[tuple[Any, Any]] = []  # (open collection, pending key of a mapping or _NO_KEY)
+    root: Any = _NO_KEY
+    count = 0
+    try:
+        for event in yaml.parse(text, Loader=_COMPOSER):
+            if isinstance(event, yaml.ScalarEvent):
+                if event.anchor is not None:
+                    raise _NotPlainError
+                tag = event.tag
+                if tag is None or tag == "!":
+                    tag = _resolve(event.value, event.implicit)
+                value = builder._scalar(yaml.ScalarNode(tag, event.value))
+            elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                mapping = isinstance(event, yaml.MappingStartEvent)
+                if event.anchor is not None or event.tag not in (
+                    _MAP_TAGS if mapping else _SEQ_TAGS
+                ):
+                    raise _NotPlainError
+                if stack and isinstance(stack[-1][0], dict) and stack[-1][1] is _NO_KEY:
+                    raise _NotPlainError  # a collection as a mapping key
+                stack.append(({} if mapping else [], _NO_KEY))
+                continue
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                value, _ = stack.pop()
+            elif isinstance(event, yaml.AliasEvent):
+                raise _NotPlainError
+            else:  # stream and document start and end
+                if isinstance(event, yaml.DocumentStartEvent) and root is not _NO_KEY:
+                    raise _NotPlainError  # a second document: compose() refuses it
+                continue
+            count += 1
+            if count > MAX_VALUES:
+                raise _NotPlainError
+            if not stack:
+                root = value
+                continue
+            container, key = stack[-1]
+            if isinstance(container, list):
+                container.append(value)
+            elif key is _NO_KEY:
+                if not isinstance(value, str | int) or value in container:
+                    raise _NotPlainError
+                stack[-1] = (container, value)
+            else:
+                container[key] = value
+                stack[-1] = (container, _NO_KEY)
+    except Exception:  # noqa: BLE001 - whatever it is, parse_yaml says it exactly
+        return _NOT_PLAIN
+    return {} if root is _NO_KEY else root
+
+
+def _resolve(value: str, implicit: tuple[bool, bool]) -> str:
+    """The tag the composer gives a scalar written without one (YAML 1.1 implicit types)."""
+    tag: str = _LOADER_FOR_SCALARS.resolve(yaml.ScalarNode, value, implicit)  # type: ignore[no-untyped-call]
+    return tag
+
+
+_NO_KEY: Any = object()
+_NOT_PLAIN: Any = object()
+NOT_PLAIN: Any = _NOT_PLAIN
+"""What ``parse_plain`` returns for a text it leaves to ``parse_yaml``."""
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.inventory.divisions import Divisions
 from netwatch.inventory.loader import ConfigError
+from netwatch.inventory.yamlsource import NOT_PLAIN, YamlSyntaxError, parse_plain, parse_yaml
 from tests.lam_dong import ENV, EXAMPLE
 
 FUZZ = settings(
@@ -206,3 +207,55 @@ def test_a_control_character_is_named_where_it_stands(config_file: Path) -> None
     [issue] = error.issues
     assert (issue.position.line, issue.position.column) == (3, 12)
     assert "U+0000 is not allowed" in issue.message
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal data with equal types all the way down (True == 1 and 1 == 1.0 would hide a bug)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b or (a != a and b != b)  # NaN is itself
+
+
+def _differential(text: str) -> None:
+    """The fast reader (no positions, used first by load_inventory) gives exactly the full
+    reader's data for every text it accepts, and accepts no text the full reader refuses."""
+    plain = parse_plain(text, "f.yaml")
+    try:
+        full = parse_yaml(text, "f.yaml").data
+    except YamlSyntaxError:
+        assert plain is NOT_PLAIN
+        return
+    if plain is not NOT_PLAIN:
+        assert _same(plain, full)
+
+
+@FUZZ
+@given(mutated_example())
+def test_the_fast_reader_agrees_with_the_full_one_on_mutated_text(text: str) -> None:
+    _differential(text)
+
+
+@FUZZ
+@given(documents)
+def test_the_fast_reader_agrees_with_the_full_one_on_generated_documents(document: Any) -> None:
+    _differential(_dump(document))
+
+
+def test_the_fast_reader_reads_the_shipped_example_and_leaves_the_unusual_to_the_full_one() -> None:
+    assert _same(parse_plain(EXAMPLE_TEXT, "x"), parse_yaml(EXAMPLE_TEXT, "x").data)
+    for text in (
+        "a: &x 1\nb: *x\n",  # aliases
+        "a: 1\na: 2\n",  # a duplicate key: the full reader names both lines
+        "? [1, 2]\n: x\n",  # a collection as a key
+        "a: !!binary 'not base64!'\n",
+        "a: !!set {x}\n",
+        "--- 1\n--- 2\n",  # two documents
+        "a: [\n",  # syntax
+    ):
+        assert parse_plain(text, "x") is NOT_PLAIN, text
+    for text in ("", "# only a comment\n", "null\n", "a:\n", "a: 00070\nb: 12:30\nc: 2026-11-22\n"):
+        _differential(text)
