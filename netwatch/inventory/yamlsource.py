@@ -215,7 +215,7 @@ def parse_plain(text: str, name: str) -> Any:
             else:
                 container[key] = value
                 stack[-1] = (container, _NO_KEY)
-    except Exception:  # noqa: BLE001 - whatever it is, parse_yaml says it exactly
+    except Exception:  # whatever it is, parse_yaml says it exactly
         return _NOT_PLAIN
     return {} if root is _NO_KEY else root
 
