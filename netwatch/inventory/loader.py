@@ -372,6 +372,50 @@ def _inner_model(annotation: Any) -> Any:
     return None
 
 
+def _check_agent(
+    merged: _Merged,
+    agent: dict[str, Any],
+    i: int,
+    code: str | None,
+    link_ids: dict[str, int],
+    portals: set[str],
+    agents: dict[str, Loc],
+) -> list[ConfigIssue]:
+    """A commune agent names its commune's links and known portals; agent ids are unique."""
+    issues: list[ConfigIssue] = []
+    base: Loc = ("communes", i, "agent")
+    aid = agent.get("id") if agent.get("id") is not None else (code and f"{code}-agent")
+    if isinstance(aid, str):
+        if aid in agents:
+            first = merged.where(agents[aid])
+            issues.append(merged.issue(base, f"agent id {aid!r} is used twice (also at {first})"))
+        else:
+            agents[aid] = base
+    paths = agent.get("paths")
+    seen: set[str] = set()
+    for j, path in enumerate(paths if isinstance(paths, list) else []):
+        link = path.get("link") if isinstance(path, dict) else None
+        if not isinstance(link, str):
+            continue
+        loc: Loc = (*base, "paths", j, "link")
+        if link not in link_ids:
+            listed = ", ".join(sorted(link_ids)) or "none"
+            issues.append(
+                merged.issue(loc, f"this commune has no link {link!r}; its links: {listed}")
+            )
+        elif link in seen:
+            issues.append(merged.issue(loc, f"link {link!r} has two agent paths"))
+        seen.add(link)
+    names = agent.get("portals")
+    for j, portal in enumerate(names if isinstance(names, list) else []):
+        if isinstance(portal, str) and portal not in portals:
+            listed = ", ".join(sorted(portals)) or "none: add a `portals:` section"
+            issues.append(
+                merged.issue((*base, "portals", j), f"unknown portal {portal!r}; defined: {listed}")
+            )
+    return issues
+
+
 def _cross_check(merged: _Merged, divisions: Divisions) -> list[ConfigIssue]:
     """References between sections and duplicates; works on raw data so it runs even when
     other parts failed validation, and every mistake is reported in one run."""
@@ -404,6 +448,7 @@ def _cross_check(merged: _Merged, divisions: Divisions) -> list[ConfigIssue]:
                     )
 
     province = data.get("province")
+    agents: dict[str, Loc] = {}  # agent id -> where it is declared
     seen_codes: dict[str, Loc] = {}
     seen_addresses: dict[str, Loc] = {}
     communes = data.get("communes")
@@ -487,6 +532,9 @@ def _cross_check(merged: _Merged, divisions: Divisions) -> list[ConfigIssue]:
                     )
                 else:
                     seen_addresses[addr] = (*base, "address")
+        agent = commune.get("agent")
+        if isinstance(agent, dict):
+            issues.extend(_check_agent(merged, agent, i, code, link_ids, ids("portals"), agents))
 
     # A commune's thresholds are validated as a whole once its overrides meet the defaults.
     defaults = data.get("thresholds")

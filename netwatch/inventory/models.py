@@ -340,6 +340,66 @@ class Device(Model):
     _addr = field_validator("address", mode="before")(_address)
 
 
+class AgentPath(Model):
+    """One WAN path the commune agent measures apart: traffic from ``source`` (or out of
+    ``interface``) leaves the commune by ``link``; ``target`` is pinged over it from inside."""
+
+    link: Slug  # a link id of this commune
+    source: IPAddress | None = None  # the box's address the router policy-routes by this link
+    interface: str | None = None  # or: the box's own interface on this path
+    target: IPAddress  # the link's far end (its upstream gateway)
+
+    _source = field_validator("source", mode="before")(_address)
+    _target = field_validator("target", mode="before")(_address)
+
+    @model_validator(mode="after")
+    def _bound(self) -> AgentPath:
+        if self.source is None and self.interface is None:
+            raise PydanticCustomError(
+                "agent_path",
+                "a path needs `source:` (the box's address routed by this link) or"
+                " `interface:` (the box's interface on it), or both",
+            )
+        return self
+
+
+class AgentThroughput(Model):
+    """An optional short download per path; off unless provincial IT turns it on."""
+
+    enabled: bool = False
+    url: str | None = None
+    max_bytes: int = Field(2_000_000, ge=10_000, le=100_000_000)
+    every_s: float = Field(3600.0, ge=300, le=7 * 24 * 3600)
+    rate_limit_bps: int = Field(2_000_000, ge=64_000, le=1_000_000_000)
+
+    @model_validator(mode="after")
+    def _url(self) -> AgentThroughput:
+        if self.enabled and not self.url:
+            raise PydanticCustomError("throughput", "throughput is enabled but has no `url:`")
+        if self.url is not None and urlsplit(self.url).scheme not in {"http", "https"}:
+            raise PydanticCustomError("url", "expected an http:// or https:// URL")
+        return self
+
+
+class CommuneAgent(Model):
+    """The ``netwatch agent`` box inside a commune center (docs/agent-centre.md)."""
+
+    id: Slug | None = None  # the agent's id; None: "<commune code>-agent"
+    lan_gateway: IPAddress | None = None  # the router's LAN address, pinged from inside
+    paths: tuple[AgentPath, ...] = Field(min_length=1)
+    portals: tuple[Slug, ...] | None = None  # timed over every path; None: all portals
+    throughput: AgentThroughput = AgentThroughput()
+
+    _gateway = field_validator("lan_gateway", mode="before")(_address)
+
+
+class Agents(Model):
+    """What every commune agent shares: its rhythm."""
+
+    interval_s: float = Field(30.0, ge=5, le=3600)
+    echoes: int = Field(3, ge=1, le=20)
+
+
 class Coordinates(Model):
     """Where the commune center is, for the map."""
 
@@ -360,6 +420,8 @@ class Commune(Model):
     links: tuple[Link, ...] = Field(min_length=1)
     devices: tuple[Device, ...] = ()
     thresholds: ThresholdOverrides = ThresholdOverrides()
+    agent: CommuneAgent | None = None
+    contacts: tuple[Contact, ...] = ()  # the commune's own people: told when the site is down
 
     @model_validator(mode="before")
     @classmethod
@@ -435,6 +497,13 @@ class Commune(Model):
         code = info.data.get("code")
         official = divisions.commune(code) if divisions is not None and code else None
         return official.province_code if official is not None else value
+
+    @property
+    def agent_id(self) -> str | None:
+        """The commune agent's id (None: no agent in this commune)."""
+        if self.agent is None:
+            return None
+        return self.agent.id or f"{self.code}-agent"
 
     def effective_thresholds(self, defaults: Thresholds) -> Thresholds:
         """Thresholds for this commune: defaults with its overrides."""
@@ -755,6 +824,7 @@ class Inventory(Model):
     notifications: Notifications | None = None
     tickets: TicketRules = TicketRules()
     reports: Reports = Reports()
+    agents: Agents = Agents()
 
     @field_validator("reference_targets", mode="before")
     @classmethod

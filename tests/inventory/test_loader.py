@@ -148,7 +148,7 @@ def test_ten_mistakes_are_all_reported_in_one_run(tmp_path: Path, divisions: Div
         "F:17:11: communes[2].code: 'lac duong' is not an official commune code; "
         "did you mean 24848 Xã Lạc Dương (Lâm Đồng)?",
         "F:20:5: communes[2].colour: unknown key 'colour' (allowed here: code, name, coordinates, "
-        "router, links, devices, thresholds)",
+        "router, links, devices, thresholds, agent, contacts)",
         "F:22:5: maintenance[0]: the window ends before it starts",
     ]
 
@@ -237,7 +237,7 @@ def test_ten_mistakes_are_all_reported_in_one_run(tmp_path: Path, divisions: Div
             "bogus: 1\n",
             "F:9:1: bogus: unknown key 'bogus' (allowed here: province, reference_targets, "
             "intervals, confirmation, thresholds, isps, snmp_credentials, upstreams, portals, communes, maintenance, "
-            "provincial_it, notifications, tickets, reports)",
+            "provincial_it, notifications, tickets, reports, agents)",
         ),
         (
             "isps_extra:\n",
