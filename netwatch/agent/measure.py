@@ -25,10 +25,11 @@ import hashlib
 import logging
 import socket
 import ssl
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, TypeVar
 from urllib.parse import urlsplit
@@ -37,6 +38,7 @@ from probes.dns import bound_socket
 from probes.http import HttpCheck, HttpFailure, HttpPhase, HttpProber, HttpResult
 from probes.icmp import IcmpPinger, IcmpUnavailableError, PingFailure, PingResult
 
+from . import wire
 from .model import (
     AgentConfig,
     DevicePing,
@@ -339,3 +341,28 @@ async def _download(
         if writer is not None:
             writer.close()
     return Throughput(path.link, got, time.monotonic() - started, error)
+
+
+async def _once(payload: bytes) -> bytes:
+    config = wire.decode_config(payload)
+    measurer = Measurer()
+    try:
+        result = await measurer(config, 1, datetime.now(UTC))
+    finally:
+        measurer.close()
+    return wire.encode_round(result)
+
+
+def main() -> int:
+    """``python -m netwatch.agent.measure < config.msgpack > round.msgpack``: one round.
+
+    The configuration is ``wire.encode_config`` bytes on stdin, the round ``wire.encode_round``
+    bytes on stdout. For trying a box's paths by hand and for the lab tests, which run it inside
+    the lab's agent box namespace (``ip netns exec nwl<k>-a<code> python -m ...``).
+    """
+    sys.stdout.buffer.write(asyncio.run(_once(sys.stdin.buffer.read())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
