@@ -186,6 +186,8 @@ class Measurer:
                 HttpFailure.PROTOCOL_ERROR.value, HttpPhase.DNS.value,
             )  # fmt: skip
         try:
+            # The SSL context is built (CA loaded) before the clock starts, not in tls_s.
+            self._prober.ssl_context(check.ca_file)
             result = await self._prober.probe(check, source=path.source, interface=path.interface)
         except (ssl.SSLError, OSError) as exc:  # a CA file that does not load
             _log.warning("agent portal %s: %s", portal.id, exc)
