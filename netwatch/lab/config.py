@@ -115,6 +115,7 @@ def inventory(
         "reference_targets": [plan.core_address],
         # Short intervals so the demo reacts within a minute; production uses the defaults.
         "intervals": {"icmp_s": 10, "icmp_echoes": 5, "snmp_s": 15, "http_s": 15},
+        "agents": {"interval_s": 10, "echoes": 3},
         "isps": isps,
         "snmp_credentials": {
             "lab-v2c": {"version": "2c", "community": {"env": ENV_COMMUNITY}},

@@ -153,6 +153,23 @@ async def _centre_probe(lab: Lab) -> object:
         return await prober.probe(check)
 
 
+def test_a_portal_slower_than_the_round_is_cut_at_the_budget(clean_lab: Lab) -> None:
+    commune = dual(clean_lab)
+    assert clean_lab.commune_portal_slow(commune.code, 30.0, "vnpt-tslcd").ok
+    started = time.monotonic()
+    result = measure(clean_lab, commune)  # 5 s rounds: 4.5 s budget
+
+    assert time.monotonic() - started < 5.0 + 3  # the round did not wait for the portal
+    by_link = {t.link: t for t in result.portals}
+    assert (by_link["vnpt-tslcd"].failure, by_link["vnpt-tslcd"].failed_phase) == (
+        "timeout",
+        "http",
+    )
+    assert by_link["vnpt-tslcd"].total_s < 5.0
+    assert by_link["viettel-internet"].ok
+    assert all(p.ping.answered for p in result.paths)
+
+
 def test_power_loss_silences_the_commune_and_restore_brings_it_back(clean_lab: Lab) -> None:
     commune = dual(clean_lab)
     box = commune.box

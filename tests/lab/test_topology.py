@@ -115,8 +115,8 @@ def test_inventory_follows_the_documented_schema(tmp_path: Path) -> None:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert data == inventory(plan, SECRETS, ca)
     assert set(data) == {
-        "reference_targets", "intervals", "isps", "snmp_credentials", "upstreams", "portals",
-        "communes",
+        "reference_targets", "intervals", "agents", "isps", "snmp_credentials", "upstreams",
+        "portals", "communes",
     }  # fmt: skip
     assert data["reference_targets"] == ["10.89.0.2"]
     assert data["snmp_credentials"]["lab-v2c"]["community"] == {"env": "NETWATCH_SNMP_COMMUNITY"}
@@ -196,5 +196,6 @@ def test_inventory_gives_every_commune_its_agent_and_devices(tmp_path: Path) -> 
         ("printer", "10.89.10.141"),
     ]
     assert [p.id for p in config.portals] == ["dvcqg"]
+    assert (config.interval_s, config.echoes) == (10.0, 3)  # the lab's short rhythm
     single = agent_config(loaded, f"{plan.communes[1].code:05d}")
     assert [p.link for p in single.paths] == ["vnpt-tslcd"]
