@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI, Request
+from prometheus_client.parser import text_string_to_metric_families
 
 from netwatch.agent.model import AgentConfig, AgentHeartbeat, InsideRound
 from netwatch.inside.config import agent_config
@@ -312,3 +313,47 @@ def _write_token(r: Running) -> str:
             await store.close()
 
     return asyncio.run(make())
+
+
+def _metric(r: Running, name: str, **labels: str) -> float | None:
+    reply = r.client.get("/metrics")
+    assert reply.status == 200
+    found = [
+        s.value
+        for family in text_string_to_metric_families(reply.text)
+        for s in family.samples
+        if s.name == name and labels.items() <= s.labels.items()
+    ]
+    assert len(found) <= 1, found
+    return found[0] if found else None
+
+
+def test_the_agents_metrics_are_served_and_follow_a_reload(tmp_path: Path) -> None:
+    """/metrics of the running NetWatch: the agents' families from what the sinks were fed; a
+    reload that changes the agent's part of the inventory makes its configuration outdated
+    until the agent runs the new one."""
+    with serving(tmp_path, fast=False) as r:
+        now = datetime.now(UTC)
+        r.feed((inside_round(r.config, 1, now), now), (heartbeat(r.config, now), now))
+        agent = {"commune": AGENT, "agent": "28696-agent"}
+        assert _metric(r, "netwatch_agent_last_seen_timestamp_seconds", **agent) == pytest.approx(
+            now.timestamp()
+        )
+        assert _metric(r, "netwatch_agent_config_current", **agent) == 1
+        assert _metric(r, "netwatch_inside_path_up", commune=AGENT, link="vnpt-tslcd") == 1
+        assert _metric(r, "netwatch_agent_config_current", commune=NO_AGENT) is None
+        r.path.write_text(
+            CONFIG.replace(
+                "      - {name: Máy in một cửa, kind: printer, address: 192.168.50.21}\n",
+                "      - {name: Máy in một cửa, kind: printer, address: 192.168.50.21}\n"
+                "      - {name: Máy lấy số, kind: queue, address: 192.168.50.22}\n",
+            ),
+            "utf-8",
+        )
+        reply = r.client.post("/api/v1/config/reload", token=_write_token(r))
+        assert reply.status == 200, reply.text
+        assert _metric(r, "netwatch_agent_config_current", **agent) == 0
+        fresh = agent_config(r.runtime.inventory, AGENT)
+        assert fresh.revision != r.config.revision
+        r.feed((heartbeat(fresh, now), now))
+        assert _metric(r, "netwatch_agent_config_current", **agent) == 1
