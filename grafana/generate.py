@@ -798,14 +798,14 @@ def inside_vs_outside(sel: str) -> timeseries.Panel:
         .with_target(
             query(
                 f'netwatch_inside_portal_phase_seconds{{{sel}, phase="total"}}',
-                "{{portal_name}} qua / over {{link}} · từ xã / from the commune",
+                "{{portal}} qua / over {{link}} · từ xã / from the commune",
                 ref="E",
             )
         )
         .with_target(
             query(
                 'netwatch_portal_phase_seconds{phase="total"}',
-                "{{portal_name}} · từ trung tâm / from the centre",
+                "{{portal}} · từ trung tâm / from the centre",
                 ref="F",
             )
         )

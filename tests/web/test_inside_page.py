@@ -33,6 +33,7 @@ from netwatch.web.status import StatusPages
 from netwatch.web.status.inside import SINK_NAME
 from tests.inside.rounds import heartbeat, inside_round
 from tests.servers import InProcess, in_process
+from tests.waiting import wait_until
 from tests.web.conftest import Client, netwatch_app
 
 CONFIG = """
@@ -352,7 +353,13 @@ def test_the_agents_metrics_are_served_and_follow_a_reload(tmp_path: Path) -> No
         )
         reply = r.client.post("/api/v1/config/reload", token=_write_token(r))
         assert reply.status == 200, reply.text
-        assert _metric(r, "netwatch_agent_config_current", **agent) == 0
+        # The revisions are computed in a worker thread (seconds for the whole country).
+        wait_until(
+            lambda: _metric(r, "netwatch_agent_config_current", **agent) == 0,
+            10,
+            0.05,
+            "the agent's configuration outdated",
+        )
         fresh = agent_config(r.runtime.inventory, AGENT)
         assert fresh.revision != r.config.revision
         r.feed((heartbeat(fresh, now), now))
