@@ -155,7 +155,6 @@ class InsideMetrics:
         self._revisions: dict[str, str] = {}
         self._inventory: Inventory | None = None
         self._interval_s = 30.0
-        self.revisions_computed: asyncio.Future[None] | None = None
         self.reload(inventory)
 
     def reload(self, inventory: Inventory) -> None:
@@ -180,7 +179,6 @@ class InsideMetrics:
                 self._revisions = future.result()
 
         done.add_done_callback(take)
-        self.revisions_computed = asyncio.ensure_future(_settled(done))
 
     def expected_revision(self, commune: str) -> str | None:
         """The configuration revision the commune's agent should run (None: no agent, or
@@ -396,11 +394,6 @@ def _oldest_age(view: AgentView) -> float | None:
     if beat.buffer_oldest_at is None or beat.buffer_messages == 0:
         return 0.0
     return max((beat.at - beat.buffer_oldest_at).total_seconds(), 0.0)
-
-
-async def _settled(future: asyncio.Future[dict[str, str]]) -> None:
-    """Wait for the computation (tests wait for it); its errors are logged by `take`."""
-    await asyncio.wait([future])
 
 
 def _current(expected: str, view: AgentView) -> float | None:
