@@ -306,10 +306,12 @@ async def open_runtime(
         )
         ops.register(registry, collector)
         # The commune agents' health and the view from inside (issue 11, docs/dashboards.md):
-        # read from `inside` at scrape time, in whichever process serves /metrics (this one).
+        # read from `inside` at scrape time, in the process that serves /metrics (a read
+        # replica's /metrics is the core's, netwatch.web.app: none there).
         inside = InsideState()
-        inside_metrics = InsideMetrics(inside, inventory)
-        inside_metrics.register(collector.add_families)
+        inside_metrics = None if opts.replica else InsideMetrics(inside, inventory)
+        if inside_metrics is not None:
+            inside_metrics.register(collector.add_families)
         alerting.on_taken_over.append(ops.tickets.baseline)
         session = await stack.enter_async_context(aiohttp.ClientSession())
         channels = build_channels(inventory, session, SystemClock())
@@ -340,7 +342,8 @@ async def open_runtime(
             inside=inside,
         )
         runtime.inside_sinks.append(runtime.inside)
-        runtime.inventory_hooks.append(inside_metrics.reload)
+        if inside_metrics is not None:
+            runtime.inventory_hooks.append(inside_metrics.reload)
         engine.start()
         stack.push_async_callback(engine.stop)
         if opts.feed is not None:
