@@ -179,18 +179,18 @@ def test_the_portal_per_path_devices_and_the_agents_health(running: Running) -> 
     assert f"gửi về, đo lúc {at} (cách đây " in section
     assert (
         "Cổng Dịch vụ công quốc gia qua VNPT Đồng Tháp (Truyền số liệu chuyên dùng): "
-        "Hoạt động bình thường mở trang hết 0,80 giây" in section
+        "Hoạt động bình thường mở trang mất 0,80 giây" in section
     )
     assert (
         "Cổng Dịch vụ công quốc gia qua Viettel Đồng Tháp (Internet): Phản hồi chậm "
-        "mở trang hết 6,5 giây" in section
+        "mở trang mất 6,5 giây" in section
     )
     assert "Mạng nội bộ của xã: bộ định tuyến phản hồi bình thường." in section
     assert (
         "VNPT Đồng Tháp (Truyền số liệu chuyên dùng): thông, độ trễ 12,3 ms, mất gói 0 %" in section
     )
     assert "1/2 thiết bị hoạt động." in section
-    assert "Kiosk tra cứu (Máy tra cứu (kiosk)): hoạt động" in section
+    assert "Kiosk tra cứu (Máy tra cứu tự phục vụ): hoạt động" in section
     assert "Máy in một cửa (Máy in): không phản hồi" in section
     assert f"Liên lạc lần cuối lúc {fmt_time(now, 'vi')} (cách đây" in section
     assert "Không có số liệu chờ gửi." in section
@@ -259,7 +259,7 @@ def test_pages_follow_rounds_at_most_every_interval(tmp_path: Path, fast: bool) 
         now = datetime.now(UTC)
         r.feed((inside_round(c, 1, now, portals={"vnpt-tslcd": 0.8}), now))
         first = r.page()
-        assert "mở trang hết 0,80 giây" in _text(first)
+        assert "mở trang mất 0,80 giây" in _text(first)
         rendered = dict(r.pages._rendered)
         # Many rounds later, within the interval: the same page, not rendered again.
         for seq in range(2, 30):
@@ -268,7 +268,7 @@ def test_pages_follow_rounds_at_most_every_interval(tmp_path: Path, fast: bool) 
         assert r.pages._rendered[("commune", AGENT, "vi")] is rendered[("commune", AGENT, "vi")]
         # The interval over: the newest round shows.
         r.pages.inside.min_interval_s = 0.0
-        assert "Phản hồi chậm mở trang hết 7,5 giây" in _text(r.page())
+        assert "Phản hồi chậm mở trang mất 7,5 giây" in _text(r.page())
 
 
 def test_a_reload_replaces_the_pages_sink_instead_of_adding_one(tmp_path: Path) -> None:
@@ -301,7 +301,7 @@ def test_a_reload_replaces_the_pages_sink_instead_of_adding_one(tmp_path: Path) 
         assert old_changes.count == counted
         assert r.pages.inside.changes.count == 1
         r.pages.inside.min_interval_s = 0.0  # (the rebuilt pages' default is 2 s)
-        assert "mở trang hết 0,80 giây" in _text(r.page())
+        assert "mở trang mất 0,80 giây" in _text(r.page())
 
 
 def _write_token(r: Running) -> str:

@@ -372,7 +372,7 @@ INSIDE: Mapping[str, Words] = {
         "en": "Public service portals over each link",
     },
     "portal_over": {"vi": "{portal} qua {isp} ({path})", "en": "{portal} over {isp} ({path})"},
-    "portal_time": {"vi": "mở trang hết {total}", "en": "page loaded in {total}"},
+    "portal_time": {"vi": "mở trang mất {total}", "en": "page loaded in {total}"},
     "portal_failed": {
         "vi": "không mở được trang, lỗi ở bước {phase} (sau {total})",
         "en": "the page could not be opened, failed at {phase} (after {total})",
@@ -430,7 +430,7 @@ INSIDE: Mapping[str, Words] = {
 }
 
 DEVICE_KIND: Mapping[str, Words] = {
-    "kiosk": {"vi": "Máy tra cứu (kiosk)", "en": "Kiosk"},
+    "kiosk": {"vi": "Máy tra cứu tự phục vụ", "en": "Kiosk"},
     "queue": {"vi": "Máy lấy số thứ tự", "en": "Queue ticket machine"},
     "printer": {"vi": "Máy in", "en": "Printer"},
     "camera": {"vi": "Camera", "en": "Camera"},
