@@ -1,10 +1,12 @@
 """Installing an ``InsideSink`` under a name, so that installing it again replaces it.
 
-The web's status pages (and anything else built anew for each runtime value) register a sink on
-``runtime.inside_sinks`` every time they are built: after a configuration reload the runtime is
-a new value sharing the same list, and a plain ``append`` would leave the old sink in it,
-called for every message forever. ``install_sink`` keeps one sink per name, at the place the
-first one took (the order of the sinks is the order they hear each message)."""
+For a consumer built anew for each runtime value (after a configuration reload the runtime is
+a new value sharing the same ``runtime.inside_sinks`` list the bus feed calls): a plain
+``append`` would leave the old consumer in the list, called for every message forever, one
+more per reload. ``install_sink`` keeps one sink per name, at the place the first one took (the
+order of the sinks is the order they hear each message). The status pages need none (they read
+``runtime.inside``, netwatch/web/status/inside.py); the metrics are built once per runtime.
+"""
 
 from __future__ import annotations
 

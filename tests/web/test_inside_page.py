@@ -22,7 +22,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from netwatch.agent.model import AgentConfig, AgentHeartbeat, InsideRound
 from netwatch.inside.config import agent_config
-from netwatch.inside.sinks import NamedSink
 from netwatch.inventory import Inventory, load_inventory
 from netwatch.runtime import Runtime
 from netwatch.store import open_store
@@ -30,7 +29,6 @@ from netwatch.web.app import fast_pages
 from netwatch.web.i18n import fmt_time
 from netwatch.web.reload import enable_reload
 from netwatch.web.status import StatusPages
-from netwatch.web.status.inside import SINK_NAME
 from tests.inside.rounds import heartbeat, inside_round
 from tests.servers import InProcess, in_process
 from tests.waiting import wait_until
@@ -109,9 +107,11 @@ def _text(html: str) -> str:
 
 
 @contextmanager
-def serving(tmp_path: Path, *, fast: bool, min_interval_s: float = 0.0) -> Iterator[Running]:
-    """NetWatch on CONFIG, its status pages re-reading everything often and showing agents'
-    messages at most every `min_interval_s` (0: at once)."""
+def serving(
+    tmp_path: Path, *, fast: bool, min_interval_s: float = 0.0, cache_s: float | None = None
+) -> Iterator[Running]:
+    """NetWatch on CONFIG, its status pages showing agents' messages at most every
+    `min_interval_s` (0: at once), re-reading everything else often, or every `cache_s`."""
     path = tmp_path / "netwatch.yaml"
     path.write_text(CONFIG, "utf-8")
     inventory: Inventory = load_inventory(path, environ={})
@@ -123,7 +123,10 @@ def serving(tmp_path: Path, *, fast: bool, min_interval_s: float = 0.0) -> Itera
     async def pages(request: Request) -> dict[str, str]:
         runtime = request.app.state.runtime
         request.app.state.status_pages = StatusPages(
-            runtime, max_age_s=1.0, store_ttl_s=0.2, inside_min_interval_s=min_interval_s
+            runtime,
+            max_age_s=cache_s or 1.0,
+            store_ttl_s=cache_s or 0.2,
+            inside_min_interval_s=min_interval_s,
         )
         return {}
 
@@ -254,7 +257,7 @@ def test_a_silent_agent_and_old_data_are_said(running: Running) -> None:
 def test_pages_follow_rounds_at_most_every_interval(tmp_path: Path, fast: bool) -> None:
     """Rendered once, served from memory: newer rounds show only once the interval has passed
     since the view was last rebuilt (an hour here, then none)."""
-    with serving(tmp_path, fast=fast, min_interval_s=3600) as r:
+    with serving(tmp_path, fast=fast, min_interval_s=3600, cache_s=3600) as r:
         c = r.config
         now = datetime.now(UTC)
         r.feed((inside_round(c, 1, now, portals={"vnpt-tslcd": 0.8}), now))
@@ -271,37 +274,46 @@ def test_pages_follow_rounds_at_most_every_interval(tmp_path: Path, fast: bool) 
         assert "Phản hồi chậm mở trang mất 7,5 giây" in _text(r.page())
 
 
-def test_a_reload_replaces_the_pages_sink_instead_of_adding_one(tmp_path: Path) -> None:
+def test_reloads_leave_the_sinks_as_they_were_and_pages_follow_the_agent(
+    tmp_path: Path,
+) -> None:
+    """Three reloads, the pages rebuilt for each new runtime value: the one list of sinks the
+    bus feed calls is the same, with the same sinks (none added per rebuild), and the rebuilt
+    pages still follow the agent's messages."""
     with serving(tmp_path, fast=False) as r:
         before = r.runtime
         r.page()
         sinks = list(before.inside_sinks)
-        named = [s for s in sinks if isinstance(s, NamedSink) and s.name == SINK_NAME]
-        assert len(named) == 1
-        old_changes = r.pages.inside.changes
-        assert named[0].sink is old_changes
-        # A reload (the same file: a new runtime value all the same) and the pages rebuilt
-        # for it, three times over.
+        assert before.inside in sinks
         for _ in range(3):
             reply = r.client.post("/api/v1/config/reload", token=_write_token(r))
             assert reply.status == 200, reply.text
             assert r.app.state.runtime is not before
             r.page()  # the pages are rebuilt from the new runtime
         after = r.runtime
-        assert after.inside_sinks is before.inside_sinks  # the one list the bus feed calls
-        named = [s for s in after.inside_sinks if isinstance(s, NamedSink) and s.name == SINK_NAME]
-        assert len(named) == 1
-        assert len(after.inside_sinks) == len(sinks)
-        assert named[0].sink is r.pages.inside.changes
-        assert named[0].sink is not old_changes
-        # The replaced sink hears nothing more; the current one does, and the page shows it.
-        counted = old_changes.count
+        assert r.pages.runtime is after
+        assert after.inside_sinks is before.inside_sinks
+        assert after.inside_sinks == sinks
         now = datetime.now(UTC)
-        r.feed((inside_round(r.config, 5, now), now))
-        assert old_changes.count == counted
-        assert r.pages.inside.changes.count == 1
+        r.feed((inside_round(r.config, 5, now, portals={"vnpt-tslcd": 1.5}), now))
         r.pages.inside.min_interval_s = 0.0  # (the rebuilt pages' default is 2 s)
-        assert "mở trang mất 0,80 giây" in _text(r.page())
+        assert "mở trang mất 1,5 giây" in _text(r.page())
+
+
+def test_one_communes_agent_does_not_re_render_another_communes_page(tmp_path: Path) -> None:
+    with serving(tmp_path, fast=False, cache_s=3600) as r:
+        now = datetime.now(UTC)
+        r.feed((inside_round(r.config, 1, now), now))
+        r.page()
+        other = r.page(NO_AGENT)
+        key = ("commune", NO_AGENT, "vi")
+        rendered = r.pages._rendered[key]
+        r.pages.inside.min_interval_s = 0.0
+        for seq in range(2, 6):
+            r.feed((inside_round(r.config, seq, now, portals={"vnpt-tslcd": 3.0}), now))
+            assert r.page(NO_AGENT) == other
+        assert r.pages._rendered[key] is rendered  # not rendered again
+        assert "mở trang mất 3,0 giây" in _text(r.page())
 
 
 def _write_token(r: Running) -> str:

@@ -1,12 +1,14 @@
-""" "Seen from the commune": what a commune's agent reports, as the commune page shows it.
+"""What a commune's agent reports, as the commune page shows it ("Seen from the commune").
 
-The agents' messages reach ``runtime.inside`` (the latest per agent) through the runtime's sinks;
-the pages install one more sink of their own (``InsideChanges``, under one name: a rebuilt
-StatusPages replaces it, netwatch.inside.sinks) that only counts messages. A commune page is
-rendered once and served from memory until something it shows changes; the agent's view of a
-commune is rebuilt (and the page re-rendered) when messages arrived since, **at most every
-``min_interval_s`` (2 s)**: 3,321 agents send about a message a second between them, so without
-the limit every page would be rendered for nearly every read.
+The agents' messages reach ``runtime.inside`` (the latest per agent, an ``AgentView`` each)
+through the runtime's sinks, whoever feeds them (the core's bus feed, a web worker's). A commune
+page is rendered once and served from memory until something it shows changes; its agent view
+is rebuilt (and the page rendered again) when the commune's ``AgentView`` is another object than
+the one it was built from (a frozen value: any message makes a new one), **at most every
+``min_interval_s`` (2 s) per commune**: an agent sends a message every few seconds, and its
+commune's page would otherwise be rendered again for nearly every read. A message from one
+commune never re-renders another's page, and the pages need no sink of their own (so nothing of
+theirs accumulates on ``runtime.inside_sinks`` when a reload rebuilds them).
 
 Nothing internal is shown: no address, no agent id, no version; device names and kinds, the
 ISP's name and the kind of path only (as the links section does).
@@ -19,8 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from netwatch.agent.model import HEARTBEAT_INTERVAL_S, AgentHeartbeat, InsideRound
-from netwatch.inside.sinks import install_sink
+from netwatch.agent.model import HEARTBEAT_INTERVAL_S
 from netwatch.inside.state import AgentView
 from netwatch.inventory import Inventory
 from netwatch.state import STALE_ROUNDS
@@ -28,22 +29,8 @@ from netwatch.state import STALE_ROUNDS
 if TYPE_CHECKING:
     from netwatch.runtime import Runtime
 
-SINK_NAME = "status-pages"
 # No message for this long: the page says the box is silent (three heartbeats missed).
 SILENT_AFTER_S = 3 * HEARTBEAT_INTERVAL_S
-
-
-class InsideChanges:
-    """An InsideSink that counts what arrives (the pages' signal that the view changed)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def inside_round(self, round_: InsideRound, received_at: datetime) -> None:
-        self.count += 1
-
-    def heartbeat(self, beat: AgentHeartbeat, received_at: datetime) -> None:
-        self.count += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,61 +169,47 @@ def commune_inside(
 
 @dataclass(frozen=True, slots=True)
 class InsideEntry:
-    """A commune's agent view as of one generation (a rendered page names the one it used)."""
+    """A commune's agent view, and what it was built from (a rendered page names the entry it
+    showed)."""
 
-    generation: int
+    source: AgentView | None  # the state's AgentView it was built from
+    built_at: float  # event loop time
     view: CommuneInside | None
 
 
 class InsideViews:
-    """The agents' views of the communes for one StatusPages: rebuilt when messages arrived,
-    at most every `min_interval_s`. Installs its counting sink on the runtime under
-    ``SINK_NAME``, in place of the one a previous StatusPages installed."""
+    """The agents' views of the communes for one StatusPages: a commune's is rebuilt when its
+    agent said something new, at most every `min_interval_s`."""
 
     def __init__(self, runtime: Runtime, *, min_interval_s: float = 2.0) -> None:
         self._runtime = runtime
         self.min_interval_s = min_interval_s
-        self.changes = InsideChanges()
-        install_sink(runtime.inside_sinks, SINK_NAME, self.changes)
-        self._seen = -1  # the count of changes the current generation shows
-        self._generation = 0
-        self._since = float("-inf")  # loop time the current generation began
         self._entries: dict[str, InsideEntry] = {}
         self._with_agent = {c.code for c in runtime.inventory.communes if c.agent is not None}
 
-    def _current_generation(self) -> int:
-        count = self.changes.count
-        if count != self._seen:
-            loop_now = asyncio.get_running_loop().time()
-            if loop_now - self._since >= self.min_interval_s:
-                self._seen, self._since = count, loop_now
-                self._generation += 1
-        return self._generation
+    def _fresh(self, entry: InsideEntry, code: str) -> bool:
+        if entry.source is self._runtime.inside.get(code):
+            return True
+        return asyncio.get_running_loop().time() - entry.built_at < self.min_interval_s
 
     def current(self, code: str) -> InsideEntry | None:
-        """The commune's entry if it is the current generation's (what `entry` would return
-        without building anything), else None."""
-        generation = self._current_generation()
+        """The commune's entry if `entry` would return it without building anything."""
         found = self._entries.get(code)
-        return found if found is not None and found.generation == generation else None
+        return found if found is not None and self._fresh(found, code) else None
 
     def entry(self, code: str) -> InsideEntry:
-        """The commune's entry for the current generation, built if needed."""
-        generation = self._current_generation()
+        """The commune's entry, rebuilt if its agent said something new since (and the last
+        build is at least `min_interval_s` old)."""
         found = self._entries.get(code)
-        if found is not None and found.generation == generation:
+        if found is not None and self._fresh(found, code):
             return found
         runtime = self._runtime
+        source = runtime.inside.get(code)
         view = (
-            commune_inside(
-                runtime.inventory,
-                code,
-                runtime.inside.get(code),
-                runtime.health.portals.policy.slow_s,
-            )
+            commune_inside(runtime.inventory, code, source, runtime.health.portals.policy.slow_s)
             if code in self._with_agent
             else None
         )
-        entry = InsideEntry(generation, view)
+        entry = InsideEntry(source, asyncio.get_running_loop().time(), view)
         self._entries[code] = entry
         return entry
