@@ -60,7 +60,7 @@ log = logging.getLogger("netwatch.inside.metrics")
 
 AGENT_LABELS = ("province", "commune", "commune_name", "agent")
 # The inside series carry fewer labels than the agents' own (no names: join on commune, link,
-# portal): at national scale they are ~36 lines per agent, 120,000 lines a scrape.
+# portal): ~33 lines per agent (2 paths, 2 portals), ~110,000 lines a national scrape.
 PATH_LABELS = ("province", "commune", "link", "isp", "path")
 
 
