@@ -134,6 +134,8 @@ class Reloader:
             rt.utilization.add_links([i.link.id for job in plan.snmp for i in job.interfaces])
         for hook in rt.plan_hooks:
             hook(plan)
+        for inventory_hook in rt.inventory_hooks:
+            inventory_hook(inventory)
         await rt.engine.reload(plan)
         actions = await rt.alerting.reload(inventory, removed, now)
         closed = tuple(sorted({a.ticket.id for a in actions if isinstance(a, Unmonitored)}))

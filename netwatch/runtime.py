@@ -189,6 +189,9 @@ class Runtime:
     # Called with the new plan when the configuration is reloaded (netwatch/reload.py): a bus
     # feed's plan index (netwatch.roles.core, netwatch.roles.web).
     plan_hooks: list[Callable[[Plan], None]] = field(default_factory=list)
+    # Called with the new inventory on a reload, like plan_hooks (the agents' config responder,
+    # netwatch.inside.cfg).
+    inventory_hooks: list[Callable[[Inventory], None]] = field(default_factory=list)
     # What the commune agents report (issue 11, docs/agent.md): the latest per agent, and every
     # consumer of their rounds and heartbeats (the first is `inside`; health and metrics add
     # theirs). The bus feed of agent messages hands each message to every sink, in order.

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Final
 
 __all__ = [
+    "AGENT_HUB_ENV",
     "NETWATCH_USER",
     "SYSTEM_ACCOUNT",
     "SYSTEM_USER",
@@ -42,6 +43,9 @@ __all__ = [
     "write_users",
 ]
 
+AGENT_HUB_ENV: Final = "NETWATCH_AGENT_HUB"
+"""Set by the supervisor for the core when the hub listens for agents (``--agent-listen``): the
+nats-server's directory (its users file, pid file); the core keeps the agents' users there."""
 NETWATCH_USER: Final = "netwatch"
 SYSTEM_USER: Final = "sys"
 SYSTEM_ACCOUNT: Final = "SYS"
