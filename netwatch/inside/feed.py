@@ -43,7 +43,12 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from netwatch.agent import wire
@@ -56,6 +61,8 @@ __all__ = ["AgentFeed", "FeedMetrics"]
 log = logging.getLogger("netwatch.inside.feed")
 
 HEARTBEAT_SUBJECTS: Final = f"{SUBJECT_PREFIX}.*.hb"
+# Round delays (seconds): live rounds take well under a second, backfill minutes to days.
+DELAY_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 _SAVE_EVERY_S: Final = 5.0
 
 
@@ -91,6 +98,13 @@ class AgentFeed:
         self.heartbeats = 0
         self.rejected: dict[str, int] = {}
         self.failed = 0
+        # From a round's start on the box to its arrival here (live rounds and backfill alike):
+        # the sum and count since start, and the largest of this and the last minute.
+        self.delay_sum_s = 0.0
+        self.delay_count = 0
+        self.delay_buckets = [0] * len(DELAY_BUCKETS)  # counts at or below each bound
+        self._delay_max = (0.0, 0.0)  # (the last minute's, this minute's)
+        self._delay_minute = 0
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- start and stop ----------------------------------------------------------------------
@@ -167,7 +181,26 @@ class AgentFeed:
         self._hand(round_, received_at)
         self.last_seq[round_.agent] = round_.seq
         self.applied += 1
+        self._delay((received_at - round_.at).total_seconds(), received_at)
         return True
+
+    def _delay(self, delay_s: float, now: datetime) -> None:
+        self.delay_sum_s += delay_s
+        self.delay_count += 1
+        for i, bound in enumerate(DELAY_BUCKETS):
+            if delay_s <= bound:
+                self.delay_buckets[i] += 1
+        minute = int(now.timestamp() // 60)
+        last, this = self._delay_max
+        if minute != self._delay_minute:
+            last, this = (this if minute == self._delay_minute + 1 else 0.0), 0.0
+            self._delay_minute = minute
+        self._delay_max = (last, max(this, delay_s))
+
+    @property
+    def delay_max_s(self) -> float:
+        """The largest delay of a round applied this minute or the last."""
+        return max(self._delay_max)
 
     def _hand(self, round_: InsideRound, received_at: datetime) -> None:
         for sink in list(self._sinks):
@@ -273,6 +306,20 @@ class FeedMetrics(Collector):
             ("agent_sink_failures", "Inside sink calls that raised (see the log)", f.failed),
         ):
             yield CounterMetricFamily(f"netwatch_{name}", doc, value=value)
+        yield HistogramMetricFamily(
+            "netwatch_agent_round_delay_seconds",
+            "From an agent round's start on the box to the core applying it",
+            buckets=[
+                *((f"{b:g}", n) for b, n in zip(DELAY_BUCKETS, f.delay_buckets, strict=True)),
+                ("+Inf", f.delay_count),
+            ],
+            sum_value=f.delay_sum_s,
+        )
+        yield GaugeMetricFamily(
+            "netwatch_agent_round_delay_max_seconds",
+            "The largest round delay of this minute and the last",
+            value=f.delay_max_s,
+        )
         rejected = CounterMetricFamily(
             "netwatch_agent_messages_rejected",
             "Agent messages refused by the feed, by reason",
