@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterable
@@ -53,6 +54,17 @@ REASONS: Final = ("bad_secret", "revoked", "unknown_agent", "permission")
 _LEAF: Final = "Leafnode"
 _LOG_EVERY_S: Final = 60.0
 _RELOAD_WAIT_S: Final = 5.0
+
+
+_USER_LINE: Final = re.compile(r'\{user: "([^"]+)"')
+
+
+def _users_in(path: Path) -> set[str]:
+    """The users a users file names (an earlier core's rendering)."""
+    try:
+        return set(_USER_LINE.findall(path.read_text(encoding="utf-8")))
+    except OSError:
+        return set()
 
 
 @dataclass(slots=True)
@@ -85,6 +97,7 @@ class AgentHub:
         self._throttle = _Throttle()
         self._nc: NatsClient | None = None
         self._server_id: str | None = None
+        self._applied: str | None = None  # the users text the server has loaded
         self.syncs = 0  # rendered and reloaded
         self.kicked = 0
 
@@ -135,15 +148,21 @@ class AgentHub:
         for user in users:
             if (problem := user.problem()) is not None:
                 log.error("agent left out of the hub's users agent=%r: %s", user.agent, problem)
+        text = render_users(self._token, users)
+        if text == self._applied:
+            return False
+        if self._applied is None:
+            # This process's first sync: the server admits whoever the file names now (written
+            # by an earlier core, or empty at the server's start).
+            self.active = {a: k for a, k in self._known.items() if a in _users_in(self.users_file)}
         removed = set(self.active) - set(active)
         changed = {a for a, k in active.items() if a in self.active and self.active[a] != k}
-        if not write_users(self.users_file, render_users(self._token, users)):
-            self.active = active
-            return False
+        write_users(self.users_file, text)
+        await self._reload()  # raises when the server cannot be asked: the next sync retries
+        self._applied = text
         self.syncs += 1
-        await self._reload()
         self.active = active
-        log.info("agent users written agents=%d removed=%s", len(active), ",".join(sorted(removed)))
+        log.info("agent users loaded agents=%d removed=%s", len(active), ",".join(sorted(removed)))
         # A replaced key (revoked, then added again) must log in again with the new secret.
         await self._kick(removed | changed)
         return True
@@ -162,8 +181,7 @@ class AgentHub:
         try:
             os.kill(int(pid_file.read_text().strip()), signal.SIGHUP)
         except (OSError, ValueError) as exc:
-            log.error("nats-server not reloaded (pid file %s): %r", pid_file, exc)
-            return
+            raise RuntimeError(f"nats-server not reloaded (pid file {pid_file}): {exc!r}") from exc
         if self._nc is None:
             return
         deadline = self._clock() + _RELOAD_WAIT_S
@@ -172,7 +190,7 @@ class AgentHub:
                 if (await self._varz())["data"].get("config_load_time") != before:
                     return
             await asyncio.sleep(0.05)
-        log.error("nats-server did not reload its users within %.0f s", _RELOAD_WAIT_S)
+        raise RuntimeError(f"nats-server did not reload its users within {_RELOAD_WAIT_S:.0f} s")
 
     async def _kick(self, agents: Iterable[str]) -> None:
         """Close the live leafnode connections of these agents (and of any leafnode whose

@@ -168,3 +168,24 @@ async def test_forged_unknown_and_revoked_keys_are_refused_logged_and_counted(
     assert samples["revoked"] >= 1
     assert samples["bad_secret"] >= 1
     assert samples["unknown_agent"] >= 1
+
+
+async def test_a_key_revoked_while_the_core_was_down_is_cut_off_when_it_comes_back(
+    centre: Centre, tmp_path: Path
+) -> None:
+    secret = await centre.add("24848-agent", "24848")
+    async with running_leaf(tmp_path / "box", centre.leaf_url, "24848-agent", secret) as box:
+        await _until(lambda: "24848-agent" in centre.hub.connected.values())
+        await centre.hub.close()  # the core stops; the server and the box's link stay up
+        await centre.store.revoke_agent_key("24848-agent", datetime.now(UTC))
+        assert await _publish(box, "24848", "24848", "24848-agent:1")
+        restarted = AgentHub(centre.store, centre.hub.users_file.parent, TOKEN)
+        await restarted.open(centre.server.url)
+        try:
+            assert await restarted.sync()
+            assert restarted.kicked == 1
+            await _until(lambda: restarted.refusals["revoked"] >= 1)
+            assert not await _publish(box, "24848", "24848", "24848-agent:2")
+        finally:
+            await restarted.close()
+    assert await centre.stored() == 1
