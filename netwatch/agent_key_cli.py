@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from netwatch.bus.hub import AGENT_ID
 from netwatch.cli import add_store_arguments
 
 
@@ -49,6 +50,12 @@ async def _run(args: argparse.Namespace) -> int:
             return 1
         commune, agent_id = found
         agent_id = args.agent or agent_id
+        if not AGENT_ID.match(agent_id):
+            print(
+                f"netwatch agent-key: agent id {agent_id!r}: letters, digits, - and _ only",
+                file=sys.stderr,
+            )
+            return 2
     store = await open_store(args.database_url or None, data_dir=Path(args.data_dir))
     try:
         now = datetime.now(UTC)

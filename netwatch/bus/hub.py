@@ -33,6 +33,7 @@ from typing import Final
 
 __all__ = [
     "AGENT_HUB_ENV",
+    "AGENT_ID",
     "NETWATCH_USER",
     "SYSTEM_ACCOUNT",
     "SYSTEM_USER",
@@ -51,7 +52,7 @@ SYSTEM_USER: Final = "sys"
 SYSTEM_ACCOUNT: Final = "SYS"
 USERS_FILE: Final = "agents.conf"  # in the server's directory, included by its configuration
 
-_AGENT_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+AGENT_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _COMMUNE: Final = re.compile(r"^[0-9]{1,16}$")
 _BCRYPT: Final = re.compile(r"^\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$")
 
@@ -66,7 +67,7 @@ class AgentUser:
 
     def problem(self) -> str | None:
         """Why this user cannot be written into the server's configuration (None: it can)."""
-        if not _AGENT_ID.match(self.agent):
+        if not AGENT_ID.match(self.agent):
             return f"agent id {self.agent!r} is not [A-Za-z0-9_-]"
         if not _COMMUNE.match(self.commune):
             return f"commune {self.commune!r} is not a code"

@@ -87,6 +87,10 @@ def test_add_wants_a_commune_with_an_agent(
     assert main(["agent-key", "add", "99999", "--config", str(config), *base]) == 1
     assert "no commune 99999" in capsys.readouterr().err
     assert main(["agent-key", "revoke", "nobody-agent", *base]) == 1
+    capsys.readouterr()
+    bad = ["agent-key", "add", "24848", "--agent", "a.b c", "--config", str(config), *base]
+    assert main(bad) == 2
+    assert "letters, digits" in capsys.readouterr().err
     assert _keys(tmp_path / "data") == []
 
 
