@@ -189,3 +189,22 @@ async def test_a_key_revoked_while_the_core_was_down_is_cut_off_when_it_comes_ba
         finally:
             await restarted.close()
     assert await centre.stored() == 1
+
+
+async def test_swapped_leafnode_permissions_refuse_the_agent_everything(
+    centre: Centre, tmp_path: Path
+) -> None:
+    """Why render_users writes publish/subscribe as it does: for a leafnode user they read as
+    for a client. Swapped (subscribe = its commune's subjects), the box's own rounds and its
+    config requests are refused too: nothing of the agent's gets in."""
+    secret = await centre.add("24848-agent", "24848")
+    text = centre.hub.users_file.read_text()
+    swapped = text.replace("publish:", "SWAP:").replace("subscribe:", "publish:")
+    swapped = swapped.replace("SWAP:", "subscribe:")
+    assert swapped != text
+    centre.hub.users_file.write_text(swapped)
+    await centre.hub._reload()
+    async with running_leaf(tmp_path / "box", centre.leaf_url, "24848-agent", secret) as box:
+        await _until(lambda: "24848-agent" in centre.hub.connected.values())
+        assert not await _publish(box, "24848", "24848", "24848-agent:1")
+    assert await centre.stored() == 0
