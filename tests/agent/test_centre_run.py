@@ -6,6 +6,9 @@ agent id and counted."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import signal
 import subprocess
 from pathlib import Path
 
@@ -38,6 +41,12 @@ async def _until_metric(base: str, name: str, at_least: float, **labels: str) ->
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"{name}{labels} never reached {at_least}")
+
+
+def _core_pid(log: Path) -> int:
+    """The core's pid, from the supervisor's last "child started name=core" line."""
+    found = re.findall(r"child started name=core pid=(\d+)", log.read_text(errors="replace"))
+    return int(found[-1])
 
 
 def _cli(*args: str) -> str:
@@ -88,6 +97,26 @@ async def test_the_supervisor_lets_keyed_agents_in_and_cuts_revoked_ones_off(
                 )
                 assert ack.stream == "AGENTS"
                 await _until_metric(base, "netwatch_agent_rounds_applied_total", 1)
+                # The core killed and restarted by the supervisor: rounds sent meanwhile are
+                # applied once, in order; round 1 resent after the duplicate window (another
+                # message id) is skipped. (The last seqs are saved every 5 s: wait for one.)
+                await asyncio.sleep(6.0)
+                core_pid = _core_pid(log)
+                os.kill(core_pid, signal.SIGKILL)
+                for seq, msg_id in ((2, "24848-agent:2"), (3, "24848-agent:3"), (1, "late")):
+                    ack = await nc.jetstream().publish(
+                        "nw.agent.v1.24848.obs",
+                        wire.encode_round(_round("24848", seq)),
+                        headers={"Nats-Msg-Id": msg_id},
+                        timeout=5.0,
+                    )
+                    assert not ack.duplicate
+                await _until_metric(base, "netwatch_agent_rounds_skipped_total", 1)
+                assert _core_pid(log) != core_pid
+                assert (
+                    await asyncio.to_thread(_metric, base, "netwatch_agent_rounds_applied_total")
+                    == 2
+                )
                 await asyncio.to_thread(
                     _cli, "agent-key", "revoke", "24848-agent", "--data-dir", str(data)
                 )
