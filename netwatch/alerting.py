@@ -153,13 +153,19 @@ def _contact(c: ConfigContact, isp: str | None) -> Contact:
 
 
 def directory_of(inventory: Inventory) -> Directory:
-    """Who is told, per route and ISP, by escalation level."""
+    """Who is told, per route and ISP, by escalation level (and each commune's own people,
+    told when their site is unreachable)."""
     return Directory(
         isps={
             isp_id: tuple(_contact(c, isp_id) for c in isp.contacts)
             for isp_id, isp in inventory.isps.items()
         },
         provincial_it=tuple(_contact(c, None) for c in inventory.provincial_it.contacts),
+        communes={
+            c.code: tuple(_contact(x, None) for x in c.contacts)
+            for c in inventory.communes
+            if c.contacts
+        },
     )
 
 
@@ -334,14 +340,20 @@ class Notices:
         elif key.kind is SubjectKind.PORTAL:
             portal = self._inventory.portals.get(key.name)
             subject = portal.name if portal else key.encoded
+        elif key.kind in (SubjectKind.SITE, SubjectKind.AGENT):
+            subject = key.encoded  # the commune's name below says where
         elif link is None:
             subject = "NetWatch"
         worst = e.worst or Measurements()
         isp = self._inventory.isps.get(t.isp) if t.isp else None
         province = None
+        site = None  # a commune centre (or its agent) as a whole: no link
         if link is not None:
             commune = self._inventory.commune(link.commune)
             province = f"{commune.province_code:02d}" if commune else None
+        elif key.kind in (SubjectKind.SITE, SubjectKind.AGENT):
+            site = self._inventory.commune(key.name)
+            province = f"{site.province_code:02d}" if site else None
         signed = self.signed(change)
         return TicketNotice(
             event=event,
@@ -352,8 +364,8 @@ class Notices:
             at=change.event.at,
             first_bad_at=e.first_bad_at,
             downtime_s=e.downtime_s(change.event.at),
-            commune_code=link.commune if link else None,
-            commune_name=link.commune_name if link else None,
+            commune_code=link.commune if link else (site.code if site else None),
+            commune_name=link.commune_name if link else (site.name if site else None),
             province_name=self._provinces.get(int(province)) if province else None,
             subject_name=subject,
             link_id=link.link if link else None,
@@ -448,6 +460,9 @@ class Alerting:
         self._paths: dict[SubjectKey, tuple[datetime, PathTrace | None]] = {}
         # Subjects a reload removed whose tickets are still to resolve as such (reload()).
         self._unmonitored: set[SubjectKey] = set()
+        # Called with the evaluation's time before the incidents are read: the judge of the
+        # view from inside (netwatch.inside.judge) notices silent agents by it.
+        self.before_evaluate: list[Callable[[datetime], None]] = []
 
     def wake(self) -> None:
         """Evaluate now (the incidents changed)."""
@@ -632,6 +647,8 @@ class Alerting:
         async with self._lock:
             await self._record_history()
             await self._close_unmonitored(now)  # before they could count as recovered
+            for judge in self.before_evaluate:
+                judge(now)
             incidents = self._health.incidents
             topology = self._health.topology
             windows = self._windows + await self._api_windows(now)
@@ -919,6 +936,7 @@ def build_channels(
             for c in isp.contacts
             if c.webhook is not None
         } | {c.webhook for c in inventory.provincial_it.contacts if c.webhook is not None}
+        urls |= {c.webhook for m in inventory.communes for c in m.contacts if c.webhook is not None}
         for url in sorted(urls):
             channels[webhook_channel(url)] = WebhookChannel(
                 WebhookConfig(url=url, secret=n.webhook_secret), session, clock

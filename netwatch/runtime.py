@@ -46,6 +46,7 @@ from netwatch.bus.commands import ActionName
 from netwatch.engine import Engine, EngineOptions
 from netwatch.health import HealthMonitor, link_id
 from netwatch.history import LinkHistory
+from netwatch.inside.judge import InsideJudge
 from netwatch.inside.state import InsideSink, InsideState
 from netwatch.inventory import Inventory
 from netwatch.loopstats import LoopTasks
@@ -330,6 +331,10 @@ async def open_runtime(
             alerting_paused_since=opts.alerting_paused_since,
         )
         runtime.inside_sinks.append(runtime.inside)
+        # The view from inside judged with the centre's (issue 11, docs/alerting.md).
+        judge = InsideJudge(health)
+        runtime.inside_sinks.append(judge)
+        alerting.before_evaluate.append(judge.tick)
         engine.start()
         stack.push_async_callback(engine.stop)
         if opts.feed is not None:

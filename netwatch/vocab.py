@@ -82,6 +82,13 @@ INCIDENT_KIND: Final[Mapping[IncidentKind, Wording]] = {
     IncidentKind.MONITOR_CONNECTIVITY: Wording(
         "Hệ thống giám sát mất kết nối", "The monitor lost its own connectivity"
     ),
+    IncidentKind.SITE_UNREACHABLE: Wording(
+        "Mất liên lạc với cả trung tâm xã (mất điện hoặc mạng nội bộ)",
+        "Site unreachable (power or LAN)",
+    ),
+    IncidentKind.AGENT_HEALTH: Wording(
+        "Thiết bị đo tại xã không gửi số liệu", "The commune agent is silent"
+    ),
 }
 
 LINK_STATE: Final[Mapping[LinkState, Wording]] = {

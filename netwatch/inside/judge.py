@@ -1,0 +1,214 @@
+"""The health judge of the view from inside (issue 11): an ``InsideSink`` that turns what the
+commune agents report into the abstract facts alerts/ judges (``alerts.model.InsideView``).
+
+It keeps per commune: when the agent was last heard live (a heartbeat, or a round received
+within ``live_window_s`` of its time), the latest live rounds of each path, the backfilled rounds
+that prove a path down while the LAN was up, and each portal's latest timings over each path.
+Portal timings are judged by the health monitor's portal evaluator with the vantage point
+``agent:<link>`` (hysteresis as for the centre's own probe). The view goes to the health
+monitor (``HealthMonitor.set_inside``) when a proof arrives, a portal state changes, a silent
+agent is heard again, and at every ``tick`` (alerting calls it with its evaluation time, which
+is how silence is noticed: nothing arrives). alerts/ never sees an agent's wire type.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from alerts.inside import agent_vantage
+from alerts.model import (
+    InsidePath,
+    InsidePolicy,
+    InsidePortal,
+    InsideView,
+    PortalRound,
+    SiteView,
+)
+from alerts.subject import link_id
+from netwatch.agent.model import AgentHeartbeat, InsideRound
+from netwatch.health import HealthMonitor
+
+log = logging.getLogger("netwatch.inside.judge")
+LIVE_ROUNDS = 6  # live rounds kept per path (evidence of a link incident)
+PROOFS_KEPT = 32  # backfilled proofs kept per path: the first half and the latest half
+
+
+@dataclass(slots=True)
+class _Site:
+    """What is kept of one commune's agent (mutable, private)."""
+
+    heard_at: datetime | None = None
+    live: dict[str, deque[InsidePath]] = field(default_factory=dict)  # by link id
+    proofs: dict[str, list[InsidePath]] = field(default_factory=dict)  # by link id
+    portals: dict[tuple[str, str], InsidePortal] = field(default_factory=dict)  # (portal, link)
+
+
+class InsideJudge:
+    """An InsideSink: agents' rounds and heartbeats in, ``InsideView`` facts to the health
+    monitor out (registered on ``runtime.inside_sinks``; ``tick`` on alerting's evaluations)."""
+
+    def __init__(
+        self,
+        health: HealthMonitor,
+        *,
+        policy: InsidePolicy | None = None,
+        live_window_s: float = 60.0,
+    ) -> None:
+        self._health = health
+        self.policy = policy or InsidePolicy()
+        self._live_window = timedelta(seconds=live_window_s)
+        self._sites: dict[str, _Site] = {}
+        self._now: datetime | None = None  # the latest time known (a tick or a message)
+
+    # -- InsideSink ---------------------------------------------------------------------------
+    def inside_round(self, round_: InsideRound, received_at: datetime) -> None:
+        """Take one round (live or backfilled)."""
+        commune = round_.commune
+        if commune not in self._health.agent_communes:
+            return  # no agent configured there (any more): nothing to judge
+        site = self._sites.setdefault(commune, _Site())
+        backfilled = received_at - round_.at > self._live_window
+        heard_again = False
+        if not backfilled:
+            heard_again = self._silent(site, received_at)
+            site.heard_at = max(site.heard_at or received_at, received_at)
+        proven = False
+        lan_up = round_.lan_up
+        for path in round_.paths:
+            link = link_id(commune, path.link)
+            ping = path.ping
+            sample = InsidePath(
+                link=link,
+                at=round_.at,
+                lan_up=lan_up,
+                answered=ping.answered,
+                loss_ratio=(ping.sent - ping.received) / ping.sent if ping.sent else None,
+                rtt_median_s=ping.rtt_median_s,
+                backfilled=backfilled,
+                received_at=received_at,
+            )
+            if not backfilled:
+                site.live.setdefault(link, deque(maxlen=LIVE_ROUNDS)).append(sample)
+            elif lan_up is True and not ping.answered:
+                kept = site.proofs.setdefault(link, [])
+                kept.append(sample)
+                if len(kept) > PROOFS_KEPT:
+                    del kept[PROOFS_KEPT // 2]  # keep the outage's start and its latest rounds
+                proven = True
+        portal_changed = False
+        for timing in round_.portals:
+            link = link_id(commune, timing.link)
+            site.portals[(timing.portal, link)] = InsidePortal(
+                portal=timing.portal,
+                link=link,
+                at=round_.at,
+                ok=timing.ok,
+                total_s=timing.total_s,
+                failed_phase=timing.failed_phase,
+                dns_s=timing.dns_s,
+                connect_s=timing.connect_s,
+                tls_s=timing.tls_s,
+                first_byte_s=timing.first_byte_s,
+            )
+            transition = self._health.observe_agent_portal(
+                PortalRound(
+                    portal=timing.portal,
+                    vantage=agent_vantage(link),
+                    at=round_.at,
+                    ok=timing.ok,
+                    total_s=timing.total_s,
+                    failed_phase=timing.failed_phase,
+                )
+            )
+            portal_changed = portal_changed or transition is not None
+        self._now = max(self._now or received_at, received_at)
+        if proven:
+            log.warning(
+                "backfill proves a line down with the LAN up commune=%s seq=%d at=%s",
+                commune,
+                round_.seq,
+                round_.at.isoformat(),
+            )
+        if proven or portal_changed or heard_again:
+            self._push()
+
+    def heartbeat(self, beat: AgentHeartbeat, received_at: datetime) -> None:
+        """Take one live heartbeat: the agent is heard."""
+        if beat.commune not in self._health.agent_communes:
+            return
+        site = self._sites.setdefault(beat.commune, _Site())
+        heard_again = self._silent(site, received_at)
+        site.heard_at = max(site.heard_at or received_at, received_at)
+        self._now = max(self._now or received_at, received_at)
+        if heard_again:
+            self._push()
+
+    # -- the facts ----------------------------------------------------------------------------
+    def tick(self, now: datetime) -> None:
+        """Judge at ``now`` (alerting's evaluation time): silence, and proofs grown old."""
+        self._now = now
+        self._expire(now)
+        self._push()
+
+    def view(self, now: datetime) -> InsideView:
+        """The facts at ``now``, as alerts/ judges them."""
+        health = self._health
+        sites: dict[str, SiteView] = {}
+        utilization: dict[str, float] = {}
+        capacity: dict[str, float] = {}
+        by_commune: dict[str, list[str]] = {}
+        for key, info in health.topology.links.items():
+            by_commune.setdefault(info.commune, []).append(key)
+        for commune, site in sorted(self._sites.items()):
+            if commune not in health.agent_communes:
+                continue
+            links = tuple(sorted(by_commune.get(commune, ())))
+            paths: list[InsidePath] = []
+            for link in links:
+                paths.extend(site.proofs.get(link, ()))
+                paths.extend(site.live.get(link, ()))
+                ratio = health.utilization_of(link)
+                if ratio is not None:
+                    utilization[link] = ratio
+                capacity[link] = health.links.policy(link).utilization_ratio
+            sites[commune] = SiteView(
+                commune=commune,
+                links=links,
+                heard_at=site.heard_at,
+                paths=tuple(sorted(paths, key=lambda p: (p.at, p.link))),
+                portals=tuple(site.portals[k] for k in sorted(site.portals)),
+            )
+        return InsideView(
+            at=now,
+            sites=sites,
+            utilization=utilization,
+            capacity_ratio=capacity,
+            policy=self.policy,
+        )
+
+    def _push(self) -> None:
+        if self._now is not None:
+            self._health.set_inside(self.view(self._now))
+
+    def _silent(self, site: _Site, at: datetime) -> bool:
+        """Whether the agent had been silent (as rule 9 judges it) until ``at``."""
+        if site.heard_at is None:
+            return True
+        return (at - site.heard_at).total_seconds() >= self.policy.silent_after_s
+
+    def _expire(self, now: datetime) -> None:
+        """Forget proofs the rules no longer read (received longer ago than twice the hold,
+        and their link seen up from the centre), and communes no longer with an agent."""
+        hold = timedelta(seconds=2 * self.policy.backfill_hold_s)
+        for commune in [c for c in self._sites if c not in self._health.agent_communes]:
+            del self._sites[commune]
+        for site in self._sites.values():
+            for link, kept in list(site.proofs.items()):
+                received = max((p.received_at or p.at) for p in kept)
+                status = self._health.links.status(link)
+                down = status is not None and status.state.value == "down"
+                if now - received > hold and not down:
+                    del site.proofs[link]
