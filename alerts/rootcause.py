@@ -24,7 +24,8 @@ Rules, applied in this order (a pure function of the states and the topology):
    site unreachable, backfill, inside evidence, portal per path, agent health; see
    alerts/inside.py. Without one (or for communes whose agent was never heard) nothing changes.
    In rule 3, an agent's paths ("dvcqg@agent:24848/vnpt-tslcd") count as one vantage point, its
-   commune, with its worst path's state.
+   commune, with its worst path's state; and one vantage point alone never makes a portal
+   outage once agents are among them (one commune and the centre: the commune's problem).
 
 Incidents come out ordered by kind (monitor, upstream, site, agent, portal, capacity, link
 fault), then key.
@@ -36,7 +37,7 @@ import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from alerts.inside import dark_sites, inside_incidents, vantage_group
+from alerts.inside import AGENT_VANTAGE, dark_sites, inside_incidents, vantage_group
 from alerts.model import (
     Incident,
     IncidentKind,
@@ -185,6 +186,10 @@ def _portal_outages(
     for portal, by_group in grouped.items():
         statuses = list(by_group.values())
         needed = max(1, math.ceil(policy.failing_share * len(statuses) - 1e-9))
+        if len(statuses) > 1 and any(g.startswith(AGENT_VANTAGE) for g in by_group):
+            # One commune alone is never a portal outage while another vantage point sees
+            # the portal fine: that is its own path's problem (alerts/inside.py, rule 8).
+            needed = max(needed, 2)
         failing = [s for s in statuses if s.state is PortalState.FAILING]
         bad = [s for s in statuses if s.state is not PortalState.OK]
         if len(bad) < needed:

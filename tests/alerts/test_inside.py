@@ -357,3 +357,18 @@ def test_the_backfilled_line_cut_opens_the_isps_ticket_with_the_inside_evidence(
     evidence = opened[0].ticket.evidence.first
     assert evidence is not None
     assert evidence.inside_paths == proof
+
+
+def test_one_commune_alone_against_the_centre_is_its_own_path_not_a_portal_outage() -> None:
+    only = {
+        "dvcqg@central": ps("dvcqg@central", PortalState.OK),
+        f"dvcqg@agent:{TSLCD}": ps(f"dvcqg@agent:{TSLCD}", PortalState.FAILING, 20, "tls"),
+    }
+    inside = view(40, site(C, heard=35))
+    incidents = decide(topology(), all_ok(), {}, only, inside=inside)
+    assert kinds(incidents) == [(IncidentKind.LINK_FAULT, f"link:{TSLCD}")]
+    assert (incidents[0].state, incidents[0].detail) == ("failing", "portal:dvcqg (tls)")
+    # The centre failing too: two vantage points of two, one portal outage.
+    only["dvcqg@central"] = ps("dvcqg@central", PortalState.FAILING, 20, "tls")
+    incidents = decide(topology(), all_ok(), {}, only, inside=inside)
+    assert kinds(incidents) == [(IncidentKind.PORTAL_OUTAGE, "portal:dvcqg")]
