@@ -56,6 +56,7 @@ from alerts.model import (
 )
 from alerts.subject import LinkId, SubjectKey
 
+BACKFILL = "backfill"  # the detail of a link fault proven by backfill alone (rule 6)
 AGENT_VANTAGE = "agent:"  # an agent's vantage point over one path: "agent:24848/vnpt-tslcd"
 _PORTAL_RANK = {PortalState.OK: 0, PortalState.SLOW: 1, PortalState.FAILING: 2}
 
@@ -191,7 +192,7 @@ def inside_incidents(
                 route=Route.ISP,
                 isp=info.isp,
                 links=(link,),
-                detail="backfill",
+                detail=BACKFILL,
                 measured=Measurements(inside_paths=evidence),
             )
         # Rule 7: live rounds of a path as evidence of its link's incident.

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from alerts.health import LinkEvaluator, NodeEvaluator, PortalEvaluator, loss_over
+from alerts.inside import BACKFILL
 from alerts.model import (
     Incident,
     IncidentKind,
@@ -330,8 +331,10 @@ class HealthMonitor:
         )
 
     def _merged(self, incident: Incident) -> Measurements:
-        centre = self._measurements(incident.key)
         inside = incident.measured
+        if inside is not None and incident.detail == BACKFILL:
+            return inside  # a past outage: the centre's figures of now would say "fine"
+        centre = self._measurements(incident.key)
         if inside is None:
             return centre
         return replace(

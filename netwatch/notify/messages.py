@@ -343,7 +343,7 @@ def _inside_lines(evidence: Measurements, vi: bool) -> list[str]:
         late = " (gửi về sau khi có lại kết nối)" if vi else " (sent after the line came back)"
         text = ", ".join(x for x in (lan, far, *figures) if x)
         label = "đường" if vi else "path"
-        lines.append(f"  {at} — {label} {path}: {text}{late if p.backfilled else ''}")
+        lines.append(f"{at} — {label} {path}: {text}{late if p.backfilled else ''}")
     for t in evidence.inside_portals:
         at = f"{local_time(t.at):%H:%M:%S %d/%m}"
         path = t.link.split("/", 1)[-1]

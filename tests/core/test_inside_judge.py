@@ -234,6 +234,7 @@ async def test_a_line_cut_proven_by_backfill_becomes_the_isps_tickets(world: Wor
         in mail.text
     )
     assert "Measured from inside the commune centre (its agent):" in mail.text
+    assert "Tỷ lệ mất gói: 0%" not in mail.text  # the centre's figures of now: not this outage
 
 
 async def test_backfill_of_a_box_without_its_router_proves_nothing(world: World) -> None:
