@@ -148,6 +148,17 @@ def subject_of(runtime: Runtime, ticket: Ticket) -> SubjectView:
             isp_name=isp_name,
         )
     name = key.encoded
+    if key.kind in (SubjectKind.SITE, SubjectKind.AGENT):  # a commune's centre or its agent
+        commune = runtime.inventory.commune(key.name)
+        return SubjectView(
+            name=commune.name if commune is not None else key.encoded,
+            commune=key.name,
+            commune_name=commune.name if commune is not None else None,
+            link=None,
+            circuit=None,
+            isp=ticket.isp,
+            isp_name=isp_name,
+        )
     if key.kind is SubjectKind.UPSTREAM and key.name in runtime.inventory.upstreams:
         name = runtime.inventory.upstreams[key.name].name
     elif key.kind is SubjectKind.PORTAL and key.name in runtime.inventory.portals:

@@ -11,9 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from alerts.model import IncidentKind, PortalRound, Route
+from alerts.model import (
+    IncidentKind,
+    InsidePath,
+    InsidePortal,
+    Measurements,
+    PortalRound,
+    Route,
+)
 from alerts.subject import SubjectKey
-from alerts.tickets import OpenTicket
+from alerts.tickets import Evidence, OpenTicket
 from netwatch.agent.model import (
     AgentHeartbeat,
     InsideRound,
@@ -30,6 +37,8 @@ from netwatch.notify.messages import render_email
 from netwatch.observations import IcmpObservation
 from netwatch.plan import Plan, compile_plan
 from netwatch.store import Store, open_store
+from netwatch.store.codec import evidence_from_json, evidence_json
+from netwatch.web.reach import Reach
 from probes.icmp import PingResult
 
 CONFIG = """
@@ -296,3 +305,38 @@ async def test_portal_slow_over_one_path_is_that_paths_isp_with_the_timings(
     first = ticket.evidence.first
     assert first is not None
     assert [(t.link, t.total_s) for t in first.inside_portals] == [(VNPT, 8.5)]
+
+
+async def test_a_site_ticket_is_its_provinces_and_never_an_isps_and_survives_the_store(
+    world: World,
+) -> None:
+    opened = await power_loss(world)
+    ticket = opened[0].ticket
+    topology = world.health.topology
+    province = int(topology.links[VNPT].province)
+    assert Reach.of([province], None).sees_ticket(topology, ticket)
+    assert not Reach.of([province + 1], None).sees_ticket(topology, ticket)
+    assert not Reach.of(None, "vnpt").sees_ticket(topology, ticket)
+    (stored,) = await world.store.list_tickets()
+    assert stored.ticket.key == SubjectKey.site(C)
+    assert stored.ticket.route is Route.PROVINCIAL_IT_AND_COMMUNE
+
+
+def test_inside_evidence_survives_the_codec() -> None:
+    evidence = Measurements(
+        loss_ratio=1.0,
+        inside_paths=(
+            InsidePath(VNPT, at(40), True, False, 1.0, None, True, at(455)),
+            InsidePath(VTL, at(40), None, True, 0.0, 0.004),
+        ),
+        inside_portals=(
+            InsidePortal("dvc", VNPT, at(60), False, 5.0, "tls", 0.02, 0.03, None, None),
+        ),
+    )
+    ticket_evidence = Evidence(
+        IncidentKind.LINK_FAULT, "down", "down", "backfill", (VNPT,), at(40), None,
+        first=evidence, worst=evidence,
+    )  # fmt: skip
+    back = evidence_from_json(evidence_json(ticket_evidence))
+    assert back.first == evidence
+    assert back.worst == evidence
