@@ -12,7 +12,10 @@ judged by rules 1-4 exactly as before.
    agent has not been heard live since they all went down (a word later than the last link's
    ``since`` + ``heard_grace_s`` came through some path): one SITE_UNREACHABLE (key
    ``site:CODE``, state down) for provincial IT and the commune's own contacts; the links get
-   no ISP ticket. A link whose backfill proves it (below) is taken out of it.
+   no ISP ticket. A link whose backfill proves it (below) is taken out of it. Heard again while
+   the centre still sees every line down (a line back is confirmed after a few rounds): once
+   every path has reported a live round since, a path answering is back (no incident) and one
+   not answering is its ISP's link fault; until then it stays the site's incident.
 6. Backfill. A round that reached the centre late (it waited on the box) showing the router's
    LAN address answering while a path's far end did not proves that path's line was down with
    power and LAN up: that link gets a LINK_FAULT for its ISP (key ``link:ID``, state down) with
@@ -37,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from alerts.model import (
     DownCause,
@@ -122,7 +125,14 @@ def dark_sites(
         dark_since = max(s.since for s in down)
         grace = timedelta(seconds=inside.policy.heard_grace_s)
         if site.heard_at > dark_since + grace:
-            continue  # heard through some path since: the site is not dark
+            # Heard through some path since: the site is alive, and the centre's view of at
+            # least one line is behind (a line just back is confirmed after a few rounds). Its
+            # live rounds say which: a path answering is back, one not answering with the LAN
+            # up is the ISP's. Until every path has reported, it stays the site's incident.
+            latest = _latest_live(site, own, dark_since)
+            if len(latest) == len(own):
+                covered.update(k for k, p in latest.items() if p.answered)
+                continue
         proven = proofs(site)
         unproven = [k for k in own if k not in proven]
         if not unproven:
@@ -141,6 +151,18 @@ def dark_sites(
             )
         )
     return SiteVerdict(tuple(incidents), frozenset(covered))
+
+
+def _latest_live(site: SiteView, own: Sequence[str], since: datetime) -> dict[str, InsidePath]:
+    """Each path's latest live round measured since ``since`` (paths without one left out)."""
+    latest: dict[str, InsidePath] = {}
+    for sample in site.paths:
+        if sample.backfilled or sample.at < since or sample.link not in own:
+            continue
+        known = latest.get(sample.link)
+        if known is None or sample.at >= known.at:
+            latest[sample.link] = sample
+    return latest
 
 
 def _links_by_commune(topology: Topology) -> dict[str, list[str]]:

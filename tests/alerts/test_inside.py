@@ -123,10 +123,16 @@ def test_the_same_outage_without_the_inside_view_is_two_isp_tickets_as_before() 
     assert decide(topology(), both_down(), {}, {}, inside=view(40, site(heard=None))) == incidents
 
 
-def test_an_agent_heard_after_every_path_went_down_means_the_site_is_not_dark() -> None:
+def test_an_agent_heard_again_is_judged_by_its_live_rounds_not_by_its_word_alone() -> None:
+    # Power back: the box speaks (over a line the centre has not confirmed back yet) before
+    # any round: still the site's incident, never two ISP tickets.
     incidents = decide(topology(), both_down(), {}, {}, inside=view(60, site(heard=40)))
-    assert {i.kind for i in incidents} == {IncidentKind.LINK_FAULT}
-    # ... while a heartbeat already on its way at the cut (within the grace) does not count.
+    assert kinds(incidents) == [(IncidentKind.SITE_UNREACHABLE, "site:24848")]
+    # Its rounds since: path 2 answers (back), path 1 does not with the LAN up (the ISP's).
+    live = (sample(TSLCD, 45), sample(INET, 45, answered=True))
+    incidents = decide(topology(), both_down(), {}, {}, inside=view(60, site(heard=50, paths=live)))
+    assert kinds(incidents) == [(IncidentKind.LINK_FAULT, f"link:{TSLCD}")]
+    # A heartbeat already on its way at the cut (within the grace) is no word since.
     incidents = decide(topology(), both_down(), {}, {}, inside=view(60, site(heard=20)))
     assert kinds(incidents) == [(IncidentKind.SITE_UNREACHABLE, "site:24848")]
 

@@ -340,3 +340,16 @@ def test_inside_evidence_survives_the_codec() -> None:
     back = evidence_from_json(evidence_json(ticket_evidence))
     assert back.first == evidence
     assert back.worst == evidence
+
+
+async def test_power_back_before_the_centre_confirms_the_lines_opens_no_isp_ticket(
+    world: World,
+) -> None:
+    await power_loss(world)
+    world.centre_round(390, vnpt=False, vtl=False)
+    world.beat(400)  # the box is back, over a line the centre has not confirmed back yet
+    assert await world.evaluate(401) == []
+    assert kinds(world) == [(IncidentKind.SITE_UNREACHABLE, f"site:{C}")]
+    world.agent_round(3, 402, 402.3)  # its first round: both paths answer
+    assert await world.evaluate(403) == []
+    assert kinds(world) == []
