@@ -131,7 +131,8 @@ def dark_sites(
             # up is the ISP's. Until every path has reported, it stays the site's incident.
             latest = _latest_live(site, own, dark_since)
             if len(latest) == len(own):
-                covered.update(k for k, p in latest.items() if p.answered)
+                proven_now = proofs(site)
+                covered.update(k for k, p in latest.items() if p.answered and k not in proven_now)
                 continue
         proven = proofs(site)
         unproven = [k for k in own if k not in proven]

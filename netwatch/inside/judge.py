@@ -2,8 +2,9 @@
 commune agents report into the abstract facts alerts/ judges (``alerts.model.InsideView``).
 
 It keeps per commune: when the agent was last heard live (a heartbeat, or a round received
-within ``live_window_s`` of its time), the latest live rounds of each path, the backfilled rounds
-that prove a path down while the LAN was up, and each portal's latest timings over each path.
+within ``live_window_s``, 30 s, of its time), the latest live rounds of each path, the
+backfilled rounds that prove a path down while the LAN was up, and each portal's latest timings
+over each path.
 Portal timings are judged by the health monitor's portal evaluator with the vantage point
 ``agent:<link>`` (hysteresis as for the centre's own probe). The view goes to the health
 monitor (``HealthMonitor.set_inside``) when a proof arrives, a portal state changes, a silent
@@ -32,6 +33,12 @@ from netwatch.agent.model import AgentHeartbeat, InsideRound
 from netwatch.health import HealthMonitor
 
 log = logging.getLogger("netwatch.inside.judge")
+# A round received later than this after its time waited on the box (backfill). Tighter than
+# the pages' 60 s (InsideState): a live round reaches the centre a few seconds after its start
+# (its slowest probe's timeout included), and a live round taken for a late one costs nothing
+# (its LAN-up, path-down verdict is a line fault either way), while a late round taken for a
+# live one would count as the agent heard and hide a short line cut's proof.
+LATE_AFTER_S = 30.0
 LIVE_ROUNDS = 6  # live rounds kept per path (evidence of a link incident)
 PROOFS_KEPT = 32  # backfilled proofs kept per path: the first half and the latest half
 
@@ -55,7 +62,7 @@ class InsideJudge:
         health: HealthMonitor,
         *,
         policy: InsidePolicy | None = None,
-        live_window_s: float = 60.0,
+        live_window_s: float = LATE_AFTER_S,
     ) -> None:
         self._health = health
         self.policy = policy or InsidePolicy()
