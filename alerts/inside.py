@@ -188,6 +188,7 @@ def inside_incidents(
     by_commune = _links_by_commune(topology)
     hold = timedelta(seconds=policy.backfill_hold_s)
     outage_portals = {i.key.name for i in incidents if i.kind is IncidentKind.PORTAL_OUTAGE}
+    bad_over = _bad_portals_by_path(portals, outage_portals)
     for commune, site in sorted(inside.sites.items()):
         if site.heard_at is None:
             continue
@@ -232,10 +233,11 @@ def inside_incidents(
         for link in own:
             if link in behind or link in covered:
                 continue
-            for incident in _portal_on_path(
-                link, topology, portals, outage_portals, site.portals, inside, out
-            ):
-                out[incident.key] = incident
+            bad = bad_over.get(link)
+            if bad:
+                incident = _portal_on_path(link, topology, bad, site.portals, inside, out)
+                if incident is not None:
+                    out[incident.key] = incident
         # Rule 9: the agent itself is silent while its lines answer.
         silent = inside.at - site.heard_at >= timedelta(seconds=policy.silent_after_s)
         answering = [s for k in own if (s := links.get(k)) is not None]
@@ -265,35 +267,41 @@ def _with_paths(incident: Incident, samples: tuple[InsidePath, ...]) -> Incident
     return replace(incident, measured=replace(measured, inside_paths=merged))
 
 
+def _bad_portals_by_path(
+    portals: Mapping[str, Status[PortalState]], outage_portals: set[str]
+) -> dict[str, list[tuple[str, Status[PortalState]]]]:
+    """The portals slow or failing over each agent path (by link id), outages left out."""
+    out: dict[str, list[tuple[str, Status[PortalState]]]] = {}
+    marker = f"@{AGENT_VANTAGE}"
+    for subject in sorted(portals):
+        status = portals[subject]
+        if status.state is PortalState.OK or marker not in subject:
+            continue
+        portal, _, link = subject.partition(marker)
+        if portal not in outage_portals:
+            out.setdefault(link, []).append((portal, status))
+    return out
+
+
 def _portal_on_path(
     link: str,
     topology: Topology,
-    portals: Mapping[str, Status[PortalState]],
-    outage_portals: set[str],
+    bad: Sequence[tuple[str, Status[PortalState]]],
     timings: Sequence[InsidePortal],
     inside: InsideView,
     out: Mapping[SubjectKey, Incident],
-) -> list[Incident]:
+) -> Incident | None:
     """Rule 8 for one path: its bad portals become its line's incident (at most one)."""
     info = topology.links.get(link)
     if info is None:
-        return []
-    vantage = f"@{agent_vantage(link)}"
-    bad = [
-        (subject[: -len(vantage)], status)
-        for subject, status in sorted(portals.items())
-        if subject.endswith(vantage) and status.state is not PortalState.OK
-    ]
-    bad = [(portal, status) for portal, status in bad if portal not in outage_portals]
-    if not bad:
-        return []
+        return None
     names = {portal for portal, _ in bad}
     evidence = tuple(t for t in timings if t.link == link and t.portal in names)
     key = SubjectKey.link(LinkId(link))
     existing = out.get(key)
     if existing is not None:
         measured = existing.measured or Measurements()
-        return [replace(existing, measured=replace(measured, inside_portals=evidence))]
+        return replace(existing, measured=replace(measured, inside_portals=evidence))
     worst = max((status.state for _, status in bad), key=lambda s: _PORTAL_RANK[s])
     phases = sorted({status.detail for _, status in bad if status.detail})
     detail = ",".join(f"portal:{portal}" for portal in sorted(names))
@@ -307,16 +315,14 @@ def _portal_on_path(
         route = Route.ISP_AND_PROVINCIAL_IT if info.capacity_to_isp else Route.PROVINCIAL_IT
     else:
         kind, route = IncidentKind.LINK_FAULT, Route.ISP
-    return [
-        Incident(
-            key=key,
-            kind=kind,
-            state=worst.value,
-            since=min(status.since for _, status in bad),
-            route=route,
-            isp=info.isp,
-            links=(link,),
-            detail=detail,
-            measured=Measurements(utilization_ratio=utilization, inside_portals=evidence),
-        )
-    ]
+    return Incident(
+        key=key,
+        kind=kind,
+        state=worst.value,
+        since=min(status.since for _, status in bad),
+        route=route,
+        isp=info.isp,
+        links=(link,),
+        detail=detail,
+        measured=Measurements(utilization_ratio=utilization, inside_portals=evidence),
+    )
