@@ -8,7 +8,8 @@ Rules, applied in this order (a pure function of the states and the topology):
    broken line, so no link, upstream, capacity or portal incident is raised.
 2. Upstream outages. An upstream node is down when it is pinged and its node status is DOWN, or
    (not pinged, or pinged but not yet measured) every link behind it (its own and its children's)
-   is DOWN. A node whose parent is down is behind that parent: only the topmost down node gets an
+   is DOWN (unless they are all one commune's whose agent is judged: that is a dark site,
+   rule 5). A node whose parent is down is behind that parent: only the topmost down node gets an
    incident. One UPSTREAM_OUTAGE per topmost down node (key "upstream:ID", routed to the node's
    ISP) lists every link behind it; those links get no incident of their own.
 3. Portal outages. A portal that is FAILING (or SLOW) from at least ``failing_share`` of the
@@ -79,7 +80,8 @@ def decide(
     monitor = _monitor(topology, nodes)
     if monitor is not None:
         return (monitor,)
-    outages, behind = _upstream_outages(topology, links, nodes)
+    judged = frozenset(c for c, s in inside.sites.items() if s.heard_at) if inside else frozenset()
+    outages, behind = _upstream_outages(topology, links, nodes, judged)
     sites = dark_sites(topology, links, behind, inside) if inside is not None else None
     covered = sites.covered if sites is not None else frozenset()
     incidents = [
@@ -133,6 +135,7 @@ def _upstream_outages(
     topology: Topology,
     links: Mapping[str, Status[LinkState]],
     nodes: Mapping[str, Status[NodeState]],
+    agent_sites: frozenset[str] = frozenset(),
 ) -> tuple[list[Incident], set[str]]:
     subtree = _subtree_links(topology)
     down_since: dict[str, datetime] = {}
@@ -145,6 +148,11 @@ def _upstream_outages(
         statuses = [links.get(k) for k in subtree[upstream]]
         down = [s for s in statuses if s is not None and s.state is LinkState.DOWN]
         if down and len(down) == len(statuses):
+            communes = {topology.links[k].commune for k in subtree[upstream]}
+            if len(communes) == 1 and communes <= agent_sites:
+                # One commune with an agent is all that hangs off it: a dark site (power or
+                # LAN) explains it as well, and the agent's backfill will tell (rules 5, 6).
+                continue
             # Inferred: down from the moment the last of its links went down.
             down_since[upstream] = max(s.since for s in down)
     incidents: list[Incident] = []

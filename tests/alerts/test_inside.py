@@ -378,3 +378,24 @@ def test_one_commune_alone_against_the_centre_is_its_own_path_not_a_portal_outag
     only["dvcqg@central"] = ps("dvcqg@central", PortalState.FAILING, 20, "tls")
     incidents = decide(topology(), all_ok(), {}, only, inside=inside)
     assert kinds(incidents) == [(IncidentKind.PORTAL_OUTAGE, "portal:dvcqg")]
+
+
+def test_a_lone_commune_with_an_agent_behind_an_unpinged_pop_is_a_dark_site_not_the_pop() -> None:
+    base = topology()
+    lone = {k: v for k, v in base.links.items() if k in (TSLCD, INET)}
+    unpinged = Topology(
+        links=lone, upstreams={"pop-1": UpstreamInfo("pop-1", "vnpt", "POP", False)}
+    )
+    links = {k: v for k, v in both_down().items() if k in lone}
+    assert kinds(decide(unpinged, links, {}, {})) == [
+        (IncidentKind.UPSTREAM_OUTAGE, "upstream:pop-1")
+    ]
+    incidents = decide(unpinged, links, {}, {}, inside=view(40, site(heard=5)))
+    assert kinds(incidents) == [(IncidentKind.SITE_UNREACHABLE, "site:24848")]
+    # Two communes dark behind it at once: the POP, agents or not.
+    many = Topology(links=base.links, upstreams=unpinged.upstreams)
+    links = {k: ls(k, LinkState.DOWN, 10) for k in base.links}
+    inside = view(40, site(heard=5), site(OTHER, heard=5))
+    assert kinds(decide(many, links, {}, {}, inside=inside)) == [
+        (IncidentKind.UPSTREAM_OUTAGE, "upstream:pop-1")
+    ]
