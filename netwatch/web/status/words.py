@@ -165,6 +165,10 @@ T: Mapping[str, Words] = {
     "who_isp": {"vi": "Nhà mạng", "en": "The ISP"},
     "who_it": Common.PROVINCIAL_IT,
     "who_both": {"vi": "Nhà mạng và CNTT tỉnh", "en": "The ISP and provincial IT"},
+    "who_it_commune": {
+        "vi": "CNTT tỉnh và cán bộ phụ trách của xã",
+        "en": "Provincial IT and the commune's own contacts",
+    },
     "actor_isp": Common.ISP,
     "actor_it": Common.PROVINCIAL_IT,
     "actor_system": {"vi": "NetWatch", "en": "NetWatch"},
