@@ -254,6 +254,7 @@ def inside_incidents(
                 state=LinkState.DOWN.value,
                 since=site.heard_at,
                 route=Route.PROVINCIAL_IT,
+                links=tuple(own),  # a maintenance window over the commune covers it too
                 detail="silent",
             )
     return list(out.values())

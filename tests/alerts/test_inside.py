@@ -5,6 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from alerts.maintenance import (
+    MaintenanceScope,
+    MaintenanceWindow,
+    OneOff,
+    ScopeKind,
+    incident_window,
+)
 from alerts.model import (
     Incident,
     IncidentKind,
@@ -399,3 +406,17 @@ def test_a_lone_commune_with_an_agent_behind_an_unpinged_pop_is_a_dark_site_not_
     assert kinds(decide(many, links, {}, {}, inside=inside)) == [
         (IncidentKind.UPSTREAM_OUTAGE, "upstream:pop-1")
     ]
+
+
+def test_a_maintenance_window_over_the_commune_covers_its_site_and_agent_incidents() -> None:
+    window = MaintenanceWindow(
+        MaintenanceScope(ScopeKind.COMMUNE, C), OneOff(at(-60), at(3600)), "Cắt điện theo lịch"
+    )
+    other = MaintenanceWindow(
+        MaintenanceScope(ScopeKind.COMMUNE, OTHER), OneOff(at(-60), at(3600)), "Khác"
+    )
+    dark = decide(topology(), both_down(), {}, {}, inside=view(40, site(heard=5)))
+    silent = decide(topology(), all_ok(), {}, {}, inside=view(200, site(heard=100)))
+    for (incident,) in (dark, silent):
+        assert incident_window(incident, topology(), [window], at(40)) is window
+        assert incident_window(incident, topology(), [other], at(40)) is None
