@@ -76,4 +76,12 @@ def test_a_dark_site_is_its_own_ticket_on_the_communes_page(
         assert "Mất liên lạc với cả trung tâm xã (mất điện hoặc mạng nội bộ)" in text
         assert "CNTT tỉnh và cán bộ phụ trách của xã được thông báo" in text
         assert "Nhà mạng được thông báo" not in text
+        assert "Nhà mạng đã được thông báo" not in text
+        assert "lỗi đường truyền phía nhà mạng" not in text
+        assert (
+            "Đường truyền VNPT Đồng Tháp (Truyền số liệu chuyên dùng) mất kết nối và thiết bị đo "
+            "đặt tại xã cũng không gửi tin: cả trung tâm xã mất liên lạc — nhiều khả năng do mất "
+            "điện hoặc sự cố mạng nội bộ tại xã, chưa có dấu hiệu lỗi của nhà mạng. CNTT tỉnh và "
+            "cán bộ phụ trách của xã đã được thông báo." in text
+        )
         assert "Sự cố đường truyền" not in text  # no link fault ticket for either line

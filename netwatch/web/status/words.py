@@ -243,6 +243,10 @@ class Explain:
         "vi": " Nhà mạng đã được thông báo.",
         "en": " The ISP has been told.",
     }
+    SITE_TOLD: Final[Words] = {
+        "vi": " CNTT tỉnh và cán bộ phụ trách của xã đã được thông báo.",
+        "en": " Provincial IT and the commune's own contacts have been told.",
+    }
     MAINTENANCE: Final[Words] = {
         "vi": "{line} đang được bảo trì theo kế hoạch ({reason}): có thể gián đoạn trong thời "
         "gian bảo trì.",
@@ -273,6 +277,14 @@ class Explain:
         "tại xã hoặc đứt đường truyền của nhà mạng.{told}",
         "en": "{line} is down: the commune's router cannot be reached — a power cut at the "
         "commune, or the ISP's line is cut.{told}",
+    }
+    DOWN_SITE: Final[Words] = {
+        "vi": "{line} mất kết nối và thiết bị đo đặt tại xã cũng không gửi tin: cả trung tâm xã "
+        "mất liên lạc — nhiều khả năng do mất điện hoặc sự cố mạng nội bộ tại xã, chưa có dấu "
+        "hiệu lỗi của nhà mạng.{told}",
+        "en": "{line} is down and the commune's own agent is silent too: the whole centre is "
+        "unreachable — most likely a power cut or a LAN problem at the commune, with no sign "
+        "of a fault on the ISP's side.{told}",
     }
     DOWN: Final[Words] = {
         "vi": "{line} mất kết nối — lỗi đường truyền phía nhà mạng {isp}.{told}",
