@@ -81,7 +81,7 @@ class TicketView(BaseModel):
     id: str
     incident_key: str
     kind: str  # link_fault, capacity, upstream_outage, portal_outage, monitor_connectivity
-    route: str  # isp, provincial_it, isp_and_provincial_it
+    route: str  # isp, provincial_it, isp_and_provincial_it, provincial_it_and_commune
     state: str  # open, acknowledged, resolved
     problem_state: str | None  # down, lossy, slow, congested, failing (the latest)
     worst_state: str | None
