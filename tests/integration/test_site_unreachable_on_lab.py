@@ -43,7 +43,7 @@ from tests.integration.scenarios import (
     _ticket,
     _wait_for,
 )
-from tests.lab.fixtures import built_lab
+from tests.lab.fixtures import built_lab, restored
 from tests.servers import reserved_port
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab, pytest.mark.timeout(300)]
@@ -55,6 +55,12 @@ LAB_COMMUNES = 4  # communes 0 and 2 are dual-homed (VNPT TSLCD + Viettel intern
 @pytest.fixture(scope="module")
 def judge_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     yield from built_lab(LAB_INDEX, LAB_COMMUNES, tmp_path_factory.mktemp("judge-lab"))
+
+
+@pytest.fixture
+def lab(judge_lab: Lab) -> Iterator[Lab]:
+    """The module's lab with every fault undone after the test (also when it fails)."""
+    yield from restored(judge_lab)
 
 
 @pytest.fixture
@@ -125,6 +131,15 @@ class Agents:
         commune = self.inventory.commune(code)
         assert commune is not None
         assert commune.agent is not None
+        self.round_paths(code, at, {p.link: paths_up for p in commune.agent.paths}, lan=lan)
+
+    def round_paths(
+        self, code: str, at: datetime, up: dict[str, bool], *, lan: bool = True
+    ) -> None:
+        """One round: the LAN gateway's answer, and each path's (missing ones answer)."""
+        commune = self.inventory.commune(code)
+        assert commune is not None
+        assert commune.agent is not None
         self.seq += 1
 
         def ping(target: str, up: bool) -> Ping:
@@ -138,7 +153,8 @@ class Agents:
             config_revision="r",
             gateway=ping(str(commune.agent.lan_gateway), lan),
             paths=tuple(
-                PathPing(p.link, ping(str(p.target), paths_up)) for p in commune.agent.paths
+                PathPing(p.link, ping(str(p.target), up.get(p.link, True)))
+                for p in commune.agent.paths
             ),
             portals=(),
             devices=(),
@@ -162,9 +178,8 @@ def isp_mails(twin: Twin) -> list[email.message.Message]:
 
 
 def test_power_loss_is_the_sites_and_a_line_cut_proven_by_backfill_the_isps(
-    judge_lab: Lab, twin: Twin
+    lab: Lab, twin: Twin
 ) -> None:
-    lab = judge_lab
     base = _inventory(lab, twin.smtp_port, recovery_min=1)
     dual = [c.code for c in base.communes if len(c.links) == 2]
     assert len(dual) >= 2, dual
@@ -239,3 +254,38 @@ def test_power_loss_is_the_sites_and_a_line_cut_proven_by_backfill_the_isps(
         assert {str(m["X-NetWatch-Ticket"]) for m in isp_mails(twin)} <= cut_tickets
         sites = [t for t in book.tickets if t.key.kind.value == "site"]
         assert len(sites) == 2
+
+
+def test_one_line_cut_is_its_isps_ticket_with_what_the_agent_saw_over_the_other(
+    lab: Lab, twin: Twin
+) -> None:
+    base = _inventory(lab, twin.smtp_port, recovery_min=1)
+    code = next(c.code for c in base.communes if len(c.links) == 2)
+    inventory = with_agents(base, (code,))
+    commune = inventory.commune(code)
+    assert commune is not None
+    assert commune.agent is not None
+    with _netwatch(lab, [twin], lambda _t: inventory, baseline_s=4) as (runtime,):
+        agents = agents_of(runtime, inventory)
+        agents.beat(code)
+        agents.round(code, datetime.now(UTC), lan=True, paths_up=True)
+        assert lab.commune_down(int(code), "vnpt-tslcd").ok
+        key = f"link:{code}/vnpt-tslcd"
+        # The box keeps reporting over the Viettel line: its VNPT path's far end is silent
+        # while the router answers on the LAN.
+        deadline = time.monotonic() + 60
+        ticket = None
+        while ticket is None and time.monotonic() < deadline:
+            agents.beat(code)
+            agents.round_paths(code, datetime.now(UTC), {"vnpt-tslcd": False})
+            ticket = _ticket(twin, key)()
+            time.sleep(1.0)
+        assert ticket is not None, "no ticket for the cut line"
+        assert ticket.route.value == "isp"
+        opened = _wait_for(_opened_mail(twin.box, VNPT_MAIL, ticket.id), "VNPT's mail")
+        body = opened.get_payload(decode=True)
+        assert isinstance(body, bytes)
+        assert "đường vnpt-tslcd: router trong mạng nội bộ trả lời, đầu xa không trả lời" in (
+            body.decode()
+        )
+        assert [t.key.encoded for t in _book(twin).tickets] == [key]  # no site ticket
