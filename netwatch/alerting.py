@@ -34,6 +34,7 @@ from alerts.maintenance import (
 from alerts.model import Incident, Measurements, PathTrace
 from alerts.subject import SubjectKey, SubjectKind
 from alerts.tickets import (
+    SYSTEM,
     Acknowledged,
     Action,
     Actor,
@@ -718,6 +719,19 @@ class Alerting:
     ) -> Ticket | Refused:
         """A note in the ticket's log, sent to those already told."""
         return await self._manual(ticket_id, now, lambda b: b.note(ticket_id, actor, now, text))
+
+    async def note_site(self, commune: str, text: str, since: datetime, now: datetime) -> bool:
+        """A system note on the commune's site-unreachable ticket (issue 11) when its episode
+        covers ``since`` (the outage the note is about); False when there is none."""
+        ticket = self.book.tickets.get(SubjectKey.site(commune))
+        if ticket is None or not self.is_leader:
+            return False
+        slack = timedelta(minutes=1)  # a line cut a little before the site was judged dark
+        ended = ticket.resolved_at or now
+        if not ticket.evidence.first_bad_at - slack <= since <= ended:
+            return False
+        outcome = await self.note(ticket.id, SYSTEM, now, text)
+        return not isinstance(outcome, Refused)
 
     async def _manual(
         self, ticket_id: str, now: datetime, change: Callable[[TicketBook], Step | Refused]

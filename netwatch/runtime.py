@@ -46,7 +46,7 @@ from netwatch.bus.commands import ActionName
 from netwatch.engine import Engine, EngineOptions
 from netwatch.health import HealthMonitor, link_id
 from netwatch.history import LinkHistory
-from netwatch.inside.judge import InsideJudge
+from netwatch.inside.judge import InsideJudge, tell_site_tickets
 from netwatch.inside.state import InsideSink, InsideState
 from netwatch.inventory import Inventory
 from netwatch.loopstats import LoopTasks
@@ -335,6 +335,7 @@ async def open_runtime(
         judge = InsideJudge(health)
         runtime.inside_sinks.append(judge)
         alerting.before_evaluate.append(judge.tick)
+        tell_site_tickets(judge, alerting)
         engine.start()
         stack.push_async_callback(engine.stop)
         if opts.feed is not None:

@@ -91,6 +91,17 @@ INCIDENT_KIND: Final[Mapping[IncidentKind, Wording]] = {
     ),
 }
 
+# The note added to a site-unreachable ticket when the agent's buffered rounds show its LAN was
+# up while the lines were down (issue 11): a sentence, filled with the lines' names.
+SITE_LINES_CUT: Final[Wording] = Wording(
+    "Số liệu thiết bị đo tại xã gửi về sau khi có lại kết nối cho thấy mạng nội bộ của xã vẫn "
+    "hoạt động trong lúc mất liên lạc: sự cố do đường truyền ({links}) bị gián đoạn, không phải "
+    "do mất điện. Phiếu sự cố đã được chuyển cho nhà mạng.",
+    "The commune agent's buffered rounds, sent once a line was back, show the commune's LAN was "
+    "up during the outage: the line(s) ({links}) were cut, it was not a power loss. The ISPs "
+    "have been given their tickets.",
+)
+
 LINK_STATE: Final[Mapping[LinkState, Wording]] = {
     LinkState.OK: Wording("Bình thường", "Normal"),
     LinkState.SLOW: Wording("Chậm (độ trễ cao)", "Slow (high latency)"),

@@ -14,8 +14,10 @@ is how silence is noticed: nothing arrives). alerts/ never sees an agent's wire 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -30,7 +32,9 @@ from alerts.model import (
 )
 from alerts.subject import link_id
 from netwatch.agent.model import AgentHeartbeat, InsideRound
+from netwatch.alerting import Alerting
 from netwatch.health import HealthMonitor
+from netwatch.vocab import SITE_LINES_CUT
 
 log = logging.getLogger("netwatch.inside.judge")
 # A round received later than this after its time waited on the box (backfill). Tighter than
@@ -78,6 +82,9 @@ class InsideJudge:
         self._topology = health.topology
         self._links_of: dict[str, list[str]] = {}
         self._troubled: set[str] = set()  # communes an incident was about at the last push
+        # Called with (commune, links proven cut, the first proof's time) when backfill first
+        # proves a commune's lines were cut with its LAN up (tell_site_tickets adds a note).
+        self.on_lines_cut: list[Callable[[str, tuple[str, ...], datetime], None]] = []
 
     # -- InsideSink ---------------------------------------------------------------------------
     def inside_round(self, round_: InsideRound, received_at: datetime) -> None:
@@ -92,6 +99,7 @@ class InsideJudge:
             heard_again = commune in self._silent_at_push
             site.heard_at = max(site.heard_at or received_at, received_at)
         proven = False
+        had_proofs = bool(site.proofs)
         lan_up = round_.lan_up
         for path in round_.paths:
             link = link_id(commune, path.link)
@@ -148,6 +156,10 @@ class InsideJudge:
                 round_.seq,
                 round_.at.isoformat(),
             )
+            if not had_proofs:
+                links = tuple(sorted(site.proofs))
+                for hook in self.on_lines_cut:
+                    hook(commune, links, round_.at)
         if proven or portal_changed or heard_again:
             self._push()
         elif self._in_trouble(commune):
@@ -268,3 +280,21 @@ class InsideJudge:
                 down = status is not None and status.state.value == "down"
                 if now - received > hold and not down:
                     del site.proofs[link]
+
+
+def tell_site_tickets(judge: InsideJudge, alerting: Alerting) -> set[asyncio.Task[bool]]:
+    """When backfill proves a commune's lines were cut with its LAN up, say so in its site
+    ticket (a note, told to those told of it: provincial IT and the commune). The tasks are
+    kept in the returned set until done."""
+    tasks: set[asyncio.Task[bool]] = set()
+
+    def lines_cut(commune: str, links: tuple[str, ...], since: datetime) -> None:
+        names = ", ".join(link.split("/", 1)[-1] for link in links)
+        text = f"{SITE_LINES_CUT.vi.format(links=names)}\n{SITE_LINES_CUT.en.format(links=names)}"
+        now = datetime.now(since.tzinfo)
+        task = asyncio.get_running_loop().create_task(alerting.note_site(commune, text, since, now))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    judge.on_lines_cut.append(lines_cut)
+    return tasks

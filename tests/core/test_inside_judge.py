@@ -4,6 +4,7 @@ monitor, and the tickets the alerting loop opens from both (a real SQLite store)
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from alerts.model import (
     Route,
 )
 from alerts.subject import SubjectKey
-from alerts.tickets import Evidence, OpenTicket
+from alerts.tickets import EventKind, Evidence, OpenTicket
 from netwatch.agent.model import (
     AgentHeartbeat,
     InsideRound,
@@ -30,7 +31,7 @@ from netwatch.agent.model import (
 )
 from netwatch.alerting import Alerting, Notices
 from netwatch.health import HealthMonitor
-from netwatch.inside.judge import InsideJudge
+from netwatch.inside.judge import InsideJudge, tell_site_tickets
 from netwatch.inside.state import InsideSink, InsideState
 from netwatch.inventory import load_inventory
 from netwatch.notify.messages import render_email
@@ -164,6 +165,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     alerting = Alerting(inventory, store, health)
     judge = InsideJudge(health)
     alerting.before_evaluate.append(judge.tick)  # as netwatch.runtime wires it
+    tell_site_tickets(judge, alerting)
     sinks: list[InsideSink] = [InsideState(), judge]
     try:
         yield World(health, compile_plan(inventory), sinks, judge, alerting, store)
@@ -244,6 +246,18 @@ async def test_a_line_cut_proven_by_backfill_becomes_the_isps_tickets(world: Wor
     )
     assert "Measured from inside the commune centre (its agent):" in mail.text
     assert "Tỷ lệ mất gói: 0%" not in mail.text  # the centre's figures of now: not this outage
+    # The site's ticket says what it was, to those told of it (provincial IT, the commune).
+    await asyncio.sleep(0)  # the note is written by a task of its own
+    for _ in range(50):
+        site = world.alerting.book.tickets[SubjectKey.site(C)]
+        if site.log[-1].kind is EventKind.NOTE:
+            break
+        await asyncio.sleep(0.01)
+    note = site.log[-1]
+    assert note.kind is EventKind.NOTE
+    assert "mạng nội bộ của xã vẫn hoạt động trong lúc mất liên lạc" in note.text
+    assert "đường truyền (vnpt, vtl) bị gián đoạn, không phải do mất điện" in note.text
+    assert "the line(s) (vnpt, vtl) were cut, it was not a power loss" in note.text
 
 
 async def test_backfill_of_a_box_without_its_router_proves_nothing(world: World) -> None:

@@ -36,6 +36,7 @@ from tests.integration.scenarios import (
     Twin,
     _after_rounds,
     _book,
+    _event_mail,
     _inventory,
     _mail,
     _netwatch,
@@ -237,14 +238,23 @@ def test_power_loss_is_the_sites_and_a_line_cut_proven_by_backfill_the_isps(
             assert ticket.route.value == "isp"
             first = ticket.evidence.first
             assert first is not None
-            assert first.inside_paths
-            assert all(p.backfilled and p.lan_up and not p.answered for p in first.inside_paths)
+            # The buffered rounds (and any live ones since the outage began, with their times).
+            backfilled = [p for p in first.inside_paths if p.backfilled]
+            assert backfilled
+            assert all(p.lan_up and not p.answered for p in backfilled)
             opened = _wait_for(_opened_mail(twin.box, mail, ticket.id), f"{link}'s mail")
             body = opened.get_payload(decode=True)
             assert isinstance(body, bytes)
             text = body.decode()
             assert "Đo từ bên trong trung tâm xã (thiết bị đo tại xã):" in text
             assert "router trong mạng nội bộ trả lời, đầu xa không trả lời" in text
+        # B's site ticket says what it was, to the commune and provincial IT.
+        site_b = next(t for t in _book(twin).tickets if t.key.encoded == f"site:{cut}")
+        for to in (commune_mail(cut), IT_MAIL):
+            note = _wait_for(_event_mail(twin.box, to, site_b.id, "note"), f"the note to {to}")
+            body = note.get_payload(decode=True)
+            assert isinstance(body, bytes)
+            assert "không phải do mất điện" in body.decode()
         # A few rounds later: A never became an ISP's ticket.
         _after_rounds([runtime], 5)
         book = _book(twin)
