@@ -381,7 +381,7 @@ class Notices:
             note=change.event.text or None,
             actor=change.event.actor.name
             if change.event.actor.kind is not ActorKind.SYSTEM
-            else None,
+            else ("NetWatch" if event is NoticeEvent.NOTE else None),  # its own note (issue 11)
             back_since=t.ok_since if event is NoticeEvent.LINE_BACK else None,
             closes_after_s=(
                 max(0.0, self._recovery_s - (change.event.at - t.ok_since).total_seconds())

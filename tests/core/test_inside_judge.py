@@ -21,7 +21,7 @@ from alerts.model import (
     Route,
 )
 from alerts.subject import SubjectKey
-from alerts.tickets import EventKind, Evidence, OpenTicket
+from alerts.tickets import EventKind, Evidence, Noted, OpenTicket
 from netwatch.agent.model import (
     AgentHeartbeat,
     InsideRound,
@@ -258,6 +258,10 @@ async def test_a_line_cut_proven_by_backfill_becomes_the_isps_tickets(world: Wor
     assert "mạng nội bộ của xã vẫn hoạt động trong lúc mất liên lạc" in note.text
     assert "đường truyền (vnpt, vtl) bị gián đoạn, không phải do mất điện" in note.text
     assert "the line(s) (vnpt, vtl) were cut, it was not a power loss" in note.text
+    noted = Noted(site, note, ())
+    mail = render_email(Notices(world.alerting._inventory, world.health).notice(noted))
+    assert "NetWatch đã thêm ghi chú." in mail.text
+    assert "Ghi chú (NetWatch):" in mail.text
 
 
 async def test_backfill_of_a_box_without_its_router_proves_nothing(world: World) -> None:
