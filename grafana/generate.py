@@ -736,9 +736,9 @@ def commune_detail() -> dashboard.Dashboard:
         timeseries.Panel()
         .title("Cổng DVC: tổng thời gian / Portal total time")
         .description(
-            "Đo từ NetWatch trung tâm; khi có điểm đo đặt tại xã (agent), số đo từ xã (nhãn "
-            "commune) hiện thêm ở đây. Measured centrally; measurements taken from this commune "
-            "(agents, with its commune label) show here too."
+            'Đo từ NetWatch trung tâm; số đo từ thiết bị đặt tại xã ở bảng "Trong và ngoài". '
+            "Measured centrally; the commune agent's timings per path are in \"Inside vs "
+            'outside".'
         )
         .with_target(
             query(
@@ -752,7 +752,77 @@ def commune_detail() -> dashboard.Dashboard:
         24,
         7,
     )
+    lay.add(inside_vs_outside(sel), 24, 10)
     return d
+
+
+def inside_vs_outside(sel: str) -> timeseries.Panel:
+    """The centre's RTT and loss of each link beside the commune agent's over the same path,
+    and the portal's total time over each path from inside beside the centre's."""
+    return (
+        timeseries.Panel()
+        .title("Trong và ngoài / Inside vs outside")
+        .description(
+            "Nét đứt: đo từ NetWatch trung tâm; nét liền: đo từ thiết bị đặt tại xã qua từng "
+            "đường truyền (agent). Độ trễ và thời gian mở cổng DVC theo thang log bên trái, mất "
+            "gói bên phải. Dashed: measured from the centre; solid: from the commune agent over "
+            "each path. Latency and portal time on the left (log scale), loss on the right."
+        )
+        .with_target(
+            query(
+                f'netwatch_link_round_rtt_seconds{{{sel}, stat="median"}} >= 0',
+                "{{link}} độ trễ / RTT · từ trung tâm / from the centre",
+            )
+        )
+        .with_target(
+            query(
+                f"netwatch_inside_path_rtt_median_seconds{{{sel}}}",
+                "{{link}} độ trễ / RTT · từ xã / from the commune",
+                ref="B",
+            )
+        )
+        .with_target(
+            query(
+                f"netwatch_link_loss_ratio{{{sel}}}",
+                "{{link}} mất gói / loss · từ trung tâm / from the centre",
+                ref="C",
+            )
+        )
+        .with_target(
+            query(
+                f"netwatch_inside_path_loss_ratio{{{sel}}}",
+                "{{link}} mất gói / loss · từ xã / from the commune",
+                ref="D",
+            )
+        )
+        .with_target(
+            query(
+                f'netwatch_inside_portal_phase_seconds{{{sel}, phase="total"}}',
+                "{{portal}} qua / over {{link}} · từ xã / from the commune",
+                ref="E",
+            )
+        )
+        .with_target(
+            query(
+                'netwatch_portal_phase_seconds{phase="total"}',
+                "{{portal}} · từ trung tâm / from the centre",
+                ref="F",
+            )
+        )
+        .unit("s")
+        .scale_distribution(common.ScaleDistributionConfig().type(cm.ScaleDistribution.LOG).log(10))
+        .override_by_regexp(
+            "mất gói / loss",
+            right_axis(
+                "percentunit",
+                dm.DynamicConfigValue(id_val="custom.scaleDistribution", value={"type": "linear"}),
+                dm.DynamicConfigValue(id_val="min", value=0),
+                dm.DynamicConfigValue(id_val="max", value=1),
+            ),
+        )
+        .overrides([dashed("từ trung tâm / from the centre$")])
+        .legend(legend_table("mean", "max", "lastNotNull"))
+    )
 
 
 # -- ISP accountability -------------------------------------------------------------------------
@@ -1145,6 +1215,7 @@ def netwatch_self() -> dashboard.Dashboard:
         12,
         8,
     )
+    lay.add(commune_agents(sel), 24, 8)
     lay.add(
         timeseries.Panel()
         .title("CPU và bộ nhớ / CPU and memory")
@@ -1165,6 +1236,97 @@ def netwatch_self() -> dashboard.Dashboard:
         8,
     )
     return d
+
+
+AGENT_BY = "province, commune, commune_name, agent"
+CURRENT_MAPPINGS = value_map(
+    [("1", "Mới nhất / current", "green"), ("0", "Cũ / outdated", "orange")]
+)
+
+
+def commune_agents(sel: str) -> table.Panel:
+    """One row per commune agent: last heard, backlog, drops, version, configuration."""
+
+    def per_agent(expr: str, ref: str, by: str = AGENT_BY) -> prometheus.Dataquery:
+        return table_query(f"max by ({by}) ({expr})", ref=ref)
+
+    return (
+        table.Panel()
+        .title("Thiết bị đo tại xã / Commune agents")
+        .description(
+            "Mỗi thiết bị đo đặt tại xã: lần cuối trung tâm nghe thấy (giây trước), số lần đo "
+            "đang chờ gửi trên thiết bị và lần chờ lâu nhất, số lần đo bị bỏ vì bộ nhớ đệm đầy, "
+            "phiên bản, cấu hình đang chạy có phải bản mới nhất. Each commune agent: seconds "
+            "since the centre last heard it, rounds buffered on the box and the oldest's age, "
+            "rounds dropped (buffer full), its version, whether it runs the current config."
+        )
+        .with_target(
+            table_query(
+                f"time() - max by ({AGENT_BY}) "
+                f"(netwatch_agent_last_seen_timestamp_seconds{{{sel}}})",
+            )
+        )
+        .with_target(per_agent(f"netwatch_agent_buffer_messages{{{sel}}}", "B"))
+        .with_target(per_agent(f"netwatch_agent_buffer_oldest_age_seconds{{{sel}}}", "C"))
+        .with_target(per_agent(f"netwatch_agent_dropped_rounds_total{{{sel}}}", "D"))
+        .with_target(per_agent(f"netwatch_agent_config_current{{{sel}}}", "E"))
+        .with_target(per_agent(f"netwatch_agent_info{{{sel}}}", "F", f"{AGENT_BY}, version"))
+        .with_transformation(MERGE)
+        .with_transformation(
+            _organize(
+                {"Time": True, "Value #F": True},
+                {
+                    "Value #A": "Nghe thấy cách đây / last heard ago",
+                    "Value #B": "Chờ gửi / buffered",
+                    "Value #C": "Chờ lâu nhất / oldest buffered",
+                    "Value #D": "Đã bỏ / dropped",
+                    "Value #E": "Cấu hình / config",
+                    "version": "Phiên bản / version",
+                },
+            )
+        )
+        .sort_by(
+            [
+                common.TableSortByFieldState()
+                .display_name("Nghe thấy cách đây / last heard ago")
+                .desc(True)
+            ]
+        )
+        .override_by_name(
+            "Nghe thấy cách đây / last heard ago",
+            [
+                dm.DynamicConfigValue(id_val="unit", value="s"),
+                dm.DynamicConfigValue(id_val="decimals", value=0),
+                dm.DynamicConfigValue(
+                    id_val="custom.cellOptions", value={"type": "color-background"}
+                ),
+                dm.DynamicConfigValue(
+                    id_val="thresholds",
+                    value={
+                        "mode": "absolute",
+                        "steps": [
+                            {"value": None, "color": "green"},
+                            {"value": 60, "color": "orange"},
+                            {"value": 300, "color": "red"},
+                        ],
+                    },
+                ),
+            ],
+        )
+        .override_by_name(
+            "Chờ lâu nhất / oldest buffered", [dm.DynamicConfigValue(id_val="unit", value="s")]
+        )
+        .override_by_name("Đã bỏ / dropped", [dm.DynamicConfigValue(id_val="decimals", value=0)])
+        .override_by_name(
+            "Cấu hình / config",
+            [dm.DynamicConfigValue(id_val="mappings", value=_mappings_json(CURRENT_MAPPINGS))],
+        )
+        .data_links([commune_link()])
+    )
+
+
+def _mappings_json(mappings: list[dm.ValueMapping]) -> Any:
+    return json.loads(json.dumps(mappings, cls=JSONEncoder))
 
 
 DASHBOARDS = {

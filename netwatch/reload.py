@@ -10,7 +10,8 @@ to the live parts of the runtime, in place, so what did not change keeps its sta
   as recovered (`Alerting.reload`, `alerts.tickets.TicketBook.unmonitor`);
 * the metrics, the per-link history and the path tracer follow the new plan; the engine starts
   its rounds again on it (added targets are probed from the next round, removed ones no more);
-* the bus feed's plan index (a core or web worker) through `Runtime.plan_hooks`;
+* the bus feed's plan index (a core or web worker) through `Runtime.plan_hooks`, and what
+  follows the inventory itself (the commune agents' metrics) through `Runtime.inventory_hooks`;
 * then a new `Runtime` value (the same parts, the new inventory and plan) is handed to
   `on_reloaded`: the web publishes it, and the pages rebuild from it.
 
@@ -134,6 +135,8 @@ class Reloader:
             rt.utilization.add_links([i.link.id for job in plan.snmp for i in job.interfaces])
         for hook in rt.plan_hooks:
             hook(plan)
+        for inventory_hook in rt.inventory_hooks:
+            inventory_hook(inventory)
         await rt.engine.reload(plan)
         actions = await rt.alerting.reload(inventory, removed, now)
         closed = tuple(sorted({a.ticket.id for a in actions if isinstance(a, Unmonitored)}))

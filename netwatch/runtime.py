@@ -47,6 +47,7 @@ from netwatch.engine import Engine, EngineOptions
 from netwatch.health import HealthMonitor, link_id
 from netwatch.history import LinkHistory
 from netwatch.inside.judge import InsideJudge, tell_site_tickets
+from netwatch.inside.metrics import InsideMetrics
 from netwatch.inside.state import InsideSink, InsideState
 from netwatch.inventory import Inventory
 from netwatch.loopstats import LoopTasks
@@ -190,6 +191,9 @@ class Runtime:
     # Called with the new plan when the configuration is reloaded (netwatch/reload.py): a bus
     # feed's plan index (netwatch.roles.core, netwatch.roles.web).
     plan_hooks: list[Callable[[Plan], None]] = field(default_factory=list)
+    # Called with the new inventory when the configuration is reloaded, before the new Runtime
+    # value is published (the commune agents' metrics: labels, expected config revisions).
+    inventory_hooks: list[Callable[[Inventory], None]] = field(default_factory=list)
     # What the commune agents report (issue 11, docs/agent.md): the latest per agent, and every
     # consumer of their rounds and heartbeats (the first is `inside`; health and metrics add
     # theirs). The bus feed of agent messages hands each message to every sink, in order.
@@ -302,6 +306,13 @@ async def open_runtime(
             outbox_backlog=store.outbox_backlog,
         )
         ops.register(registry, collector)
+        # The commune agents' health and the view from inside (issue 11, docs/dashboards.md):
+        # read from `inside` at scrape time, in the process that serves /metrics (a read
+        # replica's /metrics is the core's, netwatch.web.app: none there).
+        inside = InsideState()
+        inside_metrics = None if opts.replica else InsideMetrics(inside, inventory)
+        if inside_metrics is not None:
+            inside_metrics.register(collector.add_families)
         alerting.on_taken_over.append(ops.tickets.baseline)
         session = await stack.enter_async_context(aiohttp.ClientSession())
         channels = build_channels(inventory, session, SystemClock())
@@ -329,8 +340,11 @@ async def open_runtime(
             desk=opts.desk if opts.desk is not None else LocalDesk(alerting),
             replica=opts.replica,
             alerting_paused_since=opts.alerting_paused_since,
+            inside=inside,
         )
         runtime.inside_sinks.append(runtime.inside)
+        if inside_metrics is not None:
+            runtime.inventory_hooks.append(inside_metrics.reload)
         # The view from inside judged with the centre's (issue 11, docs/alerting.md).
         judge = InsideJudge(health)
         runtime.inside_sinks.append(judge)

@@ -29,7 +29,14 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
-__all__ = ["DnsFailure", "DnsResult", "parse_resolver", "probe_dns", "resolve_host"]
+__all__ = [
+    "DnsFailure",
+    "DnsResult",
+    "bound_socket",
+    "parse_resolver",
+    "probe_dns",
+    "resolve_host",
+]
 
 _RTYPES = {"A": dns.rdatatype.A, "AAAA": dns.rdatatype.AAAA}
 
@@ -95,16 +102,50 @@ class _UdpExchange(asyncio.DatagramProtocol):
             self.done.set_exception(exc or EOFError("socket closed"))
 
 
+def bound_socket(
+    family: int, kind: int, *, source: str | None, interface: str | None
+) -> socket.socket:
+    """A non-blocking socket bound to ``interface`` (SO_BINDTODEVICE) and/or ``source``."""
+    sock = socket.socket(family, kind)
+    try:
+        sock.setblocking(False)
+        if interface is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+        if source is not None:
+            sock.bind((source, 0))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 async def _exchange_udp(
-    query: dns.message.Message, resolver: str, port: int, timeout_s: float
+    query: dns.message.Message,
+    resolver: str,
+    port: int,
+    timeout_s: float,
+    *,
+    source: str | None = None,
+    interface: str | None = None,
 ) -> tuple[dns.message.Message, float]:
     """Send ``query`` and wait for its answer: (response, monotonic time it arrived)."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[tuple[dns.message.Message, float]] = loop.create_future()
     family = socket.AF_INET6 if ":" in resolver else socket.AF_INET
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _UdpExchange(query, done), remote_addr=(resolver, port), family=family
-    )
+    if source is None and interface is None:
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _UdpExchange(query, done), remote_addr=(resolver, port), family=family
+        )
+    else:
+        sock = bound_socket(family, socket.SOCK_DGRAM, source=source, interface=interface)
+        try:
+            sock.connect((resolver, port))
+        except BaseException:
+            sock.close()
+            raise
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _UdpExchange(query, done), sock=sock
+        )
     try:
         transport.sendto(query.to_wire())
         async with asyncio.timeout(timeout_s):
@@ -146,8 +187,13 @@ async def probe_dns(
     port: int = 53,
     rtype: str = "A",
     timeout_s: float = 2.0,
+    source: str | None = None,
+    interface: str | None = None,
 ) -> DnsResult:
-    """Ask ``resolver`` (an IP) for ``rtype`` records of ``name``; network faults are values."""
+    """Ask ``resolver`` (an IP) for ``rtype`` records of ``name``; network faults are values.
+
+    ``source`` / ``interface`` bind the query's socket (a commune agent asks over one path).
+    """
     started_at = datetime.now(UTC)
     rdtype = _RTYPES.get(rtype.upper())
     if rdtype is None:
@@ -173,7 +219,9 @@ async def probe_dns(
 
     t0 = time.monotonic()
     try:
-        response, t_answer = await _exchange_udp(query, resolver, port, timeout_s)
+        response, t_answer = await _exchange_udp(
+            query, resolver, port, timeout_s, source=source, interface=interface
+        )
         if response.flags & dns.flags.TC:
             # Truncated over UDP: ask again over TCP (RFC 7766), within the same budget.
             remaining_s = max(timeout_s - (time.monotonic() - t0), 0.001)
@@ -182,6 +230,7 @@ async def probe_dns(
                 resolver,
                 timeout=remaining_s,
                 port=port,
+                source=source,
                 backend=dns.asyncbackend.get_backend("asyncio"),
             )
             t_answer = time.monotonic()
@@ -210,12 +259,19 @@ async def probe_dns(
 
 
 async def resolve_host(
-    name: str, resolver: str, *, port: int = 53, timeout_s: float = 2.0
+    name: str,
+    resolver: str,
+    *,
+    port: int = 53,
+    timeout_s: float = 2.0,
+    source: str | None = None,
+    interface: str | None = None,
 ) -> DnsResult:
     """Resolve ``name`` for connecting: A first, AAAA when the name has no A record."""
-    result = await probe_dns(name, resolver, port=port, rtype="A", timeout_s=timeout_s)
+    bind: dict[str, Any] = {"source": source, "interface": interface}
+    result = await probe_dns(name, resolver, port=port, rtype="A", timeout_s=timeout_s, **bind)
     if result.failure is DnsFailure.NO_ANSWER:
-        aaaa = await probe_dns(name, resolver, port=port, rtype="AAAA", timeout_s=timeout_s)
+        aaaa = await probe_dns(name, resolver, port=port, rtype="AAAA", timeout_s=timeout_s, **bind)
         if aaaa.failure is None:
             # The time to the address is both queries, counted from the first.
             rtt_s = (result.rtt_s or 0.0) + (aaaa.rtt_s or 0.0)

@@ -64,7 +64,7 @@ from typing import Self
 from urllib.parse import quote, urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
-from probes.dns import DnsFailure, parse_resolver, resolve_host
+from probes.dns import DnsFailure, bound_socket, parse_resolver, resolve_host
 
 __all__ = [
     "HttpCheck",
@@ -256,14 +256,18 @@ class _Run:
         "content_ok",
         "dns_s",
         "first_byte_s",
+        "interface",
         "phase",
         "redirects",
+        "source",
         "status",
         "tls_s",
         "transfer_s",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, source: str | None = None, interface: str | None = None) -> None:
+        self.source = source
+        self.interface = interface
         self.phase = HttpPhase.DNS
         self.dns_s: float | None = None
         self.connect_s: float | None = None
@@ -414,10 +418,18 @@ class HttpProber:
         for check in checks:
             self.ssl_context(check.ca_file)
 
-    async def probe(self, check: HttpCheck) -> HttpResult:
-        """Run one check; network and server faults come back as a failure value, never raised."""
+    async def probe(
+        self, check: HttpCheck, *, source: str | None = None, interface: str | None = None
+    ) -> HttpResult:
+        """Run one check; network and server faults come back as a failure value, never raised.
+
+        ``source`` binds the TCP connection (and the DNS query to ``check.dns_resolver``) to a
+        local address, ``interface`` to a device (SO_BINDTODEVICE): a commune agent times the
+        portal over one WAN path. Without a configured resolver the name is resolved by the
+        system (unbound). An address or interface that does not exist here is a CONNECT_ERROR.
+        """
         started_at = datetime.now(UTC)
-        run = _Run()
+        run = _Run(source, interface)
         failure: HttpFailure | None = None
         detail = ""
         t0 = time.monotonic()
@@ -498,7 +510,14 @@ class HttpProber:
         t = time.monotonic()
         if check._resolver is not None:
             ip, port = check._resolver
-            res = await resolve_host(host, ip, port=port, timeout_s=check.timeout_s)
+            res = await resolve_host(
+                host,
+                ip,
+                port=port,
+                timeout_s=check.timeout_s,
+                source=run.source,
+                interface=run.interface,
+            )
             if res.failure is DnsFailure.TIMEOUT:
                 raise _ProbeError(HttpFailure.TIMEOUT, f"resolver {ip}:{port}: {res.detail}")
             if res.failure is not None:
@@ -531,11 +550,12 @@ class HttpProber:
         run.phase = HttpPhase.CONNECT
         t_connect = time.monotonic()
         try:
-            sock = socket.socket(family, socket.SOCK_STREAM)
-        except OSError as exc:  # out of descriptors, address family not available
+            sock = bound_socket(
+                family, socket.SOCK_STREAM, source=run.source, interface=run.interface
+            )
+        except OSError as exc:  # out of descriptors, no such source address or interface
             raise _ProbeError(HttpFailure.CONNECT_ERROR, f"socket: {exc}") from None
         try:
-            sock.setblocking(False)
             # Without it Nagle holds the request until the server ACKs our TLS Finished (up to
             # its 40 ms delayed ACK), and that wait would be measured as first_byte_s.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

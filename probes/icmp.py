@@ -329,14 +329,32 @@ class IcmpPinger:
         self._watch_sockets(True)
 
     @classmethod
-    async def open(cls, *, rate_pps: float = 10_000, privileged: bool | None = None) -> Self:
+    async def open(
+        cls,
+        *,
+        rate_pps: float = 10_000,
+        privileged: bool | None = None,
+        source: str | None = None,
+        interface: str | None = None,
+    ) -> Self:
         """Open the sockets: raw if allowed (``privileged=None`` tries raw, then datagram).
 
-        Raises IcmpUnavailableError, naming the fix, when no ICMP socket can be opened.
+        ``source`` binds the echoes' source address (an IPv4 literal: the commune agent's
+        per-path address that the router policy-routes by one link); the pinger then has no
+        IPv6 socket and only sees replies addressed to ``source``. ``interface`` binds the
+        sockets to one interface (SO_BINDTODEVICE): echoes leave by it whatever the routes say.
+        Raises IcmpUnavailableError, naming the fix, when no ICMP socket can be opened, and
+        OSError when ``source`` is not an address of this host or ``interface`` does not exist.
         """
         if not (rate_pps > 0 and math.isfinite(rate_pps)):
             msg = f"rate_pps must be a positive number, got {rate_pps}"
             raise ValueError(msg)
+        if source is not None:
+            try:
+                socket.inet_pton(socket.AF_INET, source)
+            except OSError:
+                msg = f"source must be an IPv4 address literal, got {source!r}"
+                raise ValueError(msg) from None
         loop = asyncio.get_running_loop()
         modes = [True, False] if privileged is None else [privileged]
         v4: socket.socket | None = None
@@ -344,7 +362,7 @@ class IcmpPinger:
         failures: list[str] = []
         for raw in modes:
             try:
-                v4 = open_icmp_socket(socket.AF_INET, raw=raw)
+                v4 = open_icmp_socket(socket.AF_INET, raw=raw, source=source, interface=interface)
             except PermissionError as exc:
                 failures.append(f"{'raw' if raw else 'datagram'}: {exc.strerror}")
             else:
@@ -358,16 +376,17 @@ class IcmpPinger:
         channels: dict[int, _Channel] = {
             socket.AF_INET: _Channel(v4, socket.AF_INET, raw=raw, identifier=identifier)
         }
-        try:
-            v6 = open_icmp_socket(socket.AF_INET6, raw=raw)
-        except OSError as exc:
-            # A host without IPv6 (or without ICMPv6 permission) still pings IPv4; IPv6
-            # targets then fail each round with SEND_ERROR rather than stopping the monitor.
-            _log.warning("icmp ipv6 unavailable error=%r", exc.strerror)
-        else:
-            channels[socket.AF_INET6] = _Channel(
-                v6, socket.AF_INET6, raw=raw, identifier=identifier
-            )
+        if source is None:  # bound to an IPv4 source, an IPv6 echo could not leave from it
+            try:
+                v6 = open_icmp_socket(socket.AF_INET6, raw=raw, interface=interface)
+            except OSError as exc:
+                # A host without IPv6 (or without ICMPv6 permission) still pings IPv4; IPv6
+                # targets then fail each round with SEND_ERROR rather than stopping the monitor.
+                _log.warning("icmp ipv6 unavailable error=%r", exc.strerror)
+            else:
+                channels[socket.AF_INET6] = _Channel(
+                    v6, socket.AF_INET6, raw=raw, identifier=identifier
+                )
         cookie = int.from_bytes(os.urandom(4), "big")
         return cls(loop, channels, rate_pps=rate_pps, cookie=cookie)
 
@@ -1142,11 +1161,20 @@ def _no_reply(address: str, sent: int, failure: PingFailure, started_at: datetim
     )
 
 
-def open_icmp_socket(family: int, *, raw: bool) -> socket.socket:
-    """One non-blocking ICMP socket with kernel receive timestamps and large buffers."""
+def open_icmp_socket(
+    family: int, *, raw: bool, source: str | None = None, interface: str | None = None
+) -> socket.socket:
+    """One non-blocking ICMP socket with kernel receive timestamps and large buffers.
+
+    ``interface`` binds it to a device (SO_BINDTODEVICE), ``source`` to a local address.
+    """
     proto = socket.IPPROTO_ICMP if family == socket.AF_INET else socket.IPPROTO_ICMPV6
     sock = socket.socket(family, socket.SOCK_RAW if raw else socket.SOCK_DGRAM, proto)
     try:
+        if interface is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+        if source is not None:
+            sock.bind((source, 0))
         sock.setblocking(False)
         sock.setsockopt(socket.SOL_SOCKET, pkt.SO_TIMESTAMPNS, 1)
         # Replies queue in the kernel while the loop is busy; their timestamps stay true as

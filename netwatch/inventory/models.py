@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time
+from functools import cached_property
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -844,12 +845,14 @@ class Inventory(Model):
             )
         return value
 
+    @cached_property
+    def _communes_by_code(self) -> dict[str, Commune]:
+        return {c.code: c for c in self.communes}
+
     def commune(self, code: str) -> Commune | None:
-        """The commune with this code, or None."""
-        for commune in self.communes:
-            if commune.code == code:
-                return commune
-        return None
+        """The commune with this code, or None (a dict built on first use: national callers
+        look up every commune)."""
+        return self._communes_by_code.get(code)
 
     def warnings(self) -> list[str]:
         """Things that are valid but probably not what was meant."""

@@ -25,6 +25,10 @@ faults (each undone by the matching restore):
   CODE congest [--link ID]     shape at the contracted rate and saturate with load
   CODE reboot [--downtime S]   router reboot: links gone S seconds, counters and uptime reset
   CODE restore                 undo every fault of commune CODE
+  power-loss CODE              the commune centre loses power: links dark, router, agent box
+                               and devices down and frozen (SIGSTOP); CODE restore undoes it
+  portal-slow SECONDS --commune CODE [--link ID]
+                               the portal answers only that commune's agent path(s) late
   portal slow SECONDS | portal down | portal error | portal restore
   upstream NODE down | upstream NODE restore
   restore                      undo every fault in the lab
@@ -81,6 +85,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     fault.add_argument("words", nargs="+", metavar="WORD", help="see the list below")
     fault.add_argument("--link", help="link id (e.g. vnpt-tslcd); default: every link")
     fault.add_argument("--downtime", type=float, default=5.0, help="reboot downtime, seconds")
+    fault.add_argument("--commune", type=int, help="portal-slow: only this commune's agent paths")
     fault.set_defaults(handler=_guarded(_fault))
 
 
@@ -174,6 +179,12 @@ def _fault(args: argparse.Namespace) -> int:
     usage = "netwatch lab fault: unknown fault " + " ".join(words) + "\n" + FAULT_HELP
     if words == ["restore"]:
         return _report(lab.restore())
+    if words[0] == "power-loss" and len(words) == 2 and words[1].isdigit():
+        return _report(lab.commune_power_loss(int(words[1])))
+    if words[0] == "portal-slow" and len(words) == 2 and _is_number(words[1]):
+        if args.commune is None:
+            return _report(lab.portal_slow(float(words[1])))
+        return _report(lab.commune_portal_slow(args.commune, float(words[1]), args.link))
     if words[0] == "portal" and len(words) >= 2:
         return _portal_fault(lab, words[1:], usage)
     if words[0] == "upstream" and len(words) == 3 and words[2] in ("down", "restore"):
@@ -255,6 +266,14 @@ def describe(plan: LabPlan, paths: LabPaths) -> str:
             lines.append(
                 f"        {link.router_ifname} {link.id:<17} {link.router_address:<13} "
                 f"via {link.upstream}, {link.bandwidth_mbps} Mbit/s"
+            )
+        box = commune.box
+        if box is not None:
+            sources = ", ".join(f"{p.link} {p.source}" for p in box.paths)
+            devices = ", ".join(d.address for d in box.devices)
+            lines.append(
+                f"        agent box {box.namespace}: {sources}; LAN gateway {box.lan_gateway}, "
+                f"centre {box.centre_address}; devices {devices}"
             )
     portal = plan.portal
     lines.append(f"Cổng DVCQG (portal): {portal.url} = {portal.address}")

@@ -80,29 +80,42 @@ def inventory(
         }
     communes: list[dict[str, Any]] = []
     for commune in plan.communes:
-        communes.append(
-            {
-                "code": commune.code,
-                "router": {"address": commune.address, "snmp": commune.snmp_credential},
-                "links": [
-                    {
-                        "id": link.id,
-                        "isp": link.isp,
-                        "circuit": link.circuit,
-                        "bandwidth_mbps": link.bandwidth_mbps,
-                        "path": link.path,
-                        "address": link.router_address,
-                        "upstream": link.upstream,
-                        "interface": link.router_ifname,
-                    }
-                    for link in commune.links
+        entry: dict[str, Any] = {
+            "code": commune.code,
+            "router": {"address": commune.address, "snmp": commune.snmp_credential},
+            "links": [
+                {
+                    "id": link.id,
+                    "isp": link.isp,
+                    "circuit": link.circuit,
+                    "bandwidth_mbps": link.bandwidth_mbps,
+                    "path": link.path,
+                    "address": link.router_address,
+                    "upstream": link.upstream,
+                    "interface": link.router_ifname,
+                }
+                for link in commune.links
+            ],
+        }
+        box = commune.box
+        if box is not None:
+            entry["devices"] = [
+                {"name": d.name, "kind": d.kind, "address": d.address} for d in box.devices
+            ]
+            # The agent box on the commune LAN measures each path from its own source address
+            # (the router policy-routes it by that link) to the link's upstream address.
+            entry["agent"] = {
+                "lan_gateway": box.lan_gateway,
+                "paths": [
+                    {"link": p.link, "source": p.source, "target": p.target} for p in box.paths
                 ],
             }
-        )
+        communes.append(entry)
     data: dict[str, Any] = {
         "reference_targets": [plan.core_address],
         # Short intervals so the demo reacts within a minute; production uses the defaults.
         "intervals": {"icmp_s": 10, "icmp_echoes": 5, "snmp_s": 15, "http_s": 15},
+        "agents": {"interval_s": 10, "echoes": 3},
         "isps": isps,
         "snmp_credentials": {
             "lab-v2c": {"version": "2c", "community": {"env": ENV_COMMUNITY}},

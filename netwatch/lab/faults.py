@@ -7,7 +7,10 @@ blackhole takes over: a probe to a broken commune is silently dropped inside the
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import os
+import signal
 import sys
 import time
 from collections.abc import Mapping
@@ -23,10 +26,11 @@ from .netns import (
     link_indexes,
     netns_exec,
     pid_alive,
+    pids_in_namespaces,
     run,
     spawn_detached,
 )
-from .portal import PortalControl, PortalMode, write_control
+from .portal import PortalControl, PortalMode, read_control, write_control
 from .topology import CommunePlan, LabPlan, LinkPlan, UpstreamPlan
 
 if TYPE_CHECKING:
@@ -50,6 +54,8 @@ class FaultKind(enum.StrEnum):
     PORTAL_SLOW = "portal-slow"
     PORTAL_ERROR = "portal-error"
     PORTAL_DOWN = "portal-down"
+    POWER_LOSS = "power-loss"
+    PATH_SLOW = "path-slow"  # the portal slow for one commune's agent path(s) only
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,8 @@ class ActiveFault:
             return f"{where}: loss {self.value:g} %"
         if self.kind is FaultKind.PORTAL_SLOW:
             return f"{where}: slow {self.value:g} s"
+        if self.kind is FaultKind.PATH_SLOW:
+            return f"{where}: portal slow {self.value:g} s over this path"
         return f"{where}: {self.kind.value}"
 
 
@@ -217,8 +225,72 @@ def upstream_restore(plan: LabPlan, upstream: UpstreamPlan) -> None:
 
 
 def portal_control(control_path: Path, control: PortalControl) -> None:
-    """Set how the portal answers (healthy, slow, or HTTP 503)."""
-    write_control(control_path, control)
+    """Set how the portal answers (healthy, slow, or HTTP 503); per-source delays are kept."""
+    kept = read_control(control_path).source_delays
+    write_control(control_path, dataclasses.replace(control, source_delays=kept))
+
+
+def portal_source_delays(control_path: Path, delays: Mapping[str, float | None]) -> None:
+    """Delay the portal's answers to these client addresses (None: no longer delayed)."""
+    current = read_control(control_path)
+    merged = dict(current.source_delays)
+    for address, delay in delays.items():
+        if delay is None:
+            merged.pop(address, None)
+        else:
+            merged[address] = delay
+    write_control(
+        control_path, dataclasses.replace(current, source_delays=tuple(sorted(merged.items())))
+    )
+
+
+def _site_namespaces(commune: CommunePlan) -> list[str]:
+    """The namespaces that lose power with the commune centre: router, agent box, devices."""
+    names = [commune.namespace]
+    if commune.box is not None:
+        names += [commune.box.namespace, commune.box.device_namespace]
+    return names
+
+
+def power_loss(plan: LabPlan, commune: CommunePlan) -> None:
+    """The commune centre loses power: links dark, router, box and devices down and frozen.
+
+    Every WAN link goes down at the upstream node (no carrier, as when the router is off), every
+    interface of the router, the box and the devices goes down, and every process in their
+    namespaces (snmpd, the agent, its nats-server) is stopped with SIGSTOP: nothing answers,
+    nothing measures, nothing is sent. `power_restore` brings it all back.
+    """
+    for link in commune.links:
+        link_down(plan, link)
+    interfaces = [lk.router_ifname for lk in commune.links]
+    if commune.box is not None:
+        box = commune.box
+        interfaces += [box.router_ifname, box.device_router_ifname, box.bridge]
+        ip_batch([f"link set {box.ifname} down"], box.namespace, force=True)
+        ip_batch([f"link set {box.device_ifname} down"], box.device_namespace, force=True)
+    ip_batch([f"link set {name} down" for name in interfaces], commune.namespace, force=True)
+    _signal_all(pids_in_namespaces(_site_namespaces(commune)), signal.SIGSTOP)
+
+
+def power_restore(plan: LabPlan, commune: CommunePlan) -> None:
+    """Power back: processes continue, the router's, box's and devices' interfaces and routes
+    come back (the WAN links' upstream ends are brought up by `link_restore`)."""
+    _signal_all(pids_in_namespaces(_site_namespaces(commune)), signal.SIGCONT)
+    lines = network.router_lines(plan, commune, rules=False)
+    box = commune.box
+    if box is not None:
+        lines += network.lan_lines(plan, commune, box, rules=False)
+        ip_batch(network.box_lines(plan, box), box.namespace)
+        ip_batch(network.device_lines(plan, box), box.device_namespace)
+    ip_batch(lines, commune.namespace)
+
+
+def _signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            continue
 
 
 def portal_down(plan: LabPlan) -> None:

@@ -575,6 +575,44 @@ class Lab:
 
         return self._on_links(code, link_id, action, congest)
 
+    def commune_power_loss(self, code: int) -> FaultResult:
+        """The commune centre loses power: WAN links dark, router, agent box and devices gone
+        (interfaces down, their processes SIGSTOPped). `commune_restore`/`restore` undo it."""
+        action = f"power-loss {code}"
+
+        def power_off(state: LabState, commune: CommunePlan, _: tuple[LinkPlan, ...]) -> None:
+            faults.power_loss(state.plan, commune)
+            self._record(state, (ActiveFault(FaultKind.POWER_LOSS, str(code)),))
+
+        return self._on_links(code, None, action, power_off)
+
+    def commune_portal_slow(
+        self, code: int, delay_s: float, link_id: str | None = None
+    ) -> FaultResult:
+        """The portal answers the commune's agent `delay_s` late over its path(s) (all, or the
+        path of `link_id` only); every other client (the centre, other communes) is served as
+        before. The global `portal_slow` is independent of it."""
+        action = f"portal-slow {delay_s:g} --commune {code}" + (
+            f" --link {link_id}" if link_id else ""
+        )
+        if not 0 <= delay_s <= 600:
+            return FaultResult(action, FaultProblem.BAD_VALUE, "delay is 0 to 600 s")
+
+        def slow(state: LabState, commune: CommunePlan, links: tuple[LinkPlan, ...]) -> None:
+            box = commune.box
+            if box is None:
+                raise LabError(f"commune {code} has no agent box (a lab built before it existed)")
+            paths = [p for lk in links if (p := box.path(lk.id)) is not None]
+            faults.portal_source_delays(
+                self.paths.portal_control, {p.source: delay_s for p in paths}
+            )
+            self._record(
+                state,
+                tuple(ActiveFault(FaultKind.PATH_SLOW, str(code), p.link, delay_s) for p in paths),
+            )
+
+        return self._on_links(code, link_id, action, slow)
+
     def commune_restore(self, code: int) -> FaultResult:
         """Undo every fault on a commune (all its links) and make sure its snmpd runs."""
         return self._restore_then(code, f"commune {code} restore")
@@ -600,6 +638,11 @@ class Lab:
             key = faults.load_key(commune, link)
             faults.link_restore(state.plan, commune, link, state.pids.get(key))
             cleared[key] = None
+        faults.power_restore(state.plan, commune)
+        if commune.box is not None:
+            faults.portal_source_delays(
+                self.paths.portal_control, dict.fromkeys(commune.box.sources)
+            )
         files = snmpd.files_for(self.paths.state_dir, commune)
         if not snmpd.running(files):
             snmpd.start_many([(commune.namespace, files)], self.child_env())
@@ -704,7 +747,11 @@ class Lab:
             kill_pids([state.pids.get(k, 0) for k in ("portal", "dns")])
             pids.update(self._start_portal(state.plan, self.paths.tls, self.child_env()))
             self._wait_portal(state.plan)
-        return self._record(state, drop=lambda f: f.target == "portal", pids=pids)
+        # The portal healthy again also for every commune's path (per-source delays cleared).
+        healthy = {FaultKind.PATH_SLOW}
+        return self._record(
+            state, drop=lambda f: f.target == "portal" or f.kind in healthy, pids=pids
+        )
 
     def restore(self) -> FaultResult:
         """Undo every fault in the lab."""

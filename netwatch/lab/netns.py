@@ -184,6 +184,8 @@ def kill_pids(pids: Iterable[int], *, grace_s: float = 2.0) -> None:
     targets = {p for p in pids if p > 1 and p != os.getpid()}
     for pid in targets:
         _signal(pid, signal.SIGTERM)
+        # A process frozen by a power-loss fault acts on SIGTERM only once it runs again.
+        _signal(pid, signal.SIGCONT)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         targets = {p for p in targets if pid_alive(p)}

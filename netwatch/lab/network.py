@@ -6,7 +6,7 @@ fault can simply run them again.
 
 from __future__ import annotations
 
-from .topology import CommunePlan, LabPlan, LinkPlan, UpstreamPlan
+from .topology import LAN_PREFIXLEN, AgentBoxPlan, CommunePlan, LabPlan, LinkPlan, UpstreamPlan
 
 BLACKHOLE_METRIC = 4000
 
@@ -40,6 +40,9 @@ def sysctls(plan: LabPlan) -> dict[str, dict[str, str]]:
         settings[upstream.namespace] = routing
     for commune in plan.communes:
         settings[commune.namespace] = routing
+        if commune.box is not None:
+            settings[commune.box.namespace] = common
+            settings[commune.box.device_namespace] = common
     return settings
 
 
@@ -56,7 +59,20 @@ def create_lines(plan: LabPlan) -> list[str]:
     for commune in plan.communes:
         for link in commune.links:
             lines.append(link_veth_line(plan, commune, link))
+        if commune.box is not None:
+            lines += lan_create_lines(commune, commune.box)
     return lines
+
+
+def lan_create_lines(commune: CommunePlan, box: AgentBoxPlan) -> list[str]:
+    """Root batch lines: the router's LAN bridge, and veths to the agent box and the devices."""
+    return [
+        f"link add {box.bridge} netns {commune.namespace} type bridge",
+        f"link add {box.router_ifname} netns {commune.namespace} type veth "
+        f"peer name {box.ifname} netns {box.namespace}",
+        f"link add {box.device_router_ifname} netns {commune.namespace} type veth "
+        f"peer name {box.device_ifname} netns {box.device_namespace}",
+    ]
 
 
 def upstream_veth_line(plan: LabPlan, upstream: UpstreamPlan) -> str:
@@ -120,6 +136,11 @@ def core_upstream_lines(plan: LabPlan, upstream: UpstreamPlan) -> list[str]:
         lines.append(f"route replace {link.network} via {upstream.address}")
         if link.number == 1:
             lines.append(f"route replace {commune.lan} via {upstream.address}")
+        path = commune.box.path(link.id) if commune.box is not None else None
+        if path is not None:
+            # The agent's source for this path comes back by the same link (more specific
+            # than the LAN route): with link 1 cut, path 2 still reaches the centre.
+            lines.append(f"route replace {path.source}/32 via {upstream.address}")
     return lines
 
 
@@ -156,9 +177,11 @@ def router_lines(plan: LabPlan, commune: CommunePlan, *, rules: bool = True) -> 
     lines = [
         "link set lo up",
         blackhole_line(plan),
-        # The LAN does not exist in the lab: traffic to it is counted on the WAN and dropped.
-        f"route replace blackhole {commune.lan}",
+        # The load generator's sink: counted on the WAN and dropped here, never on the LAN.
+        f"route replace blackhole {commune.sink_address}/32",
     ]
+    if commune.box is None:  # a plan saved before the LAN existed: the whole LAN is the sink
+        lines.append(f"route replace blackhole {commune.lan}")
     for link in commune.links:
         lines += router_link_lines(plan, link, rules=rules)
     return lines
@@ -179,6 +202,53 @@ def router_link_lines(plan: LabPlan, link: LinkPlan, *, rules: bool = True) -> l
         )
     if rules:
         lines.append(f"rule add from {link.router_address} lookup {link.route_table} pref 1000")
+    return lines
+
+
+def lan_lines(
+    plan: LabPlan, commune: CommunePlan, box: AgentBoxPlan, *, rules: bool = True
+) -> list[str]:
+    """The router's LAN: bridge with the gateway address, ports up, and one policy rule per
+    agent path so each box source leaves by its own link (`rules=False`: they exist)."""
+    lines = [
+        f"link set {box.router_ifname} master {box.bridge}",
+        f"link set {box.device_router_ifname} master {box.bridge}",
+        f"link set {box.router_ifname} up",
+        f"link set {box.device_router_ifname} up",
+        f"addr replace {box.lan_gateway}/{LAN_PREFIXLEN} dev {box.bridge}",
+        f"link set {box.bridge} up",
+    ]
+    if rules:
+        for path in box.paths:
+            link = commune.link(path.link)
+            assert link is not None
+            lines.append(f"rule add from {path.source} lookup {link.route_table} pref 900")
+    return lines
+
+
+def box_lines(plan: LabPlan, box: AgentBoxPlan) -> list[str]:
+    """The agent box: one address per path on its LAN interface, the lab via the router."""
+    lines = ["link set lo up"]
+    lines += [f"addr replace {p.source}/{LAN_PREFIXLEN} dev {box.ifname}" for p in box.paths]
+    lines += [
+        f"link set {box.ifname} up",
+        f"route replace {plan.prefix} via {box.lan_gateway} dev {box.ifname}",
+        blackhole_line(plan),
+    ]
+    return lines
+
+
+def device_lines(plan: LabPlan, box: AgentBoxPlan) -> list[str]:
+    """The front-office devices: their addresses on one LAN interface, the lab via the router."""
+    lines = ["link set lo up"]
+    lines += [
+        f"addr replace {d.address}/{LAN_PREFIXLEN} dev {box.device_ifname}" for d in box.devices
+    ]
+    lines += [
+        f"link set {box.device_ifname} up",
+        f"route replace {plan.prefix} via {box.lan_gateway} dev {box.device_ifname}",
+        blackhole_line(plan),
+    ]
     return lines
 
 
@@ -204,4 +274,8 @@ def namespace_batches(plan: LabPlan) -> dict[str, list[str]]:
         batches[upstream.namespace] = upstream_lines(plan, upstream)
     for commune in plan.communes:
         batches[commune.namespace] = router_lines(plan, commune)
+        if commune.box is not None:
+            batches[commune.namespace] += lan_lines(plan, commune, commune.box)
+            batches[commune.box.namespace] = box_lines(plan, commune.box)
+            batches[commune.box.device_namespace] = device_lines(plan, commune.box)
     return batches

@@ -1,7 +1,9 @@
 """HTTPS stand-in for the National Public Service Portal, run as a subprocess in the lab.
 
 Each request reads a small JSON control file, so `lab fault portal slow 3` or `... error` take
-effect at once without restarting the server.
+effect at once without restarting the server. The control may also delay only the answers to
+some client addresses (`lab fault portal-slow 3 --commune CODE`: the commune's agent box sources,
+so the portal is slow over that commune's path(s) only).
 """
 
 from __future__ import annotations
@@ -47,12 +49,23 @@ class PortalControl:
 
     mode: PortalMode = PortalMode.OK
     delay_s: float = 0.0
+    # (client address, delay) pairs: answers to these clients wait that long, whatever the mode
+    source_delays: tuple[tuple[str, float], ...] = ()
+
+    def delay_for(self, client: str | None) -> float:
+        """How long the answer to ``client`` waits: the larger of the global and its own."""
+        delay = self.delay_s if self.mode is PortalMode.SLOW else 0.0
+        own = dict(self.source_delays).get(client or "", 0.0)
+        return max(delay, own)
 
 
 def write_control(path: Path, control: PortalControl) -> None:
     """Atomically replace the control file."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"mode": control.mode.value, "delay_s": control.delay_s}))
+    data: dict[str, object] = {"mode": control.mode.value, "delay_s": control.delay_s}
+    if control.source_delays:
+        data["sources"] = dict(control.source_delays)
+    tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
 
 
@@ -60,7 +73,12 @@ def read_control(path: Path) -> PortalControl:
     """The current control; a missing or broken file means a healthy portal."""
     try:
         data = json.loads(path.read_text())
-        return PortalControl(PortalMode(data.get("mode", "ok")), float(data.get("delay_s", 0.0)))
+        sources = tuple(
+            sorted((str(k), float(v)) for k, v in dict(data.get("sources") or {}).items())
+        )
+        return PortalControl(
+            PortalMode(data.get("mode", "ok")), float(data.get("delay_s", 0.0)), sources
+        )
     except (OSError, ValueError, TypeError, AttributeError):
         return PortalControl()
 
@@ -70,8 +88,9 @@ def make_app(control_path: Path) -> web.Application:
 
     async def handle(request: web.Request) -> web.Response:
         control = read_control(control_path)
-        if control.mode is PortalMode.SLOW and control.delay_s > 0:
-            await asyncio.sleep(control.delay_s)
+        delay_s = control.delay_for(request.remote)
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
         if control.mode is PortalMode.ERROR:
             return web.Response(status=503, text=MAINTENANCE_HTML, content_type="text/html")
         return web.Response(text=PAGE_HTML, content_type="text/html")

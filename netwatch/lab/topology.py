@@ -7,7 +7,12 @@ Addressing for lab index k (prefix 10.(88+k).0.0/16, written P below):
     P.250.1/24 core (`portal`)                 P.250.10 portal HTTPS, P.250.53 lab DNS
     P.B.0/30   commune link 1: router `wan1` .1, upstream `c{code}w1` .2     B = 10 + commune #
     P.B.4/30   commune link 2: router `wan2` .5, upstream `c{code}w2` .6
-    P.B.128/25 the commune's LAN, routed to the router and discarded there (load generator sink)
+    P.B.128/25 the commune's LAN: bridge `lan` in the router, P.B.129 = the router (LAN gateway)
+    P.B.130    agent box path 1 source, P.B.131 path 2 source (namespace `nwl{k}-a{code}`, `lan`)
+               the router policy-routes each source out by its link; core and upstream nodes
+               route each source back by the same link, so cutting link n cuts path n only
+    P.B.140    front-office kiosk, P.B.141 printer (namespace `nwl{k}-d{code}`, `lan`)
+    P.B.200    the load generator's sink: blackholed in the router (counted on the WAN, dropped)
 """
 
 from __future__ import annotations
@@ -28,6 +33,15 @@ PORTAL_OCTET = 250
 PORTAL_HOSTNAME = "dichvucong.lab.netwatch.vn"
 DNS_ZONE = "lab.netwatch.vn"
 LAN_SINK_HOST = 200  # P.B.200: an address in the commune LAN that the load generator targets
+LAN_GATEWAY_HOST = 129  # P.B.129: the router on the commune LAN
+BOX_FIRST_HOST = 130  # P.B.130 + (link number - 1): the agent box's source address per path
+DEVICE_FIRST_HOST = 140  # P.B.140..: front-office devices
+LAN_PREFIXLEN = 25
+# (name, kind) of the front-office devices every lab commune has on its LAN.
+LAB_DEVICES: tuple[tuple[str, str], ...] = (
+    ("Ki-ốt tra cứu thủ tục", "kiosk"),
+    ("Máy in bộ phận một cửa", "printer"),
+)
 LINK1_MBPS = 10
 LINK2_MBPS = 20
 # Stride through the ward list (sorted by code): coprime with 3321 and close to 3321 / golden
@@ -78,6 +92,50 @@ class LinkPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentPathPlan:
+    """One WAN path as the agent box measures it: from `source`, out by `link`, to `target`."""
+
+    link: str
+    source: str  # the box's address the router policy-routes by this link
+    target: str  # the link's upstream address (the far end of the link)
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePlan:
+    """A front-office device on the commune LAN (an address in the devices' namespace)."""
+
+    name: str
+    kind: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentBoxPlan:
+    """The commune's agent box and LAN: a bridge in the router, the box and the devices on it."""
+
+    namespace: str  # the box: `netwatch agent` runs here (`ip netns exec`)
+    ifname: str  # the box's LAN interface
+    router_ifname: str  # the router's bridge port toward the box
+    bridge: str  # the router's LAN bridge, holding the LAN gateway address
+    lan_gateway: str
+    paths: tuple[AgentPathPlan, ...]
+    centre_address: str  # where the box reaches the centre (the lab's root side, P.0.1)
+    device_namespace: str
+    device_ifname: str
+    device_router_ifname: str
+    devices: tuple[DevicePlan, ...]
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The box's addresses, one per path."""
+        return tuple(p.source for p in self.paths)
+
+    def path(self, link_id: str) -> AgentPathPlan | None:
+        """The path of this link, or None."""
+        return next((p for p in self.paths if p.link == link_id), None)
+
+
+@dataclass(frozen=True, slots=True)
 class CommunePlan:
     """A commune: its router namespace, snmpd and WAN links."""
 
@@ -91,6 +149,7 @@ class CommunePlan:
     sink_address: str  # address in the LAN the load generator sends to
     snmp_credential: str
     links: tuple[LinkPlan, ...]
+    box: AgentBoxPlan | None = None  # None only in plans saved before the agent box existed
 
     def link(self, link_id: str) -> LinkPlan | None:
         """The link with this id, or None."""
@@ -142,6 +201,9 @@ class LabPlan:
         names = [self.core_namespace, self.portal.namespace]
         names += [u.namespace for u in self.upstreams]
         names += [c.namespace for c in self.communes]
+        for commune in self.communes:
+            if commune.box is not None:
+                names += [commune.box.namespace, commune.box.device_namespace]
         return names
 
     def commune(self, code: int) -> CommunePlan | None:
@@ -289,6 +351,29 @@ def build_plan(index: int, communes: int) -> LabPlan:
                     circuit_prefix="VTL-INET",
                 )
             )  # fmt: skip
+        box = AgentBoxPlan(
+            namespace=f"{prefix}a{ward.code}",
+            ifname="lan",
+            router_ifname="lanbox",
+            bridge="lan",
+            lan_gateway=addr(octet, LAN_GATEWAY_HOST),
+            paths=tuple(
+                AgentPathPlan(
+                    link=lk.id,
+                    source=addr(octet, BOX_FIRST_HOST + lk.number - 1),
+                    target=lk.upstream_address,
+                )
+                for lk in links
+            ),
+            centre_address=addr(0, 1),
+            device_namespace=f"{prefix}d{ward.code}",
+            device_ifname="lan",
+            device_router_ifname="landev",
+            devices=tuple(
+                DevicePlan(name, kind, addr(octet, DEVICE_FIRST_HOST + n))
+                for n, (name, kind) in enumerate(LAB_DEVICES)
+            ),
+        )
         commune_plans.append(
             CommunePlan(
                 code=ward.code,
@@ -301,6 +386,7 @@ def build_plan(index: int, communes: int) -> LabPlan:
                 sink_address=addr(octet, LAN_SINK_HOST),
                 snmp_credential="lab-v2c" if j % 2 == 0 else "lab-v3",
                 links=tuple(links),
+                box=box,
             )
         )
 
@@ -342,6 +428,11 @@ def plan_from_json(data: Mapping[str, Any]) -> LabPlan:
     for c in data["communes"]:
         cf = dict(c)
         cf["links"] = tuple(LinkPlan(**lk) for lk in c["links"])
+        if c.get("box") is not None:
+            bf = dict(c["box"])
+            bf["paths"] = tuple(AgentPathPlan(**p) for p in bf["paths"])
+            bf["devices"] = tuple(DevicePlan(**d) for d in bf["devices"])
+            cf["box"] = AgentBoxPlan(**bf)
         communes.append(CommunePlan(**cf))
     fields["communes"] = tuple(communes)
     fields["portal"] = PortalPlan(**data["portal"])

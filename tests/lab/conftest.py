@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -10,8 +11,9 @@ from netwatch.lab import Lab
 
 from .fixtures import built_lab, restored
 
-# Lab index reserved for tests/lab: prefix 10.89.0.0/16, namespaces nwl1-*.
-LAB_INDEX = 1
+# Lab index reserved for tests/lab: prefix 10.89.0.0/16, namespaces nwl1-* (another index with
+# NETWATCH_TEST_LAB_INDEX, for sessions that share the machine and own other indices).
+LAB_INDEX = int(os.environ.get("NETWATCH_TEST_LAB_INDEX", "1"))
 LAB_COMMUNES = 3
 
 

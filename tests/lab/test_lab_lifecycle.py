@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from .fixtures import lab_skip_reason
 from .tools import ping
 
 # Its own lab index (not tests/lab's 1), so it can run beside the other lab modules.
-LAB_INDEX = 8  # 10.96.0.0/16, namespaces nwl8-*
+LAB_INDEX = int(os.environ.get("NETWATCH_TEST_LAB_INDEX_LIFECYCLE", "8"))  # 10.96.0.0/16
 
 
 @pytest.mark.privileged
@@ -41,7 +42,8 @@ def test_down_leaves_nothing_even_after_a_killed_run(tmp_path: Path) -> None:
         first.up(communes=2)
         first.paths.state_file.unlink()
         result = Lab(LAB_INDEX, tmp_path / "elsewhere").down()
-        assert result.removed_namespaces == 2 + 5  # 2 routers, core, portal, 3 upstream nodes
+        # 2 communes (router, agent box, devices), core, portal, 3 upstream nodes
+        assert result.removed_namespaces == 2 * 3 + 5
         assert result.leftovers.clean, result.leftovers
     finally:
         first.down()

@@ -59,6 +59,10 @@ def _all_addresses(lab: Lab) -> list[str]:
     addresses = [plan.core_address, plan.portal.address, plan.portal.dns_address]
     addresses += [u.address for u in plan.upstreams]
     addresses += [link.router_address for c in plan.communes for link in c.links]
+    for commune in plan.communes:  # the LAN behind each router: gateway, agent box, devices
+        assert commune.box is not None
+        addresses += [commune.box.lan_gateway, *commune.box.sources]
+        addresses += [d.address for d in commune.box.devices]
     return addresses
 
 

@@ -61,6 +61,18 @@ def test_fifty_communes_have_unique_addresses_and_short_names() -> None:
             addresses += [link.router_address, link.upstream_address]
             assert len(link.upstream_ifname) <= 15
             assert len(link.router_ifname) <= 15
+        box = commune.box
+        assert box is not None
+        addresses += [box.lan_gateway, *box.sources, *(d.address for d in box.devices)]
+        names = (box.ifname, box.router_ifname, box.bridge, box.device_ifname)
+        assert all(len(name) <= 15 for name in (*names, box.device_router_ifname))
+        lan = ipaddress.IPv4Network(commune.lan)
+        assert all(ipaddress.IPv4Address(a) in lan for a in (box.lan_gateway, *box.sources))
+        assert commune.sink_address not in (*box.sources, box.lan_gateway)
+        # One path per link, each toward its own link's upstream address.
+        assert [(p.link, p.target) for p in box.paths] == [
+            (lk.id, lk.upstream_address) for lk in commune.links
+        ]
     assert len(addresses) == len(set(addresses))
     assert all(ipaddress.IPv4Address(a) in net for a in addresses)
     assert len(plan.root_ifname) <= 15
@@ -103,8 +115,8 @@ def test_inventory_follows_the_documented_schema(tmp_path: Path) -> None:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert data == inventory(plan, SECRETS, ca)
     assert set(data) == {
-        "reference_targets", "intervals", "isps", "snmp_credentials", "upstreams", "portals",
-        "communes",
+        "reference_targets", "intervals", "agents", "isps", "snmp_credentials", "upstreams",
+        "portals", "communes",
     }  # fmt: skip
     assert data["reference_targets"] == ["10.89.0.2"]
     assert data["snmp_credentials"]["lab-v2c"]["community"] == {"env": "NETWATCH_SNMP_COMMUNITY"}
@@ -159,3 +171,31 @@ def test_with_mail_the_inventory_notifies_through_the_catcher(tmp_path: Path) ->
     assert len(emails) == 5  # two levels per ISP, and provincial IT
     assert all(e is not None and e.endswith(".invalid") for e in emails)
     assert loaded.warnings() == []
+
+
+def test_inventory_gives_every_commune_its_agent_and_devices(tmp_path: Path) -> None:
+    from netwatch.inside.config import agent_config
+
+    plan = build_plan(1, 2)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    path = write_inventory(tmp_path / "netwatch.yaml", plan, SECRETS, ca)
+    env = write_env(tmp_path / "lab.env", SECRETS)
+    environ = dict(line.split("=", 1) for line in env.read_text().splitlines())
+    loaded = load_inventory(path, environ=environ)
+    dual = plan.communes[0]
+    assert dual.box is not None
+    config = agent_config(loaded, f"{dual.code:05d}")
+    assert config.lan_gateway == dual.box.lan_gateway == "10.89.10.129"
+    assert [(p.link, p.source, p.target) for p in config.paths] == [
+        ("vnpt-tslcd", "10.89.10.130", "10.89.10.2"),
+        ("viettel-internet", "10.89.10.131", "10.89.10.6"),
+    ]
+    assert [(d.kind, d.address) for d in config.devices] == [
+        ("kiosk", "10.89.10.140"),
+        ("printer", "10.89.10.141"),
+    ]
+    assert [p.id for p in config.portals] == ["dvcqg"]
+    assert (config.interval_s, config.echoes) == (10.0, 3)  # the lab's short rhythm
+    single = agent_config(loaded, f"{plan.communes[1].code:05d}")
+    assert [p.link for p in single.paths] == ["vnpt-tslcd"]

@@ -17,6 +17,7 @@ HTTPS paths (every HTTPS port serves them; each port has its own certificate):
 /eof                200 announcing 1000 bytes, closes after 10
 /to-eof             200 without Content-Length, body ends at connection close
 /garbage            not HTTP at all
+/peer               200, the body is the client's IP address (source binding tests)
 ==================  ===========================================================
 """
 
@@ -150,6 +151,9 @@ class _HttpsServer:
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
         elif path == "/to-eof":
             writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + PAGE)
+        elif path == "/peer":
+            peer = writer.get_extra_info("peername")
+            writer.write(_response("200 OK", f"peer={peer[0]}".encode()))
         elif path == "/garbage":
             writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
         else:
@@ -157,11 +161,16 @@ class _HttpsServer:
 
 
 def _dns_answer(
-    zone: Mapping[tuple[str, str], tuple[str, ...]], query: dns.message.Message, *, tcp: bool
+    zone: Mapping[tuple[str, str], tuple[str, ...]],
+    query: dns.message.Message,
+    *,
+    tcp: bool,
+    client: str = HOST,
 ) -> dns.message.Message | None:
     """A tiny authoritative-looking server for the ``.test`` names the tests use.
 
-    ``silent.test`` is never answered; ``big.test`` is truncated over UDP (answer over TCP).
+    ``silent.test`` is never answered; ``big.test`` is truncated over UDP (answer over TCP);
+    ``whoami.test`` A is the asking client's address (source binding tests).
     """
     question = query.question[0]
     name = question.name.to_text(omit_final_dot=True).lower()
@@ -172,6 +181,8 @@ def _dns_answer(
     response.flags |= dns.flags.RA
     if name == "big.test" and not tcp:
         response.flags |= dns.flags.TC
+    elif name == "whoami.test" and rtype == "A":
+        response.answer.append(dns.rrset.from_text(f"{name}.", 0, "IN", "A", client))
     elif name == "servfail.test":
         response.set_rcode(dns.rcode.SERVFAIL)
     elif name == "refused.test":
@@ -205,7 +216,9 @@ class _DnsProtocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        response = _dns_answer(self.zone, dns.message.from_wire(data), tcp=False)
+        response = _dns_answer(
+            self.zone, dns.message.from_wire(data), tcp=False, client=str(addr[0])
+        )
         if response is not None:
             assert self.transport is not None
             self.transport.sendto(response.to_wire(), addr)

@@ -155,3 +155,16 @@ def test_parse_resolver(text: str, expected: tuple[str, int]) -> None:
 def test_parse_resolver_rejects(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_resolver(text)
+
+
+@pytest.mark.usefixtures("dns_server")
+async def test_query_from_a_bound_source_and_interface() -> None:
+    bound = await probe_dns("whoami.test", RESOLVER, port=DNS_PORT, source="127.0.0.7")
+    unbound = await probe_dns("whoami.test", RESOLVER, port=DNS_PORT)
+    on_lo = await resolve_host("whoami.test", RESOLVER, port=DNS_PORT, interface="lo")
+    nowhere = await probe_dns("portal.test", RESOLVER, port=DNS_PORT, interface="nwd-nosuch0")
+
+    assert bound.addresses == ("127.0.0.7",), bound.detail
+    assert unbound.addresses == ("127.0.0.1",), unbound.detail
+    assert on_lo.ok, on_lo.detail
+    assert nowhere.failure is DnsFailure.TRANSPORT_ERROR

@@ -393,3 +393,25 @@ async def test_format_http_result(lab: Lab, prober: HttpProber) -> None:
     text = format_http_result(failed)
     assert "FAILED  timeout in tls" in text
     assert failed.started_at.tzinfo is UTC
+
+
+async def test_source_binding_connects_from_that_address(lab: Lab, prober: HttpProber) -> None:
+    url = f"https://portal.test:{GOOD}/peer"
+    bound = await prober.probe(check(lab, url, expect_text="peer=127.0.0.9"), source="127.0.0.9")
+    unbound = await prober.probe(check(lab, url, expect_text="peer=127.0.0.1"))
+
+    assert bound.ok, bound.detail
+    assert bound.dns_s is not None  # resolved through the resolver, from the same source
+    assert unbound.ok, unbound.detail
+    missing = await prober.probe(check(lab, f"https://127.0.0.1:{GOOD}/ok"), source="10.91.99.1")
+    assert (missing.failure, missing.failed_phase) == (HttpFailure.CONNECT_ERROR, HttpPhase.CONNECT)
+
+
+async def test_interface_binding(lab: Lab, prober: HttpProber) -> None:
+    url = f"https://127.0.0.1:{GOOD}/ok"
+    on_lo = await prober.probe(check(lab, url), interface="lo")
+    nowhere = await prober.probe(check(lab, url), interface="nwh-nosuch0")
+
+    assert on_lo.ok, on_lo.detail
+    assert (nowhere.failure, nowhere.failed_phase) == (HttpFailure.CONNECT_ERROR, HttpPhase.CONNECT)
+    assert "No such device" in nowhere.detail

@@ -589,3 +589,60 @@ def test_format_ping_table() -> None:
     assert lines[2].split() == [
         "fd91::100:ff01", "5", "0", "100.0%", "-", "-", "-", "-", "unreachable",
     ]  # fmt: skip
+
+
+DROP_FROM_ROOT_NFT = """
+table inet nwi_src {
+  chain input {
+    type filter hook input priority 0;
+    ip saddr 10.91.4.1 icmp type echo-request drop
+  }
+}
+"""
+
+
+@pytest.mark.privileged
+@pytest.mark.lab
+async def test_source_bound_pinger_sends_from_that_address(link_lab: IcmpLab) -> None:
+    # The root side gets a second address (a commune agent's per-path source); the namespace
+    # routes it back and drops every echo from the root side's usual address.
+    second = "10.91.6.1"
+    await asyncio.to_thread(
+        subprocess.run, ["ip", "addr", "add", f"{second}/32", "dev", link_lab.root_if], check=True
+    )
+    try:
+        link_lab.ns("ip", "route", "add", f"{second}/32", "via", "10.91.4.1")
+        targets = link_lab.targets_v4(3)
+        with link_lab.nft("inet nwi_src", DROP_FROM_ROOT_NFT):
+            async with await IcmpPinger.open(rate_pps=1000) as unbound:
+                lost = await unbound.round(targets, echoes=2, spacing_s=0.05, timeout_s=0.5)
+            async with await IcmpPinger.open(rate_pps=1000, source=second) as bound:
+                answered = await bound.round(targets, echoes=2, spacing_s=0.05, timeout_s=1.0)
+                # Bound to an IPv4 source: IPv6 targets cannot be pinged from it.
+                (v6,) = await bound.round(["fd91::1"], echoes=1, timeout_s=0.2)
+        assert [r.failure for r in lost] == [PingFailure.NO_REPLY] * 3
+        _assert_all_answered(answered, targets, 2)
+        assert v6.failure is PingFailure.SEND_ERROR
+        with pytest.raises(OSError, match="assign requested address"):  # not ours
+            await IcmpPinger.open(source="10.91.7.1")
+        with pytest.raises(ValueError, match="IPv4"):
+            await IcmpPinger.open(source="fd91::1")
+    finally:
+        await asyncio.to_thread(
+            subprocess.run, ["ip", "addr", "del", f"{second}/32", "dev", link_lab.root_if]
+        )
+
+
+@pytest.mark.privileged
+@pytest.mark.lab
+async def test_interface_bound_pinger_leaves_by_that_interface(link_lab: IcmpLab) -> None:
+    targets = link_lab.targets_v4(2)
+    async with await IcmpPinger.open(rate_pps=1000, interface=link_lab.root_if) as bound:
+        answered = await bound.round(targets, echoes=2, spacing_s=0.05, timeout_s=1.0)
+    _assert_all_answered(answered, targets, 2)
+    # Bound to loopback, the echoes cannot reach the lab: none answered.
+    async with await IcmpPinger.open(rate_pps=1000, interface="lo") as wrong:
+        lost = await wrong.round(targets, echoes=2, spacing_s=0.05, timeout_s=0.5)
+    assert all(r.received == 0 and r.failure is not None for r in lost)
+    with pytest.raises(OSError, match="No such device"):
+        await IcmpPinger.open(interface="nwi-nosuch0")

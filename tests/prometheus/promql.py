@@ -123,6 +123,16 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
+# What the commune agents make NetWatch export (netwatch/inside/metrics.py): only where agents
+# report to the NetWatch under proof.
+AGENT_PREFIXES = ("netwatch_agent_", "netwatch_inside_")
+
+
+def reads_agents(expr: str) -> bool:
+    """Whether a query reads the commune agents' families."""
+    return any(name.startswith(AGENT_PREFIXES) for name in metric_names(expr))
+
+
 def rules() -> list[dict[str, Any]]:
     """Every rule of the shipped rule files."""
     out = []

@@ -38,7 +38,7 @@ from tests.integration.test_run_on_lab import Client, _env, serving
 from tests.lab.fixtures import built_lab
 from tests.lab_netwatch import quick_app
 from tests.lam_dong import assert_promtool_accepts
-from tests.prometheus import promql
+from tests.prometheus import agents, promql
 from tests.prometheus.prometheus_server import (
     Prometheus,
     finite_values,
@@ -59,6 +59,7 @@ RATE_INTERVAL = "5s"  # Grafana's $__rate_interval for a 1 s scrape (4 x scrape 
 SLOW_PORTAL_S = 4.0  # over the HTTP interval (3 s): rounds overrun, NetWatchLagging fires
 CERT_DAYS_LEFT = 5
 VNPT, VIETTEL = "vnpt-tslcd", "viettel-internet"
+AGENTS = 2  # the first two communes (healthy, lossy) have a commune agent
 
 
 class Mailbox:
@@ -137,6 +138,8 @@ def write_config(
     # As in tests/integration/test_scenarios_on_lab.py: the lab's load fills the shaped line;
     # "near the contract" at 60 % tolerates snmpd's counter cache at short polls.
     congested["thresholds"] = {"utilization_pct": 60, "rtt_ms": 20}
+    # Commune agents in the healthy and the lossy commune (their rounds are fed by the proof).
+    agents.add_agents(data, AGENTS)
     data["intervals"] = {"icmp_s": icmp_s, "icmp_echoes": 10, "snmp_s": 4, "http_s": 3}
     data["portals"]["motcua"] = {
         "name": "Hệ thống một cửa điện tử tỉnh (lab)",
@@ -232,6 +235,7 @@ class Run:
     env: dict[str, str]
     inventory: Inventory
     workers: tuple[str, ...] = ()  # process mode: the probe workers' own targets
+    inside_fed: bool = False  # commune agents' rounds reach NetWatch (Served.inside_fed)
 
     def elapsed_s(self) -> int:
         """Seconds of data Prometheus holds (the dashboards' $__range)."""
@@ -288,6 +292,9 @@ class Served:
 
     client: Client
     workers: tuple[str, ...] = ()
+    # The commune agents' rounds and heartbeats reach this NetWatch (in this process: fed to
+    # its inside sinks by the proof; process mode waits for the core's bus feed of agents).
+    inside_fed: bool = False
 
 
 # Starts NetWatch on the proof's config (file, environment, its inventory, the data dir).
@@ -301,8 +308,10 @@ def in_this_process(
     """`--role all`: the whole NetWatch in this process, quick rounds."""
     del env
     app = quick_app(config, inventory=inventory, data_dir=data_dir)
-    with serving(app) as client:
-        yield Served(client)
+    loops = agents.capture_loop(app)
+    codes = [c.code for c in inventory.communes[:AGENTS]]
+    with serving(app) as client, agents.reporting(app, client.base, loops, inventory, codes):
+        yield Served(client, inside_fed=True)
 
 
 @pytest.fixture(scope="module")
@@ -348,6 +357,7 @@ def proving(lab: Lab, work: Path, start: Start, icmp_s: float) -> Iterator[Run]:
             env=env,
             inventory=inventory,
             workers=served.workers,
+            inside_fed=served.inside_fed,
         )
         _fault_and_wait(r, token)
         yield r
@@ -462,6 +472,8 @@ def test_every_panel_query_returns_data(run: Run) -> None:
         for target in promql.targets(name, model):
             count += 1
             expr = promql.substitute(target.expr, values[name])
+            if not run.inside_fed and promql.reads_agents(expr):
+                continue  # no agent reports to this NetWatch (see Served.inside_fed)
             unknown = promql.metric_names(expr) - known
             if unknown:
                 problems.append(f"{target.where}: unknown metrics {sorted(unknown)}")
@@ -645,3 +657,45 @@ def test_a_live_scrape_passes_promtool_check_metrics(run: Run) -> None:
     # SNMP made it to these scrapes: the renamed families were among what promtool checked.
     assert "netwatch_link_traffic_bytes_per_second" in names
     assert "netwatch_link_bandwidth_bytes_per_second" in names
+
+
+def test_the_inside_view_shows_beside_the_outside(run: Run) -> None:
+    """The commune agents' panels: what the agents sent, next to what the centre measured."""
+    if not run.inside_fed:
+        pytest.skip("no commune agent reports to this NetWatch (Served.inside_fed)")
+    d = "commune-detail.json"
+    lossy = run.values(province=run.province[run.lossy], commune=run.lossy, link=".*")
+    panel = "Trong và ngoài"
+    outside = _by(_evaluate(run, _panel(d, panel, "A"), lossy), "link")
+    inside = _by(_evaluate(run, _panel(d, panel, "B"), lossy), "link")
+    assert 0 < outside[(VNPT,)] < 0.005  # the centre's median over an idle veth
+    assert inside == {(VNPT,): agents.PATH_RTT_S}
+    centre_loss = _by(_evaluate(run, _panel(d, panel, "C"), lossy), "link")
+    assert 0.1 <= centre_loss[(VNPT,)] <= 0.8  # the lab's 40 % loss
+    assert _by(_evaluate(run, _panel(d, panel, "D"), lossy), "link") == {(VNPT,): agents.PATH_LOSS}
+    portal = _by(_evaluate(run, _panel(d, panel, "E"), lossy), "portal", "link")
+    assert portal == {
+        ("dvcqg", VNPT): agents.PORTAL_TOTAL_S,
+        ("motcua", VNPT): agents.PORTAL_TOTAL_S,
+    }
+    central = _by(_evaluate(run, _panel(d, panel, "F"), lossy), "portal")
+    assert central[("motcua",)] >= SLOW_PORTAL_S - 0.5
+    # The commune without an agent has no inside series in the panel.
+    calm = run.values(province=run.province[run.down], commune=run.down, link=".*")
+    assert not _evaluate(run, _panel(d, panel, "B"), calm)
+    s = "netwatch-self.json"
+    values = run.values(instance=run.netwatch)
+    table = "Thiết bị đo tại xã"
+    heard = _by(_evaluate(run, _panel(s, table, "A"), values), "commune")
+    assert set(heard) == {(run.healthy,), (run.lossy,)}
+    assert all(0 <= age < 30 for age in heard.values())
+    for ref, expected in (
+        ("B", agents.BUFFERED),
+        ("C", agents.OLDEST_S),
+        ("D", agents.DROPPED),
+        ("E", 1.0),  # the agents run the configuration NetWatch gives them now
+    ):
+        found = _by(_evaluate(run, _panel(s, table, ref), values), "commune")
+        assert found == {(run.healthy,): expected, (run.lossy,): expected}, ref
+    versions = _by(_evaluate(run, _panel(s, table, "F"), values), "commune", "version")
+    assert set(versions) == {(run.healthy, agents.VERSION), (run.lossy, agents.VERSION)}

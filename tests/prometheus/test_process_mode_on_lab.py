@@ -51,6 +51,7 @@ from tests.prometheus.test_on_lab import (  # the single-process proof's tests, 
     test_faults_show_in_the_commune_detail,
     test_faults_show_in_the_overview,
     test_netwatch_itself_shows_its_troubles,
+    test_the_inside_view_shows_beside_the_outside,
 )
 from tests.roles.procs import descendants, get, kill_all, netwatch, spawned
 from tests.servers import reserved_port, reserved_ports
@@ -74,6 +75,7 @@ __all__ = [
     "test_faults_show_in_the_commune_detail",
     "test_faults_show_in_the_overview",
     "test_netwatch_itself_shows_its_troubles",
+    "test_the_inside_view_shows_beside_the_outside",
 ]
 
 

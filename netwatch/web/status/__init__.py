@@ -7,7 +7,8 @@ Routes (no login, read-only, never an address, contact or secret):
 - ``/status/{province}``: every commune with its state, counts per state (``?state=down``
   filters), the portals, and search without diacritics (``?q=tan phu dong``).
 - ``/status/xa/{code}``: one commune: the answer in plain words, each link, who is on it, the
-  24 h latency/loss chart, incidents of the last 30 days, this month's availability.
+  view from inside the commune centre when it has an agent (status/inside.py), the 24 h
+  latency/loss chart, incidents of the last 30 days, this month's availability.
 
 Vietnamese by default; ``?lang=en`` switches (remembered in a cookie). Pages are rendered once
 per change of what they show and served from memory (gzip too) to everyone else: see
@@ -34,6 +35,7 @@ from netwatch.web.i18n import (
     pick_lang,
     remember_lang,
 )
+from netwatch.web.status.inside import InsideEntry, InsideViews
 from netwatch.web.status.model import CommuneRecords, Snapshot, StatusModel
 from netwatch.web.status.pages import (
     BASE,
@@ -62,6 +64,7 @@ class Rendered:
 
     snapshot: Snapshot
     records: CommuneRecords | None
+    inside: InsideEntry | None  # the commune agent's view it showed (commune pages)
     body: bytes
     gzipped: bytes | None
 
@@ -73,7 +76,10 @@ class StatusPages:
     runtime: Runtime
     max_age_s: float = 10.0  # a snapshot is rebuilt at least this often
     store_ttl_s: float = 10.0  # tickets, availability and API maintenance windows re-read
+    # A commune page shows its agent's newer messages at most this often (status/inside.py).
+    inside_min_interval_s: float = 2.0
     model: StatusModel = field(init=False)
+    inside: InsideViews = field(init=False)
     _rendered: dict[tuple[str, ...], Rendered] = field(default_factory=dict)
     # The fast path's answers, per page key, language and encoding: the ASGI messages the
     # route's Response sends for that page (no cookie to set), built once per Rendered.
@@ -86,27 +92,42 @@ class StatusPages:
             records_ttl_s=self.store_ttl_s,
             windows_ttl_s=self.store_ttl_s,
         )
+        self.inside = InsideViews(self.runtime, min_interval_s=self.inside_min_interval_s)
 
     def series(self, link: str, now: datetime) -> LinkSeries | None:
         """A link's 24 h buckets (None when NetWatch keeps no history)."""
         return self.runtime.history.series(link, now)
 
     def cached(
-        self, key: tuple[str, ...], snapshot: Snapshot, records: CommuneRecords | None
+        self,
+        key: tuple[str, ...],
+        snapshot: Snapshot,
+        records: CommuneRecords | None,
+        inside: InsideEntry | None = None,
     ) -> Rendered | None:
-        """The page rendered from exactly this snapshot and these records, if any."""
+        """The page rendered from exactly this snapshot, these records and this agent view."""
         found = self._rendered.get(key)
-        if found is not None and found.snapshot is snapshot and found.records is records:
+        if (
+            found is not None
+            and found.snapshot is snapshot
+            and found.records is records
+            and found.inside is inside
+        ):
             return found
         return None
 
     def keep(
-        self, key: tuple[str, ...], snapshot: Snapshot, records: CommuneRecords | None, html: str
+        self,
+        key: tuple[str, ...],
+        snapshot: Snapshot,
+        records: CommuneRecords | None,
+        html: str,
+        inside: InsideEntry | None = None,
     ) -> Rendered:
         """Remember a rendered page (and its gzip) for the next readers."""
         body = html.encode()
         gz = gzip.compress(body, 6) if len(body) >= _GZIP_MIN_BYTES else None
-        rendered = Rendered(snapshot, records, body, gz)
+        rendered = Rendered(snapshot, records, inside, body, gz)
         self._rendered[key] = rendered
         return rendered
 
@@ -262,8 +283,11 @@ def fast_response(pages: StatusPages, scope: Scope) -> ASGIApp | None:
         records = pages.model.current_records(commune.code)
         if records is None:
             return None
+        inside = pages.inside.current(commune.code)
+        if inside is None:
+            return None
         key = _commune_key(commune.code, lang)
-        rendered = pages.cached(key, snapshot, records)
+        rendered = pages.cached(key, snapshot, records, inside)
     else:
         province: int | None
         if path == BASE:
@@ -343,16 +367,17 @@ async def commune_status(request: Request) -> Response:
         text = T["commune_not_found"][lang].format(code=code[:20])
         return _html(request, lang, message_page(lang, title, text, request.url.path), 404)
     records = await pages.model.records(commune)
+    inside = pages.inside.entry(commune.code)
     key = _commune_key(commune.code, lang)
-    rendered = pages.cached(key, snapshot, records)
+    rendered = pages.cached(key, snapshot, records, inside)
     if rendered is None:
         now = snapshot.taken_at
 
         def series(link: str) -> LinkSeries | None:
             return pages.series(link, now)
 
-        html = commune_page(snapshot, commune, records, series, lang)
-        rendered = pages.keep(key, snapshot, records, html)
+        html = commune_page(snapshot, commune, records, series, lang, inside.view)
+        rendered = pages.keep(key, snapshot, records, html, inside)
     return _respond(request, lang, rendered.body, rendered.gzipped)
 
 

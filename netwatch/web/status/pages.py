@@ -20,6 +20,7 @@ from netwatch.web.charts import chart_data, latency_loss_chart
 from netwatch.web.i18n import DEFAULT_LANG, LANGS, Lang, fmt_time
 from netwatch.web.layout import NavLink
 from netwatch.web.status.explain import commune_notices, province_notices
+from netwatch.web.status.inside import CommuneInside
 from netwatch.web.status.model import (
     CommuneRecords,
     CommuneView,
@@ -28,7 +29,10 @@ from netwatch.web.status.model import (
     TicketInfo,
 )
 from netwatch.web.status.words import (
+    DEVICE_KIND,
+    INSIDE,
     PATH,
+    PHASE,
     PORTAL_CSS,
     PORTAL_STATE,
     PROBLEM,
@@ -305,8 +309,10 @@ def commune_page(
     records: CommuneRecords | None,
     series: Callable[[str], LinkSeries | None],
     lang: Lang,
+    inside: CommuneInside | None = None,
 ) -> str:
-    """A commune: the answer, each link, who is on it, 24 h chart, 30 days, this month."""
+    """A commune: the answer, each link, who is on it, seen from the commune (its agent),
+    24 h chart, 30 days, this month."""
     province = snapshot.provinces.get(commune.province_code, f"{commune.province_code:02d}")
     back = with_params(
         province_url(commune.province_code) if len(snapshot.provinces) > 1 else BASE, lang
@@ -327,6 +333,11 @@ def commune_page(
         notices=commune_notices(commune, snapshot, _open_by_link(records), lang),
         charts=_charts(commune, series, lang),
         below_target=BELOW_TARGET,
+        inside=inside,
+        age=lambda at: max((snapshot.taken_at - at).total_seconds(), 0.0),
+        INSIDE=INSIDE,
+        DEVICE_KIND=DEVICE_KIND,
+        PHASE=PHASE,
     )
 
 

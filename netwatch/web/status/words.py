@@ -13,8 +13,11 @@ from netwatch.vocab import PORTAL_STATE as CATALOGUE_PORTAL_STATE
 from netwatch.web.words import TICKET_KIND, TICKET_STATE, Common, Words
 
 __all__ = [
+    "DEVICE_KIND",
     "DOWN_CAUSE",
+    "INSIDE",
     "PATH",
+    "PHASE",
     "PORTAL_CSS",
     "PORTAL_STATE",
     "PROBLEM",
@@ -361,3 +364,100 @@ class Explain:
         "vi": "Đường truyền của xã hoạt động bình thường.",
         "en": "The commune's connection is working normally.",
     }
+
+
+# "Seen from the commune": the commune agent's view on the commune page (status/inside.py).
+INSIDE: Mapping[str, Words] = {
+    "h": {"vi": "Nhìn từ trung tâm xã", "en": "Seen from the commune"},
+    "intro": {
+        "vi": "Số liệu do thiết bị đo đặt tại Trung tâm Phục vụ hành chính công của xã gửi "
+        "về, đo lúc {time} (cách đây {age}).",
+        "en": "Measured by the box in the commune's Public Administration Service Center at "
+        "{time} ({age} ago).",
+    },
+    "never": {
+        "vi": "Chưa nhận được số liệu nào từ thiết bị đo tại xã.",
+        "en": "Nothing has been received yet from the measuring box at the commune.",
+    },
+    "stale": {
+        "vi": "Số liệu này đã cũ: thiết bị đo chưa gửi lần đo mới hơn.",
+        "en": "This data is old: the measuring box has sent nothing newer.",
+    },
+    "portals_h": {
+        "vi": "Cổng dịch vụ công qua từng đường truyền",
+        "en": "Public service portals over each link",
+    },
+    "portal_over": {"vi": "{portal} qua {isp} ({path})", "en": "{portal} over {isp} ({path})"},
+    "portal_time": {"vi": "mở trang mất {total}", "en": "page loaded in {total}"},
+    "portal_failed": {
+        "vi": "không mở được trang, lỗi ở bước {phase} (sau {total})",
+        "en": "the page could not be opened, failed at {phase} (after {total})",
+    },
+    "portal_none": {
+        "vi": "Chưa có lần đo cổng dịch vụ công nào.",
+        "en": "No portal measurement yet.",
+    },
+    "seconds": {"vi": "{n} giây", "en": "{n} s"},
+    "paths_h": {"vi": "Đường truyền đo từ xã", "en": "Links measured from the commune"},
+    "path_up": {
+        "vi": "thông, độ trễ {rtt}, mất gói {loss}",
+        "en": "reachable, latency {rtt}, loss {loss}",
+    },
+    "path_down": {"vi": "không thông", "en": "not reachable"},
+    "lan_up": {
+        "vi": "Mạng nội bộ của xã: bộ định tuyến phản hồi bình thường.",
+        "en": "The commune's LAN: the router answers.",
+    },
+    "lan_down": {
+        "vi": "Mạng nội bộ của xã: bộ định tuyến không phản hồi.",
+        "en": "The commune's LAN: the router does not answer.",
+    },
+    "devices_h": {"vi": "Thiết bị tại xã", "en": "Devices at the commune centre"},
+    "devices_count": {"vi": "{up}/{n} thiết bị hoạt động.", "en": "{up} of {n} devices working."},
+    "device_up": {"vi": "hoạt động", "en": "working"},
+    "device_down": {"vi": "không phản hồi", "en": "not answering"},
+    "agent_h": {"vi": "Thiết bị đo", "en": "The measuring box"},
+    "heard": {
+        "vi": "Liên lạc lần cuối lúc {time} (cách đây {age}).",
+        "en": "Last heard at {time} ({age} ago).",
+    },
+    "silent": {
+        "vi": "Mất liên lạc với thiết bị đo từ {time} (cách đây {age}) — có thể mất điện hoặc "
+        "mất mạng tại xã. Số liệu đo trong thời gian này sẽ được gửi bù khi có kết nối trở lại.",
+        "en": "The measuring box has been silent since {time} ({age} ago) — a power or network "
+        "cut at the commune? What it measures meanwhile is sent once it reconnects.",
+    },
+    "never_heard": {
+        "vi": "Chưa liên lạc được với thiết bị đo.",
+        "en": "The measuring box has not been heard from yet.",
+    },
+    "buffer_empty": {
+        "vi": "Không có số liệu chờ gửi.",
+        "en": "Nothing waiting to be sent.",
+    },
+    "buffer": {
+        "vi": "{n} lần đo đang chờ gửi về (cũ nhất từ {time}).",
+        "en": "{n} measurements waiting to be sent (the oldest from {time}).",
+    },
+    "dropped": {
+        "vi": "{n} lần đo đã bị bỏ vì bộ nhớ đệm của thiết bị đầy.",
+        "en": "{n} measurements were dropped because the box's buffer was full.",
+    },
+}
+
+DEVICE_KIND: Mapping[str, Words] = {
+    "kiosk": {"vi": "Máy tra cứu tự phục vụ", "en": "Kiosk"},
+    "queue": {"vi": "Máy lấy số thứ tự", "en": "Queue ticket machine"},
+    "printer": {"vi": "Máy in", "en": "Printer"},
+    "camera": {"vi": "Camera", "en": "Camera"},
+    "other": {"vi": "Thiết bị khác", "en": "Other device"},
+}
+
+# The step of opening a portal page that failed (probes.http.HttpPhase values).
+PHASE: Mapping[str, Words] = {
+    "dns": {"vi": "phân giải tên miền", "en": "name lookup"},
+    "connect": {"vi": "kết nối", "en": "connecting"},
+    "tls": {"vi": "thiết lập kết nối bảo mật", "en": "secure connection (TLS)"},
+    "http": {"vi": "chờ máy chủ trả lời", "en": "waiting for the server"},
+    "content": {"vi": "kiểm tra nội dung trang", "en": "checking the page's content"},
+}
