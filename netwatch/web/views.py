@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerts.model import Measurements, PathTrace
+from alerts.model import InsidePath, InsidePortal, Measurements, PathTrace
 from alerts.subject import SubjectKind
 from alerts.tickets import Actor, Evidence, Refusal, Refused, Ticket
 from netwatch.bus.commands import ActionName
@@ -114,6 +114,10 @@ class EvidenceView(BaseModel):
     # Toward the subject, traced when the ticket opened: where the path stopped (hop addresses
     # are the ISP's routers: shown to the ISP and provincial IT, never on the public pages).
     path: PathTrace | None = None
+    # What the commune's agent saw from inside (issue 11): its rounds of the path with the LAN
+    # gateway's answer, and the portal's phase timings over the path, each with its time.
+    inside_paths: tuple[InsidePath, ...] = ()
+    inside_portals: tuple[InsidePortal, ...] = ()
 
 
 class TicketDetail(TicketView):
@@ -221,6 +225,8 @@ async def ticket_detail(runtime: Runtime, stored: StoredTicket, now: datetime) -
             first_loss_ratio=first.loss_ratio,
             first_rtt_median_s=first.rtt_median_s,
             path=first.path,
+            inside_paths=worst.inside_paths or first.inside_paths,
+            inside_portals=worst.inside_portals or first.inside_portals,
         ),
         events=[
             EventView(

@@ -13,7 +13,10 @@ nothing, not even backfill), commune B's box and router stay up while both its l
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.message
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +26,9 @@ from pathlib import Path
 
 import pytest
 
+from netwatch.agent import wire
 from netwatch.agent.model import AgentHeartbeat, InsideRound, PathPing, Ping
+from netwatch.inside.config import agent_config
 from netwatch.inventory import Inventory
 from netwatch.inventory.models import Commune, CommuneAgent, Contact
 from netwatch.lab import Lab
@@ -80,7 +85,8 @@ def commune_mail(code: str) -> str:
 
 
 def with_agents(inventory: Inventory, codes: tuple[str, ...]) -> Inventory:
-    """The lab's inventory with an agent box and the commune's own contact in `codes`."""
+    """The lab's inventory with the commune's own contact (and an agent box, the lab's own)
+    in `codes`."""
 
     def agent(commune: Commune) -> CommuneAgent:
         n = int(commune.code) % 200
@@ -97,7 +103,7 @@ def with_agents(inventory: Inventory, codes: tuple[str, ...]) -> Inventory:
     communes = tuple(
         c.model_copy(
             update={
-                "agent": agent(c),
+                "agent": c.agent or agent(c),  # the lab's own box when the lab has one
                 "contacts": (Contact(level=1, name="UBND xã", email=commune_mail(c.code)),),
             }
         )
@@ -115,7 +121,33 @@ class Agents:
     runtime: Runtime
     loop: asyncio.AbstractEventLoop
     inventory: Inventory
+    lab: Lab
     seq: int = 0
+
+    def measure(self, code: str) -> InsideRound:
+        """One real round measured inside the commune's agent box (the lab's namespace), with
+        the configuration the centre would send it (5 s rounds, 3 echoes)."""
+        plan = self.lab.plan.commune(int(code))
+        assert plan is not None
+        assert plan.box is not None
+        config = dataclasses.replace(agent_config(self.inventory, code), interval_s=5.0, echoes=3)
+        proc = subprocess.run(
+            ["ip", "netns", "exec", plan.box.namespace, sys.executable, "-m",
+             "netwatch.agent.measure"],
+            input=wire.encode_config(config),
+            capture_output=True,
+            env=self.lab.child_env(),
+            timeout=30,
+            check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr.decode()
+        self.seq += 1
+        return dataclasses.replace(wire.decode_round(proc.stdout), seq=self.seq)
+
+    def feed(self, round_: InsideRound) -> None:
+        """Hand a round to the sinks as the bus feed would, received now."""
+        received = datetime.now(UTC)
+        self._on_loop(lambda: [s.inside_round(round_, received) for s in self.runtime.inside_sinks])
 
     def _on_loop(self, work: Callable[[], None]) -> None:
         async def call() -> None:
@@ -164,14 +196,14 @@ class Agents:
         self._on_loop(lambda: [s.inside_round(round_, received) for s in self.runtime.inside_sinks])
 
 
-def agents_of(runtime: Runtime, inventory: Inventory) -> Agents:
+def agents_of(runtime: Runtime, inventory: Inventory, lab: Lab) -> Agents:
     """The feeder, once alerting's loop is known (taken from its next evaluation)."""
     box: dict[str, asyncio.AbstractEventLoop] = {}
     runtime.alerting.before_evaluate.append(
         lambda _now: box.setdefault("loop", asyncio.get_running_loop()) and None
     )
     loop = _wait_for(lambda: box.get("loop"), "alerting's event loop", 20, 0.1)
-    return Agents(runtime, loop, inventory)
+    return Agents(runtime, loop, inventory, lab)
 
 
 def isp_mails(twin: Twin) -> list[email.message.Message]:
@@ -184,21 +216,26 @@ def test_power_loss_is_the_sites_and_a_line_cut_proven_by_backfill_the_isps(
     base = _inventory(lab, twin.smtp_port, recovery_min=1)
     dual = [c.code for c in base.communes if len(c.links) == 2]
     assert len(dual) >= 2, dual
-    dark, cut = dual[0], dual[1]  # A: power loss; B: both lines cut, LAN up
+    dark, cut = dual[0], dual[1]  # A: power loss; B: both lines cut, its box and LAN up
     inventory = with_agents(base, (dark, cut))
     with _netwatch(lab, [twin], lambda _t: inventory, baseline_s=4) as (runtime,):
-        agents = agents_of(runtime, inventory)
-        for code in (dark, cut):  # both boxes heard, everything fine
+        agents = agents_of(runtime, inventory, lab)
+        for code in (dark, cut):  # both boxes heard, their real rounds fine
             agents.beat(code)
-            agents.round(code, datetime.now(UTC), lan=True, paths_up=True)
-        time.sleep(0.5)
+            fine = agents.measure(code)
+            assert fine.lan_up
+            assert all(p.ping.answered for p in fine.paths)
+            agents.feed(fine)
         started = datetime.now(UTC)
-        assert lab.commune_down(int(dark)).ok
+        assert lab.commune_power_loss(int(dark)).ok
         assert lab.commune_down(int(cut)).ok
+        # B's box goes on measuring: its rounds wait in its buffer (not fed) until a line is
+        # back. A's box is frozen with its router.
+        buffered: list[InsideRound] = []
+        while datetime.now(UTC) - started < timedelta(seconds=45):
+            buffered.append(agents.measure(cut))
         for code in (dark, cut):
-            _wait_for(_ticket(twin, f"site:{code}"), f"the site ticket of {code}", 60, 0.3)
-        # Dark for a while longer: still one ticket per site, none to an ISP.
-        _after_rounds([runtime], 5)
+            _wait_for(_ticket(twin, f"site:{code}"), f"the site ticket of {code}", 30, 0.3)
         book = _book(twin)
         assert sorted(t.key.encoded for t in book.tickets) == sorted(
             [f"site:{dark}", f"site:{cut}"]
@@ -213,27 +250,17 @@ def test_power_loss_is_the_sites_and_a_line_cut_proven_by_backfill_the_isps(
             assert "Mất liên lạc với cả trung tâm xã (mất điện hoặc mạng nội bộ)" in subject
             assert own["Subject"] == it["Subject"]
         assert isp_mails(twin) == []
-        # Dark long enough that the box's first buffered rounds arrive late (> 30 s).
-        while datetime.now(UTC) - started < timedelta(seconds=45):
-            time.sleep(0.5)
-        assert [t.key.encoded for t in _book(twin).tickets if t.key.kind.value != "site"] == []
-        assert isp_mails(twin) == []
-        # The lines come back. B's box was up all along: its buffer arrives, showing its router
-        # answering on the LAN while neither path's far end did. A's box was dark: nothing.
+        # What B's box measured while cut: its router answered on the LAN, neither far end.
+        assert buffered
+        assert all(r.lan_up and not any(p.ping.answered for p in r.paths) for r in buffered)
+        # The lines and the power come back. B's buffer arrives, then both boxes speak live.
         assert lab.commune_restore(int(dark)).ok
         assert lab.commune_restore(int(cut)).ok
-        ended = datetime.now(UTC)
-        at = started + timedelta(seconds=2)
-        while at < ended:
-            agents.round(cut, at, lan=True, paths_up=False)
-            at += timedelta(seconds=4)
+        for round_ in buffered:
+            agents.feed(round_)
         for code in (dark, cut):
             agents.beat(code)
-            agents.round(code, datetime.now(UTC), lan=True, paths_up=True)
-        commune = inventory.commune(cut)
-        assert commune is not None
         for link, mail in (("vnpt-tslcd", VNPT_MAIL), ("viettel-internet", VIETTEL_MAIL)):
-            assert commune.agent is not None
             ticket = _wait_for(_ticket(twin, f"link:{cut}/{link}"), f"{link}'s ISP ticket", 60, 0.3)
             assert ticket.route.value == "isp"
             first = ticket.evidence.first
@@ -255,7 +282,9 @@ def test_power_loss_is_the_sites_and_a_line_cut_proven_by_backfill_the_isps(
             body = note.get_payload(decode=True)
             assert isinstance(body, bytes)
             assert "không phải do mất điện" in body.decode()
-        # A few rounds later: A never became an ISP's ticket.
+        # A's box, back with the power, measures again: its lines answer; A never became an
+        # ISP's ticket.
+        agents.feed(_wait_for(lambda: _measured_up(agents, dark), "A's box back", 60, 1.0))
         _after_rounds([runtime], 5)
         book = _book(twin)
         assert not [t for t in book.tickets if t.key.encoded.startswith(f"link:{dark}/")]
@@ -264,6 +293,12 @@ def test_power_loss_is_the_sites_and_a_line_cut_proven_by_backfill_the_isps(
         assert {str(m["X-NetWatch-Ticket"]) for m in isp_mails(twin)} <= cut_tickets
         sites = [t for t in book.tickets if t.key.kind.value == "site"]
         assert len(sites) == 2
+
+
+def _measured_up(agents: Agents, code: str) -> InsideRound | None:
+    """A round of the box once its paths answer again (None before)."""
+    round_ = agents.measure(code)
+    return round_ if round_.lan_up and all(p.ping.answered for p in round_.paths) else None
 
 
 def test_one_line_cut_is_its_isps_ticket_with_what_the_agent_saw_over_the_other(
@@ -276,26 +311,31 @@ def test_one_line_cut_is_its_isps_ticket_with_what_the_agent_saw_over_the_other(
     assert commune is not None
     assert commune.agent is not None
     with _netwatch(lab, [twin], lambda _t: inventory, baseline_s=4) as (runtime,):
-        agents = agents_of(runtime, inventory)
+        agents = agents_of(runtime, inventory, lab)
         agents.beat(code)
-        agents.round(code, datetime.now(UTC), lan=True, paths_up=True)
+        agents.feed(agents.measure(code))
         assert lab.commune_down(int(code), "vnpt-tslcd").ok
         key = f"link:{code}/vnpt-tslcd"
-        # The box keeps reporting over the Viettel line: its VNPT path's far end is silent
-        # while the router answers on the LAN.
+        # The box keeps reporting over the Viettel line: its real rounds show the VNPT path's
+        # far end silent while the router answers on the LAN.
+        # The centre confirms the cut in seconds, usually before the box's next round: the
+        # ticket opens at once and the inside rounds join its evidence as they arrive (the
+        # ticket page shows them; the opening mail has those that came before it).
         deadline = time.monotonic() + 60
         ticket = None
         while ticket is None and time.monotonic() < deadline:
             agents.beat(code)
-            agents.round_paths(code, datetime.now(UTC), {"vnpt-tslcd": False})
-            ticket = _ticket(twin, key)()
-            time.sleep(1.0)
-        assert ticket is not None, "no ticket for the cut line"
+            round_ = agents.measure(code)
+            assert round_.lan_up
+            assert [p.ping.answered for p in round_.paths] == [False, True]
+            agents.feed(round_)
+            found = _ticket(twin, key)()
+            worst = found.evidence.worst if found is not None else None
+            ticket = found if worst is not None and worst.inside_paths else None
+        assert ticket is not None, "no ticket for the cut line with the inside evidence"
         assert ticket.route.value == "isp"
-        opened = _wait_for(_opened_mail(twin.box, VNPT_MAIL, ticket.id), "VNPT's mail")
-        body = opened.get_payload(decode=True)
-        assert isinstance(body, bytes)
-        assert "đường vnpt-tslcd: router trong mạng nội bộ trả lời, đầu xa không trả lời" in (
-            body.decode()
-        )
+        assert ticket.evidence.worst is not None
+        seen = [(p.link, p.lan_up, p.answered) for p in ticket.evidence.worst.inside_paths]
+        assert (key.removeprefix("link:"), True, False) in seen
+        _wait_for(_opened_mail(twin.box, VNPT_MAIL, ticket.id), "VNPT's mail")
         assert [t.key.encoded for t in _book(twin).tickets] == [key]  # no site ticket
