@@ -339,3 +339,57 @@ def test_one_line_cut_is_its_isps_ticket_with_what_the_agent_saw_over_the_other(
         assert (key.removeprefix("link:"), True, False) in seen
         _wait_for(_opened_mail(twin.box, VNPT_MAIL, ticket.id), "VNPT's mail")
         assert [t.key.encoded for t in _book(twin).tickets] == [key]  # no site ticket
+
+
+def test_portal_slow_over_one_path_is_its_isps_and_from_everyone_one_portal_incident(
+    lab: Lab, twin: Twin
+) -> None:
+    base = _inventory(lab, twin.smtp_port, recovery_min=1)
+    dual = [c.code for c in base.communes if len(c.links) == 2]
+    one, other = dual[0], dual[1]
+    inventory = with_agents(base, (one, other))
+    with _netwatch(lab, [twin], lambda _t: inventory, baseline_s=4) as (runtime,):
+        agents = agents_of(runtime, inventory, lab)
+
+        def rounds(count: int) -> list[InsideRound]:
+            out = []
+            for _ in range(count):
+                for code in (one, other):
+                    agents.beat(code)
+                    round_ = agents.measure(code)
+                    agents.feed(round_)
+                    out.append(round_)
+            return out
+
+        rounds(1)  # every path fine from inside
+        # The portal answers the first commune's VNPT path 6 s late (past the 3 s timeout):
+        # the centre and the other commune are served as before.
+        assert lab.commune_portal_slow(int(one), 6.0, "vnpt-tslcd").ok
+        seen = rounds(3)
+        slow = [t for r in seen if r.commune == one for t in r.portals if t.link == "vnpt-tslcd"]
+        assert slow
+        assert not any(t.ok for t in slow)
+        key = f"link:{one}/vnpt-tslcd"
+        ticket = _wait_for(_ticket(twin, key), "the slow path's ticket", 30, 0.3)
+        assert ticket.route.value == "isp"
+        assert ticket.evidence.kind.value == "link_fault"
+        assert ticket.evidence.state == "failing"
+        assert ticket.evidence.detail.startswith("portal:")
+        worst = ticket.evidence.worst
+        assert worst is not None
+        assert worst.inside_portals  # the portal's timings from inside
+        _wait_for(_opened_mail(twin.box, VNPT_MAIL, ticket.id), "VNPT's mail")
+        book = _book(twin)
+        assert [t.key.encoded for t in book.tickets] == [key]  # no portal incident
+        # Now the portal itself is slow for everyone: one portal incident, nobody's line.
+        assert lab.commune_restore(int(one)).ok
+        assert lab.portal_slow(6.0).ok
+        rounds(3)
+        portal = _wait_for(
+            lambda: next((t for t in _book(twin).tickets if t.key.kind.value == "portal"), None),
+            "the portal incident",
+            30,
+            0.3,
+        )
+        assert portal.route.value == "provincial_it"
+        assert not [t for t in _book(twin).tickets if t.key.encoded.startswith(f"link:{other}/")]
