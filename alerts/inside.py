@@ -12,7 +12,8 @@ judged by rules 1-4 exactly as before.
    agent has not been heard live since they all went down (a word later than the last link's
    ``since`` + ``heard_grace_s`` came through some path): one SITE_UNREACHABLE (key
    ``site:CODE``, state down) for provincial IT and the commune's own contacts; the links get
-   no ISP ticket. A link whose backfill proves it (below) is taken out of it. Heard again while
+   no ISP ticket. A link proven down with the LAN up (by backfill, below, or by a live round
+   sent over another path while it was already down) is taken out of it. Heard again while
    the centre still sees every line down (a line back is confirmed after a few rounds): once
    every path has reported a live round since, a path answering is back (no incident) and one
    not answering is its ISP's link fault; until then it stays the site's incident.
@@ -134,7 +135,10 @@ def dark_sites(
                 proven_now = proofs(site)
                 covered.update(k for k, p in latest.items() if p.answered and k not in proven_now)
                 continue
-        proven = proofs(site)
+        # Proven the ISPs': by backfill, or by live rounds the agent sent over another path
+        # while this one was already down (a line cut before the site went dark keeps its
+        # ticket).
+        proven = set(proofs(site)) | _proven_live(site, own, links)
         unproven = [k for k in own if k not in proven]
         if not unproven:
             continue  # every path proven down with the LAN up: the ISPs' faults
@@ -152,6 +156,25 @@ def dark_sites(
             )
         )
     return SiteVerdict(tuple(incidents), frozenset(covered))
+
+
+def _proven_live(
+    site: SiteView, own: Sequence[str], links: Mapping[str, Status[LinkState]]
+) -> set[str]:
+    """Links a live round showed down with the LAN up since they went down (from the centre)."""
+    out: set[str] = set()
+    for sample in site.paths:
+        status = links.get(sample.link)
+        if (
+            sample.link in own
+            and not sample.backfilled
+            and sample.lan_up is True
+            and not sample.answered
+            and status is not None
+            and sample.at >= status.since
+        ):
+            out.add(sample.link)
+    return out
 
 
 def _latest_live(site: SiteView, own: Sequence[str], since: datetime) -> dict[str, InsidePath]:

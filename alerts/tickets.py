@@ -465,10 +465,12 @@ class TicketBook:
         )
         for key in order:
             run.present(present[key])
+        # A site unreachable (issue 11) covers its links as an outage covers those behind it:
+        # a line's ticket opened a round before its site went dark waits in it, never "back".
         covering = {
             link: incident.key
             for incident in present.values()
-            if incident.kind is IncidentKind.UPSTREAM_OUTAGE
+            if incident.kind in (IncidentKind.UPSTREAM_OUTAGE, IncidentKind.SITE_UNREACHABLE)
             for link in incident.links
         }
         # NetWatch's own line is down: a missing incident means "not seen", not "recovered".

@@ -29,7 +29,15 @@ from alerts.model import (
 )
 from alerts.rootcause import decide
 from alerts.subject import SubjectKey
-from alerts.tickets import Contact, Directory, OpenTicket, TicketBook, TicketPolicy
+from alerts.tickets import (
+    AutoResolve,
+    Contact,
+    Directory,
+    EventKind,
+    OpenTicket,
+    TicketBook,
+    TicketPolicy,
+)
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 C = "24848"  # a commune with an agent and two paths
@@ -420,3 +428,37 @@ def test_a_maintenance_window_over_the_commune_covers_its_site_and_agent_inciden
     for (incident,) in (dark, silent):
         assert incident_window(incident, topology(), [window], at(40)) is window
         assert incident_window(incident, topology(), [other], at(40)) is None
+
+
+def test_a_line_proven_down_live_before_the_site_went_dark_keeps_its_isp_incident() -> None:
+    # Path 1 was cut at 10 s; the agent said so over path 2 at 20 s; path 2 went at 40 s.
+    links = all_ok()
+    links[TSLCD] = ls(TSLCD, LinkState.DOWN, 10)
+    links[INET] = ls(INET, LinkState.DOWN, 40)
+    live = (sample(TSLCD, 20), sample(INET, 20, answered=True))
+    incidents = decide(topology(), links, {}, {}, inside=view(60, site(heard=25, paths=live)))
+    assert kinds(incidents) == [
+        (IncidentKind.SITE_UNREACHABLE, "site:24848"),
+        (IncidentKind.LINK_FAULT, f"link:{TSLCD}"),
+    ]
+    assert incidents[0].links == (INET, TSLCD)
+
+
+def test_a_line_ticket_opened_just_before_its_site_went_dark_waits_in_it_not_back() -> None:
+    book = TicketBook(TicketPolicy(line_back_s=10, recovery_s=60), DIRECTORY)
+    links = all_ok()
+    links[TSLCD] = ls(TSLCD, LinkState.DOWN, 10)
+    step = book.evaluate(decide(topology(), links, {}, {}, inside=view(30, site(heard=5))), at(30))
+    assert [a.ticket.key.encoded for a in step.actions if isinstance(a, OpenTicket)] == [
+        f"link:{TSLCD}"
+    ]
+    dark = decide(topology(), both_down(10), {}, {}, inside=view(40, site(heard=5)))
+    book = step.book
+    for s in (40, 60, 120, 300):  # long past line-back and recovery: still not back
+        step = book.evaluate(dark, at(s))
+        book = step.book
+        assert not [a for a in step.actions if a.event.kind is EventKind.LINE_BACK]
+        assert not [a for a in step.actions if isinstance(a, AutoResolve)]
+    line = book.tickets[SubjectKey.link(TSLCD)]  # type: ignore[arg-type]
+    assert line.parent == SubjectKey.site(C)
+    assert line.status.value == "open"
