@@ -254,6 +254,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     from netwatch.users_cli import register as register_users
 
     register_users(sub)
+    from netwatch.agent_key_cli import register as register_agent_key
+
+    register_agent_key(sub)
     return parser
 
 

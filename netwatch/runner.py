@@ -116,6 +116,11 @@ def _add_supervisor_arguments(run: argparse.ArgumentParser) -> None:
         help="supervisor: ADDRESS:PORT of the alerting core's own web (/metrics, "
         "/healthz/leader, the API; default: a free loopback port)",
     )
+    run.add_argument(
+        "--agent-listen",
+        help="supervisor: HOST:PORT of the hub's leafnode listener for commune agents "
+        "(docs/agent-centre.md; default: none, no agent can connect)",
+    )
     # The supervisor binds the core's port itself and hands the listening socket down: the port
     # cannot be taken by anyone else between runs, and a restarted core serves the same one.
     run.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)

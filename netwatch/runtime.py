@@ -192,7 +192,8 @@ class Runtime:
     # feed's plan index (netwatch.roles.core, netwatch.roles.web).
     plan_hooks: list[Callable[[Plan], None]] = field(default_factory=list)
     # Called with the new inventory when the configuration is reloaded, before the new Runtime
-    # value is published (the commune agents' metrics: labels, expected config revisions).
+    # value is published (the commune agents' metrics: labels, expected config revisions; the
+    # agents' config responder, netwatch.inside.cfg).
     inventory_hooks: list[Callable[[Inventory], None]] = field(default_factory=list)
     # What the commune agents report (issue 11, docs/agent.md): the latest per agent, and every
     # consumer of their rounds and heartbeats (the first is `inside`; health and metrics add

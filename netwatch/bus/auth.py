@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 TOKEN_ENV = "NETWATCH_NATS_TOKEN"  # noqa: S105 (the variable's name, not a token)
+# Set (to "netwatch") when the server takes users, not a token: the hub with a leafnode listener
+# for commune agents (netwatch.bus.hub); the token is then that user's password.
+USER_ENV = "NETWATCH_NATS_USER"
 CA_ENV = "NETWATCH_NATS_CA"
 
 
@@ -46,7 +49,10 @@ def connect_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     env = os.environ if environ is None else environ
     options: dict[str, Any] = {}
     token = env.get(TOKEN_ENV, "").strip()
-    if token:
+    user = env.get(USER_ENV, "").strip()
+    if token and user:
+        options["user"], options["password"] = user, token
+    elif token:
         options["token"] = token
     ca = env.get(CA_ENV, "").strip()
     if ca:

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from netwatch.bus.hub import SYSTEM_ACCOUNT, SYSTEM_USER, USERS_FILE, render_users, write_users
+
 __all__ = [
     "NatsServer",
     "NatsServerError",
@@ -74,6 +76,10 @@ class NatsServerOptions:
     start_timeout_s: float = 20.0
     stop_timeout_s: float = 10.0
     token: str | None = None  # clients must present it (netwatch.bus.auth); None: anyone
+    # HOST:PORT of a leafnode listener for commune agents (netwatch.bus.hub; needs `token`):
+    # clients then log in as user "netwatch" with the token as password, agents as the users
+    # of <nats_dir>/agents.conf (written here with no agent at all; the core adds them).
+    agent_listen: str | None = None
 
     @property
     def nats_dir(self) -> Path:
@@ -90,6 +96,7 @@ class NatsServer:
     pid: int
     config_file: Path
     log_file: Path
+    leafnode_url: str | None = None  # nats-leaf://HOST:PORT with agent_listen
 
 
 def find_nats_server() -> Path:
@@ -119,6 +126,23 @@ def _listen(host: str, port: int | None) -> str:
     return _quote(f"{host}:{-1 if port is None else port}")
 
 
+def _auth(opts: NatsServerOptions) -> list[str]:
+    if opts.agent_listen is None:
+        return [f"authorization {{ token: {_quote(opts.token)} }}"] if opts.token else []
+    if not opts.token:
+        raise NatsServerError("agent_listen needs a token (the clients' password)")
+    host, _, port = opts.agent_listen.rpartition(":")
+    d = opts.nats_dir
+    return [
+        f"pid_file: {_quote(d / 'nats-server.pid')}",
+        f"authorization {{ include {_quote(USERS_FILE)} }}",  # beside this file: netwatch.bus.hub
+        f"system_account: {SYSTEM_ACCOUNT}",
+        f"accounts {{ {SYSTEM_ACCOUNT} {{ users = [ {{user: {_quote(SYSTEM_USER)},"
+        f' password: {_quote(opts.token)}, allowed_connection_types: ["STANDARD"]}} ] }} }}',
+        f"leafnodes {{ listen: {_listen(host.strip('[]'), int(port) if port else None)} }}",
+    ]
+
+
 def render_config(opts: NatsServerOptions) -> str:
     """The server's configuration file for these options."""
     d = opts.nats_dir
@@ -133,7 +157,7 @@ def render_config(opts: NatsServerOptions) -> str:
             "logfile_size_limit: 10MB",
             "logfile_max_num: 3",
             f"max_payload: {opts.max_payload_bytes}",
-            *([f"authorization {{ token: {_quote(opts.token)} }}"] if opts.token else []),
+            *_auth(opts),
             "jetstream {",
             f"  store_dir: {_quote(d)}",  # the server adds /jetstream
             f"  max_file_store: {opts.max_file_store_bytes}",
@@ -191,6 +215,28 @@ async def _http_status(url: str) -> int | None:
     return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
 
 
+async def _leafnode_url(monitor: str) -> str | None:
+    """The leafnode listener's URL, from the monitor's /varz (the ports file lacks it)."""
+    host, _, port = monitor.removeprefix("http://").rpartition(":")
+    try:
+        reader, writer = await asyncio.open_connection(host, int(port))
+    except OSError:
+        return None
+    try:
+        writer.write(f"GET /varz HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        await writer.drain()
+        body = (await reader.read()).partition(b"\r\n\r\n")[2]
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    try:
+        leaf = json.loads(body)["leaf"]
+        return f"nats-leaf://{leaf['host']}:{leaf['port']}"
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 async def _stop(proc: asyncio.subprocess.Process, timeout_s: float) -> None:
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
@@ -224,12 +270,14 @@ async def _wait_ready(
         if ports is not None:
             monitor = ports["monitoring"][0]
             if await _http_status(f"{monitor}/healthz") == 200:
+                leafnode_url = await _leafnode_url(monitor) if opts.agent_listen else None
                 return NatsServer(
                     url=ports["nats"][0],
                     monitor_url=monitor,
                     pid=proc.pid,
                     config_file=opts.nats_dir / "nats-server.conf",
                     log_file=log_file,
+                    leafnode_url=leafnode_url,
                 )
         await asyncio.sleep(_POLL_S)
     raise NatsServerError(
@@ -248,6 +296,10 @@ async def running_nats_server(opts: NatsServerOptions) -> AsyncIterator[NatsServ
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(render_config(opts))
     os.chmod(config_file, 0o600)  # also when an older one was readable
+    if opts.agent_listen is not None and opts.token:
+        # No agent until the core has read the credentials (a key revoked while NetWatch was
+        # down must not get in meanwhile): netwatch.inside.hub renders them.
+        write_users(d / USERS_FILE, render_users(opts.token, ()))
     log_file = d / "nats-server.log"
     proc = await asyncio.create_subprocess_exec(
         binary,

@@ -20,12 +20,15 @@ from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
 __all__ = [
+    "AGENTS",
+    "AGENT_SUBJECTS",
     "LEADER_BUCKET",
     "OBSERVATIONS",
     "OBSERVATION_SUBJECTS",
     "STATE_BUCKET",
     "Buckets",
     "StreamLimits",
+    "ensure_agent_stream",
     "ensure_buckets",
     "ensure_stream",
 ]
@@ -38,6 +41,17 @@ LEADER_BUCKET: Final = "nw_leader"
 OBSERVATION_SUBJECTS: Final = "nw.obs.v1.>"
 """What the stream stores: every subject of the wire format (netwatch.bus.wire.OBS_PREFIX, not
 imported here: the wire brings the plan and the probes with it; a test keeps the two equal)."""
+
+AGENTS: Final = "AGENTS"
+AGENT_SUBJECTS: Final = "nw.agent.v1.*.obs"
+"""The commune agents' rounds (netwatch.agent.model.obs_subject; heartbeats and config requests
+are live, never stored). A round forwarded again within the hour is stored once: the box resends
+only a round whose PubAck it did not get, under the same ``Nats-Msg-Id`` (docs/agent-centre.md)."""
+AGENT_DUPLICATE_WINDOW_S: Final = 3600.0
+AGENT_MAX_AGE_S: Final = 7 * 86400.0
+# The bytes bound comes first at national scale (3,321 agents x 2 rounds a minute): a few hours
+# of rounds, far more than a core needs to catch up after a restart; the 7 days bind a province.
+AGENT_MAX_BYTES: Final = 512 * 1024**2
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +119,44 @@ async def ensure_stream(js: JetStreamContext, limits: StreamLimits | None = None
             have.num_replicas,
             config.num_replicas,
         )
+        return await js.update_stream(config)
+    return info
+
+
+def _agent_stream_config(limits: StreamLimits) -> api.StreamConfig:
+    return api.StreamConfig(
+        name=AGENTS,
+        description="NetWatch commune agents' rounds (docs/agent-centre.md)",
+        subjects=[AGENT_SUBJECTS],
+        retention=api.RetentionPolicy.LIMITS,
+        storage=api.StorageType.FILE,
+        discard=api.DiscardPolicy.OLD,
+        max_age=AGENT_MAX_AGE_S,
+        max_bytes=AGENT_MAX_BYTES,
+        duplicate_window=AGENT_DUPLICATE_WINDOW_S,
+        num_replicas=limits.replicas or 1,
+        compression=api.StoreCompression.S2,
+    )
+
+
+async def ensure_agent_stream(
+    js: JetStreamContext, limits: StreamLimits | None = None
+) -> api.StreamInfo:
+    """Create the AGENTS stream, or bring an existing one to these limits (idempotent, like
+    `ensure_stream`; replicas change only when given)."""
+    lim = limits or StreamLimits()
+    config = _agent_stream_config(lim)
+    try:
+        info = await js.stream_info(AGENTS)
+    except nats.js.errors.NotFoundError:
+        try:
+            return await js.add_stream(config)
+        except nats.js.errors.BadRequestError:  # another process created it meanwhile
+            info = await js.stream_info(AGENTS)
+    have = info.config
+    if lim.replicas is None:
+        config = config.evolve(num_replicas=have.num_replicas)
+    if any(getattr(have, f) != getattr(config, f) for f in _COMPARED):
         return await js.update_stream(config)
     return info
 

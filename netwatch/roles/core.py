@@ -48,12 +48,13 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from alerts.tickets import Refused
 from netwatch.bus import wire
-from netwatch.bus.auth import connect_options
+from netwatch.bus.auth import TOKEN_ENV, connect_options
 from netwatch.bus.commands import (
     TICKET_ACTION,
     TicketReply,
@@ -61,7 +62,9 @@ from netwatch.bus.commands import (
     encode_ticket_reply,
 )
 from netwatch.bus.errors import BusErrors
+from netwatch.bus.hub import AGENT_HUB_ENV
 from netwatch.bus.lease import Lease
+from netwatch.bus.setup import ensure_agent_stream
 from netwatch.bus.streams import (
     OBSERVATIONS,
     Delivery,
@@ -70,6 +73,9 @@ from netwatch.bus.streams import (
     ensure_buckets,
     ensure_stream,
 )
+from netwatch.inside.cfg import ConfigResponder
+from netwatch.inside.feed import AgentFeed, FeedMetrics
+from netwatch.inside.hub import AgentHub, HubMetrics
 from netwatch.inventory import ConfigError, Inventory
 from netwatch.observations import ObservationSink
 from netwatch.plan import Plan
@@ -455,6 +461,7 @@ def core_opener(
         try:
             js = nc.jetstream()
             await ensure_stream(js, lim)
+            await ensure_agent_stream(js, lim)
             buckets = await ensure_buckets(js, lim)
             leader = LeaseLeader(Lease(buckets.leader, holder), lim.leader_ttl_s)
             feed = BusFeed(js, wire.PlanIndex.from_plan(plan), durable_name(name))
@@ -465,12 +472,51 @@ def core_opener(
                 runtime.registry.register(CoreMetrics(feed, leader))
                 await serve_ticket_actions(nc, runtime)
                 log.info("core started name=%s consumer=%s nats=%s", name, feed.durable, nc)
-                yield runtime
+                async with _agents(nc, runtime, name, buckets.state, nats_urls):
+                    yield runtime
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), 5.0)
 
     return open_core
+
+
+@asynccontextmanager
+async def _agents(
+    nc: NatsClient, runtime: Runtime, name: str, state: KeyValue, nats_urls: Sequence[str]
+) -> AsyncIterator[None]:
+    """The core's side of the commune agents (docs/agent-centre.md): their rounds and heartbeats
+    to the inside sinks, their configuration requests answered, and (with a hub for agents)
+    their users kept in step with the credentials."""
+    feed = AgentFeed(
+        nc, runtime.inside_sinks, durable=f"agents-{durable_name(name)}", seq_store=state
+    )
+    await feed.start()
+    runtime.registry.register(FeedMetrics(feed))
+    responder = ConfigResponder(runtime.inventory)
+    runtime.inventory_hooks.append(responder.reload)
+    answering = await responder.serve(nc)
+    hub: AgentHub | None = None
+    stop = asyncio.Event()
+    keeping: asyncio.Task[None] | None = None
+    hub_dir = os.environ.get(AGENT_HUB_ENV, "").strip()
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if hub_dir and token:
+        hub = AgentHub(runtime.store, Path(hub_dir), token)
+        await hub.open(nats_urls[0])
+        runtime.registry.register(HubMetrics(hub))
+        keeping = asyncio.create_task(hub.run(stop), name="netwatch-agent-hub")
+    try:
+        yield
+    finally:
+        stop.set()
+        if keeping is not None:
+            await asyncio.gather(keeping, return_exceptions=True)
+        if hub is not None:
+            await hub.close()
+        with contextlib.suppress(Exception):
+            await answering.unsubscribe()
+        await feed.stop()
 
 
 OpenerFactory = Callable[

@@ -42,14 +42,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from netwatch.bus.auth import TOKEN_ENV, new_token, write_token
+from netwatch.bus.auth import TOKEN_ENV, USER_ENV, new_token, write_token
+from netwatch.bus.hub import AGENT_HUB_ENV, NETWATCH_USER
 from netwatch.bus.server import (
     NatsServerError,
     NatsServerOptions,
     _parent_death_signal,
     running_nats_server,
 )
-from netwatch.bus.setup import ensure_buckets, ensure_stream
+from netwatch.bus.setup import ensure_agent_stream, ensure_buckets, ensure_stream
 
 __all__ = ["Backoff", "ChildSpec", "child_specs", "run_supervisor", "supervise"]
 
@@ -260,14 +261,16 @@ class _Child:
         )
 
 
-async def _prepare_bus(url: str, token: str) -> None:
-    """The stream and buckets exist before any child publishes or consumes."""
+async def _prepare_bus(url: str, token: str, *, as_user: bool = False) -> None:
+    """The streams and buckets exist before any child publishes or consumes."""
     import nats  # loaded by netwatch.bus already, without aiohttp (see there)
 
-    nc = await nats.connect(url, allow_reconnect=False, token=token)
+    login = {"user": NETWATCH_USER, "password": token} if as_user else {"token": token}
+    nc = await nats.connect(url, allow_reconnect=False, **login)
     try:
         js = nc.jetstream()
         await ensure_stream(js)
+        await ensure_agent_stream(js)
         await ensure_buckets(js)
     finally:
         await nc.close()
@@ -311,15 +314,30 @@ async def supervise(
     try:
         # The private bus takes only its children: a token of this run (netwatch.bus.auth).
         token = new_token()
-        options = NatsServerOptions(data_dir=data_dir, token=token)
+        agent_listen = getattr(args, "agent_listen", None)
+        options = NatsServerOptions(data_dir=data_dir, token=token, agent_listen=agent_listen)
         options.nats_dir.mkdir(parents=True, exist_ok=True)
         write_token(options.nats_dir, token)  # before the server: its readers find it ready
         async with running_nats_server(options) as server:
-            await _prepare_bus(server.url, token)
+            await _prepare_bus(server.url, token, as_user=agent_listen is not None)
+            # With a hub for agents the server takes users: ours is "netwatch" (the token is
+            # its password), and the core keeps the agents' users (netwatch.inside.hub).
+            login = ((USER_ENV, NETWATCH_USER),) if agent_listen else ()
+            hub = ((AGENT_HUB_ENV, str(options.nats_dir)),) if agent_listen else ()
             specs_now = [
-                replace(spec, env=(*spec.env, (TOKEN_ENV, token)))
+                replace(
+                    spec,
+                    env=(
+                        *spec.env,
+                        (TOKEN_ENV, token),
+                        *login,
+                        *(hub if spec.name == "core" else ()),
+                    ),
+                )
                 for spec in specs(args, server.url, core_socket)
             ]
+            if agent_listen:
+                log.info("agents' leafnode listener url=%s", server.leafnode_url)
             children.extend(_Child(spec, Backoff()) for spec in specs_now)
             log.info(
                 "supervisor started nats=%s children=%s",

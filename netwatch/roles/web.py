@@ -53,8 +53,10 @@ from netwatch.bus.commands import (
 )
 from netwatch.bus.errors import BusErrors
 from netwatch.bus.lease import Lease
+from netwatch.bus.setup import ensure_agent_stream
 from netwatch.bus.streams import StreamLimits, ensure_buckets, ensure_stream
 from netwatch.history import BUCKET_S
+from netwatch.inside.feed import AgentFeed
 from netwatch.inventory import Inventory
 from netwatch.plan import Plan
 from netwatch.roles.core import BusFeed, role_app
@@ -206,6 +208,7 @@ def web_opener(
         try:
             js = nc.jetstream()
             await ensure_stream(js, lim)  # a web worker may start before any core
+            await ensure_agent_stream(js, lim)
             buckets = await ensure_buckets(js, lim)
             watch = LeaseWatch(buckets.leader)
             await watch.look()
@@ -237,7 +240,13 @@ def web_opener(
                     feed.durable,
                     start.isoformat(timespec="seconds"),
                 )
-                yield runtime
+                # What agents report, for the pages: the newest round per commune, then live.
+                agents = AgentFeed(nc, runtime.inside_sinks)
+                await agents.start()
+                try:
+                    yield runtime
+                finally:
+                    await agents.stop()
         finally:
             if watching is not None:
                 watching.cancel()

@@ -36,6 +36,8 @@ Tables (times are UTC; timestamptz on PostgreSQL, naive-UTC text on SQLite):
   outside the ticket's log, so the public status page (which shows the log's notes) never does.
 - ``auth_buckets``, ``auth_failure_totals`` (revision 0006): the failed-authentication limit's
   token buckets and the failure counts, shared by every process (netwatch.web.auth.AuthGuard).
+- ``agent_credentials`` (revision 0009): one per commune agent: its commune, the bcrypt hash of
+  its secret (never the secret), created and revoked times (docs/agent-centre.md).
 - ``users`` (revision 0007): people who log in to /admin (argon2id hash, role, provinces, ISP);
   ``api_tokens.provinces``/``isp`` restrict a token, ``admin_sessions.user_name`` names the
   person a session was opened for (its ``token_id`` is then NULL).
@@ -302,6 +304,19 @@ class LinkUtilizationRow(Base):
     hour_start: Mapped[datetime] = mapped_column(primary_key=True)
     buckets: Mapped[bytes] = mapped_column(sa.LargeBinary)
     updated_at: Mapped[datetime]
+
+
+class AgentCredentialRow(Base):
+    """A commune agent's credential (revision 0009): only the bcrypt hash of its secret is kept,
+    the form nats-server checks the agent's leafnode password against (netwatch.inside.hub)."""
+
+    __tablename__ = "agent_credentials"
+
+    agent: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    commune: Mapped[str] = mapped_column(sa.String(16))
+    secret_bcrypt: Mapped[str] = mapped_column(sa.String(100))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
 
 
 class AdminSessionRow(Base):

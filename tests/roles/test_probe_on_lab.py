@@ -201,7 +201,8 @@ async def test_cli_worker_publishes_lab_rounds_and_a_cut_link(
         assert sorted(k.encoded for k in last) == sorted(t.key.encoded for t in plan.icmp)
         for t in plan.icmp:
             obs = last[t.key]
-            cut = t.link is not None and t.link.commune == f"{down.code:05d}"
+            # The commune's links and its front-office devices (behind them) are cut.
+            cut = t.key.name.startswith(f"{down.code:05d}/")
             assert obs.result.loss_ratio == (1.0 if cut else 0.0), t.key
         assert any(t.link is not None and t.link.commune == f"{down.code:05d}" for t in plan.icmp)
         # Its own /metrics, labelled with its role and shard.

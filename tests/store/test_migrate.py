@@ -15,6 +15,7 @@ from netwatch.store.models import Base
 
 TABLES = {
     "admin_sessions",
+    "agent_credentials",
     "api_tokens",
     "auth_buckets",
     "auth_failure_totals",
