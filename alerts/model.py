@@ -179,6 +179,82 @@ class Measurements:
     path: PathTrace | None = None  # where the path toward the subject broke, traced at opening
     rtt_max_s: float | None = None
     down_cause: DownCause | None = None
+    # What the commune's agent saw from inside (its rounds, with their times): a path's echoes
+    # toward the link's far end with the LAN gateway's answer, or the portal's timings over it.
+    inside_paths: tuple[InsidePath, ...] = ()
+    inside_portals: tuple[InsidePortal, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class InsidePath:
+    """One WAN path in one round, seen from inside the commune (by its agent).
+
+    alerts/ knows nothing of how the agent measured it or how it travelled: a fact with its time.
+    """
+
+    link: str  # the link's id, "24848/vnpt-tslcd"
+    at: datetime  # when the agent measured it
+    lan_up: bool | None  # the router answered on the LAN in that round (None: not measured)
+    answered: bool  # the path's far end answered over this path
+    loss_ratio: float | None = None
+    rtt_median_s: float | None = None
+    backfilled: bool = False  # reached the centre late: it waited on the box (lines down)
+    received_at: datetime | None = None  # when the centre got it
+
+
+@dataclass(frozen=True, slots=True)
+class InsidePortal:
+    """One portal over one WAN path in one round, seen from inside the commune."""
+
+    portal: str
+    link: str  # the link's id, "24848/vnpt-tslcd"
+    at: datetime
+    ok: bool
+    total_s: float | None
+    failed_phase: str | None = None
+    dns_s: float | None = None
+    connect_s: float | None = None
+    tls_s: float | None = None
+    first_byte_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SiteView:
+    """What the centre knows of one commune's agent, as root cause needs it."""
+
+    commune: str
+    links: tuple[str, ...]  # the commune's link ids (the agent's paths among them)
+    heard_at: datetime | None  # the agent's last live word (heartbeat or live round)
+    # Recent live rounds per path and the backfilled rounds that prove a path down while the
+    # LAN was up, oldest first (bounded by the judge that builds the view).
+    paths: tuple[InsidePath, ...] = ()
+    # The latest timings of each portal over each path (the evidence of a per-path verdict).
+    portals: tuple[InsidePortal, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class InsidePolicy:
+    """How the view from inside is judged (docs/alerting.md, "The view from inside")."""
+
+    silent_after_s: float = 90.0  # no live word this long: the agent is silent
+    # All paths down since T: a word heard later than T + this came through some path, so the
+    # site is not dark (a heartbeat already on its way at the cut arrives within it).
+    heard_grace_s: float = 15.0
+    # A past outage proven by backfill stays an incident this long after the proof arrived
+    # (the line is usually back by then): long enough for the ticket to open.
+    backfill_hold_s: float = 120.0
+    evidence_samples: int = 6  # inside rounds attached to a ticket: the first and the latest
+
+
+@dataclass(frozen=True, slots=True)
+class InsideView:
+    """Every commune agent's facts at one moment, for root cause (alerts.rootcause.decide)."""
+
+    at: datetime  # when the facts are judged (the evaluation's time)
+    sites: Mapping[str, SiteView] = field(default_factory=dict)  # by commune code
+    utilization: Mapping[str, float] = field(default_factory=dict)  # latest SNMP, by link id
+    capacity_ratio: Mapping[str, float] = field(default_factory=dict)  # threshold, by link id
+    policy: InsidePolicy = field(default_factory=InsidePolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +335,10 @@ class IncidentKind(enum.Enum):
     UPSTREAM_OUTAGE = "upstream_outage"  # one ticket for the node; its communes linked
     PORTAL_OUTAGE = "portal_outage"  # the portal fails from most vantage points: not the ISP's
     MONITOR_CONNECTIVITY = "monitor_connectivity"  # NetWatch's own line: no ISP ticket
+    # Every path of a commune down and its agent silent: power or LAN, provincial IT and the
+    # commune's own contacts, never an ISP (issue 11).
+    SITE_UNREACHABLE = "site_unreachable"
+    AGENT_HEALTH = "agent_health"  # the commune agent is silent while its lines answer
 
 
 class Route(enum.Enum):
@@ -267,6 +347,8 @@ class Route(enum.Enum):
     ISP = "isp"
     PROVINCIAL_IT = "provincial_it"
     ISP_AND_PROVINCIAL_IT = "isp_and_provincial_it"
+    # Provincial IT and the commune's own contacts (the incident key names the commune).
+    PROVINCIAL_IT_AND_COMMUNE = "provincial_it_and_commune"
 
 
 @dataclass(frozen=True, slots=True)

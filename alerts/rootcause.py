@@ -8,7 +8,8 @@ Rules, applied in this order (a pure function of the states and the topology):
    broken line, so no link, upstream, capacity or portal incident is raised.
 2. Upstream outages. An upstream node is down when it is pinged and its node status is DOWN, or
    (not pinged, or pinged but not yet measured) every link behind it (its own and its children's)
-   is DOWN. A node whose parent is down is behind that parent: only the topmost down node gets an
+   is DOWN (unless they are all one commune's whose agent is judged: that is a dark site,
+   rule 5). A node whose parent is down is behind that parent: only the topmost down node gets an
    incident. One UPSTREAM_OUTAGE per topmost down node (key "upstream:ID", routed to the node's
    ISP) lists every link behind it; those links get no incident of their own.
 3. Portal outages. A portal that is FAILING (or SLOW) from at least ``failing_share`` of the
@@ -20,7 +21,15 @@ Rules, applied in this order (a pure function of the states and the topology):
    LINK_FAULT routed to the link's ISP; CONGESTED gives a CAPACITY incident routed to provincial
    IT, or to the ISP and provincial IT when ``LinkInfo.capacity_to_isp``. Link keys "link:KEY".
 
-Incidents come out ordered by kind (monitor, upstream, portal, capacity, link fault), then key.
+5.-9. The view from inside the commune (issue 11), when ``decide`` is given an ``InsideView``:
+   site unreachable, backfill, inside evidence, portal per path, agent health; see
+   alerts/inside.py. Without one (or for communes whose agent was never heard) nothing changes.
+   In rule 3, an agent's paths ("dvcqg@agent:24848/vnpt-tslcd") count as one vantage point, its
+   commune, with its worst path's state; and one vantage point alone never makes a portal
+   outage once agents are among them (one commune and the centre: the commune's problem).
+
+Incidents come out ordered by kind (monitor, upstream, site, agent, portal, capacity, link
+fault), then key.
 """
 
 from __future__ import annotations
@@ -29,9 +38,11 @@ import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
+from alerts.inside import AGENT_VANTAGE, dark_sites, inside_incidents, vantage_group
 from alerts.model import (
     Incident,
     IncidentKind,
+    InsideView,
     LinkState,
     NodeState,
     PortalPolicy,
@@ -45,10 +56,13 @@ from alerts.subject import LinkId, SubjectKey, portal_of_subject
 _KIND_ORDER = {
     IncidentKind.MONITOR_CONNECTIVITY: 0,
     IncidentKind.UPSTREAM_OUTAGE: 1,
-    IncidentKind.PORTAL_OUTAGE: 2,
-    IncidentKind.CAPACITY: 3,
-    IncidentKind.LINK_FAULT: 4,
+    IncidentKind.SITE_UNREACHABLE: 2,
+    IncidentKind.AGENT_HEALTH: 3,
+    IncidentKind.PORTAL_OUTAGE: 4,
+    IncidentKind.CAPACITY: 5,
+    IncidentKind.LINK_FAULT: 6,
 }
+_PORTAL_RANK = {PortalState.OK: 0, PortalState.SLOW: 1, PortalState.FAILING: 2}
 _FAULTS = (LinkState.DOWN, LinkState.LOSSY, LinkState.SLOW)
 
 MONITOR_KEY = SubjectKey.MONITOR
@@ -60,17 +74,24 @@ def decide(
     nodes: Mapping[str, Status[NodeState]],
     portals: Mapping[str, Status[PortalState]],
     portal_policy: PortalPolicy | None = None,
+    inside: InsideView | None = None,
 ) -> tuple[Incident, ...]:
     """Decide the incidents from the current states (see the module docstring for the rules)."""
     monitor = _monitor(topology, nodes)
     if monitor is not None:
         return (monitor,)
-    outages, behind = _upstream_outages(topology, links, nodes)
+    judged = frozenset(c for c, s in inside.sites.items() if s.heard_at) if inside else frozenset()
+    outages, behind = _upstream_outages(topology, links, nodes, judged)
+    sites = dark_sites(topology, links, behind, inside) if inside is not None else None
+    covered = sites.covered if sites is not None else frozenset()
     incidents = [
         *outages,
+        *(sites.incidents if sites is not None else ()),
         *_portal_outages(portals, portal_policy or PortalPolicy()),
-        *_link_incidents(topology, links, behind),
+        *_link_incidents(topology, links, behind | covered),
     ]
+    if inside is not None:
+        incidents = inside_incidents(incidents, topology, links, portals, behind, covered, inside)
     return tuple(sorted(incidents, key=lambda i: (_KIND_ORDER[i.kind], i.key)))
 
 
@@ -114,6 +135,7 @@ def _upstream_outages(
     topology: Topology,
     links: Mapping[str, Status[LinkState]],
     nodes: Mapping[str, Status[NodeState]],
+    agent_sites: frozenset[str] = frozenset(),
 ) -> tuple[list[Incident], set[str]]:
     subtree = _subtree_links(topology)
     down_since: dict[str, datetime] = {}
@@ -126,6 +148,11 @@ def _upstream_outages(
         statuses = [links.get(k) for k in subtree[upstream]]
         down = [s for s in statuses if s is not None and s.state is LinkState.DOWN]
         if down and len(down) == len(statuses):
+            communes = {topology.links[k].commune for k in subtree[upstream]}
+            if len(communes) == 1 and communes <= agent_sites:
+                # One commune with an agent is all that hangs off it: a dark site (power or
+                # LAN) explains it as well, and the agent's backfill will tell (rules 5, 6).
+                continue
             # Inferred: down from the moment the last of its links went down.
             down_since[upstream] = max(s.since for s in down)
     incidents: list[Incident] = []
@@ -155,13 +182,22 @@ def _upstream_outages(
 def _portal_outages(
     portals: Mapping[str, Status[PortalState]], policy: PortalPolicy
 ) -> list[Incident]:
-    by_portal: dict[str, list[Status[PortalState]]] = {}
+    # One status per vantage point; an agent's paths are one vantage, its worst path's.
+    grouped: dict[str, dict[str, Status[PortalState]]] = {}
     for subject, status in portals.items():
         portal = portal_of_subject(subject)
-        by_portal.setdefault(portal, []).append(status)
+        group = vantage_group(subject[len(portal) + 1 :])
+        seen = grouped.setdefault(portal, {}).get(group)
+        if seen is None or _PORTAL_RANK[status.state] > _PORTAL_RANK[seen.state]:
+            grouped[portal][group] = status
     incidents: list[Incident] = []
-    for portal, statuses in by_portal.items():
+    for portal, by_group in grouped.items():
+        statuses = list(by_group.values())
         needed = max(1, math.ceil(policy.failing_share * len(statuses) - 1e-9))
+        if len(statuses) > 1 and any(g.startswith(AGENT_VANTAGE) for g in by_group):
+            # One commune alone is never a portal outage while another vantage point sees
+            # the portal fine: that is its own path's problem (alerts/inside.py, rule 8).
+            needed = max(needed, 2)
         failing = [s for s in statuses if s.state is PortalState.FAILING]
         bad = [s for s in statuses if s.state is not PortalState.OK]
         if len(bad) < needed:

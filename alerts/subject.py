@@ -16,6 +16,8 @@ portal     ``portal:dvcqg``                 a portal (all vantage points)
 router     ``router:24848``                 a commune router polled by SNMP
 device     ``device:24848/10.1.0.5``        a front-office device (shown, not ticketed)
 monitor    ``monitor``                      NetWatch's own connectivity
+site       ``site:24848``                   a commune centre as a whole (power or LAN)
+agent      ``agent:24848``                  a commune's agent box (its own health)
 =========  ===============================  ==========================================
 
 The state history names its subjects as alerts/ evaluators do: a link by its :data:`LinkId`
@@ -59,6 +61,8 @@ class SubjectKind(enum.Enum):
     ROUTER = "router"
     DEVICE = "device"
     MONITOR = "monitor"
+    SITE = "site"  # a commune centre as a whole (issue 11: power or LAN)
+    AGENT = "agent"  # a commune's agent box
 
 
 _KINDS = {k.value: k for k in SubjectKind}
@@ -143,6 +147,25 @@ class SubjectKey:
     def device(cls, commune: str, address: str) -> SubjectKey:
         """The key of a front-office device ('device:24848/10.1.0.5')."""
         return cls(SubjectKind.DEVICE, f"{commune}/{address}")
+
+    @classmethod
+    def site(cls, commune: str) -> SubjectKey:
+        """The key of a commune centre as a whole ('site:24848')."""
+        return cls(SubjectKind.SITE, commune)
+
+    @classmethod
+    def agent(cls, commune: str) -> SubjectKey:
+        """The key of a commune's agent box ('agent:24848')."""
+        return cls(SubjectKind.AGENT, commune)
+
+    @property
+    def commune(self) -> str | None:
+        """The commune a link, site, agent, router or device key is about; None otherwise."""
+        if self.kind in (SubjectKind.SITE, SubjectKind.AGENT, SubjectKind.ROUTER):
+            return self.name
+        if self.kind in (SubjectKind.LINK, SubjectKind.DEVICE):
+            return self.name.split("/", 1)[0]
+        return None
 
     @property
     def link_id(self) -> LinkId | None:

@@ -189,20 +189,27 @@ class Level:
 
 @dataclass(frozen=True, slots=True)
 class Directory:
-    """Whom to tell: each ISP's contact levels, and provincial IT's."""
+    """Whom to tell: each ISP's contact levels, provincial IT's, and each commune's own."""
 
     isps: Mapping[str, tuple[Contact, ...]] = field(default_factory=dict)
     provincial_it: tuple[Contact, ...] = ()
+    communes: Mapping[str, tuple[Contact, ...]] = field(default_factory=dict)  # by commune code
 
-    def levels(self, route: Route, isp: str | None) -> tuple[Level, ...]:
-        """Escalation levels for a route, lowest first; delays never decrease."""
+    def levels(
+        self, route: Route, isp: str | None, commune: str | None = None
+    ) -> tuple[Level, ...]:
+        """Escalation levels for a route, lowest first; delays never decrease. The commune's
+        own contacts join provincial IT's on the PROVINCIAL_IT_AND_COMMUNE route, by level."""
         isp_contacts = self.isps.get(isp, ()) if isp is not None else ()
         lists: list[tuple[Contact, ...]] = []
-        if route is not Route.PROVINCIAL_IT and isp_contacts:
+        own_route = route in (Route.PROVINCIAL_IT, Route.PROVINCIAL_IT_AND_COMMUNE)
+        if not own_route and isp_contacts:
             lists.append(isp_contacts)
         # An ISP without contacts (or no ISP) still reaches someone: provincial IT.
         if route is not Route.ISP or not isp_contacts:
             lists.append(self.provincial_it)
+        if route is Route.PROVINCIAL_IT_AND_COMMUNE and commune is not None:
+            lists.append(self.communes.get(commune, ()))
         grouped: dict[int, list[Contact]] = {}
         for contacts in lists:
             for contact in contacts:
@@ -458,10 +465,12 @@ class TicketBook:
         )
         for key in order:
             run.present(present[key])
+        # A site unreachable (issue 11) covers its links as an outage covers those behind it:
+        # a line's ticket opened a round before its site went dark waits in it, never "back".
         covering = {
             link: incident.key
             for incident in present.values()
-            if incident.kind is IncidentKind.UPSTREAM_OUTAGE
+            if incident.kind in (IncidentKind.UPSTREAM_OUTAGE, IncidentKind.SITE_UNREACHABLE)
             for link in incident.links
         }
         # NetWatch's own line is down: a missing incident means "not seen", not "recovered".
@@ -662,7 +671,9 @@ class _Run:
     def _first(self, incident: Incident) -> tuple[int, tuple[Contact, ...]]:
         """The levels told at once when an episode opens: the highest of them, and whom."""
         first = [
-            lv for lv in self.directory.levels(incident.route, incident.isp) if lv.after_s <= 0
+            lv
+            for lv in self.directory.levels(incident.route, incident.isp, incident.key.commune)
+            if lv.after_s <= 0
         ]
         return (first[-1].level if first else 0), tuple(c for lv in first for c in lv.contacts)
 
@@ -702,7 +713,7 @@ class _Run:
             self._escalate(ticket)
 
     def _escalate(self, ticket: Ticket) -> None:
-        levels = self.directory.levels(ticket.route, ticket.isp)
+        levels = self.directory.levels(ticket.route, ticket.isp, ticket.key.commune)
         elapsed_s = _seconds(self.now - ticket.escalation_from)
         escalated = False
         for level in levels:
@@ -830,7 +841,7 @@ def _log(
 
 def _told(directory: Directory, ticket: Ticket) -> tuple[Contact, ...]:
     """Everyone told about the ticket so far: its route's levels up to its level."""
-    levels = directory.levels(ticket.route, ticket.isp)
+    levels = directory.levels(ticket.route, ticket.isp, ticket.key.commune)
     return tuple(c for lv in levels if lv.level <= ticket.level for c in lv.contacts)
 
 
@@ -902,6 +913,9 @@ def _worse(a: Measurements, b: Measurements) -> Measurements:
         path=a.path or b.path,  # the first trace taken stays
         rtt_max_s=_max(a.rtt_max_s, b.rtt_max_s),
         down_cause=a.down_cause or b.down_cause,
+        # What the agent saw from inside: the latest rounds attached (they carry their times).
+        inside_paths=b.inside_paths or a.inside_paths,
+        inside_portals=b.inside_portals or a.inside_portals,
     )
 
 

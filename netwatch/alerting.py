@@ -34,6 +34,7 @@ from alerts.maintenance import (
 from alerts.model import Incident, Measurements, PathTrace
 from alerts.subject import SubjectKey, SubjectKind
 from alerts.tickets import (
+    SYSTEM,
     Acknowledged,
     Action,
     Actor,
@@ -153,13 +154,19 @@ def _contact(c: ConfigContact, isp: str | None) -> Contact:
 
 
 def directory_of(inventory: Inventory) -> Directory:
-    """Who is told, per route and ISP, by escalation level."""
+    """Who is told, per route and ISP, by escalation level (and each commune's own people,
+    told when their site is unreachable)."""
     return Directory(
         isps={
             isp_id: tuple(_contact(c, isp_id) for c in isp.contacts)
             for isp_id, isp in inventory.isps.items()
         },
         provincial_it=tuple(_contact(c, None) for c in inventory.provincial_it.contacts),
+        communes={
+            c.code: tuple(_contact(x, None) for x in c.contacts)
+            for c in inventory.communes
+            if c.contacts
+        },
     )
 
 
@@ -334,14 +341,20 @@ class Notices:
         elif key.kind is SubjectKind.PORTAL:
             portal = self._inventory.portals.get(key.name)
             subject = portal.name if portal else key.encoded
+        elif key.kind in (SubjectKind.SITE, SubjectKind.AGENT):
+            subject = key.encoded  # the commune's name below says where
         elif link is None:
             subject = "NetWatch"
         worst = e.worst or Measurements()
         isp = self._inventory.isps.get(t.isp) if t.isp else None
         province = None
+        site = None  # a commune centre (or its agent) as a whole: no link
         if link is not None:
             commune = self._inventory.commune(link.commune)
             province = f"{commune.province_code:02d}" if commune else None
+        elif key.kind in (SubjectKind.SITE, SubjectKind.AGENT):
+            site = self._inventory.commune(key.name)
+            province = f"{site.province_code:02d}" if site else None
         signed = self.signed(change)
         return TicketNotice(
             event=event,
@@ -352,8 +365,8 @@ class Notices:
             at=change.event.at,
             first_bad_at=e.first_bad_at,
             downtime_s=e.downtime_s(change.event.at),
-            commune_code=link.commune if link else None,
-            commune_name=link.commune_name if link else None,
+            commune_code=link.commune if link else (site.code if site else None),
+            commune_name=link.commune_name if link else (site.name if site else None),
             province_name=self._provinces.get(int(province)) if province else None,
             subject_name=subject,
             link_id=link.link if link else None,
@@ -368,7 +381,7 @@ class Notices:
             note=change.event.text or None,
             actor=change.event.actor.name
             if change.event.actor.kind is not ActorKind.SYSTEM
-            else None,
+            else ("NetWatch" if event is NoticeEvent.NOTE else None),  # its own note (issue 11)
             back_since=t.ok_since if event is NoticeEvent.LINE_BACK else None,
             closes_after_s=(
                 max(0.0, self._recovery_s - (change.event.at - t.ok_since).total_seconds())
@@ -448,6 +461,9 @@ class Alerting:
         self._paths: dict[SubjectKey, tuple[datetime, PathTrace | None]] = {}
         # Subjects a reload removed whose tickets are still to resolve as such (reload()).
         self._unmonitored: set[SubjectKey] = set()
+        # Called with the evaluation's time before the incidents are read: the judge of the
+        # view from inside (netwatch.inside.judge) notices silent agents by it.
+        self.before_evaluate: list[Callable[[datetime], None]] = []
 
     def wake(self) -> None:
         """Evaluate now (the incidents changed)."""
@@ -632,6 +648,8 @@ class Alerting:
         async with self._lock:
             await self._record_history()
             await self._close_unmonitored(now)  # before they could count as recovered
+            for judge in self.before_evaluate:
+                judge(now)
             incidents = self._health.incidents
             topology = self._health.topology
             windows = self._windows + await self._api_windows(now)
@@ -701,6 +719,19 @@ class Alerting:
     ) -> Ticket | Refused:
         """A note in the ticket's log, sent to those already told."""
         return await self._manual(ticket_id, now, lambda b: b.note(ticket_id, actor, now, text))
+
+    async def note_site(self, commune: str, text: str, since: datetime, now: datetime) -> bool:
+        """A system note on the commune's site-unreachable ticket (issue 11) when its episode
+        covers ``since`` (the outage the note is about); False when there is none."""
+        ticket = self.book.tickets.get(SubjectKey.site(commune))
+        if ticket is None or not self.is_leader:
+            return False
+        slack = timedelta(minutes=1)  # a line cut a little before the site was judged dark
+        ended = ticket.resolved_at or now
+        if not ticket.evidence.first_bad_at - slack <= since <= ended:
+            return False
+        outcome = await self.note(ticket.id, SYSTEM, now, text)
+        return not isinstance(outcome, Refused)
 
     async def _manual(
         self, ticket_id: str, now: datetime, change: Callable[[TicketBook], Step | Refused]
@@ -919,6 +950,7 @@ def build_channels(
             for c in isp.contacts
             if c.webhook is not None
         } | {c.webhook for c in inventory.provincial_it.contacts if c.webhook is not None}
+        urls |= {c.webhook for m in inventory.communes for c in m.contacts if c.webhook is not None}
         for url in sorted(urls):
             channels[webhook_channel(url)] = WebhookChannel(
                 WebhookConfig(url=url, secret=n.webhook_secret), session, clock

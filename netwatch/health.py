@@ -16,9 +16,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from alerts.health import LinkEvaluator, NodeEvaluator, PortalEvaluator, loss_over
+from alerts.inside import BACKFILL
 from alerts.model import (
     Incident,
     IncidentKind,
+    InsideView,
     LinkInfo,
     LinkPolicy,
     LinkRound,
@@ -91,6 +93,11 @@ def topology_of(inventory: Inventory) -> Topology:
     }
     references = tuple(SubjectKey.reference(str(a)).encoded for a in inventory.reference_targets)
     return Topology(links=links, upstreams=upstreams, references=references)
+
+
+def _agent_communes(inventory: Inventory) -> frozenset[str]:
+    """The communes with an agent box."""
+    return frozenset(c.code for c in inventory.communes if c.agent is not None)
 
 
 def policies_of(inventory: Inventory) -> dict[str, LinkPolicy]:
@@ -180,6 +187,10 @@ class HealthMonitor:
         self._key_of: dict[str, SubjectKey] = _keys_of(inventory, self.topology)
         # Called after a batch that changed the incidents (alerting evaluates at once).
         self.on_change: list[Callable[[], None]] = []
+        # The view from inside the communes (issue 11), set by netwatch.inside.judge; None: no
+        # agent judged, root cause as before. The communes with an agent, from the inventory.
+        self._inside: InsideView | None = None
+        self.agent_communes = _agent_communes(inventory)
 
     def reload(self, inventory: Inventory, now: datetime) -> frozenset[SubjectKey]:
         """Take a reloaded inventory: new topology and thresholds; the subjects that left it are
@@ -207,11 +218,10 @@ class HealthMonitor:
         self.topology = topology
         self.links.set_policies(policies_of(inventory))
         self._key_of = keys
+        self.agent_communes = _agent_communes(inventory)
         # The incidents again, without the subjects that left (alerting closes their tickets
         # as removed before it evaluates these: netwatch.alerting.Alerting.reload).
-        self._decided = decide(
-            topology, self.links.statuses(), self.nodes.statuses(), self.portals.statuses()
-        )
+        self._decided = self._decide()
         self.incidents = self._measured(self._decided)
         return frozenset(gone.values())
 
@@ -261,24 +271,79 @@ class HealthMonitor:
             self._record_first_states(self._first_seen)
             self._first_seen = []
         if changed or not batch:
-            self._decided = decide(
-                self.topology,
-                self.links.statuses(),
-                self.nodes.statuses(),
-                self.portals.statuses(),
-            )
+            self._decided = self._decide()
             self.incidents = self._measured(self._decided)
         if changed:
             for hook in self.on_change:
                 hook()
 
+    def _decide(self) -> tuple[Incident, ...]:
+        return decide(
+            self.topology,
+            self.links.statuses(),
+            self.nodes.statuses(),
+            self.portals.statuses(),
+            inside=self._inside,
+        )
+
+    # -- the view from inside the communes (netwatch.inside.judge) --------------------------
+    def set_inside(self, view: InsideView | None) -> bool:
+        """Judge with this view from inside from now on; decide again at once. True (and the
+        on_change hooks called) when the incidents changed."""
+        self._inside = view
+        decided = self._decide()
+        if decided == self._decided:
+            return False
+        self._decided = decided
+        self.incidents = self._measured(decided)
+        for hook in self.on_change:
+            hook()
+        return True
+
+    def observe_agent_portal(self, rnd: PortalRound) -> Transition | None:
+        """One portal timing from an agent's path (vantage ``agent:<link>``): judged like the
+        centre's (hysteresis per portal and vantage); not written to the state history."""
+        transition = self.portals.observe(rnd)
+        if transition is not None:
+            self.transitions.append(transition)
+            log.warning(
+                "state changed subject=%s old=%s new=%s since=%s detail=%s",
+                transition.subject,
+                transition.old,
+                transition.new,
+                transition.since.isoformat(),
+                transition.detail,
+            )
+        return transition
+
+    def utilization_of(self, link: str) -> float | None:
+        """A link's latest SNMP utilization (the busier direction), None when not polled."""
+        view = self._routers.get(link)
+        return view.utilization_ratio if view is not None else None
+
     def _measured(self, incidents: tuple[Incident, ...]) -> tuple[Incident, ...]:
-        """The incidents, a link's carrying the figures of its latest judged round."""
+        """The incidents, a link's carrying the figures of its latest judged round (and what
+        the commune's agent saw from inside, as root cause attached it)."""
         if not any(i.kind in _MEASURED for i in incidents):
             return incidents
         return tuple(
-            replace(i, measured=self._measurements(i.key)) if i.kind in _MEASURED else i
-            for i in incidents
+            replace(i, measured=self._merged(i)) if i.kind in _MEASURED else i for i in incidents
+        )
+
+    def _merged(self, incident: Incident) -> Measurements:
+        inside = incident.measured
+        if inside is not None and incident.detail == BACKFILL:
+            return inside  # a past outage: the centre's figures of now would say "fine"
+        centre = self._measurements(incident.key)
+        if inside is None:
+            return centre
+        return replace(
+            centre,
+            utilization_ratio=centre.utilization_ratio
+            if centre.utilization_ratio is not None
+            else inside.utilization_ratio,
+            inside_paths=inside.inside_paths,
+            inside_portals=inside.inside_portals,
         )
 
     def _measurements(self, key: SubjectKey) -> Measurements:

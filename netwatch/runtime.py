@@ -46,6 +46,7 @@ from netwatch.bus.commands import ActionName
 from netwatch.engine import Engine, EngineOptions
 from netwatch.health import HealthMonitor, link_id
 from netwatch.history import LinkHistory
+from netwatch.inside.judge import InsideJudge, tell_site_tickets
 from netwatch.inside.metrics import InsideMetrics
 from netwatch.inside.state import InsideSink, InsideState
 from netwatch.inventory import Inventory
@@ -345,6 +346,11 @@ async def open_runtime(
         runtime.inside_sinks.append(runtime.inside)
         if inside_metrics is not None:
             runtime.inventory_hooks.append(inside_metrics.reload)
+        # The view from inside judged with the centre's (issue 11, docs/alerting.md).
+        judge = InsideJudge(health)
+        runtime.inside_sinks.append(judge)
+        alerting.before_evaluate.append(judge.tick)
+        tell_site_tickets(judge, alerting)
         engine.start()
         stack.push_async_callback(engine.stop)
         if opts.feed is not None:

@@ -82,7 +82,25 @@ INCIDENT_KIND: Final[Mapping[IncidentKind, Wording]] = {
     IncidentKind.MONITOR_CONNECTIVITY: Wording(
         "Hệ thống giám sát mất kết nối", "The monitor lost its own connectivity"
     ),
+    IncidentKind.SITE_UNREACHABLE: Wording(
+        "Mất liên lạc với cả trung tâm xã (mất điện hoặc mạng nội bộ)",
+        "Site unreachable (power or LAN)",
+    ),
+    IncidentKind.AGENT_HEALTH: Wording(
+        "Thiết bị đo tại xã không gửi số liệu", "The commune agent is silent"
+    ),
 }
+
+# The note added to a site-unreachable ticket when the agent's buffered rounds show its LAN was
+# up while the lines were down (issue 11): a sentence, filled with the lines' names.
+SITE_LINES_CUT: Final[Wording] = Wording(
+    "Số liệu thiết bị đo tại xã gửi về sau khi có lại kết nối cho thấy mạng nội bộ của xã vẫn "
+    "hoạt động trong lúc mất liên lạc: sự cố do đường truyền ({links}) bị gián đoạn, không phải "
+    "do mất điện. Phiếu sự cố đã được chuyển cho nhà mạng.",
+    "The commune agent's buffered rounds, sent once a line was back, show the commune's LAN was "
+    "up during the outage: the line(s) ({links}) were cut, it was not a power loss. The ISPs "
+    "have been given their tickets.",
+)
 
 LINK_STATE: Final[Mapping[LinkState, Wording]] = {
     LinkState.OK: Wording("Bình thường", "Normal"),

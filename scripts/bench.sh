@@ -26,7 +26,7 @@ systemctl disable --now nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2
 PY=.venv/bin/python
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
-for bench in bench_icmp bench_snmp bench_https bench_national bench_scheduler bench_history bench_status bench_notify bench_agents; do
+for bench in bench_icmp bench_snmp bench_https bench_national bench_scheduler bench_history bench_status bench_notify bench_judge bench_agents; do
   echo "== $bench"
   "$PY" "benchmarks/$bench.py" | tee -a "$results"
 done

@@ -289,11 +289,84 @@ def _evidence_lines(evidence: Measurements, vi: bool) -> list[str]:
             lines.append(f"Mức sử dụng băng thông: {pct}% băng thông hợp đồng")
         else:
             lines.append(f"Utilization: {pct}% of contracted bandwidth")
+    lines += _inside_lines(evidence, vi)
     # The interface line above already says it; repeating it as the cause adds nothing.
     said = evidence.down_cause is DownCause.INTERFACE_DOWN and evidence.interface_up is False
     if evidence.down_cause is not None and not said:
         cause = DOWN_CAUSE[evidence.down_cause].inline("vi" if vi else "en")
         lines.append(f"Ghi nhận thêm: {cause}" if vi else f"Also seen: {cause}")
+    return lines
+
+
+def _seconds_text(value: float | None, vi: bool) -> str:
+    if value is None:
+        return "—"
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return f"{text.replace('.', ',') if vi else text} s"
+
+
+def _inside_lines(evidence: Measurements, vi: bool) -> list[str]:
+    """What the commune's agent saw from inside, round by round, with its times (Vietnam)."""
+    lines: list[str] = []
+    if evidence.inside_paths:
+        lines.append(
+            "Đo từ bên trong trung tâm xã (thiết bị đo tại xã):"
+            if vi
+            else "Measured from inside the commune centre (its agent):"
+        )
+    for p in evidence.inside_paths:
+        at = f"{local_time(p.at):%H:%M:%S %d/%m}"
+        path = p.link.split("/", 1)[-1]
+        if p.lan_up is None:
+            lan = ""
+        elif vi:
+            lan = (
+                "router trong mạng nội bộ trả lời"
+                if p.lan_up
+                else "router trong mạng nội bộ không trả lời"
+            )
+        else:
+            lan = "router answers on the LAN" if p.lan_up else "router silent on the LAN"
+        if vi:
+            far = "đầu xa trả lời" if p.answered else "đầu xa không trả lời"
+        else:
+            far = "far end answers" if p.answered else "far end unreachable"
+        figures = []
+        if p.rtt_median_s is not None:
+            figures.append(f"{_number(p.rtt_median_s * 1000, vi)} ms")
+        if p.loss_ratio is not None:
+            figures.append(
+                f"mất {_number(p.loss_ratio * 100, vi)}% gói"
+                if vi
+                else f"{_number(p.loss_ratio * 100, vi)}% lost"
+            )
+        late = " (gửi về sau khi có lại kết nối)" if vi else " (sent after the line came back)"
+        text = ", ".join(x for x in (lan, far, *figures) if x)
+        label = "đường" if vi else "path"
+        lines.append(f"{at} — {label} {path}: {text}{late if p.backfilled else ''}")
+    for t in evidence.inside_portals:
+        at = f"{local_time(t.at):%H:%M:%S %d/%m}"
+        path = t.link.split("/", 1)[-1]
+        if vi:
+            state = "thành công" if t.ok else f"thất bại ở bước {t.failed_phase or 'không rõ'}"
+            phases = (
+                f"DNS {_seconds_text(t.dns_s, vi)}, kết nối {_seconds_text(t.connect_s, vi)}, "
+                f"TLS {_seconds_text(t.tls_s, vi)}, byte đầu {_seconds_text(t.first_byte_s, vi)}"
+            )
+            lines.append(
+                f"Cổng {t.portal} qua đường {path} lúc {at}: {state}, tổng "
+                f"{_seconds_text(t.total_s, vi)} ({phases})"
+            )
+        else:
+            state = "ok" if t.ok else f"failed at {t.failed_phase or 'unknown'}"
+            phases = (
+                f"DNS {_seconds_text(t.dns_s, vi)}, connect {_seconds_text(t.connect_s, vi)}, "
+                f"TLS {_seconds_text(t.tls_s, vi)}, first byte {_seconds_text(t.first_byte_s, vi)}"
+            )
+            lines.append(
+                f"Portal {t.portal} over path {path} at {at}: {state}, total "
+                f"{_seconds_text(t.total_s, vi)} ({phases})"
+            )
     return lines
 
 
@@ -603,6 +676,33 @@ def render_webhook(notice: TicketNotice) -> dict[str, object]:
             "interface_up": ev.interface_up,
             "utilization_ratio": ev.utilization_ratio,
             "down_cause": ev.down_cause.value if ev.down_cause else None,
+            "inside_paths": [
+                {
+                    "link": p.link,
+                    "at": _time_pair(p.at),
+                    "lan_up": p.lan_up,
+                    "answered": p.answered,
+                    "loss_ratio": p.loss_ratio,
+                    "rtt_median_s": p.rtt_median_s,
+                    "backfilled": p.backfilled,
+                }
+                for p in ev.inside_paths
+            ],
+            "inside_portals": [
+                {
+                    "portal": t.portal,
+                    "link": t.link,
+                    "at": _time_pair(t.at),
+                    "ok": t.ok,
+                    "total_s": t.total_s,
+                    "failed_phase": t.failed_phase,
+                    "dns_s": t.dns_s,
+                    "connect_s": t.connect_s,
+                    "tls_s": t.tls_s,
+                    "first_byte_s": t.first_byte_s,
+                }
+                for t in ev.inside_portals
+            ],
         },
         "trace": _trace_json(notice.path),
         "note": notice.note,

@@ -12,7 +12,16 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from alerts.model import DownCause, IncidentKind, Measurements, PathHop, PathTrace, Route
+from alerts.model import (
+    DownCause,
+    IncidentKind,
+    InsidePath,
+    InsidePortal,
+    Measurements,
+    PathHop,
+    PathTrace,
+    Route,
+)
 from alerts.subject import SubjectKey
 from alerts.tickets import (
     SYSTEM,
@@ -109,7 +118,110 @@ def _measurements_json(m: Measurements | None) -> dict[str, Any] | None:
         out["rtt_max_s"] = m.rtt_max_s
     if m.down_cause is not None:
         out["down_cause"] = m.down_cause.value
+    if m.inside_paths:
+        out["inside_paths"] = [_inside_path_json(p) for p in m.inside_paths]
+    if m.inside_portals:
+        out["inside_portals"] = [_inside_portal_json(t) for t in m.inside_portals]
     return out
+
+
+def _inside_path_json(p: InsidePath) -> dict[str, Any]:
+    return {
+        "link": p.link,
+        "at": p.at.astimezone(UTC).isoformat(),
+        "lan_up": p.lan_up,
+        "answered": p.answered,
+        "loss_ratio": p.loss_ratio,
+        "rtt_median_s": p.rtt_median_s,
+        "backfilled": p.backfilled,
+        "received_at": _ts(p.received_at.astimezone(UTC)) if p.received_at else None,
+    }
+
+
+def _inside_portal_json(t: InsidePortal) -> dict[str, Any]:
+    return {
+        "portal": t.portal,
+        "link": t.link,
+        "at": t.at.astimezone(UTC).isoformat(),
+        "ok": t.ok,
+        "total_s": t.total_s,
+        "failed_phase": t.failed_phase,
+        "dns_s": t.dns_s,
+        "connect_s": t.connect_s,
+        "tls_s": t.tls_s,
+        "first_byte_s": t.first_byte_s,
+    }
+
+
+def _aware(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.utcoffset() is not None else None
+
+
+def _inside_paths(data: object) -> tuple[InsidePath, ...]:
+    out: list[InsidePath] = []
+    for raw in data if isinstance(data, list) else ():
+        if not isinstance(raw, Mapping):
+            continue
+        link, at, answered, lan_up = (
+            raw.get("link"),
+            _aware(raw.get("at")),
+            raw.get("answered"),
+            raw.get("lan_up"),
+        )
+        if not isinstance(link, str) or at is None or not isinstance(answered, bool):
+            continue
+        out.append(
+            InsidePath(
+                link=link,
+                at=at,
+                lan_up=lan_up if isinstance(lan_up, bool) else None,
+                answered=answered,
+                loss_ratio=_float(raw.get("loss_ratio")),
+                rtt_median_s=_float(raw.get("rtt_median_s")),
+                backfilled=raw.get("backfilled") is True,
+                received_at=_aware(raw.get("received_at")),
+            )
+        )
+    return tuple(out)
+
+
+def _inside_portals(data: object) -> tuple[InsidePortal, ...]:
+    out: list[InsidePortal] = []
+    for raw in data if isinstance(data, list) else ():
+        if not isinstance(raw, Mapping):
+            continue
+        portal, link, at, ok = (
+            raw.get("portal"),
+            raw.get("link"),
+            _aware(raw.get("at")),
+            raw.get("ok"),
+        )
+        if not (isinstance(portal, str) and isinstance(link, str)) or at is None:
+            continue
+        if not isinstance(ok, bool):
+            continue
+        phase = raw.get("failed_phase")
+        out.append(
+            InsidePortal(
+                portal=portal,
+                link=link,
+                at=at,
+                ok=ok,
+                total_s=_float(raw.get("total_s")),
+                failed_phase=phase if isinstance(phase, str) else None,
+                dns_s=_float(raw.get("dns_s")),
+                connect_s=_float(raw.get("connect_s")),
+                tls_s=_float(raw.get("tls_s")),
+                first_byte_s=_float(raw.get("first_byte_s")),
+            )
+        )
+    return tuple(out)
 
 
 def _measurements(d: object) -> Measurements | None:
@@ -124,6 +236,8 @@ def _measurements(d: object) -> Measurements | None:
         path=path_from_json(d.get("path")),
         rtt_max_s=_float(d.get("rtt_max_s")),
         down_cause=_down_cause(d.get("down_cause")),
+        inside_paths=_inside_paths(d.get("inside_paths")),
+        inside_portals=_inside_portals(d.get("inside_portals")),
     )
 
 

@@ -205,7 +205,7 @@ class IncidentView(BaseModel):
     kind: str  # link_fault, capacity, upstream_outage, portal_outage, monitor_connectivity
     state: str
     since: datetime
-    route: str  # isp, provincial_it, isp_and_provincial_it
+    route: str  # isp, provincial_it, isp_and_provincial_it, provincial_it_and_commune
     isp: str | None
     links: list[str]
     detail: str

@@ -79,6 +79,8 @@ class Reach:
         if self.everything:
             return True
         links = _ticket_links(topology, ticket)
+        if self.isp is not None and ticket.key.kind in (SubjectKind.SITE, SubjectKind.AGENT):
+            return False  # the commune's own (power, LAN, its agent): never an ISP's ticket
         if self.isp is not None:
             isps: set[str | None] = {info.isp for info in links} or {ticket.isp}
             if isps != {self.isp}:
@@ -129,4 +131,6 @@ def _ticket_links(topology: Topology, ticket: Ticket) -> list[LinkInfo]:
         return [info] if info is not None else []
     if key.kind is SubjectKind.UPSTREAM:
         return _under_upstream(topology, key.name)
+    if key.kind in (SubjectKind.SITE, SubjectKind.AGENT):  # a commune's centre or its agent
+        return [info for info in topology.links.values() if info.commune == key.name]
     return []

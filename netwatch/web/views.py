@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerts.model import Measurements, PathTrace
+from alerts.model import InsidePath, InsidePortal, Measurements, PathTrace
 from alerts.subject import SubjectKind
 from alerts.tickets import Actor, Evidence, Refusal, Refused, Ticket
 from netwatch.bus.commands import ActionName
@@ -81,7 +81,7 @@ class TicketView(BaseModel):
     id: str
     incident_key: str
     kind: str  # link_fault, capacity, upstream_outage, portal_outage, monitor_connectivity
-    route: str  # isp, provincial_it, isp_and_provincial_it
+    route: str  # isp, provincial_it, isp_and_provincial_it, provincial_it_and_commune
     state: str  # open, acknowledged, resolved
     problem_state: str | None  # down, lossy, slow, congested, failing (the latest)
     worst_state: str | None
@@ -114,6 +114,10 @@ class EvidenceView(BaseModel):
     # Toward the subject, traced when the ticket opened: where the path stopped (hop addresses
     # are the ISP's routers: shown to the ISP and provincial IT, never on the public pages).
     path: PathTrace | None = None
+    # What the commune's agent saw from inside (issue 11): its rounds of the path with the LAN
+    # gateway's answer, and the portal's phase timings over the path, each with its time.
+    inside_paths: tuple[InsidePath, ...] = ()
+    inside_portals: tuple[InsidePortal, ...] = ()
 
 
 class TicketDetail(TicketView):
@@ -148,6 +152,17 @@ def subject_of(runtime: Runtime, ticket: Ticket) -> SubjectView:
             isp_name=isp_name,
         )
     name = key.encoded
+    if key.kind in (SubjectKind.SITE, SubjectKind.AGENT):  # a commune's centre or its agent
+        commune = runtime.inventory.commune(key.name)
+        return SubjectView(
+            name=commune.name if commune is not None else key.encoded,
+            commune=key.name,
+            commune_name=commune.name if commune is not None else None,
+            link=None,
+            circuit=None,
+            isp=ticket.isp,
+            isp_name=isp_name,
+        )
     if key.kind is SubjectKind.UPSTREAM and key.name in runtime.inventory.upstreams:
         name = runtime.inventory.upstreams[key.name].name
     elif key.kind is SubjectKind.PORTAL and key.name in runtime.inventory.portals:
@@ -210,6 +225,8 @@ async def ticket_detail(runtime: Runtime, stored: StoredTicket, now: datetime) -
             first_loss_ratio=first.loss_ratio,
             first_rtt_median_s=first.rtt_median_s,
             path=first.path,
+            inside_paths=worst.inside_paths or first.inside_paths,
+            inside_portals=worst.inside_portals or first.inside_portals,
         ),
         events=[
             EventView(

@@ -90,6 +90,8 @@ STATE_OF_KIND = {
     IncidentKind.UPSTREAM_OUTAGE: ProblemState.DOWN,
     IncidentKind.PORTAL_OUTAGE: ProblemState.FAILING,
     IncidentKind.MONITOR_CONNECTIVITY: ProblemState.DOWN,
+    IncidentKind.SITE_UNREACHABLE: ProblemState.DOWN,
+    IncidentKind.AGENT_HEALTH: ProblemState.DOWN,
 }
 
 

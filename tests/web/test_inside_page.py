@@ -264,14 +264,16 @@ def test_pages_follow_rounds_at_most_every_interval(tmp_path: Path, fast: bool) 
         first = r.page()
         assert "mở trang mất 0,80 giây" in _text(first)
         rendered = dict(r.pages._rendered)
-        # Many rounds later, within the interval: the same page, not rendered again.
+        # Many rounds later, within the interval: the same page, not rendered again. (Under the
+        # portal's 5 s slow threshold: a portal slow over one path for many rounds is that
+        # path's incident, docs/alerting.md rule 8, and a new incident re-renders the page.)
         for seq in range(2, 30):
-            r.feed((inside_round(c, seq, now, portals={"vnpt-tslcd": 7.5}), now))
+            r.feed((inside_round(c, seq, now, portals={"vnpt-tslcd": 4.5}), now))
         assert r.page() == first
         assert r.pages._rendered[("commune", AGENT, "vi")] is rendered[("commune", AGENT, "vi")]
         # The interval over: the newest round shows.
         r.pages.inside.min_interval_s = 0.0
-        assert "Phản hồi chậm mở trang mất 7,5 giây" in _text(r.page())
+        assert "mở trang mất 4,5 giây" in _text(r.page())
 
 
 def test_reloads_leave_the_sinks_as_they_were_and_pages_follow_the_agent(

@@ -34,6 +34,8 @@ def _told(link: LinkView, tickets: Mapping[str, TicketInfo], lang: Lang) -> str:
     ticket = tickets.get(link.key)
     if ticket is None:
         return ""
+    if ticket.route == "provincial_it_and_commune":  # the whole centre (issue 11)
+        return Explain.SITE_TOLD[lang]
     if ticket.acknowledged_at is not None:
         return Explain.ISP_ON_IT[lang]
     if ticket.route == "provincial_it":
@@ -55,6 +57,9 @@ def link_notice(link: LinkView, tickets: Mapping[str, TicketInfo], lang: Lang) -
     if link.shown is Shown.DOWN:
         if link.upstream_outage is not None:
             return say("bad", Explain.DOWN_UPSTREAM, node=link.upstream_outage)
+        site = tickets.get(link.key)
+        if site is not None and site.kind == "site_unreachable":
+            return say("bad", Explain.DOWN_SITE)
         # What the health monitor saw besides no echo, when it tells whose side it is.
         because = {
             "interface_down": Explain.DOWN_INTERFACE,

@@ -566,6 +566,7 @@ class StatusModel:
             if info is not None:
                 keys.extend(SubjectKey.upstream(u) for u in topology.upstream_chain(info.upstream))
         keys.extend(SubjectKey.portal(pid) for pid in self.runtime.inventory.portals)
+        keys.append(SubjectKey.site(commune.code))  # the whole centre unreachable (issue 11)
         return list(dict.fromkeys(keys))
 
     async def records(self, commune: CommuneView) -> CommuneRecords | None:

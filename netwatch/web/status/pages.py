@@ -51,7 +51,11 @@ BASE = "/status"
 # Said after an availability figure under the contract's target.
 BELOW_TARGET: Words = {"vi": "dưới mức cam kết", "en": "below the target"}
 # Who is told of a ticket (by its route) and who wrote a note (by role): keys of words.T.
-WHO: Mapping[str, str] = {"isp": "who_isp", "provincial_it": "who_it"}
+WHO: Mapping[str, str] = {
+    "isp": "who_isp",
+    "provincial_it": "who_it",
+    "provincial_it_and_commune": "who_it_commune",  # a site unreachable (issue 11)
+}
 ROLE: Mapping[str, str] = {"isp": "actor_isp", "provincial_it": "actor_it"}
 # States shown without "since when" (nothing to report).
 QUIET = (Shown.OK, Shown.UNKNOWN)

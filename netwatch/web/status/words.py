@@ -168,6 +168,10 @@ T: Mapping[str, Words] = {
     "who_isp": {"vi": "Nhà mạng", "en": "The ISP"},
     "who_it": Common.PROVINCIAL_IT,
     "who_both": {"vi": "Nhà mạng và CNTT tỉnh", "en": "The ISP and provincial IT"},
+    "who_it_commune": {
+        "vi": "CNTT tỉnh và cán bộ phụ trách của xã",
+        "en": "Provincial IT and the commune's own contacts",
+    },
     "actor_isp": Common.ISP,
     "actor_it": Common.PROVINCIAL_IT,
     "actor_system": {"vi": "NetWatch", "en": "NetWatch"},
@@ -242,6 +246,10 @@ class Explain:
         "vi": " Nhà mạng đã được thông báo.",
         "en": " The ISP has been told.",
     }
+    SITE_TOLD: Final[Words] = {
+        "vi": " CNTT tỉnh và cán bộ phụ trách của xã đã được thông báo.",
+        "en": " Provincial IT and the commune's own contacts have been told.",
+    }
     MAINTENANCE: Final[Words] = {
         "vi": "{line} đang được bảo trì theo kế hoạch ({reason}): có thể gián đoạn trong thời "
         "gian bảo trì.",
@@ -272,6 +280,14 @@ class Explain:
         "tại xã hoặc đứt đường truyền của nhà mạng.{told}",
         "en": "{line} is down: the commune's router cannot be reached — a power cut at the "
         "commune, or the ISP's line is cut.{told}",
+    }
+    DOWN_SITE: Final[Words] = {
+        "vi": "{line} mất kết nối và thiết bị đo đặt tại xã cũng không gửi tin: cả trung tâm xã "
+        "mất liên lạc — nhiều khả năng do mất điện hoặc sự cố mạng nội bộ tại xã, chưa có dấu "
+        "hiệu lỗi của nhà mạng.{told}",
+        "en": "{line} is down and the commune's own agent is silent too: the whole centre is "
+        "unreachable — most likely a power cut or a LAN problem at the commune, with no sign "
+        "of a fault on the ISP's side.{told}",
     }
     DOWN: Final[Words] = {
         "vi": "{line} mất kết nối — lỗi đường truyền phía nhà mạng {isp}.{told}",

@@ -190,3 +190,69 @@ def hop_rows(path: PathTrace, lang: Lang) -> list[HopRow]:
             )
         )
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class InsideRow:
+    """One round of a path seen from inside the commune, in words (issue 11)."""
+
+    at: str
+    path: str
+    lan: str
+    far: str
+    late: str  # "sent after the line came back", or ""
+
+
+@dataclass(frozen=True, slots=True)
+class InsidePortalRow:
+    """One portal's timings over one path from inside, in words."""
+
+    at: str
+    portal: str
+    path: str
+    outcome: str  # "failed at tls", or ""
+    times: str  # "0,02 / 0,05 / 0,1 / 8,2 / 8,4 s"
+
+
+def _seconds(value: float | None, lang: Lang) -> str:
+    return "—" if value is None else fmt_number(value, lang, 2)
+
+
+def inside_rows(view: TicketDetail, lang: Lang) -> list[InsideRow]:
+    """The agent's rounds of the ticket's path(s), oldest first."""
+    rows = []
+    for p in view.evidence.inside_paths:
+        lan = {True: Label.ANSWERED, False: Label.NO_ANSWER, None: Label.UNKNOWN}[p.lan_up]
+        far = Label.NO_ANSWER[lang]
+        if p.answered:
+            far = f"{Label.ANSWERED[lang]} ({ms(p.rtt_median_s, lang)})"
+        rows.append(
+            InsideRow(
+                at=fmt_time(p.at, lang),
+                path=p.link.split("/", 1)[-1],
+                lan=lan[lang],
+                far=far,
+                late=Label.INSIDE_LATE[lang] if p.backfilled else "",
+            )
+        )
+    return rows
+
+
+def inside_portal_rows(view: TicketDetail, lang: Lang) -> list[InsidePortalRow]:
+    """The portal's timings over the ticket's path from inside."""
+    rows = []
+    for t in view.evidence.inside_portals:
+        times = " / ".join(
+            _seconds(v, lang) for v in (t.dns_s, t.connect_s, t.tls_s, t.first_byte_s, t.total_s)
+        )
+        outcome = "" if t.ok else Label.INSIDE_FAILED[lang].format(phase=t.failed_phase or "?")
+        rows.append(
+            InsidePortalRow(
+                at=fmt_time(t.at, lang),
+                portal=t.portal,
+                path=t.link.split("/", 1)[-1],
+                outcome=outcome,
+                times=f"{times} s",
+            )
+        )
+    return rows

@@ -20,11 +20,15 @@ from netwatch.web.charts import chart_data, latency_loss_chart
 from netwatch.web.i18n import TIMEZONE_NOTE, Lang
 from netwatch.web.ticket.model import (
     HopRow,
+    InsidePortalRow,
+    InsideRow,
     LiveLink,
     actor_words,
     event_text,
     evidence_rows,
     hop_rows,
+    inside_portal_rows,
+    inside_rows,
     live_link,
     problem_words,
     word,
@@ -91,6 +95,16 @@ class TicketBody:
     def evidence(self) -> list[tuple[str, str, str, str]]:
         """(measure, at first, worst, now) for loss, RTT, interface, use."""
         return evidence_rows(self.view, self.live, self.lang)
+
+    @property
+    def inside(self) -> list[InsideRow]:
+        """What the commune's agent saw of the path from inside (issue 11)."""
+        return inside_rows(self.view, self.lang)
+
+    @property
+    def inside_portals(self) -> list[InsidePortalRow]:
+        """The portal's timings over the path from inside."""
+        return inside_portal_rows(self.view, self.lang)
 
     @property
     def hops(self) -> list[HopRow]:

@@ -108,6 +108,24 @@ class Label:
     ANSWERED: Final[Words] = {"vi": "Phản hồi", "en": "Answered"}
     NO_ANSWER: Final[Words] = {"vi": "không phản hồi", "en": "no answer"}
     TRACED: Final[Words] = {"vi": "Đo từ NetWatch lúc {at}.", "en": "Traced from NetWatch at {at}."}
+    INSIDE: Final[Words] = {
+        "vi": "Đo từ bên trong trung tâm xã (thiết bị đo tại xã)",
+        "en": "Measured from inside the commune centre (its agent)",
+    }
+    INSIDE_AT: Final[Words] = {"vi": "Thời điểm", "en": "At"}
+    INSIDE_PATH: Final[Words] = {"vi": "Đường", "en": "Path"}
+    INSIDE_LAN: Final[Words] = {"vi": "Router (mạng nội bộ)", "en": "Router (LAN)"}
+    INSIDE_FAR: Final[Words] = {"vi": "Đầu xa của đường", "en": "Far end of the path"}
+    INSIDE_LATE: Final[Words] = {
+        "vi": "gửi về sau khi có lại kết nối",
+        "en": "sent after the line came back",
+    }
+    INSIDE_PORTAL: Final[Words] = {"vi": "Cổng dịch vụ", "en": "Portal"}
+    INSIDE_TIMES: Final[Words] = {
+        "vi": "DNS / kết nối / TLS / byte đầu / tổng",
+        "en": "DNS / connect / TLS / first byte / total",
+    }
+    INSIDE_FAILED: Final[Words] = {"vi": "thất bại ở bước {phase}", "en": "failed at {phase}"}
     LOG: Final[Words] = {"vi": "Diễn biến phiếu", "en": "What happened"}
     ACTIONS: Final[Words] = {"vi": "Xử lý phiếu", "en": "Act on the ticket"}
     ACK: Final[Words] = {"vi": "Tiếp nhận phiếu", "en": "Acknowledge"}
