@@ -1,26 +1,43 @@
 """Commune agents for the Prometheus proof: their `agent:` sections in the proof's inventory,
-and a reporter that feeds the running NetWatch a round and a heartbeat of each agent every
-second through ``runtime.inside_sinks`` on the app's event loop, as the bus feed of agent
-messages does (the rounds are shaped by the agent's real configuration, ``agent_config``)."""
+and two reporters of a round and a heartbeat of each agent every second (the rounds shaped by
+the agent's real configuration, ``agent_config``): ``reporting`` feeds a NetWatch running in
+this process through ``runtime.inside_sinks`` on its event loop, as the bus feed does;
+``bus_reporting`` sends them as a box does, to ``netwatch run --agent-listen``: a key from
+``netwatch agent-key add``, a leaf nats-server logging in with it, each round into the hub's
+stream AGENTS (message id ``agent:seq``) and each heartbeat live."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import nats
+import nats.errors
 from fastapi import FastAPI
 
-from netwatch.agent.model import AgentConfig, AgentHeartbeat, InsideRound
+from netwatch.agent import wire
+from netwatch.agent.model import (
+    AgentConfig,
+    AgentHeartbeat,
+    InsideRound,
+    heartbeat_subject,
+    obs_subject,
+)
 from netwatch.inside.config import agent_config
 from netwatch.inventory import Inventory
 from netwatch.runtime import Runtime
+from tests.agent.centre import running_leaf
 from tests.inside.rounds import heartbeat, inside_round
+from tests.roles.procs import netwatch
 
 PATH_RTT_S = 0.006  # what each agent measures over each of its paths
 PATH_LOSS = 0.25  # of 4 echoes, 1 lost, on every path
@@ -131,3 +148,69 @@ def reporting(
         stop.set()
         thread.join(timeout=15)
         assert not thread.is_alive(), "the agents' reporter did not stop"
+
+
+@contextmanager
+def bus_reporting(
+    config: Path, env: dict[str, str], data_dir: Path, hub_leaf_url: str, inventory: Inventory,
+    codes: list[str], folder: Path,
+) -> Iterator[None]:  # fmt: skip
+    """Every second, each agent's round and heartbeat, sent through a leaf nats-server of its
+    own logged in with a key the CLI made; stopped (leaves too) on the way out."""
+    secrets = {
+        code: subprocess.run(
+            netwatch("agent-key", "add", code, "--config", str(config), "--data-dir", str(data_dir)),
+            capture_output=True, text=True, check=True, env=env,
+        ).stdout.strip()
+        for code in codes
+    }  # fmt: skip
+    configs = [agent_config(inventory, code) for code in codes]
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    async def send() -> None:
+        async with AsyncExitStack() as stack:
+            boxes = []
+            for config_ in configs:
+                url = await stack.enter_async_context(
+                    running_leaf(
+                        folder / config_.agent, hub_leaf_url, config_.agent,
+                        secrets[config_.commune],
+                    )
+                )  # fmt: skip
+                nc = await nats.connect(url, inbox_prefix=f"_INBOX_{config_.commune}".encode())
+                stack.push_async_callback(nc.close)
+                boxes.append((config_, nc))
+            seq = 0
+            while not stop.is_set():
+                seq += 1
+                now = datetime.now(UTC)
+                for config_, nc in boxes:
+                    round_, beat = _one(config_, seq, now)
+                    # Until the leaf is in, a round finds no stream: that seq is skipped, as a
+                    # box would retry it (the pages only want the newest).
+                    with contextlib.suppress(nats.errors.Error, TimeoutError):
+                        await nc.jetstream().publish(
+                            obs_subject(config_.commune), wire.encode_round(round_),
+                            headers={"Nats-Msg-Id": f"{config_.agent}:{seq}"}, timeout=2.0,
+                        )  # fmt: skip
+                    await nc.publish(
+                        heartbeat_subject(config_.commune), wire.encode_heartbeat(beat)
+                    )
+                await asyncio.to_thread(stop.wait, 1.0)
+
+    def run() -> None:
+        try:
+            asyncio.run(send())
+        except BaseException as exc:  # reported by the main thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="agents-bus-reporting", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the agents' reporter did not stop"
+        assert not failed, failed

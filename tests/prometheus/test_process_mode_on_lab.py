@@ -31,8 +31,10 @@ from netwatch.lab import Lab
 from netwatch.plan import compile_plan
 from tests.integration.test_run_on_lab import Client
 from tests.lab.fixtures import built_lab
+from tests.prometheus import agents
 from tests.prometheus.prometheus_server import finite_values
 from tests.prometheus.test_on_lab import (  # the single-process proof's tests, on this run
+    AGENTS,
     Run,
     Served,
     _by,
@@ -106,13 +108,13 @@ def supervised(
 ) -> Iterator[Served]:
     """`netwatch run` (the supervisor) with 2 ICMP+HTTP workers and 1 SNMP worker, their
     /metrics on consecutive ports from --metrics-port-base; SQLite in `data_dir`."""
-    del inventory
-    port = reserved_port()
+    port, agents_port = reserved_port(), reserved_port()
     ports = reserved_ports(PROBE_WORKERS + SNMP_WORKERS)
     argv = netwatch(
         "run", "--config", str(config), "--listen", f"127.0.0.1:{port}",
         "--data-dir", str(data_dir), "--probe-workers", str(PROBE_WORKERS),
         "--snmp-workers", str(SNMP_WORKERS), "--metrics-port-base", str(ports.start),
+        "--agent-listen", f"127.0.0.1:{agents_port}",
     )  # fmt: skip
     log = data_dir.parent / "supervisor.log"
     with (
@@ -129,7 +131,13 @@ def supervised(
             return answers == [200] * (1 + len(workers))
 
         _wait("the core and every probe worker serving", serving, 90)
-        yield Served(Client(base, _token(data_dir)), workers)  # a write token also reads
+        # The first communes' agents report as boxes do: over leafnode logins into the hub.
+        codes = [c.code for c in inventory.communes[:AGENTS]]
+        with agents.bus_reporting(
+            config, {**env, "NETWATCH_DATABASE_URL": ""}, data_dir,
+            f"nats-leaf://127.0.0.1:{agents_port}", inventory, codes, data_dir.parent / "boxes",
+        ):  # fmt: skip
+            yield Served(Client(base, _token(data_dir)), workers, inside_fed=True)
         seen.update(descendants(proc.pid))
 
 
