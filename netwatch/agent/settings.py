@@ -135,8 +135,8 @@ def parse_settings(data: dict[str, Any], *, base: Path, source: str) -> AgentSet
 
     def number(key: str, default: float, minimum: float, *, integer: bool) -> Any:
         value = data.get(key, default)
-        kinds: tuple[type, ...] = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds):
+        wrong = integer and not isinstance(value, int)
+        if isinstance(value, bool) or not isinstance(value, int | float) or wrong:
             raise fail(key, f"{value!r} must be {'an integer' if integer else 'a number'}")
         if value < minimum:
             raise fail(key, f"{value} is below the minimum {minimum}")
