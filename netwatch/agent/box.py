@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import math
 import time
@@ -65,6 +66,7 @@ Measure = Callable[[AgentConfig, int, datetime], Awaitable[InsideRound]]
 
 CONFIG_FILE: Final = "config.msgpack"
 _REQUEST_TIMEOUT_S: Final = 5.0
+_MEASURE_TIMEOUT_MIN_S: Final = 60.0
 
 
 def default_measure() -> Measure:
@@ -178,6 +180,8 @@ class Box:
             asyncio.create_task(self._forwarder.run(), name="forward"),
             asyncio.create_task(self._heartbeat_loop(nc, js), name="heartbeat"),
         ]
+        if self.leaf is not None:
+            loops.append(asyncio.create_task(self._leaf_watch(self.leaf), name="leaf"))
         stopping = asyncio.create_task(stop.wait(), name="stop")
         try:
             done, _ = await asyncio.wait([*loops, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -189,6 +193,13 @@ class Box:
             for task in [*loops, stopping]:
                 task.cancel()
             await asyncio.gather(*loops, stopping, return_exceptions=True)
+
+    @staticmethod
+    async def _leaf_watch(leaf: LeafServer) -> None:
+        status = await leaf.exited()
+        raise RuntimeError(
+            f"the box's nats-server exited (status {status}); see {leaf.nats_dir}/nats-server.log"
+        )
 
     async def _recover_seq(self, js: JetStreamContext) -> None:
         """Never reuse a seq: also not when state.json was lost but the buffer was not."""
@@ -274,8 +285,12 @@ class Box:
     async def _one_round(
         self, js: JetStreamContext, config: AgentConfig, seq: int, at: datetime
     ) -> None:
+        timeout = max(3 * config.interval_s, _MEASURE_TIMEOUT_MIN_S)
         try:
-            round_ = await self.measure(config, seq, at)
+            round_ = await asyncio.wait_for(self.measure(config, seq, at), timeout)
+        except TimeoutError:
+            log.error("round %d: the measurement took over %.0f s: abandoned", seq, timeout)
+            return
         except Exception:
             log.exception("round %d: the measurement failed", seq)
             return
@@ -368,4 +383,9 @@ async def run_agent(settings: AgentSettings, measure: Measure | None = None) -> 
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        close = getattr(box.measure, "close", None)
+        if callable(close):
+            result = close()
+            if inspect.isawaitable(result):
+                await result
     log.info("netwatch agent stopped")

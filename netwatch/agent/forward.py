@@ -95,7 +95,13 @@ class Forwarder:
     async def run(self) -> None:
         """Forward for ever (until cancelled)."""
         while True:
-            if not await self.step():
+            try:
+                sent = await self.step()
+            except (nats.errors.Error, TimeoutError) as exc:  # the box's own server: rare
+                log.warning("buffer unreadable, trying again: %s", exc or type(exc).__name__)
+                await asyncio.sleep(self.retry_max_s)
+                continue
+            if not sent:
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self.idle_poll_s)

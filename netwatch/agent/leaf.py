@@ -61,6 +61,11 @@ class LeafServer:
     monitor_url: str
     pid: int
     nats_dir: Path
+    process: asyncio.subprocess.Process
+
+    async def exited(self) -> int:
+        """Wait until the server exits on its own: the agent must not run on without it."""
+        return await self.process.wait()
 
 
 def _quote(value: str | Path) -> str:
@@ -209,7 +214,7 @@ async def running_leaf(settings: AgentSettings) -> AsyncIterator[LeafServer]:
                 ports = json.loads(ports_file.read_text(encoding="utf-8"))
                 monitor = ports["monitoring"][0]
                 if await _healthy(monitor):
-                    server = LeafServer(ports["nats"][0], token, monitor, proc.pid, nats_dir)
+                    server = LeafServer(ports["nats"][0], token, monitor, proc.pid, nats_dir, proc)
             if server is None:
                 await asyncio.sleep(_POLL_S)
         log.info("leaf nats-server ready url=%s pid=%d", server.url, proc.pid)
