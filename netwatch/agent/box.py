@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import nats
 import nats.errors
@@ -66,7 +66,7 @@ Measure = Callable[[AgentConfig, int, datetime], Awaitable[InsideRound]]
 
 CONFIG_FILE: Final = "config.msgpack"
 _REQUEST_TIMEOUT_S: Final = 5.0
-_MEASURE_TIMEOUT_MIN_S: Final = 60.0
+_STOP_LOOPS_S: Final = 5.0
 
 
 def default_measure() -> Measure:
@@ -100,6 +100,7 @@ class Box:
     measure: Measure
     heartbeat_s: float = HEARTBEAT_INTERVAL_S
     config_retry_s: float = 10.0
+    measure_timeout_min_s: float = 60.0  # a round may take 3 intervals, and at least this
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     config: AgentConfig | None = None
     last_seq: int = 0
@@ -109,6 +110,7 @@ class Box:
     _config_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _started: float = field(default_factory=time.monotonic)
     _forwarder: Forwarder | None = None
+    _abandoned: set[asyncio.Future[InsideRound]] = field(default_factory=set)
 
     @property
     def data_dir(self) -> Path:
@@ -190,9 +192,14 @@ class Box:
                     task.result()  # a loop only ends by an error: let it out
                     raise RuntimeError(f"agent loop {task.get_name()} ended")
         finally:
-            for task in [*loops, stopping]:
-                task.cancel()
-            await asyncio.gather(*loops, stopping, return_exceptions=True)
+            everything: list[asyncio.Future[Any]] = [*loops, stopping, *self._abandoned]
+            for future in everything:
+                future.cancel()
+            # Bounded: a loop stuck in something that ignores cancellation is left behind rather
+            # than keeping the agent (and its nats-server) from stopping.
+            _, stuck = await asyncio.wait([*loops, stopping], timeout=_STOP_LOOPS_S)
+            for left in stuck:
+                log.warning("agent loop %s did not stop in %.0f s", left.get_name(), _STOP_LOOPS_S)
 
     @staticmethod
     async def _leaf_watch(leaf: LeafServer) -> None:
@@ -285,12 +292,30 @@ class Box:
     async def _one_round(
         self, js: JetStreamContext, config: AgentConfig, seq: int, at: datetime
     ) -> None:
-        timeout = max(3 * config.interval_s, _MEASURE_TIMEOUT_MIN_S)
+        timeout = max(3 * config.interval_s, self.measure_timeout_min_s)
+        # A task of its own, waited for with a timeout but never joined after it: a measurement
+        # that hangs and ignores cancellation must neither stop the rounds nor the shutdown.
+        task = asyncio.ensure_future(self.measure(config, seq, at))
         try:
-            round_ = await asyncio.wait_for(self.measure(config, seq, at), timeout)
-        except TimeoutError:
-            log.error("round %d: the measurement took over %.0f s: abandoned", seq, timeout)
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            self._abandoned.add(task)
+            task.add_done_callback(self._abandoned.discard)
+            raise
+        if not done:
+            task.cancel()
+            self._abandoned.add(task)
+            task.add_done_callback(self._abandoned.discard)
+            log.error(
+                "round %d: the measurement took over %.0f s: abandoned (%d still hanging)",
+                seq,
+                timeout,
+                len(self._abandoned),
+            )
             return
+        try:
+            round_ = task.result()
         except Exception:
             log.exception("round %d: the measurement failed", seq)
             return

@@ -69,12 +69,18 @@ def run(args: argparse.Namespace) -> int:
     run_agent = load_runtime()
     from netwatch.bus.server import NatsServerError
 
+    # Not asyncio.run: on the way out it waits for every task to finish cancelling, and a
+    # measurement that ignores cancellation would keep the agent from stopping. The box's own
+    # nats-server is stopped by run_agent before it returns; what is left is dropped.
+    loop = asyncio.new_event_loop()
     try:
-        asyncio.run(run_agent(settings))
+        loop.run_until_complete(run_agent(settings))
     except NatsServerError as exc:
         logging.getLogger("netwatch.agent").error("the box's nats-server failed: %s", exc)
         return 1
     except ImportError as exc:
         logging.getLogger("netwatch.agent").error("cannot load the measurement: %s", exc)
         return 1
+    finally:
+        loop.close()
     return 0

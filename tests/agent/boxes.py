@@ -17,7 +17,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import StorageType, StreamConfig
 
-from netwatch.agent.box import Box
+from netwatch.agent.box import Box, Measure
 from netwatch.agent.model import (
     AgentConfig,
     AgentHeartbeat,
@@ -164,7 +164,7 @@ def settings(tmp_path: Path, hub: Hub, **overrides: Any) -> AgentSettings:
 
 
 @contextlib.asynccontextmanager
-async def running_box(s: AgentSettings, measure: FakeMeasure, **kwargs: Any) -> AsyncIterator[Box]:
+async def running_box(s: AgentSettings, measure: Measure, **kwargs: Any) -> AsyncIterator[Box]:
     """A Box in a task; on exit it is stopped and its leaf nats-server checked gone."""
     box = Box(s, measure, heartbeat_s=0.2, config_retry_s=0.3, **kwargs)
     stop = asyncio.Event()

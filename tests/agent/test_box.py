@@ -8,12 +8,16 @@ an unreachable centre or a bad answer."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from netwatch.agent.buffer import BoxState
+from netwatch.agent.model import AgentConfig, InsideRound
 from tests.agent.boxes import (
     AGENT,
     USER,
@@ -264,3 +268,35 @@ async def test_wrong_permission_direction_would_be_noticed(tmp_path: Path) -> No
                 assert box.config is None
         finally:
             await centre.close()
+
+
+async def test_a_hanging_measurement_neither_stops_the_rounds_nor_the_agent(
+    tmp_path: Path, centre: Centre
+) -> None:
+    centre.serve(agent_config("rev-a", interval_s=0.1))
+    release = asyncio.Event()
+    inner = FakeMeasure()
+
+    async def measure(config: AgentConfig, seq: int, at: datetime) -> InsideRound:
+        if seq == 3:  # hangs, and shrugs off cancellation until the test ends
+            while not release.is_set():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await release.wait()
+        return await inner(config, seq, at)
+
+    try:
+        async with running_box(
+            settings(tmp_path, centre.hub),
+            measure,
+            measure_timeout_min_s=0.5,  # type: ignore[arg-type]
+        ):
+            await async_wait_until(
+                lambda: _seqs_if(centre, lambda q: len(q) >= 8), timeout_s=30, message="8 rounds"
+            )
+        # running_box returned: the agent and its nats-server stopped with seq 3 still hanging.
+    finally:
+        release.set()
+    seqs = await centre.seqs()
+    assert 3 not in seqs
+    assert seqs[:2] == [1, 2]
+    assert seqs[2:] == list(range(4, seqs[-1] + 1))

@@ -29,7 +29,15 @@ load_runtime()  # as `netwatch agent` imports: nats without aiohttp
 import netwatch.agent.box as box
 from netwatch.agent.model import InsideRound, Ping, DevicePing
 
+import asyncio, os
+
 async def measure(config, seq, at):
+    if seq == int(os.environ.get("HANG_AT_SEQ", "0")):  # hangs, deaf to cancellation
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                pass
     ping = Ping(config.lan_gateway or "192.168.1.1", 3, 3, 0.001, 0.002, None)
     return InsideRound(config.commune, config.agent, seq, at, config.revision, ping, (), (),
                        tuple(DevicePing(d.name, replace(ping, target=d.address))
@@ -67,8 +75,12 @@ def write_settings(tmp_path: Path, hub: Hub) -> Path:
 
 
 @contextmanager
-def agent_process(config: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+def agent_process(config: Path, hang_at_seq: int = 0) -> Iterator[subprocess.Popen[bytes]]:
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+        HANG_AT_SEQ=str(hang_at_seq),
+    )
     proc = subprocess.Popen(
         [sys.executable, "-c", FAKE_MEASURE_MAIN, str(config)],
         env=env,
@@ -106,21 +118,30 @@ async def centre(tmp_path: Path) -> AsyncIterator[Centre]:
             await c.close()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    ("sig", "hang_at_seq"), [(signal.SIGTERM, 0), (signal.SIGINT, 0), (signal.SIGTERM, 12)]
+)
 async def test_agent_runs_small_and_stops_with_its_nats_server(
-    tmp_path: Path, centre: Centre, sig: signal.Signals
+    tmp_path: Path, centre: Centre, sig: signal.Signals, hang_at_seq: int
 ) -> None:
+    # hang_at_seq: the measurement of that round hangs for ever and ignores cancellation; the
+    # agent still stops on the signal (and takes its nats-server along).
     config = write_settings(tmp_path, centre.hub)
-    with agent_process(config) as proc:
+    with agent_process(config, hang_at_seq) as proc:
         await async_wait_until(
             lambda: len(centre.heartbeats) >= 3 or proc.poll() is not None,
             timeout_s=60,
             message="agent heartbeats",
         )
         assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        wanted = hang_at_seq - 1 if hang_at_seq else 25
         await async_wait_until(
-            lambda: _count_at_least(centre, 25), timeout_s=60, message="25 rounds at the hub"
+            lambda: _count_at_least(centre, wanted), timeout_s=60, message="rounds at the hub"
         )
+        if hang_at_seq:  # seq is taken (persisted) before the round: this one is measuring
+            await async_wait_until(
+                lambda: f'"next_seq": {hang_at_seq + 1},' in _state(tmp_path), timeout_s=20
+            )
         leaf = leaf_pid(tmp_path / "box")
         assert leaf is not None
         agent_kb, leaf_kb = rss_kb(proc.pid), rss_kb(leaf)
@@ -133,6 +154,13 @@ async def test_agent_runs_small_and_stops_with_its_nats_server(
         assert not alive(leaf), "the box's nats-server outlived the agent"
     seqs = await centre.seqs()
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+def _state(tmp_path: Path) -> str:
+    try:
+        return (tmp_path / "box" / "state.json").read_text()
+    except FileNotFoundError:
+        return ""
 
 
 async def _count_at_least(centre: Centre, n: int) -> bool:
