@@ -44,7 +44,7 @@ from netwatch.agent.buffer import (
     buffer_stats,
     ensure_buffer,
 )
-from netwatch.agent.forward import MSG_ID_HEADER, Forwarder, TokenBucket
+from netwatch.agent.forward import MSG_ID_HEADER, Forwarder, TokenBucket, raise_if_cancelling
 from netwatch.agent.leaf import JS_DOMAIN, LeafServer, running_leaf
 from netwatch.agent.model import (
     HEARTBEAT_INTERVAL_S,
@@ -239,6 +239,7 @@ class Box:
         try:
             reply = await nc.request(subject, current.encode(), timeout=_REQUEST_TIMEOUT_S)
         except (nats.errors.Error, TimeoutError) as exc:
+            raise_if_cancelling()
             log.info(
                 "centre did not answer the config request (%s): %s",
                 type(exc).__name__,
@@ -341,6 +342,7 @@ class Box:
                 )
                 break
             except (nats.errors.Error, TimeoutError) as exc:
+                raise_if_cancelling()
                 log.warning("round %d: buffering failed (attempt %d): %s", seq, attempt + 1, exc)
                 await asyncio.sleep(0.5)
         else:
@@ -356,8 +358,10 @@ class Box:
         """The agent's health now."""
         assert self._state is not None
         stats: BufferStats | None = None
-        with contextlib.suppress(nats.errors.Error, TimeoutError):
+        try:
             stats = await buffer_stats(js, self._state.forwarded)
+        except (nats.errors.Error, TimeoutError):
+            raise_if_cancelling()
         pending_drops = 0
         if stats is not None:
             pending_drops = max(0, stats.first_seq - 1 - self._state.forwarded)

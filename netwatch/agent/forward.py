@@ -14,7 +14,6 @@ backlog goes home at that rate and leaves the line that just came back to the of
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -27,11 +26,23 @@ from nats.js import JetStreamContext
 
 from netwatch.agent.buffer import BUFFER_STREAM, BUFFER_SUBJECT, BoxState
 
-__all__ = ["Forwarder", "TokenBucket"]
+__all__ = ["Forwarder", "TokenBucket", "raise_if_cancelling"]
 
 log = logging.getLogger("netwatch.agent.forward")
 
 MSG_ID_HEADER: Final = "Nats-Msg-Id"
+
+
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation that arrived disguised as a timeout.
+
+    On Python 3.11, ``asyncio.wait_for`` (which nats-py uses for every request) turns a
+    cancellation that lands while its timeout fires into ``TimeoutError``; a retry loop that
+    catches it would then never stop. Call this in such an ``except`` before retrying.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class TokenBucket:
@@ -98,13 +109,17 @@ class Forwarder:
             try:
                 sent = await self.step()
             except (nats.errors.Error, TimeoutError) as exc:  # the box's own server: rare
+                raise_if_cancelling()
                 log.warning("buffer unreadable, trying again: %s", exc or type(exc).__name__)
                 await asyncio.sleep(self.retry_max_s)
                 continue
             if not sent:
                 self.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), self.idle_poll_s)
+                try:
+                    async with asyncio.timeout(self.idle_poll_s):
+                        await self.wake.wait()
+                except TimeoutError:
+                    raise_if_cancelling()
 
     async def step(self) -> bool:
         """Forward the next round, if there is one (False: the buffer is empty)."""
@@ -164,6 +179,7 @@ class Forwarder:
                     self.subject, data, timeout=self.publish_timeout_s, headers=headers
                 )
             except (nats.errors.Error, TimeoutError, OSError) as exc:
+                raise_if_cancelling()
                 if self._unreachable_since is None:
                     self._unreachable_since = time.monotonic()
                     log.warning("centre unreachable, holding the buffer: %s", exc or type(exc))
