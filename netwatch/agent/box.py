@@ -71,7 +71,7 @@ _STOP_LOOPS_S: Final = 5.0
 
 def default_measure() -> Measure:
     """The real measurement (netwatch.agent.measure), imported only when the agent runs."""
-    from netwatch.agent.measure import Measurer  # type: ignore[import-not-found,unused-ignore]
+    from netwatch.agent.measure import Measurer
 
     measurer: Measure = Measurer()
     return measurer
@@ -247,6 +247,10 @@ class Box:
                 if self.config
                 else "no config yet, measuring nothing",
             )
+            return False
+        refusal = (reply.headers or {}).get("Nats-Service-Error")
+        if refusal:
+            log.warning("the centre refused the config request (%s): keeping the old one", refusal)
             return False
         if not reply.data:
             return False  # nothing new

@@ -222,7 +222,8 @@ async def test_config_from_the_centre_bad_answers_keep_the_old_one(
         for bad in (
             b"\x00garbage",
             encode_config(other_commune),
-            b"\x83\xa1v\x63\xa1t\xa3cfg\xa1d\x80",
+            b"\x83\xa1v\x63\xa1t\xa3cfg\xa1d\x80",  # version 99
+            b"\x83\xa1v\x01\xa1t\xa3err\xa1d\x81\xa5error\xa2no",  # the centre's refusal
         ):
             centre.serve(bad)
             asked = centre.requests
