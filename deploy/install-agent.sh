@@ -99,7 +99,7 @@ agent = "$AGENT"
 secret_file = "secret"                 # next to this file, mode 0640
 centre = [$urls]
 data_dir = "/var/lib/netwatch-agent"
-buffer_max_bytes = 67108864            # 64 MiB: ~13 days of rounds at 30 s; oldest dropped first
+buffer_max_bytes = 67108864            # 64 MiB: ~14 days of rounds at 30 s; oldest dropped first
 forward_rate_bps = 32000               # bytes/s when sending a backlog home after an outage
 log_level = "info"
 TOML

@@ -35,9 +35,9 @@ __all__ = [
     "parse_settings",
 ]
 
-# Sizing (docs/agent.md): a round of a commune with 2 paths, 2 portals and 4 devices is 1.5 KB
-# on the wire, ~1.6 KB stored; at the default 30 s interval 72 h are 8,640 rounds, ~14 MB.
-# 64 MiB holds ~13 days of such rounds, or 72 h at a 7 s interval or of 4.5x bigger rounds.
+# Sizing (docs/agent.md): a round of a commune with 2 paths, 2 portals and 4 devices is 1,494
+# bytes on the wire, 1,577 stored; at the default 30 s interval 72 h are 8,640 rounds, 13.6 MB.
+# 64 MiB holds ~14 days of such rounds, or 72 h at a 7 s interval or of 4.5x bigger rounds.
 DEFAULT_BUFFER_MAX_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_FORWARD_RATE_BPS: Final = 32_000  # bytes/s: a backlog never fills a thin line
 DEFAULT_CONFIG_REFRESH_S: Final = 300.0
