@@ -226,10 +226,14 @@ class Box:
     # --- config ---------------------------------------------------------------------------
 
     async def _config_loop(self, nc: Client) -> None:
+        retry = min(1.0, self.config_retry_s)  # the leaf link may take a moment at start
         while True:
             await self.fetch_config(nc)
-            wait = self.settings.config_refresh_s if self.config else self.config_retry_s
-            await asyncio.sleep(wait)
+            if self.config:
+                await asyncio.sleep(self.settings.config_refresh_s)
+            else:
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, self.config_retry_s)
 
     async def fetch_config(self, nc: Client) -> bool:
         """Ask the centre once; True when a new config is now running."""

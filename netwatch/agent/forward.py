@@ -156,8 +156,9 @@ class Forwarder:
             )
             self.state.forwarded = state.last_seq
             self.state.save()
-        elif state.last_seq >= expected:  # all of them expired by age before they went
-            self._dropped(state.last_seq - expected + 1, up_to=state.last_seq)
+        elif state.first_seq > expected:  # gone before they went: expired by age, or the bound
+            # (first_seq, not last_seq: a round buffered since get_msg is no drop)
+            self._dropped(state.first_seq - expected, up_to=state.first_seq - 1)
 
     def _dropped(self, count: int, *, up_to: int) -> None:
         self.state.dropped_total += count

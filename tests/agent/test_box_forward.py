@@ -70,3 +70,35 @@ def test_leaf_config_has_domain_bounded_store_and_escaped_credentials(tmp_path: 
     assert '"nats-leaf://24848-agent:p%40ss%3Aw%2Frd@10.0.0.1:7422"' in text
     assert '"tls://24848-agent:p%40ss%3Aw%2Frd@c.example.vn:7422"' in text
     assert 'token: "tok"' in text
+
+
+async def test_forwarder_counts_as_dropped_only_what_left_the_buffer_unsent(tmp_path: Path) -> None:
+    import nats
+
+    from netwatch.agent.buffer import BUFFER_STREAM, BUFFER_SUBJECT, BoxState, ensure_buffer
+    from netwatch.agent.forward import Forwarder
+    from netwatch.bus.server import NatsServerOptions, running_nats_server
+
+    async with running_nats_server(NatsServerOptions(data_dir=tmp_path)) as server:
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream()
+            await ensure_buffer(js, 1_000_000)
+            state = BoxState(tmp_path / "state.json")
+            fwd = Forwarder(js, state, "nw.agent.v1.24848.obs", TokenBucket(1000))
+            # A round buffered after the forwarder found nothing (the race at the first round):
+            # no drop.
+            await js.publish(BUFFER_SUBJECT, b"r1", headers={"Nats-Msg-Id": "a:1"})
+            await fwd._nothing_after(1)
+            assert (state.dropped_total, state.forwarded) == (0, 0)
+            # Rounds 1-3 gone unsent (as by max_age): three drops, the mark moves past them.
+            for i in (2, 3):
+                await js.publish(BUFFER_SUBJECT, b"r", headers={"Nats-Msg-Id": f"a:{i}"})
+            await js.purge_stream(BUFFER_STREAM)
+            await fwd._nothing_after(1)
+            assert (state.dropped_total, state.forwarded) == (3, 3)
+            assert BoxState.load(tmp_path).dropped_total == 3
+            await fwd._nothing_after(4)  # nothing new: nothing more counted
+            assert state.dropped_total == 3
+        finally:
+            await nc.close()
