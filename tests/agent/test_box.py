@@ -20,6 +20,7 @@ from netwatch.agent.buffer import BoxState
 from netwatch.agent.model import AgentConfig, InsideRound
 from tests.agent.boxes import (
     AGENT,
+    SECOND,
     USER,
     Centre,
     FakeMeasure,
@@ -98,13 +99,22 @@ async def test_centre_away_then_back_everything_once_in_order_at_the_bucket_rate
     measure = FakeMeasure()
     rate = 4000  # bytes/s; a round with 12 devices is ~600 bytes
     s = settings(tmp_path, centre.hub, forward_rate_bps=rate)
-    async with running_box(s, measure):
+    async with running_box(s, measure) as box:
         await async_wait_until(lambda: _seqs_if(centre, bool), timeout_s=30, message="first round")
         await stop_hub(centre)
+        outage_at = now()
         outage_from = len(measure.calls)
         await async_wait_until(
             lambda: len(measure.calls) >= outage_from + 20, timeout_s=60, message="20 rounds"
         )
+        # What the heartbeat says meanwhile (it reaches the centre only when a line is up).
+        beat = await box.heartbeat(box_js(box))
+        assert beat.buffer_messages >= 19
+        assert beat.buffer_bytes > 19 * 500
+        assert beat.buffer_oldest_at is not None
+        assert outage_at - SECOND <= beat.buffer_oldest_at <= now()
+        assert beat.last_seq >= outage_from + 19
+        assert beat.dropped_total == 0
         await restart_hub(centre)
         last = len(measure.calls)
         await async_wait_until(
