@@ -100,6 +100,9 @@ def render_leaf_config(settings: AgentSettings, nats_dir: Path, token: str) -> s
             f"  domain: {JS_DOMAIN}",
             f"  max_file_store: {settings.buffer_max_bytes + _STORE_MARGIN}",
             f"  max_memory_store: {_MEMORY_STORE}",
+            # fsync every write: a power cut (the commune's usual outage) must not take the
+            # last minutes of rounds with it; one round per interval makes this cheap.
+            "  sync_interval: always",
             "}",
             "leafnodes {",
             "  remotes: [",

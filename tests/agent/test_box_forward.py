@@ -64,6 +64,7 @@ def test_leaf_config_has_domain_bounded_store_and_escaped_credentials(tmp_path: 
     )
     text = render_leaf_config(settings, tmp_path / "nats", "tok")
     assert "domain: agent" in text
+    assert "sync_interval: always" in text  # a power cut keeps what was buffered
     assert 'listen: "127.0.0.1:-1"' in text
     assert 'http: "127.0.0.1:-1"' in text
     assert f"max_file_store: {10_000_000 + 64 * 1024 * 1024}" in text
