@@ -49,6 +49,7 @@ class Hub:
     root: Path
     users: list[AgentUser]
     swap_permissions: bool = False  # the wrong direction, to prove the test would notice
+    tls: tuple[Path, Path] | None = None  # the leafnode listener's certificate and key
     client_port: int = field(default_factory=reserved_port)
     leaf_port: int = field(default_factory=reserved_port)
     proc: subprocess.Popen[bytes] | None = None
@@ -60,10 +61,17 @@ class Hub:
 
     @property
     def leaf_url(self) -> str:
-        return f"nats-leaf://127.0.0.1:{self.leaf_port}"
+        scheme = "tls" if self.tls else "nats-leaf"
+        return f"{scheme}://127.0.0.1:{self.leaf_port}"
 
     def config(self) -> str:
         d = self.root
+        tls = (
+            f"tls {{ cert_file: {json.dumps(str(self.tls[0]))},"
+            f" key_file: {json.dumps(str(self.tls[1]))} }}"
+            if self.tls
+            else ""
+        )
         users = ",\n".join([CENTRE_USER] + [_user(u, self.swap_permissions) for u in self.users])
         return f"""
 server_name: "hub"
@@ -78,7 +86,10 @@ authorization {{
 {users}
   ]
 }}
-leafnodes {{ listen: "127.0.0.1:{self.leaf_port}" }}
+leafnodes {{
+  listen: "127.0.0.1:{self.leaf_port}"
+  {tls}
+}}
 """
 
     def start(self) -> None:

@@ -311,3 +311,51 @@ async def test_a_hanging_measurement_neither_stops_the_rounds_nor_the_agent(
     assert 3 not in seqs
     assert seqs[:2] == [1, 2]
     assert seqs[2:] == list(range(4, seqs[-1] + 1))
+
+
+async def test_second_centre_url_when_the_first_is_dead(tmp_path: Path, centre: Centre) -> None:
+    from tests.servers import reserved_port
+
+    centre.serve(agent_config("rev-a"))
+    dead = f"nats-leaf://127.0.0.1:{reserved_port()}"  # nothing listens there
+    s = settings(tmp_path, centre.hub, centre=(dead, centre.hub.leaf_url))
+    async with running_box(s, FakeMeasure()):
+        await async_wait_until(
+            lambda: _seqs_if(centre, lambda q: len(q) >= 3), timeout_s=60, message="3 rounds"
+        )
+
+
+async def test_tls_to_the_centre_with_its_private_ca(tmp_path: Path) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_pem, key_pem, ca_pem = tmp_path / "hub.pem", tmp_path / "hub.key", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_pem))
+    cert.private_key_pem.write_to_path(str(key_pem))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    with running_hub(tmp_path / "hub", [USER], tls=(cert_pem, key_pem)) as hub:
+        centre = Centre(hub)
+        await centre.connect()
+        try:
+            centre.serve(agent_config("rev-a"))
+            assert hub.leaf_url.startswith("tls://")
+            # Without the centre's CA the box refuses the centre's certificate: nothing passes.
+            untrusting = settings(tmp_path / "a", hub)
+            leaf_log = untrusting.data_dir / "nats" / "nats-server.log"
+            async with running_box(untrusting, FakeMeasure()) as box:
+                await async_wait_until(
+                    lambda: "x509" in (leaf_log.read_text() if leaf_log.exists() else ""),
+                    timeout_s=30,
+                    message="the leaf refused the certificate",
+                )
+                asked = box.config_requests
+                await async_wait_until(lambda: box.config_requests >= asked + 3, timeout_s=30)
+                assert centre.requests == 0
+            trusting = settings(tmp_path / "b", hub, ca_file=ca_pem)
+            async with running_box(trusting, FakeMeasure()):
+                await async_wait_until(
+                    lambda: _seqs_if(centre, lambda q: len(q) >= 3), timeout_s=60, message="tls"
+                )
+        finally:
+            await centre.close()
