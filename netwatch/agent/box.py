@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import inspect
 import logging
 import math
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,7 +60,7 @@ from netwatch.agent.model import (
 from netwatch.agent.settings import AgentSettings
 from netwatch.agent.wire import AgentWireError, decode_config, encode_heartbeat, encode_round
 
-__all__ = ["Box", "Measure", "default_measure", "run_agent"]
+__all__ = ["AgentBusyError", "Box", "Measure", "default_measure", "run_agent"]
 
 log = logging.getLogger("netwatch.agent")
 
@@ -75,6 +77,25 @@ def default_measure() -> Measure:
 
     measurer: Measure = Measurer()
     return measurer
+
+
+class AgentBusyError(RuntimeError):
+    """Another agent runs on the same data directory (two would corrupt the buffer)."""
+
+
+@contextlib.contextmanager
+def _data_dir_lock(data_dir: Path) -> Iterator[None]:
+    fd = os.open(data_dir / "agent.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AgentBusyError(
+                f"another netwatch agent runs on {data_dir} (systemctl status netwatch-agent)"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def config_problem(config: AgentConfig, settings: AgentSettings) -> str | None:
@@ -146,6 +167,10 @@ class Box:
     async def run(self, stop: asyncio.Event) -> None:
         """Start the leaf server and the loops; return once ``stop`` is set (all stopped)."""
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with _data_dir_lock(self.data_dir):
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         self._state = BoxState.load(self.data_dir)
         self._load_config()
         async with running_leaf(self.settings) as leaf:

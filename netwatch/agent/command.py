@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     run_agent = load_runtime()
+    from netwatch.agent.box import AgentBusyError
     from netwatch.bus.server import NatsServerError
 
     # Not asyncio.run: on the way out it waits for every task to finish cancelling, and a
@@ -75,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(run_agent(settings))
+    except AgentBusyError as exc:
+        logging.getLogger("netwatch.agent").error("%s", exc)
+        return 1
     except NatsServerError as exc:
         logging.getLogger("netwatch.agent").error("the box's nats-server failed: %s", exc)
         return 1

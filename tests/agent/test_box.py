@@ -359,3 +359,17 @@ async def test_tls_to_the_centre_with_its_private_ca(tmp_path: Path) -> None:
                 )
         finally:
             await centre.close()
+
+
+async def test_a_second_agent_on_the_same_data_dir_is_refused(
+    tmp_path: Path, centre: Centre
+) -> None:
+    from netwatch.agent.box import AgentBusyError, Box
+
+    centre.serve(agent_config("rev-a"))
+    s = settings(tmp_path, centre.hub)
+    async with running_box(s, FakeMeasure()):
+        with pytest.raises(AgentBusyError, match="another netwatch agent runs on"):
+            await Box(s, FakeMeasure()).run(asyncio.Event())
+    async with running_box(s, FakeMeasure()):  # the lock goes with the agent
+        pass
