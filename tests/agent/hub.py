@@ -50,6 +50,7 @@ class Hub:
     users: list[AgentUser]
     swap_permissions: bool = False  # the wrong direction, to prove the test would notice
     tls: tuple[Path, Path] | None = None  # the leafnode listener's certificate and key
+    tls_first: bool = False  # TLS before INFO, as behind a TLS-terminating proxy
     client_port: int = field(default_factory=reserved_port)
     leaf_port: int = field(default_factory=reserved_port)
     proc: subprocess.Popen[bytes] | None = None
@@ -68,7 +69,8 @@ class Hub:
         d = self.root
         tls = (
             f"tls {{ cert_file: {json.dumps(str(self.tls[0]))},"
-            f" key_file: {json.dumps(str(self.tls[1]))} }}"
+            f" key_file: {json.dumps(str(self.tls[1]))}"
+            f"{', handshake_first: true' if self.tls_first else ''} }}"
             if self.tls
             else ""
         )

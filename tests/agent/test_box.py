@@ -325,7 +325,7 @@ async def test_second_centre_url_when_the_first_is_dead(tmp_path: Path, centre: 
         )
 
 
-async def test_tls_to_the_centre_with_its_private_ca(tmp_path: Path) -> None:
+def hub_certificate(tmp_path: Path) -> tuple[Path, Path, Path]:
     import trustme
 
     ca = trustme.CA()
@@ -334,6 +334,11 @@ async def test_tls_to_the_centre_with_its_private_ca(tmp_path: Path) -> None:
     cert.cert_chain_pems[0].write_to_path(str(cert_pem))
     cert.private_key_pem.write_to_path(str(key_pem))
     ca.cert_pem.write_to_path(str(ca_pem))
+    return cert_pem, key_pem, ca_pem
+
+
+async def test_tls_to_the_centre_with_its_private_ca(tmp_path: Path) -> None:
+    cert_pem, key_pem, ca_pem = hub_certificate(tmp_path)
     with running_hub(tmp_path / "hub", [USER], tls=(cert_pem, key_pem)) as hub:
         centre = Centre(hub)
         await centre.connect()
@@ -373,3 +378,19 @@ async def test_a_second_agent_on_the_same_data_dir_is_refused(
             await Box(s, FakeMeasure()).run(asyncio.Event())
     async with running_box(s, FakeMeasure()):  # the lock goes with the agent
         pass
+
+
+async def test_tls_first_as_behind_a_tls_terminating_proxy(tmp_path: Path) -> None:
+    cert_pem, key_pem, ca_pem = hub_certificate(tmp_path)
+    with running_hub(tmp_path / "hub", [USER], tls=(cert_pem, key_pem), tls_first=True) as hub:
+        centre = Centre(hub)
+        await centre.connect()
+        try:
+            centre.serve(agent_config("rev-a"))
+            s = settings(tmp_path, hub, ca_file=ca_pem, tls_handshake_first=True)
+            async with running_box(s, FakeMeasure()):
+                await async_wait_until(
+                    lambda: _seqs_if(centre, lambda q: len(q) >= 3), timeout_s=60, message="tls"
+                )
+        finally:
+            await centre.close()

@@ -108,6 +108,11 @@ def test_inline_secret_single_url_and_limits(tmp_path: Path) -> None:
         ),
         (('data_dir = "data"', 'data_dir = "data"\nlog_level = "loud"'), "log_level", "not one of"),
         (
+            ('data_dir = "data"', 'data_dir = "data"\ntls_handshake_first = 1'),
+            "tls_handshake_first",
+            "true or false",
+        ),
+        (
             ('data_dir = "data"', 'data_dir = "data"\nbuffer_max_byte = 4096'),
             "buffer_max_byte",
             "unknown setting",
