@@ -215,6 +215,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
         register_run(sub)
         return parser
+    from netwatch.agent.command import register as register_agent
+
+    register_agent(sub)  # the commune box's process: light, registered alone for `agent`
+    if only == "agent":
+        return parser
 
     check = sub.add_parser("check-config", help="validate a config file or folder and summarise it")
     check.add_argument("path", type=Path)
@@ -266,9 +271,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     `netwatch run` (every long-lived process: the supervisor and its children) gets a parser of
     `run` alone: registering the lab, mailbox and probe commands imports their modules, ~10 MB
     of RSS in each process and 38 MB in the supervisor (issue 10; tests/test_imports.py).
+    `netwatch agent` (the commune box, < 60 MB) likewise gets a parser of `agent` alone.
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    return build_parser("run" if args[:1] == ["run"] else None).parse_args(args)
+    only = args[0] if args[:1] in (["run"], ["agent"]) else None
+    return build_parser(only).parse_args(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

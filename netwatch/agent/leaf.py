@@ -1,0 +1,231 @@
+"""The box's own nats-server: a leaf node of the centre's, with JetStream holding the buffer.
+
+The agent's Python process talks only to this server, on loopback. The server keeps the rounds
+on disk (stream AGENT_BUFFER, JetStream domain ``agent``, under ``<data_dir>/nats``) and holds
+the one outbound connection to the centre: a leafnode remote with the agent's id and secret,
+tried on each of the centre's URLs in turn and re-dialled for as long as it takes. Nothing on
+the box listens beyond loopback.
+
+* The configuration (``<data_dir>/nats/nats-server.conf``, mode 0600: it holds the secret and
+  the local clients' token) is rewritten at every start.
+* Client and monitor ports are picked by the server (``-1``) and read back from its ports file;
+  ready means ``/healthz`` answers 200 (JetStream is up).
+* Stopping is SIGTERM, SIGKILL after a timeout. The child gets SIGTERM from the kernel if the
+  agent dies (``PR_SET_PDEATHSIG``), so a killed agent leaves nothing running; the child runs
+  in a session of its own so that a Ctrl-C reaches the agent, which then stops it in order.
+
+The same approach as the centre's embedded server (netwatch/bus/server.py), written apart so
+that the box does not depend on the centre's server options.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import json
+import logging
+import os
+import secrets
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from netwatch.agent.settings import AgentSettings
+from netwatch.bus.server import NatsServerError, find_nats_server
+
+__all__ = ["JS_DOMAIN", "LeafServer", "render_leaf_config", "running_leaf"]
+
+log = logging.getLogger("netwatch.agent.leaf")
+
+JS_DOMAIN: Final = "agent"
+_PR_SET_PDEATHSIG: Final = 1
+_POLL_S: Final = 0.05
+_START_TIMEOUT_S: Final = 30.0
+_STOP_TIMEOUT_S: Final = 10.0
+_MEMORY_STORE: Final = 8 * 1024 * 1024
+_STORE_MARGIN: Final = 64 * 1024 * 1024  # JetStream's own files beside the buffer
+
+
+@dataclass(frozen=True, slots=True)
+class LeafServer:
+    """The running leaf: how the agent reaches it."""
+
+    url: str  # nats://127.0.0.1:PORT
+    token: str  # local clients present it
+    monitor_url: str
+    pid: int
+    nats_dir: Path
+    process: asyncio.subprocess.Process
+
+    async def exited(self) -> int:
+        """Wait until the server exits on its own: the agent must not run on without it."""
+        return await self.process.wait()
+
+
+def _quote(value: str | Path) -> str:
+    return json.dumps(str(value))
+
+
+def _with_credentials(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, "", "", ""))
+
+
+def render_leaf_config(settings: AgentSettings, nats_dir: Path, token: str) -> str:
+    """The leaf server's configuration for these settings."""
+    urls = ", ".join(
+        _quote(_with_credentials(u, settings.agent, settings.secret)) for u in settings.centre
+    )
+    tls_options = [
+        *([f"ca_file: {_quote(settings.ca_file)}"] if settings.ca_file else []),
+        *(["handshake_first: true"] if settings.tls_handshake_first else []),
+    ]
+    tls = [f"      tls {{ {', '.join(tls_options)} }}"] if tls_options else []
+    return "\n".join(
+        [
+            "# Written by netwatch/agent/leaf.py at every start: edits are lost.",
+            f"server_name: {_quote('nwa-' + settings.agent)}",
+            'listen: "127.0.0.1:-1"',
+            'http: "127.0.0.1:-1"',
+            f"ports_file_dir: {_quote(nats_dir)}",
+            f"log_file: {_quote(nats_dir / 'nats-server.log')}",
+            "logfile_size_limit: 5MB",
+            "logfile_max_num: 3",
+            f"authorization {{ token: {_quote(token)} }}",
+            "jetstream {",
+            f"  store_dir: {_quote(nats_dir)}",
+            f"  domain: {JS_DOMAIN}",
+            f"  max_file_store: {settings.buffer_max_bytes + _STORE_MARGIN}",
+            f"  max_memory_store: {_MEMORY_STORE}",
+            # fsync every write: a power cut (the commune's usual outage) must not take the
+            # last minutes of rounds with it; one round per interval makes this cheap.
+            "  sync_interval: always",
+            "}",
+            "leafnodes {",
+            "  remotes: [",
+            "    {",
+            f"      urls: [{urls}]",
+            *tls,
+            "    }",
+            "  ]",
+            "}",
+            "",
+        ]
+    )
+
+
+def _parent_death_signal() -> Callable[[], None]:
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    prctl = libc.prctl
+    parent = os.getpid()
+
+    def hook() -> None:
+        if prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            os._exit(126)
+        if os.getppid() != parent:
+            os._exit(0)
+
+    return hook
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+async def _healthy(monitor_url: str) -> bool:
+    hostport = monitor_url.removeprefix("http://")
+    host, _, port = hostport.rpartition(":")
+    try:
+        reader, writer = await asyncio.open_connection(host, int(port))
+    except OSError:
+        return False
+    try:
+        writer.write(f"GET /healthz HTTP/1.0\r\nHost: {hostport}\r\n\r\n".encode())
+        await writer.drain()
+        status = (await reader.readline()).split()
+    except OSError:
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return len(status) >= 2 and status[1] == b"200"
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), _STOP_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("leaf nats-server did not stop in time pid=%d: killed", proc.pid)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def running_leaf(settings: AgentSettings) -> AsyncIterator[LeafServer]:
+    """Start the leaf server, yield once its JetStream is ready, stop it on exit."""
+    binary = settings.nats_server or find_nats_server()
+    nats_dir = settings.data_dir / "nats"
+    nats_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token = secrets.token_urlsafe(24)
+    config_file = nats_dir / "nats-server.conf"
+    fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(render_leaf_config(settings, nats_dir, token))
+    os.chmod(config_file, 0o600)
+    log_file = nats_dir / "nats-server.log"
+    env = dict(os.environ)
+    env.setdefault("GOMEMLIMIT", "40MiB")  # a small box: the Go heap collects before it grows
+    proc = await asyncio.create_subprocess_exec(
+        binary,
+        "-c",
+        str(config_file),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+        preexec_fn=_parent_death_signal(),
+        start_new_session=True,
+    )
+    try:
+        ports_file = nats_dir / f"nats-server_{proc.pid}.ports"
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        server: LeafServer | None = None
+        while server is None:
+            if proc.returncode is not None:
+                raise NatsServerError(
+                    f"leaf nats-server exited with status {proc.returncode} while starting:\n"
+                    + _log_tail(log_file)
+                )
+            if time.monotonic() > deadline:
+                raise NatsServerError(
+                    f"leaf nats-server not ready after {_START_TIMEOUT_S:.0f} s:\n"
+                    + _log_tail(log_file)
+                )
+            with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
+                ports = json.loads(ports_file.read_text(encoding="utf-8"))
+                monitor = ports["monitoring"][0]
+                if await _healthy(monitor):
+                    server = LeafServer(ports["nats"][0], token, monitor, proc.pid, nats_dir, proc)
+            if server is None:
+                await asyncio.sleep(_POLL_S)
+        log.info("leaf nats-server ready url=%s pid=%d", server.url, proc.pid)
+        yield server
+    finally:
+        await _stop(proc)
+        log.info("leaf nats-server stopped pid=%d status=%s", proc.pid, proc.returncode)
