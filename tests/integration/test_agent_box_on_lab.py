@@ -3,6 +3,7 @@ the centre (probe workers, SNMP worker, core, web, the agents' hub), `netwatch a
 real measurements inside the lab's agent box of two dual-homed communes (keys made by
 `netwatch agent-key add`, config from the centre), and the lab's own faults.
 
+- The commune page (a web worker's) shows what the box measured from inside.
 - Both lines of commune A cut for 12 agent rounds: while cut, one "site unreachable" ticket
   and no ISP ticket (the box is silent, as a dark site would be); when the lines return the
   box's buffer arrives, every round once and in order in the centre's stream AGENTS, and it
@@ -205,6 +206,15 @@ def test_a_cut_is_backfilled_to_the_isp_and_a_power_loss_stays_with_the_site(
         wait_until(
             lambda: len(_stream_seqs(centre, cut_code)) >= 2, 90, 1.0, "the agent's rounds home"
         )
+
+        # The commune page, served by a web worker, shows what the box measured from inside.
+        def page() -> str | None:
+            status, html = centre.client.get(f"/status/xa/{cut_code}")
+            return html if status == 200 and "Số liệu do thiết bị đo đặt tại" in html else None
+
+        html = wait_until(page, 60, 1.0, "the commune page seen from the commune")
+        assert "Nhìn từ trung tâm xã" in html
+        assert "Mạng nội bộ của xã: bộ định tuyến phản hồi bình thường." in html
 
         # Both lines of the first commune cut: the box measures on, alone.
         lab.commune_down(cut.code)
