@@ -22,29 +22,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import logging
 import os
 import secrets
-import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from netwatch.agent.settings import AgentSettings
-from netwatch.bus.server import NatsServerError, find_nats_server
+from netwatch.bus.server import (
+    NatsServerError,
+    find_nats_server,
+    http_status,
+    log_tail,
+    parent_death_signal,
+    stop_process,
+)
 
 __all__ = ["JS_DOMAIN", "LeafServer", "render_leaf_config", "running_leaf"]
 
 log = logging.getLogger("netwatch.agent.leaf")
 
 JS_DOMAIN: Final = "agent"
-_PR_SET_PDEATHSIG: Final = 1
 _POLL_S: Final = 0.05
 _START_TIMEOUT_S: Final = 30.0
 _STOP_TIMEOUT_S: Final = 10.0
@@ -121,61 +124,6 @@ def render_leaf_config(settings: AgentSettings, nats_dir: Path, token: str) -> s
     )
 
 
-def _parent_death_signal() -> Callable[[], None]:
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    prctl = libc.prctl
-    parent = os.getpid()
-
-    def hook() -> None:
-        if prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-            os._exit(126)
-        if os.getppid() != parent:
-            os._exit(0)
-
-    return hook
-
-
-def _log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-async def _healthy(monitor_url: str) -> bool:
-    hostport = monitor_url.removeprefix("http://")
-    host, _, port = hostport.rpartition(":")
-    try:
-        reader, writer = await asyncio.open_connection(host, int(port))
-    except OSError:
-        return False
-    try:
-        writer.write(f"GET /healthz HTTP/1.0\r\nHost: {hostport}\r\n\r\n".encode())
-        await writer.drain()
-        status = (await reader.readline()).split()
-    except OSError:
-        return False
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-    return len(status) >= 2 and status[1] == b"200"
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), _STOP_TIMEOUT_S)
-        except TimeoutError:
-            log.warning("leaf nats-server did not stop in time pid=%d: killed", proc.pid)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-
-
 @contextlib.asynccontextmanager
 async def running_leaf(settings: AgentSettings) -> AsyncIterator[LeafServer]:
     """Start the leaf server, yield once its JetStream is ready, stop it on exit."""
@@ -199,7 +147,7 @@ async def running_leaf(settings: AgentSettings) -> AsyncIterator[LeafServer]:
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
         env=env,
-        preexec_fn=_parent_death_signal(),
+        preexec_fn=parent_death_signal(),
         start_new_session=True,
     )
     try:
@@ -210,22 +158,22 @@ async def running_leaf(settings: AgentSettings) -> AsyncIterator[LeafServer]:
             if proc.returncode is not None:
                 raise NatsServerError(
                     f"leaf nats-server exited with status {proc.returncode} while starting:\n"
-                    + _log_tail(log_file)
+                    + log_tail(log_file, 15)
                 )
             if time.monotonic() > deadline:
                 raise NatsServerError(
                     f"leaf nats-server not ready after {_START_TIMEOUT_S:.0f} s:\n"
-                    + _log_tail(log_file)
+                    + log_tail(log_file, 15)
                 )
             with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
                 ports = json.loads(ports_file.read_text(encoding="utf-8"))
                 monitor = ports["monitoring"][0]
-                if await _healthy(monitor):
+                if await http_status(f"{monitor}/healthz") == 200:
                     server = LeafServer(ports["nats"][0], token, monitor, proc.pid, nats_dir, proc)
             if server is None:
                 await asyncio.sleep(_POLL_S)
         log.info("leaf nats-server ready url=%s pid=%d", server.url, proc.pid)
         yield server
     finally:
-        await _stop(proc)
+        await stop_process(proc, _STOP_TIMEOUT_S)
         log.info("leaf nats-server stopped pid=%d status=%s", proc.pid, proc.returncode)

@@ -45,8 +45,12 @@ __all__ = [
     "NatsServerError",
     "NatsServerOptions",
     "find_nats_server",
+    "http_status",
+    "log_tail",
     "nats_server_version",
+    "parent_death_signal",
     "running_nats_server",
+    "stop_process",
 ]
 
 log = logging.getLogger("netwatch.bus.server")
@@ -168,7 +172,7 @@ def render_config(opts: NatsServerOptions) -> str:
     )
 
 
-def _parent_death_signal() -> Callable[[], None]:
+def parent_death_signal() -> Callable[[], None]:
     """A pre-exec hook: the kernel sends the child SIGTERM when this thread dies."""
     libc_name = ctypes.util.find_library("c")
     libc = ctypes.CDLL(libc_name, use_errno=True)  # loaded in the parent: nothing to load later
@@ -184,15 +188,16 @@ def _parent_death_signal() -> Callable[[], None]:
     return hook
 
 
-def _log_tail(path: Path) -> str:
+def log_tail(path: Path, count: int = _LOG_TAIL_LINES) -> str:
+    """The last `count` lines of a log file, to quote in an error ("(no log)" if unreadable)."""
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return "(no log)"
-    return "\n".join(lines[-_LOG_TAIL_LINES:])
+    return "\n".join(lines[-count:])
 
 
-async def _http_status(url: str) -> int | None:
+async def http_status(url: str) -> int | None:
     """The status of a plain HTTP GET (the monitor's /healthz); None when unreachable."""
     rest = url.removeprefix("http://")
     hostport, _, path = rest.partition("/")
@@ -237,7 +242,8 @@ async def _leafnode_url(monitor: str) -> str | None:
         return None
 
 
-async def _stop(proc: asyncio.subprocess.Process, timeout_s: float) -> None:
+async def stop_process(proc: asyncio.subprocess.Process, timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL after `timeout_s`; reaped either way."""
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
@@ -262,14 +268,14 @@ async def _wait_ready(
         if proc.returncode is not None:
             raise NatsServerError(
                 f"nats-server exited with status {proc.returncode} while starting:\n"
-                + _log_tail(log_file)
+                + log_tail(log_file)
             )
         if ports is None and ports_file.exists():
             with contextlib.suppress(ValueError):  # half written: read it again
                 ports = json.loads(ports_file.read_text(encoding="utf-8"))
         if ports is not None:
             monitor = ports["monitoring"][0]
-            if await _http_status(f"{monitor}/healthz") == 200:
+            if await http_status(f"{monitor}/healthz") == 200:
                 leafnode_url = await _leafnode_url(monitor) if opts.agent_listen else None
                 return NatsServer(
                     url=ports["nats"][0],
@@ -281,7 +287,7 @@ async def _wait_ready(
                 )
         await asyncio.sleep(_POLL_S)
     raise NatsServerError(
-        f"nats-server not ready after {opts.start_timeout_s:.0f} s:\n" + _log_tail(log_file)
+        f"nats-server not ready after {opts.start_timeout_s:.0f} s:\n" + log_tail(log_file)
     )
 
 
@@ -308,7 +314,7 @@ async def running_nats_server(opts: NatsServerOptions) -> AsyncIterator[NatsServ
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,  # the server logs to its log_file
-        preexec_fn=_parent_death_signal(),  # prctl has to run in the child, before exec
+        preexec_fn=parent_death_signal(),  # prctl has to run in the child, before exec
         start_new_session=True,
     )
     try:
@@ -316,5 +322,5 @@ async def running_nats_server(opts: NatsServerOptions) -> AsyncIterator[NatsServ
         log.info("nats-server ready url=%s pid=%d store=%s", server.url, proc.pid, d)
         yield server
     finally:
-        await _stop(proc, opts.stop_timeout_s)
+        await stop_process(proc, opts.stop_timeout_s)
         log.info("nats-server stopped pid=%d status=%s", proc.pid, proc.returncode)

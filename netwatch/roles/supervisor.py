@@ -47,7 +47,7 @@ from netwatch.bus.hub import AGENT_HUB_ENV, NETWATCH_USER
 from netwatch.bus.server import (
     NatsServerError,
     NatsServerOptions,
-    _parent_death_signal,
+    parent_death_signal,
     running_nats_server,
 )
 from netwatch.bus.setup import ensure_agent_stream, ensure_buckets, ensure_stream
@@ -205,7 +205,7 @@ class _Child:
             stdin=asyncio.subprocess.DEVNULL,
             env=env,
             pass_fds=self.spec.pass_fds,
-            preexec_fn=_parent_death_signal(),  # dies with the supervisor, even by SIGKILL
+            preexec_fn=parent_death_signal(),  # dies with the supervisor, even by SIGKILL
             start_new_session=True,  # a terminal's Ctrl-C reaches the supervisor only
         )
         self.proc = proc

@@ -10,7 +10,7 @@ import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from netwatch.bus.server import _parent_death_signal, find_nats_server
+from netwatch.bus.server import find_nats_server, parent_death_signal
 
 INVENTORY = """
 isps:
@@ -90,7 +90,7 @@ async def running_leaf(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
-        preexec_fn=_parent_death_signal(),
+        preexec_fn=parent_death_signal(),
     )
     try:
         ports = folder / f"nats-server_{proc.pid}.ports"
