@@ -20,15 +20,18 @@ MAIL_PAGE=${NETWATCH_DEMO_MAILBOX:-127.0.0.1:8025}   # its page listing the mail
 DATA=data/demo                                       # the demo's database, mails and logs
 MAILBOX=$DATA/mailbox
 MAILBOX_PID=
+AGENT_PIDS=()
+AGENT_PORT=${NETWATCH_DEMO_AGENT_PORT:-7422}          # the centre's port for commune agents
+AGENT_COMMUNES=(24848 28696)                          # communes whose box runs `netwatch agent`
 
 cleanup() {
   trap - EXIT INT TERM
   echo
-  echo "Stopping NetWatch and the mail catcher, removing the lab..."
-  if [ -n "$MAILBOX_PID" ]; then
-    kill "$MAILBOX_PID" 2>/dev/null || true
-    wait "$MAILBOX_PID" 2>/dev/null || true
-  fi
+  echo "Stopping NetWatch, the commune agents and the mail catcher, removing the lab..."
+  for pid in "${AGENT_PIDS[@]}" $MAILBOX_PID; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   "$NW" lab down --index "$INDEX" --state-dir "$STATE" || true
 }
 trap cleanup EXIT INT TERM
@@ -77,6 +80,25 @@ else
   printf '%s\n' "$VNPT_PASSWORD" | "$NW" user passwd kt-vnpt --data-dir "$DATA" >/dev/null
 fi
 
+# Commune agents (docs/agent.md) in two communes' boxes: a key each from the centre's store,
+# the box's settings, and `netwatch agent` inside the box's namespace; they dial the centre's
+# leafnode port on the lab's root side and wait there until NetWatch listens.
+CENTRE=10.$((88 + INDEX)).0.1
+for code in "${AGENT_COMMUNES[@]}"; do
+  box=$DATA/agents/$code
+  mkdir -p "$box"
+  "$NW" agent-key add "$code" --config "$STATE/netwatch.yaml" --data-dir "$DATA" >"$box/secret"
+  cat >"$box/agent.toml" <<TOML
+commune = "$code"
+agent = "$code-agent"
+secret_file = "secret"
+centre = ["nats-leaf://$CENTRE:$AGENT_PORT"]
+data_dir = "data"
+TOML
+  ip netns exec "nwl$INDEX-a$((10#$code))" "$NW" agent --config "$box/agent.toml" >"$box/agent.log" 2>&1 &
+  AGENT_PIDS+=($!)
+done
+
 cat <<TXT
 
 NetWatch is starting against the lab ($COMMUNES communes, faults: loss at 28696, down at 05518,
@@ -89,6 +111,8 @@ congestion at 28693). Look at:
   IT view       http://$LISTEN/admin               (log in with the token: ${TOKEN:-see netwatch token create})
                 or as VNPT's engineer: user kt-vnpt, password $VNPT_PASSWORD (VNPT's tickets only)
   mailbox       http://$MAIL_PAGE/      every mail NetWatch sends (or: $NW mailbox list)
+  agents        http://$LISTEN/status/xa/24848: "Nhìn từ trung tâm xã", what the box in the
+                commune centre measures (also 28696; logs in $DATA/agents/)
 
 The ISP's side: within a minute the line down at 05518 (Phường Sông Công) opens a ticket and
 VNPT's NOC is mailed. In the mailbox:
@@ -104,4 +128,5 @@ Try more faults in another shell, e.g.:
 Ctrl-C stops NetWatch and the mail catcher and removes the lab.
 
 TXT
-"$NW" run --config "$STATE/netwatch.yaml" --listen "$LISTEN" --data-dir "$DATA"
+"$NW" run --config "$STATE/netwatch.yaml" --listen "$LISTEN" --data-dir "$DATA" \
+  --agent-listen "$CENTRE:$AGENT_PORT"
