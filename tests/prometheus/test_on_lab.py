@@ -661,8 +661,7 @@ def test_a_live_scrape_passes_promtool_check_metrics(run: Run) -> None:
 
 def test_the_inside_view_shows_beside_the_outside(run: Run) -> None:
     """The commune agents' panels: what the agents sent, next to what the centre measured."""
-    if not run.inside_fed:
-        pytest.skip("no commune agent reports to this NetWatch (Served.inside_fed)")
+    assert run.inside_fed, "every proof feeds its NetWatch commune agents (Served.inside_fed)"
     d = "commune-detail.json"
     lossy = run.values(province=run.province[run.lossy], commune=run.lossy, link=".*")
     panel = "Trong và ngoài"
