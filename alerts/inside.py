@@ -16,7 +16,10 @@ judged by rules 1-4 exactly as before.
    sent over another path while it was already down) is taken out of it. Heard again while
    the centre still sees every line down (a line back is confirmed after a few rounds): once
    every path has reported a live round since, a path answering is back (no incident) and one
-   not answering is its ISP's link fault; until then it stays the site's incident.
+   not answering is its ISP's link fault; until then it stays the site's incident. Coming
+   back, the lines are confirmed up one by one: a line still DOWN after another line of the
+   commune came back (since it went down) waits for its path's live round likewise (at most
+   ``silent_after_s``), so the line confirmed last is not blamed on its ISP.
 6. Backfill. A round that reached the centre late (it waited on the box) showing the router's
    LAN address answering while a path's far end did not proves that path's line was down with
    power and LAN up: that link gets a LINK_FAULT for its ISP (key ``link:ID``, state down) with
@@ -120,6 +123,7 @@ def dark_sites(
         statuses = [links.get(k) for k in own]
         down = [s for s in statuses if s is not None and s.state is LinkState.DOWN]
         if len(down) != len(own):
+            covered.update(_coming_back(site, own, links, inside))
             continue
         if any(s.detail == DownCause.INTERFACE_DOWN.value for s in down):
             continue  # the router answers SNMP: powered, its lines are down
@@ -156,6 +160,37 @@ def dark_sites(
             )
         )
     return SiteVerdict(tuple(incidents), frozenset(covered))
+
+
+def _coming_back(
+    site: SiteView, own: Sequence[str], links: Mapping[str, Status[LinkState]], inside: InsideView
+) -> set[str]:
+    """Lines still DOWN from the centre while another line of the commune came back after they
+    went down: a site back from a power cut has its lines confirmed up one by one, and the one
+    confirmed last is no ISP's fault for that. Such a line waits for its path's live round from
+    inside: answering, it is back (no incident); not answering with the LAN up, it is proven
+    the ISP's (``_proven_live``: not covered). Held at most ``silent_after_s`` after the other
+    line came back; then the centre's own view decides, as for a commune without agent."""
+    hold = timedelta(seconds=inside.policy.silent_after_s)
+    proven = set(proofs(site)) | _proven_live(site, own, links)
+    out: set[str] = set()
+    for key in own:
+        status = links.get(key)
+        if status is None or status.state is not LinkState.DOWN or key in proven:
+            continue
+        back = [
+            other.since
+            for other in (links.get(k) for k in own if k != key)
+            if other is not None
+            and other.state is not LinkState.DOWN
+            and other.since > status.since
+        ]
+        if not back or inside.at - max(back) > hold:
+            continue
+        latest = _latest_live(site, [key], status.since).get(key)
+        if latest is None or latest.answered:
+            out.add(key)
+    return out
 
 
 def _proven_live(

@@ -152,6 +152,28 @@ def test_an_agent_heard_again_is_judged_by_its_live_rounds_not_by_its_word_alone
     assert kinds(incidents) == [(IncidentKind.SITE_UNREACHABLE, "site:24848")]
 
 
+def test_a_site_back_from_a_power_cut_is_not_blamed_on_the_line_confirmed_last() -> None:
+    # Power back: INET is confirmed up first (at 50); TSLCD, down since 10, is still DOWN from
+    # the centre for a few rounds. The box speaks again but has not measured TSLCD yet.
+    links = all_ok()
+    links[TSLCD] = ls(TSLCD, LinkState.DOWN, 10, "router_unreachable")
+    links[INET] = ls(INET, LinkState.OK, 50)
+    assert decide(topology(), links, {}, {}, inside=view(60, site(heard=55))) == ()
+    # Its path answers from inside: back, the centre catches up (no incident).
+    up = (sample(TSLCD, 58, answered=True),)
+    assert decide(topology(), links, {}, {}, inside=view(62, site(heard=58, paths=up))) == ()
+    # Its path does not answer with the LAN up: the ISP's line after all.
+    cut = (sample(TSLCD, 58),)
+    incidents = decide(topology(), links, {}, {}, inside=view(62, site(heard=58, paths=cut)))
+    assert kinds(incidents) == [(IncidentKind.LINK_FAULT, f"link:{TSLCD}")]
+    # The box silent on that path for longer than silent_after_s: the centre's view decides.
+    incidents = decide(topology(), links, {}, {}, inside=view(141, site(heard=130)))
+    assert kinds(incidents) == [(IncidentKind.LINK_FAULT, f"link:{TSLCD}")]
+    # Without the inside view, as before: the ISP's at once.
+    incidents = decide(topology(), links, {}, {})
+    assert kinds(incidents) == [(IncidentKind.LINK_FAULT, f"link:{TSLCD}")]
+
+
 def test_a_router_that_says_its_wan_port_is_down_is_powered_so_its_lines_are_the_isps() -> None:
     links = both_down(detail="interface_down")
     incidents = decide(topology(), links, {}, {}, inside=view(40, site(heard=5)))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
 from netwatch.inventory.models import Commune
@@ -115,7 +116,14 @@ def _reload_until(tab: Page, url: str, predicate: Callable[[Page], bool], deadli
     """Open url again and again until predicate(tab) holds or the monotonic deadline passes."""
 
     def shown() -> bool:
-        tab.goto(url)
+        try:
+            tab.goto(url)
+        except PlaywrightError as exc:
+            # The page reloads itself once per round (JavaScript): a reload starting as this
+            # navigation does aborts it (net::ERR_ABORTED; seen once on a loaded machine).
+            if "ERR_ABORTED" not in str(exc):
+                raise
+            return False
         return predicate(tab)
 
     try:
