@@ -40,9 +40,11 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks._process import process_group
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # `python benchmarks/bench_agents.py`, as scripts/bench.sh runs it
+
+from benchmarks._process import process_group  # noqa: E402
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 HEARTBEAT_S = 10.0
 WARM_S = float(os.environ.get("NW_BENCH_AGENTS_WARM_S", "60"))

@@ -5,11 +5,12 @@ through the judge (as the bus feed hands them), then: the cost of a round, of a 
 nothing new, and of a full decision with the inside view (what a tick costs when something
 changed). Prints `RESULT judge round_us=... tick_idle_ms=... push_ms=...`.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_judge.py
+    .venv/bin/python benchmarks/bench_judge.py
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -50,6 +51,7 @@ def national(path: Path) -> None:
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0]).parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "national.yaml"
         national(path)

@@ -101,23 +101,29 @@ async def ensure_stream(js: JetStreamContext, limits: StreamLimits | None = None
     """Create the OBSERVATIONS stream, or bring an existing one to these limits (idempotent:
     any number of processes may call it at start). Replicas change only when given."""
     lim = limits or StreamLimits()
-    config = _stream_config(lim)
+    return await _ensure(js, _stream_config(lim), lim.replicas is None)
+
+
+async def _ensure(
+    js: JetStreamContext, config: api.StreamConfig, keep_replicas: bool
+) -> api.StreamInfo:
+    """Create the stream `config` names, or bring an existing one to `config` (its replicas
+    kept when `keep_replicas`)."""
+    name = config.name
+    assert name is not None
     try:
-        info = await js.stream_info(OBSERVATIONS)
+        info = await js.stream_info(name)
     except nats.js.errors.NotFoundError:
         try:
             return await js.add_stream(config)
         except nats.js.errors.BadRequestError:  # another process created it meanwhile
-            info = await js.stream_info(OBSERVATIONS)
+            info = await js.stream_info(name)
     have = info.config
-    if lim.replicas is None:  # not told: keep the copies it has
+    if keep_replicas:  # not told: keep the copies it has
         config = config.evolve(num_replicas=have.num_replicas)
     if any(getattr(have, f) != getattr(config, f) for f in _COMPARED):
         log.info(
-            "stream updated stream=%s replicas=%s->%s",
-            OBSERVATIONS,
-            have.num_replicas,
-            config.num_replicas,
+            "stream updated stream=%s replicas=%s->%s", name, have.num_replicas, config.num_replicas
         )
         return await js.update_stream(config)
     return info
@@ -145,20 +151,7 @@ async def ensure_agent_stream(
     """Create the AGENTS stream, or bring an existing one to these limits (idempotent, like
     `ensure_stream`; replicas change only when given)."""
     lim = limits or StreamLimits()
-    config = _agent_stream_config(lim)
-    try:
-        info = await js.stream_info(AGENTS)
-    except nats.js.errors.NotFoundError:
-        try:
-            return await js.add_stream(config)
-        except nats.js.errors.BadRequestError:  # another process created it meanwhile
-            info = await js.stream_info(AGENTS)
-    have = info.config
-    if lim.replicas is None:
-        config = config.evolve(num_replicas=have.num_replicas)
-    if any(getattr(have, f) != getattr(config, f) for f in _COMPARED):
-        return await js.update_stream(config)
-    return info
+    return await _ensure(js, _agent_stream_config(lim), lim.replicas is None)
 
 
 async def _ensure_bucket(

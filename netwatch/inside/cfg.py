@@ -14,6 +14,7 @@ replaces the inventory (`Runtime.inventory_hooks`) and the next request gets the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Final
 
@@ -23,8 +24,8 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from netwatch.agent import wire
-from netwatch.agent.model import SUBJECT_PREFIX
-from netwatch.inside.config import AgentConfigError, agent_config
+from netwatch.agent.model import SUBJECT_PREFIX, PortalConfig
+from netwatch.inside.config import AgentConfigError, agent_config, portal_configs
 from netwatch.inventory import Inventory
 
 __all__ = ["CONFIG_QUEUE", "ConfigResponder"]
@@ -41,6 +42,7 @@ class ConfigResponder:
     def __init__(self, inventory: Inventory) -> None:
         self._inventory = inventory
         self._answers: dict[str, tuple[bytes, dict[str, str] | None]] = {}
+        self._portals: dict[str, PortalConfig] | None = None
         self.answered = 0
         self.refused = 0
 
@@ -48,6 +50,7 @@ class ConfigResponder:
         """A reloaded inventory: answer from it from now on."""
         self._inventory = inventory
         self._answers = {}
+        self._portals = None
 
     def answer(self, commune: str) -> tuple[bytes, dict[str, str] | None]:
         """The payload and headers (None: a configuration) for `commune`'s agent."""
@@ -55,8 +58,11 @@ class ConfigResponder:
         if cached is not None:
             return cached
         try:
+            if self._portals is None:  # the portals' CA files read once per inventory
+                with contextlib.suppress(AgentConfigError):  # said per commune below
+                    self._portals = portal_configs(self._inventory)
             result: tuple[bytes, dict[str, str] | None] = (
-                wire.encode_config(agent_config(self._inventory, commune)),
+                wire.encode_config(agent_config(self._inventory, commune, self._portals)),
                 None,
             )
         except AgentConfigError as exc:

@@ -8,6 +8,7 @@ the content, so an agent (and the pages) can tell whether it runs the current co
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,8 +27,11 @@ class AgentConfigError(ValueError):
     """The inventory cannot give this commune's agent a configuration (said in plain words)."""
 
 
-def agent_config(inventory: Inventory, code: str) -> AgentConfig:
-    """The configuration of the agent of commune ``code``.
+def agent_config(
+    inventory: Inventory, code: str, portals: Mapping[str, PortalConfig] | None = None
+) -> AgentConfig:
+    """The configuration of the agent of commune ``code``; ``portals``: the inventory's
+    ``portal_configs``, for a caller building many (each reads the portals' CA files once).
 
     Raises ``AgentConfigError`` when the commune is not listed, has no agent, or a portal's CA
     file cannot be read.
@@ -39,7 +43,10 @@ def agent_config(inventory: Inventory, code: str) -> AgentConfig:
         raise AgentConfigError(f"commune {code} {commune.name} has no `agent:` section")
     agent = commune.agent
     wanted = agent.portals if agent.portals is not None else tuple(inventory.portals)
-    portals = tuple(_portal(inventory, pid) for pid in wanted)
+    if portals is None:
+        chosen = tuple(_portal(inventory, pid) for pid in wanted)
+    else:
+        chosen = tuple(portals[pid] for pid in wanted)
     t = agent.throughput
     config = AgentConfig(
         commune=commune.code,
@@ -57,7 +64,7 @@ def agent_config(inventory: Inventory, code: str) -> AgentConfig:
             )
             for p in agent.paths
         ),
-        portals=portals,
+        portals=chosen,
         devices=_devices(commune),
         throughput=ThroughputConfig(
             enabled=t.enabled,
@@ -72,7 +79,13 @@ def agent_config(inventory: Inventory, code: str) -> AgentConfig:
 
 def agent_configs(inventory: Inventory) -> dict[str, AgentConfig]:
     """Every agent's configuration, by commune code (communes without an agent left out)."""
-    return {c.code: agent_config(inventory, c.code) for c in inventory.communes if c.agent}
+    portals = portal_configs(inventory)
+    return {c.code: agent_config(inventory, c.code, portals) for c in inventory.communes if c.agent}
+
+
+def portal_configs(inventory: Inventory) -> dict[str, PortalConfig]:
+    """Every portal as agents time it, by id (its CA file read once)."""
+    return {pid: _portal(inventory, pid) for pid in inventory.portals}
 
 
 def revision_of(config: AgentConfig) -> str:
