@@ -68,7 +68,7 @@ class RoundWatch:
         """Subscribe (returns once the subscription is in place)."""
         self._thread = threading.Thread(target=self._run, name="roundwatch", daemon=True)
         self._thread.start()
-        if not self._ready.wait(30) or self._error is not None:
+        if not self._ready.wait(60) or self._error is not None:
             raise RuntimeError(f"could not subscribe to round reports at {self.url}: {self._error}")
 
     def stop(self) -> None:
@@ -121,22 +121,42 @@ class RoundWatch:
         async def on_reconnect() -> None:
             self.events.append("reconnected")
 
-        nc = await nats.connect(
-            self.url,
-            token=self.token,
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            error_cb=on_error,
-            disconnected_cb=on_disconnect,
-            reconnected_cb=on_reconnect,
-        )
-        try:
-            await nc.subscribe(REPORTS, cb=on_report)
-            await nc.flush()
-            self._ready.set()
-            await self._stop.wait()
-        finally:
-            await nc.close()
+        # Ready means the connection is proven to deliver, not just a SUB the server acknowledged:
+        # a message sent to ourselves (on an inbox, so no stream of the bus keeps it) came back.
+        # A connection that does not deliver it in time is replaced (a CI run once got nothing
+        # for 30 s on a subscription the server had acknowledged).
+        echoed = asyncio.Event()
+        for attempt in range(1, 7):
+            nc = await nats.connect(
+                self.url,
+                token=self.token,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                error_cb=on_error,
+                disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect,
+            )
+
+            async def on_echo(msg: object) -> None:
+                echoed.set()
+
+            try:
+                await nc.subscribe(REPORTS, cb=on_report)
+                echo = nc.new_inbox()
+                await nc.subscribe(echo, cb=on_echo)
+                await nc.publish(echo, b"")
+                await nc.flush()
+                try:
+                    await asyncio.wait_for(echoed.wait(), 5)
+                except TimeoutError:
+                    self.events.append(f"attempt {attempt}: own echo not delivered in 5 s")
+                    continue
+                self._ready.set()
+                await self._stop.wait()
+                return
+            finally:
+                await nc.close()
+        raise RuntimeError(f"no connection delivered its own echo: {self.events}")
 
     def of(self, kind: str, since: float = 0.0, until: float = float("inf")) -> list[Report]:
         """The reports of `kind` that arrived in [since, until] (monotonic)."""

@@ -7,11 +7,12 @@ import asyncio
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime
 
 from nats.aio.client import Client
 
-from benchmarks._netwatch_run import Report, RoundWatch, metric, summarize
+from benchmarks._netwatch_run import REPORTS, Report, RoundWatch, metric, summarize
 from benchmarks._proctree import ProcessTree, role_name
 from netwatch.bus import wire
 from netwatch.bus.server import NatsServer
@@ -94,6 +95,7 @@ def test_a_metric_is_found_whatever_its_other_labels() -> None:
 async def test_round_reports_are_read_off_the_bus(nats_server: NatsServer, nc: Client) -> None:
     watch = RoundWatch(nats_server.url)
     await asyncio.to_thread(watch.start)
+    routed = await nc.subscribe(REPORTS)  # the server's side: what it routed to a subscriber
     try:
         now = datetime.now(UTC)
         for shard in (0, 1):
@@ -107,8 +109,22 @@ async def test_round_reports_are_read_off_the_bus(nats_server: NatsServer, nc: C
             await asyncio.sleep(0.05)
     finally:
         await asyncio.to_thread(watch.stop)
+    got = [wire.decode((await routed.next_msg(5)).data, EMPTY).shard for _ in range(2)]
+    assert sorted(got) == [0, 1]  # both reports went through the server
     rounds = summarize(watch.of("icmp"))
-    assert rounds.slots == 1, (watch.reports, watch.events)
+    assert rounds.slots == 1, (watch.reports, watch.events, _connections(nats_server))
     assert rounds.incomplete_slots == 0
     assert rounds.skipped == 1  # shard 1 skipped one slot
     assert rounds.worst_lag_s == 0.02
+
+
+EMPTY = wire.PlanIndex({}, {}, {}, {}, {})
+
+
+def _connections(server: NatsServer) -> str:
+    """The server's view of its clients (messages in and out, subscriptions): for a failure."""
+    try:
+        with urllib.request.urlopen(f"{server.monitor_url}/connz?subs=1", timeout=5) as answer:
+            return answer.read().decode()[:3000]
+    except OSError as exc:
+        return f"no /connz: {exc}"
