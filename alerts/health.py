@@ -223,7 +223,17 @@ class _Streak(Generic[S]):
 class _Track(Generic[S]):
     """The hysteresis state of one subject."""
 
-    __slots__ = ("bad", "detail", "good", "last", "last_at", "recent", "since", "state")
+    __slots__ = (
+        "bad",
+        "detail",
+        "good",
+        "good_at",
+        "last",
+        "last_at",
+        "recent",
+        "since",
+        "state",
+    )
 
     def __init__(self, state: S, since: datetime, detail: str, last: Classified[S]) -> None:
         self.state: S = state
@@ -235,6 +245,7 @@ class _Track(Generic[S]):
         self.recent: deque[tuple[datetime, Classified[S]]] = deque()
         self.bad: _Streak[S] = _Streak()  # toward changing to a different bad state
         self.good: _Streak[S] = _Streak()  # toward leaving a bad state
+        self.good_at: tuple[datetime, ...] = ()  # when the last two good rounds began
 
 
 class _Rounds(Protocol):
@@ -276,6 +287,8 @@ class _Hysteresis(Generic[S]):
             return None
         track.last_at = at
         track.last = verdict
+        if verdict.state == self._good:
+            track.good_at = (track.good_at[-1], at) if track.good_at else (at,)
         enter_rounds = max(1, rounds.enter_rounds)
         exit_rounds = max(1, rounds.exit_rounds)
         if track.state == self._good:
@@ -367,7 +380,13 @@ class _Hysteresis(Generic[S]):
             last_at=track.last_at,
             last_round=track.last.state,
             last_detail=track.last.detail,
+            good_at=track.good_at,
         )
+
+    def unconfirmed(self, subject: str, state: S) -> bool:
+        """Whether the subject's latest round was `state` while its judged state is not."""
+        track = self._tracks.get(subject)
+        return track is not None and track.last.state == state and track.state != state
 
     def statuses(self) -> dict[str, Status[S]]:
         out: dict[str, Status[S]] = {}
@@ -392,6 +411,11 @@ class _Evaluator(Generic[S]):
     def statuses(self) -> dict[str, Status[S]]:
         """Every subject's status (link, "portal@vantage" or node), ordered by subject."""
         return self._engine.statuses()
+
+    def unconfirmed(self, subject: str, state: S) -> bool:
+        """Whether the subject's latest round was `state` while its judged state is not (a
+        change its hysteresis has not confirmed, or will not)."""
+        return self._engine.unconfirmed(subject, state)
 
 
 class LinkEvaluator(_Evaluator[LinkState]):

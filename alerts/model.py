@@ -313,6 +313,9 @@ class Status(Generic[S]):
     last_at: datetime  # time of the latest round
     last_round: S  # the latest round's own classification, before hysteresis
     last_detail: str = ""  # detail of the latest round
+    # When its last two rounds judged good began, latest last (fewer before that many were
+    # seen): how fresh a link's outage is next to its node's (alerts/rootcause.py, rule 2).
+    good_at: tuple[datetime, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,12 @@ Rules, applied in this order (a pure function of the states and the topology):
    rule 5). A node whose parent is down is behind that parent: only the topmost down node gets an
    incident. One UPSTREAM_OUTAGE per topmost down node (key "upstream:ID", routed to the node's
    ISP) lists every link behind it; those links get no incident of their own.
+   The moment before: a node being confirmed down (its latest round DOWN, its hysteresis not yet
+   reached; or, not pinged, every link behind it DOWN or with its latest round DOWN) holds the
+   links behind it that went DOWN with it: no incident of their own until the node's next
+   round decides, so an outage is never first ticketed link by link because a link's rounds
+   confirmed it a fast round before the node's did. Only fresh outages are held: a link that
+   went DOWN before its node's last two good rounds is its own fault and keeps its incident.
 3. Portal outages. A portal that is FAILING (or SLOW) from at least ``failing_share`` of the
    vantage points that report it gets one PORTAL_OUTAGE (key "portal:ID", provincial IT), state
    "failing" when the failing vantage points alone reach the share, else "slow". A portal failing
@@ -82,6 +88,7 @@ def decide(
         return (monitor,)
     judged = frozenset(c for c, s in inside.sites.items() if s.heard_at) if inside else frozenset()
     outages, behind = _upstream_outages(topology, links, nodes, judged)
+    behind |= _being_confirmed(topology, links, nodes, behind, judged)
     sites = dark_sites(topology, links, behind, inside) if inside is not None else None
     covered = sites.covered if sites is not None else frozenset()
     incidents = [
@@ -177,6 +184,48 @@ def _upstream_outages(
             )
         )
     return incidents, behind
+
+
+def _being_confirmed(
+    topology: Topology,
+    links: Mapping[str, Status[LinkState]],
+    nodes: Mapping[str, Status[NodeState]],
+    behind: set[str],
+    agent_sites: frozenset[str],
+) -> set[str]:
+    """The DOWN links held while an upstream node of theirs is being confirmed down (rule 2)."""
+    down = {k for k, s in links.items() if s.state is LinkState.DOWN and k not in behind}
+    if not down or not topology.upstreams:
+        return set()
+    held: set[str] = set()
+    for upstream, keys in _subtree_links(topology).items():
+        candidates = [k for k in keys if k in down]
+        if not candidates:
+            continue
+        info = topology.upstreams[upstream]
+        node = nodes.get(SubjectKey.upstream(upstream).encoded)
+        if info.pinged and node is not None:
+            if node.state is NodeState.DOWN or node.last_round is not NodeState.DOWN:
+                continue
+            witnesses = [node.good_at]
+        else:
+            statuses = [links.get(k) for k in keys]
+            if any(s is None for s in statuses) or len(keys) < 2:
+                continue
+            if len({topology.links[k].commune for k in keys}) == 1 and (
+                topology.links[keys[0]].commune in agent_sites
+            ):
+                continue  # a dark site explains it as well (rule 5)
+            pending = [s for s in statuses if s is not None and s.state is not LinkState.DOWN]
+            if not pending or any(s.last_round is not LinkState.DOWN for s in pending):
+                continue
+            witnesses = [s.good_at for s in pending]
+        for key in candidates:
+            since = links[key].since
+            # Fresh: at most one good round of each witness began after the link went down.
+            if all(len(good) < 2 or good[0] < since for good in witnesses):
+                held.add(key)
+    return held
 
 
 def _portal_outages(

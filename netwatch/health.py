@@ -228,6 +228,7 @@ class HealthMonitor:
     def observe(self, batch: Sequence[Observation]) -> None:
         """Feed one round's observations to the evaluators, then decide the incidents."""
         found: list[Transition | None] = []
+        suspects = self._suspects(batch)
         for obs in batch:
             if isinstance(obs, SnmpObservation):
                 found.extend(self._observe_snmp(obs))
@@ -273,9 +274,30 @@ class HealthMonitor:
         if changed or not batch:
             self._decided = self._decide()
             self.incidents = self._measured(self._decided)
+        elif suspects and not self._suspects(batch) >= suspects:
+            # A node (or a link) whose latest round was DOWN came back before its hysteresis
+            # confirmed it: the links root cause held for it are judged on their own now.
+            decided = self._decide()
+            if decided != self._decided:
+                self._decided = decided
+                self.incidents = self._measured(decided)
+                changed = True
         if changed:
             for hook in self.on_change:
                 hook()
+
+    def _suspects(self, batch: Sequence[Observation]) -> set[str]:
+        """The batch's ICMP subjects whose latest round is DOWN while their state is not."""
+        out: set[str] = set()
+        for obs in batch:
+            if not isinstance(obs, IcmpObservation):
+                continue
+            link, key = obs.target.link, obs.target.key.encoded
+            if link is not None and self.links.unconfirmed(link.id, LinkState.DOWN):
+                out.add(link.id)
+            elif obs.target.role == "upstream" and self.nodes.unconfirmed(key, NodeState.DOWN):
+                out.add(key)
+        return out
 
     def _decide(self) -> tuple[Incident, ...]:
         return decide(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from alerts.health import LinkEvaluator, NodeEvaluator, PortalEvaluator
@@ -425,3 +426,49 @@ def test_timeline_outage_starting_mid_round_is_still_one_upstream_incident() -> 
         assert IncidentKind.LINK_FAULT not in [inc.kind for inc in incidents], f"round {i}"
         if i >= 4:
             assert kinds(incidents) == [(IncidentKind.UPSTREAM_OUTAGE, "upstream:pop-1")]
+
+
+# --- the moment before an upstream outage is confirmed (rule 2) --------------------------------
+
+
+def _pending(key: str, i: int, good_at: tuple[int, ...]) -> Status[LinkState]:
+    """A line still OK whose latest round (at i) lost every echo."""
+    return Status(
+        key, LinkState.OK, at(0), "", at(i), LinkState.DOWN, good_at=tuple(map(at, good_at))
+    )
+
+
+def test_a_pinged_node_being_confirmed_holds_the_links_that_went_down_with_it() -> None:
+    pop = SubjectKey.upstream("pop-1").encoded
+    links = links_all(LinkState.DOWN)  # since at(0)..at(4)
+    suspect = Status(pop, NodeState.UP, at(0), "", at(6), NodeState.DOWN, good_at=(at(-1), at(3)))
+    assert decide(topology(), links, {**REFS_UP, pop: suspect}, {}) == ()
+    # Its next round answered: the links are their own faults.
+    back = replace(suspect, last_round=NodeState.UP, good_at=(at(3), at(7)))
+    assert [k for _, k in kinds(decide(topology(), links, {**REFS_UP, pop: back}, {}))] == [
+        f"link:{k}" for k in BEHIND_POP
+    ]
+
+
+def test_links_down_since_the_nodes_last_two_good_rounds_began_keep_their_incident() -> None:
+    pop = SubjectKey.upstream("pop-1").encoded
+    links = links_all(LinkState.DOWN)  # BEHIND_POP[n] down since at(n)
+    suspect = Status(pop, NodeState.UP, at(0), "", at(6), NodeState.DOWN, good_at=(at(2), at(3)))
+    # Down at or before at(2): the node answered twice since, their own; after at(2): held.
+    assert kinds(decide(topology(), links, {**REFS_UP, pop: suspect}, {})) == [
+        (IncidentKind.LINK_FAULT, f"link:{k}") for k in BEHIND_POP[:3]
+    ]
+
+
+def test_an_unpinged_node_whose_other_links_are_failing_holds_the_confirmed_ones() -> None:
+    topo = topology(pinged=False)
+    links = {
+        BEHIND_POP[0]: ls(BEHIND_POP[0], LinkState.DOWN, 2),
+        **{k: _pending(k, 4, (1, 2)) for k in BEHIND_POP[1:]},
+    }
+    assert decide(topo, links, REFS_UP, {}) == ()
+    # One line behind it answers: the node is not down, the cut line is its own fault.
+    links[BEHIND_POP[4]] = ls(BEHIND_POP[4], LinkState.OK)
+    assert kinds(decide(topo, links, REFS_UP, {})) == [
+        (IncidentKind.LINK_FAULT, f"link:{BEHIND_POP[0]}")
+    ]
