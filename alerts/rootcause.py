@@ -6,6 +6,10 @@ Rules, applied in this order (a pure function of the states and the topology):
    known and DOWN, NetWatch itself is cut off: one MONITOR_CONNECTIVITY incident (key "monitor",
    routed to provincial IT) and NOTHING else. Every other verdict was measured through the same
    broken line, so no link, upstream, capacity or portal incident is raised.
+   The moment before: while every reference is DOWN or has a latest round that lost every echo
+   (not all confirmed yet), the ISP's outages that began with them (upstream outages, links
+   DOWN) are held: NetWatch may be losing its own line, and the references' next rounds decide.
+   Fresh outages only, as in rule 2.
 2. Upstream outages. An upstream node is down when it is pinged and its node status is DOWN, or
    (not pinged, or pinged but not yet measured) every link behind it (its own and its children's)
    is DOWN (unless they are all one commune's whose agent is judged: that is a dark site,
@@ -99,6 +103,9 @@ def decide(
     ]
     if inside is not None:
         incidents = inside_incidents(incidents, topology, links, portals, behind, covered, inside)
+    witnesses = _monitor_being_cut(topology, nodes)
+    if witnesses:
+        incidents = [i for i in incidents if not _began_with(i, witnesses)]
     return tuple(sorted(incidents, key=lambda i: (_KIND_ORDER[i.kind], i.key)))
 
 
@@ -118,6 +125,33 @@ def _monitor(topology: Topology, nodes: Mapping[str, Status[NodeState]]) -> Inci
         route=Route.PROVINCIAL_IT,
         detail=",".join(sorted(topology.references)),
     )
+
+
+def _monitor_being_cut(
+    topology: Topology, nodes: Mapping[str, Status[NodeState]]
+) -> list[tuple[datetime, ...]]:
+    """The references' last good rounds while all of them look cut off and some are not
+    confirmed yet (rule 1, the moment before); empty otherwise."""
+    if not topology.references:
+        return []
+    seen = [nodes.get(ref) for ref in topology.references]
+    if not all(s is not None and NodeState.DOWN in (s.state, s.last_round) for s in seen):
+        return []
+    return [s.good_at for s in seen if s is not None and s.state is not NodeState.DOWN]
+
+
+def _began_with(incident: Incident, witnesses: list[tuple[datetime, ...]]) -> bool:
+    """An ISP's outage that began no earlier than each witness's last two good rounds."""
+    if incident.kind not in (IncidentKind.UPSTREAM_OUTAGE, IncidentKind.LINK_FAULT):
+        return False
+    if incident.state != LinkState.DOWN.value:  # NodeState.DOWN has the same value
+        return False
+    return _fresh(incident.since, witnesses)
+
+
+def _fresh(since: datetime, witnesses: list[tuple[datetime, ...]]) -> bool:
+    """At most one good round of each witness began after `since`."""
+    return all(len(good) < 2 or good[0] < since for good in witnesses)
 
 
 def _subtree_links(topology: Topology) -> dict[str, list[str]]:
@@ -220,11 +254,7 @@ def _being_confirmed(
             if not pending or any(s.last_round is not LinkState.DOWN for s in pending):
                 continue
             witnesses = [s.good_at for s in pending]
-        for key in candidates:
-            since = links[key].since
-            # Fresh: at most one good round of each witness began after the link went down.
-            if all(len(good) < 2 or good[0] < since for good in witnesses):
-                held.add(key)
+        held.update(k for k in candidates if _fresh(links[k].since, witnesses))
     return held
 
 

@@ -275,8 +275,8 @@ class HealthMonitor:
             self._decided = self._decide()
             self.incidents = self._measured(self._decided)
         elif suspects and not self._suspects(batch) >= suspects:
-            # A node (or a link) whose latest round was DOWN came back before its hysteresis
-            # confirmed it: the links root cause held for it are judged on their own now.
+            # A node, reference or link whose latest round was DOWN came back before its
+            # hysteresis confirmed it: what root cause held for it is judged on its own now.
             decided = self._decide()
             if decided != self._decided:
                 self._decided = decided
@@ -287,7 +287,8 @@ class HealthMonitor:
                 hook()
 
     def _suspects(self, batch: Sequence[Observation]) -> set[str]:
-        """The batch's ICMP subjects whose latest round is DOWN while their state is not."""
+        """The batch's ICMP subjects whose latest round is DOWN while their state is not
+        (links, upstream nodes, reference targets: what root cause holds links for)."""
         out: set[str] = set()
         for obs in batch:
             if not isinstance(obs, IcmpObservation):
@@ -295,8 +296,8 @@ class HealthMonitor:
             link, key = obs.target.link, obs.target.key.encoded
             if link is not None and self.links.unconfirmed(link.id, LinkState.DOWN):
                 out.add(link.id)
-            elif obs.target.role == "upstream" and self.nodes.unconfirmed(key, NodeState.DOWN):
-                out.add(key)
+            elif link is None and self.nodes.unconfirmed(key, NodeState.DOWN):
+                out.add(key)  # an upstream node or a reference target
         return out
 
     def _decide(self) -> tuple[Incident, ...]:

@@ -472,3 +472,41 @@ def test_an_unpinged_node_whose_other_links_are_failing_holds_the_confirmed_ones
     assert kinds(decide(topo, links, REFS_UP, {})) == [
         (IncidentKind.LINK_FAULT, f"link:{BEHIND_POP[0]}")
     ]
+
+
+def test_timeline_links_confirmed_a_round_before_the_references_blame_no_isp() -> None:
+    """NetWatch's own line is cut late in round 2: the references had answered that round's
+    echoes, the lines lost theirs. The lines are confirmed a round before the references; no
+    ISP may be blamed in between."""
+    topo = topology()
+    link_ev, node_ev = LinkEvaluator(), NodeEvaluator()
+    pop = SubjectKey.upstream("pop-1").encoded
+    history = []
+    for i in range(8):
+        for ref in (*REFS, pop):
+            node_ev.observe(NodeRound(ref, at(i), i < 3))
+        for key in (*BEHIND_POP, ELSEWHERE):
+            link_ev.observe(LinkRound(key, at(i), 3, 3 if i < 2 else 0, 0.01))
+        history.append(kinds(decide(topo, link_ev.statuses(), node_ev.statuses(), {})))
+    monitor = [(IncidentKind.MONITOR_CONNECTIVITY, "monitor")]
+    assert history == [[], [], [], [], [], monitor, monitor, monitor]
+
+
+def test_an_isp_outage_older_than_the_references_last_good_rounds_is_not_held() -> None:
+    pop = SubjectKey.upstream("pop-1").encoded
+    refs = {
+        r: Status(r, NodeState.UP, at(0), "", at(6), NodeState.DOWN, good_at=(at(3), at(5)))
+        for r in REFS
+    }
+    nodes = {**refs, pop: ns(pop, NodeState.DOWN, 2)}  # down since before the references blinked
+    links = {**links_all(LinkState.DOWN), ELSEWHERE: ls(ELSEWHERE, LinkState.DOWN, 4)}
+    # The POP's outage is its own; the line that went down after the references' last good
+    # rounds began waits for their next round.
+    assert kinds(decide(topology(), links, nodes, {})) == [
+        (IncidentKind.UPSTREAM_OUTAGE, "upstream:pop-1")
+    ]
+    refs_back = {r: replace(s, last_round=NodeState.UP) for r, s in refs.items()}
+    assert kinds(decide(topology(), links, {**nodes, **refs_back}, {})) == [
+        (IncidentKind.UPSTREAM_OUTAGE, "upstream:pop-1"),
+        (IncidentKind.LINK_FAULT, f"link:{ELSEWHERE}"),
+    ]
