@@ -7,9 +7,9 @@ Rules, applied in this order (a pure function of the states and the topology):
    routed to provincial IT) and NOTHING else. Every other verdict was measured through the same
    broken line, so no link, upstream, capacity or portal incident is raised.
    The moment before: while every reference is DOWN or has a latest round that lost every echo
-   (not all confirmed yet), the ISP's outages that began with them (upstream outages, links
-   DOWN) are held: NetWatch may be losing its own line, and the references' next rounds decide.
-   Fresh outages only, as in rule 2.
+   (not all confirmed yet), the incidents that began with them (upstream outages, link faults,
+   portal outages: all measured through NetWatch's own line) are held until the references'
+   next rounds decide. Fresh incidents only, as in rule 2.
 2. Upstream outages. An upstream node is down when it is pinged and its node status is DOWN, or
    (not pinged, or pinged but not yet measured) every link behind it (its own and its children's)
    is DOWN (unless they are all one commune's whose agent is judged: that is a dark site,
@@ -105,7 +105,7 @@ def decide(
         incidents = inside_incidents(incidents, topology, links, portals, behind, covered, inside)
     witnesses = _monitor_being_cut(topology, nodes)
     if witnesses:
-        incidents = [i for i in incidents if not _began_with(i, witnesses)]
+        incidents = [i for i in incidents if not _fresh(i.since, witnesses)]
     return tuple(sorted(incidents, key=lambda i: (_KIND_ORDER[i.kind], i.key)))
 
 
@@ -138,15 +138,6 @@ def _monitor_being_cut(
     if not all(s is not None and NodeState.DOWN in (s.state, s.last_round) for s in seen):
         return []
     return [s.good_at for s in seen if s is not None and s.state is not NodeState.DOWN]
-
-
-def _began_with(incident: Incident, witnesses: list[tuple[datetime, ...]]) -> bool:
-    """An ISP's outage that began no earlier than each witness's last two good rounds."""
-    if incident.kind not in (IncidentKind.UPSTREAM_OUTAGE, IncidentKind.LINK_FAULT):
-        return False
-    if incident.state != LinkState.DOWN.value:  # NodeState.DOWN has the same value
-        return False
-    return _fresh(incident.since, witnesses)
 
 
 def _fresh(since: datetime, witnesses: list[tuple[datetime, ...]]) -> bool:

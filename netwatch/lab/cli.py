@@ -31,6 +31,8 @@ faults (each undone by the matching restore):
                                the portal answers only that commune's agent path(s) late
   portal slow SECONDS | portal down | portal error | portal restore
   upstream NODE down | upstream NODE restore
+  monitor cut | monitor restore
+                               NetWatch's own line: the monitor side cut off from the lab
   restore                      undo every fault in the lab
 examples: netwatch lab fault 24848 loss 20; netwatch lab fault upstream pop-vnpt-1 down
 """
@@ -187,6 +189,8 @@ def _fault(args: argparse.Namespace) -> int:
         return _report(lab.commune_portal_slow(args.commune, float(words[1]), args.link))
     if words[0] == "portal" and len(words) >= 2:
         return _portal_fault(lab, words[1:], usage)
+    if words in (["monitor", "cut"], ["monitor", "restore"]):
+        return _report(lab.monitor_cut() if words[1] == "cut" else lab.monitor_restore())
     if words[0] == "upstream" and len(words) == 3 and words[2] in ("down", "restore"):
         if words[2] == "down":
             return _report(lab.upstream_down(words[1]))

@@ -56,6 +56,7 @@ class FaultKind(enum.StrEnum):
     PORTAL_DOWN = "portal-down"
     POWER_LOSS = "power-loss"
     PATH_SLOW = "path-slow"  # the portal slow for one commune's agent path(s) only
+    MONITOR_CUT = "monitor-cut"  # NetWatch's own line: the monitor side cut off from the core
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +218,17 @@ def reboot(
 def upstream_down(plan: LabPlan, upstream: UpstreamPlan) -> None:
     """Cut an upstream node off at the core: the node and every commune behind it go dark."""
     run(["ip", "-n", plan.core_namespace, "link", "set", upstream.core_ifname, "down"])
+
+
+def monitor_cut(plan: LabPlan) -> None:
+    """Cut NetWatch's own line: the root side's link to the core goes down, every lab address
+    falls into the blackhole (references, nodes, lines and portal alike)."""
+    run(["ip", "link", "set", plan.root_ifname, "down"])
+
+
+def monitor_restore(plan: LabPlan) -> None:
+    """The monitor side's link up again, with its route to the lab prefix."""
+    ip_batch(network.root_lines(plan))
 
 
 def upstream_restore(plan: LabPlan, upstream: UpstreamPlan) -> None:

@@ -665,6 +665,27 @@ class Lab:
 
         return self._restore_then(code, action, reboot)
 
+    def monitor_cut(self) -> FaultResult:
+        """Cut NetWatch's own line (the monitor side off the lab's core)."""
+        return self._monitor(cut=True)
+
+    def monitor_restore(self) -> FaultResult:
+        """Reconnect the monitor side."""
+        return self._monitor(cut=False)
+
+    def _monitor(self, *, cut: bool) -> FaultResult:
+        action = f"monitor {'cut' if cut else 'restore'}"
+        with self._faulting() as state:
+            if state is None:
+                return FaultResult(action, FaultProblem.NOT_UP, str(self.paths.state_dir))
+            if cut:
+                faults.monitor_cut(state.plan)
+                self._record(state, (ActiveFault(FaultKind.MONITOR_CUT, "monitor"),))
+            else:
+                faults.monitor_restore(state.plan)
+                self._record(state, drop=lambda f: f.kind is FaultKind.MONITOR_CUT)
+            return FaultResult(action)
+
     def upstream_down(self, upstream_id: str) -> FaultResult:
         """Cut an upstream node (and so every commune link behind it) off from the core."""
         return self._upstream(upstream_id, down=True)

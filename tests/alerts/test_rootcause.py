@@ -492,7 +492,7 @@ def test_timeline_links_confirmed_a_round_before_the_references_blame_no_isp() -
     assert history == [[], [], [], [], [], monitor, monitor, monitor]
 
 
-def test_an_isp_outage_older_than_the_references_last_good_rounds_is_not_held() -> None:
+def test_only_incidents_younger_than_the_references_last_good_rounds_are_held() -> None:
     pop = SubjectKey.upstream("pop-1").encoded
     refs = {
         r: Status(r, NodeState.UP, at(0), "", at(6), NodeState.DOWN, good_at=(at(3), at(5)))
@@ -500,13 +500,15 @@ def test_an_isp_outage_older_than_the_references_last_good_rounds_is_not_held() 
     }
     nodes = {**refs, pop: ns(pop, NodeState.DOWN, 2)}  # down since before the references blinked
     links = {**links_all(LinkState.DOWN), ELSEWHERE: ls(ELSEWHERE, LinkState.DOWN, 4)}
-    # The POP's outage is its own; the line that went down after the references' last good
-    # rounds began waits for their next round.
-    assert kinds(decide(topology(), links, nodes, {})) == [
+    portals = {"dvcqg@central": ps("dvcqg@central", PortalState.FAILING, 4, "dns")}
+    # The POP's outage is its own; the line and the portal that failed after the references'
+    # last good rounds began wait for their next round.
+    assert kinds(decide(topology(), links, nodes, portals)) == [
         (IncidentKind.UPSTREAM_OUTAGE, "upstream:pop-1")
     ]
     refs_back = {r: replace(s, last_round=NodeState.UP) for r, s in refs.items()}
-    assert kinds(decide(topology(), links, {**nodes, **refs_back}, {})) == [
+    assert kinds(decide(topology(), links, {**nodes, **refs_back}, portals)) == [
         (IncidentKind.UPSTREAM_OUTAGE, "upstream:pop-1"),
+        (IncidentKind.PORTAL_OUTAGE, "portal:dvcqg"),
         (IncidentKind.LINK_FAULT, f"link:{ELSEWHERE}"),
     ]

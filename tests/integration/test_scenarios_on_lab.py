@@ -241,6 +241,36 @@ def test_upstream_down_opens_one_ticket_for_the_node_not_one_per_link(
         assert _mail(box, VIETTEL_MAIL) == []
 
 
+def test_netwatchs_own_line_cut_is_provincial_its_ticket_and_no_isp_is_told(
+    lab: Lab, twins: list[Twin]
+) -> None:
+    """Every target unreachable at once, references included: the lines, POPs and the portal
+    may be confirmed a round before the references (the portal was, by 0.4 s), yet no other
+    ticket may open at any moment."""
+    with _netwatch(lab, twins, lambda t: _inventory(lab, t.smtp_port)) as runtimes:
+        try:
+            assert lab.monitor_cut().ok
+            for twin in twins:
+                ticket = _wait_for(_ticket(twin, "monitor"), f"{twin.backend}: the monitor ticket")
+                _wait_for(_opened_mail(twin.box, IT_MAIL, ticket.id), "the mail to provincial IT")
+            _after_rounds(runtimes, 3)
+            books = {
+                twin.backend: _wait_for(_outbox_drained(twin), f"{twin.backend}: the outbox sent")
+                for twin in twins
+            }
+        finally:
+            assert lab.monitor_restore().ok
+
+    for twin in twins:
+        book, box = books[twin.backend], twin.box
+        assert [t.key.encoded for t in book.tickets] == ["monitor"], twin.backend
+        [ticket] = book.tickets
+        assert ticket.route.value == "provincial_it"
+        assert ticket.isp is None
+        assert [m for to in ISP_MAILS for m in _mail(box, to)] == [], twin.backend
+        assert {m["X-NetWatch-Ticket"] for m in box.messages} == {ticket.id}
+
+
 def test_recovery_auto_resolves_and_says_so_in_the_same_thread(lab: Lab, twins: list[Twin]) -> None:
     code = _code_of(_inventory(lab, 25), 5)  # single-homed, VNPT, behind pop-vnpt-2
     key = f"link:{code}/{VNPT_LINK}"

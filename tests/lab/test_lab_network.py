@@ -137,11 +137,18 @@ def test_link_down_falls_into_the_blackhole(clean_lab: Lab) -> None:
 def test_monitor_side_falls_to_blackhole_not_default_route(clean_lab: Lab) -> None:
     plan = clean_lab.plan
     target = plan.communes[0].address
-    assert ip("link", "set", plan.root_ifname, "down").returncode == 0
+    assert clean_lab.monitor_cut().ok  # NetWatch's own line (the root side's link) cut
+    assert [f.kind.value for f in clean_lab.state.faults] == ["monitor-cut"]
     got = ip("route", "get", target)
     # Not "via <default gateway> dev eth0": the blackhole catches the lab prefix.
     assert got.returncode != 0, got.stdout
     assert "Invalid argument" in got.stderr
+    assert ping([target, plan.core_address], count=3)[plan.core_address].loss_ratio == 1
+    assert clean_lab.monitor_restore().ok
+    assert clean_lab.state.faults == ()
+    assert ping([target], count=3)[target].loss_ratio == 0
+    # Cut by hand (as before the fault existed): the lab's restore repairs it too.
+    assert ip("link", "set", plan.root_ifname, "down").returncode == 0
     assert ping([target], count=3)[target].loss_ratio == 1
     assert clean_lab.restore().ok
     assert ping([target], count=3)[target].loss_ratio == 0
