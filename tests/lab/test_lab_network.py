@@ -306,6 +306,13 @@ def test_cli_status_and_faults(clean_lab: Lab) -> None:
     bad = _cli(clean_lab, "fault", "upstream", "pop-nowhere", "down")
     assert bad.returncode == 1
     assert "no such upstream node" in bad.stderr
+    core = clean_lab.plan.core_address
+    assert _cli(clean_lab, "fault", "monitor", "cut").returncode == 0
+    assert "monitor: monitor-cut" in _cli(clean_lab, "status").stdout
+    assert ping([core], count=3)[core].loss_ratio == 1
+    assert _cli(clean_lab, "fault", "monitor", "restore").returncode == 0
+    assert ping([core], count=3)[core].loss_ratio == 0
+    assert _cli(clean_lab, "fault", "monitor", "down").returncode == 2  # unknown: the usage
 
 
 def test_config_and_env_files(clean_lab: Lab) -> None:
