@@ -91,8 +91,9 @@ def decide(
     if monitor is not None:
         return (monitor,)
     judged = frozenset(c for c, s in inside.sites.items() if s.heard_at) if inside else frozenset()
-    outages, behind = _upstream_outages(topology, links, nodes, judged)
-    behind |= _being_confirmed(topology, links, nodes, behind, judged)
+    subtree = _subtree_links(topology)
+    outages, behind = _upstream_outages(topology, subtree, links, nodes, judged)
+    behind |= _being_confirmed(topology, subtree, links, nodes, behind, judged)
     sites = dark_sites(topology, links, behind, inside) if inside is not None else None
     covered = sites.covered if sites is not None else frozenset()
     incidents = [
@@ -165,11 +166,11 @@ def _chain(topology: Topology, upstream: str | None) -> Iterable[str]:
 
 def _upstream_outages(
     topology: Topology,
+    subtree: Mapping[str, list[str]],
     links: Mapping[str, Status[LinkState]],
     nodes: Mapping[str, Status[NodeState]],
     agent_sites: frozenset[str] = frozenset(),
 ) -> tuple[list[Incident], set[str]]:
-    subtree = _subtree_links(topology)
     down_since: dict[str, datetime] = {}
     for upstream, info in topology.upstreams.items():
         node = nodes.get(SubjectKey.upstream(upstream).encoded)
@@ -213,6 +214,7 @@ def _upstream_outages(
 
 def _being_confirmed(
     topology: Topology,
+    subtree: Mapping[str, list[str]],
     links: Mapping[str, Status[LinkState]],
     nodes: Mapping[str, Status[NodeState]],
     behind: set[str],
@@ -223,7 +225,7 @@ def _being_confirmed(
     if not down or not topology.upstreams:
         return set()
     held: set[str] = set()
-    for upstream, keys in _subtree_links(topology).items():
+    for upstream, keys in subtree.items():
         candidates = [k for k in keys if k in down]
         if not candidates:
             continue
