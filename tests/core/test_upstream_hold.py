@@ -64,6 +64,14 @@ def _references(plan: Plan, i: int, answered: int) -> list[IcmpObservation]:
     return [_round(t, i, answered) for t in plan.icmp if t.role == "reference"]
 
 
+def _answered(health: HealthMonitor, plan: Plan) -> tuple[IcmpTarget, list[IcmpTarget]]:
+    """Three rounds where everything answers (rounds 0 to 2); the POP and the lines."""
+    node, links = _targets(plan)
+    for i in range(3):
+        health.observe([*_references(plan, i, 5), *(_round(t, i, 5) for t in (node, *links))])
+    return node, links
+
+
 def _kinds(health: HealthMonitor) -> list[tuple[IncidentKind, str]]:
     return [(i.kind, i.key.encoded) for i in health.incidents]
 
@@ -72,9 +80,7 @@ def test_links_confirmed_a_round_before_their_node_wait_for_it(
     setup: tuple[HealthMonitor, Plan],
 ) -> None:
     health, plan = setup
-    node, links = _targets(plan)
-    for i in range(3):
-        health.observe([*_references(plan, i, 5), *(_round(t, i, 5) for t in (node, *links))])
+    node, links = _answered(health, plan)
     # The POP dies during round 3: the links' echoes come later in it than the node's, they
     # lose three of five while the node had all five answered.
     health.observe(
@@ -94,11 +100,9 @@ def test_a_node_back_unconfirmed_releases_its_links_at_once(
     setup: tuple[HealthMonitor, Plan],
 ) -> None:
     health, plan = setup
-    node, links = _targets(plan)
+    node, links = _answered(health, plan)
     told: list[int] = []
     health.on_change.append(lambda: told.append(len(health.incidents)))
-    for i in range(3):
-        health.observe([*_references(plan, i, 5), *(_round(t, i, 5) for t in (node, *links))])
     for i in range(3, 6):  # the lines die; the node loses two rounds' echoes, one short
         health.observe(
             [
@@ -148,9 +152,7 @@ def test_a_reference_back_unconfirmed_releases_the_lines_held_for_it(
     setup: tuple[HealthMonitor, Plan],
 ) -> None:
     health, plan = setup
-    node, links = _targets(plan)
-    for i in range(3):
-        health.observe([*_references(plan, i, 5), *(_round(t, i, 5) for t in (node, *links))])
+    node, links = _answered(health, plan)
     # Line a is cut; NetWatch's own line blinks: its reference loses two rounds, one short.
     for i in range(3, 6):
         health.observe(
