@@ -46,7 +46,7 @@ from netwatch.agent.buffer import (
     buffer_stats,
     ensure_buffer,
 )
-from netwatch.agent.forward import MSG_ID_HEADER, Forwarder, TokenBucket, raise_if_cancelling
+from netwatch.agent.forward import MSG_ID_HEADER, Forwarder, TokenBucket
 from netwatch.agent.leaf import JS_DOMAIN, LeafServer, running_leaf
 from netwatch.agent.model import (
     HEARTBEAT_INTERVAL_S,
@@ -59,6 +59,7 @@ from netwatch.agent.model import (
 )
 from netwatch.agent.settings import AgentSettings
 from netwatch.agent.wire import AgentWireError, decode_config, encode_heartbeat, encode_round
+from netwatch.bus.cancel import raise_if_cancelled
 
 __all__ = ["AgentBusyError", "Box", "Measure", "default_measure", "run_agent"]
 
@@ -268,7 +269,7 @@ class Box:
         try:
             reply = await nc.request(subject, current.encode(), timeout=_REQUEST_TIMEOUT_S)
         except (nats.errors.Error, TimeoutError) as exc:
-            raise_if_cancelling()
+            raise_if_cancelled()
             log.info(
                 "centre did not answer the config request (%s): %s",
                 type(exc).__name__,
@@ -375,7 +376,7 @@ class Box:
                 )
                 break
             except (nats.errors.Error, TimeoutError) as exc:
-                raise_if_cancelling()
+                raise_if_cancelled()
                 log.warning("round %d: buffering failed (attempt %d): %s", seq, attempt + 1, exc)
                 await asyncio.sleep(0.5)
         else:
@@ -394,7 +395,7 @@ class Box:
         try:
             stats = await buffer_stats(js, self._state.forwarded)
         except (nats.errors.Error, TimeoutError):
-            raise_if_cancelling()
+            raise_if_cancelled()
         pending_drops = 0
         if stats is not None:
             pending_drops = max(0, stats.first_seq - 1 - self._state.forwarded)

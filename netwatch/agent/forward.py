@@ -25,24 +25,13 @@ import nats.js.errors
 from nats.js import JetStreamContext
 
 from netwatch.agent.buffer import BUFFER_STREAM, BUFFER_SUBJECT, BoxState
+from netwatch.bus.cancel import raise_if_cancelled
 
-__all__ = ["Forwarder", "TokenBucket", "raise_if_cancelling"]
+__all__ = ["Forwarder", "TokenBucket"]
 
 log = logging.getLogger("netwatch.agent.forward")
 
 MSG_ID_HEADER: Final = "Nats-Msg-Id"
-
-
-def raise_if_cancelling() -> None:
-    """Re-raise a cancellation that arrived disguised as a timeout.
-
-    On Python 3.11, ``asyncio.wait_for`` (which nats-py uses for every request) turns a
-    cancellation that lands while its timeout fires into ``TimeoutError``; a retry loop that
-    catches it would then never stop. Call this in such an ``except`` before retrying.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class TokenBucket:
@@ -109,7 +98,7 @@ class Forwarder:
             try:
                 sent = await self.step()
             except (nats.errors.Error, TimeoutError) as exc:  # the box's own server: rare
-                raise_if_cancelling()
+                raise_if_cancelled()
                 log.warning("buffer unreadable, trying again: %s", exc or type(exc).__name__)
                 await asyncio.sleep(self.retry_max_s)
                 continue
@@ -119,7 +108,7 @@ class Forwarder:
                     async with asyncio.timeout(self.idle_poll_s):
                         await self.wake.wait()
                 except TimeoutError:
-                    raise_if_cancelling()
+                    raise_if_cancelled()
 
     async def step(self) -> bool:
         """Forward the next round, if there is one (False: the buffer is empty)."""
@@ -180,7 +169,7 @@ class Forwarder:
                     self.subject, data, timeout=self.publish_timeout_s, headers=headers
                 )
             except (nats.errors.Error, TimeoutError, OSError) as exc:
-                raise_if_cancelling()
+                raise_if_cancelled()
                 if self._unreachable_since is None:
                     self._unreachable_since = time.monotonic()
                     log.warning("centre unreachable, holding the buffer: %s", exc or type(exc))

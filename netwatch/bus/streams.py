@@ -31,6 +31,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from netwatch.bus import wire
+from netwatch.bus.cancel import raise_if_cancelled
 from netwatch.bus.setup import (
     LEADER_BUCKET,
     OBSERVATIONS,
@@ -258,6 +259,7 @@ class ObservationConsumer:
             await self.open()
         assert self._sub is not None
         while True:
+            raise_if_cancelled()
             if not self._fetched:
                 try:
                     msgs = await self._sub.fetch(self.max_ack_pending, timeout=self.fetch_timeout_s)

@@ -53,6 +53,7 @@ from prometheus_client.registry import Collector
 
 from netwatch.agent import wire
 from netwatch.agent.model import SUBJECT_PREFIX, InsideRound
+from netwatch.bus.cancel import raise_if_cancelled
 from netwatch.bus.setup import AGENT_SUBJECTS, AGENTS
 from netwatch.inside.state import InsideSink
 
@@ -231,6 +232,7 @@ class AgentFeed:
                 sub = await self._js.pull_subscribe_bind(durable=self.durable, stream=AGENTS)
                 try:
                     while True:
+                        raise_if_cancelled()
                         try:
                             msgs = await sub.fetch(1, timeout=self._fetch_timeout_s)
                         except nats.errors.TimeoutError:

@@ -19,6 +19,7 @@ from netwatch.agent.model import AgentHeartbeat, InsideRound, Ping
 from netwatch.bus.setup import ensure_agent_stream, ensure_buckets
 from netwatch.inside.feed import AgentFeed
 from netwatch.inside.state import InsideState
+from tests.waiting import stops_after_a_lost_cancellation
 
 DURABLE = "agents-core-test"
 
@@ -169,3 +170,12 @@ async def test_heartbeats_and_a_web_workers_feed(nc: Client, js: JetStreamContex
         assert web.rejected == {"commune_mismatch": 1}
     finally:
         await web.stop()
+
+
+async def test_a_cancellation_lost_on_the_way_still_stops_the_core_feed(
+    nc: Client, js: JetStreamContext
+) -> None:
+    await ensure_agent_stream(js)
+    buckets = await ensure_buckets(js)
+    feed = AgentFeed(nc, [Recorder()], durable=DURABLE, seq_store=buckets.state)
+    assert await stops_after_a_lost_cancellation(feed._run_core)  # what start() runs in the core

@@ -13,6 +13,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from netwatch.bus import wire
+from netwatch.bus.cancel import raise_if_cancelled
 from netwatch.bus.server import NatsServerOptions, running_nats_server
 from netwatch.bus.streams import (
     LEADER_BUCKET,
@@ -258,3 +259,23 @@ async def test_the_bus_flows_again_after_the_server_was_down(
             await consumer.close()
     finally:
         await nc.close()
+
+
+async def test_a_cancellation_that_wait_for_returned_through_still_stops_a_loop() -> None:
+    """Python 3.11's wait_for returns the result of a future done in the moment its task is
+    cancelled (nats-py fetches every message through it): the loop must still stop."""
+    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    reached: list[object] = []
+
+    async def fetching() -> None:
+        reached.append(await asyncio.wait_for(done, 5))
+        raise_if_cancelled()
+        reached.append("went on")
+
+    task = asyncio.create_task(fetching())
+    await asyncio.sleep(0)  # waiting in wait_for now
+    done.set_result(1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert "went on" not in reached

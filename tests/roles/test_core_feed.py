@@ -21,7 +21,7 @@ from netwatch.plan import Plan, compile_plan
 from netwatch.roles.core import BusFeed
 from probes.icmp import PingResult
 from tests.roles.procs import write_config
-from tests.waiting import async_wait_until
+from tests.waiting import async_wait_until, stops_after_a_lost_cancellation
 
 DURABLE = "core-test"
 Running = tuple[BusFeed, "Recorder", "Recorder", list[asyncio.Task[None]]]
@@ -140,3 +140,10 @@ async def test_a_failing_sink_loses_one_batch_not_the_stream(
     assert feed.counts.failed == 1
     assert full.observed == [2]  # the second round went through
     assert len(full.reports) == 2
+
+
+async def test_a_cancellation_lost_on_the_way_still_stops_the_feed(
+    js: JetStreamContext, publisher: ObservationPublisher, plan: Plan
+) -> None:
+    feed = BusFeed(js, wire.PlanIndex.from_plan(plan), DURABLE)
+    assert await stops_after_a_lost_cancellation(lambda: feed.run([Recorder()], []))
