@@ -161,6 +161,7 @@ class AgentFeed:
             try:
                 await self._save()
             except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+                raise_if_cancelled()
                 log.warning("agents' last seqs not saved: %r", exc)
 
     # -- rounds ----------------------------------------------------------------------------

@@ -55,6 +55,7 @@ from prometheus_client.registry import Collector
 from alerts.tickets import Refused
 from netwatch.bus import wire
 from netwatch.bus.auth import TOKEN_ENV, connect_options
+from netwatch.bus.cancel import raise_if_cancelled
 from netwatch.bus.commands import (
     TICKET_ACTION,
     TicketReply,
@@ -163,6 +164,7 @@ class LeaseLeader:
             await asyncio.sleep(wait)
             before = self._status
             await self._step()
+            raise_if_cancelled()  # a renewal's wait_for may have lost a stop (bus/cancel.py)
             if self._status is not before:
                 for hook in self.on_change:
                     hook()

@@ -47,6 +47,7 @@ from prometheus_client.registry import Collector
 from alerts.subject import SubjectKey
 from netwatch.bus import commands, wire
 from netwatch.bus.auth import connect_options
+from netwatch.bus.cancel import raise_if_cancelled
 from netwatch.bus.sink import BusSink
 from netwatch.bus.streams import ObservationPublisher, StreamLimits, ensure_stream
 from netwatch.engine import Engine, EngineOptions
@@ -416,6 +417,7 @@ class ProbeWorker:
                 )
                 break
             except (OSError, TimeoutError, nats.errors.Error) as exc:
+                raise_if_cancelled()
                 if not warned:
                     log.warning("bus not reachable at start (%s): probing, buffering", exc)
                     warned = True
@@ -427,6 +429,7 @@ class ProbeWorker:
                 await ensure_stream(js, StreamLimits(replicas=o.bus_replicas))
                 break
             except (TimeoutError, nats.errors.Error) as exc:
+                raise_if_cancelled()
                 log.info("stream not set up yet: %r", exc)
                 await asyncio.sleep(o.reconnect_s)
         self._publisher = ObservationPublisher(

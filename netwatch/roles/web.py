@@ -44,6 +44,7 @@ from nats.js.kv import KeyValue
 from alerts.tickets import Actor, Refused
 from netwatch.bus import wire
 from netwatch.bus.auth import connect_options
+from netwatch.bus.cancel import raise_if_cancelled
 from netwatch.bus.commands import (
     TICKET_ACTION,
     ActionName,
@@ -154,6 +155,7 @@ class LeaseWatch:
         """Look every second until cancelled."""
         while True:
             await self.look()
+            raise_if_cancelled()  # the look's wait_for may have lost a stop (bus/cancel.py)
             await asyncio.sleep(_WATCH_EVERY_S)
 
 

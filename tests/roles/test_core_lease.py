@@ -9,8 +9,9 @@ from netwatch.bus.lease import Lease
 from netwatch.bus.server import NatsServer
 from netwatch.bus.streams import StreamLimits, ensure_buckets
 from netwatch.roles.core import LeaseLeader
+from netwatch.roles.web import LeaseWatch
 from netwatch.store.leader import LeaderCheck, LeaderStatus
-from tests.waiting import async_wait_until
+from tests.waiting import async_wait_until, stops_after_a_lost_cancellation
 
 TTL_S = 1.0
 
@@ -70,3 +71,14 @@ async def test_a_lease_not_renewed_in_time_is_not_trusted(js: JetStreamContext) 
         assert (check.status, check.changed) == (LeaderStatus.DISCONNECTED, True)
     finally:
         await leader.release()
+
+
+async def test_the_lease_keepers_stop_although_a_cancellation_was_lost(
+    js: JetStreamContext,
+) -> None:
+    """The core's keeper renews through wait_for, the web worker's watch reads through it: a
+    stop lost there (Python 3.11) must not keep either loop, nor its process, alive."""
+    buckets = await ensure_buckets(js, StreamLimits(leader_ttl_s=TTL_S))
+    leader = LeaseLeader(Lease(buckets.leader, "core@a:1"), TTL_S)
+    assert await stops_after_a_lost_cancellation(leader._keep)  # what start() runs
+    assert await stops_after_a_lost_cancellation(LeaseWatch(buckets.leader).run)
