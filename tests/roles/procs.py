@@ -94,15 +94,27 @@ def samples(base: str) -> dict[str, float]:
     return out
 
 
+# When each pid seen by descendants() started (clock ticks since boot): kill_all() kills a pid
+# only while it is still that process. The suite forks tens of thousands of processes and pids
+# wrap at 32,768 here: a pid seen minutes ago may be another worker's nats-server by now.
+_STARTED: dict[int, int] = {}
+
+
+def _stat(entry: Path) -> tuple[int, int]:
+    """(parent pid, start time) from /proc/PID/stat."""
+    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), int(fields[19])
+
+
 def descendants(pid: int) -> set[int]:
     """Every living process below `pid` (by /proc's parent links)."""
     parents: dict[int, int] = {}
+    started: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = (entry / "stat").read_text()
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            parents[int(entry.name)], started[int(entry.name)] = _stat(entry)
     found: set[int] = set()
     todo = [pid]
     while todo:
@@ -111,6 +123,7 @@ def descendants(pid: int) -> set[int]:
             if ppid == parent and child not in found:
                 found.add(child)
                 todo.append(child)
+    _STARTED.update((child, started[child]) for child in found)
     return found
 
 
@@ -124,7 +137,14 @@ def alive(pid: int) -> bool:
 
 
 def kill_all(pids: set[int]) -> None:
-    """SIGKILL what is left of `pids` (a failed test's leftovers)."""
+    """SIGKILL what is left of `pids` (a failed test's leftovers, as descendants() saw them):
+    a pid that is now another process (reused since) is left alone."""
     for pid in pids:
+        try:
+            _, started = _stat(Path(f"/proc/{pid}"))
+        except (OSError, ValueError, IndexError):
+            continue  # gone
+        if _STARTED.get(pid) != started:
+            continue  # not the process that was seen
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
