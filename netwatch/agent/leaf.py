@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import secrets
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,21 +33,13 @@ from typing import Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from netwatch.agent.settings import AgentSettings
-from netwatch.bus.server import (
-    NatsServerError,
-    find_nats_server,
-    http_status,
-    log_tail,
-    parent_death_signal,
-    stop_process,
-)
+from netwatch.bus.server import find_nats_server, spawned_nats_server
 
 __all__ = ["JS_DOMAIN", "LeafServer", "render_leaf_config", "running_leaf"]
 
 log = logging.getLogger("netwatch.agent.leaf")
 
 JS_DOMAIN: Final = "agent"
-_POLL_S: Final = 0.05
 _START_TIMEOUT_S: Final = 30.0
 _STOP_TIMEOUT_S: Final = 10.0
 _MEMORY_STORE: Final = 8 * 1024 * 1024
@@ -131,49 +122,19 @@ async def running_leaf(settings: AgentSettings) -> AsyncIterator[LeafServer]:
     nats_dir = settings.data_dir / "nats"
     nats_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     token = secrets.token_urlsafe(24)
-    config_file = nats_dir / "nats-server.conf"
-    fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(render_leaf_config(settings, nats_dir, token))
-    os.chmod(config_file, 0o600)
-    log_file = nats_dir / "nats-server.log"
     env = dict(os.environ)
     env.setdefault("GOMEMLIMIT", "40MiB")  # a small box: the Go heap collects before it grows
-    proc = await asyncio.create_subprocess_exec(
+    async with spawned_nats_server(
         binary,
-        "-c",
-        str(config_file),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        nats_dir,
+        render_leaf_config(settings, nats_dir, token),
+        start_timeout_s=_START_TIMEOUT_S,
+        stop_timeout_s=_STOP_TIMEOUT_S,
         env=env,
-        preexec_fn=parent_death_signal(),
-        start_new_session=True,
-    )
-    try:
-        ports_file = nats_dir / f"nats-server_{proc.pid}.ports"
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        server: LeafServer | None = None
-        while server is None:
-            if proc.returncode is not None:
-                raise NatsServerError(
-                    f"leaf nats-server exited with status {proc.returncode} while starting:\n"
-                    + log_tail(log_file, 15)
-                )
-            if time.monotonic() > deadline:
-                raise NatsServerError(
-                    f"leaf nats-server not ready after {_START_TIMEOUT_S:.0f} s:\n"
-                    + log_tail(log_file, 15)
-                )
-            with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
-                ports = json.loads(ports_file.read_text(encoding="utf-8"))
-                monitor = ports["monitoring"][0]
-                if await http_status(f"{monitor}/healthz") == 200:
-                    server = LeafServer(ports["nats"][0], token, monitor, proc.pid, nats_dir, proc)
-            if server is None:
-                await asyncio.sleep(_POLL_S)
-        log.info("leaf nats-server ready url=%s pid=%d", server.url, proc.pid)
+        what="leaf nats-server",
+    ) as spawned:
+        server = LeafServer(
+            spawned.url, token, spawned.monitor_url, spawned.proc.pid, nats_dir, spawned.proc
+        )
+        log.info("leaf nats-server ready url=%s pid=%d", server.url, server.pid)
         yield server
-    finally:
-        await stop_process(proc, _STOP_TIMEOUT_S)
-        log.info("leaf nats-server stopped pid=%d status=%s", proc.pid, proc.returncode)

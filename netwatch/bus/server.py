@@ -258,16 +258,73 @@ async def stop_process(proc: asyncio.subprocess.Process, timeout_s: float) -> No
             await proc.wait()
 
 
+@dataclass(frozen=True, slots=True)
+class Spawned:
+    """A nats-server started by :func:`spawned_nats_server` and ready: its process and ports."""
+
+    proc: asyncio.subprocess.Process
+    url: str  # the client port's nats:// URL
+    monitor_url: str
+    config_file: Path
+    log_file: Path
+
+
+@contextlib.asynccontextmanager
+async def spawned_nats_server(
+    binary: Path,
+    nats_dir: Path,
+    config: str,
+    *,
+    start_timeout_s: float,
+    stop_timeout_s: float,
+    env: dict[str, str] | None = None,
+    what: str = "nats-server",
+) -> AsyncIterator[Spawned]:
+    """Write `config` (mode 0600: it holds tokens) to nats_dir/nats-server.conf, start the
+    server on it in its own session (dying with us), yield once its ports file is written and
+    /healthz answers 200 (JetStream ready), then SIGTERM it (SIGKILL after stop_timeout_s).
+    The config must log to nats_dir/nats-server.log and write its ports file in nats_dir.
+    Shared by the centre's server (running_nats_server) and the agent's leaf."""
+    config_file = nats_dir / "nats-server.conf"
+    fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(config)
+    os.chmod(config_file, 0o600)  # also when an older one was readable
+    log_file = nats_dir / "nats-server.log"
+    proc = await asyncio.create_subprocess_exec(
+        binary,
+        "-c",
+        str(config_file),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,  # the server logs to its log_file
+        env=env,
+        preexec_fn=parent_death_signal(),  # prctl has to run in the child, before exec
+        start_new_session=True,
+    )
+    try:
+        url, monitor = await _wait_ready(proc, nats_dir, log_file, start_timeout_s, what)
+        yield Spawned(proc, url, monitor, config_file, log_file)
+    finally:
+        await stop_process(proc, stop_timeout_s)
+        log.info("%s stopped pid=%d status=%s", what, proc.pid, proc.returncode)
+
+
 async def _wait_ready(
-    proc: asyncio.subprocess.Process, opts: NatsServerOptions, log_file: Path
-) -> NatsServer:
-    ports_file = opts.nats_dir / f"nats-server_{proc.pid}.ports"
-    deadline = time.monotonic() + opts.start_timeout_s
+    proc: asyncio.subprocess.Process,
+    nats_dir: Path,
+    log_file: Path,
+    timeout_s: float,
+    what: str,
+) -> tuple[str, str]:
+    """The client and monitor URLs once the ports file is written and /healthz answers 200."""
+    ports_file = nats_dir / f"nats-server_{proc.pid}.ports"
+    deadline = time.monotonic() + timeout_s
     ports: dict[str, list[str]] | None = None
     while time.monotonic() < deadline:
         if proc.returncode is not None:
             raise NatsServerError(
-                f"nats-server exited with status {proc.returncode} while starting:\n"
+                f"{what} exited with status {proc.returncode} while starting:\n"
                 + log_tail(log_file)
             )
         if ports is None and ports_file.exists():
@@ -276,19 +333,9 @@ async def _wait_ready(
         if ports is not None:
             monitor = ports["monitoring"][0]
             if await http_status(f"{monitor}/healthz") == 200:
-                leafnode_url = await _leafnode_url(monitor) if opts.agent_listen else None
-                return NatsServer(
-                    url=ports["nats"][0],
-                    monitor_url=monitor,
-                    pid=proc.pid,
-                    config_file=opts.nats_dir / "nats-server.conf",
-                    log_file=log_file,
-                    leafnode_url=leafnode_url,
-                )
+                return ports["nats"][0], monitor
         await asyncio.sleep(_POLL_S)
-    raise NatsServerError(
-        f"nats-server not ready after {opts.start_timeout_s:.0f} s:\n" + log_tail(log_file)
-    )
+    raise NatsServerError(f"{what} not ready after {timeout_s:.0f} s:\n" + log_tail(log_file))
 
 
 @contextlib.asynccontextmanager
@@ -297,30 +344,25 @@ async def running_nats_server(opts: NatsServerOptions) -> AsyncIterator[NatsServ
     binary = opts.binary or find_nats_server()
     d = opts.nats_dir
     d.mkdir(parents=True, exist_ok=True)
-    config_file = d / "nats-server.conf"
-    fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(render_config(opts))
-    os.chmod(config_file, 0o600)  # also when an older one was readable
     if opts.agent_listen is not None and opts.token:
         # No agent until the core has read the credentials (a key revoked while NetWatch was
         # down must not get in meanwhile): netwatch.inside.hub renders them.
         write_users(d / USERS_FILE, render_users(opts.token, ()))
-    log_file = d / "nats-server.log"
-    proc = await asyncio.create_subprocess_exec(
+    async with spawned_nats_server(
         binary,
-        "-c",
-        str(config_file),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,  # the server logs to its log_file
-        preexec_fn=parent_death_signal(),  # prctl has to run in the child, before exec
-        start_new_session=True,
-    )
-    try:
-        server = await _wait_ready(proc, opts, log_file)
-        log.info("nats-server ready url=%s pid=%d store=%s", server.url, proc.pid, d)
+        d,
+        render_config(opts),
+        start_timeout_s=opts.start_timeout_s,
+        stop_timeout_s=opts.stop_timeout_s,
+    ) as spawned:
+        leafnode_url = await _leafnode_url(spawned.monitor_url) if opts.agent_listen else None
+        server = NatsServer(
+            url=spawned.url,
+            monitor_url=spawned.monitor_url,
+            pid=spawned.proc.pid,
+            config_file=spawned.config_file,
+            log_file=spawned.log_file,
+            leafnode_url=leafnode_url,
+        )
+        log.info("nats-server ready url=%s pid=%d store=%s", server.url, server.pid, d)
         yield server
-    finally:
-        await stop_process(proc, opts.stop_timeout_s)
-        log.info("nats-server stopped pid=%d status=%s", proc.pid, proc.returncode)

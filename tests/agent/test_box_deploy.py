@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from netwatch.cli import parse_args
-from tests.deploy.test_deploy import HARDENING
+from tests.deploy.test_deploy import HARDENING, assert_systemd_verifies
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -50,16 +50,7 @@ def test_agent_unit_verifies_runs_netwatch_agent_and_is_hardened(tmp_path: Path)
     local = re.sub(r"^(User|Group)=netwatch-agent$", r"\1=root", local, flags=re.MULTILINE)
     copy = tmp_path / "netwatch-agent.service"
     copy.write_text(local)
-    result = subprocess.run(
-        ["systemd-analyze", "verify", copy], capture_output=True, text=True, timeout=60
-    )
-    problems = [
-        line
-        for line in (result.stdout + result.stderr).splitlines()
-        if line.strip() and "Failed to connect" not in line and "System has not" not in line
-    ]
-    assert result.returncode == 0, problems
-    assert not problems
+    assert_systemd_verifies(copy)
 
 
 @pytest.fixture(scope="module")

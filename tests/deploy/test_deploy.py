@@ -355,8 +355,14 @@ def _verified_command(tmp_path: Path, unit_name: str, instance: str = "") -> arg
     local = local.replace("EnvironmentFile=/etc/netwatch/", "EnvironmentFile=-/etc/netwatch/")
     copy = tmp_path / (unit_name.replace("@.", f"@{instance}.") if instance else unit_name)
     copy.write_text(local)
+    assert_systemd_verifies(copy)
+    return args
+
+
+def assert_systemd_verifies(unit: Path) -> None:
+    """`systemd-analyze verify` finds nothing wrong with the unit file."""
     result = subprocess.run(
-        ["systemd-analyze", "verify", copy], capture_output=True, text=True, timeout=60
+        ["systemd-analyze", "verify", unit], capture_output=True, text=True, timeout=60
     )
     problems = [
         line
@@ -366,7 +372,6 @@ def _verified_command(tmp_path: Path, unit_name: str, instance: str = "") -> arg
     ]
     assert result.returncode == 0, problems
     assert not problems
-    return args
 
 
 def test_systemd_unit_verifies_and_runs_a_command_netwatch_accepts(tmp_path: Path) -> None:
